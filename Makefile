@@ -1,0 +1,36 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+CARGO ?= cargo
+PORT ?= 3000
+SUB ?= 1
+ROLES ?=
+
+.PHONY: run token test unit lint fmt venv cfn-lint build deploy clean
+
+## run: the whole API on 127.0.0.1:$(PORT) with the embedded store (no AWS, no Docker)
+run:
+	PORT=$(PORT) LOG_FORMAT=$${LOG_FORMAT:-text} $(CARGO) run --release -p local
+
+## token: print a dev JWT (SUB=user id, ROLES="admin manager")
+token:
+	@$(CARGO) run -q --release -p local -- token $(SUB) $(ROLES)
+
+## test: format and lint checks, template lint, every test (DynamoDB/SQS/SES against moto)
+test: venv lint cfn-lint
+	scripts/with-moto.sh $(CARGO) test --workspace --no-fail-fast
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+venv:
+	scripts/venv.sh
+
+cfn-lint: venv
+	.venv/bin/cfn-lint template.yaml
+
+clean:
+	$(CARGO) clean
+	rm -rf .venv

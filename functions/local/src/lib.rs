@@ -1,0 +1,16 @@
+//! The whole API on one HTTP server: every endpoint group's router mounted together over
+//! one [`App`]. Used by `make run` and by the black-box tests.
+
+use axum::Router;
+use shared::App;
+
+/// Every endpoint group, finished for serving.
+pub fn router(app: App) -> Router {
+    let groups = Router::new().merge(health::router()).merge(deals::router());
+    shared::http::finish(groups, app)
+}
+
+/// Serves the API on `listener` until the process ends.
+pub async fn serve(listener: tokio::net::TcpListener, app: App) -> std::io::Result<()> {
+    axum::serve(listener, router(app)).await
+}

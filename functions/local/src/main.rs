@@ -1,0 +1,40 @@
+//! `local` — serves the whole API on 127.0.0.1:$PORT (default 3000).
+//! `local token [SUB] [ROLE...]` — prints a dev JWT signed with the configured secret.
+
+use shared::App;
+use shared::auth::{Claims, issue};
+
+#[tokio::main]
+async fn main() {
+    if let Err(e) = run().await {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let config = shared::Config::from_env()?;
+    if args.first().map(String::as_str) == Some("token") {
+        let sub = args.get(1).cloned().unwrap_or_else(|| "1".into());
+        let claims = Claims {
+            email: Some(format!("user{sub}@example.com")),
+            phone: None,
+            name: Some(format!("User {sub}")),
+            roles: args.iter().skip(2).cloned().collect(),
+            exp: chrono::Utc::now().timestamp() + 30 * 24 * 3600,
+            sub,
+        };
+        println!("{}", issue(&config.jwt_secret, &claims));
+        return Ok(());
+    }
+    shared::telemetry::init();
+    let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
+    let addr = format!("127.0.0.1:{port}");
+    let app = App::from_env().await?;
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|e| format!("bind {addr}: {e}"))?;
+    tracing::info!(%addr, store = if app.config.table_name.is_some() { "dynamodb" } else { "memory" }, "listening");
+    local::serve(listener, app).await.map_err(|e| e.to_string())
+}

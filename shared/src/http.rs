@@ -1,0 +1,183 @@
+//! Request extractors whose rejections are [`ApiError`]s naming the field, so that bad
+//! input is always a 4xx JSON answer.
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::CONTENT_TYPE;
+use serde::de::DeserializeOwned;
+
+use crate::error::{ApiError, FieldError};
+
+/// A JSON body. Malformed JSON is 400; a missing field, a wrong type or an unknown enum
+/// value is 422 with the field's path (`order.cost`); a non-JSON content type is 415; a
+/// body over the limit is 413.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let json_type = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                let mime = v
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
+                mime == "application/json" || mime.ends_with("+json")
+            });
+        if json_type == Some(false) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| match e {
+            BytesRejection::FailedToBufferBody(_) => ApiError::PayloadTooLarge,
+            other => ApiError::bad_request("body", other.body_text()),
+        })?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// Parses JSON with the failing field's path in the error.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request("body", "a JSON body is required"));
+    }
+    // Every request body of this API is an object; serde would also read a struct from an
+    // array, which would make `[1, 2]` look like fields.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+            Ok(_) => Err(ApiError::invalid("body", "expected a JSON object")),
+            Err(e) => Err(ApiError::bad_request(
+                "body",
+                format!("malformed JSON: {e}"),
+            )),
+        };
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::bad_request("body", format!("malformed JSON: {inner}"));
+        }
+        let message = inner.to_string();
+        let message = message
+            .split(" at line ")
+            .next()
+            .unwrap_or(&message)
+            .to_owned();
+        // "missing field `cost`" points at the parent: name the field itself.
+        let field = match message
+            .strip_prefix("missing field `")
+            .and_then(|m| m.strip_suffix('`'))
+        {
+            Some(name) if path == "." => name.to_owned(),
+            Some(name) => format!("{path}.{name}"),
+            None if path == "." => "body".to_owned(),
+            None => path,
+        };
+        ApiError::Validation(vec![FieldError { field, message }])
+    })
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(e: PathRejection) -> Self {
+        ApiError::bad_request("path", e.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> Self {
+        let text = e.body_text();
+        let field = text
+            .split('`')
+            .nth(1)
+            .map(str::to_owned)
+            .unwrap_or_else(|| "query".to_owned());
+        ApiError::bad_request(field, text)
+    }
+}
+
+/// `axum::extract::Path` with an [`ApiError`] rejection.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct PathArg<T>(pub T);
+
+/// `axum::extract::Query` with an [`ApiError`] rejection.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct QueryArg<T>(pub T);
+
+/// JSON 404 for unknown routes.
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound("route".into())
+}
+
+/// Finishes a group's router for serving: JSON 404 for unknown routes, the body limit,
+/// and the state.
+pub fn finish(router: axum::Router<crate::App>, app: crate::App) -> axum::Router {
+    router
+        .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(
+            app.config.max_body_bytes,
+        ))
+        .with_state(app)
+}
+
+/// Serves one endpoint group as a Lambda function behind API Gateway.
+pub async fn run_lambda(router: axum::Router<crate::App>) -> Result<(), lambda_http::Error> {
+    crate::telemetry::init();
+    let app = crate::App::from_env().await?;
+    lambda_http::run(finish(router, app)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Outer {
+        order: Inner,
+    }
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Inner {
+        cost: rust_decimal::Decimal,
+        payer: Payer,
+    }
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(rename_all = "lowercase")]
+    enum Payer {
+        Consumer,
+    }
+
+    fn field(r: Result<Outer, ApiError>) -> (u16, String) {
+        let e = r.unwrap_err();
+        (e.status().as_u16(), e.field().unwrap().to_owned())
+    }
+
+    #[test]
+    fn names_the_field() {
+        assert_eq!(
+            field(parse_json(br#"{"order":{"payer":"consumer"}}"#)),
+            (422, "order.cost".into())
+        );
+        assert_eq!(
+            field(parse_json(br#"{"order":{"cost":"x","payer":"consumer"}}"#)),
+            (422, "order.cost".into())
+        );
+        assert_eq!(
+            field(parse_json(br#"{"order":{"cost":1,"payer":"nobody"}}"#)),
+            (422, "order.payer".into())
+        );
+        assert_eq!(field(parse_json(br#"{}"#)), (422, "order".into()));
+        assert_eq!(field(parse_json(br#"{"order": "#)), (400, "body".into()));
+        assert_eq!(field(parse_json(b"")), (400, "body".into()));
+    }
+}

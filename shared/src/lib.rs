@@ -1,0 +1,82 @@
+//! The domain crate: models, state machines, money, ports and their adapters.
+//!
+//! Lambda binaries in `functions/` and the local server only wire an [`App`] to the
+//! routers; everything that decides anything lives here.
+
+pub mod auth;
+pub mod config;
+pub mod deals;
+pub mod error;
+pub mod http;
+pub mod money;
+pub mod store;
+pub mod telemetry;
+pub mod users;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use chrono::{DateTime, Utc};
+
+pub use config::Config;
+pub use error::{ApiError, ApiResult};
+use store::Store;
+use store::dynamo::DynamoStore;
+use store::memory::MemoryStore;
+
+/// Wall clock with an adjustable offset, so tests can move time forward (expiry,
+/// escalation) without sleeping.
+#[derive(Clone, Default)]
+pub struct Clock {
+    offset_ms: Arc<AtomicI64>,
+}
+
+impl Clock {
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc::now() + chrono::Duration::milliseconds(self.offset_ms.load(Ordering::Relaxed))
+    }
+
+    pub fn advance(&self, by: chrono::Duration) {
+        self.offset_ms
+            .fetch_add(by.num_milliseconds(), Ordering::Relaxed);
+    }
+}
+
+/// Everything a handler needs: the store, the configuration, the clock.
+#[derive(Clone)]
+pub struct App {
+    pub store: Arc<dyn Store>,
+    pub config: Arc<Config>,
+    pub clock: Clock,
+}
+
+impl App {
+    pub fn new(store: Arc<dyn Store>, config: Config) -> App {
+        App {
+            store,
+            config: Arc::new(config),
+            clock: Clock::default(),
+        }
+    }
+
+    /// The embedded in-process store with the given configuration.
+    pub fn in_memory(config: Config) -> App {
+        App::new(Arc::new(MemoryStore::new()), config)
+    }
+
+    /// From the environment: DynamoDB when `TABLE_NAME` is set, else the embedded store.
+    pub async fn from_env() -> Result<App, String> {
+        let config = Config::from_env()?;
+        let store: Arc<dyn Store> = match &config.table_name {
+            Some(table) => {
+                let store = DynamoStore::from_env(table).await;
+                if std::env::var("CREATE_TABLE").is_ok_and(|v| v == "1" || v == "true") {
+                    store.ensure_table().await.map_err(|e| e.to_string())?;
+                }
+                Arc::new(store)
+            }
+            None => Arc::new(MemoryStore::new()),
+        };
+        Ok(App::new(store, config))
+    }
+}

@@ -1,0 +1,109 @@
+//! Money: `rust_decimal::Decimal` in roubles, two decimals, rounded half-up to kopecks.
+
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde::{Deserialize, Deserializer, Serializer};
+
+/// Rounds to kopecks, half away from zero (half-up for the positive amounts we handle).
+pub fn round(v: Decimal) -> Decimal {
+    let mut r = v.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+    r.rescale(2);
+    r
+}
+
+/// `value × percent / 100`, rounded to kopecks.
+pub fn percent_of(value: Decimal, percent: Decimal) -> Decimal {
+    round(value * percent / Decimal::ONE_HUNDRED)
+}
+
+/// Formats with exactly two decimals: `2500.00`.
+pub fn format(v: Decimal) -> String {
+    format!("{:.2}", round(v))
+}
+
+/// Parses a strict money string: digits, a dot and exactly two decimals (`"2500.00"`).
+pub fn parse_strict(s: &str) -> Option<Decimal> {
+    let (int, frac) = s.split_once('.')?;
+    let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    if !digits(int) || frac.len() != 2 || !digits(frac) || int.len() > 15 {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// Serializes money as a JSON number with two decimals (`23.00`), never via a float.
+pub mod number {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(v: &Decimal, s: S) -> Result<S::Ok, S::Error> {
+        let raw = serde_json::value::RawValue::from_string(format(*v))
+            .map_err(serde::ser::Error::custom)?;
+        serde::Serialize::serialize(&raw, s)
+    }
+
+    /// Accepts a JSON number or a numeric string.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+        <Decimal as Deserialize>::deserialize(d)
+    }
+}
+
+/// A decimal as a JSON number as written, normalized (`2.9`), for percents.
+pub mod plain {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(v: &Decimal, s: S) -> Result<S::Ok, S::Error> {
+        let raw = serde_json::value::RawValue::from_string(v.normalize().to_string())
+            .map_err(serde::ser::Error::custom)?;
+        serde::Serialize::serialize(&raw, s)
+    }
+}
+
+/// Optional money as a JSON number with two decimals, or `null`.
+pub mod number_opt {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(v: &Option<Decimal>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => number::serialize(v, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+        Option::<Decimal>::deserialize(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros::dec;
+
+    #[test]
+    fn rounds_half_up_to_kopecks() {
+        assert_eq!(round(dec!(1.005)), dec!(1.01));
+        assert_eq!(round(dec!(1.004)), dec!(1.00));
+        assert_eq!(round(dec!(2.5)).to_string(), "2.50");
+        assert_eq!(percent_of(dec!(10050000), dec!(2.9)), dec!(291450.00));
+    }
+
+    #[test]
+    fn strict_parse_needs_two_decimals() {
+        assert_eq!(parse_strict("2500.00"), Some(dec!(2500.00)));
+        for bad in [
+            "2500", "2500.0", "2500.000", "-1.00", "1e3.00", ".50", "12.5a", "",
+        ] {
+            assert_eq!(parse_strict(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn serializes_as_json_number_with_two_decimals() {
+        #[derive(serde::Serialize)]
+        struct T {
+            #[serde(with = "number")]
+            v: Decimal,
+        }
+        let json = serde_json::to_string(&T { v: dec!(10341450) }).unwrap();
+        assert_eq!(json, r#"{"v":10341450.00}"#);
+    }
+}

@@ -1,0 +1,70 @@
+//! Users: identified by the JWT `sub`; their profile (email, phone, name) is kept up to
+//! date from the token's claims, so deals can show the other party.
+
+use serde::{Deserialize, Serialize};
+
+use crate::App;
+use crate::auth::Claims;
+use crate::error::ApiResult;
+use crate::store::{Cond, Item};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub name: Option<String>,
+}
+
+impl User {
+    pub fn from_claims(c: &Claims) -> User {
+        User {
+            id: c.sub.clone(),
+            email: c.email.clone(),
+            phone: c.phone.clone(),
+            name: c.name.clone(),
+        }
+    }
+
+    /// The id as a JSON number when it is one (the seed shows integer user ids).
+    pub fn id_json(id: &str) -> serde_json::Value {
+        id.parse::<i64>()
+            .map(Into::into)
+            .unwrap_or_else(|_| id.into())
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": User::id_json(&self.id),
+            "email": self.email,
+            "phone": self.phone,
+            "name": self.name,
+        })
+    }
+}
+
+fn pk(id: &str) -> String {
+    format!("user#{id}")
+}
+
+pub async fn get(app: &App, id: &str) -> ApiResult<Option<User>> {
+    Ok(match app.store.get(&pk(id), "profile").await? {
+        Some(item) => Some(item.decode()?),
+        None => None,
+    })
+}
+
+/// Records the caller's profile from their claims; writes only when it changed.
+pub async fn sync(app: &App, claims: &Claims) -> ApiResult<User> {
+    let fresh = User::from_claims(claims);
+    if get(app, &fresh.id).await?.as_ref() != Some(&fresh) {
+        // Last writer wins: the newest token's claims are the truth for a profile.
+        app.store
+            .put(
+                Item::from_value(pk(&fresh.id), "profile", &fresh)?,
+                Cond::Always,
+            )
+            .await?;
+    }
+    Ok(fresh)
+}

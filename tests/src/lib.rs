@@ -1,0 +1,134 @@
+//! Test support: a local server on an ephemeral port, tokens, and the moto-backed store.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use shared::App;
+use shared::auth::{Claims, issue};
+use shared::store::Store;
+use shared::store::dynamo::DynamoStore;
+use shared::store::memory::MemoryStore;
+
+/// The moto endpoint, if the test run has one (`AWS_ENDPOINT_URL`). Under `make test`
+/// (`REQUIRE_MOTO=1`) a missing endpoint fails the test instead of skipping it.
+pub fn moto_endpoint() -> Option<String> {
+    match std::env::var("AWS_ENDPOINT_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
+        Some(url) => Some(url),
+        None if std::env::var("REQUIRE_MOTO").is_ok_and(|v| v == "1") => {
+            panic!("REQUIRE_MOTO=1 but AWS_ENDPOINT_URL is unset: run through `make test`")
+        }
+        None => {
+            eprintln!("skipped: AWS_ENDPOINT_URL unset (moto not running); `make test` runs it");
+            None
+        }
+    }
+}
+
+/// A fresh DynamoDB table on moto, or `None` when moto is not available.
+pub async fn dynamo_store() -> Option<Arc<DynamoStore>> {
+    moto_endpoint()?;
+    let table = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let store = DynamoStore::from_env(table).await;
+    store.ensure_table().await.expect("create table on moto");
+    Some(Arc::new(store))
+}
+
+pub fn memory_store() -> Arc<MemoryStore> {
+    Arc::new(MemoryStore::new())
+}
+
+pub const SECRET: &str = "test-secret";
+
+/// A valid bearer token for `sub`.
+pub fn token(sub: &str, roles: &[&str]) -> String {
+    issue(
+        SECRET,
+        &Claims {
+            sub: sub.into(),
+            exp: chrono::Utc::now().timestamp() + 3600,
+            email: Some(format!("user{sub}@example.com")),
+            phone: Some(format!("+7999000{sub:0>4}")),
+            name: Some(format!("User {sub}")),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+        },
+    )
+}
+
+/// The whole API served on 127.0.0.1 at an ephemeral port.
+pub struct TestServer {
+    pub base: String,
+    pub app: App,
+    pub http: reqwest::Client,
+}
+
+impl TestServer {
+    pub async fn start(store: Arc<dyn Store>) -> TestServer {
+        let mut config = shared::Config::for_tests();
+        config.jwt_secret = SECRET.into();
+        Self::start_with(App::new(store, config)).await
+    }
+
+    pub async fn memory() -> TestServer {
+        Self::start(memory_store()).await
+    }
+
+    pub async fn start_with(mut app: App) -> TestServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let mut config = (*app.config).clone();
+        config.public_url = base.clone();
+        app.config = Arc::new(config);
+        let served = app.clone();
+        tokio::spawn(async move { local::serve(listener, served).await });
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        TestServer { base, app, http }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends a request and returns the status and the JSON body (`Null` if none).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status().as_u16();
+        let bytes = res.bytes().await.expect("body");
+        let json = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        (status, json)
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, token, Some(body))
+            .await
+    }
+}

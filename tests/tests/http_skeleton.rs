@@ -1,0 +1,142 @@
+//! The skeleton over HTTP: health, auth failures, bad bodies, unknown routes.
+
+use api_tests::{SECRET, TestServer, token};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use serde_json::json;
+
+#[tokio::test]
+async fn health_answers_the_seed_shape() {
+    let srv = TestServer::memory().await;
+    let (status, body) = srv.get("/v1/health", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "healthy");
+    let ts = body["timestamp"].as_str().unwrap();
+    chrono::DateTime::parse_from_rfc3339(ts).expect("RFC 3339 timestamp");
+    assert_eq!(body.as_object().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn unknown_route_is_json_404() {
+    let srv = TestServer::memory().await;
+    let (status, body) = srv.get("/nope", None).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["success"], false);
+    assert_eq!(body["error"]["code"], "not_found");
+}
+
+#[tokio::test]
+async fn dev_token_is_accepted_and_bad_tokens_are_401() {
+    let srv = TestServer::memory().await;
+    let good = token("21", &[]);
+    let expired = shared::auth::issue(
+        SECRET,
+        &shared::auth::Claims {
+            sub: "21".into(),
+            exp: chrono::Utc::now().timestamp() - 600,
+            email: None,
+            phone: None,
+            name: None,
+            roles: vec![],
+        },
+    );
+    let wrong_key = shared::auth::issue(
+        "another-secret",
+        &shared::auth::Claims {
+            sub: "21".into(),
+            exp: chrono::Utc::now().timestamp() + 600,
+            email: None,
+            phone: None,
+            name: None,
+            roles: vec![],
+        },
+    );
+    let none_alg = format!(
+        "{}.{}.",
+        B64.encode(br#"{"alg":"none","typ":"JWT"}"#),
+        B64.encode(br#"{"sub":"21","exp":4102444800}"#)
+    );
+    assert_eq!(srv.get("/api/v1/me", Some(&good)).await.0, 200);
+    for bad in [
+        expired.as_str(),
+        wrong_key.as_str(),
+        none_alg.as_str(),
+        "garbage",
+        "",
+    ] {
+        let (status, body) = srv.get("/api/v1/me", Some(bad)).await;
+        assert_eq!(status, 401, "token {bad:?}");
+        assert_eq!(body["error"]["code"], "unauthorized");
+        assert_eq!(body["error"]["field"], "Authorization");
+    }
+    assert_eq!(srv.get("/api/v1/me", None).await.0, 401);
+}
+
+#[tokio::test]
+async fn malformed_json_is_4xx_never_500() {
+    let srv = TestServer::memory().await;
+    let auth = format!("Bearer {}", token("21", &[]));
+    for (body, ctype, expected) in [
+        ("{\"cost\": ", "application/json", 400),
+        ("", "application/json", 400),
+        ("[1,2]", "application/json", 422),
+        ("{\"a\":1}", "text/plain", 415),
+    ] {
+        let res = srv
+            .http
+            .post(srv.url("/api/v1/orders/calc_commission"))
+            .header("authorization", &auth)
+            .header("content-type", ctype)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), expected, "body {body:?}");
+        let json: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(json["error"]["field"], "body", "{json}");
+    }
+    let t = token("21", &[]);
+    for (body, field) in [
+        (json!({"cost": 100}), "commission_payer"),
+        (
+            json!({"cost": "abc", "commission_payer": "consumer"}),
+            "cost",
+        ),
+        (
+            json!({"cost": 100, "commission_payer": "nobody"}),
+            "commission_payer",
+        ),
+        (
+            json!({"cost": 19.99, "commission_payer": "consumer"}),
+            "cost",
+        ),
+    ] {
+        let (status, json) = srv
+            .post("/api/v1/orders/calc_commission", Some(&t), &body)
+            .await;
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(json["error"]["field"], field, "{json}");
+    }
+}
+
+#[tokio::test]
+async fn calc_commission_reproduces_the_seed() {
+    let srv = TestServer::memory().await;
+    let t = token("21", &[]);
+    let (status, body) = srv
+        .post(
+            "/api/v1/orders/calc_commission",
+            Some(&t),
+            &json!({"cost": 10000000, "commission_payer": "50/50"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["cost"], json!(10000000.0));
+    assert_eq!(body["commission"], json!(100000.0));
+    assert_eq!(body["commission_description"], "1%");
+    assert_eq!(body["supplier_receive"], json!(9950000.0));
+    assert_eq!(body["consumer_pay"]["invoice"], json!(10050000.0));
+    assert_eq!(body["consumer_pay"]["gateway"], json!(10341450.0));
+    assert_eq!(body["gateway_commission"], json!(2.9));
+    assert_eq!(body["mandarin_commission"], json!(2.4));
+}
