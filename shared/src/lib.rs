@@ -9,6 +9,7 @@ pub mod deals;
 pub mod error;
 pub mod http;
 pub mod money;
+pub mod outbox;
 pub mod store;
 pub mod telemetry;
 pub mod users;
@@ -20,6 +21,7 @@ use chrono::{DateTime, Utc};
 
 pub use config::Config;
 pub use error::{ApiError, ApiResult};
+use outbox::{MemoryOutbox, Outbox};
 use store::Store;
 use store::dynamo::DynamoStore;
 use store::memory::MemoryStore;
