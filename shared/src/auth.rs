@@ -31,35 +31,27 @@ impl Claims {
 }
 
 pub fn issue(secret: &str, claims: &Claims) -> String {
-    encode(
-        &Header::new(Algorithm::HS256),
-        claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .expect("HS256 signing with an in-memory key cannot fail")
+    encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret.as_bytes()))
+        .expect("HS256 signing with an in-memory key cannot fail")
 }
 
 pub fn verify(secret: &str, token: &str) -> Result<Claims, ApiError> {
     let mut validation = Validation::new(Algorithm::HS256);
     validation.leeway = 5;
     validation.set_required_spec_claims(&["exp", "sub"]);
-    decode::<Claims>(
-        token,
-        &DecodingKey::from_secret(secret.as_bytes()),
-        &validation,
-    )
-    .map(|d| d.claims)
-    .map_err(|e| {
-        use jsonwebtoken::errors::ErrorKind;
-        let why = match e.kind() {
-            ErrorKind::ExpiredSignature => "token expired",
-            ErrorKind::InvalidSignature => "token signature is invalid",
-            ErrorKind::InvalidAlgorithm => "token algorithm must be HS256",
-            ErrorKind::MissingRequiredClaim(_) => "token lacks a required claim (sub, exp)",
-            _ => "token is malformed",
-        };
-        ApiError::Unauthorized(why.into())
-    })
+    decode::<Claims>(token, &DecodingKey::from_secret(secret.as_bytes()), &validation)
+        .map(|d| d.claims)
+        .map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            let why = match e.kind() {
+                ErrorKind::ExpiredSignature => "token expired",
+                ErrorKind::InvalidSignature => "token signature is invalid",
+                ErrorKind::InvalidAlgorithm => "token algorithm must be HS256",
+                ErrorKind::MissingRequiredClaim(_) => "token lacks a required claim (sub, exp)",
+                _ => "token is malformed",
+            };
+            ApiError::Unauthorized(why.into())
+        })
 }
 
 /// The authenticated caller. Extracting it rejects the request with 401 unless a valid
@@ -83,15 +75,10 @@ where
         let token = header
             .to_str()
             .ok()
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
+            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                ApiError::Unauthorized("Authorization must be `Bearer <token>`".into())
-            })?;
+            .ok_or_else(|| ApiError::Unauthorized("Authorization must be `Bearer <token>`".into()))?;
         verify(&app.config.jwt_secret, token).map(AuthUser)
     }
 }
@@ -146,34 +133,19 @@ mod tests {
     #[test]
     fn rejects_expired_wrong_key_none_and_garbage() {
         let expired = issue("k", &claims(now() - 3600));
-        assert_eq!(
-            verify("k", &expired).unwrap_err(),
-            ApiError::Unauthorized("token expired".into())
-        );
+        assert_eq!(verify("k", &expired).unwrap_err(), ApiError::Unauthorized("token expired".into()));
         let wrong = issue("other", &claims(now() + 60));
-        assert!(matches!(
-            verify("k", &wrong),
-            Err(ApiError::Unauthorized(_))
-        ));
+        assert!(matches!(verify("k", &wrong), Err(ApiError::Unauthorized(_))));
         let header = B64.encode(br#"{"alg":"none","typ":"JWT"}"#);
         let body = B64.encode(serde_json::to_vec(&claims(now() + 60)).unwrap());
-        assert!(matches!(
-            verify("k", &format!("{header}.{body}.")),
-            Err(ApiError::Unauthorized(_))
-        ));
-        assert!(matches!(
-            verify("k", "not-a-jwt"),
-            Err(ApiError::Unauthorized(_))
-        ));
+        assert!(matches!(verify("k", &format!("{header}.{body}.")), Err(ApiError::Unauthorized(_))));
+        assert!(matches!(verify("k", "not-a-jwt"), Err(ApiError::Unauthorized(_))));
         let no_exp = encode(
             &Header::new(Algorithm::HS256),
             &serde_json::json!({"sub": "1"}),
             &EncodingKey::from_secret(b"k"),
         )
         .unwrap();
-        assert!(matches!(
-            verify("k", &no_exp),
-            Err(ApiError::Unauthorized(_))
-        ));
+        assert!(matches!(verify("k", &no_exp), Err(ApiError::Unauthorized(_))));
     }
 }

@@ -23,10 +23,7 @@ pub enum ApiError {
     /// 400: the request cannot be processed as sent (malformed JSON, a bad parameter,
     /// a state that does not allow the operation).
     #[error("{message}")]
-    BadRequest {
-        field: Option<String>,
-        message: String,
-    },
+    BadRequest { field: Option<String>, message: String },
     /// 401: missing or invalid credentials.
     #[error("{0}")]
     Unauthorized(String),
@@ -61,17 +58,11 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn bad_request(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError::BadRequest {
-            field: Some(field.into()),
-            message: message.into(),
-        }
+        ApiError::BadRequest { field: Some(field.into()), message: message.into() }
     }
 
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError::Validation(vec![FieldError {
-            field: field.into(),
-            message: message.into(),
-        }])
+        ApiError::Validation(vec![FieldError { field: field.into(), message: message.into() }])
     }
 
     pub fn status(&self) -> StatusCode {
@@ -126,12 +117,7 @@ impl ApiError {
             ApiError::Validation(errors) => errors.clone(),
             other => other
                 .field()
-                .map(|f| {
-                    vec![FieldError {
-                        field: f.to_owned(),
-                        message: message.clone(),
-                    }]
-                })
+                .map(|f| vec![FieldError { field: f.to_owned(), message: message.clone() }])
                 .unwrap_or_default(),
         };
         json!({
@@ -158,9 +144,9 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Conflict { .. } => ApiError::Conflict(
-                "the resource was changed by another request; re-read and retry".into(),
-            ),
+            StoreError::Conflict { .. } => {
+                ApiError::Conflict("the resource was changed by another request; re-read and retry".into())
+            }
             StoreError::Unavailable(m) => ApiError::Unavailable(m),
             StoreError::Codec(m) | StoreError::Invalid(m) => ApiError::Internal(m),
         }

@@ -18,19 +18,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let json_type = req
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| {
-                let mime = v
-                    .split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase();
-                mime == "application/json" || mime.ends_with("+json")
-            });
+        let json_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(|v| {
+            let mime = v.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            mime == "application/json" || mime.ends_with("+json")
+        });
         if json_type == Some(false) {
             return Err(ApiError::UnsupportedMediaType);
         }
@@ -52,10 +43,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
             Ok(_) => Err(ApiError::invalid("body", "expected a JSON object")),
-            Err(e) => Err(ApiError::bad_request(
-                "body",
-                format!("malformed JSON: {e}"),
-            )),
+            Err(e) => Err(ApiError::bad_request("body", format!("malformed JSON: {e}"))),
         };
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
@@ -66,16 +54,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             return ApiError::bad_request("body", format!("malformed JSON: {inner}"));
         }
         let message = inner.to_string();
-        let message = message
-            .split(" at line ")
-            .next()
-            .unwrap_or(&message)
-            .to_owned();
+        let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
         // "missing field `cost`" points at the parent: name the field itself.
-        let field = match message
-            .strip_prefix("missing field `")
-            .and_then(|m| m.strip_suffix('`'))
-        {
+        let field = match message.strip_prefix("missing field `").and_then(|m| m.strip_suffix('`')) {
             Some(name) if path == "." => name.to_owned(),
             Some(name) => format!("{path}.{name}"),
             None if path == "." => "body".to_owned(),
@@ -94,11 +75,7 @@ impl From<PathRejection> for ApiError {
 impl From<QueryRejection> for ApiError {
     fn from(e: QueryRejection) -> Self {
         let text = e.body_text();
-        let field = text
-            .split('`')
-            .nth(1)
-            .map(str::to_owned)
-            .unwrap_or_else(|| "query".to_owned());
+        let field = text.split('`').nth(1).map(str::to_owned).unwrap_or_else(|| "query".to_owned());
         ApiError::bad_request(field, text)
     }
 }
@@ -123,9 +100,7 @@ pub async fn not_found() -> ApiError {
 pub fn finish(router: axum::Router<crate::App>, app: crate::App) -> axum::Router {
     router
         .fallback(not_found)
-        .layer(axum::extract::DefaultBodyLimit::max(
-            app.config.max_body_bytes,
-        ))
+        .layer(axum::extract::DefaultBodyLimit::max(app.config.max_body_bytes))
         .with_state(app)
 }
 
@@ -164,10 +139,7 @@ mod tests {
 
     #[test]
     fn names_the_field() {
-        assert_eq!(
-            field(parse_json(br#"{"order":{"payer":"consumer"}}"#)),
-            (422, "order.cost".into())
-        );
+        assert_eq!(field(parse_json(br#"{"order":{"payer":"consumer"}}"#)), (422, "order.cost".into()));
         assert_eq!(
             field(parse_json(br#"{"order":{"cost":"x","payer":"consumer"}}"#)),
             (422, "order.cost".into())

@@ -39,23 +39,29 @@ impl Clock {
     }
 
     pub fn advance(&self, by: chrono::Duration) {
-        self.offset_ms
-            .fetch_add(by.num_milliseconds(), Ordering::Relaxed);
+        self.offset_ms.fetch_add(by.num_milliseconds(), Ordering::Relaxed);
     }
 }
 
-/// Everything a handler needs: the store, the configuration, the clock.
+/// Everything a handler needs: the store, the outbox, the configuration, the clock.
 #[derive(Clone)]
 pub struct App {
     pub store: Arc<dyn Store>,
+    pub outbox: Arc<dyn Outbox>,
+    /// The in-process outbox when that is the one in use (local runs, tests).
+    pub local_outbox: Option<Arc<MemoryOutbox>>,
     pub config: Arc<Config>,
     pub clock: Clock,
 }
 
 impl App {
+    /// With the in-process outbox.
     pub fn new(store: Arc<dyn Store>, config: Config) -> App {
+        let local = Arc::new(MemoryOutbox::default());
         App {
             store,
+            outbox: local.clone(),
+            local_outbox: Some(local),
             config: Arc::new(config),
             clock: Clock::default(),
         }

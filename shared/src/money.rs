@@ -35,8 +35,7 @@ pub mod number {
     use super::*;
 
     pub fn serialize<S: Serializer>(v: &Decimal, s: S) -> Result<S::Ok, S::Error> {
-        let raw = serde_json::value::RawValue::from_string(format(*v))
-            .map_err(serde::ser::Error::custom)?;
+        let raw = serde_json::value::RawValue::from_string(format(*v)).map_err(serde::ser::Error::custom)?;
         serde::Serialize::serialize(&raw, s)
     }
 
@@ -89,9 +88,7 @@ mod tests {
     #[test]
     fn strict_parse_needs_two_decimals() {
         assert_eq!(parse_strict("2500.00"), Some(dec!(2500.00)));
-        for bad in [
-            "2500", "2500.0", "2500.000", "-1.00", "1e3.00", ".50", "12.5a", "",
-        ] {
+        for bad in ["2500", "2500.0", "2500.000", "-1.00", "1e3.00", ".50", "12.5a", ""] {
             assert_eq!(parse_strict(bad), None, "{bad}");
         }
     }

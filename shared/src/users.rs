@@ -18,19 +18,12 @@ pub struct User {
 
 impl User {
     pub fn from_claims(c: &Claims) -> User {
-        User {
-            id: c.sub.clone(),
-            email: c.email.clone(),
-            phone: c.phone.clone(),
-            name: c.name.clone(),
-        }
+        User { id: c.sub.clone(), email: c.email.clone(), phone: c.phone.clone(), name: c.name.clone() }
     }
 
     /// The id as a JSON number when it is one (the seed shows integer user ids).
     pub fn id_json(id: &str) -> serde_json::Value {
-        id.parse::<i64>()
-            .map(Into::into)
-            .unwrap_or_else(|_| id.into())
+        id.parse::<i64>().map(Into::into).unwrap_or_else(|_| id.into())
     }
 
     pub fn to_json(&self) -> serde_json::Value {
@@ -59,12 +52,7 @@ pub async fn sync(app: &App, claims: &Claims) -> ApiResult<User> {
     let fresh = User::from_claims(claims);
     if get(app, &fresh.id).await?.as_ref() != Some(&fresh) {
         // Last writer wins: the newest token's claims are the truth for a profile.
-        app.store
-            .put(
-                Item::from_value(pk(&fresh.id), "profile", &fresh)?,
-                Cond::Always,
-            )
-            .await?;
+        app.store.put(Item::from_value(pk(&fresh.id), "profile", &fresh)?, Cond::Always).await?;
     }
     Ok(fresh)
 }

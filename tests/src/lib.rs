@@ -12,10 +12,7 @@ use shared::store::memory::MemoryStore;
 /// The moto endpoint, if the test run has one (`AWS_ENDPOINT_URL`). Under `make test`
 /// (`REQUIRE_MOTO=1`) a missing endpoint fails the test instead of skipping it.
 pub fn moto_endpoint() -> Option<String> {
-    match std::env::var("AWS_ENDPOINT_URL")
-        .ok()
-        .filter(|v| !v.is_empty())
-    {
+    match std::env::var("AWS_ENDPOINT_URL").ok().filter(|v| !v.is_empty()) {
         Some(url) => Some(url),
         None if std::env::var("REQUIRE_MOTO").is_ok_and(|v| v == "1") => {
             panic!("REQUIRE_MOTO=1 but AWS_ENDPOINT_URL is unset: run through `make test`")
@@ -76,19 +73,15 @@ impl TestServer {
     }
 
     pub async fn start_with(mut app: App) -> TestServer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let mut config = (*app.config).clone();
         config.public_url = base.clone();
         app.config = Arc::new(config);
         let served = app.clone();
         tokio::spawn(async move { local::serve(listener, served).await });
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client");
+        let http =
+            reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
         TestServer { base, app, http }
     }
 
@@ -128,7 +121,6 @@ impl TestServer {
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
-        self.call(reqwest::Method::POST, path, token, Some(body))
-            .await
+        self.call(reqwest::Method::POST, path, token, Some(body)).await
     }
 }

@@ -57,13 +57,7 @@ async fn dev_token_is_accepted_and_bad_tokens_are_401() {
         B64.encode(br#"{"sub":"21","exp":4102444800}"#)
     );
     assert_eq!(srv.get("/api/v1/me", Some(&good)).await.0, 200);
-    for bad in [
-        expired.as_str(),
-        wrong_key.as_str(),
-        none_alg.as_str(),
-        "garbage",
-        "",
-    ] {
+    for bad in [expired.as_str(), wrong_key.as_str(), none_alg.as_str(), "garbage", ""] {
         let (status, body) = srv.get("/api/v1/me", Some(bad)).await;
         assert_eq!(status, 401, "token {bad:?}");
         assert_eq!(body["error"]["code"], "unauthorized");
@@ -98,22 +92,11 @@ async fn malformed_json_is_4xx_never_500() {
     let t = token("21", &[]);
     for (body, field) in [
         (json!({"cost": 100}), "commission_payer"),
-        (
-            json!({"cost": "abc", "commission_payer": "consumer"}),
-            "cost",
-        ),
-        (
-            json!({"cost": 100, "commission_payer": "nobody"}),
-            "commission_payer",
-        ),
-        (
-            json!({"cost": 19.99, "commission_payer": "consumer"}),
-            "cost",
-        ),
+        (json!({"cost": "abc", "commission_payer": "consumer"}), "cost"),
+        (json!({"cost": 100, "commission_payer": "nobody"}), "commission_payer"),
+        (json!({"cost": 19.99, "commission_payer": "consumer"}), "cost"),
     ] {
-        let (status, json) = srv
-            .post("/api/v1/orders/calc_commission", Some(&t), &body)
-            .await;
+        let (status, json) = srv.post("/api/v1/orders/calc_commission", Some(&t), &body).await;
         assert_eq!(status, 422, "{body}");
         assert_eq!(json["error"]["field"], field, "{json}");
     }

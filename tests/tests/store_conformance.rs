@@ -18,10 +18,7 @@ fn item(pk: &str, sk: &str, v: Value) -> Item {
 }
 
 fn conflict<T: std::fmt::Debug>(r: Result<T, StoreError>) {
-    assert!(
-        matches!(r, Err(StoreError::Conflict { .. })),
-        "expected a conflict, got {r:?}"
-    );
+    assert!(matches!(r, Err(StoreError::Conflict { .. })), "expected a conflict, got {r:?}");
 }
 
 pub async fn get_missing_is_none(s: Arc<dyn Store>) {
@@ -29,49 +26,25 @@ pub async fn get_missing_is_none(s: Arc<dyn Store>) {
 }
 
 pub async fn create_only_once(s: Arc<dyn Store>) {
-    s.put(
-        item("deal#1", "deal", json!({"state": "pending"})),
-        Cond::NotExists,
-    )
-    .await
-    .unwrap();
-    conflict(
-        s.put(
-            item("deal#1", "deal", json!({"state": "hijacked"})),
-            Cond::NotExists,
-        )
-        .await,
-    );
+    s.put(item("deal#1", "deal", json!({"state": "pending"})), Cond::NotExists).await.unwrap();
+    conflict(s.put(item("deal#1", "deal", json!({"state": "hijacked"})), Cond::NotExists).await);
     let got = s.get("deal#1", "deal").await.unwrap().unwrap();
     assert_eq!(got.data["state"], "pending");
     assert_eq!(got.version, 1);
 }
 
 pub async fn versioned_update(s: Arc<dyn Store>) {
-    s.put(item("p", "s", json!({"n": 1})), Cond::NotExists)
-        .await
-        .unwrap();
+    s.put(item("p", "s", json!({"n": 1})), Cond::NotExists).await.unwrap();
     let v2 = item("p", "s", json!({"n": 2})).with_version(2);
     s.put(v2.clone(), Cond::Version(1)).await.unwrap();
-    conflict(
-        s.put(
-            item("p", "s", json!({"n": 3})).with_version(2),
-            Cond::Version(1),
-        )
-        .await,
-    );
-    conflict(
-        s.put(item("missing", "s", json!({})), Cond::Version(1))
-            .await,
-    );
+    conflict(s.put(item("p", "s", json!({"n": 3})).with_version(2), Cond::Version(1)).await);
+    conflict(s.put(item("missing", "s", json!({})), Cond::Version(1)).await);
     conflict(s.put(item("missing", "s", json!({})), Cond::Exists).await);
     assert_eq!(s.get("p", "s").await.unwrap().unwrap(), v2);
 }
 
 pub async fn conditional_delete(s: Arc<dyn Store>) {
-    s.put(item("p", "s", json!({})), Cond::NotExists)
-        .await
-        .unwrap();
+    s.put(item("p", "s", json!({})), Cond::NotExists).await.unwrap();
     conflict(s.delete("p", "s", Cond::Version(7)).await);
     s.delete("p", "s", Cond::Version(1)).await.unwrap();
     assert_eq!(s.get("p", "s").await.unwrap(), None);
@@ -80,47 +53,21 @@ pub async fn conditional_delete(s: Arc<dyn Store>) {
 }
 
 pub async fn transaction_is_all_or_nothing(s: Arc<dyn Store>) {
-    s.put(item("b", "b", json!({"x": 1})), Cond::NotExists)
-        .await
-        .unwrap();
+    s.put(item("b", "b", json!({"x": 1})), Cond::NotExists).await.unwrap();
     let res = s
         .transact(vec![
-            WriteOp::Put {
-                item: item("a", "a", json!({"x": 1})),
-                cond: Cond::NotExists,
-            },
-            WriteOp::Put {
-                item: item("b", "b", json!({"x": 2})).with_version(9),
-                cond: Cond::Version(8),
-            },
+            WriteOp::Put { item: item("a", "a", json!({"x": 1})), cond: Cond::NotExists },
+            WriteOp::Put { item: item("b", "b", json!({"x": 2})).with_version(9), cond: Cond::Version(8) },
         ])
         .await;
     assert_eq!(res, Err(StoreError::Conflict { index: Some(1) }));
-    assert_eq!(
-        s.get("a", "a").await.unwrap(),
-        None,
-        "first op must not apply"
-    );
+    assert_eq!(s.get("a", "a").await.unwrap(), None, "first op must not apply");
     assert_eq!(s.get("b", "b").await.unwrap().unwrap().data["x"], 1);
 
     s.transact(vec![
-        WriteOp::Put {
-            item: item("a", "a", json!({"x": 1})),
-            cond: Cond::NotExists,
-        },
-        WriteOp::Delete {
-            pk: "b".into(),
-            sk: "b".into(),
-            cond: Cond::Version(1),
-        },
-        WriteOp::Add {
-            pk: "c".into(),
-            sk: "c".into(),
-            field: "n".into(),
-            delta: 2,
-            min: None,
-            max: Some(5),
-        },
+        WriteOp::Put { item: item("a", "a", json!({"x": 1})), cond: Cond::NotExists },
+        WriteOp::Delete { pk: "b".into(), sk: "b".into(), cond: Cond::Version(1) },
+        WriteOp::Add { pk: "c".into(), sk: "c".into(), field: "n".into(), delta: 2, min: None, max: Some(5) },
     ])
     .await
     .unwrap();
@@ -130,11 +77,7 @@ pub async fn transaction_is_all_or_nothing(s: Arc<dyn Store>) {
 
     let res = s
         .transact(vec![
-            WriteOp::Check {
-                pk: "a".into(),
-                sk: "a".into(),
-                cond: Cond::Version(1),
-            },
+            WriteOp::Check { pk: "a".into(), sk: "a".into(), cond: Cond::Version(1) },
             WriteOp::Add {
                 pk: "c".into(),
                 sk: "c".into(),
@@ -147,28 +90,15 @@ pub async fn transaction_is_all_or_nothing(s: Arc<dyn Store>) {
         .await;
     assert_eq!(res, Err(StoreError::Conflict { index: Some(1) }));
     assert_eq!(s.get("c", "c").await.unwrap().unwrap().number("n"), 2);
-    assert!(matches!(
-        s.transact(vec![]).await,
-        Err(StoreError::Invalid(_))
-    ));
+    assert!(matches!(s.transact(vec![]).await, Err(StoreError::Invalid(_))));
 }
 
 pub async fn bounded_counter(s: Arc<dyn Store>) {
     for expected in 1..=3 {
-        assert_eq!(
-            s.add("slot", "cap", "held", 1, Some(0), Some(3))
-                .await
-                .unwrap(),
-            expected
-        );
+        assert_eq!(s.add("slot", "cap", "held", 1, Some(0), Some(3)).await.unwrap(), expected);
     }
     conflict(s.add("slot", "cap", "held", 1, Some(0), Some(3)).await);
-    assert_eq!(
-        s.add("slot", "cap", "held", -3, Some(0), Some(3))
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(s.add("slot", "cap", "held", -3, Some(0), Some(3)).await.unwrap(), 0);
     conflict(s.add("slot", "cap", "held", -1, Some(0), Some(3)).await);
     conflict(s.add("fresh", "cap", "held", 5, Some(0), Some(3)).await);
     assert_eq!(s.get("fresh", "cap").await.unwrap(), None);
@@ -177,71 +107,34 @@ pub async fn bounded_counter(s: Arc<dyn Store>) {
 }
 
 pub async fn query_by_prefix_and_order(s: Arc<dyn Store>) {
-    for (sk, n) in [
-        ("seat#A-2", 2),
-        ("seat#A-1", 1),
-        ("seat#B-1", 3),
-        ("meta", 0),
-    ] {
-        s.put(item("event#1", sk, json!({"n": n})), Cond::Always)
-            .await
-            .unwrap();
+    for (sk, n) in [("seat#A-2", 2), ("seat#A-1", 1), ("seat#B-1", 3), ("meta", 0)] {
+        s.put(item("event#1", sk, json!({"n": n})), Cond::Always).await.unwrap();
     }
-    s.put(item("event#2", "seat#A-1", json!({"n": 9})), Cond::Always)
-        .await
-        .unwrap();
-    let all = s
-        .query("event#1", QueryOpts::prefix("seat#"))
-        .await
-        .unwrap();
+    s.put(item("event#2", "seat#A-1", json!({"n": 9})), Cond::Always).await.unwrap();
+    let all = s.query("event#1", QueryOpts::prefix("seat#")).await.unwrap();
     let sks: Vec<_> = all.iter().map(|i| i.sk.as_str()).collect();
     assert_eq!(sks, ["seat#A-1", "seat#A-2", "seat#B-1"]);
     let desc = s
-        .query(
-            "event#1",
-            QueryOpts {
-                sk_prefix: Some("seat#A".into()),
-                descending: true,
-                limit: Some(1),
-            },
-        )
+        .query("event#1", QueryOpts { sk_prefix: Some("seat#A".into()), descending: true, limit: Some(1) })
         .await
         .unwrap();
     assert_eq!(desc.len(), 1);
     assert_eq!(desc[0].sk, "seat#A-2");
-    assert_eq!(
-        s.query("event#1", QueryOpts::default())
-            .await
-            .unwrap()
-            .len(),
-        4
-    );
+    assert_eq!(s.query("event#1", QueryOpts::default()).await.unwrap().len(), 4);
 }
 
 pub async fn secondary_index(s: Arc<dyn Store>) {
     for (id, at) in [(1, "2026-01-02"), (2, "2026-01-01"), (3, "2026-01-03")] {
-        let it = item(&format!("deal#{id}"), "deal", json!({"id": id}))
-            .with_gsi1("user#7", format!("deal#{at}"));
+        let it =
+            item(&format!("deal#{id}"), "deal", json!({"id": id})).with_gsi1("user#7", format!("deal#{at}"));
         s.put(it, Cond::NotExists).await.unwrap();
     }
-    s.put(
-        item("deal#4", "deal", json!({"id": 4})).with_gsi1("user#8", "deal#x"),
-        Cond::NotExists,
-    )
-    .await
-    .unwrap();
-    let opts = QueryOpts {
-        sk_prefix: Some("deal#".into()),
-        descending: true,
-        limit: None,
-    };
-    let ids: Vec<_> = s
-        .query_gsi1("user#7", opts)
+    s.put(item("deal#4", "deal", json!({"id": 4})).with_gsi1("user#8", "deal#x"), Cond::NotExists)
         .await
-        .unwrap()
-        .iter()
-        .map(|i| i.data["id"].clone())
-        .collect();
+        .unwrap();
+    let opts = QueryOpts { sk_prefix: Some("deal#".into()), descending: true, limit: None };
+    let ids: Vec<_> =
+        s.query_gsi1("user#7", opts).await.unwrap().iter().map(|i| i.data["id"].clone()).collect();
     assert_eq!(ids, [json!(3), json!(1), json!(2)]);
 }
 
@@ -251,35 +144,26 @@ pub async fn data_round_trips(s: Arc<dyn Store>) {
         "float": 2.5, "yes": true, "none": null, "list": [1, "two", {"three": 3}],
         "nested": {"a": {"b": ["c"]}}, "empty_list": [], "empty_map": {}
     });
-    let it = item("rt", "rt", v.clone())
-        .with_ttl(Some(1_900_000_000))
-        .with_gsi1("g", "h");
+    let it = item("rt", "rt", v.clone()).with_ttl(Some(1_900_000_000)).with_gsi1("g", "h");
     s.put(it.clone(), Cond::NotExists).await.unwrap();
     let got = s.get("rt", "rt").await.unwrap().unwrap();
     assert_eq!(Value::Object(got.data.clone()), v);
     assert_eq!(got, it);
     assert!(matches!(
-        s.put(item("x", "x", json!({"pk": "evil"})), Cond::Always)
-            .await,
+        s.put(item("x", "x", json!({"pk": "evil"})), Cond::Always).await,
         Err(StoreError::Invalid(_))
     ));
 }
 
 /// N concurrent conditional updates of one item: exactly one wins.
 pub async fn race_one_winner(s: Arc<dyn Store>) {
-    s.put(
-        item("race", "race", json!({"owner": null})),
-        Cond::NotExists,
-    )
-    .await
-    .unwrap();
+    s.put(item("race", "race", json!({"owner": null})), Cond::NotExists).await.unwrap();
     let tasks: Vec<_> = (0..32)
         .map(|i| {
             let s = s.clone();
             tokio::spawn(async move {
                 let current = s.get("race", "race").await.unwrap().unwrap();
-                let next =
-                    item("race", "race", json!({"owner": i})).with_version(current.version + 1);
+                let next = item("race", "race", json!({"owner": i})).with_version(current.version + 1);
                 s.put(next, Cond::Version(current.version)).await.map(|_| i)
             })
         })
@@ -294,26 +178,14 @@ pub async fn race_one_winner(s: Arc<dyn Store>) {
     // Every task read version 1 or a later one; only writers whose read was current can win,
     // and each version is won at most once.
     let stored = s.get("race", "race").await.unwrap().unwrap();
-    assert_eq!(
-        stored.version as usize,
-        winners.len() + 1,
-        "each version has exactly one winner"
-    );
+    assert_eq!(stored.version as usize, winners.len() + 1, "each version has exactly one winner");
     let owner = stored.data["owner"].as_i64().expect("some writer won") as i32;
-    assert!(
-        winners.contains(&owner),
-        "the stored owner {owner} is a winner"
-    );
+    assert!(winners.contains(&owner), "the stored owner {owner} is a winner");
 }
 
 /// Every racer writes against the version it read first: exactly one wins.
 pub async fn race_same_version(s: Arc<dyn Store>) {
-    s.put(
-        item("race2", "race2", json!({"owner": null})),
-        Cond::NotExists,
-    )
-    .await
-    .unwrap();
+    s.put(item("race2", "race2", json!({"owner": null})), Cond::NotExists).await.unwrap();
     let barrier = Arc::new(tokio::sync::Barrier::new(24));
     let tasks: Vec<_> = (0..24)
         .map(|i| {
@@ -325,11 +197,7 @@ pub async fn race_same_version(s: Arc<dyn Store>) {
             })
         })
         .collect();
-    let wins = futures::future::join_all(tasks)
-        .await
-        .into_iter()
-        .filter(|r| *r.as_ref().unwrap())
-        .count();
+    let wins = futures::future::join_all(tasks).await.into_iter().filter(|r| *r.as_ref().unwrap()).count();
     assert_eq!(wins, 1);
 }
 
@@ -338,23 +206,12 @@ pub async fn race_counter(s: Arc<dyn Store>) {
     let tasks: Vec<_> = (0..40)
         .map(|_| {
             let s = s.clone();
-            tokio::spawn(async move {
-                s.add("cap", "cap", "held", 1, Some(0), Some(10))
-                    .await
-                    .is_ok()
-            })
+            tokio::spawn(async move { s.add("cap", "cap", "held", 1, Some(0), Some(10)).await.is_ok() })
         })
         .collect();
-    let wins = futures::future::join_all(tasks)
-        .await
-        .into_iter()
-        .filter(|r| *r.as_ref().unwrap())
-        .count();
+    let wins = futures::future::join_all(tasks).await.into_iter().filter(|r| *r.as_ref().unwrap()).count();
     assert_eq!(wins, 10);
-    assert_eq!(
-        s.get("cap", "cap").await.unwrap().unwrap().number("held"),
-        10
-    );
+    assert_eq!(s.get("cap", "cap").await.unwrap().unwrap().number("held"), 10);
 }
 
 macro_rules! suite {
@@ -380,9 +237,5 @@ macro_rules! suite {
     };
 }
 
-suite!(memory, || async {
-    Some(api_tests::memory_store() as Arc<dyn Store>)
-});
-suite!(dynamo, || async {
-    api_tests::dynamo_store().await.map(|s| s as Arc<dyn Store>)
-});
+suite!(memory, || async { Some(api_tests::memory_store() as Arc<dyn Store>) });
+suite!(dynamo, || async { api_tests::dynamo_store().await.map(|s| s as Arc<dyn Store>) });

@@ -13,9 +13,7 @@ use shared::money;
 use shared::{ApiError, ApiResult, App, users};
 
 pub fn router() -> Router<App> {
-    Router::new()
-        .route("/api/v1/me", get(me))
-        .route("/api/v1/orders/calc_commission", post(calc_commission))
+    Router::new().route("/api/v1/me", get(me)).route("/api/v1/orders/calc_commission", post(calc_commission))
 }
 
 async fn me(State(app): State<App>, AuthUser(claims): AuthUser) -> ApiResult<Json<Value>> {

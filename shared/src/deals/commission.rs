@@ -42,18 +42,9 @@ pub struct CommissionTable {
 
 impl Default for CommissionTable {
     fn default() -> Self {
-        let tier = |from: i64, percent: i64| Tier {
-            from: from.into(),
-            percent: percent.into(),
-            min: None,
-        };
+        let tier = |from: i64, percent: i64| Tier { from: from.into(), percent: percent.into(), min: None };
         CommissionTable {
-            tiers: vec![
-                tier(0, 4),
-                tier(100_000, 3),
-                tier(1_000_000, 2),
-                tier(5_000_000, 1),
-            ],
+            tiers: vec![tier(0, 4), tier(100_000, 3), tier(1_000_000, 2), tier(5_000_000, 1)],
             gateway_percent: Decimal::new(29, 1),
             mandarin_percent: Decimal::new(24, 1),
         }
@@ -88,22 +79,13 @@ impl CommissionTable {
         let mut tiers = Vec::new();
         for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let fields: Vec<&str> = part.split(':').collect();
-            let num = |s: &str| {
-                s.trim()
-                    .parse::<Decimal>()
-                    .map_err(|_| format!("bad number {s:?} in {part:?}"))
-            };
+            let num =
+                |s: &str| s.trim().parse::<Decimal>().map_err(|_| format!("bad number {s:?} in {part:?}"));
             let tier = match fields.as_slice() {
-                [from, percent] => Tier {
-                    from: num(from)?,
-                    percent: num(percent)?,
-                    min: None,
-                },
-                [from, percent, min] => Tier {
-                    from: num(from)?,
-                    percent: num(percent)?,
-                    min: Some(num(min)?),
-                },
+                [from, percent] => Tier { from: num(from)?, percent: num(percent)?, min: None },
+                [from, percent, min] => {
+                    Tier { from: num(from)?, percent: num(percent)?, min: Some(num(min)?) }
+                }
                 _ => return Err(format!("tier {part:?} is not from:percent[:min]")),
             };
             tiers.push(tier);
@@ -116,11 +98,7 @@ impl CommissionTable {
     }
 
     fn tier(&self, cost: Decimal) -> &Tier {
-        self.tiers
-            .iter()
-            .rev()
-            .find(|t| cost >= t.from)
-            .unwrap_or(&self.tiers[0])
+        self.tiers.iter().rev().find(|t| cost >= t.from).unwrap_or(&self.tiers[0])
     }
 
     pub fn compute(&self, cost: Decimal, payer: Payer) -> Breakdown {
@@ -189,25 +167,15 @@ mod tests {
     #[test]
     fn parses_a_tier_table_with_minimum() {
         let tiers = CommissionTable::parse_tiers("100000:3, 0:4:50").unwrap();
-        let t = CommissionTable {
-            tiers,
-            ..Default::default()
-        };
+        let t = CommissionTable { tiers, ..Default::default() };
         assert_eq!(t.compute(dec!(100), Payer::Consumer).commission, dec!(50));
-        assert_eq!(
-            t.compute(dec!(200000), Payer::Consumer).commission,
-            dec!(6000)
-        );
+        assert_eq!(t.compute(dec!(200000), Payer::Consumer).commission, dec!(6000));
         assert!(CommissionTable::parse_tiers("10:4").is_err());
         assert!(CommissionTable::parse_tiers("0:x").is_err());
     }
 
     fn payer() -> impl Strategy<Value = Payer> {
-        prop_oneof![
-            Just(Payer::Consumer),
-            Just(Payer::Supplier),
-            Just(Payer::Half)
-        ]
+        prop_oneof![Just(Payer::Consumer), Just(Payer::Supplier), Just(Payer::Half)]
     }
 
     proptest! {

@@ -32,10 +32,7 @@ pub struct CountingStore {
 
 impl CountingStore {
     pub fn new(inner: Arc<dyn Store>) -> Self {
-        CountingStore {
-            inner,
-            counts: Arc::default(),
-        }
+        CountingStore { inner, counts: Arc::default() }
     }
 
     fn read(&self) {

@@ -60,14 +60,8 @@ struct Expr {
 fn cond_expr(cond: Cond) -> Expr {
     match cond {
         Cond::Always => Expr::default(),
-        Cond::NotExists => Expr {
-            text: Some("attribute_not_exists(pk)".into()),
-            ..Default::default()
-        },
-        Cond::Exists => Expr {
-            text: Some("attribute_exists(pk)".into()),
-            ..Default::default()
-        },
+        Cond::NotExists => Expr { text: Some("attribute_not_exists(pk)".into()), ..Default::default() },
+        Cond::Exists => Expr { text: Some("attribute_exists(pk)".into()), ..Default::default() },
         Cond::Version(v) => Expr {
             text: Some("#ver = :ver".into()),
             names: HashMap::from([("#ver".into(), "_v".into())]),
@@ -82,8 +76,7 @@ fn opt_map<K, V>(m: HashMap<K, V>) -> Option<HashMap<K, V>> {
 
 fn to_attrs(item: &Item) -> Result<Attrs, StoreError> {
     check_data(&item.data)?;
-    let mut attrs: Attrs =
-        serde_dynamo::to_item(&item.data).map_err(|e| StoreError::Codec(e.to_string()))?;
+    let mut attrs: Attrs = serde_dynamo::to_item(&item.data).map_err(|e| StoreError::Codec(e.to_string()))?;
     attrs.insert("pk".into(), s(&item.pk));
     attrs.insert("sk".into(), s(&item.sk));
     attrs.insert("_v".into(), n(item.version));
@@ -122,14 +115,7 @@ fn from_attrs(mut attrs: Attrs) -> Result<Item, StoreError> {
     let ttl = take_n(&mut attrs, "ttl");
     let data: Map<String, Value> =
         serde_dynamo::from_item(attrs).map_err(|e| StoreError::Codec(format!("{pk}/{sk}: {e}")))?;
-    Ok(Item {
-        pk,
-        sk,
-        version,
-        gsi1,
-        ttl,
-        data,
-    })
+    Ok(Item { pk, sk, version, gsi1, ttl, data })
 }
 
 /// The update expression of an `Add` op: new = old + delta within bounds.
@@ -149,29 +135,16 @@ fn add_expr(field: &str, delta: i64, min: Option<i64>, max: Option<i64>) -> (Str
     let fresh_ok = min.is_none_or(|m| delta >= m) && max.is_none_or(|m| delta <= m);
     let text = match (bounds.is_empty(), fresh_ok) {
         (true, _) => None,
-        (false, true) => Some(format!(
-            "attribute_not_exists(#f) OR ({})",
-            bounds.join(" AND ")
-        )),
+        (false, true) => Some(format!("attribute_not_exists(#f) OR ({})", bounds.join(" AND "))),
         (false, false) => Some(format!("attribute_exists(#f) AND {}", bounds.join(" AND "))),
     };
     names.shrink_to_fit();
-    (
-        "SET #f = if_not_exists(#f, :zero) + :d".to_owned(),
-        Expr {
-            text,
-            names,
-            values,
-        },
-    )
+    ("SET #f = if_not_exists(#f, :zero) + :d".to_owned(), Expr { text, names, values })
 }
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        DynamoStore {
-            client,
-            table: table.into(),
-        }
+        DynamoStore { client, table: table.into() }
     }
 
     /// A client from the environment (`AWS_ENDPOINT_URL`, `AWS_REGION`, credentials).
@@ -187,12 +160,7 @@ impl DynamoStore {
     /// Creates the table (with its index and TTL) if it does not exist; used by tests and
     /// local runs against moto. Deployed stacks create it from `template.yaml`.
     pub async fn ensure_table(&self) -> Result<(), StoreError> {
-        let exists = self
-            .client
-            .describe_table()
-            .table_name(&self.table)
-            .send()
-            .await;
+        let exists = self.client.describe_table().table_name(&self.table).send().await;
         if exists.is_ok() {
             return Ok(());
         }
@@ -214,11 +182,7 @@ impl DynamoStore {
             .index_name(GSI1)
             .key_schema(key("gsi1pk", KeyType::Hash))
             .key_schema(key("gsi1sk", KeyType::Range))
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::All)
-                    .build(),
-            )
+            .projection(Projection::builder().projection_type(ProjectionType::All).build())
             .build()
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
         let created = self
@@ -290,9 +254,7 @@ impl DynamoStore {
             }
             WriteOp::Check { pk, sk, cond } => {
                 let e = cond_expr(cond);
-                let text = e
-                    .text
-                    .ok_or_else(|| StoreError::Invalid("a check needs a condition".into()))?;
+                let text = e.text.ok_or_else(|| StoreError::Invalid("a check needs a condition".into()))?;
                 b.condition_check(
                     ConditionCheck::builder()
                         .table_name(&self.table)
@@ -305,14 +267,7 @@ impl DynamoStore {
                 )
                 .build()
             }
-            WriteOp::Add {
-                pk,
-                sk,
-                field,
-                delta,
-                min,
-                max,
-            } => {
+            WriteOp::Add { pk, sk, field, delta, min, max } => {
                 let (update, e) = add_expr(&field, delta, min, max);
                 b.update(
                     Update::builder()
@@ -403,10 +358,7 @@ impl Store for DynamoStore {
             .await;
         match res {
             Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
                 Err(StoreError::Conflict { index: None })
             }
             Err(e) => Err(unavailable(e)),
@@ -427,10 +379,7 @@ impl Store for DynamoStore {
             .await;
         match res {
             Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
                 Err(StoreError::Conflict { index: None })
             }
             Err(e) => Err(unavailable(e)),
@@ -439,21 +388,13 @@ impl Store for DynamoStore {
 
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         validate_ops(&ops)?;
-        let items = ops
-            .into_iter()
-            .map(|op| self.transact_item(op))
-            .collect::<Result<Vec<_>, _>>()?;
+        let items = ops.into_iter().map(|op| self.transact_item(op)).collect::<Result<Vec<_>, _>>()?;
         // `TransactionConflict` means another transaction held one of the items at that
         // moment: neither is applied, so retrying a few times is safe.
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let res = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .send()
-                .await;
+            let res = self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await;
             let err = match res {
                 Ok(_) => return Ok(()),
                 Err(e) => e,
@@ -464,15 +405,10 @@ impl Store for DynamoStore {
                 return Err(unavailable(err));
             };
             let reasons = c.cancellation_reasons();
-            if let Some(index) = reasons
-                .iter()
-                .position(|r| r.code() == Some("ConditionalCheckFailed"))
-            {
+            if let Some(index) = reasons.iter().position(|r| r.code() == Some("ConditionalCheckFailed")) {
                 return Err(StoreError::Conflict { index: Some(index) });
             }
-            let contended = reasons
-                .iter()
-                .any(|r| r.code() == Some("TransactionConflict"));
+            let contended = reasons.iter().any(|r| r.code() == Some("TransactionConflict"));
             if contended && attempt < 4 {
                 tokio::time::sleep(std::time::Duration::from_millis(10 * attempt)).await;
                 continue;
@@ -518,13 +454,8 @@ impl Store for DynamoStore {
             Ok(out) => out
                 .attributes
                 .and_then(|mut a| take_n(&mut a, field))
-                .ok_or_else(|| {
-                    StoreError::Codec(format!("counter {pk}/{sk}.{field} not returned"))
-                }),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
+                .ok_or_else(|| StoreError::Codec(format!("counter {pk}/{sk}.{field} not returned"))),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
                 Err(StoreError::Conflict { index: None })
             }
             Err(e) => Err(unavailable(e)),

@@ -49,13 +49,7 @@ fn key(pk: &str, sk: &str) -> Key {
     (pk.to_owned(), sk.to_owned())
 }
 
-fn added(
-    current: Option<&Item>,
-    field: &str,
-    delta: i64,
-    min: Option<i64>,
-    max: Option<i64>,
-) -> Option<i64> {
+fn added(current: Option<&Item>, field: &str, delta: i64, min: Option<i64>, max: Option<i64>) -> Option<i64> {
     let base = current.map(|i| i.number(field)).unwrap_or(0);
     let next = base.checked_add(delta)?;
     if min.is_some_and(|m| next < m) || max.is_some_and(|m| next > m) {
@@ -65,20 +59,14 @@ fn added(
 }
 
 fn apply_add(map: &mut BTreeMap<Key, Item>, pk: &str, sk: &str, field: &str, value: i64) {
-    let item = map
-        .entry(key(pk, sk))
-        .or_insert_with(|| Item::new(pk, sk, Default::default()));
+    let item = map.entry(key(pk, sk)).or_insert_with(|| Item::new(pk, sk, Default::default()));
     item.data.insert(field.to_owned(), Value::from(value));
 }
 
 fn select(items: Vec<Item>, opts: &QueryOpts, sort_key: impl Fn(&Item) -> String) -> Vec<Item> {
     let mut items: Vec<Item> = items
         .into_iter()
-        .filter(|i| {
-            opts.sk_prefix
-                .as_deref()
-                .is_none_or(|p| sort_key(i).starts_with(p))
-        })
+        .filter(|i| opts.sk_prefix.as_deref().is_none_or(|p| sort_key(i).starts_with(p)))
         .collect();
     items.sort_by_key(&sort_key);
     if opts.descending {
@@ -131,19 +119,15 @@ impl Store for MemoryStore {
                     holds(current, *cond)
                 }
                 WriteOp::Delete { cond, .. } | WriteOp::Check { cond, .. } => holds(current, *cond),
-                WriteOp::Add {
-                    field,
-                    delta,
-                    min,
-                    max,
-                    ..
-                } => match added(current, field, *delta, *min, *max) {
-                    Some(v) => {
-                        adds.push(v);
-                        true
+                WriteOp::Add { field, delta, min, max, .. } => {
+                    match added(current, field, *delta, *min, *max) {
+                        Some(v) => {
+                            adds.push(v);
+                            true
+                        }
+                        None => false,
                     }
-                    None => false,
-                },
+                }
             };
             if !ok {
                 return Err(StoreError::Conflict { index: Some(index) });
@@ -170,24 +154,15 @@ impl Store for MemoryStore {
 
     async fn query(&self, pk: &str, opts: QueryOpts) -> Result<Vec<Item>, StoreError> {
         let map = self.lock();
-        let items = map
-            .range(key(pk, "")..)
-            .take_while(|((p, _), _)| p == pk)
-            .map(|(_, i)| i.clone())
-            .collect();
+        let items =
+            map.range(key(pk, "")..).take_while(|((p, _), _)| p == pk).map(|(_, i)| i.clone()).collect();
         Ok(select(items, &opts, |i| i.sk.clone()))
     }
 
     async fn query_gsi1(&self, pk: &str, opts: QueryOpts) -> Result<Vec<Item>, StoreError> {
         let map = self.lock();
-        let items = map
-            .values()
-            .filter(|i| i.gsi1.as_ref().is_some_and(|(p, _)| p == pk))
-            .cloned()
-            .collect();
-        Ok(select(items, &opts, |i| {
-            i.gsi1.as_ref().map(|(_, s)| s.clone()).unwrap_or_default()
-        }))
+        let items = map.values().filter(|i| i.gsi1.as_ref().is_some_and(|(p, _)| p == pk)).cloned().collect();
+        Ok(select(items, &opts, |i| i.gsi1.as_ref().map(|(_, s)| s.clone()).unwrap_or_default()))
     }
 
     async fn add(

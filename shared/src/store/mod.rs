@@ -36,14 +36,7 @@ pub struct Item {
 
 impl Item {
     pub fn new(pk: impl Into<String>, sk: impl Into<String>, data: Map<String, Value>) -> Self {
-        Item {
-            pk: pk.into(),
-            sk: sk.into(),
-            version: 1,
-            gsi1: None,
-            ttl: None,
-            data,
-        }
+        Item { pk: pk.into(), sk: sk.into(), version: 1, gsi1: None, ttl: None, data }
     }
 
     /// Builds an item from any serializable value (it must serialize to an object).
@@ -133,9 +126,9 @@ impl WriteOp {
     pub fn key(&self) -> (&str, &str) {
         match self {
             WriteOp::Put { item, .. } => (&item.pk, &item.sk),
-            WriteOp::Delete { pk, sk, .. }
-            | WriteOp::Check { pk, sk, .. }
-            | WriteOp::Add { pk, sk, .. } => (pk, sk),
+            WriteOp::Delete { pk, sk, .. } | WriteOp::Check { pk, sk, .. } | WriteOp::Add { pk, sk, .. } => {
+                (pk, sk)
+            }
         }
     }
 }
@@ -170,10 +163,7 @@ pub struct QueryOpts {
 
 impl QueryOpts {
     pub fn prefix(p: impl Into<String>) -> Self {
-        QueryOpts {
-            sk_prefix: Some(p.into()),
-            ..Default::default()
-        }
+        QueryOpts { sk_prefix: Some(p.into()), ..Default::default() }
     }
 }
 
@@ -204,18 +194,12 @@ pub trait Store: Send + Sync + 'static {
 /// Checks a transaction's shape the same way for every adapter.
 pub(crate) fn validate_ops(ops: &[WriteOp]) -> Result<(), StoreError> {
     if ops.is_empty() || ops.len() > 100 {
-        return Err(StoreError::Invalid(format!(
-            "a transaction holds 1 to 100 ops, not {}",
-            ops.len()
-        )));
+        return Err(StoreError::Invalid(format!("a transaction holds 1 to 100 ops, not {}", ops.len())));
     }
     let mut keys = std::collections::HashSet::new();
     for op in ops {
         if !keys.insert(op.key()) {
-            return Err(StoreError::Invalid(format!(
-                "two ops on one key {:?} in a transaction",
-                op.key()
-            )));
+            return Err(StoreError::Invalid(format!("two ops on one key {:?} in a transaction", op.key())));
         }
     }
     Ok(())
