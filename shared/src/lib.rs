@@ -8,6 +8,7 @@ pub mod config;
 pub mod deals;
 pub mod error;
 pub mod http;
+pub mod jobs;
 pub mod money;
 pub mod outbox;
 pub mod store;
