@@ -115,12 +115,25 @@ pub async fn query_by_prefix_and_order(s: Arc<dyn Store>) {
     let sks: Vec<_> = all.iter().map(|i| i.sk.as_str()).collect();
     assert_eq!(sks, ["seat#A-1", "seat#A-2", "seat#B-1"]);
     let desc = s
-        .query("event#1", QueryOpts { sk_prefix: Some("seat#A".into()), descending: true, limit: Some(1) })
+        .query(
+            "event#1",
+            QueryOpts {
+                sk_prefix: Some("seat#A".into()),
+                descending: true,
+                limit: Some(1),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(desc.len(), 1);
     assert_eq!(desc[0].sk, "seat#A-2");
     assert_eq!(s.query("event#1", QueryOpts::default()).await.unwrap().len(), 4);
+    let until = QueryOpts { sk_until: Some("seat#A-2".into()), ..Default::default() };
+    let sks: Vec<_> = s.query("event#1", until).await.unwrap().into_iter().map(|i| i.sk).collect();
+    assert_eq!(sks, ["meta", "seat#A-1", "seat#A-2"]);
+    let both = QueryOpts { sk_prefix: Some("a".into()), sk_until: Some("b".into()), ..Default::default() };
+    assert!(matches!(s.query("event#1", both).await, Err(StoreError::Invalid(_))));
 }
 
 pub async fn secondary_index(s: Arc<dyn Store>) {
@@ -132,7 +145,7 @@ pub async fn secondary_index(s: Arc<dyn Store>) {
     s.put(item("deal#4", "deal", json!({"id": 4})).with_gsi1("user#8", "deal#x"), Cond::NotExists)
         .await
         .unwrap();
-    let opts = QueryOpts { sk_prefix: Some("deal#".into()), descending: true, limit: None };
+    let opts = QueryOpts { sk_prefix: Some("deal#".into()), descending: true, ..Default::default() };
     let ids: Vec<_> =
         s.query_gsi1("user#7", opts).await.unwrap().iter().map(|i| i.data["id"].clone()).collect();
     assert_eq!(ids, [json!(3), json!(1), json!(2)]);
@@ -153,6 +166,19 @@ pub async fn data_round_trips(s: Arc<dyn Store>) {
         s.put(item("x", "x", json!({"pk": "evil"})), Cond::Always).await,
         Err(StoreError::Invalid(_))
     ));
+}
+
+pub async fn batch_get_many(s: Arc<dyn Store>) {
+    for i in 0..130 {
+        s.put(item(&format!("b#{i}"), "x", json!({"i": i})), Cond::NotExists).await.unwrap();
+    }
+    let mut keys: Vec<(String, String)> = (0..140).map(|i| (format!("b#{i}"), "x".to_owned())).collect();
+    keys.push(("b#1".into(), "x".into()));
+    let mut got: Vec<i64> =
+        s.batch_get(&keys).await.unwrap().iter().map(|i| i.data["i"].as_i64().unwrap()).collect();
+    got.sort();
+    assert_eq!(got, (0..130).collect::<Vec<_>>());
+    assert!(s.batch_get(&[]).await.unwrap().is_empty());
 }
 
 /// N concurrent conditional updates of one item: exactly one wins.
@@ -221,7 +247,7 @@ macro_rules! suite {
             suite!(@tests $make; get_missing_is_none, create_only_once, versioned_update,
                 conditional_delete, transaction_is_all_or_nothing, bounded_counter,
                 query_by_prefix_and_order, secondary_index, data_round_trips, race_one_winner,
-                race_same_version, race_counter);
+                race_same_version, race_counter, batch_get_many);
         }
     };
     (@tests $make:expr; $($name:ident),*) => {

@@ -50,6 +50,10 @@ impl Store for CountingStore {
         self.read();
         self.inner.get(pk, sk).await
     }
+    async fn batch_get(&self, keys: &[(String, String)]) -> Result<Vec<Item>, StoreError> {
+        self.read();
+        self.inner.batch_get(keys).await
+    }
     async fn put(&self, item: Item, cond: Cond) -> Result<(), StoreError> {
         self.write();
         self.inner.put(item, cond).await

@@ -10,12 +10,12 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex,
-    KeySchemaElement, KeyType, Projection, ProjectionType, Put, ReturnValue, ScalarAttributeType,
-    TimeToLiveSpecification, TransactWriteItem, Update,
+    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ReturnValue,
+    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
 };
 use serde_json::{Map, Value};
 
-use super::{Cond, Item, QueryOpts, Store, StoreError, WriteOp, check_data, validate_ops};
+use super::{Cond, Item, QueryOpts, Store, StoreError, WriteOp, check_data, validate_ops, validate_query};
 
 pub const GSI1: &str = "gsi1";
 
@@ -291,6 +291,7 @@ impl DynamoStore {
         pk: &str,
         opts: QueryOpts,
     ) -> Result<Vec<Item>, StoreError> {
+        validate_query(&opts)?;
         let (pk_name, sk_name) = match index {
             Some(_) => ("gsi1pk", "gsi1sk"),
             None => ("pk", "sk"),
@@ -300,6 +301,10 @@ impl DynamoStore {
         if let Some(prefix) = &opts.sk_prefix {
             values.insert(":prefix".into(), s(prefix));
             text.push_str(&format!(" AND begins_with({sk_name}, :prefix)"));
+        }
+        if let Some(until) = &opts.sk_until {
+            values.insert(":until".into(), s(until));
+            text.push_str(&format!(" AND {sk_name} <= :until"));
         }
         let mut out = Vec::new();
         let mut start = None;
@@ -342,6 +347,45 @@ impl Store for DynamoStore {
             .await
             .map_err(unavailable)?;
         out.item.map(from_attrs).transpose()
+    }
+
+    async fn batch_get(&self, keys: &[(String, String)]) -> Result<Vec<Item>, StoreError> {
+        let unique: std::collections::BTreeSet<&(String, String)> = keys.iter().collect();
+        let unique: Vec<_> = unique.into_iter().collect();
+        let mut out = Vec::with_capacity(unique.len());
+        for chunk in unique.chunks(100) {
+            let mut pending = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.iter().map(|(p, k)| key_attrs(p, k)).collect()))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| StoreError::Invalid(e.to_string()))?,
+            );
+            // Unprocessed keys (throttling) are asked for again, with a short backoff.
+            let mut attempt = 0u64;
+            while let Some(request) = pending.take() {
+                let res = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                if let Some(mut found) = res.responses
+                    && let Some(items) = found.remove(&self.table)
+                {
+                    for attrs in items {
+                        out.push(from_attrs(attrs)?);
+                    }
+                }
+                pending = res.unprocessed_keys.and_then(|mut u| u.remove(&self.table));
+                if pending.is_some() {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(20 * attempt.min(10))).await;
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn put(&self, item: Item, cond: Cond) -> Result<(), StoreError> {

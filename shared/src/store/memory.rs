@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{Cond, Item, QueryOpts, Store, StoreError, WriteOp, check_data, validate_ops};
+use super::{Cond, Item, QueryOpts, Store, StoreError, WriteOp, check_data, validate_ops, validate_query};
 
 type Key = (String, String);
 
@@ -67,6 +67,7 @@ fn select(items: Vec<Item>, opts: &QueryOpts, sort_key: impl Fn(&Item) -> String
     let mut items: Vec<Item> = items
         .into_iter()
         .filter(|i| opts.sk_prefix.as_deref().is_none_or(|p| sort_key(i).starts_with(p)))
+        .filter(|i| opts.sk_until.as_deref().is_none_or(|u| sort_key(i).as_str() <= u))
         .collect();
     items.sort_by_key(&sort_key);
     if opts.descending {
@@ -82,6 +83,12 @@ fn select(items: Vec<Item>, opts: &QueryOpts, sort_key: impl Fn(&Item) -> String
 impl Store for MemoryStore {
     async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
         Ok(self.lock().get(&key(pk, sk)).cloned())
+    }
+
+    async fn batch_get(&self, keys: &[(String, String)]) -> Result<Vec<Item>, StoreError> {
+        let map = self.lock();
+        let unique: std::collections::BTreeSet<&Key> = keys.iter().collect();
+        Ok(unique.into_iter().filter_map(|k| map.get(k).cloned()).collect())
     }
 
     async fn put(&self, item: Item, cond: Cond) -> Result<(), StoreError> {
@@ -153,6 +160,7 @@ impl Store for MemoryStore {
     }
 
     async fn query(&self, pk: &str, opts: QueryOpts) -> Result<Vec<Item>, StoreError> {
+        validate_query(&opts)?;
         let map = self.lock();
         let items =
             map.range(key(pk, "")..).take_while(|((p, _), _)| p == pk).map(|(_, i)| i.clone()).collect();
@@ -160,6 +168,7 @@ impl Store for MemoryStore {
     }
 
     async fn query_gsi1(&self, pk: &str, opts: QueryOpts) -> Result<Vec<Item>, StoreError> {
+        validate_query(&opts)?;
         let map = self.lock();
         let items = map.values().filter(|i| i.gsi1.as_ref().is_some_and(|(p, _)| p == pk)).cloned().collect();
         Ok(select(items, &opts, |i| i.gsi1.as_ref().map(|(_, s)| s.clone()).unwrap_or_default()))

@@ -157,6 +157,8 @@ impl StoreError {
 pub struct QueryOpts {
     /// Only sort keys starting with this prefix.
     pub sk_prefix: Option<String>,
+    /// Only sort keys `<=` this value (not combinable with `sk_prefix`).
+    pub sk_until: Option<String>,
     pub descending: bool,
     pub limit: Option<usize>,
 }
@@ -170,6 +172,9 @@ impl QueryOpts {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError>;
+    /// Several items by key in one round trip (per 100 keys); missing ones are left out,
+    /// the order is unspecified. Duplicate keys are read once.
+    async fn batch_get(&self, keys: &[(String, String)]) -> Result<Vec<Item>, StoreError>;
     async fn put(&self, item: Item, cond: Cond) -> Result<(), StoreError>;
     async fn delete(&self, pk: &str, sk: &str, cond: Cond) -> Result<(), StoreError>;
     /// All ops succeed or none is applied. At most 100 ops, one per key.
@@ -189,6 +194,14 @@ pub trait Store: Send + Sync + 'static {
         min: Option<i64>,
         max: Option<i64>,
     ) -> Result<i64, StoreError>;
+}
+
+/// Checks query options the same way for every adapter.
+pub(crate) fn validate_query(opts: &QueryOpts) -> Result<(), StoreError> {
+    if opts.sk_prefix.is_some() && opts.sk_until.is_some() {
+        return Err(StoreError::Invalid("sk_prefix and sk_until do not combine".into()));
+    }
+    Ok(())
 }
 
 /// Checks a transaction's shape the same way for every adapter.
