@@ -33,9 +33,8 @@ pub struct JobReport {
 }
 
 pub async fn run(app: &App, job: Job) -> ApiResult<JobReport> {
-    let _ = app;
     let report = match job {
-        Job::Deals => JobReport::default(),
+        Job::Deals => crate::deals::sweep(app).await?,
         Job::Payments => JobReport::default(),
         Job::Reservations => JobReport::default(),
     };

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod de;
 pub mod deals;
 pub mod error;
 pub mod http;

@@ -26,6 +26,11 @@ impl User {
         id.parse::<i64>().map(Into::into).unwrap_or_else(|_| id.into())
     }
 
+    /// A party whose profile was never recorded (they have not called the API yet).
+    pub fn id_only(id: &str) -> serde_json::Value {
+        serde_json::json!({ "id": User::id_json(id), "email": null, "phone": null, "name": null })
+    }
+
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "id": User::id_json(&self.id),

@@ -1,24 +1,138 @@
 //! Escrow deals (seed 003) over HTTP: parse, call the domain, answer.
 
 use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use shared::auth::AuthUser;
-use shared::deals::Payer;
-use shared::http::JsonBody;
-use shared::money;
-use shared::{ApiError, ApiResult, App, users};
+use shared::deals::changes::ChangeRequest;
+use shared::deals::model::ChangeType;
+use shared::deals::view::DealView;
+use shared::deals::{self, DealFields, Payer, PaymentRequest, Role, payment_link};
+use shared::http::{JsonBody, PathArg, QueryArg};
+use shared::{ApiError, ApiResult, App, money, users};
 
 pub fn router() -> Router<App> {
-    Router::new().route("/api/v1/me", get(me)).route("/api/v1/orders/calc_commission", post(calc_commission))
+    Router::new()
+        .route("/api/v1/me", get(me))
+        .route("/api/v1/orders", post(create).get(list))
+        .route("/api/v1/orders/calc_commission", post(calc_commission))
+        .route("/api/v1/orders/{id}", get(show).patch(patch))
+        .route("/api/v1/orders/{id}/payment_info", get(payment_info))
+        .route("/api/v1/orders/{id}/payment", post(create_payment).get(show_payment))
+        .route("/api/v1/orders/{id}/download_invoice", get(download_invoice))
+        .route("/api/v1/orders/{id}/transitions", get(transitions).post(perform_transition))
+        .route("/api/v1/orders/{id}/claim", post(claim))
+        .route("/api/v1/orders/{id}/order_changes", post(request_change))
+        .route("/api/v1/orders/{id}/order_changes/{cid}/confirm", post(confirm_change))
+        .route("/api/v1/orders/{id}/order_changes/{cid}/reject", post(reject_change))
+        .route("/api/v1/orders/{id}/attachments/{aid}", get(attachment))
 }
 
 async fn me(State(app): State<App>, AuthUser(claims): AuthUser) -> ApiResult<Json<Value>> {
     let user = users::sync(&app, &claims).await?;
     Ok(Json(json!({ "user": user.to_json() })))
+}
+
+/// One deal as the caller sees it.
+async fn view(app: &App, deal: &deals::Deal, role: Role) -> ApiResult<DealView> {
+    let users = deals::parties(app, std::slice::from_ref(deal)).await?;
+    Ok(DealView::new(deal, role, &users, &app.config.public_url))
+}
+
+#[derive(Serialize)]
+struct OrderBody {
+    order: DealView,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrderRequest {
+    order: DealFields,
+}
+
+async fn create(
+    State(app): State<App>,
+    AuthUser(who): AuthUser,
+    JsonBody(req): JsonBody<OrderRequest>,
+) -> ApiResult<(StatusCode, Json<OrderBody>)> {
+    let deal = deals::create(&app, &who, req.order).await?;
+    let role = deal.role_of(&who.sub).unwrap_or(Role::Supplier);
+    Ok((StatusCode::CREATED, Json(OrderBody { order: view(&app, &deal, role).await? })))
+}
+
+async fn show(
+    State(app): State<App>,
+    AuthUser(who): AuthUser,
+    PathArg(id): PathArg<i64>,
+) -> ApiResult<Json<OrderBody>> {
+    let (loaded, role) = deals::load_for(&app, &who, id).await?;
+    Ok(Json(OrderBody { order: view(&app, &loaded.deal, role).await? }))
+}
+
+async fn patch(
+    State(app): State<App>,
+    AuthUser(who): AuthUser,
+    PathArg(id): PathArg<i64>,
+    JsonBody(req): JsonBody<OrderRequest>,
+) -> ApiResult<Json<OrderBody>> {
+    let loaded = deals::patch(&app, &who, id, req.order).await?;
+    let role = loaded.deal.role_of(&who.sub).unwrap_or(Role::Manager);
+    Ok(Json(OrderBody { order: view(&app, &loaded.deal, role).await? }))
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    page: Option<usize>,
+    per: Option<usize>,
+}
+
+async fn list(
+    State(app): State<App>,
+    AuthUser(who): AuthUser,
+    QueryArg(q): QueryArg<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    let page = q.page.unwrap_or(1);
+    let per = q.per.unwrap_or(10);
+    if page == 0 {
+        return Err(ApiError::bad_request("page", "page starts at 1"));
+    }
+    if !(1..=100).contains(&per) {
+        return Err(ApiError::bad_request("per", "per must be 1 to 100"));
+    }
+    let (page_deals, total) = deals::list(&app, &who, page, per).await?;
+    let users = deals::parties(&app, &page_deals).await?;
+    let orders: Vec<DealView> = page_deals
+        .iter()
+        .map(|d| {
+            DealView::new(d, d.role_of(&who.sub).unwrap_or(Role::Manager), &users, &app.config.public_url)
+        })
+        .collect();
+    let total_pages = total.div_ceil(per).max(1);
+    let link = |p: usize| {
+        let per_part = if q.per.is_some() { format!("&per={per}") } else { String::new() };
+        Value::String(format!("{}/api/v1/orders?page={p}{per_part}", app.config.public_url))
+    };
+    let some_if = |cond: bool, p: usize| if cond { link(p) } else { Value::Null };
+    Ok(Json(json!({
+        "orders": orders,
+        "meta": {
+            "page": page,
+            "total": total,
+            "total_pages": total_pages,
+            "links": {
+                "self": link(page),
+                "next_page": some_if(page < total_pages, page + 1),
+                "previous_page": some_if(page > 1 && page <= total_pages, page - 1),
+                "first_page": some_if(page != 1, 1),
+                "last_page": some_if(page != total_pages, total_pages),
+            },
+        },
+    })))
 }
 
 #[derive(Deserialize)]
@@ -28,25 +142,12 @@ struct CalcRequest {
     commission_payer: Payer,
 }
 
-/// The smallest deal cost, roubles.
-pub const MIN_COST: Decimal = Decimal::from_parts(20, 0, 0, false, 0);
-
-pub fn check_cost(field: &str, cost: Decimal) -> ApiResult<()> {
-    if cost < MIN_COST {
-        return Err(ApiError::invalid(field, "cost must be at least 20.00"));
-    }
-    if cost.normalize().scale() > 2 {
-        return Err(ApiError::invalid(field, "cost has more than two decimals"));
-    }
-    Ok(())
-}
-
 async fn calc_commission(
     State(app): State<App>,
     _user: AuthUser,
     JsonBody(req): JsonBody<CalcRequest>,
 ) -> ApiResult<Json<CalcResponse>> {
-    check_cost("cost", req.cost)?;
+    deals::check_cost("cost", req.cost)?;
     let c = &app.config.commission;
     let b = c.compute(req.cost, req.commission_payer);
     Ok(Json(CalcResponse {
@@ -56,11 +157,7 @@ async fn calc_commission(
         mandarin_commission: c.mandarin_percent,
         gateway_commission: c.gateway_percent,
         supplier_receive: b.supplier_receive,
-        consumer_pay: ConsumerPay {
-            invoice: b.consumer_pay,
-            gateway: b.gateway_pay,
-            mandarin: b.mandarin_pay,
-        },
+        consumer_pay: ConsumerPay::of(&app, b.consumer_pay),
     }))
 }
 
@@ -73,6 +170,17 @@ pub struct ConsumerPay {
     pub gateway: Decimal,
     #[serde(with = "money::number")]
     pub mandarin: Decimal,
+}
+
+impl ConsumerPay {
+    fn of(app: &App, invoice: Decimal) -> ConsumerPay {
+        let c = &app.config.commission;
+        ConsumerPay {
+            invoice,
+            gateway: money::round(invoice + money::percent_of(invoice, c.gateway_percent)),
+            mandarin: money::round(invoice + money::percent_of(invoice, c.mandarin_percent)),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -89,4 +197,248 @@ struct CalcResponse {
     #[serde(with = "money::number")]
     supplier_receive: Decimal,
     consumer_pay: ConsumerPay,
+}
+
+#[derive(Deserialize)]
+struct PaymentInfoQuery {
+    redirect_to: Option<String>,
+    #[serde(rename = "return")]
+    return_to: Option<String>,
+    description: Option<String>,
+}
+
+#[derive(Serialize)]
+struct PaymentInfo {
+    consumer_pay: ConsumerPay,
+    #[serde(with = "money::plain")]
+    gateway_commission: Decimal,
+    gateway_url: String,
+    #[serde(with = "money::plain")]
+    mandarin_commission: Decimal,
+    mandarin_url: Option<String>,
+}
+
+fn check_url(field: &str, v: &Option<String>) -> ApiResult<()> {
+    match v {
+        Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) || u.len() > 2000 => {
+            Err(ApiError::bad_request(field, "must be an http(s) URL"))
+        }
+        _ => Ok(()),
+    }
+}
+
+async fn payment_info(
+    State(app): State<App>,
+    AuthUser(who): AuthUser,
+    PathArg(id): PathArg<i64>,
+    QueryArg(q): QueryArg<PaymentInfoQuery>,
+) -> ApiResult<Json<PaymentInfo>> {
+    check_url("redirect_to", &q.redirect_to)?;
+    check_url("return", &q.return_to)?;
+    let (loaded, _) = deals::load_for(&app, &who, id).await?;
+    let deal = &loaded.deal;
+    let pay = ConsumerPay::of(&app, deal.consumer_pay);
+    let description = q.description.unwrap_or_else(|| format!("Оплата сделки № {id}"));
+    let mut shp = vec![("shporder_id", id.to_string())];
+    if let Some(r) = &q.redirect_to {
+        shp.push(("shpredirect_to", r.clone()));
+    }
+    let c = &app.config;
+    let gateway_url = payment_link::url(&payment_link::LinkParams {
+        base_url: &c.robokassa_url,
+        login: &c.robokassa_login,
+        password1: &c.robokassa_password1,
+        algorithm: &c.robokassa_hash,
+        out_sum: pay.gateway,
+        inv_id: id,
+        description: &description,
+        shp,
+    });
+    // Mandarin needs the payer's email; without one there is no Mandarin link.
+    let mandarin_url: Option<String> = who.email.as_deref().filter(|e| !e.is_empty()).and(None);
+    Ok(Json(PaymentInfo {
+        consumer_pay: pay,
+        gateway_commission: c.commission.gateway_percent,
+        gateway_url,
+        mandarin_commission: c.commission.mandarin_percent,
+        mandarin_url,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PaymentBody {
+    payment: PaymentRequest,
+}
+
+fn payment_json(p: &deals::model::InvoicePayment) -> Value {
+    json!({ "payment": { "id": p.id, "name": p.name, "payment_method": p.payment_method, "info": p.info } })
+}
+
+async fn create_payment(
+    State(app): State<App>,
+    AuthUser(who): AuthUser,
+    PathArg(id): PathArg<i64>,
+    JsonBody(req): JsonBody<PaymentBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let p = deals::create_payment(&app, &who, id, req.payment).await?;
+    Ok((StatusCode::CREATED, Json(payment_json(&p))))
+}
+
+async fn show_payment(
+    State(app): State<App>,
+    AuthUser(who): AuthUser,
+    PathArg(id): PathArg<i64>,
+) -> ApiResult<Json<Value>> {
+    let (loaded, _) = deals::load_for(&app, &who, id).await?;
+    let p =
+        loaded.deal.payment.as_ref().ok_or_else(|| ApiError::NotFound(format!("payment of order {id}")))?;
+    Ok(Json(payment_json(p)))
+}
+
+async fn download_invoice(
+    State(app): State<App>,
+    AuthUser(who): AuthUser,
+    PathArg(id): PathArg<i64>,
+) -> ApiResult<Response> {
+    let (loaded, _) = deals::load_for(&app, &who, id).await?;
+    let deal = &loaded.deal;
+    let users = deals::parties(&app, std::slice::from_ref(deal)).await?;
+    let name = |id: Option<&String>| {
+        id.and_then(|i| users.get(i)).and_then(|u| u.name.clone().or(u.email.clone())).unwrap_or_default()
+    };
+    let payer =
+        deal.payment.as_ref().map(|p| p.name.clone()).unwrap_or_else(|| name(deal.consumer_id.as_ref()));
+    let bytes = deals::invoice::render(deal, &payer, &name(Some(&deal.supplier_id)))?;
+    let disposition = format!("attachment; filename=\"invoice-{id}.docx\"");
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/vnd.openxmlformats-officedocument.wordprocessingml.document".to_owned(),
+            ),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+async fn transitions(
+    State(app): State<App>,
+    AuthUser(who): AuthUser,
+    PathArg(id): PathArg<i64>,
+) -> ApiResult<Json<Value>> {
+    let (loaded, role) = deals::load_for(&app, &who, id).await?;
+    let list = deals::machine::available(&loaded.deal, deals::machine::Actor::of(role));
+    Ok(Json(json!({ "transitions": list })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransitionBody {
+    transition: TransitionFields,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransitionFields {
+    to_state: String,
+}
+
+async fn perform_transition(
+    State(app): State<App>,
+    AuthUser(who): AuthUser,
+    PathArg(id): PathArg<i64>,
+    JsonBody(req): JsonBody<TransitionBody>,
+) -> ApiResult<StatusCode> {
+    deals::transition(&app, &who, id, &req.transition.to_state).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClaimBody {
+    reason: String,
+    description: Option<String>,
+}
+
+async fn claim(
+    State(app): State<App>,
+    AuthUser(who): AuthUser,
+    PathArg(id): PathArg<i64>,
+    JsonBody(req): JsonBody<ClaimBody>,
+) -> ApiResult<Json<OrderBody>> {
+    let loaded = deals::claim(&app, &who, id, req.reason, req.description).await?;
+    Ok(Json(OrderBody { order: view(&app, &loaded.deal, Role::Consumer).await? }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangeBody {
+    order_change: ChangeFields,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangeFields {
+    change_type: ChangeType,
+    new_cost: Option<Decimal>,
+    prolong_protection_to: Option<chrono::DateTime<chrono::FixedOffset>>,
+}
+
+async fn request_change(
+    State(app): State<App>,
+    AuthUser(who): AuthUser,
+    PathArg(id): PathArg<i64>,
+    JsonBody(req): JsonBody<ChangeBody>,
+) -> ApiResult<(StatusCode, Json<OrderBody>)> {
+    let c = req.order_change;
+    let change = ChangeRequest {
+        change_type: c.change_type,
+        new_cost: c.new_cost,
+        prolong_protection_to: c.prolong_protection_to.map(|t| t.with_timezone(&chrono::Utc)),
+    };
+    let loaded = deals::request_change(&app, &who, id, change).await?;
+    let role = loaded.deal.role_of(&who.sub).unwrap_or(Role::Manager);
+    Ok((StatusCode::CREATED, Json(OrderBody { order: view(&app, &loaded.deal, role).await? })))
+}
+
+async fn answer(
+    app: App,
+    who: shared::auth::Claims,
+    id: i64,
+    cid: i64,
+    accept: bool,
+) -> ApiResult<Json<OrderBody>> {
+    let loaded = deals::answer_change(&app, &who, id, cid, accept).await?;
+    let role = loaded.deal.role_of(&who.sub).unwrap_or(Role::Manager);
+    Ok(Json(OrderBody { order: view(&app, &loaded.deal, role).await? }))
+}
+
+async fn confirm_change(
+    State(app): State<App>,
+    AuthUser(who): AuthUser,
+    PathArg((id, cid)): PathArg<(i64, i64)>,
+) -> ApiResult<Json<OrderBody>> {
+    answer(app, who, id, cid, true).await
+}
+
+async fn reject_change(
+    State(app): State<App>,
+    AuthUser(who): AuthUser,
+    PathArg((id, cid)): PathArg<(i64, i64)>,
+) -> ApiResult<Json<OrderBody>> {
+    answer(app, who, id, cid, false).await
+}
+
+async fn attachment(
+    State(app): State<App>,
+    AuthUser(who): AuthUser,
+    PathArg((id, aid)): PathArg<(i64, String)>,
+) -> ApiResult<Response> {
+    let (name, content_type, bytes) = deals::attachment(&app, &who, id, &aid).await?;
+    let disposition = format!("attachment; filename=\"{}\"", name.replace(['"', '\r', '\n'], "_"));
+    Ok(([(header::CONTENT_TYPE, content_type), (header::CONTENT_DISPOSITION, disposition)], bytes)
+        .into_response())
 }

@@ -1,5 +1,706 @@
-//! Escrow deals (SPEC part A, seed 003).
+//! Escrow deals (SPEC part A, seed 003): the service over the store.
+//!
+//! Storage (one table):
+//! - the deal: `pk = deal#<id>`, `sk = deal`; versioned, every change a conditional write on
+//!   its version. While the scheduler has something to do with it (protection running, a
+//!   claim waiting, a payout to start), it sits in the due index:
+//!   `gsi1pk = deals#due`, `gsi1sk = <due time>#<id>`.
+//! - membership (for `GET /orders`): `pk = user#<user id>`, `sk = deal#<zero-padded id>`,
+//!   one per party, written in the same transaction as the deal.
+//! - attachment content: `pk = deal#<id>`, `sk = attachment#<attachment id>` (base64).
+//! - ids: atomic counters `counter#deal`, `counter#deal_payment`.
 
+pub mod changes;
 pub mod commission;
+pub mod invoice;
+pub mod locale;
+pub mod machine;
+pub mod model;
+pub mod payment_link;
+pub mod view;
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use serde_json::{Value, json};
 
 pub use commission::{Breakdown, CommissionTable, Payer};
+use machine::Actor;
+use model::{Attachment, InvoicePayment};
+pub use model::{Deal, Role, State};
+
+use crate::App;
+use crate::auth::Claims;
+use crate::error::{ApiError, ApiResult};
+use crate::jobs::JobReport;
+use crate::outbox::Notification;
+use crate::store::{Cond, Item, QueryOpts, WriteOp};
+use crate::users::{self, User};
+
+/// Days from a claim to automatic escalation.
+pub const ESCALATION_DAYS: i64 = 7;
+/// The smallest deal cost, roubles.
+pub const MIN_COST: Decimal = Decimal::from_parts(20, 0, 0, false, 0);
+/// At most this many attachments per deal.
+pub const MAX_ATTACHMENTS: usize = 10;
+/// Attachment types accepted.
+pub const ATTACHMENT_TYPES: [&str; 9] = [
+    "application/pdf",
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "text/plain",
+    "application/msword",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.ms-excel",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+];
+const DUE_INDEX: &str = "deals#due";
+
+fn deal_pk(id: i64) -> String {
+    format!("deal#{id}")
+}
+
+fn member_key(user: &str, id: i64) -> (String, String) {
+    (format!("user#{user}"), format!("deal#{id:012}"))
+}
+
+/// A deal as loaded, with the version its next write must expect.
+pub struct Loaded {
+    pub deal: Deal,
+    pub version: u64,
+}
+
+fn deal_item(deal: &Deal, version: u64) -> ApiResult<Item> {
+    let mut item = Item::from_value(deal_pk(deal.id), "deal", deal)?.with_version(version);
+    if let Some(at) = machine::due_at(deal) {
+        item = item.with_gsi1(DUE_INDEX, format!("{}#{:012}", due_key(at), deal.id));
+    }
+    Ok(item)
+}
+
+fn member_item(user: &str, id: i64) -> Item {
+    let (pk, sk) = member_key(user, id);
+    Item::new(pk, sk, json!({ "deal_id": id }).as_object().cloned().unwrap_or_default())
+}
+
+pub async fn load(app: &App, id: i64) -> ApiResult<Option<Loaded>> {
+    Ok(match app.store.get(&deal_pk(id), "deal").await? {
+        Some(item) => Some(Loaded { deal: item.decode()?, version: item.version }),
+        None => None,
+    })
+}
+
+/// The deal as the caller may see it: a party, or a manager. Anyone else gets 404.
+pub async fn load_for(app: &App, who: &Claims, id: i64) -> ApiResult<(Loaded, Role)> {
+    let loaded = load(app, id).await?.ok_or_else(|| ApiError::NotFound(format!("order {id}")))?;
+    let role = match loaded.deal.role_of(&who.sub) {
+        Some(r) => r,
+        None if who.has_role("manager") => Role::Manager,
+        None => return Err(ApiError::NotFound(format!("order {id}"))),
+    };
+    Ok((loaded, role))
+}
+
+/// Writes the deal if nobody changed it since it was loaded (409 otherwise), with any extra
+/// ops in the same transaction.
+async fn save(app: &App, loaded: &Loaded, deal: &Deal, mut extra: Vec<WriteOp>) -> ApiResult<u64> {
+    let version = loaded.version + 1;
+    let item = deal_item(deal, version)?;
+    if extra.is_empty() {
+        app.store.put(item, Cond::Version(loaded.version)).await?;
+    } else {
+        extra.insert(0, WriteOp::Put { item, cond: Cond::Version(loaded.version) });
+        app.store.transact(extra).await.map_err(|e| match e {
+            crate::store::StoreError::Conflict { index: Some(0) } => {
+                ApiError::Conflict("the order was changed by another request; re-read and retry".into())
+            }
+            other => other.into(),
+        })?;
+    }
+    Ok(version)
+}
+
+pub fn check_cost(field: &str, cost: Decimal) -> ApiResult<()> {
+    if cost < MIN_COST {
+        return Err(ApiError::invalid(field, "cost must be at least 20.00"));
+    }
+    if cost.normalize().scale() > 2 {
+        return Err(ApiError::invalid(field, "cost has more than two decimals"));
+    }
+    if cost > Decimal::from(1_000_000_000_000i64) {
+        return Err(ApiError::invalid(field, "cost is too large"));
+    }
+    Ok(())
+}
+
+/// An attachment as uploaded: content in base64.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachmentUpload {
+    pub name: String,
+    pub content_type: String,
+    pub content: String,
+}
+
+/// The fields of `POST /orders` and `PATCH /orders/:id` (all optional here; create checks
+/// the required ones).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DealFields {
+    pub order_description: Option<String>,
+    #[serde(default, deserialize_with = "crate::de::opt_id")]
+    pub supplier_id: Option<String>,
+    pub cost: Option<Decimal>,
+    #[serde(default, deserialize_with = "crate::de::opt_int")]
+    pub verify_days: Option<i64>,
+    pub commission_payer: Option<Payer>,
+    pub title: Option<String>,
+    #[serde(default, deserialize_with = "crate::de::opt_id")]
+    pub consumer_id: Option<String>,
+    pub supply_cost: Option<Decimal>,
+    pub supply_description: Option<String>,
+    #[serde(default, deserialize_with = "crate::de::opt_int")]
+    pub supply_days: Option<i64>,
+    pub client_data: Option<Value>,
+    pub attachments: Option<Vec<AttachmentUpload>>,
+    /// The supplier's payout details (needed to approve and to ship).
+    pub supplier_billing_info: Option<Value>,
+    /// The consumer's details for money returned (needed for `change_conditions`, `purchase_return`).
+    pub consumer_billing_info: Option<Value>,
+    /// Shipping details (needed to move to `shipping`).
+    pub shipping_info: Option<Value>,
+}
+
+fn text(field: &str, v: &Option<String>, max: usize) -> ApiResult<()> {
+    match v {
+        Some(s) if s.trim().is_empty() => Err(ApiError::invalid(field, "must not be empty")),
+        Some(s) if s.chars().count() > max => {
+            Err(ApiError::invalid(field, format!("at most {max} characters")))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn days(field: &str, v: Option<i64>) -> ApiResult<()> {
+    match v {
+        Some(d) if !(0..=365).contains(&d) => Err(ApiError::invalid(field, "must be 0 to 365 days")),
+        _ => Ok(()),
+    }
+}
+
+fn object(field: &str, v: &Option<Value>) -> ApiResult<()> {
+    match v {
+        Some(Value::Object(_)) | None => Ok(()),
+        Some(_) => Err(ApiError::invalid(field, "must be a JSON object")),
+    }
+}
+
+fn validate_fields(f: &DealFields) -> ApiResult<()> {
+    text("order.order_description", &f.order_description, 5000)?;
+    text("order.title", &f.title, 255)?;
+    text("order.supply_description", &f.supply_description, 5000)?;
+    if let Some(c) = f.cost {
+        check_cost("order.cost", c)?;
+    }
+    if let Some(c) = f.supply_cost
+        && (c.is_sign_negative() || c.normalize().scale() > 2)
+    {
+        return Err(ApiError::invalid(
+            "order.supply_cost",
+            "must be a non-negative amount with two decimals",
+        ));
+    }
+    days("order.verify_days", f.verify_days)?;
+    days("order.supply_days", f.supply_days)?;
+    if f.verify_days == Some(0) {
+        return Err(ApiError::invalid("order.verify_days", "must be at least 1 day"));
+    }
+    object("order.supplier_billing_info", &f.supplier_billing_info)?;
+    object("order.consumer_billing_info", &f.consumer_billing_info)?;
+    object("order.shipping_info", &f.shipping_info)?;
+    Ok(())
+}
+
+/// Decodes and checks uploads; returns their metadata and the content items to write.
+fn take_attachments(app: &App, deal: &mut Deal, uploads: Vec<AttachmentUpload>) -> ApiResult<Vec<WriteOp>> {
+    if deal.attachments.len() + uploads.len() > MAX_ATTACHMENTS {
+        return Err(ApiError::invalid("order.attachments", format!("at most {MAX_ATTACHMENTS} attachments")));
+    }
+    let mut ops = Vec::new();
+    for (i, up) in uploads.into_iter().enumerate() {
+        let field = |f: &str| format!("order.attachments[{i}].{f}");
+        text(&field("name"), &Some(up.name.clone()), 255)?;
+        let content_type = up.content_type.trim().to_ascii_lowercase();
+        if !ATTACHMENT_TYPES.contains(&content_type.as_str()) {
+            return Err(ApiError::invalid(
+                field("content_type"),
+                format!("{content_type} is not an accepted type"),
+            ));
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(up.content.trim())
+            .map_err(|_| ApiError::invalid(field("content"), "content must be base64"))?;
+        if bytes.is_empty() || bytes.len() > app.config.attachment_max_bytes {
+            return Err(ApiError::invalid(
+                field("content"),
+                format!("content must be 1 to {} bytes", app.config.attachment_max_bytes),
+            ));
+        }
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let data = json!({ "name": up.name, "content_type": content_type, "content": up.content.trim() });
+        ops.push(WriteOp::Put {
+            item: Item::new(
+                deal_pk(deal.id),
+                format!("attachment#{id}"),
+                data.as_object().cloned().unwrap_or_default(),
+            ),
+            cond: Cond::NotExists,
+        });
+        deal.attachments.push(Attachment { id, name: up.name, content_type, size: bytes.len() });
+    }
+    Ok(ops)
+}
+
+/// `POST /orders`.
+pub async fn create(app: &App, who: &Claims, f: DealFields) -> ApiResult<Deal> {
+    let required = |v: bool, name: &str| if v { Ok(()) } else { Err(ApiError::invalid(name, "is required")) };
+    required(f.order_description.is_some(), "order.order_description")?;
+    required(f.supplier_id.is_some(), "order.supplier_id")?;
+    required(f.cost.is_some(), "order.cost")?;
+    required(f.verify_days.is_some(), "order.verify_days")?;
+    required(f.commission_payer.is_some(), "order.commission_payer")?;
+    validate_fields(&f)?;
+    let supplier_id = f.supplier_id.clone().unwrap_or_default();
+    let mut consumer_id = f.consumer_id.clone();
+    if supplier_id != who.sub {
+        match &consumer_id {
+            None => consumer_id = Some(who.sub.clone()),
+            Some(c) if *c != who.sub => {
+                return Err(ApiError::invalid(
+                    "order.supplier_id",
+                    "the creator must be the supplier or the consumer of the deal",
+                ));
+            }
+            _ => {}
+        }
+    }
+    if consumer_id.as_deref() == Some(supplier_id.as_str()) {
+        return Err(ApiError::invalid("order.consumer_id", "the consumer cannot be the supplier"));
+    }
+    users::sync(app, who).await?;
+    let id = app.store.add("counter#deal", "counter", "n", 1, None, None).await?;
+    let now = app.clock.now();
+    let mut deal = Deal {
+        id,
+        state: State::Pending,
+        title: f.title,
+        order_description: f.order_description.unwrap_or_default(),
+        supply_description: f.supply_description,
+        cost: crate::money::round(f.cost.unwrap_or_default()),
+        supply_cost: f.supply_cost.map(crate::money::round),
+        supply_days: f.supply_days,
+        verify_days: f.verify_days.unwrap_or_default(),
+        commission_payer: f.commission_payer.unwrap_or(Payer::Consumer),
+        commission: Decimal::ZERO,
+        commission_percent: Decimal::ZERO,
+        consumer_pay: Decimal::ZERO,
+        supplier_receive: Decimal::ZERO,
+        pay_back: Decimal::ZERO,
+        changed_cost: None,
+        owner_id: who.sub.clone(),
+        supplier_id,
+        consumer_id,
+        client_data: f.client_data,
+        attachments: vec![],
+        supplier_billing_info: f.supplier_billing_info,
+        consumer_billing_info: f.consumer_billing_info,
+        shipping_info: f.shipping_info,
+        payment: None,
+        gateway_payment: None,
+        claim: None,
+        changes: vec![],
+        end_of_protection: None,
+        escalation_date: None,
+        manager_comment: None,
+        history: vec![],
+        created_at: now,
+        updated_at: now,
+    };
+    deal.reprice(&app.config.commission);
+    let mut ops = take_attachments(app, &mut deal, f.attachments.unwrap_or_default())?;
+    ops.insert(0, WriteOp::Put { item: deal_item(&deal, 1)?, cond: Cond::NotExists });
+    let parties = std::iter::once(&deal.supplier_id).chain(deal.consumer_id.as_ref());
+    for user in parties {
+        ops.push(WriteOp::Put { item: member_item(user, id), cond: Cond::Always });
+    }
+    app.store.transact(ops).await?;
+    Ok(deal)
+}
+
+/// `PATCH /orders/:id`: creation fields only while `pending`; billing and shipping details
+/// by their owner while the deal is open.
+pub async fn patch(app: &App, who: &Claims, id: i64, f: DealFields) -> ApiResult<Loaded> {
+    validate_fields(&f)?;
+    let (loaded, role) = load_for(app, who, id).await?;
+    if role == Role::Manager {
+        return Err(ApiError::Forbidden("only a party of the deal can change it".into()));
+    }
+    let mut deal = loaded.deal.clone();
+    let terms_changed = f.order_description.is_some()
+        || f.supplier_id.is_some()
+        || f.cost.is_some()
+        || f.verify_days.is_some()
+        || f.commission_payer.is_some()
+        || f.title.is_some()
+        || f.consumer_id.is_some()
+        || f.supply_cost.is_some()
+        || f.supply_description.is_some()
+        || f.supply_days.is_some()
+        || f.client_data.is_some()
+        || f.attachments.is_some();
+    if terms_changed && deal.state != State::Pending {
+        return Err(ApiError::bad_request("order", "the terms can change only while the deal is pending"));
+    }
+    let closed = matches!(deal.state, State::Done | State::Cancelled | State::PayoutInitiated);
+    let mut extra = Vec::new();
+    if let Some(s) = f.supplier_id
+        && s != deal.supplier_id
+    {
+        return Err(ApiError::invalid("order.supplier_id", "the supplier of a deal cannot be changed"));
+    }
+    if let Some(c) = f.consumer_id
+        && Some(&c) != deal.consumer_id.as_ref()
+    {
+        if c == deal.supplier_id {
+            return Err(ApiError::invalid("order.consumer_id", "the consumer cannot be the supplier"));
+        }
+        if role == Role::Consumer {
+            return Err(ApiError::invalid(
+                "order.consumer_id",
+                "a consumer cannot hand the deal to someone else",
+            ));
+        }
+        if let Some(old) = &deal.consumer_id {
+            let (pk, sk) = member_key(old, id);
+            extra.push(WriteOp::Delete { pk, sk, cond: Cond::Always });
+        }
+        extra.push(WriteOp::Put { item: member_item(&c, id), cond: Cond::Always });
+        deal.consumer_id = Some(c);
+    }
+    if let Some(v) = f.order_description {
+        deal.order_description = v;
+    }
+    if let Some(v) = f.cost {
+        deal.cost = crate::money::round(v);
+    }
+    if let Some(v) = f.verify_days {
+        deal.verify_days = v;
+    }
+    if let Some(v) = f.commission_payer {
+        deal.commission_payer = v;
+    }
+    if f.title.is_some() {
+        deal.title = f.title;
+    }
+    if f.supply_cost.is_some() {
+        deal.supply_cost = f.supply_cost.map(crate::money::round);
+    }
+    if f.supply_description.is_some() {
+        deal.supply_description = f.supply_description;
+    }
+    if f.supply_days.is_some() {
+        deal.supply_days = f.supply_days;
+    }
+    if f.client_data.is_some() {
+        deal.client_data = f.client_data;
+    }
+    let own = |field: &str, owner: Role| -> ApiResult<()> {
+        if role != owner {
+            return Err(ApiError::Forbidden(format!("only the {} sets {field}", owner.as_str())));
+        }
+        if closed {
+            return Err(ApiError::bad_request(field, "the deal is closed"));
+        }
+        Ok(())
+    };
+    if f.supplier_billing_info.is_some() {
+        own("supplier_billing_info", Role::Supplier)?;
+        deal.supplier_billing_info = f.supplier_billing_info;
+    }
+    if f.shipping_info.is_some() {
+        own("shipping_info", Role::Supplier)?;
+        deal.shipping_info = f.shipping_info;
+    }
+    if f.consumer_billing_info.is_some() {
+        own("consumer_billing_info", Role::Consumer)?;
+        deal.consumer_billing_info = f.consumer_billing_info;
+    }
+    if let Some(uploads) = f.attachments {
+        extra.extend(take_attachments(app, &mut deal, uploads)?);
+    }
+    deal.reprice(&app.config.commission);
+    deal.updated_at = app.clock.now();
+    users::sync(app, who).await?;
+    let version = save(app, &loaded, &deal, extra).await?;
+    Ok(Loaded { deal, version })
+}
+
+/// The caller's deals, newest first: (page of deals, total).
+pub async fn list(app: &App, who: &Claims, page: usize, per: usize) -> ApiResult<(Vec<Deal>, usize)> {
+    let opts = QueryOpts { sk_prefix: Some("deal#".into()), descending: true, ..Default::default() };
+    let members = app.store.query(&format!("user#{}", who.sub), opts).await?;
+    let total = members.len();
+    let keys: Vec<(String, String)> = members
+        .iter()
+        .skip((page - 1) * per)
+        .take(per)
+        .filter_map(|m| m.data.get("deal_id").and_then(Value::as_i64))
+        .map(|id| (deal_pk(id), "deal".to_owned()))
+        .collect();
+    let mut deals: Vec<Deal> =
+        app.store.batch_get(&keys).await?.iter().map(|i| i.decode()).collect::<Result<_, _>>()?;
+    deals.sort_by_key(|d| std::cmp::Reverse(d.id));
+    Ok((deals, total))
+}
+
+/// The user records of the parties of these deals.
+pub async fn parties(app: &App, deals: &[Deal]) -> ApiResult<HashMap<String, User>> {
+    let mut keys: Vec<(String, String)> = Vec::new();
+    for d in deals {
+        keys.push((format!("user#{}", d.supplier_id), "profile".into()));
+        if let Some(c) = &d.consumer_id {
+            keys.push((format!("user#{c}"), "profile".into()));
+        }
+    }
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let items = app.store.batch_get(&keys).await?;
+    items.iter().map(|i| i.decode::<User>().map(|u| (u.id.clone(), u)).map_err(Into::into)).collect()
+}
+
+/// Tells the parties (other than the one who acted) that the deal moved.
+async fn notify(app: &App, deal: &Deal, version: u64, by: Option<Role>) {
+    let Ok(users) = parties(app, std::slice::from_ref(deal)).await else { return };
+    let template = if deal.state == State::Escalation { "deal_escalated" } else { "deal_state_changed" };
+    let recipients = [(Role::Supplier, Some(&deal.supplier_id)), (Role::Consumer, deal.consumer_id.as_ref())];
+    for (role, user) in recipients {
+        let Some(user) = user.and_then(|u| users.get(u)) else { continue };
+        let Some(email) = &user.email else { continue };
+        if by == Some(role) {
+            continue;
+        }
+        let n = Notification {
+            id: format!("deal-{}-v{version}-{}", deal.id, role.as_str()),
+            template: template.into(),
+            to: email.clone(),
+            data: json!({
+                "deal_id": deal.id,
+                "title": deal.title,
+                "order_description": deal.order_description,
+                "state": deal.state.as_str(),
+                "state_caption": locale::state(deal.state),
+                "role": role.as_str(),
+                "escalation_date": deal.escalation_date,
+            }),
+        };
+        if let Err(e) = app.outbox.enqueue(n).await {
+            tracing::error!(deal = deal.id, error = %e, "deal notification not queued");
+        }
+    }
+}
+
+/// `POST /orders/:id/transitions`.
+pub async fn transition(app: &App, who: &Claims, id: i64, to: &str) -> ApiResult<()> {
+    let to = State::parse(to)
+        .ok_or_else(|| ApiError::bad_request("transition.to_state", format!("{to:?} is not a deal state")))?;
+    let (loaded, role) = load_for(app, who, id).await?;
+    let mut deal = loaded.deal.clone();
+    machine::transition(&mut deal, Actor::of(role), to, app.clock.now())?;
+    let version = save(app, &loaded, &deal, vec![]).await?;
+    notify(app, &deal, version, Some(role)).await;
+    Ok(())
+}
+
+/// `POST /orders/:id/claim`.
+pub async fn claim(
+    app: &App,
+    who: &Claims,
+    id: i64,
+    reason: String,
+    description: Option<String>,
+) -> ApiResult<Loaded> {
+    if reason.trim().is_empty() || reason.chars().count() > 1000 {
+        return Err(ApiError::invalid("claim.reason", "a reason of 1 to 1000 characters is required"));
+    }
+    let (loaded, role) = load_for(app, who, id).await?;
+    let mut deal = loaded.deal.clone();
+    machine::file_claim(&mut deal, Actor::of(role), reason, description, app.clock.now())?;
+    let version = save(app, &loaded, &deal, vec![]).await?;
+    notify(app, &deal, version, Some(role)).await;
+    Ok(Loaded { deal, version })
+}
+
+/// `POST /orders/:id/order_changes`.
+pub async fn request_change(
+    app: &App,
+    who: &Claims,
+    id: i64,
+    req: changes::ChangeRequest,
+) -> ApiResult<Loaded> {
+    let (loaded, role) = load_for(app, who, id).await?;
+    let mut deal = loaded.deal.clone();
+    changes::request(&mut deal, role, req, app.clock.now())?;
+    let version = save(app, &loaded, &deal, vec![]).await?;
+    notify(app, &deal, version, Some(role)).await;
+    Ok(Loaded { deal, version })
+}
+
+/// `POST /orders/:id/order_changes/:cid/confirm` or `/reject`.
+pub async fn answer_change(app: &App, who: &Claims, id: i64, change: i64, accept: bool) -> ApiResult<Loaded> {
+    let (loaded, role) = load_for(app, who, id).await?;
+    let mut deal = loaded.deal.clone();
+    let now = app.clock.now();
+    if accept {
+        changes::confirm(&mut deal, role, change, now)?;
+    } else {
+        changes::reject(&mut deal, role, change, now)?;
+    }
+    let version = save(app, &loaded, &deal, vec![]).await?;
+    notify(app, &deal, version, Some(role)).await;
+    Ok(Loaded { deal, version })
+}
+
+/// `POST /orders/:id/payment`: a bank-invoice payment by the consumer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentRequest {
+    pub name: String,
+    pub payment_method: String,
+    #[serde(default, alias = "payment_info")]
+    pub info: Option<Value>,
+}
+
+pub async fn create_payment(
+    app: &App,
+    who: &Claims,
+    id: i64,
+    req: PaymentRequest,
+) -> ApiResult<InvoicePayment> {
+    if req.payment_method != "invoice" {
+        return Err(ApiError::invalid("payment.payment_method", "must be \"invoice\""));
+    }
+    text("payment.name", &Some(req.name.clone()), 255)?;
+    object("payment.info", &req.info)?;
+    let (loaded, role) = load_for(app, who, id).await?;
+    if role != Role::Consumer {
+        return Err(ApiError::Forbidden("only the consumer pays for the deal".into()));
+    }
+    let deal = &loaded.deal;
+    let payable = deal.state == State::Approved || (deal.state == State::Pending && deal.owner_is_supplier());
+    if !payable {
+        return Err(ApiError::bad_request(
+            "payment",
+            "a payment can be created when the deal is approved (or pending, when the supplier created it)",
+        ));
+    }
+    if deal.payment.is_some() {
+        return Err(ApiError::bad_request("payment", "the deal already has a payment"));
+    }
+    let pid = app.store.add("counter#deal_payment", "counter", "n", 1, None, None).await?;
+    let payment = InvoicePayment {
+        id: pid,
+        name: req.name,
+        payment_method: req.payment_method,
+        info: req.info,
+        created_at: app.clock.now(),
+    };
+    let mut next = deal.clone();
+    next.payment = Some(payment.clone());
+    next.updated_at = app.clock.now();
+    save(app, &loaded, &next, vec![]).await?;
+    Ok(payment)
+}
+
+/// The attachment's name, type and bytes (party only).
+pub async fn attachment(app: &App, who: &Claims, id: i64, aid: &str) -> ApiResult<(String, String, Vec<u8>)> {
+    load_for(app, who, id).await?;
+    let item = app
+        .store
+        .get(&deal_pk(id), &format!("attachment#{aid}"))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("attachment {aid}")))?;
+    let field = |n: &str| item.data.get(n).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(field("content"))
+        .map_err(|e| ApiError::Internal(format!("stored attachment is not base64: {e}")))?;
+    Ok((field("name"), field("content_type"), bytes))
+}
+
+/// A gateway confirmed the consumer's card payment: `payment_verification → paid`, or, if the
+/// consumer had not moved the deal yet, both steps. Idempotent: a deal already past payment
+/// is left alone.
+pub async fn gateway_paid(app: &App, id: i64, payment_ref: &str) -> ApiResult<bool> {
+    for _ in 0..3 {
+        let Some(loaded) = load(app, id).await? else {
+            return Err(ApiError::NotFound(format!("order {id}")));
+        };
+        let mut deal = loaded.deal.clone();
+        let now = app.clock.now();
+        deal.gateway_payment = Some(payment_ref.to_owned());
+        if matches!(deal.state, State::Pending | State::Approved) && deal.consumer_id.is_some() {
+            machine::change_driven(&mut deal, Actor::System, State::PaymentVerification, now)?;
+        }
+        if deal.state != State::PaymentVerification {
+            return Ok(false);
+        }
+        machine::system_move(&mut deal, State::Paid, now)?;
+        match save(app, &loaded, &deal, vec![]).await {
+            Ok(version) => {
+                notify(app, &deal, version, None).await;
+                return Ok(true);
+            }
+            Err(ApiError::Conflict(_)) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(ApiError::Conflict("the order kept changing; the payment will be applied on the next run".into()))
+}
+
+/// The scheduler's pass over due deals: protection over → received, claim unanswered for
+/// 7 days → escalation, received/returned → payout initiated. Conditional writes make a
+/// concurrent second run harmless: whoever loses a race skips that deal.
+pub async fn sweep(app: &App) -> ApiResult<JobReport> {
+    let now = app.clock.now();
+    let opts = QueryOpts { sk_until: Some(format!("{}#~", due_key(now))), ..Default::default() };
+    let due = app.store.query_gsi1(DUE_INDEX, opts).await?;
+    let mut report = JobReport { examined: due.len(), ..Default::default() };
+    for item in due {
+        // The index may lag; re-read the deal itself.
+        let Some(id) = item.data.get("id").and_then(Value::as_i64) else { continue };
+        let Some(loaded) = load(app, id).await? else { continue };
+        let mut deal = loaded.deal.clone();
+        let Some(to) = machine::due(&deal, now) else { continue };
+        if machine::system_move(&mut deal, to, now).is_err() {
+            continue;
+        }
+        match save(app, &loaded, &deal, vec![]).await {
+            Ok(version) => {
+                report.changed += 1;
+                notify(app, &deal, version, None).await;
+            }
+            Err(ApiError::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(report)
+}
+
+/// Index sort key of a due time: fixed-width UTC, so string order is time order.
+fn due_key(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

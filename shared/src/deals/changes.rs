@@ -1,0 +1,178 @@
+//! Order changes: one party asks, the other confirms or rejects; one open change at a time.
+//!
+//! - `prolong_protection` (in `shipping`): moves `end_of_protection` to `prolong_protection_to`.
+//! - `change_conditions` (in `rejected`): `changed_cost = new_cost`, `pay_back = cost − new_cost`,
+//!   the deal moves to `received`.
+//! - `purchase_return` (in `rejected`): `pay_back = cost`, the deal moves to `await_returning`.
+//!
+//! The two money-returning changes need the consumer's billing details (`consumer_billing_info`).
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use super::locale;
+use super::machine::{self, Actor};
+use super::model::{ChangeStatus, ChangeType, Deal, OrderChange, Role, State};
+use crate::error::ApiError;
+use crate::money;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AllowedChange {
+    pub change_type: &'static str,
+    pub required_fields: Vec<&'static str>,
+    pub locale: ChangeLocale,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChangeLocale {
+    pub change_type: &'static str,
+}
+
+fn types_in(state: State) -> &'static [ChangeType] {
+    match state {
+        State::Shipping => &[ChangeType::ProlongProtection],
+        State::Rejected => &[ChangeType::ChangeConditions, ChangeType::PurchaseReturn],
+        _ => &[],
+    }
+}
+
+fn required(deal: &Deal, t: ChangeType) -> Vec<&'static str> {
+    match t {
+        ChangeType::ChangeConditions | ChangeType::PurchaseReturn if deal.consumer_billing_info.is_none() => {
+            vec!["consumer_billing_info"]
+        }
+        _ => vec![],
+    }
+}
+
+/// `allowed_changes`: empty while a change is open or for someone who is not a party.
+pub fn allowed(deal: &Deal, role: Role) -> Vec<AllowedChange> {
+    if deal.requested_change().is_some() || role == Role::Manager {
+        return vec![];
+    }
+    types_in(deal.state)
+        .iter()
+        .map(|t| AllowedChange {
+            change_type: t.as_str(),
+            required_fields: required(deal, *t),
+            locale: ChangeLocale { change_type: locale::change_type(*t) },
+        })
+        .collect()
+}
+
+pub struct ChangeRequest {
+    pub change_type: ChangeType,
+    pub new_cost: Option<Decimal>,
+    pub prolong_protection_to: Option<DateTime<Utc>>,
+}
+
+pub fn request(deal: &mut Deal, role: Role, req: ChangeRequest, now: DateTime<Utc>) -> Result<i64, ApiError> {
+    if role == Role::Manager {
+        return Err(ApiError::Forbidden("only a party of the deal can request a change".into()));
+    }
+    if deal.requested_change().is_some() {
+        return Err(ApiError::bad_request("order_change", "another change is waiting for an answer"));
+    }
+    if !types_in(deal.state).contains(&req.change_type) {
+        return Err(ApiError::bad_request(
+            "order_change.change_type",
+            format!("{} is not possible in state {}", req.change_type.as_str(), deal.state.as_str()),
+        ));
+    }
+    if let Some(field) = required(deal, req.change_type).first() {
+        return Err(ApiError::bad_request(*field, format!("{field} is required for this change")));
+    }
+    let (mut new_cost, mut prolong_to) = (None, None);
+    match req.change_type {
+        ChangeType::ProlongProtection => {
+            let to = req.prolong_protection_to.ok_or_else(|| {
+                ApiError::invalid(
+                    "order_change.prolong_protection_to",
+                    "the new end of protection is required",
+                )
+            })?;
+            let current = deal.end_of_protection.unwrap_or(now);
+            if to <= current {
+                return Err(ApiError::invalid(
+                    "order_change.prolong_protection_to",
+                    "must be later than the current end of protection",
+                ));
+            }
+            prolong_to = Some(to);
+        }
+        ChangeType::ChangeConditions => {
+            let cost = req
+                .new_cost
+                .ok_or_else(|| ApiError::invalid("order_change.new_cost", "the new cost is required"))?;
+            if cost.is_sign_negative() || cost >= deal.cost || cost.normalize().scale() > 2 {
+                return Err(ApiError::invalid(
+                    "order_change.new_cost",
+                    "must be at least 0 and less than the cost, with at most two decimals",
+                ));
+            }
+            new_cost = Some(money::round(cost));
+        }
+        ChangeType::PurchaseReturn => {}
+    }
+    let id = deal.changes.iter().map(|c| c.id).max().unwrap_or(0) + 1;
+    deal.changes.push(OrderChange {
+        id,
+        change_type: req.change_type,
+        status: ChangeStatus::Requested,
+        requested_by: role,
+        new_cost,
+        prolong_protection_to: prolong_to,
+        created_at: now,
+        resolved_at: None,
+    });
+    deal.updated_at = now;
+    Ok(id)
+}
+
+fn open_change(deal: &Deal, role: Role, id: i64) -> Result<usize, ApiError> {
+    let idx = deal
+        .changes
+        .iter()
+        .position(|c| c.id == id)
+        .ok_or_else(|| ApiError::NotFound(format!("order change {id}")))?;
+    let c = &deal.changes[idx];
+    if c.status != ChangeStatus::Requested {
+        return Err(ApiError::bad_request("order_change", "this change was already answered"));
+    }
+    if role == Role::Manager || c.requested_by == role {
+        return Err(ApiError::Forbidden("only the other party can answer this change".into()));
+    }
+    Ok(idx)
+}
+
+pub fn confirm(deal: &mut Deal, role: Role, id: i64, now: DateTime<Utc>) -> Result<(), ApiError> {
+    let idx = open_change(deal, role, id)?;
+    let change = deal.changes[idx].clone();
+    deal.changes[idx].status = ChangeStatus::Confirmed;
+    deal.changes[idx].resolved_at = Some(now);
+    let actor = Actor::of(role);
+    match change.change_type {
+        ChangeType::ProlongProtection => deal.end_of_protection = change.prolong_protection_to,
+        ChangeType::ChangeConditions => {
+            let new_cost = change.new_cost.unwrap_or(deal.cost);
+            deal.changed_cost = Some(new_cost);
+            deal.pay_back = money::round(deal.cost - new_cost);
+            machine::change_driven(deal, actor, State::Received, now)?;
+        }
+        ChangeType::PurchaseReturn => {
+            deal.pay_back = deal.cost;
+            machine::change_driven(deal, actor, State::AwaitReturning, now)?;
+        }
+    }
+    deal.updated_at = now;
+    Ok(())
+}
+
+pub fn reject(deal: &mut Deal, role: Role, id: i64, now: DateTime<Utc>) -> Result<(), ApiError> {
+    let idx = open_change(deal, role, id)?;
+    deal.changes[idx].status = ChangeStatus::Rejected;
+    deal.changes[idx].resolved_at = Some(now);
+    deal.updated_at = now;
+    Ok(())
+}

@@ -1,0 +1,286 @@
+//! The deal state machine (SPEC part A): who may move a deal where, and what it needs.
+//!
+//! Pure functions over [`Deal`]; persistence (a conditional write on the deal's version)
+//! is the caller's job, so the rules are testable without a store.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::locale;
+use super::model::{ChangeStatus, Claim, Deal, HistoryEntry, Role, State};
+use crate::error::ApiError;
+
+/// Who performs a transition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    Supplier,
+    Consumer,
+    Manager,
+    /// The scheduler or a payment gateway's confirmed callback.
+    System,
+}
+
+impl Actor {
+    pub fn of(role: Role) -> Actor {
+        match role {
+            Role::Supplier => Actor::Supplier,
+            Role::Consumer => Actor::Consumer,
+            Role::Manager => Actor::Manager,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Actor::Supplier => "supplier",
+            Actor::Consumer => "consumer",
+            Actor::Manager => "manager",
+            Actor::System => "system",
+        }
+    }
+}
+
+/// How a transition is started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    /// `POST /orders/:id/transitions`.
+    Transition,
+    /// `POST /orders/:id/claim`.
+    Claim,
+    /// Confirming an order change.
+    Change,
+}
+
+struct Rule {
+    from: State,
+    to: State,
+    by: &'static [Actor],
+    via: Via,
+}
+
+const fn rule(from: State, to: State, by: &'static [Actor]) -> Rule {
+    Rule { from, to, by, via: Via::Transition }
+}
+
+use Actor::{Consumer, Manager, Supplier, System};
+use State::*;
+
+const RULES: &[Rule] = &[
+    rule(Pending, Approved, &[Supplier]),
+    rule(Pending, PaymentVerification, &[Consumer]),
+    rule(Approved, PaymentVerification, &[Consumer]),
+    rule(PaymentVerification, Paid, &[Manager, System]),
+    rule(Paid, Shipping, &[Supplier]),
+    rule(Shipping, Received, &[Consumer, System]),
+    Rule { from: Shipping, to: Rejected, by: &[Consumer], via: Via::Claim },
+    rule(Rejected, Received, &[Consumer]),
+    rule(Rejected, Escalation, &[Manager, System]),
+    Rule { from: Rejected, to: AwaitReturning, by: &[Supplier, Consumer], via: Via::Change },
+    rule(AwaitReturning, Returned, &[Supplier]),
+    rule(Received, PayoutInitiated, &[Manager, System]),
+    rule(Returned, PayoutInitiated, &[Manager, System]),
+    rule(PayoutInitiated, Done, &[Manager, System]),
+    rule(Pending, Cancelled, &[Supplier, Consumer]),
+    rule(Approved, Cancelled, &[Supplier, Consumer]),
+];
+
+/// Whether the rule fits this deal at all (beyond who asks and which fields are filled).
+fn applies(deal: &Deal, r: &Rule) -> bool {
+    match (r.from, r.to) {
+        // A consumer-created deal is approved by the supplier before it is paid; a
+        // supplier-created deal is confirmed by the consumer paying for it.
+        (Pending, Approved) => !deal.owner_is_supplier(),
+        (Pending, PaymentVerification) => deal.owner_is_supplier(),
+        _ => true,
+    }
+}
+
+/// Deal fields the transition needs that are not filled yet.
+pub fn missing_fields(deal: &Deal, to: State) -> Vec<&'static str> {
+    let mut missing = Vec::new();
+    match to {
+        Approved if deal.supplier_billing_info.is_none() => missing.push("supplier_billing_info"),
+        PaymentVerification => {
+            if deal.consumer_id.is_none() {
+                missing.push("consumer_id");
+            }
+            if deal.payment.is_none() && deal.gateway_payment.is_none() {
+                missing.push("payment");
+            }
+        }
+        Paid if deal.payment.is_none() && deal.gateway_payment.is_none() => missing.push("payment"),
+        Shipping => {
+            if deal.shipping_info.is_none() {
+                missing.push("shipping_info");
+            }
+            if deal.supplier_billing_info.is_none() {
+                missing.push("supplier_billing_info");
+            }
+        }
+        Rejected if deal.claim.is_none() => missing.push("claim"),
+        _ => {}
+    }
+    missing
+}
+
+/// One entry of `GET /orders/:id/transitions`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TransitionInfo {
+    pub to_state: &'static str,
+    pub can_perform: bool,
+    pub required_fields: Vec<&'static str>,
+    pub locale: TransitionLocale,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TransitionLocale {
+    pub to_state: &'static str,
+    pub transition: &'static str,
+}
+
+/// The transitions out of the deal's state that people (not only the scheduler) perform,
+/// with whether `actor` can perform each now.
+pub fn available(deal: &Deal, actor: Actor) -> Vec<TransitionInfo> {
+    RULES
+        .iter()
+        .filter(|r| r.from == deal.state && applies(deal, r) && r.via != Via::Change)
+        .filter(|r| r.by.iter().any(|a| *a != System))
+        .map(|r| {
+            let mut required = missing_fields(deal, r.to);
+            if r.via == Via::Claim && !required.contains(&"claim") {
+                required.push("claim");
+            }
+            let allowed = r.by.contains(&actor);
+            TransitionInfo {
+                to_state: r.to.as_str(),
+                can_perform: allowed && required.is_empty(),
+                required_fields: required,
+                locale: TransitionLocale {
+                    to_state: locale::state(r.to),
+                    transition: locale::transition(r.to),
+                },
+            }
+        })
+        .collect()
+}
+
+fn find_rule(deal: &Deal, to: State) -> Option<&'static Rule> {
+    RULES.iter().find(|r| r.from == deal.state && r.to == to && applies(deal, r))
+}
+
+fn check(deal: &Deal, actor: Actor, to: State, via: Via) -> Result<(), ApiError> {
+    let rule = find_rule(deal, to).ok_or_else(|| {
+        ApiError::bad_request(
+            "to_state",
+            format!("a deal in state {} cannot move to {}", deal.state.as_str(), to.as_str()),
+        )
+    })?;
+    if !rule.by.contains(&actor) {
+        return Err(ApiError::Forbidden(format!(
+            "the {} cannot move this deal to {}",
+            actor.as_str(),
+            to.as_str()
+        )));
+    }
+    if rule.via != via {
+        let how = match rule.via {
+            Via::Claim => "file a claim with POST /orders/:id/claim",
+            Via::Change => "confirm a purchase_return order change",
+            Via::Transition => "use POST /orders/:id/transitions",
+        };
+        return Err(ApiError::bad_request("to_state", format!("to move to {}, {how}", to.as_str())));
+    }
+    if let Some(field) = missing_fields(deal, to).first() {
+        return Err(ApiError::bad_request(*field, format!("{field} is required to move to {}", to.as_str())));
+    }
+    Ok(())
+}
+
+/// Moves the deal and applies the transition's effects (protection dates, history).
+fn apply(deal: &mut Deal, actor: Actor, to: State, now: DateTime<Utc>) {
+    let from = deal.state;
+    match to {
+        Shipping => {
+            let days = deal.supply_days.unwrap_or(0) + deal.verify_days;
+            deal.end_of_protection = Some(now + Duration::days(days));
+        }
+        Rejected => {
+            deal.end_of_protection = None;
+            deal.escalation_date = Some(now + Duration::days(super::ESCALATION_DAYS));
+        }
+        Received | AwaitReturning if from == Rejected => deal.escalation_date = None,
+        _ => {}
+    }
+    // A change asked for in the old state no longer applies.
+    for c in deal.changes.iter_mut().filter(|c| c.status == ChangeStatus::Requested) {
+        c.status = ChangeStatus::Rejected;
+        c.resolved_at = Some(now);
+    }
+    deal.state = to;
+    deal.history.push(HistoryEntry { from, to, by: actor.as_str().to_owned(), at: now });
+    deal.updated_at = now;
+}
+
+/// `POST /orders/:id/transitions`: 403 for the wrong party, 400 for a state that cannot be
+/// reached from here or whose required fields are missing.
+pub fn transition(deal: &mut Deal, actor: Actor, to: State, now: DateTime<Utc>) -> Result<(), ApiError> {
+    check(deal, actor, to, Via::Transition)?;
+    apply(deal, actor, to, now);
+    Ok(())
+}
+
+/// `POST /orders/:id/claim`: shipping → rejected, with the claim recorded.
+pub fn file_claim(
+    deal: &mut Deal,
+    actor: Actor,
+    reason: String,
+    description: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let mut with_claim = deal.clone();
+    with_claim.claim = Some(Claim { reason, description, created_at: now });
+    check(&with_claim, actor, Rejected, Via::Claim)?;
+    apply(&mut with_claim, actor, Rejected, now);
+    *deal = with_claim;
+    Ok(())
+}
+
+/// A state change that results from a confirmed order change.
+pub(super) fn change_driven(
+    deal: &mut Deal,
+    actor: Actor,
+    to: State,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    if find_rule(deal, to).is_none() {
+        return Err(ApiError::bad_request("order_change", "the change does not apply in this state"));
+    }
+    apply(deal, actor, to, now);
+    Ok(())
+}
+
+/// What the scheduler does with a deal now, if anything: protection over → received;
+/// claim unanswered for 7 days → escalation; received/returned → payout initiated.
+pub fn due(deal: &Deal, now: DateTime<Utc>) -> Option<State> {
+    match deal.state {
+        Shipping if deal.end_of_protection.is_some_and(|t| t <= now) => Some(Received),
+        Rejected if deal.escalation_date.is_some_and(|t| t <= now) => Some(Escalation),
+        Received | Returned => Some(PayoutInitiated),
+        _ => None,
+    }
+}
+
+/// When the deal will next be due for the scheduler (the index key of the due list).
+pub fn due_at(deal: &Deal) -> Option<DateTime<Utc>> {
+    match deal.state {
+        Shipping => deal.end_of_protection,
+        Rejected => deal.escalation_date,
+        Received | Returned => Some(deal.updated_at),
+        _ => None,
+    }
+}
+
+/// Applies a scheduler transition (checked by [`due`]).
+pub fn system_move(deal: &mut Deal, to: State, now: DateTime<Utc>) -> Result<(), ApiError> {
+    check(deal, System, to, Via::Transition)?;
+    apply(deal, System, to, now);
+    Ok(())
+}

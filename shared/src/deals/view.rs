@@ -1,0 +1,171 @@
+//! The deal JSON of seed 003 ("Возвращает" table), as seen by one caller.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::changes::{self, AllowedChange};
+use super::locale;
+use super::machine::{self, Actor, TransitionInfo};
+use super::model::{Attachment, ChangeStatus, Deal, OrderChange, Role};
+use crate::money;
+use crate::users::User;
+
+#[derive(Serialize)]
+pub struct AttachmentView {
+    pub id: String,
+    pub name: String,
+    pub content_type: String,
+    pub size: usize,
+    pub link: String,
+}
+
+#[derive(Serialize)]
+pub struct ChangeView {
+    pub id: i64,
+    pub change_type: &'static str,
+    pub status: ChangeStatus,
+    pub requested_by: &'static str,
+    #[serde(with = "money::number_opt")]
+    pub new_cost: Option<Decimal>,
+    pub prolong_protection_to: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub locale: changes::ChangeLocale,
+}
+
+impl ChangeView {
+    fn of(c: &OrderChange) -> ChangeView {
+        ChangeView {
+            id: c.id,
+            change_type: c.change_type.as_str(),
+            status: c.status,
+            requested_by: c.requested_by.as_str(),
+            new_cost: c.new_cost,
+            prolong_protection_to: c.prolong_protection_to,
+            created_at: c.created_at,
+            locale: changes::ChangeLocale { change_type: locale::change_type(c.change_type) },
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct DealLocale {
+    pub state: &'static str,
+    pub display_state: String,
+}
+
+#[derive(Serialize)]
+pub struct DealView {
+    pub id: i64,
+    pub state: &'static str,
+    pub title: Option<String>,
+    pub order_description: String,
+    pub supply_description: Option<String>,
+    #[serde(with = "money::number")]
+    pub cost: Decimal,
+    #[serde(with = "money::number_opt")]
+    pub changed_cost: Option<Decimal>,
+    #[serde(with = "money::number_opt")]
+    pub supply_cost: Option<Decimal>,
+    pub supply_days: Option<i64>,
+    pub verify_days: i64,
+    pub commission_payer: super::Payer,
+    #[serde(with = "money::number")]
+    pub commission: Decimal,
+    pub commission_description: String,
+    #[serde(with = "money::number")]
+    pub consumer_pay: Decimal,
+    #[serde(with = "money::number")]
+    pub supplier_receive: Decimal,
+    #[serde(with = "money::number")]
+    pub pay_back: Decimal,
+    pub owner_id: Value,
+    pub supplier_id: Value,
+    pub supplier: Option<Value>,
+    pub consumer_id: Option<Value>,
+    pub consumer: Option<Value>,
+    pub client_data: Option<Value>,
+    pub end_of_protection: Option<DateTime<Utc>>,
+    pub escalation_date: Option<DateTime<Utc>>,
+    pub attachments: Vec<AttachmentView>,
+    pub manager_comment: Option<String>,
+    pub role: &'static str,
+    pub billing_info: Option<Value>,
+    pub supplier_billing_info: Option<Value>,
+    pub consumer_billing_info: Option<Value>,
+    pub shipping_info: Option<Value>,
+    pub claim: Option<super::model::Claim>,
+    pub allowed_changes: Vec<AllowedChange>,
+    pub requested_change: Option<ChangeView>,
+    pub transitions: Vec<TransitionInfo>,
+    pub locale: DealLocale,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+fn attachment(base: &str, deal: i64, a: &Attachment) -> AttachmentView {
+    AttachmentView {
+        id: a.id.clone(),
+        name: a.name.clone(),
+        content_type: a.content_type.clone(),
+        size: a.size,
+        link: format!("{base}/api/v1/orders/{deal}/attachments/{}", a.id),
+    }
+}
+
+impl DealView {
+    pub fn new(deal: &Deal, role: Role, users: &HashMap<String, User>, base_url: &str) -> DealView {
+        let user = |id: &str| users.get(id).map(User::to_json).unwrap_or_else(|| User::id_only(id));
+        let billing_info = match role {
+            Role::Supplier => deal.supplier_billing_info.clone(),
+            Role::Consumer => deal.consumer_billing_info.clone(),
+            Role::Manager => None,
+        };
+        DealView {
+            id: deal.id,
+            state: deal.state.as_str(),
+            title: deal.title.clone(),
+            order_description: deal.order_description.clone(),
+            supply_description: deal.supply_description.clone(),
+            cost: deal.cost,
+            changed_cost: deal.changed_cost,
+            supply_cost: deal.supply_cost,
+            supply_days: deal.supply_days,
+            verify_days: deal.verify_days,
+            commission_payer: deal.commission_payer,
+            commission: deal.commission,
+            commission_description: format!("{}%", deal.commission_percent.normalize()),
+            consumer_pay: deal.consumer_pay,
+            supplier_receive: deal.supplier_receive,
+            pay_back: deal.pay_back,
+            owner_id: User::id_json(&deal.owner_id),
+            supplier_id: User::id_json(&deal.supplier_id),
+            supplier: Some(user(&deal.supplier_id)),
+            consumer_id: deal.consumer_id.as_deref().map(User::id_json),
+            consumer: deal.consumer_id.as_deref().map(user),
+            client_data: deal.client_data.clone(),
+            end_of_protection: deal.end_of_protection,
+            escalation_date: deal.escalation_date,
+            attachments: deal.attachments.iter().map(|a| attachment(base_url, deal.id, a)).collect(),
+            manager_comment: deal.manager_comment.clone(),
+            role: role.as_str(),
+            billing_info,
+            supplier_billing_info: deal.supplier_billing_info.clone(),
+            consumer_billing_info: deal.consumer_billing_info.clone(),
+            shipping_info: deal.shipping_info.clone(),
+            claim: deal.claim.clone(),
+            allowed_changes: changes::allowed(deal, role),
+            requested_change: deal.requested_change().map(ChangeView::of),
+            transitions: machine::available(deal, Actor::of(role)),
+            locale: DealLocale {
+                state: locale::state(deal.state),
+                display_state: locale::display_state(deal),
+            },
+            created_at: deal.created_at,
+            updated_at: deal.updated_at,
+        }
+    }
+}

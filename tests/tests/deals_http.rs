@@ -1,0 +1,495 @@
+//! Escrow deals over HTTP, on the embedded store (`memory::`) and on DynamoDB via moto (`dynamo::`).
+
+use std::io::Read;
+use std::sync::Arc;
+
+use api_tests::{TestServer, token};
+use reqwest::Method;
+use serde_json::{Value, json};
+use shared::jobs::{Job, run};
+use shared::store::Store;
+
+const SUPPLIER: &str = "21";
+const CONSUMER: &str = "14";
+const MANAGER: &str = "900";
+const STRANGER: &str = "77";
+
+struct Parties {
+    supplier: String,
+    consumer: String,
+    manager: String,
+    stranger: String,
+}
+
+fn parties() -> Parties {
+    Parties {
+        supplier: token(SUPPLIER, &[]),
+        consumer: token(CONSUMER, &[]),
+        manager: token(MANAGER, &["manager"]),
+        stranger: token(STRANGER, &[]),
+    }
+}
+
+async fn patch(srv: &TestServer, id: i64, t: &str, order: Value) -> (u16, Value) {
+    srv.call(Method::PATCH, &format!("/api/v1/orders/{id}"), Some(t), Some(&json!({ "order": order }))).await
+}
+
+async fn to_state(srv: &TestServer, id: i64, t: &str, state: &str) -> u16 {
+    let body = json!({"transition": {"to_state": state}});
+    srv.post(&format!("/api/v1/orders/{id}/transitions"), Some(t), &body).await.0
+}
+
+async fn state_of(srv: &TestServer, id: i64, t: &str) -> Value {
+    let (status, body) = srv.get(&format!("/api/v1/orders/{id}"), Some(t)).await;
+    assert_eq!(status, 200, "{body}");
+    body["order"].clone()
+}
+
+/// A consumer-created deal, approved by the supplier, paid by invoice and confirmed by a
+/// manager, shipped: returns its id.
+async fn shipped_deal(srv: &TestServer, p: &Parties) -> i64 {
+    let (status, body) = srv
+        .post(
+            "/api/v1/orders",
+            Some(&p.consumer),
+            &json!({"order": {"order_description": "Сделка на поставку", "verify_days": "3",
+                "commission_payer": "consumer", "cost": "23", "supplier_id": SUPPLIER, "supply_days": 2}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let order = &body["order"];
+    assert_eq!(order["state"], "pending");
+    assert_eq!(order["role"], "consumer");
+    assert_eq!(order["commission"], json!(0.92));
+    assert_eq!(order["commission_description"], "4%");
+    assert_eq!(order["consumer_pay"], json!(23.92));
+    assert_eq!(order["supplier_receive"], json!(23.0));
+    assert_eq!(order["consumer_id"], json!(14));
+    assert_eq!(order["supplier"]["id"], json!(21));
+    let id = order["id"].as_i64().unwrap();
+
+    // Approving needs the supplier's payout details; the consumer may not approve.
+    assert_eq!(to_state(srv, id, &p.consumer, "approved").await, 403);
+    assert_eq!(to_state(srv, id, &p.supplier, "approved").await, 400);
+    assert_eq!(
+        patch(srv, id, &p.supplier, json!({"supplier_billing_info": {"account": "40817"}})).await.0,
+        200
+    );
+    assert_eq!(to_state(srv, id, &p.supplier, "approved").await, 204);
+
+    // Pay by invoice, then the manager confirms the money.
+    assert_eq!(to_state(srv, id, &p.consumer, "payment_verification").await, 400, "no payment yet");
+    let pay = json!({"payment": {"name": "Иванов Иван Иванович", "payment_method": "invoice",
+        "payment_info": {"level": "over 9000"}}});
+    assert_eq!(srv.post(&format!("/api/v1/orders/{id}/payment"), Some(&p.supplier), &pay).await.0, 403);
+    let (status, body) = srv.post(&format!("/api/v1/orders/{id}/payment"), Some(&p.consumer), &pay).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["payment"]["payment_method"], "invoice");
+    assert_eq!(body["payment"]["info"]["level"], "over 9000");
+    let (status, shown) = srv.get(&format!("/api/v1/orders/{id}/payment"), Some(&p.consumer)).await;
+    assert_eq!((status, &shown["payment"]["id"]), (200, &body["payment"]["id"]));
+    assert_eq!(to_state(srv, id, &p.consumer, "payment_verification").await, 204);
+    assert_eq!(to_state(srv, id, &p.consumer, "paid").await, 403);
+    assert_eq!(to_state(srv, id, &p.manager, "paid").await, 204);
+
+    // Ship: needs shipping details; sets the end of protection (supply 2 + verify 3 days).
+    assert_eq!(to_state(srv, id, &p.supplier, "shipping").await, 400);
+    assert_eq!(patch(srv, id, &p.supplier, json!({"shipping_info": {"track": "RA123"}})).await.0, 200);
+    assert_eq!(to_state(srv, id, &p.supplier, "shipping").await, 204);
+    let order = state_of(srv, id, &p.consumer).await;
+    assert_eq!(order["state"], "shipping");
+    assert!(order["end_of_protection"].is_string());
+    id
+}
+
+async fn claimed(srv: &TestServer, p: &Parties, id: i64) {
+    let claim = json!({"reason": "Не тот размер", "description": "Прислали 42 вместо 44"});
+    assert_eq!(srv.post(&format!("/api/v1/orders/{id}/claim"), Some(&p.supplier), &claim).await.0, 403);
+    let (status, body) = srv.post(&format!("/api/v1/orders/{id}/claim"), Some(&p.consumer), &claim).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["order"]["state"], "rejected");
+    assert!(body["order"]["end_of_protection"].is_null(), "a claim clears the protection end");
+    assert!(body["order"]["escalation_date"].is_string());
+    let kinds: Vec<_> = body["order"]["allowed_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["change_type"].clone())
+        .collect();
+    assert_eq!(kinds, [json!("change_conditions"), json!("purchase_return")]);
+    assert_eq!(body["order"]["allowed_changes"][0]["required_fields"], json!(["consumer_billing_info"]));
+}
+
+pub async fn whole_deal_with_change_conditions(store: Arc<dyn Store>) {
+    let srv = TestServer::start(store).await;
+    let p = parties();
+    let id = shipped_deal(&srv, &p).await;
+    claimed(&srv, &p, id).await;
+
+    // change_conditions: consumer asks for a lower price, supplier confirms → received.
+    let change = json!({"order_change": {"change_type": "change_conditions", "new_cost": "20.00"}});
+    let path = format!("/api/v1/orders/{id}/order_changes");
+    let (status, body) = srv.post(&path, Some(&p.consumer), &change).await;
+    assert_eq!((status, &body["error"]["field"]), (400, &json!("consumer_billing_info")));
+    assert_eq!(patch(&srv, id, &p.consumer, json!({"consumer_billing_info": {"card": "4276"}})).await.0, 200);
+    let (status, body) = srv.post(&path, Some(&p.consumer), &change).await;
+    assert_eq!(status, 201, "{body}");
+    let requested = &body["order"]["requested_change"];
+    assert_eq!(requested["change_type"], "change_conditions");
+    assert_eq!(body["order"]["locale"]["display_state"], "Покупатель запросил изменение условий сделки");
+    assert_eq!(body["order"]["allowed_changes"], json!([]));
+    let cid = requested["id"].as_i64().unwrap();
+    assert_eq!(srv.post(&path, Some(&p.consumer), &change).await.0, 400, "one open change at a time");
+    let confirm = format!("/api/v1/orders/{id}/order_changes/{cid}/confirm");
+    assert_eq!(srv.post(&confirm, Some(&p.consumer), &json!({})).await.0, 403, "not one's own change");
+    let (status, body) = srv.post(&confirm, Some(&p.supplier), &json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let order = &body["order"];
+    assert_eq!(order["state"], "received");
+    assert_eq!(order["changed_cost"], json!(20.0));
+    assert_eq!(order["pay_back"], json!(3.0));
+    assert!(order["requested_change"].is_null());
+
+    // The system starts the payout; a manager closes the deal.
+    assert_eq!(to_state(&srv, id, &p.supplier, "payout_initiated").await, 403);
+    let report = run(&srv.app, Job::Deals).await.unwrap();
+    assert_eq!(report.changed, 1);
+    assert_eq!(run(&srv.app, Job::Deals).await.unwrap().changed, 0, "a second run finds nothing to do");
+    assert_eq!(state_of(&srv, id, &p.supplier).await["state"], "payout_initiated");
+    assert_eq!(to_state(&srv, id, &p.supplier, "done").await, 403);
+    assert_eq!(to_state(&srv, id, &p.manager, "done").await, 204);
+    let order = state_of(&srv, id, &p.supplier).await;
+    assert_eq!(order["state"], "done");
+    assert_eq!(order["transitions"], json!([]));
+    assert_eq!(order["locale"]["state"], "Сделка завершена");
+
+    // The other party was told about each move.
+    let sent = srv.app.local_outbox.as_ref().unwrap().messages();
+    assert!(sent.iter().any(|n| n.to == "user21@example.com" && n.data["state"] == "rejected"));
+    assert!(sent.iter().any(|n| n.to == "user14@example.com" && n.data["state"] == "shipping"));
+}
+
+pub async fn purchase_return_path(store: Arc<dyn Store>) {
+    let srv = TestServer::start(store).await;
+    let p = parties();
+    let id = shipped_deal(&srv, &p).await;
+    claimed(&srv, &p, id).await;
+    assert_eq!(patch(&srv, id, &p.consumer, json!({"consumer_billing_info": {"card": "4276"}})).await.0, 200);
+    let path = format!("/api/v1/orders/{id}/order_changes");
+    let (status, body) = srv
+        .post(&path, Some(&p.consumer), &json!({"order_change": {"change_type": "purchase_return"}}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let cid = body["order"]["requested_change"]["id"].as_i64().unwrap();
+    let (status, body) = srv.post(&format!("{path}/{cid}/confirm"), Some(&p.supplier), &json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["order"]["state"], "await_returning");
+    assert_eq!(body["order"]["pay_back"], json!(23.0));
+    assert_eq!(to_state(&srv, id, &p.consumer, "returned").await, 403);
+    assert_eq!(to_state(&srv, id, &p.supplier, "returned").await, 204);
+    run(&srv.app, Job::Deals).await.unwrap();
+    assert_eq!(state_of(&srv, id, &p.consumer).await["state"], "payout_initiated");
+}
+
+pub async fn scheduler_escalates_and_ends_protection(store: Arc<dyn Store>) {
+    let srv = TestServer::start(store).await;
+    let p = parties();
+    let claimed_id = shipped_deal(&srv, &p).await;
+    claimed(&srv, &p, claimed_id).await;
+    let quiet_id = shipped_deal(&srv, &p).await;
+
+    run(&srv.app, Job::Deals).await.unwrap();
+    assert_eq!(state_of(&srv, claimed_id, &p.consumer).await["state"], "rejected");
+    assert_eq!(state_of(&srv, quiet_id, &p.consumer).await["state"], "shipping");
+
+    // Five days of protection end; seven days after the claim it escalates.
+    srv.app.clock.advance(chrono::Duration::days(8));
+    // Two runs at once, then one more: every step happens exactly once (escalation,
+    // protection end, payout start), whichever run wins it.
+    let (a, b) = tokio::join!(run(&srv.app, Job::Deals), run(&srv.app, Job::Deals));
+    let c = run(&srv.app, Job::Deals).await.unwrap();
+    assert_eq!(a.unwrap().changed + b.unwrap().changed + c.changed, 3);
+    assert_eq!(state_of(&srv, claimed_id, &p.consumer).await["state"], "escalation");
+    // Protection over → received → payout initiated.
+    assert_eq!(state_of(&srv, quiet_id, &p.consumer).await["state"], "payout_initiated");
+    let sent = srv.app.local_outbox.as_ref().unwrap().messages();
+    assert!(sent.iter().any(|n| n.template == "deal_escalated" && n.to == "user21@example.com"));
+}
+
+pub async fn wrong_party_impossible_state_and_strangers(store: Arc<dyn Store>) {
+    let srv = TestServer::start(store).await;
+    let p = parties();
+    let (status, body) = srv
+        .post(
+            "/api/v1/orders",
+            Some(&p.supplier),
+            &json!({"order": {"order_description": "Сапоги", "verify_days": 3, "commission_payer": "50/50",
+                "cost": 400, "supplier_id": 21, "consumer_id": "14"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["order"]["id"].as_i64().unwrap();
+    assert_eq!(body["order"]["role"], "supplier");
+    // Supplier-created: the consumer confirms by paying; the supplier does not approve.
+    let (_, t) = srv.get(&format!("/api/v1/orders/{id}/transitions"), Some(&p.supplier)).await;
+    let pv = t["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["to_state"] == "payment_verification")
+        .unwrap();
+    assert_eq!(pv["can_perform"], false);
+    assert_eq!(pv["required_fields"], json!(["payment"]));
+    assert_eq!(pv["locale"]["transition"], "Подтвердить и перейти к оплате");
+    assert_eq!(pv["locale"]["to_state"], "Оплачена, ожидается проверка менеджером");
+    assert_eq!(to_state(&srv, id, &p.supplier, "approved").await, 400);
+    assert_eq!(to_state(&srv, id, &p.supplier, "done").await, 400);
+    let (status, body) = srv
+        .post(
+            &format!("/api/v1/orders/{id}/transitions"),
+            Some(&p.supplier),
+            &json!({"transition": {"to_state": "flying"}}),
+        )
+        .await;
+    assert_eq!((status, &body["error"]["field"]), (400, &json!("transition.to_state")));
+    assert_eq!(to_state(&srv, id, &p.supplier, "payment_verification").await, 403, "the consumer's move");
+    // Strangers see nothing.
+    for path in ["", "/transitions", "/payment_info", "/download_invoice", "/payment"] {
+        assert_eq!(srv.get(&format!("/api/v1/orders/{id}{path}"), Some(&p.stranger)).await.0, 404, "{path}");
+    }
+    assert_eq!(to_state(&srv, id, &p.stranger, "cancelled").await, 404);
+    assert_eq!(patch(&srv, id, &p.stranger, json!({"title": "mine"})).await.0, 404);
+    assert_eq!(srv.get("/api/v1/orders/999999", Some(&p.supplier)).await.0, 404);
+    assert_eq!(srv.get("/api/v1/orders/abc", Some(&p.supplier)).await.0, 400);
+    // The terms change only while pending; PATCH answers the seed's shape.
+    let (status, body) =
+        patch(&srv, id, &p.supplier, json!({"cost": "500.00", "title": "Сапоги зимние"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["order"]["cost"], json!(500.0));
+    assert_eq!(body["order"]["commission"], json!(20.0));
+    assert_eq!(to_state(&srv, id, &p.consumer, "cancelled").await, 204);
+    assert_eq!(patch(&srv, id, &p.supplier, json!({"cost": "600.00"})).await.0, 400);
+    assert_eq!(to_state(&srv, id, &p.supplier, "approved").await, 400);
+}
+
+pub async fn create_validation_names_the_field(store: Arc<dyn Store>) {
+    let srv = TestServer::start(store).await;
+    let p = parties();
+    let base = json!({"order_description": "x", "verify_days": 3, "commission_payer": "consumer", "cost": 100,
+        "supplier_id": SUPPLIER});
+    let with = |k: &str, v: Value| {
+        let mut o = base.clone();
+        if v.is_null() {
+            o.as_object_mut().unwrap().remove(k);
+        } else {
+            o[k] = v;
+        }
+        json!({ "order": o })
+    };
+    for (body, field) in [
+        (with("cost", Value::Null), "order.cost"),
+        (with("cost", json!(19.99)), "order.cost"),
+        (with("cost", json!("12.345")), "order.cost"),
+        (with("cost", json!("много")), "order.cost"),
+        (with("commission_payer", json!("bank")), "order.commission_payer"),
+        (with("verify_days", json!("three")), "order.verify_days"),
+        (with("supplier_id", Value::Null), "order.supplier_id"),
+        (with("order_description", json!("")), "order.order_description"),
+        (with("unknown", json!(1)), "order.unknown"),
+        (json!({"order": 5}), "order"),
+    ] {
+        let (status, json) = srv.post("/api/v1/orders", Some(&p.supplier), &body).await;
+        assert_eq!(status, 422, "{body} → {json}");
+        assert_eq!(json["error"]["field"], field, "{json}");
+    }
+    // A third party cannot create a deal between two others.
+    let (status, _) = srv.post("/api/v1/orders", Some(&p.stranger), &with("consumer_id", json!("14"))).await;
+    assert_eq!(status, 422);
+    assert_eq!(srv.post("/api/v1/orders", None, &base).await.0, 401);
+}
+
+pub async fn listing_paginates_with_links(store: Arc<dyn Store>) {
+    let srv = TestServer::start(store).await;
+    let p = parties();
+    for i in 0..3 {
+        let body = json!({"order": {"order_description": format!("deal {i}"), "verify_days": 3,
+            "commission_payer": "supplier", "cost": 100 + i, "supplier_id": SUPPLIER}});
+        assert_eq!(srv.post("/api/v1/orders", Some(&p.supplier), &body).await.0, 201);
+    }
+    let (status, body) = srv.get("/api/v1/orders?page=1&per=2", Some(&p.supplier)).await;
+    assert_eq!(status, 200, "{body}");
+    let orders = body["orders"].as_array().unwrap();
+    assert_eq!(orders.len(), 2);
+    assert_eq!(orders[0]["order_description"], "deal 2", "newest first");
+    let meta = &body["meta"];
+    assert_eq!(
+        (meta["page"].clone(), meta["total"].clone(), meta["total_pages"].clone()),
+        (json!(1), json!(3), json!(2))
+    );
+    assert_eq!(meta["links"]["self"], format!("{}/api/v1/orders?page=1&per=2", srv.base));
+    assert_eq!(meta["links"]["next_page"], format!("{}/api/v1/orders?page=2&per=2", srv.base));
+    assert!(meta["links"]["previous_page"].is_null());
+    let (_, body) = srv.get("/api/v1/orders?page=2&per=2", Some(&p.supplier)).await;
+    assert_eq!(body["orders"].as_array().unwrap().len(), 1);
+    assert!(body["meta"]["links"]["next_page"].is_null());
+    let (_, body) = srv.get("/api/v1/orders", Some(&p.stranger)).await;
+    assert_eq!(body["meta"]["total"], 0);
+    assert_eq!(srv.get("/api/v1/orders?page=0", Some(&p.supplier)).await.0, 400);
+    assert_eq!(srv.get("/api/v1/orders?per=abc", Some(&p.supplier)).await.0, 400);
+}
+
+pub async fn invoice_docx_and_payment_link(store: Arc<dyn Store>) {
+    let srv = TestServer::start(store).await;
+    let p = parties();
+    let body = json!({"order": {"order_description": "Сапоги", "verify_days": 3, "commission_payer": "consumer",
+        "cost": "23", "supplier_id": SUPPLIER, "consumer_id": CONSUMER}});
+    let (_, created) = srv.post("/api/v1/orders", Some(&p.supplier), &body).await;
+    let id = created["order"]["id"].as_i64().unwrap();
+
+    let res = srv
+        .http
+        .get(srv.url(&format!("/api/v1/orders/{id}/download_invoice")))
+        .bearer_auth(&p.consumer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"].to_str().unwrap().contains("wordprocessingml"));
+    let bytes = res.bytes().await.unwrap();
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).expect("a zip package");
+    assert!(zip.by_name("[Content_Types].xml").is_ok());
+    let mut xml = String::new();
+    zip.by_name("word/document.xml").unwrap().read_to_string(&mut xml).unwrap();
+    assert!(xml.contains(&format!("№ {id}")), "deal number in the invoice");
+    assert!(xml.contains("23.92"), "amount in the invoice");
+
+    let (status, info) = srv
+        .get(
+            &format!("/api/v1/orders/{id}/payment_info?redirect_to=http%3A%2F%2Fruby.org"),
+            Some(&p.consumer),
+        )
+        .await;
+    assert_eq!(status, 200, "{info}");
+    assert_eq!(info["consumer_pay"]["invoice"], json!(23.92));
+    assert_eq!(info["consumer_pay"]["gateway"], json!(24.61));
+    assert_eq!(info["gateway_commission"], json!(2.9));
+    let url = reqwest::Url::parse(info["gateway_url"].as_str().unwrap()).unwrap();
+    let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+    assert_eq!(q["OutSum"], "24.61");
+    assert_eq!(q["InvId"], id.to_string());
+    assert_eq!(q["shpredirect_to"], "http://ruby.org");
+    let expected = format!("demo:24.61:{id}:password_1:shporder_id={id}:shpredirect_to=http://ruby.org");
+    assert_eq!(q["SignatureValue"], hex::encode(<md5::Md5 as md5::Digest>::digest(expected.as_bytes())));
+    assert_eq!(
+        srv.get(&format!("/api/v1/orders/{id}/payment_info?redirect_to=ftp:x"), Some(&p.consumer)).await.0,
+        400
+    );
+}
+
+pub async fn attachments_upload_and_download(store: Arc<dyn Store>) {
+    use base64::Engine;
+    let srv = TestServer::start(store).await;
+    let p = parties();
+    let pdf = b"%PDF-1.4 test".to_vec();
+    let content = base64::engine::general_purpose::STANDARD.encode(&pdf);
+    let order = |att: Value| {
+        json!({"order": {"order_description": "x", "verify_days": 3, "commission_payer": "consumer", "cost": 100,
+            "supplier_id": SUPPLIER, "attachments": att}})
+    };
+    let good = json!([{"name": "contract.pdf", "content_type": "application/pdf", "content": content}]);
+    let (status, body) = srv.post("/api/v1/orders", Some(&p.supplier), &order(good)).await;
+    assert_eq!(status, 201, "{body}");
+    let att = &body["order"]["attachments"][0];
+    assert_eq!((att["name"].clone(), att["size"].clone()), (json!("contract.pdf"), json!(pdf.len())));
+    let link = att["link"].as_str().unwrap();
+    let res = srv.http.get(link).bearer_auth(&p.supplier).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "application/pdf");
+    assert_eq!(res.bytes().await.unwrap().to_vec(), pdf);
+    assert_eq!(srv.http.get(link).bearer_auth(&p.stranger).send().await.unwrap().status(), 404);
+
+    let exe = json!([{"name": "x.exe", "content_type": "application/x-msdownload", "content": content}]);
+    let (status, body) = srv.post("/api/v1/orders", Some(&p.supplier), &order(exe)).await;
+    assert_eq!((status, &body["error"]["field"]), (422, &json!("order.attachments[0].content_type")));
+    let big = base64::engine::general_purpose::STANDARD.encode(vec![0u8; 300 * 1024]);
+    let big = json!([{"name": "big.pdf", "content_type": "application/pdf", "content": big}]);
+    let (status, body) = srv.post("/api/v1/orders", Some(&p.supplier), &order(big)).await;
+    assert_eq!((status, &body["error"]["field"]), (422, &json!("order.attachments[0].content")));
+    let bad = json!([{"name": "a.pdf", "content_type": "application/pdf", "content": "***"}]);
+    assert_eq!(srv.post("/api/v1/orders", Some(&p.supplier), &order(bad)).await.0, 422);
+}
+
+/// Conflicting transitions at once: exactly one wins, the rest get a clear 409 or 400.
+pub async fn racing_transitions_have_one_winner(store: Arc<dyn Store>) {
+    let srv = Arc::new(TestServer::start(store).await);
+    let p = Arc::new(parties());
+    for _ in 0..3 {
+        let (_, body) = srv
+            .post(
+                "/api/v1/orders",
+                Some(&p.consumer),
+                &json!({"order": {"order_description": "race", "verify_days": 3, "commission_payer": "consumer",
+                    "cost": 100, "supplier_id": SUPPLIER, "supplier_billing_info": null}}),
+            )
+            .await;
+        let id = body["order"]["id"].as_i64().unwrap();
+        assert_eq!(patch(&srv, id, &p.supplier, json!({"supplier_billing_info": {"a": 1}})).await.0, 200);
+        let tasks: Vec<_> = (0..16)
+            .map(|i| {
+                let (srv, p) = (srv.clone(), p.clone());
+                tokio::spawn(async move {
+                    match i % 3 {
+                        0 => to_state(&srv, id, &p.supplier, "approved").await,
+                        1 => to_state(&srv, id, &p.consumer, "cancelled").await,
+                        _ => to_state(&srv, id, &p.supplier, "cancelled").await,
+                    }
+                })
+            })
+            .collect();
+        let codes: Vec<u16> =
+            futures::future::join_all(tasks).await.into_iter().map(Result::unwrap).collect();
+        let wins = codes.iter().filter(|c| **c == 204).count();
+        let final_state = state_of(&srv, id, &p.supplier).await["state"].clone();
+        // Approve then cancel is a legal sequence, so two wins are possible only in that order.
+        assert!(codes.iter().all(|c| [204, 400, 409].contains(c)), "{codes:?}");
+        if final_state == "approved" {
+            assert_eq!(wins, 1, "{codes:?}");
+        } else {
+            assert_eq!(final_state, "cancelled");
+            assert!(wins == 1 || wins == 2, "{codes:?}");
+        }
+        let history_len =
+            srv.app.store.get(&format!("deal#{id}"), "deal").await.unwrap().unwrap().data["history"]
+                .as_array()
+                .unwrap()
+                .len();
+        assert_eq!(history_len, wins, "every win is one recorded transition");
+    }
+}
+
+macro_rules! suite {
+    ($adapter:ident, $make:expr) => {
+        mod $adapter {
+            use super::*;
+            suite!(@tests $make; whole_deal_with_change_conditions, purchase_return_path,
+                scheduler_escalates_and_ends_protection, wrong_party_impossible_state_and_strangers,
+                create_validation_names_the_field, listing_paginates_with_links,
+                invoice_docx_and_payment_link, attachments_upload_and_download,
+                racing_transitions_have_one_winner);
+        }
+    };
+    (@tests $make:expr; $($name:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                let make = $make;
+                if let Some(store) = make().await {
+                    super::$name(store).await;
+                }
+            }
+        )*
+    };
+}
+
+suite!(memory, || async { Some(api_tests::memory_store() as Arc<dyn Store>) });
+suite!(dynamo, || async { api_tests::dynamo_store().await.map(|s| s as Arc<dyn Store>) });
