@@ -38,9 +38,13 @@ async fn me(State(app): State<App>, AuthUser(claims): AuthUser) -> ApiResult<Jso
     Ok(Json(json!({ "user": user.to_json() })))
 }
 
-/// One deal as the caller sees it.
+/// One deal as the caller sees it. The parties' profiles are decoration: when they cannot be
+/// read, the answer (often to a change already committed) shows their ids only rather than failing.
 async fn view(app: &App, deal: &deals::Deal, role: Role) -> ApiResult<DealView> {
-    let users = deals::parties(app, std::slice::from_ref(deal)).await?;
+    let users = deals::parties(app, std::slice::from_ref(deal)).await.unwrap_or_else(|e| {
+        tracing::warn!(deal = deal.id, error = %e, "party profiles unavailable");
+        Default::default()
+    });
     Ok(DealView::new(deal, role, &users, &app.config.public_url))
 }
 

@@ -9,6 +9,7 @@
 
 pub mod counting;
 pub mod dynamo;
+pub mod faulty;
 pub mod memory;
 
 use async_trait::async_trait;
