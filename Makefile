@@ -4,7 +4,7 @@ PORT ?= 3000
 SUB ?= 1
 ROLES ?=
 
-.PHONY: run token test unit lint fmt venv cfn-lint build deploy clean
+.PHONY: run token test unit lint fmt venv cfn-lint build deploy clean bench fuzz
 
 ## run: the whole API on 127.0.0.1:$(PORT) with the embedded store (no AWS, no Docker)
 run:
@@ -34,3 +34,13 @@ cfn-lint: venv
 clean:
 	$(CARGO) clean
 	rm -rf .venv
+
+## bench: load on loopback (wrk) next to a bare axum hello-world; start time and peak RSS
+bench:
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(CARGO) build --release -p local -p health -p deals
+	python3 scripts/bench.py
+
+## fuzz: the request-parser fuzzers at scale (make test runs a short pass)
+fuzz:
+	PROPTEST_CASES=$${PROPTEST_CASES:-50000} $(CARGO) test --release -p api-tests --test fuzz_requests

@@ -1,0 +1,225 @@
+#!/usr/bin/env python3
+"""Benchmarks on loopback: throughput and latency of API calls next to a bare axum hello-world,
+process start-to-first-response time and peak RSS of the local server and of each Lambda binary.
+
+Run by `make bench` after a release build. Prints a Markdown table (also written to
+target/bench.md). Uses wrk (Debian package) as the load generator.
+"""
+import json, os, re, socket, subprocess, sys, tempfile, threading, time, urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REL = os.path.join(ROOT, "target", "release")
+DURATION = os.environ.get("BENCH_SECONDS", "8")
+CONNECTIONS = os.environ.get("BENCH_CONNECTIONS", "32")
+THREADS = "2"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def peak_rss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def start_server(binary, port, env_extra=None, path="/v1/health"):
+    env = dict(os.environ, PORT=str(port), RUST_LOG="error", **(env_extra or {}))
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}{path}"
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    break
+        except Exception:
+            if proc.poll() is not None:
+                raise SystemExit(f"{binary} exited early")
+            time.sleep(0.002)
+    return proc, (time.perf_counter() - t0) * 1000
+
+
+def call(port, method, path, token=None, body=None, headers=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method)
+    req.add_header("content-type", "application/json")
+    if token:
+        req.add_header("authorization", f"Bearer {token}")
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    with urllib.request.urlopen(req, timeout=5) as r:
+        raw = r.read()
+        return json.loads(raw) if raw else None
+
+
+def token(sub, roles=()):
+    out = subprocess.run([os.path.join(REL, "local"), "token", sub, *roles], capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+LUA = """
+wrk.method = "{method}"
+wrk.headers["content-type"] = "application/json"
+{auth}
+{body}
+"""
+
+
+def wrk(port, path, method="GET", tok=None, body=None, script=None):
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        if script is None:
+            auth = f'wrk.headers["authorization"] = "Bearer {tok}"' if tok else ""
+            b = f"wrk.body = {json.dumps(json.dumps(body))}" if body is not None else ""
+            script = LUA.format(method=method, auth=auth, body=b)
+        f.write(script)
+        lua = f.name
+    out = subprocess.run(
+        ["wrk", "-t", THREADS, "-c", CONNECTIONS, "-d", f"{DURATION}s", "--latency", "-s", lua,
+         f"http://127.0.0.1:{port}{path}"],
+        capture_output=True, text=True, check=True).stdout
+    os.unlink(lua)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def pct(p):
+        m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out)
+        v, unit = float(m.group(1)), m.group(2)
+        return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return rps, pct(50), pct(99), int(non2xx.group(1)) if non2xx else 0
+
+
+class FakeRuntime(BaseHTTPRequestHandler):
+    """The Lambda runtime API, enough for one invocation."""
+    event = b"{}"
+    done = None
+
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        if self.path.endswith("/invocation/next"):
+            self.send_response(200)
+            self.send_header("Lambda-Runtime-Aws-Request-Id", "bench-1")
+            self.send_header("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 30000))
+            self.send_header("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:000000000000:function:bench")
+            self.send_header("content-type", "application/json")
+            self.end_headers()
+            self.wfile.write(FakeRuntime.event)
+        else:
+            self.send_response(404)
+            self.end_headers()
+
+    def do_POST(self):
+        length = int(self.headers.get("content-length", 0))
+        body = self.rfile.read(length)
+        self.send_response(202)
+        self.end_headers()
+        if FakeRuntime.done is not None:
+            FakeRuntime.done(self.path, body)
+
+
+def lambda_cold_start(binary, event_file):
+    """Start the binary against a fake runtime API; time until it posts its first response."""
+    port = free_port()
+    with open(event_file, "rb") as f:
+        FakeRuntime.event = f.read()
+    finished = threading.Event()
+    result = {}
+
+    def done(path, body):
+        result["path"], result["body"] = path, body
+        finished.set()
+
+    FakeRuntime.done = done
+    server = ThreadingHTTPServer(("127.0.0.1", port), FakeRuntime)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = dict(os.environ, AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{port}", AWS_LAMBDA_FUNCTION_NAME="bench",
+               AWS_LAMBDA_FUNCTION_MEMORY_SIZE="256", AWS_LAMBDA_FUNCTION_VERSION="1", AWS_REGION="us-east-1",
+               AWS_LAMBDA_LOG_FORMAT="json", RUST_LOG="error")
+    env.pop("TABLE_NAME", None)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ok = finished.wait(10)
+    ms = (time.perf_counter() - t0) * 1000
+    rss = peak_rss_kib(proc.pid)
+    proc.kill()
+    proc.wait()
+    server.shutdown()
+    ok = ok and "/response" in result.get("path", "")
+    return ms if ok else None, rss
+
+
+def main():
+    rows, starts = [], []
+    hello_port, api_port = free_port(), free_port()
+    hello, hello_ms = start_server(os.path.join(REL, "hello"), hello_port, path="/hello")
+    api, api_ms = start_server(os.path.join(REL, "local"), api_port, {"JOB_INTERVAL": "3600"})
+    try:
+        supplier, consumer = token("21"), token("14")
+        deal = call(api_port, "POST", "/api/v1/orders", supplier, {"order": {
+            "order_description": "bench", "verify_days": 3, "commission_payer": "consumer", "cost": 1000,
+            "supplier_id": "21", "consumer_id": "14"}})["order"]["id"]
+        cases = [("hello world (bare axum)", hello_port, "/hello", "GET", None, None)]
+        cases.append(("POST /api/v1/orders/calc_commission", api_port, "/api/v1/orders/calc_commission", "POST",
+                      supplier, {"cost": 10000000, "commission_payer": "50/50"}))
+        cases.append((f"GET /api/v1/orders/:id", api_port, f"/api/v1/orders/{deal}", "GET", consumer, None))
+        cases.append(("GET /v1/health", api_port, "/v1/health", "GET", None, None))
+        cases.extend(extra_cases(api_port))
+        base = None
+        for name, port, path, method, tok, body in cases:
+            rps, p50, p99, bad = wrk(port, path, method, tok, body)
+            base = base or rps
+            rows.append((name, rps, p50, p99, rps / base, bad))
+        starts.append(("local server (all groups)", api_ms, peak_rss_kib(api.pid)))
+        starts.append(("hello world (bare axum)", hello_ms, peak_rss_kib(hello.pid)))
+    finally:
+        api.kill()
+        hello.kill()
+    for binary, event in lambda_binaries():
+        ms, rss = lambda_cold_start(os.path.join(REL, binary), event)
+        starts.append((f"lambda `{binary}` (first invocation)", ms, rss))
+
+    out = ["| call | req/s | p50 ms | p99 ms | vs hello | non-2xx |", "|---|---:|---:|---:|---:|---:|"]
+    for name, rps, p50, p99, ratio, bad in rows:
+        out.append(f"| {name} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {ratio:.2f} | {bad} |")
+    out += ["", "| process | start to first response, ms | peak RSS, MiB |", "|---|---:|---:|"]
+    for name, ms, rss in starts:
+        ms_s = f"{ms:.1f}" if ms is not None else "failed"
+        rss_s = f"{rss / 1024:.1f}" if rss else "?"
+        out.append(f"| {name} | {ms_s} | {rss_s} |")
+    text = "\n".join(out)
+    print(text)
+    with open(os.path.join(ROOT, "target", "bench.md"), "w") as f:
+        f.write(text + "\n")
+
+
+def extra_cases(port):
+    """Calls of the other endpoint groups, when they are present."""
+    return []
+
+
+def lambda_binaries():
+    """(binary, sample event) for every HTTP Lambda with a sample event."""
+    found = []
+    for name in sorted(os.listdir(os.path.join(ROOT, "functions"))):
+        event = os.path.join(ROOT, "events", f"{name}.json")
+        if name != "local" and os.path.exists(os.path.join(REL, name)) and os.path.exists(event):
+            found.append((name, event))
+    return found
+
+
+if __name__ == "__main__":
+    main()
