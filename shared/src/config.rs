@@ -25,6 +25,8 @@ pub struct Config {
     /// Deal commission tiers (`COMMISSION_TIERS` = `from:percent[:min],...`) and gateway
     /// surcharges (`GATEWAY_COMMISSION`, `MANDARIN_COMMISSION`, percent).
     pub commission: CommissionTable,
+    /// Payments, gateways and zoo slots (see `payments::PaymentsConfig`).
+    pub payments: crate::payments::PaymentsConfig,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -51,6 +53,7 @@ impl Config {
             max_body_bytes: parsed("MAX_BODY_BYTES", 6 * 1024 * 1024)?,
             seat_timeout: Duration::from_secs(parsed("SEAT_TIMEOUT", 900)?),
             commission: commission_from_env()?,
+            payments: crate::payments::PaymentsConfig::from_env()?,
         })
     }
 
@@ -63,6 +66,7 @@ impl Config {
             max_body_bytes: 6 * 1024 * 1024,
             seat_timeout: Duration::from_secs(900),
             commission: CommissionTable::default(),
+            payments: crate::payments::PaymentsConfig::for_tests(),
         }
     }
 }

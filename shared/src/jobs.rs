@@ -36,7 +36,7 @@ pub async fn run(app: &App, job: Job) -> ApiResult<JobReport> {
     let _ = app;
     let report = match job {
         Job::Deals => JobReport::default(),
-        Job::Payments => JobReport::default(),
+        Job::Payments => crate::payments::reconcile(app).await?,
         Job::Reservations => JobReport::default(),
     };
     Ok(JobReport { job: Some(job), ..report })

@@ -1,0 +1,50 @@
+//! Sngb gateway adapter.
+
+use async_trait::async_trait;
+use rust_decimal::Decimal;
+
+use crate::App;
+use crate::error::{ApiError, ApiResult};
+use crate::payments::gateway::{CallbackEvent, Fields, Gateway, Redirect, Remote};
+use crate::payments::{GatewayKind, Payment};
+
+#[derive(Debug, Clone, Default)]
+pub struct Config {}
+
+impl Config {
+    pub fn from_env() -> Self {
+        Config {}
+    }
+}
+
+pub struct Sngb(pub Config);
+
+#[async_trait]
+impl Gateway for Sngb {
+    fn kind(&self) -> GatewayKind {
+        GatewayKind::Sngb
+    }
+    async fn create(&self, _app: &App, _p: &Payment) -> ApiResult<Redirect> {
+        Err(ApiError::Gateway("not configured".into()))
+    }
+    async fn verify_callback(&self, _app: &App, _fields: &Fields) -> ApiResult<CallbackEvent> {
+        Err(ApiError::Gateway("not configured".into()))
+    }
+    async fn query_status(&self, _app: &App, _p: &Payment) -> ApiResult<Remote> {
+        Err(ApiError::Gateway("not configured".into()))
+    }
+    async fn refund(&self, _app: &App, _p: &Payment, _amount: Decimal) -> ApiResult<()> {
+        Err(ApiError::Gateway("not configured".into()))
+    }
+}
+
+/// Where SNGB sends the buyer after a notification: our browser return, which asks the
+/// gateway for the status and redirects to the payment's return or cancel URL.
+pub fn return_url(app: &App, payment_id: &str) -> String {
+    format!("{}/api/v1/gateways/return/{payment_id}", app.config.public_url)
+}
+
+/// Where SNGB sends the buyer after a notification we rejected.
+pub fn error_url(app: &App) -> String {
+    format!("{}/api/v1/gateways/sngb/error", app.config.public_url)
+}
