@@ -132,7 +132,10 @@ async fn sngb_notify(State(app): State<App>, uri: Uri, body: Bytes) -> ApiResult
     let f = fields(&uri, &body);
     match callback(&app, GatewayKind::Sngb, &f).await {
         Ok((event, _)) => Ok(text(format!("REDIRECT={}", sngb::return_url(&app, &event.payment_id)))),
-        Err(e @ (ApiError::Forbidden(_) | ApiError::BadRequest { .. })) => {
+        // An error notification: the buyer goes to the error page; the payment stays open
+        // until the reconciliation job asks the bank.
+        Err(ApiError::BadRequest { .. }) => Ok(text(format!("REDIRECT={}", sngb::error_url(&app)))),
+        Err(e @ ApiError::Forbidden(_)) => {
             Ok((e.status(), text(format!("REDIRECT={}", sngb::error_url(&app)))).into_response())
         }
         Err(e) => Err(e),

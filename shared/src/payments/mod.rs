@@ -565,7 +565,7 @@ impl PaymentsConfig {
             sandbox_secret: env("SANDBOX_SECRET").unwrap_or_else(|| "sandbox-secret-change-me".into()),
             slot_capacity: env_parsed("ZOO_SLOT_CAPACITY", 500)?,
             slot_shards: env_parsed("ZOO_SLOT_SHARDS", 4)?,
-            robokassa: gateways::robokassa::Config::from_env(),
+            robokassa: gateways::robokassa::Config::from_env()?,
             mandarin: gateways::mandarin::Config::from_env(),
             sngb: gateways::sngb::Config::from_env(),
         };
