@@ -336,6 +336,13 @@ pub async fn settle(app: &App, id: &str, outcome: Outcome) -> ApiResult<Settled>
                 tracing::warn!(payment = %id, stored = current.status.as_str(), reported = outcome.status().as_str(),
                     "a final payment was reported with another outcome; kept as stored");
             }
+            // The first settler may have failed after its write (tickets not issued yet):
+            // finish that, without repeating anything that already happened.
+            if let Purpose::ZooSession { .. } = current.purpose
+                && current.status == Status::Succeeded
+            {
+                crate::zoo::on_settled(app, &current).await?;
+            }
             return Ok(Settled::Already(current));
         }
         let now = app.clock.now();
