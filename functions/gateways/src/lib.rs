@@ -55,11 +55,13 @@ fn back_url(p: &payments::Payment) -> Option<String> {
 }
 
 async fn sandbox_page(State(app): State<App>, PathArg(id): PathArg<String>) -> ApiResult<Html<String>> {
-    let p =
-        payments::mark_processing(&app, &id).await?.ok_or_else(|| ApiError::NotFound("payment".into()))?;
-    if p.gateway != GatewayKind::Sandbox {
+    let known = payments::load(&app, &id).await?.filter(|p| p.gateway == GatewayKind::Sandbox);
+    if known.is_none() {
         return Err(ApiError::NotFound("payment".into()));
     }
+    // Opening the page moves the payment to `processing`.
+    let p =
+        payments::mark_processing(&app, &id).await?.ok_or_else(|| ApiError::NotFound("payment".into()))?;
     Ok(Html(sandbox::page(&app, &p)))
 }
 
