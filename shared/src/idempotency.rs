@@ -108,3 +108,27 @@ where
     }
     Err(ApiError::Conflict("a request with this Idempotency-Key is still being processed".into()))
 }
+
+/// A JSON request body kept as bytes (to hash it), with the same rejections as
+/// [`crate::http::JsonBody`]: a non-JSON content type is 415, a body over the limit 413.
+pub struct RawJson(pub axum::body::Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for RawJson {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        use axum::extract::rejection::BytesRejection;
+        let json_type =
+            req.headers().get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(|v| {
+                let mime = v.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+                mime == "application/json" || mime.ends_with("+json")
+            });
+        if json_type == Some(false) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        axum::body::Bytes::from_request(req, state).await.map(RawJson).map_err(|e| match e {
+            BytesRejection::FailedToBufferBody(_) => ApiError::PayloadTooLarge,
+            other => ApiError::bad_request("body", other.body_text()),
+        })
+    }
+}

@@ -322,6 +322,22 @@ async fn validation_errors_name_the_field() {
         .unwrap();
     assert_eq!(res.status(), 400);
     assert_eq!(srv.post("/v1/payments/sessions", None, &session_body(&date, "12:00", 2)).await.0, 401);
+    // Not JSON: 415; too big: 413; both as JSON errors.
+    let res = srv
+        .http
+        .post(srv.url("/v1/payments/sessions"))
+        .bearer_auth(&tok)
+        .header("content-type", "text/plain")
+        .body(session_body(&date, "12:00", 2).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 415);
+    assert_eq!(res.json::<Value>().await.unwrap()["error"]["field"], "body");
+    let mut huge = session_body(&date, "12:00", 2);
+    huge["description"] = json!("x".repeat(7 * 1024 * 1024));
+    let (s, res) = create(&srv, &tok, &huge).await;
+    assert_eq!((s, res["error"]["code"].as_str()), (413, Some("payload_too_large")));
     // Items outside `order` are accepted as an alias.
     let mut body = session_body(&date, "12:00", 2);
     let items = body["order"].as_object_mut().unwrap().remove("items").unwrap();

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::auth::AuthUser;
 use shared::http::{PathArg, QueryArg, parse_json};
+use shared::idempotency::RawJson;
 use shared::zoo::{self, CreateSession, UpdatePayment};
 use shared::{ApiError, ApiResult, App, idempotency};
 
@@ -29,7 +30,7 @@ async fn create(
     State(app): State<App>,
     AuthUser(user): AuthUser,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    RawJson(body): RawJson,
 ) -> ApiResult<Response> {
     let key = idempotency::key_from(&headers)?;
     idempotency::run(&app, "zoo-session", &user.sub, key.as_deref(), &body, || async {
@@ -67,7 +68,7 @@ async fn replace(
     State(app): State<App>,
     AuthUser(user): AuthUser,
     PathArg(id): PathArg<String>,
-    body: axum::body::Bytes,
+    RawJson(body): RawJson,
 ) -> ApiResult<Json<Value>> {
     update(app, &user.sub, &id, &body, true).await
 }
@@ -76,7 +77,7 @@ async fn patch(
     State(app): State<App>,
     AuthUser(user): AuthUser,
     PathArg(id): PathArg<String>,
-    body: axum::body::Bytes,
+    RawJson(body): RawJson,
 ) -> ApiResult<Json<Value>> {
     update(app, &user.sub, &id, &body, false).await
 }
