@@ -618,3 +618,47 @@ async fn sngb_init_notify_redirect_status_and_tran() {
     assert_eq!(run(&srv.app, Job::Payments).await.unwrap().changed, 1);
     assert_eq!(status_of(&srv, &tok, &c_id).await["status"], "succeeded");
 }
+
+// ---------------------------------------------------------------- other owners
+
+/// Deals and ticket orders use the same model: open a payment for a deal, pay it on the
+/// sandbox page, and the settlement reaches the deal arm once.
+#[tokio::test]
+async fn a_deal_payment_settles_through_the_sandbox() {
+    use shared::payments::{self, Payment, Purpose, Settled, Status};
+    let mut config = shared::Config::for_tests();
+    config.jwt_secret = SECRET.into();
+    let srv = TestServer::start_with(App::new(memory_store(), config)).await;
+    let app = &srv.app;
+    let p = Payment::new(
+        app,
+        "deal-17-1".into(),
+        payments::new_inv_id(),
+        "21".into(),
+        Purpose::Deal { id: 17 },
+        GatewayKind::Sandbox,
+        "10341450.00".parse().unwrap(),
+        "Deal 17".into(),
+    );
+    let p = payments::open(app, p, vec![]).await.unwrap();
+    let url = p.confirmation_url.clone().unwrap();
+    assert_eq!(url, srv.url("/api/v1/gateways/sandbox/pay/deal-17-1"));
+    // Opening it twice is no new payment.
+    assert!(payments::open(app, p.clone(), vec![]).await.is_err());
+    let html = srv.http.get(&url).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("10341450.00 RUB"), "{html}");
+    let sig = shared::payments::gateways::sandbox::sign("sandbox-test-secret", "deal-17-1", "succeeded");
+    let form = [("payment_id", "deal-17-1"), ("outcome", "succeeded"), ("signature", sig.as_str())];
+    let res = srv.http.post(srv.url("/api/v1/gateways/sandbox/callback")).form(&form).send().await.unwrap();
+    assert_eq!(res.status(), 200); // no return URL: a plain-text answer
+    let stored = payments::load(app, "deal-17-1").await.unwrap().unwrap();
+    assert_eq!(stored.status, Status::Succeeded);
+    assert!(stored.captured_at.is_some());
+    // Settling again is a no-op; no email for deals from this module.
+    let again = payments::settle(app, "deal-17-1", payments::Outcome::Failed { reason: "late".into() })
+        .await
+        .unwrap();
+    assert!(matches!(again, Settled::Already(ref p) if p.status == Status::Succeeded));
+    assert_eq!(emails(&srv), 0);
+    assert_eq!(payments::load_by_inv(app, stored.inv_id).await.unwrap().unwrap().id, "deal-17-1");
+}

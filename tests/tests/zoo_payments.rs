@@ -578,7 +578,8 @@ async fn reconciliation_memory() {
 #[tokio::test]
 async fn reconciliation_dynamo() {
     let Some(store) = dynamo_store().await else { return };
-    reconciliation(store).await;
+    // See `OneAtATime`: the two concurrent runs must not meet moto's unlocked updates.
+    reconciliation(Arc::new(OneAtATime { inner: store, gate: tokio::sync::Mutex::new(()) })).await;
 }
 
 #[tokio::test]
@@ -604,6 +605,18 @@ async fn idempotency_key_replays_the_first_answer() {
     assert_eq!((s1, s2), (201, 201));
     assert_eq!(r1, r2);
     assert_eq!(slot_reserved(&srv, &date, "17:00").await, 2);
+    // The same key sent five times at once: one session; the others replay it or are 409.
+    let body5 = session_body(&date, "17:30", 1);
+    let racers = (0..5).map(|_| send(body5.clone(), "key-race", tok.clone()));
+    let answers = futures::future::join_all(racers).await;
+    let ids: std::collections::BTreeSet<String> = answers
+        .iter()
+        .filter(|(s, _)| *s == 201)
+        .map(|(_, b)| b["data"]["payment_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 1, "{answers:?}");
+    assert!(answers.iter().all(|(s, _)| *s == 201 || *s == 409), "{answers:?}");
+    assert_eq!(slot_reserved(&srv, &date, "17:30").await, 1);
     // Same key, another body: 422.
     let (s, r) = send(session_body(&date, "17:00", 3), "key-1", tok.clone()).await;
     assert_eq!(s, 422, "{r}");

@@ -265,6 +265,19 @@ pub fn delete_ops(p: &Payment) -> Vec<WriteOp> {
     ]
 }
 
+/// Opens a payment: registers it with its gateway (which gives the buyer's payment page),
+/// then writes it together with `extra` writes of the owner, all or nothing. Owners that
+/// need more control (zoo sessions reserve capacity first) use [`create_ops`] directly.
+pub async fn open(app: &App, mut p: Payment, extra: Vec<WriteOp>) -> ApiResult<Payment> {
+    let redirect = gateways::for_kind(app, p.gateway).create(app, &p).await?;
+    p.confirmation_url = Some(redirect.url);
+    p.gateway_ref = redirect.gateway_ref;
+    let mut ops = create_ops(&p)?;
+    ops.extend(extra);
+    app.store.transact(ops).await?;
+    Ok(p)
+}
+
 pub async fn load(app: &App, id: &str) -> ApiResult<Option<Payment>> {
     match app.store.get(&pk(id), SK_PAYMENT).await? {
         Some(item) => Ok(Some(Payment::from_item(&item)?)),
