@@ -44,9 +44,14 @@ fn session_body(date: &str, time: &str, qty: i64) -> Value {
 }
 
 async fn server_with(store: Arc<dyn Store>, capacity: i64) -> TestServer {
+    server_with_shards(store, capacity, 4).await
+}
+
+async fn server_with_shards(store: Arc<dyn Store>, capacity: i64, shards: i64) -> TestServer {
     let mut config = shared::Config::for_tests();
     config.jwt_secret = SECRET.into();
     config.payments.slot_capacity = capacity;
+    config.payments.slot_shards = shards;
     TestServer::start_with(App::new(store, config)).await
 }
 
@@ -196,9 +201,10 @@ async fn pay_on_the_sandbox_page_then_decline_delete_and_404() {
     assert_eq!(srv.app.local_outbox.as_ref().unwrap().messages().len(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn repeated_and_forged_callbacks_change_nothing_more() {
-    let srv = server_with(memory_store(), 100).await;
+    // One counter shard, so a double release would show in the count.
+    let srv = server_with_shards(Arc::new(Yielding(memory_store())), 100, 1).await;
     let tok = token("21", &[]);
     let date = visit_date();
     let (_, created) = create(&srv, &tok, &session_body(&date, "11:00", 1)).await;
@@ -238,6 +244,29 @@ async fn repeated_and_forged_callbacks_change_nothing_more() {
     assert_eq!(got["data"]["tickets"].as_array().unwrap().len(), 1);
     assert_eq!(srv.app.local_outbox.as_ref().unwrap().messages().len(), 1);
     assert_eq!(slot_reserved(&srv, &date, "11:00").await, 1);
+
+    // Decline delivered five times at once: the places come back exactly once (another
+    // pending session keeps 5 places on the shard, so a second release would show).
+    assert_eq!(create(&srv, &tok, &session_body(&date, "11:00", 5)).await.0, 201);
+    for _ in 0..3 {
+        let (_, created) = create(&srv, &tok, &session_body(&date, "11:00", 2)).await;
+        let html = srv
+            .http
+            .get(created["data"]["confirmation_url"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let (action, decline) = forms(&html)["failed"].clone();
+        assert_eq!(slot_reserved(&srv, &date, "11:00").await, 8);
+        let sends = (0..5).map(|_| srv.http.post(&action).form(&decline).send());
+        for r in futures::future::join_all(sends).await {
+            assert_eq!(r.unwrap().status(), 303);
+        }
+        assert_eq!(slot_reserved(&srv, &date, "11:00").await, 6);
+    }
 }
 
 #[tokio::test]
@@ -469,6 +498,70 @@ async fn flash_sale_dynamo() {
     flash_sale(Arc::new(OneAtATime { inner: store, gate: tokio::sync::Mutex::new(()) })).await;
 }
 
+/// The embedded store answers without ever suspending, so concurrent requests on one
+/// runtime would never interleave between a read and the conditional write that follows
+/// it. This wrapper yields or sleeps a random 0-3 ms around every call, so races really
+/// happen.
+struct Yielding(Arc<dyn Store>);
+
+async fn yield_some() {
+    match rand_u8() % 4 {
+        0 => {}
+        1 => tokio::task::yield_now().await,
+        n => tokio::time::sleep(std::time::Duration::from_millis(u64::from(n))).await,
+    }
+}
+
+fn rand_u8() -> u8 {
+    uuid::Uuid::new_v4().as_bytes()[0]
+}
+
+#[async_trait::async_trait]
+impl Store for Yielding {
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
+        yield_some().await;
+        let r = self.0.get(pk, sk).await;
+        yield_some().await;
+        r
+    }
+    async fn put(&self, item: Item, cond: Cond) -> Result<(), StoreError> {
+        yield_some().await;
+        self.0.put(item, cond).await
+    }
+    async fn delete(&self, pk: &str, sk: &str, cond: Cond) -> Result<(), StoreError> {
+        yield_some().await;
+        self.0.delete(pk, sk, cond).await
+    }
+    async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        yield_some().await;
+        self.0.transact(ops).await
+    }
+    async fn query(&self, pk: &str, opts: QueryOpts) -> Result<Vec<Item>, StoreError> {
+        yield_some().await;
+        let r = self.0.query(pk, opts).await;
+        yield_some().await;
+        r
+    }
+    async fn query_gsi1(&self, pk: &str, opts: QueryOpts) -> Result<Vec<Item>, StoreError> {
+        yield_some().await;
+        let r = self.0.query_gsi1(pk, opts).await;
+        yield_some().await;
+        r
+    }
+    async fn add(
+        &self,
+        pk: &str,
+        sk: &str,
+        field: &str,
+        delta: i64,
+        min: Option<i64>,
+        max: Option<i64>,
+    ) -> Result<i64, StoreError> {
+        yield_some().await;
+        self.0.add(pk, sk, field, delta, min, max).await
+    }
+}
+
 /// moto's server handles requests on threads without locking its tables, so two
 /// concurrent conditional updates of one item can both pass their condition (or fail
 /// with a 500), which real DynamoDB never does: each conditional write is atomic there.
@@ -570,9 +663,9 @@ async fn reconciliation(store: Arc<dyn Store>) {
     assert_eq!(srv.call(Method::DELETE, &format!("/v1/payments/{abandoned}"), Some(&tok), None).await.0, 200);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reconciliation_memory() {
-    reconciliation(memory_store()).await;
+    reconciliation(Arc::new(Yielding(memory_store()))).await;
 }
 
 #[tokio::test]
