@@ -489,7 +489,7 @@ async fn flash_sale(store: Arc<dyn Store>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn flash_sale_memory() {
-    flash_sale(memory_store()).await;
+    flash_sale(Arc::new(Yielding(memory_store()))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
