@@ -218,6 +218,15 @@ async fn robokassa_link_result_url_op_state_ext() {
     let p = status_of(&srv, &tok, &id).await;
     assert_eq!(p["status"], "succeeded");
     assert_eq!(p["payment_method"], "BankCard");
+    // The buyer's browser back on SuccessURL: redirected to the session's return URL.
+    let res = srv
+        .http
+        .get(srv.url(&format!("/api/v1/gateways/robokassa/success?InvId={inv}&OutSum=2000.00")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "https://zoo.example/ok");
     assert_eq!(p["tickets"].as_array().unwrap().len(), 2);
     assert_eq!(emails(&srv), 1);
 

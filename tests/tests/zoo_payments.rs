@@ -161,6 +161,9 @@ async fn pay_on_the_sandbox_page_then_decline_delete_and_404() {
     let tickets = p["tickets"].as_array().unwrap();
     assert_eq!(tickets.len(), 2);
     for (n, t) in tickets.iter().enumerate() {
+        // 50 tickets must fit a DynamoDB item (400 KB) with room to spare.
+        let qr_len = t["qr_code"].as_str().unwrap().len();
+        assert!(qr_len < 4000, "QR data URL of {qr_len} bytes");
         let payload = decode_qr(t["qr_code"].as_str().unwrap());
         let ticket_id = format!("{id}-{}", n + 1);
         assert_eq!(t["ticket_id"], ticket_id);
