@@ -436,6 +436,21 @@ async fn owner_only_and_update_rules() {
     assert_eq!(res["data"]["metadata"]["additional_info"], "updated_data");
     assert_eq!(res["data"]["metadata"]["qr_codes_issued"], false);
     assert_eq!(res["data"]["metadata"]["updated_fields"], json!(["description", "metadata"]));
+    // A PUT without metadata clears the user keys, keeps the system ones.
+    let put = json!({"amount": {"value": "2800.00", "currency": "RUB"}, "description": "Again"});
+    let (s, res) = srv.call(Method::PUT, &path, Some(&alice), Some(&put)).await;
+    assert_eq!(s, 200, "{res}");
+    assert_eq!(
+        res["data"]["metadata"],
+        json!({"qr_codes_issued": false, "tickets_activated": false, "updated_fields": ["description", "metadata"]})
+    );
+    // PATCH merges, null removes.
+    let patch = json!({"metadata": {"a": 1, "b": 2}});
+    srv.call(Method::PATCH, &path, Some(&alice), Some(&patch)).await;
+    let (_, res) =
+        srv.call(Method::PATCH, &path, Some(&alice), Some(&json!({"metadata": {"a": null}}))).await;
+    assert_eq!(res["data"]["metadata"]["b"], 2);
+    assert!(res["data"]["metadata"].get("a").is_none());
 }
 
 async fn flash_sale(store: Arc<dyn Store>) {

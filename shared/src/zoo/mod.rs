@@ -643,7 +643,9 @@ pub async fn update(
         np.description = d.clone();
         changed.push("description");
     }
-    if let Some(m) = &req.metadata {
+    // PUT replaces the user metadata: absent means none.
+    let metadata = if full { Some(req.metadata.clone().unwrap_or_default()) } else { req.metadata.clone() };
+    if let Some(m) = &metadata {
         let mut meta: Map<String, Value> = s
             .metadata
             .iter()
