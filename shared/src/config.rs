@@ -25,6 +25,12 @@ pub struct Config {
     /// Deal commission tiers (`COMMISSION_TIERS` = `from:percent[:min],...`) and gateway
     /// surcharges (`GATEWAY_COMMISSION`, `MANDARIN_COMMISSION`, percent).
     pub commission: CommissionTable,
+    /// Ticket orders: online payment commission, percent of the tickets (`ONLINE_COMMISSION`, default 3).
+    pub online_commission: Decimal,
+    /// Ticket orders: courier delivery price, roubles (`COURIER_PRICE`, default 300.00).
+    pub courier_price: Decimal,
+    /// Ticket orders: the box office address that gets a copy of every order (`ADMIN_EMAIL`).
+    pub admin_email: String,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -51,6 +57,9 @@ impl Config {
             max_body_bytes: parsed("MAX_BODY_BYTES", 6 * 1024 * 1024)?,
             seat_timeout: Duration::from_secs(parsed("SEAT_TIMEOUT", 900)?),
             commission: commission_from_env()?,
+            online_commission: parsed("ONLINE_COMMISSION", Decimal::from(3))?,
+            courier_price: parsed("COURIER_PRICE", Decimal::from(300))?,
+            admin_email: var("ADMIN_EMAIL").unwrap_or_else(|| "admin@example.com".to_owned()),
         })
     }
 
@@ -63,6 +72,9 @@ impl Config {
             max_body_bytes: 6 * 1024 * 1024,
             seat_timeout: Duration::from_secs(900),
             commission: CommissionTable::default(),
+            online_commission: Decimal::from(3),
+            courier_price: Decimal::from(300),
+            admin_email: "admin@example.com".into(),
         }
     }
 }

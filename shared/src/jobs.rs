@@ -33,11 +33,13 @@ pub struct JobReport {
 }
 
 pub async fn run(app: &App, job: Job) -> ApiResult<JobReport> {
-    let _ = app;
     let report = match job {
         Job::Deals => JobReport::default(),
         Job::Payments => JobReport::default(),
-        Job::Reservations => JobReport::default(),
+        Job::Reservations => {
+            let (examined, changed) = crate::tickets::holds::sweep(app).await?;
+            JobReport { examined, changed, ..JobReport::default() }
+        }
     };
     Ok(JobReport { job: Some(job), ..report })
 }

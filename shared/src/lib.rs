@@ -13,6 +13,7 @@ pub mod money;
 pub mod outbox;
 pub mod store;
 pub mod telemetry;
+pub mod tickets;
 pub mod users;
 
 use std::sync::Arc;

@@ -6,7 +6,11 @@ use shared::App;
 
 /// Every endpoint group, finished for serving.
 pub fn router(app: App) -> Router {
-    let groups = Router::new().merge(health::router()).merge(deals::router());
+    let groups = Router::new()
+        .merge(health::router())
+        .merge(deals::router())
+        .merge(tickets::router())
+        .merge(admin::router());
     shared::http::finish(groups, app)
 }
 
