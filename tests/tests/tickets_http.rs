@@ -70,7 +70,16 @@ async fn the_demo_event_loads_through_the_admin_code_path() {
 
 #[tokio::test]
 async fn the_whole_cash_path() {
-    let srv = TestServer::memory().await;
+    cash_path(TestServer::memory().await).await;
+}
+
+#[tokio::test]
+async fn dynamo_the_whole_cash_path() {
+    let Some(store) = api_tests::dynamo_store().await else { return };
+    cash_path(TestServer::start(store).await).await;
+}
+
+async fn cash_path(srv: TestServer) {
     create_event(&srv, "gala").await;
     let mut buyer = Buyer::anonymous(&srv);
 
@@ -219,7 +228,16 @@ async fn the_whole_cash_path() {
 
 #[tokio::test]
 async fn switching_events_frees_the_old_seats() {
-    let srv = TestServer::memory().await;
+    switching_events(TestServer::memory().await).await;
+}
+
+#[tokio::test]
+async fn dynamo_switching_events_frees_the_old_seats() {
+    let Some(store) = api_tests::dynamo_store().await else { return };
+    switching_events(TestServer::start(store).await).await;
+}
+
+async fn switching_events(srv: TestServer) {
     create_event(&srv, "first").await;
     create_event(&srv, "second").await;
     let mut buyer = Buyer::anonymous(&srv);
