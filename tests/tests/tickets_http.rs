@@ -41,6 +41,9 @@ async fn admin_loads_a_seat_map_and_the_public_lists_it() {
     assert_eq!(events[0]["id"], "e1");
     assert_eq!(events[0]["starts_at"], "2030-05-01T19:00:00+03:00");
 
+    let raw = srv.http.get(srv.url("/api/v1/events/e1/seats")).send().await.unwrap().text().await.unwrap();
+    assert!(raw.contains(r#""price":1000.00,"#), "two decimals on the wire: {raw}");
+    assert!(raw.contains(r#""price":500.50,"#), "{raw}");
     let (status, body) = srv.get("/api/v1/events/e1/seats", None).await;
     assert_eq!(status, 200);
     let seats = body["seats"].as_array().unwrap();

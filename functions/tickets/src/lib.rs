@@ -6,9 +6,12 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use shared::http::{JsonBody, PathArg};
+use shared::tickets::inventory::{EventView, SeatView};
+use shared::tickets::orders::OrderView;
+use shared::tickets::reservations::ReservationView;
 use shared::tickets::totals::{Customer, OrderType};
 use shared::tickets::{Buyer, barcode, inventory, orders, reservations};
 use shared::{ApiError, ApiResult, App};
@@ -27,16 +30,30 @@ pub fn router() -> Router<App> {
         .route("/api/v1/ticket_orders/{id}/tickets/{bar_code}/qr", get(qr))
 }
 
-async fn list_events(State(app): State<App>) -> ApiResult<Json<Value>> {
-    let events = inventory::list_events(&app).await?;
-    let events: Vec<Value> = events.iter().filter(|e| e.on_sale).map(inventory::Event::to_json).collect();
-    Ok(Json(json!({ "events": events })))
+// Answers are typed structs serialized directly: money must not pass through
+// `serde_json::Value` (which would turn "2500.00" into a float).
+
+#[derive(Serialize)]
+struct EventsBody {
+    events: Vec<EventView>,
 }
 
-async fn seats(State(app): State<App>, PathArg(event_id): PathArg<String>) -> ApiResult<Json<Value>> {
+async fn list_events(State(app): State<App>) -> ApiResult<Json<EventsBody>> {
+    let events = inventory::list_events(&app).await?;
+    Ok(Json(EventsBody { events: events.iter().filter(|e| e.on_sale).map(inventory::Event::view).collect() }))
+}
+
+#[derive(Serialize)]
+struct SeatsBody {
+    event: EventView,
+    free_count: usize,
+    seats: Vec<SeatView>,
+}
+
+async fn seats(State(app): State<App>, PathArg(event_id): PathArg<String>) -> ApiResult<Json<SeatsBody>> {
     let (event, seats) = inventory::seat_list(&app, &event_id).await?;
-    let free = seats.iter().filter(|s| s.free).count();
-    Ok(Json(json!({ "event": event.to_json(), "free_count": free, "seats": seats })))
+    let free_count = seats.iter().filter(|s| s.free).count();
+    Ok(Json(SeatsBody { event: event.view(), free_count, seats }))
 }
 
 #[derive(Deserialize)]
@@ -45,8 +62,16 @@ struct InitRequest {
     event_id: String,
 }
 
-async fn reservation_json(app: &App, s: &reservations::StoredPr) -> ApiResult<Value> {
-    Ok(json!({ "reservation": reservations::view(app, s).await? }))
+#[derive(Serialize)]
+struct ReservationBody {
+    reservation: ReservationView,
+    /// The reservation token, answered to anonymous callers of initialize.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
+}
+
+async fn reservation_json(app: &App, s: &reservations::StoredPr) -> ApiResult<Json<ReservationBody>> {
+    Ok(Json(ReservationBody { reservation: reservations::view(app, s).await?, token: None }))
 }
 
 async fn initialize(
@@ -56,20 +81,18 @@ async fn initialize(
 ) -> ApiResult<Response> {
     let init = reservations::initialize(&app, &buyer, &req.event_id).await?;
     let mut body = reservation_json(&app, &init.stored).await?;
-    if let Some(t) = &init.token {
-        body["token"] = json!(t);
-    }
+    body.0.token = init.token;
     let status = if init.created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(body)).into_response())
+    Ok((status, body).into_response())
 }
 
 async fn show_reservation(
     State(app): State<App>,
     buyer: Buyer,
     PathArg(id): PathArg<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ReservationBody>> {
     let s = reservations::load(&app, &buyer, &id).await?;
-    Ok(Json(reservation_json(&app, &s).await?))
+    reservation_json(&app, &s).await
 }
 
 async fn delete_reservation(
@@ -92,18 +115,18 @@ async fn hold(
     buyer: Buyer,
     PathArg(id): PathArg<String>,
     JsonBody(req): JsonBody<HoldRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ReservationBody>> {
     let s = reservations::hold(&app, &buyer, &id, &req.seat_id).await?;
-    Ok(Json(reservation_json(&app, &s).await?))
+    reservation_json(&app, &s).await
 }
 
 async fn release(
     State(app): State<App>,
     buyer: Buyer,
     PathArg((id, seat_id)): PathArg<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ReservationBody>> {
     let s = reservations::release(&app, &buyer, &id, &seat_id).await?;
-    Ok(Json(reservation_json(&app, &s).await?))
+    reservation_json(&app, &s).await
 }
 
 #[derive(Deserialize)]
@@ -118,24 +141,36 @@ async fn order_type(
     buyer: Buyer,
     PathArg(id): PathArg<String>,
     JsonBody(req): JsonBody<OrderTypeRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ReservationBody>> {
     let s = reservations::set_order_type(&app, &buyer, &id, req.order_type, req.customer).await?;
-    Ok(Json(reservation_json(&app, &s).await?))
+    reservation_json(&app, &s).await
 }
 
 async fn checkout(State(app): State<App>, buyer: Buyer, PathArg(id): PathArg<String>) -> ApiResult<Response> {
     let done = orders::checkout(&app, &buyer, &id).await?;
-    let body = json!({ "order": orders::view(&app, &done.order), "payment_url": done.payment_url });
+    let body = CheckoutBody { order: orders::view(&app, &done.order), payment_url: done.payment_url };
     Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+#[derive(Serialize)]
+struct CheckoutBody {
+    order: OrderView,
+    /// Where to send the buyer for an online payment; `null` for cash orders.
+    payment_url: Option<String>,
+}
+
+#[derive(Serialize)]
+struct OrderBody {
+    order: OrderView,
 }
 
 async fn show_order(
     State(app): State<App>,
     buyer: Buyer,
     PathArg(id): PathArg<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<OrderBody>> {
     let s = orders::get_for(&app, &buyer, &id).await?;
-    Ok(Json(json!({ "order": orders::view(&app, &s.order) })))
+    Ok(Json(OrderBody { order: orders::view(&app, &s.order) }))
 }
 
 /// The QR image of one ticket's bar code. The order id and the bar code together are the

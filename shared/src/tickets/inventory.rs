@@ -118,24 +118,40 @@ impl Event {
         self.price_categories.iter().find(|c| c.id == category).map(|c| c.price)
     }
 
-    /// The public JSON of an event.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "id": self.id,
-            "title": self.title,
-            "starts_at": self.starts_at,
-            "venue": self.venue,
-            "description": self.description,
-            "seat_count": self.seat_count,
-            "on_sale": self.on_sale,
-            "price_categories": self.price_categories.iter().map(|c| PriceCategoryView {
-                id: c.id.clone(), name: c.name.clone(), price: c.price,
-            }).collect::<Vec<_>>(),
-        })
+    /// The public view of an event.
+    pub fn view(&self) -> EventView {
+        EventView {
+            id: self.id.clone(),
+            title: self.title.clone(),
+            starts_at: self.starts_at.clone(),
+            venue: self.venue.clone(),
+            description: self.description.clone(),
+            seat_count: self.seat_count,
+            on_sale: self.on_sale,
+            price_categories: self
+                .price_categories
+                .iter()
+                .map(|c| PriceCategoryView { id: c.id.clone(), name: c.name.clone(), price: c.price })
+                .collect(),
+        }
     }
 }
 
-#[derive(Serialize)]
+/// An event as answered (serialize it directly, not through `serde_json::Value`, so that
+/// prices stay decimals with two digits).
+#[derive(Debug, Clone, Serialize)]
+pub struct EventView {
+    pub id: String,
+    pub title: String,
+    pub starts_at: String,
+    pub venue: Option<String>,
+    pub description: Option<String>,
+    pub seat_count: usize,
+    pub on_sale: bool,
+    pub price_categories: Vec<PriceCategoryView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
 pub struct PriceCategoryView {
     pub id: String,
     pub name: String,
