@@ -99,6 +99,24 @@ pub async fn get(app: &App, event_id: &str, seat_id: &str) -> ApiResult<Option<S
     })
 }
 
+/// The hold items of several seats, read concurrently, in the order given.
+pub async fn get_many(app: &App, event_id: &str, seat_ids: &[String]) -> ApiResult<Vec<Option<Stored>>> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, seat) in seat_ids.iter().enumerate() {
+        let store = app.store.clone();
+        let key = pk(event_id, seat);
+        tasks.spawn(async move { (i, store.get(&key, SK).await) });
+    }
+    let mut out: Vec<Option<Stored>> = vec![None; seat_ids.len()];
+    while let Some(res) = tasks.join_next().await {
+        let (i, item) = res.map_err(|e| crate::ApiError::Internal(e.to_string()))?;
+        if let Some(item) = item? {
+            out[i] = Some(Stored { hold: item.decode()?, version: item.version });
+        }
+    }
+    Ok(out)
+}
+
 /// Every hold item of an event (held, expired or sold), by seat id. Reads the index, which
 /// DynamoDB keeps up to date within about a second.
 pub async fn of_event(app: &App, event_id: &str) -> ApiResult<HashMap<String, Stored>> {

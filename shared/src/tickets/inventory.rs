@@ -323,6 +323,24 @@ pub async fn get_seat(app: &App, event_id: &str, seat_id: &str) -> ApiResult<Opt
     })
 }
 
+/// Several seats of an event, read concurrently, in the order given.
+pub async fn get_seats(app: &App, event_id: &str, seat_ids: &[String]) -> ApiResult<Vec<Option<Seat>>> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, seat) in seat_ids.iter().enumerate() {
+        let store = app.store.clone();
+        let (pk, sk) = (event_pk(event_id), seat_sk(seat));
+        tasks.spawn(async move { (i, store.get(&pk, &sk).await) });
+    }
+    let mut out: Vec<Option<Seat>> = vec![None; seat_ids.len()];
+    while let Some(res) = tasks.join_next().await {
+        let (i, item) = res.map_err(|e| ApiError::Internal(e.to_string()))?;
+        if let Some(item) = item? {
+            out[i] = Some(item.decode()?);
+        }
+    }
+    Ok(out)
+}
+
 pub async fn seats(app: &App, event_id: &str) -> ApiResult<Vec<Seat>> {
     let items = app.store.query(&event_pk(event_id), QueryOpts::prefix("seat#")).await?;
     items.iter().map(|i| i.decode().map_err(ApiError::from)).collect()

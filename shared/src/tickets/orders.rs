@@ -382,13 +382,14 @@ pub async fn resend_email(app: &App, id: &str) -> ApiResult<Order> {
 async fn cancel_and_free(app: &App, s: StoredOrder) -> ApiResult<Order> {
     let mut order = s.order;
     let mut ops = Vec::new();
-    for t in &order.tickets {
-        if let Some(h) = holds::get(app, &order.event_id, &t.seat_id).await?
+    let seats: Vec<String> = order.tickets.iter().map(|t| t.seat_id.clone()).collect();
+    for (seat, h) in seats.iter().zip(holds::get_many(app, &order.event_id, &seats).await?) {
+        if let Some(h) = h
             && h.hold.state == HoldState::Sold
             && h.hold.order_id.as_deref() == Some(order.id.as_str())
         {
             ops.push(WriteOp::Delete {
-                pk: holds::pk(&order.event_id, &t.seat_id),
+                pk: holds::pk(&order.event_id, seat),
                 sk: holds::SK.into(),
                 cond: Cond::Version(h.version),
             });

@@ -91,8 +91,8 @@ pub async fn load(app: &App, buyer: &Buyer, id: &str) -> ApiResult<StoredPr> {
 /// Ops that free every seat `pr` still holds (checked on each hold's version).
 async fn free_ops(app: &App, pr: &Reservation) -> ApiResult<Vec<WriteOp>> {
     let mut ops = Vec::new();
-    for seat in &pr.seats {
-        if let Some(h) = holds::get(app, &pr.event_id, seat).await?
+    for (seat, h) in pr.seats.iter().zip(holds::get_many(app, &pr.event_id, &pr.seats).await?) {
+        if let Some(h) = h
             && h.hold.state == HoldState::Held
             && h.hold.reservation_id.as_deref() == Some(pr.id.as_str())
         {
@@ -209,8 +209,8 @@ async fn live_seats(
     now: DateTime<Utc>,
 ) -> ApiResult<Vec<(String, holds::Stored)>> {
     let mut live = Vec::new();
-    for seat in &pr.seats {
-        if let Some(h) = holds::get(app, &pr.event_id, seat).await?
+    for (seat, h) in pr.seats.iter().zip(holds::get_many(app, &pr.event_id, &pr.seats).await?) {
+        if let Some(h) = h
             && h.hold.live_for(&pr.id, now)
         {
             live.push((seat.clone(), h));
@@ -230,11 +230,15 @@ pub async fn hold(app: &App, buyer: &Buyer, id: &str, seat_id: &str) -> ApiResul
 
 async fn try_hold(app: &App, s: StoredPr, seat_id: &str) -> ApiResult<Option<StoredPr>> {
     let StoredPr { mut pr, version } = s;
-    if inventory::get_seat(app, &pr.event_id, seat_id).await?.is_none() {
+    let now = app.clock.now();
+    let (seat, live, current) = tokio::try_join!(
+        inventory::get_seat(app, &pr.event_id, seat_id),
+        live_seats(app, &pr, now),
+        holds::get(app, &pr.event_id, seat_id),
+    )?;
+    if seat.is_none() {
         return Err(ApiError::invalid("seat_id", "no such seat in this event"));
     }
-    let now = app.clock.now();
-    let live = live_seats(app, &pr, now).await?;
     if live.iter().any(|(seat, _)| seat == seat_id) {
         return Ok(Some(StoredPr { pr, version }));
     }
@@ -244,7 +248,7 @@ async fn try_hold(app: &App, s: StoredPr, seat_id: &str) -> ApiResult<Option<Sto
             format!("a reservation holds at most {MAX_SEATS} seats"),
         ));
     }
-    let (cond, hold_version) = match holds::get(app, &pr.event_id, seat_id).await? {
+    let (cond, hold_version) = match current {
         None => (Cond::NotExists, 1),
         Some(h) if h.hold.blocks(now) => return Err(taken(seat_id)),
         // Expired: take it over, on the version read.
@@ -377,12 +381,14 @@ pub async fn priced(
     app: &App,
     pr: &Reservation,
 ) -> ApiResult<(Event, Vec<(TicketView, holds::Stored)>, Totals)> {
-    let event =
-        inventory::get_event(app, &pr.event_id).await?.ok_or_else(|| ApiError::NotFound("event".into()))?;
     let now = app.clock.now();
+    let (event, live) = tokio::try_join!(inventory::get_event(app, &pr.event_id), live_seats(app, pr, now))?;
+    let event = event.ok_or_else(|| ApiError::NotFound("event".into()))?;
     let mut tickets = Vec::new();
-    for (seat_id, h) in live_seats(app, pr, now).await? {
-        let Some(seat) = inventory::get_seat(app, &pr.event_id, &seat_id).await? else { continue };
+    let ids: Vec<String> = live.iter().map(|(seat, _)| seat.clone()).collect();
+    let seats = inventory::get_seats(app, &pr.event_id, &ids).await?;
+    for ((seat_id, h), seat) in live.into_iter().zip(seats) {
+        let Some(seat) = seat else { continue };
         let price = event
             .price_of(&seat.price_category)
             .ok_or_else(|| ApiError::Internal(format!("seat {seat_id} has an unknown price category")))?;
