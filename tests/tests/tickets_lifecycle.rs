@@ -144,7 +144,7 @@ async fn payment_settlement_approves_or_cancels() {
     assert_eq!(order.status, OrderStatus::Approved);
     let mails = outbox.messages();
     let templates: Vec<&str> = mails.iter().map(|m| m.template.as_str()).collect();
-    assert_eq!(templates, ["ticket_order_confirmation", "ticket_order_admin", "ticket_order_etickets"]);
+    assert_eq!(templates, ["ticket_order_buyer", "ticket_order_admin", "e_tickets"]);
     let etickets = &mails[2];
     assert_eq!(etickets.to, "maria@example.com");
     assert_eq!(etickets.id, format!("ticket-order-{ok}-approved-etickets"));

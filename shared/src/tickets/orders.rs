@@ -285,16 +285,27 @@ pub fn view(app: &App, o: &Order) -> OrderView {
 }
 
 /// Template data of an order's emails (amounts as strings with two decimals).
+///
+/// The flat fields (`event_name`, `event_date`, `venue`, `customer_name`, `total`,
+/// `payment_status`, each ticket's `code`) are the ones the notifier's `ticket_order_buyer`,
+/// `ticket_order_admin` and `e_tickets` templates read.
 fn email_data(app: &App, o: &Order) -> serde_json::Value {
+    let paid = o.order_type.online() && o.status == OrderStatus::Approved;
     json!({
         "order_id": o.id,
         "status": o.status,
         "order_type": o.order_type,
+        "event_name": o.event_title,
+        "event_date": o.starts_at,
+        "venue": o.venue,
         "event": {"id": o.event_id, "title": o.event_title, "starts_at": o.starts_at, "venue": o.venue},
+        "customer_name": o.customer.name,
         "customer": o.customer,
+        "payment_status": if paid { "paid" } else { "on_delivery" },
+        "total": money::format(o.totals.total),
         "tickets": o.tickets.iter().map(|t| json!({
             "seat_id": t.seat_id, "sector": t.sector_name, "row": t.row, "seat": t.seat,
-            "price": money::format(t.price), "bar_code": t.bar_code,
+            "price": money::format(t.price), "bar_code": t.bar_code, "code": t.bar_code,
         })).collect::<Vec<_>>(),
         "totals": {
             "tickets": money::format(o.totals.tickets),
@@ -315,14 +326,14 @@ pub fn eticket_notification(app: &App, o: &Order, id: String) -> Notification {
         .map(|t| {
             json!({
                 "seat_id": t.seat_id, "sector": t.sector_name, "row": t.row, "seat": t.seat,
-                "price": money::format(t.price), "bar_code": t.bar_code,
+                "price": money::format(t.price), "bar_code": t.bar_code, "code": t.bar_code,
                 "qr_svg": barcode::qr_svg(&t.bar_code), "qr_url": qr_url(app, &o.id, &t.bar_code),
             })
         })
         .collect();
     let mut data = email_data(app, o);
     data["tickets"] = json!(tickets);
-    Notification { id, template: "ticket_order_etickets".into(), to: o.customer.email.clone(), data }
+    Notification { id, template: "e_tickets".into(), to: o.customer.email.clone(), data }
 }
 
 /// Queues the confirmation emails of an approved order: buyer, box office, and e-tickets
@@ -332,7 +343,7 @@ pub async fn notify_approved(app: &App, o: &Order, event: &str) -> ApiResult<()>
     app.outbox
         .enqueue(Notification {
             id: format!("ticket-order-{}-{event}-buyer", o.id),
-            template: "ticket_order_confirmation".into(),
+            template: "ticket_order_buyer".into(),
             to: o.customer.email.clone(),
             data: data.clone(),
         })
@@ -364,7 +375,7 @@ pub async fn resend_email(app: &App, id: &str) -> ApiResult<Order> {
     app.outbox
         .enqueue(Notification {
             id: format!("ticket-order-{}-{resend}-buyer", o.id),
-            template: "ticket_order_confirmation".into(),
+            template: "ticket_order_buyer".into(),
             to: o.customer.email.clone(),
             data: email_data(app, o),
         })
@@ -408,16 +419,9 @@ pub async fn cancel(app: &App, id: &str) -> ApiResult<Order> {
     if s.order.status != OrderStatus::Approved || s.order.order_type.online() {
         return Err(ApiError::bad_request("status", "only approved cash orders can be cancelled"));
     }
-    let order = cancel_and_free(app, s).await?;
-    app.outbox
-        .enqueue(Notification {
-            id: format!("ticket-order-{}-cancelled-buyer", order.id),
-            template: "ticket_order_cancelled".into(),
-            to: order.customer.email.clone(),
-            data: email_data(app, &order),
-        })
-        .await?;
-    Ok(order)
+    // No email is queued: the box office cancels after talking to the buyer, and the
+    // notification templates have none for a cancellation.
+    cancel_and_free(app, s).await
 }
 
 /// Called once when the online payment of an `ordered` order settles. Success: `approved`,
