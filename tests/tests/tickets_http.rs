@@ -353,3 +353,33 @@ async fn at_most_seven_seats_and_bad_input_is_4xx() {
     assert_eq!(alice.get(&format!("/api/v1/reservations/{apr}")).await.0, 200);
     assert_eq!(Buyer::user(&srv, "2").get(&format!("/api/v1/reservations/{apr}")).await.0, 404);
 }
+
+#[tokio::test]
+async fn concurrent_checkouts_make_one_order() {
+    let srv = TestServer::memory().await;
+    create_event(&srv, "dbl").await;
+    let mut buyer = Buyer::anonymous(&srv);
+    let pr = buyer.init("dbl").await;
+    assert_eq!(buyer.hold(&pr, "s-1-1").await.0, 200);
+    assert_eq!(buyer.hold(&pr, "s-1-2").await.0, 200);
+    let body = json!({"order_type": "self_cash", "customer": {"name": "A", "email": "a@b.ru", "phone": "89991234567"}});
+    let (status, _) =
+        buyer.call(reqwest::Method::PUT, &format!("/api/v1/reservations/{pr}/order_type"), Some(&body)).await;
+    assert_eq!(status, 200);
+    let path = format!("/api/v1/reservations/{pr}/checkout");
+    let attempts = (0..6).map(|_| {
+        let buyer = buyer.clone();
+        let path = path.clone();
+        async move { buyer.post(&path, &json!({})).await.0 }
+    });
+    let statuses = futures::future::join_all(attempts).await;
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
+    assert!(statuses.iter().all(|s| [201, 404, 409].contains(s)), "{statuses:?}");
+    assert_eq!(messages(&srv).len(), 2, "one order, one pair of emails");
+
+    // A sold seat cannot be held by anyone.
+    let mut other = Buyer::anonymous(&srv);
+    let opr = other.init("dbl").await;
+    assert_eq!(other.hold(&opr, "s-1-1").await.0, 409);
+    assert_eq!(other.hold(&opr, "s-1-3").await.0, 200);
+}

@@ -84,10 +84,19 @@ pub fn index_pk(event_id: &str, shard: u32) -> String {
     format!("holds#{event_id}#{shard}")
 }
 
+/// `held#<seat>` or `sold#<seat>`: the sweep reads only the held ones.
+fn index_sk(hold: &Hold) -> String {
+    let state = match hold.state {
+        HoldState::Held => "held",
+        HoldState::Sold => "sold",
+    };
+    format!("{state}#{}", hold.seat_id)
+}
+
 /// The item for a hold at `version`.
 pub fn item(hold: &Hold, version: u64) -> Result<Item, StoreError> {
     Ok(Item::from_value(pk(&hold.event_id, &hold.seat_id), SK, hold)?
-        .with_gsi1(index_pk(&hold.event_id, shard(&hold.seat_id)), hold.seat_id.clone())
+        .with_gsi1(index_pk(&hold.event_id, shard(&hold.seat_id)), index_sk(hold))
         .with_ttl(hold.expires_at.map(|e| e.timestamp() + 60))
         .with_version(version))
 }
@@ -120,11 +129,16 @@ pub async fn get_many(app: &App, event_id: &str, seat_ids: &[String]) -> ApiResu
 /// Every hold item of an event (held, expired or sold), by seat id. Reads the index, which
 /// DynamoDB keeps up to date within about a second.
 pub async fn of_event(app: &App, event_id: &str) -> ApiResult<HashMap<String, Stored>> {
+    indexed(app, event_id, QueryOpts::default()).await
+}
+
+async fn indexed(app: &App, event_id: &str, opts: QueryOpts) -> ApiResult<HashMap<String, Stored>> {
     let mut tasks = tokio::task::JoinSet::new();
     for shard in 0..INDEX_SHARDS {
         let store = app.store.clone();
         let index = index_pk(event_id, shard);
-        tasks.spawn(async move { store.query_gsi1(&index, QueryOpts::default()).await });
+        let opts = opts.clone();
+        tasks.spawn(async move { store.query_gsi1(&index, opts).await });
     }
     let mut out = HashMap::new();
     while let Some(res) = tasks.join_next().await {
@@ -137,13 +151,14 @@ pub async fn of_event(app: &App, event_id: &str) -> ApiResult<HashMap<String, St
     Ok(out)
 }
 
-/// The `reservations` job: deletes holds past their expiry. Each delete is conditional on
-/// the version read, so a seat held again meanwhile is left alone.
+/// The `reservations` job: deletes holds past their expiry. It reads only the `held#` part
+/// of each event's index (sold seats are never looked at), and each delete is conditional
+/// on the version read, so a seat held again meanwhile is left alone.
 pub async fn sweep(app: &App) -> ApiResult<(usize, usize)> {
     let now = app.clock.now();
     let (mut examined, mut deleted) = (0, 0);
     for event in inventory::list_events(app).await? {
-        for stored in of_event(app, &event.id).await?.into_values() {
+        for stored in indexed(app, &event.id, QueryOpts::prefix("held#")).await?.into_values() {
             examined += 1;
             if !stored.hold.expired(now) {
                 continue;

@@ -13,7 +13,7 @@
 //! |---|---|---|---|---|
 //! | event | `event#<event>` | `meta` | `events` / `<starts_at>#<event>` | — |
 //! | seat | `event#<event>` | `seat#<seat>` | — | — |
-//! | hold / sold seat | `hold#<event>#<seat>` | `hold` | `holds#<event>#<shard>` / `<seat>` | expiry + 60 s while held |
+//! | hold / sold seat | `hold#<event>#<seat>` | `hold` | `holds#<event>#<shard>` / `held#<seat>`, `sold#<seat>` | expiry + 60 s while held |
 //! | reservation | `pr#<id>` | `pr` | — | last change + 1 day |
 //! | cart pointer | `cart#<owner>` | `cart` | — | last change + 1 day |
 //! | order | `ticket_order#<id>` | `order` | — | — |
