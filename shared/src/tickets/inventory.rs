@@ -29,8 +29,10 @@ use crate::store::{Cond, Item, QueryOpts, WriteOp};
 /// The demo event `make run` starts with.
 pub const DEMO_SEAT_MAP: &str = include_str!("../../data/demo_event.json");
 
-/// The most seats one event may have (one seat map load).
-pub const MAX_EVENT_SEATS: usize = 20_000;
+/// The most seats one event may have: one seat map load writes them in sequential
+/// transactions of 100 (sequential on purpose: moto, the local DynamoDB peer, is not safe
+/// for concurrent transactions), which must fit the function's timeout.
+pub const MAX_EVENT_SEATS: usize = 10_000;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
