@@ -62,7 +62,16 @@ async fn admin_loads_a_seat_map_and_the_public_lists_it() {
 
 #[tokio::test]
 async fn the_demo_event_loads_through_the_admin_code_path() {
-    let srv = TestServer::memory().await;
+    demo_event(TestServer::memory().await).await;
+}
+
+#[tokio::test]
+async fn dynamo_the_demo_event_loads() {
+    let Some(store) = api_tests::dynamo_store().await else { return };
+    demo_event(TestServer::start(store).await).await;
+}
+
+async fn demo_event(srv: TestServer) {
     shared::tickets::inventory::load_demo(&srv.app).await.unwrap();
     shared::tickets::inventory::load_demo(&srv.app).await.expect("loading twice is harmless");
     let (status, body) = srv.get("/api/v1/events/demo-concert/seats", None).await;
