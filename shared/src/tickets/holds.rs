@@ -35,6 +35,9 @@ pub struct Hold {
     pub held_at: DateTime<Utc>,
     /// When a `held` seat becomes free again; `None` once sold.
     pub expires_at: Option<DateTime<Utc>>,
+    /// The seat as it was when held (so a reservation's view needs no seat reads).
+    #[serde(default)]
+    pub seat: Option<inventory::Seat>,
 }
 
 impl Hold {

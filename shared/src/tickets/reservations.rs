@@ -264,6 +264,7 @@ async fn try_hold(app: &App, s: StoredPr, seat_id: &str) -> ApiResult<Option<Sto
         order_id: None,
         held_at: now,
         expires_at: Some(expires_at),
+        seat,
     };
     pr.seats = live.into_iter().map(|(seat, _)| seat).collect();
     pr.seats.push(seat_id.to_owned());
@@ -385,9 +386,15 @@ pub async fn priced(
     let (event, live) = tokio::try_join!(inventory::get_event(app, &pr.event_id), live_seats(app, pr, now))?;
     let event = event.ok_or_else(|| ApiError::NotFound("event".into()))?;
     let mut tickets = Vec::new();
-    let ids: Vec<String> = live.iter().map(|(seat, _)| seat.clone()).collect();
-    let seats = inventory::get_seats(app, &pr.event_id, &ids).await?;
-    for ((seat_id, h), seat) in live.into_iter().zip(seats) {
+    // Seats come with their holds; only holds written without one need a seat read.
+    let missing: Vec<String> =
+        live.iter().filter(|(_, h)| h.hold.seat.is_none()).map(|(s, _)| s.clone()).collect();
+    let mut fetched = inventory::get_seats(app, &pr.event_id, &missing).await?.into_iter();
+    for (seat_id, h) in live {
+        let seat = match &h.hold.seat {
+            Some(seat) => Some(seat.clone()),
+            None => fetched.next().flatten(),
+        };
         let Some(seat) = seat else { continue };
         let price = event
             .price_of(&seat.price_category)
