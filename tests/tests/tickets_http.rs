@@ -392,3 +392,37 @@ async fn concurrent_checkouts_make_one_order() {
     assert_eq!(other.hold(&opr, "s-1-1").await.0, 409);
     assert_eq!(other.hold(&opr, "s-1-3").await.0, 200);
 }
+
+#[tokio::test]
+async fn a_signed_in_buyer_owns_their_order_by_user_id() {
+    let srv = TestServer::memory().await;
+    create_event(&srv, "own").await;
+    let alice = Buyer::user(&srv, "31");
+    let (status, body) = alice.post("/api/v1/reservations", &json!({"event_id": "own"})).await;
+    assert_eq!(status, 201);
+    let pr = body["reservation"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(alice.hold(&pr, "s-2-2").await.0, 200);
+    let body = json!({"order_type": "self_cash", "customer": {"name": "Alice", "email": "alice@example.com", "phone": "+79990000031"}});
+    let (status, _) =
+        alice.call(reqwest::Method::PUT, &format!("/api/v1/reservations/{pr}/order_type"), Some(&body)).await;
+    assert_eq!(status, 200);
+    let (status, body) = alice.post(&format!("/api/v1/reservations/{pr}/checkout"), &json!({})).await;
+    assert_eq!(status, 201, "{body}");
+    let order = body["order"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(body["order"]["totals"]["total"], json!(500.5));
+    assert_eq!(alice.get(&format!("/api/v1/ticket_orders/{order}")).await.0, 200);
+    assert_eq!(Buyer::user(&srv, "32").get(&format!("/api/v1/ticket_orders/{order}")).await.0, 404);
+    let (status, body) = srv.get(&format!("/api/v1/ticket_orders/{order}"), Some(&admin())).await;
+    assert_eq!(
+        (status, body["order"]["status"].as_str()),
+        (200, Some("approved")),
+        "the box office sees every order"
+    );
+    let (status, body) = srv.get(&format!("/api/v1/admin/ticket_orders/{order}"), Some(&admin())).await;
+    assert_eq!((status, body["order"]["customer"]["email"].as_str()), (200, Some("alice@example.com")));
+    // A new initialize after checkout starts a fresh, empty reservation.
+    let (status, body) = alice.post("/api/v1/reservations", &json!({"event_id": "own"})).await;
+    assert_eq!(status, 201);
+    assert_ne!(body["reservation"]["id"], pr.as_str());
+    assert_eq!(body["reservation"]["tickets"].as_array().map(Vec::len), Some(0));
+}
