@@ -30,6 +30,12 @@ pub struct Config {
     pub attachment_max_bytes: usize,
     /// Payments, gateways and zoo slots (see `payments::PaymentsConfig`).
     pub payments: crate::payments::PaymentsConfig,
+    /// Ticket orders: online payment commission, percent of the tickets (`ONLINE_COMMISSION`, default 3).
+    pub online_commission: Decimal,
+    /// Ticket orders: courier delivery price, roubles (`COURIER_PRICE`, default 300.00).
+    pub courier_price: Decimal,
+    /// Ticket orders: the box office address that gets a copy of every order (`ADMIN_EMAIL`).
+    pub admin_email: String,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -58,6 +64,9 @@ impl Config {
             commission: commission_from_env()?,
             attachment_max_bytes: parsed("ATTACHMENT_MAX_BYTES", 256 * 1024)?,
             payments: crate::payments::PaymentsConfig::from_env()?,
+            online_commission: parsed("ONLINE_COMMISSION", Decimal::from(3))?,
+            courier_price: parsed("COURIER_PRICE", Decimal::from(300))?,
+            admin_email: var("ADMIN_EMAIL").unwrap_or_else(|| "admin@example.com".to_owned()),
         })
     }
 
@@ -72,6 +81,9 @@ impl Config {
             commission: CommissionTable::default(),
             attachment_max_bytes: 256 * 1024,
             payments: crate::payments::PaymentsConfig::for_tests(),
+            online_commission: Decimal::from(3),
+            courier_price: Decimal::from(300),
+            admin_email: "admin@example.com".into(),
         }
     }
 }

@@ -10,7 +10,9 @@ pub fn router(app: App) -> Router {
         .merge(health::router())
         .merge(deals::router())
         .merge(payments::router())
-        .merge(gateways::router());
+        .merge(gateways::router())
+        .merge(tickets::router())
+        .merge(admin::router());
     shared::http::finish(groups, app)
 }
 
