@@ -25,6 +25,10 @@ pub struct Config {
     /// Deal commission tiers (`COMMISSION_TIERS` = `from:percent[:min],...`) and gateway
     /// surcharges (`GATEWAY_COMMISSION`, `MANDARIN_COMMISSION`, percent).
     pub commission: CommissionTable,
+    /// SQS queue of the notification outbox (`QUEUE_URL`); unset means the in-process outbox.
+    pub queue_url: Option<String>,
+    /// How often the local server runs every scheduled job (`JOB_INTERVAL` seconds, default 30).
+    pub job_interval: Duration,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -51,6 +55,8 @@ impl Config {
             max_body_bytes: parsed("MAX_BODY_BYTES", 6 * 1024 * 1024)?,
             seat_timeout: Duration::from_secs(parsed("SEAT_TIMEOUT", 900)?),
             commission: commission_from_env()?,
+            queue_url: var("QUEUE_URL"),
+            job_interval: Duration::from_secs(parsed::<u64>("JOB_INTERVAL", 30)?.max(1)),
         })
     }
 
@@ -63,6 +69,8 @@ impl Config {
             max_body_bytes: 6 * 1024 * 1024,
             seat_timeout: Duration::from_secs(900),
             commission: CommissionTable::default(),
+            queue_url: None,
+            job_interval: Duration::from_secs(30),
         }
     }
 }

@@ -1,12 +1,15 @@
 //! The whole API on one HTTP server: every endpoint group's router mounted together over
 //! one [`App`]. Used by `make run` and by the black-box tests.
 
+pub mod dev;
+
 use axum::Router;
 use shared::App;
 
 /// Every endpoint group, finished for serving.
 pub fn router(app: App) -> Router {
     let groups = Router::new().merge(health::router()).merge(deals::router());
+    let groups = groups.merge(dev::router());
     shared::http::finish(groups, app)
 }
 

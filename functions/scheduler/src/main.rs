@@ -1,0 +1,14 @@
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use scheduler::JobDetail;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let app = shared::App::from_env().await?;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<EventBridgeEvent<JobDetail>>| {
+        let app = app.clone();
+        async move { scheduler::handle(&app, event.payload).await.map_err(Error::from) }
+    }))
+    .await
+}
