@@ -257,3 +257,39 @@ async fn a_good_message_in_a_batch_with_a_poison_one_is_sent() {
     assert_eq!(failed, vec![poison.message_id().unwrap().to_owned()], "only the poison message is reported");
     assert_eq!(mails_to(&env, &to).await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_refused_send_is_retried_and_then_sent_once() {
+    let Some(env) = env().await else { return };
+    let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    // SES refuses a sender that is not a verified identity: nothing is sent, the claim is
+    // released, and a later delivery (here with the right sender) sends the email.
+    let unverified = format!("nobody-{}@unverified.example", uuid::Uuid::new_v4().simple());
+    let refusing = Deps::new(
+        env.deps.store.clone(),
+        Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(&conf), unverified)),
+    );
+    let q = queue(&env.sqs, 5).await;
+    let to = recipient();
+    let id = format!("refund-{}", uuid::Uuid::new_v4().simple());
+    let n = Notification {
+        id: id.clone(),
+        template: "refund".into(),
+        to: to.clone(),
+        data: json!({"amount": "1500.00", "order_id": 42, "reason": "Мероприятие отменено"}),
+    };
+    SqsOutbox::new(env.sqs.clone(), &q.url).enqueue(n).await.unwrap();
+    let messages = receive(&env.sqs, &q.url).await;
+    let refused = notifier::handle(&refusing, event(&messages)).await;
+    assert_eq!(refused.batch_item_failures.len(), 1, "reported for redelivery");
+    assert_eq!(env.deps.store.get(&format!("mail#{id}"), "mail").await.unwrap(), None, "claim released");
+    assert!(mails_to(&env, &to).await.is_empty());
+
+    let (response, received) = poll(&env, &q.url).await;
+    assert_eq!((received, response.batch_item_failures.len()), (1, 0));
+    let mails = mails_to(&env, &to).await;
+    assert_eq!(mails.len(), 1);
+    let parsed = mail_parser::MessageParser::default().parse(mails[0].as_bytes()).unwrap();
+    assert_eq!(parsed.subject(), Some("Возврат 1500.00 ₽ по заказу №42"));
+    assert!(parsed.body_text(0).unwrap().contains("Мероприятие отменено"));
+}

@@ -122,10 +122,13 @@ impl Mailer for SesMailer {
             }
             Err(err) => {
                 let text = DisplayErrorContext(&err).to_string();
+                // A service error is SES refusing; a construction or connection failure never
+                // reached it. A timeout or an unreadable response may follow a send.
                 match err {
-                    SdkError::ServiceError(_)
-                    | SdkError::ConstructionFailure(_)
-                    | SdkError::DispatchFailure(_) => Err(SendError::NotSent(text)),
+                    SdkError::ServiceError(_) | SdkError::ConstructionFailure(_) => {
+                        Err(SendError::NotSent(text))
+                    }
+                    SdkError::DispatchFailure(ref d) if !d.is_timeout() => Err(SendError::NotSent(text)),
                     _ => Err(SendError::Unknown(text)),
                 }
             }
