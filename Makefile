@@ -31,6 +31,14 @@ venv:
 cfn-lint: venv
 	.venv/bin/cfn-lint template.yaml
 
+## build: every function for arm64 with cargo-lambda (from PyPI), zipped, sizes printed
+build:
+	scripts/build.sh
+
+## deploy: sam deploy of what `make build` built (needs `pip install aws-sam-cli` and AWS credentials)
+deploy: build
+	cd target/lambda && sam deploy --template-file template.yaml --capabilities CAPABILITY_IAM $${SAM_DEPLOY_ARGS:---guided}
+
 clean:
 	$(CARGO) clean
 	rm -rf .venv
