@@ -46,7 +46,7 @@ clean:
 ## bench: load on loopback (wrk) next to a bare axum hello-world; start time and peak RSS
 bench:
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
-	$(CARGO) build --release -p local -p health -p deals
+	$(CARGO) build --release --workspace --bins
 	python3 scripts/bench.py
 
 ## fuzz: the request-parser fuzzers at scale (make test runs a short pass)
