@@ -43,7 +43,7 @@ async fn consistent(store: &Arc<dyn Store>, users: &[&str]) -> usize {
 #[tokio::test]
 async fn deal_create_and_transition_survive_a_failure_at_every_step() {
     let inner: Arc<dyn Store> = memory_store();
-    let faulty = Arc::new(FaultyStore::new(inner.clone()));
+    let faulty = Arc::new(FaultyStore::faulty(inner.clone()));
     let srv = TestServer::start(faulty.clone()).await;
     let (supplier, consumer) = (token("21", &[]), token("14", &[]));
     let order = json!({"order": {"order_description": "x", "verify_days": 3, "commission_payer": "consumer",

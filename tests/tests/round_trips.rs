@@ -10,7 +10,7 @@ use shared::store::counting::CountingStore;
 
 #[tokio::test]
 async fn deal_calls_use_the_minimum_round_trips() {
-    let counting = Arc::new(CountingStore::new(memory_store()));
+    let counting = Arc::new(CountingStore::counting(memory_store()));
     let counts = counting.counts.clone();
     let srv = TestServer::start(counting).await;
     let (supplier, consumer) = (token("21", &[]), token("14", &[]));

@@ -20,7 +20,7 @@ fn take(c: &Counts) -> (u64, u64) {
 
 #[tokio::test]
 async fn round_trips_of_the_hot_paths() {
-    let store = Arc::new(CountingStore::new(api_tests::memory_store()));
+    let store = Arc::new(CountingStore::counting(api_tests::memory_store()));
     let counts = store.counts.clone();
     let srv = TestServer::start(store).await;
     create_event(&srv, "rt").await;

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use api_tests::{SECRET, TestServer, Yielding, dynamo_store, forms, memory_store, press, token};
+use api_tests::{SECRET, TestServer, dynamo_store, forms, jittery, memory_store, press, token};
 use base64::Engine;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -167,7 +167,7 @@ async fn pay_on_the_sandbox_page_then_decline_delete_and_404() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn repeated_and_forged_callbacks_change_nothing_more() {
     // One counter shard, so a double release would show in the count.
-    let srv = server_with_shards(Arc::new(Yielding(memory_store())), 100, 1).await;
+    let srv = server_with_shards(Arc::new(jittery(memory_store())), 100, 1).await;
     let tok = token("21", &[]);
     let date = visit_date();
     let (_, created) = create(&srv, &tok, &session_body(&date, "11:00", 1)).await;
@@ -467,7 +467,7 @@ async fn flash_sale(store: Arc<dyn Store>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn flash_sale_memory() {
-    flash_sale(Arc::new(Yielding(memory_store()))).await;
+    flash_sale(Arc::new(jittery(memory_store()))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -529,7 +529,7 @@ async fn reconciliation(store: Arc<dyn Store>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reconciliation_memory() {
-    reconciliation(Arc::new(Yielding(memory_store()))).await;
+    reconciliation(Arc::new(jittery(memory_store()))).await;
 }
 
 #[tokio::test]

@@ -1,12 +1,13 @@
-//! A store wrapper that counts round trips per operation kind, used by the benchmarks
-//! and by tests that pin the number of store calls of a hot path.
+//! Counting round trips per operation kind, for the benchmarks and for tests that pin the
+//! number of store calls of a hot path.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 
-use super::{Cond, Item, QueryOpts, Store, StoreError, WriteOp};
+use super::Store;
+use super::hooked::{Hook, Hooked, Op};
 
 #[derive(Default, Debug)]
 pub struct Counts {
@@ -25,65 +26,25 @@ impl Counts {
     }
 }
 
-pub struct CountingStore {
-    inner: Arc<dyn Store>,
+/// The counting hook: `counts` is shared, so a test can keep it after handing the store over.
+#[derive(Default)]
+pub struct Counter {
     pub counts: Arc<Counts>,
 }
 
-impl CountingStore {
-    pub fn new(inner: Arc<dyn Store>) -> Self {
-        CountingStore { inner, counts: Arc::default() }
-    }
-
-    fn read(&self) {
-        self.counts.reads.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn write(&self) {
-        self.counts.writes.fetch_add(1, Ordering::Relaxed);
+#[async_trait]
+impl Hook for Counter {
+    async fn before(&self, op: Op) -> Result<(), super::StoreError> {
+        let n = if op.is_read() { &self.counts.reads } else { &self.counts.writes };
+        n.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 }
 
-#[async_trait]
-impl Store for CountingStore {
-    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
-        self.read();
-        self.inner.get(pk, sk).await
-    }
-    async fn batch_get(&self, keys: &[(String, String)]) -> Result<Vec<Item>, StoreError> {
-        self.read();
-        self.inner.batch_get(keys).await
-    }
-    async fn put(&self, item: Item, cond: Cond) -> Result<(), StoreError> {
-        self.write();
-        self.inner.put(item, cond).await
-    }
-    async fn delete(&self, pk: &str, sk: &str, cond: Cond) -> Result<(), StoreError> {
-        self.write();
-        self.inner.delete(pk, sk, cond).await
-    }
-    async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
-        self.write();
-        self.inner.transact(ops).await
-    }
-    async fn query(&self, pk: &str, opts: QueryOpts) -> Result<Vec<Item>, StoreError> {
-        self.read();
-        self.inner.query(pk, opts).await
-    }
-    async fn query_gsi1(&self, pk: &str, opts: QueryOpts) -> Result<Vec<Item>, StoreError> {
-        self.read();
-        self.inner.query_gsi1(pk, opts).await
-    }
-    async fn add(
-        &self,
-        pk: &str,
-        sk: &str,
-        field: &str,
-        delta: i64,
-        min: Option<i64>,
-        max: Option<i64>,
-    ) -> Result<i64, StoreError> {
-        self.write();
-        self.inner.add(pk, sk, field, delta, min, max).await
+pub type CountingStore = Hooked<Counter>;
+
+impl CountingStore {
+    pub fn counting(inner: Arc<dyn Store>) -> Self {
+        Hooked::new(inner, Counter::default())
     }
 }

@@ -10,6 +10,7 @@
 pub mod counting;
 pub mod dynamo;
 pub mod faulty;
+pub mod hooked;
 pub mod memory;
 
 use async_trait::async_trait;
