@@ -28,6 +28,7 @@ pub fn router() -> Router<App> {
         .route("/api/v1/reservations/{id}/checkout", post(checkout))
         .route("/api/v1/ticket_orders/{id}", get(show_order))
         .route("/api/v1/ticket_orders/{id}/tickets/{bar_code}/qr", get(qr))
+        .route("/api/v1/ticket_orders/{id}/payment_return", get(payment_return))
 }
 
 // Answers are typed structs serialized directly: money must not pass through
@@ -184,4 +185,13 @@ async fn qr(
         return Err(ApiError::NotFound("ticket".into()));
     }
     Ok(([(header::CONTENT_TYPE, "image/svg+xml")], barcode::qr_svg(&bar_code)).into_response())
+}
+
+/// The buyer's browser back from the payment gateway: the status is asked of the gateway,
+/// then 302 to the success page (`TICKETS_SUCCESS_URL`) or the error page
+/// (`TICKETS_ERROR_URL`), by default the order's own view. No credentials: the answer is
+/// only a redirect, and the order id is unguessable.
+async fn payment_return(State(app): State<App>, PathArg(id): PathArg<String>) -> ApiResult<Response> {
+    let target = orders::payment_return(&app, &id).await?;
+    Ok((StatusCode::FOUND, [(header::LOCATION, target)]).into_response())
 }
