@@ -346,3 +346,60 @@ async fn concurrent_refunds(srv: TestServer) {
     let p = shared::payments::load(&srv.app, &pid).await.unwrap().unwrap();
     assert_eq!(p.refunded_amount, refunded, "the payment records the same sum");
 }
+
+/// A POST with an `Idempotency-Key`; returns the status and the raw body text.
+async fn post_with_key(buyer: &Buyer, path: &str, key: &str, body: &Value) -> (u16, String) {
+    let mut req = buyer.http.post(format!("{}{path}", buyer.base)).header("Idempotency-Key", key).json(body);
+    if let Some(t) = &buyer.token {
+        req = req.header("X-Reservation-Token", t);
+    }
+    let res = req.send().await.unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn memory_idempotent_initialize_and_checkout() {
+    idempotent(server(api_tests::memory_store()).await).await;
+}
+
+#[tokio::test]
+async fn dynamo_idempotent_initialize_and_checkout() {
+    let Some(store) = api_tests::dynamo_store().await else { return };
+    idempotent(server(store).await).await;
+}
+
+async fn idempotent(srv: TestServer) {
+    create_event(&srv, "idem").await;
+    let key = uuid::Uuid::new_v4().to_string();
+    let mut buyer = Buyer::anonymous(&srv);
+    let body = json!({"event_id": "idem"});
+    let (status, first) = post_with_key(&buyer, "/api/v1/reservations", &key, &body).await;
+    assert_eq!(status, 201, "{first}");
+    let (status, again) = post_with_key(&buyer, "/api/v1/reservations", &key, &body).await;
+    assert_eq!((status, &again), (201, &first), "the same answer, the same token, one PR");
+    let (status, other) =
+        post_with_key(&buyer, "/api/v1/reservations", &key, &json!({"event_id": "x"})).await;
+    let other: Value = serde_json::from_str(&other).unwrap();
+    assert_eq!((status, other["error"]["field"].as_str()), (422, Some("Idempotency-Key")), "{other}");
+    let first: Value = serde_json::from_str(&first).unwrap();
+    buyer.token = Some(first["token"].as_str().unwrap().to_owned());
+    let pr = first["reservation"]["id"].as_str().unwrap().to_owned();
+
+    assert_eq!(buyer.hold(&pr, "s-2-1").await.0, 200);
+    let customer = json!({"name": "Анна", "email": "anna@example.com", "phone": "+79990000001"});
+    let path = format!("/api/v1/reservations/{pr}/order_type");
+    let typed = json!({"order_type": "self_online", "customer": customer});
+    assert_eq!(buyer.call(reqwest::Method::PUT, &path, Some(&typed)).await.0, 200);
+
+    let checkout = format!("/api/v1/reservations/{pr}/checkout");
+    let key = uuid::Uuid::new_v4().to_string();
+    let (status, first) = post_with_key(&buyer, &checkout, &key, &json!({})).await;
+    assert_eq!(status, 201, "{first}");
+    assert!(first.contains(r#""total":515.52"#), "money keeps its decimals: {first}");
+    let (status, again) = post_with_key(&buyer, &checkout, &key, &json!({})).await;
+    assert_eq!((status, &again), (201, &first), "a retried checkout answers the same order and payment");
+    // Without the key the PR is gone: it became the order.
+    assert_eq!(buyer.post(&checkout, &json!({})).await.0, 404);
+    let (status, _) = post_with_key(&buyer, &checkout, "", &json!({})).await;
+    assert_eq!(status, 400, "an empty key is malformed");
+}
