@@ -31,6 +31,12 @@
 //!   replaces it with a version check; the `reservations` job deletes expired holds (again on
 //!   the version, so a re-held seat is never deleted), and the item `ttl` is a backstop.
 //!   Sold seats carry no expiry and are never swept.
+//! - **Hold copies on the PR.** Each hold the PR writes is also copied into the PR (seat and
+//!   expiry, `held`), in the same transaction. A hold item whose expiry is still ahead can only
+//!   change through this PR (release, checkout, switching events) — others may take over or
+//!   sweep a hold only once it has expired — so the copies decide which holds are live for the
+//!   seat limit and the PR's view, and a hold costs the same 4 reads whatever the PR holds.
+//!   Checkout still reads every hold item (it needs their versions).
 //! - **Seat index shards.** The holds of one event are spread over [`holds::INDEX_SHARDS`]
 //!   index partitions (by a hash of the seat id), so a flash sale does not funnel every index
 //!   write into one partition either; the seat list reads all shards.
