@@ -403,3 +403,42 @@ async fn idempotent(srv: TestServer) {
     let (status, _) = post_with_key(&buyer, &checkout, "", &json!({})).await;
     assert_eq!(status, 400, "an empty key is malformed");
 }
+
+/// A gateway that refuses refunds (Robokassa refunds are made in its merchant account): the
+/// refund's reservation on the order is taken back, nothing is recorded, no email.
+#[tokio::test]
+async fn a_refused_gateway_refund_changes_nothing() {
+    let mut config = shared::Config::for_tests();
+    config.jwt_secret = SECRET.into();
+    config.payments.tickets_gateway = shared::payments::GatewayKind::Robokassa;
+    config.payments.robokassa.login = "shop".into();
+    config.payments.robokassa.password1 = "p1".into();
+    config.payments.robokassa.password2 = "p2".into();
+    let srv = TestServer::start_with(shared::App::new(api_tests::memory_store(), config)).await;
+    create_event(&srv, "rk").await;
+    let (buyer, pr) = online_pr(&srv, "rk", &["s-1-1"], "self_online").await;
+    let (order_id, url, _) = checkout(&buyer, &pr).await;
+    assert!(url.contains("/Merchant/Index.aspx"), "{url}");
+    // A verified ResultURL callback settles the payment.
+    let pid = body_payment_id(&srv, &order_id).await;
+    let outcome = shared::payments::Outcome::Succeeded { method: None };
+    shared::payments::settle(&srv.app, &pid, outcome).await.unwrap();
+    let sent = messages(&srv).len();
+    assert_eq!(sent, 2, "buyer and box office");
+
+    let path = format!("/api/v1/admin/ticket_orders/{order_id}/refund");
+    let (status, body) = srv.post(&path, Some(&admin()), &json!({"amount": "100.00"})).await;
+    assert_eq!(status, 502, "{body}");
+    let (_, body) = srv.get(&format!("/api/v1/admin/ticket_orders/{order_id}"), Some(&admin())).await;
+    assert_eq!(body["order"]["status"], "approved", "{body}");
+    assert_eq!(body["order"]["refunded"], json!(0.0));
+    assert!(body["order"]["refunds"].as_array().unwrap().is_empty());
+    let p = shared::payments::load(&srv.app, &pid).await.unwrap().unwrap();
+    assert_eq!(p.status, shared::payments::Status::Succeeded);
+    assert_eq!(messages(&srv).len(), sent, "no refund email");
+}
+
+async fn body_payment_id(srv: &TestServer, order_id: &str) -> String {
+    let s = shared::tickets::orders::get(&srv.app, order_id).await.unwrap();
+    s.order.payment_id.expect("an online order has a payment")
+}
