@@ -442,3 +442,49 @@ async fn body_payment_id(srv: &TestServer, order_id: &str) -> String {
     let s = shared::tickets::orders::get(&srv.app, order_id).await.unwrap();
     s.order.payment_id.expect("an online order has a payment")
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_racing_settlements_approve_once() {
+    let store: Arc<dyn Store> = Arc::new(api_tests::Yielding(api_tests::memory_store()));
+    racing_settlements(server(store).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dynamo_racing_settlements_approve_once() {
+    let Some(store) = api_tests::dynamo_store().await else { return };
+    racing_settlements(server(store).await).await;
+}
+
+/// The bank has the payment; browser returns, the reconciliation job and a repeated
+/// callback race to settle it: the order is approved once, its emails queued once.
+async fn racing_settlements(srv: TestServer) {
+    create_event(&srv, "race").await;
+    let (buyer, pr) = online_pr(&srv, "race", &["s-1-9"], "email_online").await;
+    let (order_id, _, _) = checkout(&buyer, &pr).await;
+    let pid = body_payment_id(&srv, &order_id).await;
+    shared::payments::gateways::sandbox::record(&srv.app, &pid, "succeeded").await.unwrap();
+    srv.app.clock.advance(chrono::Duration::hours(1));
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let (http, url, app) = (
+            srv.http.clone(),
+            srv.url(&format!("/api/v1/ticket_orders/{order_id}/payment_return")),
+            srv.app.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            if i % 4 == 0 {
+                shared::jobs::run(&app, Job::Payments).await.map(|_| ()).map_err(|e| e.to_string())
+            } else {
+                let res = http.get(url).send().await.unwrap();
+                if res.status() == 302 { Ok(()) } else { Err(format!("{}", res.status())) }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let (_, body) = buyer.get(&format!("/api/v1/ticket_orders/{order_id}")).await;
+    assert_eq!(body["order"]["status"], "approved");
+    let templates: Vec<String> = messages(&srv).into_iter().map(|n| n.template).collect();
+    assert_eq!(templates, ["ticket_order_buyer", "ticket_order_admin", "e_tickets"]);
+}
