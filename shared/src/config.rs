@@ -40,6 +40,13 @@ pub struct Config {
     pub queue_url: Option<String>,
     /// How often the local server runs every scheduled job (`JOB_INTERVAL` seconds, default 30).
     pub job_interval: Duration,
+    /// Ticket orders: where the buyer's browser goes after a completed online payment
+    /// (`TICKETS_SUCCESS_URL`; `{order_id}` is replaced by the order id). Default: the
+    /// order's own step-3 view, `{PUBLIC_URL}/api/v1/ticket_orders/{order_id}`.
+    pub tickets_success_url: Option<String>,
+    /// Ticket orders: where the buyer's browser goes after a failed or unfinished online
+    /// payment (`TICKETS_ERROR_URL`, `{order_id}` replaced). Default: the order's view too.
+    pub tickets_error_url: Option<String>,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -73,6 +80,8 @@ impl Config {
             admin_email: var("ADMIN_EMAIL").unwrap_or_else(|| "admin@example.com".to_owned()),
             queue_url: var("QUEUE_URL"),
             job_interval: Duration::from_secs(parsed::<u64>("JOB_INTERVAL", 30)?.max(1)),
+            tickets_success_url: var("TICKETS_SUCCESS_URL"),
+            tickets_error_url: var("TICKETS_ERROR_URL"),
         })
     }
 
@@ -92,6 +101,8 @@ impl Config {
             admin_email: "admin@example.com".into(),
             queue_url: None,
             job_interval: Duration::from_secs(30),
+            tickets_success_url: None,
+            tickets_error_url: None,
         }
     }
 }

@@ -158,11 +158,6 @@ async fn cash_path(srv: TestServer) {
     assert_eq!(body["reservation"]["totals"]["commission"], json!(45.02), "3% of 1500.50");
     assert_eq!(body["reservation"]["totals"]["total"], json!(1545.52));
 
-    // Online checkout is not available yet: nothing is written.
-    let (status, body) = buyer.post(&format!("/api/v1/reservations/{pr}/checkout"), &json!({})).await;
-    assert_eq!((status, body["error"]["field"].as_str()), (422, Some("order_type")), "{body}");
-    assert_eq!(buyer.get(&format!("/api/v1/reservations/{pr}")).await.0, 200);
-
     let (status, _) = buyer
         .call(reqwest::Method::PUT, &path, Some(&json!({"order_type": "courier_cash", "customer": customer})))
         .await;

@@ -21,6 +21,7 @@ pub fn router() -> Router<App> {
         .route("/api/v1/admin/ticket_orders/{id}", get(show_order))
         .route("/api/v1/admin/ticket_orders/{id}/resend_email", post(resend_email))
         .route("/api/v1/admin/ticket_orders/{id}/cancel", post(cancel))
+        .route("/api/v1/admin/ticket_orders/{id}/refund", post(refund))
 }
 
 // Answers are typed structs serialized directly, so money never passes through a float.
@@ -79,5 +80,28 @@ async fn cancel(
 ) -> ApiResult<Json<OrderBody>> {
     let order = orders::cancel(&app, &id).await?;
     tracing::info!(order = %order.id, by = %admin.0.sub, "ticket order cancelled");
+    Ok(Json(OrderBody { success: true, order: orders::view(&app, &order) }))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefundRequest {
+    /// A JSON number or string, read from its text (never through a float).
+    amount: Box<serde_json::value::RawValue>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// Refunds part or all of an approved online order through its gateway.
+async fn refund(
+    State(app): State<App>,
+    admin: AdminUser,
+    PathArg(id): PathArg<String>,
+    body: Bytes,
+) -> ApiResult<Json<OrderBody>> {
+    let req: RefundRequest = parse_json(&body)?;
+    let amount = orders::parse_amount(req.amount.get())?;
+    let order = orders::refund(&app, &id, amount, req.reason.unwrap_or_default(), &admin.0.sub).await?;
+    tracing::info!(order = %order.id, amount = %amount, by = %admin.0.sub, "ticket order refunded");
     Ok(Json(OrderBody { success: true, order: orders::view(&app, &order) }))
 }

@@ -1,14 +1,16 @@
 //! Seated-event ticket ordering (seed 000) over HTTP: events and seats, preliminary
 //! reservations, checkout and the step-3 order view.
 
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use shared::http::{JsonBody, PathArg};
+use shared::http::{JsonBody, PathArg, parse_json};
+use shared::idempotency::{self, RawJson};
 use shared::tickets::inventory::{EventView, SeatView};
 use shared::tickets::orders::OrderView;
 use shared::tickets::reservations::ReservationView;
@@ -28,6 +30,7 @@ pub fn router() -> Router<App> {
         .route("/api/v1/reservations/{id}/checkout", post(checkout))
         .route("/api/v1/ticket_orders/{id}", get(show_order))
         .route("/api/v1/ticket_orders/{id}/tickets/{bar_code}/qr", get(qr))
+        .route("/api/v1/ticket_orders/{id}/payment_return", get(payment_return))
 }
 
 // Answers are typed structs serialized directly: money must not pass through
@@ -77,13 +80,41 @@ async fn reservation_json(app: &App, s: &reservations::StoredPr) -> ApiResult<Js
 async fn initialize(
     State(app): State<App>,
     buyer: Buyer,
-    JsonBody(req): JsonBody<InitRequest>,
+    headers: HeaderMap,
+    RawJson(raw): RawJson,
 ) -> ApiResult<Response> {
-    let init = reservations::initialize(&app, &buyer, &req.event_id).await?;
-    let mut body = reservation_json(&app, &init.stored).await?;
-    body.0.token = init.token;
-    let status = if init.created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, body).into_response())
+    let key = idempotency::key_from(&headers)?;
+    let caller = idempotency_caller(&buyer);
+    let done = idempotency::run(&app, "ticket-reservation", &caller, key.as_deref(), &raw, || async {
+        let req: InitRequest = parse_json(&raw)?;
+        let init = reservations::initialize(&app, &buyer, &req.event_id).await?;
+        let mut body = reservation_json(&app, &init.stored).await?;
+        body.0.token = init.token;
+        let status = if init.created { StatusCode::CREATED } else { StatusCode::OK };
+        Ok((status, as_text(&body.0)?))
+    })
+    .await?;
+    Ok(json_text(done))
+}
+
+/// Who an idempotency key belongs to: the buyer's user or reservation token. An anonymous
+/// first initialize has neither, so its key alone identifies it (keys are client-chosen
+/// secrets, like the token they may replay).
+fn idempotency_caller(buyer: &Buyer) -> String {
+    buyer.owner_keys().into_iter().next().unwrap_or_else(|| "anonymous".into())
+}
+
+/// Answers are stored for `Idempotency-Key` replays as JSON text inside a string, so money
+/// keeps its two decimals (a `serde_json::Value` number would turn `2500.00` into a float).
+fn as_text<T: Serialize>(body: &T) -> ApiResult<Value> {
+    serde_json::to_string(body).map(Value::String).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+fn json_text((status, body): (StatusCode, Value)) -> Response {
+    match body {
+        Value::String(text) => (status, [(header::CONTENT_TYPE, "application/json")], text).into_response(),
+        other => (status, Json(other)).into_response(),
+    }
 }
 
 async fn show_reservation(
@@ -146,10 +177,25 @@ async fn order_type(
     reservation_json(&app, &s).await
 }
 
-async fn checkout(State(app): State<App>, buyer: Buyer, PathArg(id): PathArg<String>) -> ApiResult<Response> {
-    let done = orders::checkout(&app, &buyer, &id).await?;
-    let body = CheckoutBody { order: orders::view(&app, &done.order), payment_url: done.payment_url };
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+async fn checkout(
+    State(app): State<App>,
+    buyer: Buyer,
+    headers: HeaderMap,
+    PathArg(id): PathArg<String>,
+    raw: Bytes,
+) -> ApiResult<Response> {
+    let key = idempotency::key_from(&headers)?;
+    let caller = idempotency_caller(&buyer);
+    // The PR id is part of the scope: one key checks out one reservation. The body carries
+    // nothing, but a different body with the same key is still refused.
+    let scope = format!("ticket-checkout#{id}");
+    let done = idempotency::run(&app, &scope, &caller, key.as_deref(), &raw, || async {
+        let done = orders::checkout(&app, &buyer, &id).await?;
+        let body = CheckoutBody { order: orders::view(&app, &done.order), payment_url: done.payment_url };
+        Ok((StatusCode::CREATED, as_text(&body)?))
+    })
+    .await?;
+    Ok(json_text(done))
 }
 
 #[derive(Serialize)]
@@ -184,4 +230,13 @@ async fn qr(
         return Err(ApiError::NotFound("ticket".into()));
     }
     Ok(([(header::CONTENT_TYPE, "image/svg+xml")], barcode::qr_svg(&bar_code)).into_response())
+}
+
+/// The buyer's browser back from the payment gateway: the status is asked of the gateway,
+/// then 302 to the success page (`TICKETS_SUCCESS_URL`) or the error page
+/// (`TICKETS_ERROR_URL`), by default the order's own view. No credentials: the answer is
+/// only a redirect, and the order id is unguessable.
+async fn payment_return(State(app): State<App>, PathArg(id): PathArg<String>) -> ApiResult<Response> {
+    let target = orders::payment_return(&app, &id).await?;
+    Ok((StatusCode::FOUND, [(header::LOCATION, target)]).into_response())
 }

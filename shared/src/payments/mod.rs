@@ -367,6 +367,9 @@ pub async fn settle(app: &App, id: &str, outcome: Outcome) -> ApiResult<Settled>
             {
                 crate::zoo::on_settled(app, &current).await?;
             }
+            if let Purpose::TicketOrder { id } = &current.purpose {
+                crate::tickets::orders::on_payment_final(app, id, &current).await?;
+            }
             return Ok(Settled::Already(current));
         }
         let now = app.clock.now();
@@ -421,7 +424,7 @@ pub async fn dispatch_settled(app: &App, payment: &Payment) -> ApiResult<()> {
         }
         Purpose::TicketOrder { id } => {
             tracing::info!(order = %id, payment = %payment.id, status = payment.status.as_str(), "ticket order payment settled");
-            Ok(())
+            crate::tickets::orders::on_payment_final(app, id, payment).await
         }
     }
 }
@@ -484,6 +487,36 @@ pub async fn refund(app: &App, id: &str, amount: Decimal) -> ApiResult<Settled> 
     }
     gateways::for_kind(app, p.gateway).refund(app, &p, amount).await?;
     mark_refunded(app, id, amount).await
+}
+
+/// Refunds `amount` of a paid (or partly refunded) payment through its gateway, then adds
+/// it to `refunded_amount` (status `refunded`). The caller guards against refunding more
+/// than was paid before calling (a ticket order reserves the refund on its own version);
+/// this check only refuses an amount over what is left.
+pub async fn refund_part(app: &App, id: &str, amount: Decimal) -> ApiResult<Payment> {
+    let p = load(app, id).await?.ok_or_else(|| ApiError::NotFound("payment".into()))?;
+    if !matches!(p.status, Status::Succeeded | Status::Refunded) {
+        return Err(ApiError::bad_request(
+            "status",
+            format!("a {} payment cannot be refunded", p.status.as_str()),
+        ));
+    }
+    if p.refunded_amount + amount > p.amount {
+        return Err(ApiError::invalid("amount", "more than is left to refund on the payment"));
+    }
+    gateways::for_kind(app, p.gateway).refund(app, &p, amount).await?;
+    for _ in 0..8 {
+        let current = load(app, id).await?.ok_or_else(|| ApiError::NotFound("payment".into()))?;
+        let mut next = current.next(app);
+        next.status = Status::Refunded;
+        next.refunded_amount = crate::money::round((current.refunded_amount + amount).min(current.amount));
+        match app.store.put(next.to_item()?, Cond::Version(current.version)).await {
+            Ok(()) => return Ok(next),
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::Conflict("the payment is being changed by other requests; retry".into()))
 }
 
 /// Handles a verified gateway callback: checks the amount, settles (or records a refund).
@@ -572,6 +605,8 @@ pub struct PaymentsConfig {
     pub deal_gateway: GatewayKind,
     /// The gateway zoo sessions use (`ZOO_PAYMENT_GATEWAY`: sandbox, robokassa, mandarin, sngb).
     pub zoo_gateway: GatewayKind,
+    /// The gateway of online ticket orders (`TICKETS_PAYMENT_GATEWAY`, default sandbox).
+    pub tickets_gateway: GatewayKind,
     /// HMAC key of the sandbox gateway's callbacks (`SANDBOX_SECRET`).
     pub sandbox_secret: String,
     /// Visitors per zoo visit slot (`ZOO_SLOT_CAPACITY`, default 500).
@@ -604,6 +639,7 @@ impl PaymentsConfig {
                 if env("ROBOKASSA_LOGIN").is_some() { GatewayKind::Robokassa } else { GatewayKind::Sandbox },
             )?,
             zoo_gateway: env_parsed("ZOO_PAYMENT_GATEWAY", GatewayKind::Sandbox)?,
+            tickets_gateway: env_parsed("TICKETS_PAYMENT_GATEWAY", GatewayKind::Sandbox)?,
             sandbox_secret: env("SANDBOX_SECRET").unwrap_or_else(|| "sandbox-secret-change-me".into()),
             slot_capacity: env_parsed("ZOO_SLOT_CAPACITY", 500)?,
             slot_shards: env_parsed("ZOO_SLOT_SHARDS", 4)?,
@@ -622,6 +658,7 @@ impl PaymentsConfig {
             timeout: Duration::from_secs(900),
             deal_gateway: GatewayKind::Sandbox,
             zoo_gateway: GatewayKind::Sandbox,
+            tickets_gateway: GatewayKind::Sandbox,
             sandbox_secret: "sandbox-test-secret".into(),
             slot_capacity: 500,
             slot_shards: 4,

@@ -31,13 +31,37 @@
 //!   replaces it with a version check; the `reservations` job deletes expired holds (again on
 //!   the version, so a re-held seat is never deleted), and the item `ttl` is a backstop.
 //!   Sold seats carry no expiry and are never swept.
+//! - **Hold copies on the PR.** Each hold the PR writes is also copied into the PR (seat and
+//!   expiry, `held`), in the same transaction. A hold item whose expiry is still ahead can only
+//!   change through this PR (release, checkout, switching events) — others may take over or
+//!   sweep a hold only once it has expired — so the copies decide which holds are live for the
+//!   seat limit and the PR's view, and a hold costs the same 4 reads whatever the PR holds.
+//!   Checkout still reads every hold item (it needs their versions).
 //! - **Seat index shards.** The holds of one event are spread over [`holds::INDEX_SHARDS`]
 //!   index partitions (by a hash of the seat id), so a flash sale does not funnel every index
 //!   write into one partition either; the seat list reads all shards.
 //! - **Checkout of cash orders** answers 201 even if queueing an email fails after the order
-//!   was committed (the failure is logged; an admin can resend). Checkout of online orders is
-//!   not available yet: it answers 422 on `order_type` until the payment model is wired in
-//!   ([`orders::online_checkout`]).
+//!   was committed (the failure is logged; an admin can resend).
+//! - **Online orders** ([`orders::online_checkout`]): checkout creates the order as `ordered`
+//!   with its seats sold to it (the hold sweep never frees them) and, in the same
+//!   transaction, a payment (`TO_<invoice>`, gateway `TICKETS_PAYMENT_GATEWAY`, default the
+//!   sandbox) whose page is answered as `payment_url`. The payment's settlement (callback,
+//!   browser return or the payments reconciliation job, whichever wins) moves the order once:
+//!   paid → `approved` + emails (e-tickets for `email_online`); declined, cancelled or expired
+//!   (`PAYMENT_TIMEOUT`) → `cancelled`, seats free. A payment that was settled but whose order
+//!   was not moved (a crash in between) is finished by the next callback or browser return.
+//! - **Payment return** `GET /api/v1/ticket_orders/:id/payment_return` (no credentials: it
+//!   only redirects) asks the gateway, settles a final answer, then 302s to
+//!   `TICKETS_SUCCESS_URL` when the order is approved (or refunded) and to
+//!   `TICKETS_ERROR_URL` otherwise, including a payment still open; `{order_id}` in either is
+//!   replaced, and both default to the order's own `GET /api/v1/ticket_orders/:id`.
+//! - **Refunds** ([`orders::refund`]): only online orders that are `approved` (or already
+//!   partly `refunded`). The refund is first reserved on the order by a write on its version
+//!   (the sum of refunds can never pass the paid total, even with concurrent admins), then
+//!   the gateway refunds, then the refund is marked `completed` and a `refund` email queued;
+//!   a gateway error takes the reservation back. The order is `refunded` from its first
+//!   refund; when the refunds reach the paid total its seats are freed. The amount is a JSON
+//!   number or string read from its text, positive, at most two decimals.
 //! - **Totals.** Seat prices come from the price category; online order types add
 //!   `ONLINE_COMMISSION` percent (default 3) of the tickets, `courier_cash` adds
 //!   `COURIER_PRICE` (default 300.00). Every amount is rounded half-up to kopecks.

@@ -19,6 +19,7 @@ use crate::App;
 use crate::error::{ApiError, ApiResult};
 use crate::money;
 use crate::outbox::Notification;
+use crate::payments::{self, Payment, Purpose, gateways};
 use crate::store::{Cond, Item, StoreError, WriteOp};
 
 const SK: &str = "order";
@@ -61,6 +62,29 @@ pub struct Order {
     pub totals: Totals,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The online payment of the order (`TO_<invoice number>`).
+    #[serde(default)]
+    pub payment_id: Option<String>,
+    /// The gateway page the buyer pays on.
+    #[serde(default)]
+    pub payment_url: Option<String>,
+    /// The sum of the refunds (pending and completed).
+    #[serde(default)]
+    pub refunded: Decimal,
+    #[serde(default)]
+    pub refunds: Vec<Refund>,
+}
+
+/// One admin refund of an online order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Refund {
+    pub id: String,
+    pub amount: Decimal,
+    pub reason: String,
+    pub by: String,
+    pub at: DateTime<Utc>,
+    /// `pending` while the gateway is asked, then `completed`.
+    pub state: String,
 }
 
 #[derive(Debug, Clone)]
@@ -122,19 +146,68 @@ pub async fn checkout(app: &App, buyer: &Buyer, reservation_id: &str) -> ApiResu
     Ok(Checkout { order, payment_url: None })
 }
 
-/// THE ONLINE BRANCH OF CHECKOUT (`self_online`, `email_online`), to be completed with the
-/// payment model: `place(app, &s, OrderStatus::Ordered)`, create a payment for the order's
-/// `totals.total` with purpose "ticket order", and answer its redirect URL as
-/// `payment_url`. The payment's settlement then calls [`on_payment_settled`]. Until then
-/// online order types are refused here, before anything is written.
+/// The online branch of checkout (`self_online`, `email_online`): one transaction creates
+/// the order as `ordered` (its seats sold to it, so the sweep never frees them), the
+/// payment (purpose ticket order, gateway `TICKETS_PAYMENT_GATEWAY`, return URL
+/// [`payment_return_url`]) and deletes the PR. The payment is registered with the gateway
+/// first (that gives the payment page); if the transaction then fails, the registered
+/// payment is never shown to anyone and never paid. Its settlement calls
+/// [`on_payment_settled`]; a payment never completed is cancelled by the reconciliation job,
+/// which cancels the order and frees its seats.
 pub async fn online_checkout(app: &App, s: StoredPr) -> ApiResult<Checkout> {
-    let _ = (app, s);
-    Err(ApiError::invalid("order_type", "online payment is not available yet"))
+    let gateway = app.config.payments.tickets_gateway;
+    let (template, held) = prepare(app, &s, OrderStatus::Ordered).await?;
+    for _ in 0..3 {
+        let Placement { mut order, mut ops, barcodes } = placement(&s, &template, &held)?;
+        let inv = payments::new_inv_id();
+        let mut p = Payment::new(
+            app,
+            format!("TO_{inv}"),
+            inv,
+            order.owner.clone(),
+            Purpose::TicketOrder { id: order.id.clone() },
+            gateway,
+            order.totals.total,
+            format!("Билеты: {}, заказ {}", order.event_title, order.id),
+        );
+        p.email = Some(order.customer.email.clone());
+        p.return_url = Some(payment_return_url(app, &order.id));
+        p.cancel_url = p.return_url.clone();
+        let redirect = gateways::for_kind(app, gateway).create(app, &p).await?;
+        p.confirmation_url = Some(redirect.url.clone());
+        p.gateway_ref = redirect.gateway_ref;
+        order.payment_id = Some(p.id.clone());
+        order.payment_url = Some(redirect.url.clone());
+        ops[0] = WriteOp::Put { item: order_item(&order, 1)?, cond: Cond::NotExists };
+        ops.extend(payments::create_ops(&p)?);
+        if let Attempt::Done = commit(app, ops, &barcodes).await? {
+            tracing::info!(order = %order.id, payment = %p.id, gateway = gateway.as_str(), "online ticket order placed");
+            return Ok(Checkout { order, payment_url: Some(redirect.url) });
+        }
+    }
+    Err(ApiError::Conflict("could not assign unique bar codes; retry".into()))
 }
 
-/// Creates the order from the PR with `status`: re-checks every hold, then one transaction
-/// creates the order, sells the seats, reserves the bar codes and deletes the PR.
-pub async fn place(app: &App, s: &StoredPr, status: OrderStatus) -> ApiResult<Order> {
+/// Where the gateway sends the buyer's browser back: `GET /api/v1/ticket_orders/:id/payment_return`.
+pub fn payment_return_url(app: &App, order_id: &str) -> String {
+    format!("{}/api/v1/ticket_orders/{order_id}/payment_return", app.config.public_url)
+}
+
+/// The writes that create an order from the PR with `status`: the order (first), the sold
+/// seats, the bar codes (the returned range) and the PR's deletion.
+struct Placement {
+    order: Order,
+    ops: Vec<WriteOp>,
+    barcodes: std::ops::Range<usize>,
+}
+
+/// Re-checks every hold of the PR and prepares the writes of [`Placement`] (nothing is
+/// written).
+async fn prepare(
+    app: &App,
+    s: &StoredPr,
+    status: OrderStatus,
+) -> ApiResult<(Order, Vec<(HeldTicket, Hold, u64)>)> {
     let pr = &s.pr;
     let (order_type, customer) = match (pr.order_type, &pr.customer) {
         (Some(t), Some(c)) => (t, c.clone()),
@@ -151,73 +224,123 @@ pub async fn place(app: &App, s: &StoredPr, status: OrderStatus) -> ApiResult<Or
         return Err(ApiError::bad_request("tickets", "the reservation holds no tickets"));
     }
     let now = app.clock.now();
+    let order = Order {
+        id: String::new(),
+        status,
+        event_id: event.id.clone(),
+        event_title: event.title.clone(),
+        starts_at: event.starts_at.clone(),
+        venue: event.venue.clone(),
+        reservation_id: pr.id.clone(),
+        owner: pr.owner.clone(),
+        order_type,
+        customer,
+        tickets: Vec::new(),
+        totals: totals.clone(),
+        created_at: now,
+        updated_at: now,
+        payment_id: None,
+        payment_url: None,
+        refunded: Decimal::ZERO,
+        refunds: Vec::new(),
+    };
+    let held = tickets
+        .into_iter()
+        .map(|(t, h)| {
+            let ticket = HeldTicket {
+                seat_id: t.seat_id.clone(),
+                sector: t.sector.clone(),
+                sector_name: t.sector_name.clone(),
+                row: t.row.clone(),
+                seat: t.seat.clone(),
+                price_category: t.price_category.clone(),
+                price: t.price,
+            };
+            (ticket, h.hold.clone(), h.version)
+        })
+        .collect();
+    Ok((order, held))
+}
+
+/// A held seat about to be sold.
+struct HeldTicket {
+    seat_id: String,
+    sector: String,
+    sector_name: String,
+    row: String,
+    seat: String,
+    price_category: String,
+    price: Decimal,
+}
+
+/// One attempt's writes, with a new order id and new bar codes.
+fn placement(s: &StoredPr, template: &Order, held: &[(HeldTicket, Hold, u64)]) -> ApiResult<Placement> {
+    let mut order = template.clone();
+    order.id = new_id();
+    order.tickets = held
+        .iter()
+        .map(|(t, _, _)| Ticket {
+            seat_id: t.seat_id.clone(),
+            sector: t.sector.clone(),
+            sector_name: t.sector_name.clone(),
+            row: t.row.clone(),
+            seat: t.seat.clone(),
+            price_category: t.price_category.clone(),
+            price: t.price,
+            bar_code: barcode::new_bar_code(),
+        })
+        .collect();
+    let mut ops = vec![WriteOp::Put { item: order_item(&order, 1)?, cond: Cond::NotExists }];
+    for (_, h, version) in held {
+        let sold =
+            Hold { state: HoldState::Sold, order_id: Some(order.id.clone()), expires_at: None, ..h.clone() };
+        ops.push(WriteOp::Put { item: holds::item(&sold, version + 1)?, cond: Cond::Version(*version) });
+    }
+    let first_barcode = ops.len();
+    for t in &order.tickets {
+        let data = json!({"order_id": order.id, "seat_id": t.seat_id, "event_id": order.event_id});
+        let item =
+            Item::new(barcode_pk(&t.bar_code), "barcode", data.as_object().cloned().unwrap_or_default());
+        ops.push(WriteOp::Put { item, cond: Cond::NotExists });
+    }
+    let barcodes = first_barcode..ops.len();
+    ops.push(WriteOp::Delete {
+        pk: reservations::pk(&s.pr.id),
+        sk: "pr".into(),
+        cond: Cond::Version(s.version),
+    });
+    Ok(Placement { order, ops, barcodes })
+}
+
+/// What one checkout transaction did.
+enum Attempt {
+    Done,
+    /// A bar code collided: draw new ones.
+    Again,
+}
+
+async fn commit(app: &App, ops: Vec<WriteOp>, barcodes: &std::ops::Range<usize>) -> ApiResult<Attempt> {
+    match app.store.transact(ops).await {
+        Ok(()) => Ok(Attempt::Done),
+        Err(StoreError::Conflict { index: Some(i) }) if barcodes.contains(&i) => Ok(Attempt::Again),
+        Err(e) if e.is_conflict() => Err(ApiError::Conflict(
+            "the reservation changed during checkout (a seat was released or taken); re-read and retry"
+                .into(),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Creates the order from the PR with `status`: re-checks every hold, then one transaction
+/// creates the order, sells the seats, reserves the bar codes and deletes the PR.
+pub async fn place(app: &App, s: &StoredPr, status: OrderStatus) -> ApiResult<Order> {
+    let (template, held) = prepare(app, s, status).await?;
     // A bar code collision is astronomically rare; the transaction would refuse it, and a
     // second attempt draws new codes.
     for _ in 0..3 {
-        let order = Order {
-            id: new_id(),
-            status,
-            event_id: event.id.clone(),
-            event_title: event.title.clone(),
-            starts_at: event.starts_at.clone(),
-            venue: event.venue.clone(),
-            reservation_id: pr.id.clone(),
-            owner: pr.owner.clone(),
-            order_type,
-            customer: customer.clone(),
-            tickets: tickets
-                .iter()
-                .map(|(t, _)| Ticket {
-                    seat_id: t.seat_id.clone(),
-                    sector: t.sector.clone(),
-                    sector_name: t.sector_name.clone(),
-                    row: t.row.clone(),
-                    seat: t.seat.clone(),
-                    price_category: t.price_category.clone(),
-                    price: t.price,
-                    bar_code: barcode::new_bar_code(),
-                })
-                .collect(),
-            totals: totals.clone(),
-            created_at: now,
-            updated_at: now,
-        };
-        let mut ops = vec![WriteOp::Put { item: order_item(&order, 1)?, cond: Cond::NotExists }];
-        for (t, h) in &tickets {
-            let sold = Hold {
-                state: HoldState::Sold,
-                order_id: Some(order.id.clone()),
-                expires_at: None,
-                ..h.hold.clone()
-            };
-            ops.push(WriteOp::Put {
-                item: holds::item(&sold, h.version + 1)?,
-                cond: Cond::Version(h.version),
-            });
-            debug_assert_eq!(t.seat_id, sold.seat_id);
-        }
-        let first_barcode = ops.len();
-        for t in &order.tickets {
-            let data = json!({"order_id": order.id, "seat_id": t.seat_id, "event_id": order.event_id});
-            let item =
-                Item::new(barcode_pk(&t.bar_code), "barcode", data.as_object().cloned().unwrap_or_default());
-            ops.push(WriteOp::Put { item, cond: Cond::NotExists });
-        }
-        let barcodes = first_barcode..ops.len();
-        ops.push(WriteOp::Delete {
-            pk: reservations::pk(&pr.id),
-            sk: "pr".into(),
-            cond: Cond::Version(s.version),
-        });
-        match app.store.transact(ops).await {
-            Ok(()) => return Ok(order),
-            Err(StoreError::Conflict { index: Some(i) }) if barcodes.contains(&i) => continue,
-            Err(e) if e.is_conflict() => {
-                return Err(ApiError::Conflict(
-                    "the reservation changed during checkout (a seat was released or taken); re-read and retry".into(),
-                ));
-            }
-            Err(e) => return Err(e.into()),
+        let p = placement(s, &template, &held)?;
+        if let Attempt::Done = commit(app, p.ops, &p.barcodes).await? {
+            return Ok(p.order);
         }
     }
     Err(ApiError::Conflict("could not assign unique bar codes; retry".into()))
@@ -249,6 +372,22 @@ pub struct OrderView {
     pub totals: TotalsView,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The gateway page of an online order's payment.
+    pub payment_url: Option<String>,
+    /// The sum of the refunds.
+    #[serde(with = "money::number")]
+    pub refunded: Decimal,
+    pub refunds: Vec<RefundView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RefundView {
+    pub id: String,
+    #[serde(with = "money::number")]
+    pub amount: Decimal,
+    pub reason: String,
+    pub at: DateTime<Utc>,
+    pub state: String,
 }
 
 pub fn qr_url(app: &App, order_id: &str, bar_code: &str) -> String {
@@ -281,6 +420,19 @@ pub fn view(app: &App, o: &Order) -> OrderView {
         totals: o.totals.view(),
         created_at: o.created_at,
         updated_at: o.updated_at,
+        payment_url: o.payment_url.clone(),
+        refunded: o.refunded,
+        refunds: o
+            .refunds
+            .iter()
+            .map(|r| RefundView {
+                id: r.id.clone(),
+                amount: r.amount,
+                reason: r.reason.clone(),
+                at: r.at,
+                state: r.state.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -388,10 +540,8 @@ pub async fn resend_email(app: &App, id: &str) -> ApiResult<Order> {
     Ok(s.order)
 }
 
-/// Moves an order to `cancelled` and frees its seats, in one transaction on the order's
-/// version.
-async fn cancel_and_free(app: &App, s: StoredOrder) -> ApiResult<Order> {
-    let mut order = s.order;
+/// Deletes of the order's sold seats (each on its version), so they are free again.
+async fn free_seat_ops(app: &App, order: &Order) -> ApiResult<Vec<WriteOp>> {
     let mut ops = Vec::new();
     let seats: Vec<String> = order.tickets.iter().map(|t| t.seat_id.clone()).collect();
     for (seat, h) in seats.iter().zip(holds::get_many(app, &order.event_id, &seats).await?) {
@@ -406,6 +556,14 @@ async fn cancel_and_free(app: &App, s: StoredOrder) -> ApiResult<Order> {
             });
         }
     }
+    Ok(ops)
+}
+
+/// Moves an order to `cancelled` and frees its seats, in one transaction on the order's
+/// version.
+async fn cancel_and_free(app: &App, s: StoredOrder) -> ApiResult<Order> {
+    let mut order = s.order;
+    let mut ops = free_seat_ops(app, &order).await?;
     order.status = OrderStatus::Cancelled;
     order.updated_at = app.clock.now();
     ops.insert(0, WriteOp::Put { item: order_item(&order, s.version + 1)?, cond: Cond::Version(s.version) });
@@ -462,4 +620,209 @@ pub async fn on_payment_settled(app: &App, order_id: &str, succeeded: bool) -> A
         }
     }
     Err(ApiError::Conflict("the order is being changed by another request; retry".into()))
+}
+
+/// Tells the order of a final payment (from [`payments::dispatch_settled`], and again from
+/// a browser return or a repeated callback, which finds nothing left to do). A refund of
+/// the payment is recorded by [`refund`] itself.
+pub async fn on_payment_final(app: &App, order_id: &str, p: &Payment) -> ApiResult<()> {
+    let succeeded = match p.status {
+        payments::Status::Succeeded => true,
+        payments::Status::Failed | payments::Status::Canceled => false,
+        _ => return Ok(()),
+    };
+    let s = get(app, order_id).await?;
+    if s.order.payment_id.as_deref() != Some(p.id.as_str()) {
+        tracing::warn!(order = %order_id, payment = %p.id, "a payment settled for an order that names another payment");
+        return Ok(());
+    }
+    if s.order.status != OrderStatus::Ordered {
+        return Ok(());
+    }
+    on_payment_settled(app, order_id, succeeded).await.map(|_| ())
+}
+
+/// Where the buyer's browser goes after the payment page: the success page when the order
+/// is approved (or later refunded), else the error page (failed, cancelled, or still
+/// unpaid). `{order_id}` in a configured URL is replaced by the order id.
+pub fn return_target(app: &App, o: &Order) -> String {
+    let own = || format!("{}/api/v1/ticket_orders/{}", app.config.public_url, o.id);
+    let configured = match o.status {
+        OrderStatus::Approved | OrderStatus::Refunded => &app.config.tickets_success_url,
+        _ => &app.config.tickets_error_url,
+    };
+    match configured {
+        Some(url) => url.replace("{order_id}", &o.id),
+        None => own(),
+    }
+}
+
+/// The buyer's browser back from the gateway: the payment's status is asked of the gateway
+/// (the URL's query is never trusted), a final answer settles the payment (which moves the
+/// order), and the answer is the page to redirect to.
+pub async fn payment_return(app: &App, order_id: &str) -> ApiResult<String> {
+    let s = get(app, order_id).await?;
+    let Some(pid) = s.order.payment_id.clone() else {
+        return Ok(return_target(app, &s.order));
+    };
+    let mut p = payments::load(app, &pid).await?.ok_or_else(|| ApiError::NotFound("payment".into()))?;
+    if p.status.is_open() {
+        let remote = gateways::for_kind(app, p.gateway).query_status(app, &p).await?;
+        if let Some(outcome) = Option::<payments::Outcome>::from(remote) {
+            p = payments::settle(app, &p.id, outcome).await?.payment().clone();
+        }
+    }
+    if !p.status.is_open() {
+        // Finishes the order if an earlier settlement stopped before telling it.
+        on_payment_final(app, order_id, &p).await?;
+    }
+    let s = get(app, order_id).await?;
+    Ok(return_target(app, &s.order))
+}
+
+/// A refund amount: a JSON number or string, positive, at most two decimals (parsed from the
+/// text, never through a float).
+pub fn parse_amount(raw: &str) -> ApiResult<Decimal> {
+    let t = raw.trim().trim_matches('"');
+    let (int, frac) = t.split_once('.').unwrap_or((t, ""));
+    let digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+    let ok = !int.is_empty()
+        && int.len() <= 12
+        && digits(int)
+        && frac.len() <= 2
+        && digits(frac)
+        && !(t.contains('.') && frac.is_empty());
+    let v: Option<Decimal> = if ok { t.parse().ok() } else { None };
+    match v {
+        Some(v) if v > Decimal::ZERO => Ok(money::round(v)),
+        _ => Err(ApiError::invalid("amount", "must be a positive amount with at most two decimals")),
+    }
+}
+
+/// Admin: refunds `amount` of an approved (or partly refunded) online order through its
+/// gateway. The refund is first reserved on the order by a write conditional on its
+/// version (so concurrent refunds can never add up to more than was paid: the loser
+/// re-reads and is refused), then the gateway is asked, then the refund is marked
+/// completed and the buyer gets a `refund` email. If the gateway refuses, the reservation
+/// is taken back. The order is `refunded` from its first refund; a refund that reaches the
+/// paid amount also frees the seats.
+pub async fn refund(app: &App, id: &str, amount: Decimal, reason: String, by: &str) -> ApiResult<Order> {
+    let reason = reason.trim().to_owned();
+    if reason.chars().count() > 1000 {
+        return Err(ApiError::invalid("reason", "at most 1000 characters"));
+    }
+    let refund_id = new_id();
+    // 1. Reserve the refund on the order.
+    let mut reserved = None;
+    for _ in 0..8 {
+        let s = get(app, id).await?;
+        let o = &s.order;
+        if !o.order_type.online() || !matches!(o.status, OrderStatus::Approved | OrderStatus::Refunded) {
+            return Err(ApiError::bad_request("status", "only approved online orders can be refunded"));
+        }
+        let paid = o.totals.total;
+        if o.refunded + amount > paid {
+            return Err(ApiError::invalid(
+                "amount",
+                format!(
+                    "{} exceeds what is left to refund ({} paid, {} refunded)",
+                    money::format(amount),
+                    money::format(paid),
+                    money::format(o.refunded)
+                ),
+            ));
+        }
+        let mut next = o.clone();
+        next.status = OrderStatus::Refunded;
+        next.refunded = money::round(o.refunded + amount);
+        next.updated_at = app.clock.now();
+        next.refunds.push(Refund {
+            id: refund_id.clone(),
+            amount,
+            reason: reason.clone(),
+            by: by.to_owned(),
+            at: next.updated_at,
+            state: "pending".into(),
+        });
+        match app.store.put(order_item(&next, s.version + 1)?, Cond::Version(s.version)).await {
+            Ok(()) => {
+                reserved = Some(next);
+                break;
+            }
+            Err(e) if e.is_conflict() => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let Some(order) = reserved else {
+        return Err(ApiError::Conflict("the order is being changed by other requests; retry".into()));
+    };
+    let pid = order
+        .payment_id
+        .clone()
+        .ok_or_else(|| ApiError::Internal("online order without a payment".into()))?;
+    // 2. The gateway.
+    if let Err(e) = payments::refund_part(app, &pid, amount).await {
+        tracing::warn!(order = %id, error = %e, "gateway refund failed; the reservation is taken back");
+        update_refund(app, id, &refund_id, RefundEnd::Undo).await?;
+        return Err(e);
+    }
+    // 3. Completed (and the seats freed when everything was refunded), then the email.
+    let order = update_refund(app, id, &refund_id, RefundEnd::Completed).await?;
+    let data = json!({
+        "order_id": order.id,
+        "customer_name": order.customer.name,
+        "amount": money::format(amount),
+        "reason": reason,
+        "refunded": money::format(order.refunded),
+        "total": money::format(order.totals.total),
+        "event_name": order.event_title,
+    });
+    let n = Notification {
+        id: format!("ticket-order-{}-refund-{refund_id}", order.id),
+        template: "refund".into(),
+        to: order.customer.email.clone(),
+        data,
+    };
+    if let Err(e) = app.outbox.enqueue(n).await {
+        tracing::error!(order = %order.id, error = %e, "refund made but its email was not queued");
+    }
+    Ok(order)
+}
+
+enum RefundEnd {
+    Completed,
+    Undo,
+}
+
+async fn update_refund(app: &App, id: &str, refund_id: &str, end: RefundEnd) -> ApiResult<Order> {
+    for _ in 0..8 {
+        let s = get(app, id).await?;
+        let mut next = s.order.clone();
+        let Some(pos) = next.refunds.iter().position(|r| r.id == refund_id) else {
+            return Ok(s.order);
+        };
+        match end {
+            RefundEnd::Completed => next.refunds[pos].state = "completed".into(),
+            RefundEnd::Undo => {
+                let r = next.refunds.remove(pos);
+                next.refunded = money::round(next.refunded - r.amount);
+                if next.refunds.is_empty() {
+                    next.status = OrderStatus::Approved;
+                }
+            }
+        }
+        next.updated_at = app.clock.now();
+        let all_done = next.refunds.iter().all(|r| r.state == "completed");
+        let mut ops =
+            vec![WriteOp::Put { item: order_item(&next, s.version + 1)?, cond: Cond::Version(s.version) }];
+        if matches!(end, RefundEnd::Completed) && all_done && next.refunded >= next.totals.total {
+            ops.extend(free_seat_ops(app, &next).await?);
+        }
+        match app.store.transact(ops).await {
+            Ok(()) => return Ok(next),
+            Err(e) if e.is_conflict() => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::Conflict("the order is being changed by other requests; retry".into()))
 }

@@ -31,10 +31,37 @@ pub struct Reservation {
     /// Seats this PR took, in order. A hold may have expired or been taken over since:
     /// the hold items are the truth, this list says where to look.
     pub seats: Vec<String>,
+    /// What this PR wrote into its hold items (expiry and seat), so a hold and the PR's view
+    /// need no read of the other holds. A hold item whose expiry is still ahead cannot have
+    /// changed hands (only an expired hold is taken over or swept; release and checkout
+    /// go through this PR), so these copies decide which holds are live. PRs written without
+    /// them are read the old way, from the hold items.
+    #[serde(default)]
+    pub held: Vec<HeldSeat>,
     pub order_type: Option<OrderType>,
     pub customer: Option<Customer>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// The PR's copy of one of its hold items.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldSeat {
+    pub seat_id: String,
+    pub expires_at: DateTime<Utc>,
+    pub seat: inventory::Seat,
+}
+
+/// The PR's live holds from its own copies, or `None` when a seat has no copy.
+fn cached_live(pr: &Reservation, now: DateTime<Utc>) -> Option<Vec<HeldSeat>> {
+    let mut live = Vec::new();
+    for seat in &pr.seats {
+        let h = pr.held.iter().find(|h| &h.seat_id == seat)?;
+        if h.expires_at > now {
+            live.push(h.clone());
+        }
+    }
+    Some(live)
 }
 
 #[derive(Debug, Clone)]
@@ -158,6 +185,7 @@ pub async fn initialize(app: &App, buyer: &Buyer, event_id: &str) -> ApiResult<I
             owner: owner.clone(),
             event_id: event_id.to_owned(),
             seats: Vec::new(),
+            held: Vec::new(),
             order_type: None,
             customer: None,
             created_at: now,
@@ -231,15 +259,33 @@ pub async fn hold(app: &App, buyer: &Buyer, id: &str, seat_id: &str) -> ApiResul
 async fn try_hold(app: &App, s: StoredPr, seat_id: &str) -> ApiResult<Option<StoredPr>> {
     let StoredPr { mut pr, version } = s;
     let now = app.clock.now();
-    let (seat, live, current) = tokio::try_join!(
-        inventory::get_seat(app, &pr.event_id, seat_id),
-        live_seats(app, &pr, now),
-        holds::get(app, &pr.event_id, seat_id),
-    )?;
-    if seat.is_none() {
+    let (seat, live, current) = match cached_live(&pr, now) {
+        Some(live) => {
+            let (seat, current) = tokio::try_join!(
+                inventory::get_seat(app, &pr.event_id, seat_id),
+                holds::get(app, &pr.event_id, seat_id),
+            )?;
+            (seat, live, current)
+        }
+        None => {
+            let (seat, live, current) = tokio::try_join!(
+                inventory::get_seat(app, &pr.event_id, seat_id),
+                live_seats(app, &pr, now),
+                holds::get(app, &pr.event_id, seat_id),
+            )?;
+            let live = live
+                .into_iter()
+                .filter_map(|(seat_id, h)| {
+                    Some(HeldSeat { seat_id, expires_at: h.hold.expires_at?, seat: h.hold.seat? })
+                })
+                .collect();
+            (seat, live, current)
+        }
+    };
+    let Some(seat) = seat else {
         return Err(ApiError::invalid("seat_id", "no such seat in this event"));
-    }
-    if live.iter().any(|(seat, _)| seat == seat_id) {
+    };
+    if live.iter().any(|h| h.seat_id == seat_id) {
         return Ok(Some(StoredPr { pr, version }));
     }
     if live.len() >= MAX_SEATS {
@@ -264,10 +310,12 @@ async fn try_hold(app: &App, s: StoredPr, seat_id: &str) -> ApiResult<Option<Sto
         order_id: None,
         held_at: now,
         expires_at: Some(expires_at),
-        seat,
+        seat: Some(seat.clone()),
     };
-    pr.seats = live.into_iter().map(|(seat, _)| seat).collect();
+    pr.seats = live.iter().map(|h| h.seat_id.clone()).collect();
     pr.seats.push(seat_id.to_owned());
+    pr.held = live;
+    pr.held.push(HeldSeat { seat_id: seat_id.to_owned(), expires_at, seat });
     pr.updated_at = now;
     let ops = vec![WriteOp::Put { item: holds::item(&hold, hold_version)?, cond }, put_pr(&pr, version + 1)?];
     match app.store.transact(ops).await {
@@ -300,6 +348,7 @@ async fn try_release(app: &App, s: StoredPr, seat_id: &str) -> ApiResult<Option<
         });
     }
     pr.seats.retain(|seat| seat != seat_id);
+    pr.held.retain(|h| h.seat_id != seat_id);
     pr.updated_at = app.clock.now();
     ops.push(put_pr(&pr, version + 1)?);
     match app.store.transact(ops).await {
@@ -418,16 +467,51 @@ pub async fn priced(
     Ok((event, tickets, totals))
 }
 
+/// The PR's tickets and totals from its own hold copies: one read (the event).
+async fn priced_cached(
+    app: &App,
+    pr: &Reservation,
+    live: Vec<HeldSeat>,
+) -> ApiResult<(Event, Vec<TicketView>, Totals)> {
+    let event =
+        inventory::get_event(app, &pr.event_id).await?.ok_or_else(|| ApiError::NotFound("event".into()))?;
+    let mut tickets = Vec::new();
+    for h in live {
+        let price = event
+            .price_of(&h.seat.price_category)
+            .ok_or_else(|| ApiError::Internal(format!("seat {} has an unknown price category", h.seat_id)))?;
+        tickets.push(TicketView {
+            seat_id: h.seat_id,
+            sector: h.seat.sector,
+            sector_name: h.seat.sector_name,
+            row: h.seat.row,
+            seat: h.seat.seat,
+            price_category: h.seat.price_category,
+            price,
+            held_until: Some(h.expires_at),
+        });
+    }
+    let prices: Vec<_> = tickets.iter().map(|t| t.price).collect();
+    let totals = totals::compute(&app.config, pr.order_type, &prices);
+    Ok((event, tickets, totals))
+}
+
 pub async fn view(app: &App, s: &StoredPr) -> ApiResult<ReservationView> {
-    let (event, tickets, totals) = priced(app, &s.pr).await?;
+    let (event, tickets, totals) = match cached_live(&s.pr, app.clock.now()) {
+        Some(live) => priced_cached(app, &s.pr, live).await?,
+        None => {
+            let (event, tickets, totals) = priced(app, &s.pr).await?;
+            (event, tickets.into_iter().map(|(t, _)| t).collect(), totals)
+        }
+    };
     let pr = &s.pr;
     Ok(ReservationView {
         id: pr.id.clone(),
         event_id: pr.event_id.clone(),
         event_title: event.title,
         status: "reserved",
-        expires_at: tickets.iter().filter_map(|(t, _)| t.held_until).min(),
-        tickets: tickets.into_iter().map(|(t, _)| t).collect(),
+        expires_at: tickets.iter().filter_map(|t| t.held_until).min(),
+        tickets,
         max_tickets: MAX_SEATS,
         order_type: pr.order_type,
         customer: pr.customer.clone(),
