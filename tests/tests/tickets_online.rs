@@ -300,7 +300,7 @@ async fn body_payment(srv: &TestServer, order_id: &str) -> String {
 
 #[tokio::test]
 async fn memory_concurrent_refunds_never_exceed_the_paid_amount() {
-    let store: Arc<dyn Store> = Arc::new(api_tests::Yielding(api_tests::memory_store()));
+    let store: Arc<dyn Store> = Arc::new(api_tests::jittery(api_tests::memory_store()));
     concurrent_refunds(server(store).await).await;
 }
 
@@ -445,7 +445,7 @@ async fn body_payment_id(srv: &TestServer, order_id: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_racing_settlements_approve_once() {
-    let store: Arc<dyn Store> = Arc::new(api_tests::Yielding(api_tests::memory_store()));
+    let store: Arc<dyn Store> = Arc::new(api_tests::jittery(api_tests::memory_store()));
     racing_settlements(server(store).await).await;
 }
 

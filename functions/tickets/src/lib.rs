@@ -9,8 +9,9 @@ use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use shared::http::RawJson;
 use shared::http::{JsonBody, PathArg, parse_json};
-use shared::idempotency::{self, RawJson};
+use shared::idempotency;
 use shared::tickets::inventory::{EventView, SeatView};
 use shared::tickets::orders::OrderView;
 use shared::tickets::reservations::ReservationView;
@@ -85,16 +86,16 @@ async fn initialize(
 ) -> ApiResult<Response> {
     let key = idempotency::key_from(&headers)?;
     let caller = idempotency_caller(&buyer);
-    let done = idempotency::run(&app, "ticket-reservation", &caller, key.as_deref(), &raw, || async {
+    idempotency::run(&app, "ticket-reservation", &caller, key.as_deref(), &raw, || async {
         let req: InitRequest = parse_json(&raw)?;
         let init = reservations::initialize(&app, &buyer, &req.event_id).await?;
         let mut body = reservation_json(&app, &init.stored).await?;
         body.0.token = init.token;
         let status = if init.created { StatusCode::CREATED } else { StatusCode::OK };
-        Ok((status, as_text(&body.0)?))
+        idempotency::stored(status, &body.0)
     })
-    .await?;
-    Ok(json_text(done))
+    .await
+    .map(idempotency::respond)
 }
 
 /// Who an idempotency key belongs to: the buyer's user or reservation token. An anonymous
@@ -102,19 +103,6 @@ async fn initialize(
 /// secrets, like the token they may replay).
 fn idempotency_caller(buyer: &Buyer) -> String {
     buyer.owner_keys().into_iter().next().unwrap_or_else(|| "anonymous".into())
-}
-
-/// Answers are stored for `Idempotency-Key` replays as JSON text inside a string, so money
-/// keeps its two decimals (a `serde_json::Value` number would turn `2500.00` into a float).
-fn as_text<T: Serialize>(body: &T) -> ApiResult<Value> {
-    serde_json::to_string(body).map(Value::String).map_err(|e| ApiError::Internal(e.to_string()))
-}
-
-fn json_text((status, body): (StatusCode, Value)) -> Response {
-    match body {
-        Value::String(text) => (status, [(header::CONTENT_TYPE, "application/json")], text).into_response(),
-        other => (status, Json(other)).into_response(),
-    }
 }
 
 async fn show_reservation(
@@ -189,13 +177,13 @@ async fn checkout(
     // The PR id is part of the scope: one key checks out one reservation. The body carries
     // nothing, but a different body with the same key is still refused.
     let scope = format!("ticket-checkout#{id}");
-    let done = idempotency::run(&app, &scope, &caller, key.as_deref(), &raw, || async {
+    idempotency::run(&app, &scope, &caller, key.as_deref(), &raw, || async {
         let done = orders::checkout(&app, &buyer, &id).await?;
         let body = CheckoutBody { order: orders::view(&app, &done.order), payment_url: done.payment_url };
-        Ok((StatusCode::CREATED, as_text(&body)?))
+        idempotency::stored(StatusCode::CREATED, &body)
     })
-    .await?;
-    Ok(json_text(done))
+    .await
+    .map(idempotency::respond)
 }
 
 #[derive(Serialize)]
