@@ -17,6 +17,7 @@ token:
 ## test: format and lint checks, template lint, every test (DynamoDB/SQS/SES against moto)
 test: venv lint cfn-lint
 	scripts/with-moto.sh $(CARGO) test --workspace --no-fail-fast
+	scripts/schemathesis.sh
 
 lint:
 	$(CARGO) fmt --all -- --check
