@@ -456,7 +456,7 @@ pub async fn list(app: &App, who: &Claims, page: usize, per: usize) -> ApiResult
     let total = members.len();
     let keys: Vec<(String, String)> = members
         .iter()
-        .skip((page - 1) * per)
+        .skip((page - 1).saturating_mul(per))
         .take(per)
         .filter_map(|m| m.data.get("deal_id").and_then(Value::as_i64))
         .map(|id| (deal_pk(id), "deal".to_owned()))
