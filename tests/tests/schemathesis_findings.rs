@@ -16,3 +16,60 @@ async fn a_huge_page_number_is_an_empty_page() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["meta"]["links"]["next_page"], serde_json::Value::Null);
 }
+
+fn create_body(shipping_info: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({"order": {
+        "order_description": "Поставка оборудования", "supplier_id": 5, "cost": 100,
+        "verify_days": 3, "commission_payer": "consumer", "shipping_info": shipping_info,
+    }})
+}
+
+/// Free-form details the table cannot hold — a number outside DynamoDB's range (the write was
+/// refused: 503), an empty key (written, then unreadable: every later read of the deal 503),
+/// nesting too deep, too much of it — are a 422 naming the field, on every store.
+async fn free_form_json_outside_the_table_limits_is_422(srv: &TestServer) {
+    let t = token("21", &[]);
+    let mut deep = serde_json::json!(1);
+    for _ in 0..40 {
+        deep = serde_json::json!({ "a": deep });
+    }
+    let bad = [
+        serde_json::json!({"a": 1e300}),
+        serde_json::json!({"a": [2.2e-309]}),
+        serde_json::json!({"": 1}),
+        serde_json::json!({"a": {"": null}}),
+        deep,
+        serde_json::json!({"a": "x".repeat(20_000)}),
+    ];
+    for info in bad {
+        let (status, body) = srv.post("/api/v1/orders", Some(&t), &create_body(info.clone())).await;
+        assert_eq!(status, 422, "{info:.80}: {body}");
+        assert_eq!(body["error"]["field"], "order.shipping_info");
+    }
+    let mut body = create_body(serde_json::Value::Null);
+    body["order"]["client_data"] = serde_json::json!([1e300]);
+    let (status, answer) = srv.post("/api/v1/orders", Some(&t), &body).await;
+    assert_eq!((status, answer["error"]["field"].as_str()), (422, Some("order.client_data")), "{answer}");
+    let ok =
+        serde_json::json!({"address": "Москва", "zip": 101000, "rate": 0.5, "n": {"S": "x", "NULL": [null]}});
+    let (status, created) = srv.post("/api/v1/orders", Some(&t), &create_body(ok.clone())).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["order"]["id"].as_i64().unwrap();
+    let (status, shown) = srv.get(&format!("/api/v1/orders/{id}"), Some(&t)).await;
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(shown["order"]["shipping_info"], ok);
+    let claim = serde_json::json!({"reason": "не пришло", "description": "x".repeat(5001)});
+    let (status, body) = srv.post(&format!("/api/v1/orders/{id}/claim"), Some(&t), &claim).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (422, Some("claim.description")), "{body}");
+}
+
+#[tokio::test]
+async fn memory_free_form_json_outside_the_table_limits_is_422() {
+    free_form_json_outside_the_table_limits_is_422(&TestServer::memory().await).await;
+}
+
+#[tokio::test]
+async fn dynamo_free_form_json_outside_the_table_limits_is_422() {
+    let Some(store) = api_tests::dynamo_store().await else { return };
+    free_form_json_outside_the_table_limits_is_422(&TestServer::start(store).await).await;
+}
