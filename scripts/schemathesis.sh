@@ -3,14 +3,21 @@
 # for 5xx answers and for answers (status, content type, body) that break the document.
 # Starts the debug build of the local server (embedded store) on a free 127.0.0.1 port with a
 # known JWT secret, signs a token for it, and stops the server at the end.
-# SCHEMATHESIS_MAX_EXAMPLES (default 30) bounds the examples per operation and phase.
+# SCHEMATHESIS_MAX_EXAMPLES (default 30) bounds the examples per operation and phase;
+# SCHEMATHESIS_SEED (default 1) makes the run reproducible; SCHEMATHESIS_STORE=dynamo runs the
+# server on DynamoDB (under scripts/with-moto.sh) instead of the embedded store.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build -q -p local --bin local
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 log=$(mktemp -t local-server.XXXXXX.log)
 export JWT_SECRET=schemathesis-secret PORT="$port" LOG_FORMAT=text RUST_LOG=warn
-unset TABLE_NAME
+if [ "${SCHEMATHESIS_STORE:-memory}" = dynamo ]; then
+  # Against DynamoDB (run under scripts/with-moto.sh): a fresh table created at start.
+  export TABLE_NAME="schemathesis-$port" CREATE_TABLE=1
+else
+  unset TABLE_NAME
+fi
 target/debug/local >"$log" 2>&1 &
 server_pid=$!
 trap 'kill $server_pid 2>/dev/null || true; wait $server_pid 2>/dev/null || true; rm -f "$log"' EXIT
