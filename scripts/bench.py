@@ -109,8 +109,14 @@ class FakeRuntime(BaseHTTPRequestHandler):
     def log_message(self, *a):
         pass
 
+    served = False
+
     def do_GET(self):
+        if self.path.endswith("/invocation/next") and FakeRuntime.served:
+            time.sleep(5)  # the runtime polls for its next event: keep it waiting until it is stopped
+            return
         if self.path.endswith("/invocation/next"):
+            FakeRuntime.served = True
             self.send_response(200)
             self.send_header("Lambda-Runtime-Aws-Request-Id", "bench-1")
             self.send_header("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 30000))
@@ -144,6 +150,7 @@ def lambda_cold_start(binary, event_file):
         finished.set()
 
     FakeRuntime.done = done
+    FakeRuntime.served = False
     server = ThreadingHTTPServer(("127.0.0.1", port), FakeRuntime)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     env = dict(os.environ, AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{port}", AWS_LAMBDA_FUNCTION_NAME="bench",

@@ -37,6 +37,8 @@ pub struct Config {
     pub robokassa_login: String,
     pub robokassa_password1: String,
     pub robokassa_hash: String,
+    /// Payments, gateways and zoo slots (see `payments::PaymentsConfig`).
+    pub payments: crate::payments::PaymentsConfig,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -68,6 +70,7 @@ impl Config {
             robokassa_login: var("ROBOKASSA_LOGIN").unwrap_or_else(|| "demo".into()),
             robokassa_password1: var("ROBOKASSA_PASSWORD1").unwrap_or_else(|| "password_1".into()),
             robokassa_hash: var("ROBOKASSA_HASH").unwrap_or_else(|| "md5".into()),
+            payments: crate::payments::PaymentsConfig::from_env()?,
         })
     }
 
@@ -85,6 +88,7 @@ impl Config {
             robokassa_login: "demo".into(),
             robokassa_password1: "password_1".into(),
             robokassa_hash: "md5".into(),
+            payments: crate::payments::PaymentsConfig::for_tests(),
         }
     }
 }

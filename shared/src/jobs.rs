@@ -35,7 +35,7 @@ pub struct JobReport {
 pub async fn run(app: &App, job: Job) -> ApiResult<JobReport> {
     let report = match job {
         Job::Deals => crate::deals::sweep(app).await?,
-        Job::Payments => JobReport::default(),
+        Job::Payments => crate::payments::reconcile(app).await?,
         Job::Reservations => JobReport::default(),
     };
     Ok(JobReport { job: Some(job), ..report })

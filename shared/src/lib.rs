@@ -10,12 +10,15 @@ pub mod deals;
 pub mod error;
 pub mod freeform;
 pub mod http;
+pub mod idempotency;
 pub mod jobs;
 pub mod money;
 pub mod outbox;
+pub mod payments;
 pub mod store;
 pub mod telemetry;
 pub mod users;
+pub mod zoo;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use serde_json::Value;
 use shared::App;
 use shared::auth::{Claims, issue};
-use shared::store::Store;
 use shared::store::dynamo::DynamoStore;
 use shared::store::memory::MemoryStore;
+use shared::store::{Cond, Item, QueryOpts, Store, StoreError, WriteOp};
 
 /// The moto endpoint, if the test run has one (`AWS_ENDPOINT_URL`). Under `make test`
 /// (`REQUIRE_MOTO=1`) a missing endpoint fails the test instead of skipping it.
@@ -122,5 +122,75 @@ impl TestServer {
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
         self.call(reqwest::Method::POST, path, token, Some(body)).await
+    }
+}
+
+/// The embedded store answers without ever suspending, so concurrent requests on one
+/// runtime would never interleave between a read and the conditional write that follows
+/// it. This wrapper yields or sleeps a random 0-3 ms around every call, so races really
+/// happen.
+pub struct Yielding(pub Arc<dyn Store>);
+
+async fn yield_some() {
+    match rand_u8() % 4 {
+        0 => {}
+        1 => tokio::task::yield_now().await,
+        n => tokio::time::sleep(std::time::Duration::from_millis(u64::from(n))).await,
+    }
+}
+
+fn rand_u8() -> u8 {
+    uuid::Uuid::new_v4().as_bytes()[0]
+}
+
+#[async_trait::async_trait]
+impl Store for Yielding {
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
+        yield_some().await;
+        let r = self.0.get(pk, sk).await;
+        yield_some().await;
+        r
+    }
+    async fn batch_get(&self, keys: &[(String, String)]) -> Result<Vec<Item>, StoreError> {
+        yield_some().await;
+        let r = self.0.batch_get(keys).await;
+        yield_some().await;
+        r
+    }
+    async fn put(&self, item: Item, cond: Cond) -> Result<(), StoreError> {
+        yield_some().await;
+        self.0.put(item, cond).await
+    }
+    async fn delete(&self, pk: &str, sk: &str, cond: Cond) -> Result<(), StoreError> {
+        yield_some().await;
+        self.0.delete(pk, sk, cond).await
+    }
+    async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        yield_some().await;
+        self.0.transact(ops).await
+    }
+    async fn query(&self, pk: &str, opts: QueryOpts) -> Result<Vec<Item>, StoreError> {
+        yield_some().await;
+        let r = self.0.query(pk, opts).await;
+        yield_some().await;
+        r
+    }
+    async fn query_gsi1(&self, pk: &str, opts: QueryOpts) -> Result<Vec<Item>, StoreError> {
+        yield_some().await;
+        let r = self.0.query_gsi1(pk, opts).await;
+        yield_some().await;
+        r
+    }
+    async fn add(
+        &self,
+        pk: &str,
+        sk: &str,
+        field: &str,
+        delta: i64,
+        min: Option<i64>,
+        max: Option<i64>,
+    ) -> Result<i64, StoreError> {
+        yield_some().await;
+        self.0.add(pk, sk, field, delta, min, max).await
     }
 }

@@ -6,7 +6,11 @@ use shared::App;
 
 /// Every endpoint group, finished for serving.
 pub fn router(app: App) -> Router {
-    let groups = Router::new().merge(health::router()).merge(deals::router());
+    let groups = Router::new()
+        .merge(health::router())
+        .merge(deals::router())
+        .merge(payments::router())
+        .merge(gateways::router());
     let groups = groups.route("/openapi.json", axum::routing::get(openapi));
     shared::http::finish(groups, app)
 }

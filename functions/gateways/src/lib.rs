@@ -1,0 +1,152 @@
+//! Payment gateway callbacks and the sandbox payment page, `/api/v1/gateways/...`.
+//! No JWT: each callback is verified by its gateway's own signature scheme.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{StatusCode, Uri, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use shared::http::PathArg;
+use shared::payments::gateway::{Fields, parse_form};
+use shared::payments::gateways::{self, sandbox, sngb};
+use shared::payments::{self, CallbackEvent, GatewayKind, Settled, Status};
+use shared::{ApiError, ApiResult, App};
+
+pub fn router() -> Router<App> {
+    Router::new()
+        .route("/api/v1/gateways/sandbox/pay/{payment_id}", get(sandbox_page))
+        .route("/api/v1/gateways/sandbox/callback", post(sandbox_callback))
+        .route("/api/v1/gateways/robokassa/result", get(robokassa_result).post(robokassa_result))
+        .route("/api/v1/gateways/robokassa/success", get(robokassa_return).post(robokassa_return))
+        .route("/api/v1/gateways/robokassa/fail", get(robokassa_return).post(robokassa_return))
+        .route("/api/v1/gateways/mandarin/callback", post(mandarin_callback))
+        .route("/api/v1/gateways/sngb/notify", get(sngb_notify).post(sngb_notify))
+        .route("/api/v1/gateways/sngb/tran", get(sngb_tran).post(sngb_tran))
+        .route("/api/v1/gateways/return/{payment_id}", get(browser_return))
+}
+
+/// Query string and form body fields together (body wins).
+fn fields(uri: &Uri, body: &[u8]) -> Fields {
+    let mut f = parse_form(uri.query().unwrap_or("").as_bytes());
+    f.extend(parse_form(body));
+    f
+}
+
+fn text(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+}
+
+/// Verifies and applies a callback.
+async fn callback(app: &App, kind: GatewayKind, f: &Fields) -> ApiResult<(CallbackEvent, Option<Settled>)> {
+    let event = gateways::for_kind(app, kind).verify_callback(app, f).await.inspect_err(|e| {
+        tracing::warn!(gateway = ?kind, error = %e, "callback rejected");
+    })?;
+    let settled = payments::apply_callback(app, &event).await?;
+    Ok((event, settled))
+}
+
+/// Where the buyer's browser goes once the payment is final (or still open).
+fn back_url(p: &payments::Payment) -> Option<String> {
+    match p.status {
+        Status::Succeeded | Status::Refunded => p.return_url.clone(),
+        _ => p.cancel_url.clone().or(p.return_url.clone()),
+    }
+}
+
+async fn sandbox_page(State(app): State<App>, PathArg(id): PathArg<String>) -> ApiResult<Html<String>> {
+    let known = payments::load(&app, &id).await?.filter(|p| p.gateway == GatewayKind::Sandbox);
+    if known.is_none() {
+        return Err(ApiError::NotFound("payment".into()));
+    }
+    // Opening the page moves the payment to `processing`.
+    let p =
+        payments::mark_processing(&app, &id).await?.ok_or_else(|| ApiError::NotFound("payment".into()))?;
+    Ok(Html(sandbox::page(&app, &p)))
+}
+
+async fn sandbox_callback(State(app): State<App>, uri: Uri, body: Bytes) -> ApiResult<Response> {
+    let f = fields(&uri, &body);
+    let event = gateways::for_kind(&app, GatewayKind::Sandbox).verify_callback(&app, &f).await?;
+    let outcome = f.get("outcome").map(String::as_str).unwrap_or(sandbox::DECLINED);
+    sandbox::record(&app, &event.payment_id, outcome).await?;
+    // The bank's record decides (a second press cannot change the first).
+    let p =
+        payments::load(&app, &event.payment_id).await?.ok_or_else(|| ApiError::NotFound("payment".into()))?;
+    let remote = gateways::for_kind(&app, GatewayKind::Sandbox).query_status(&app, &p).await?;
+    let settled = payments::apply_callback(&app, &CallbackEvent { remote, ..event }).await?;
+    let p = settled.map(|s| s.payment().clone()).unwrap_or(p);
+    match back_url(&p) {
+        Some(url) => Ok(Redirect::to(&url).into_response()),
+        None => Ok(text(format!("payment {} is {}", p.id, p.status.as_str()))),
+    }
+}
+
+async fn robokassa_result(State(app): State<App>, uri: Uri, body: Bytes) -> ApiResult<Response> {
+    let f = fields(&uri, &body);
+    let (event, _) = callback(&app, GatewayKind::Robokassa, &f).await?;
+    let p =
+        payments::load(&app, &event.payment_id).await?.ok_or_else(|| ApiError::NotFound("payment".into()))?;
+    Ok(text(format!("OK{}", p.inv_id)))
+}
+
+/// The buyer's browser back from Robokassa (SuccessURL / FailURL): the status is asked
+/// of the gateway, never taken from the URL.
+async fn robokassa_return(State(app): State<App>, uri: Uri, body: Bytes) -> ApiResult<Response> {
+    let f = fields(&uri, &body);
+    let inv: i64 = f
+        .get("InvId")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| ApiError::bad_request("InvId", "InvId is required"))?;
+    let p = payments::load_by_inv(&app, inv).await?.ok_or_else(|| ApiError::NotFound("payment".into()))?;
+    finish_return(&app, p).await
+}
+
+/// A generic browser return: checks the status with the gateway and redirects.
+async fn browser_return(State(app): State<App>, PathArg(id): PathArg<String>) -> ApiResult<Response> {
+    let p = payments::load(&app, &id).await?.ok_or_else(|| ApiError::NotFound("payment".into()))?;
+    finish_return(&app, p).await
+}
+
+async fn finish_return(app: &App, p: payments::Payment) -> ApiResult<Response> {
+    let mut p = p;
+    if p.status.is_open() {
+        let remote = gateways::for_kind(app, p.gateway).query_status(app, &p).await?;
+        if let Some(outcome) = Option::<payments::Outcome>::from(remote) {
+            p = payments::settle(app, &p.id, outcome).await?.payment().clone();
+        }
+    }
+    match back_url(&p) {
+        Some(url) => Ok(Redirect::to(&url).into_response()),
+        None => Ok(text(format!("payment {} is {}", p.id, p.status.as_str()))),
+    }
+}
+
+async fn mandarin_callback(State(app): State<App>, uri: Uri, body: Bytes) -> ApiResult<Response> {
+    let f = fields(&uri, &body);
+    callback(&app, GatewayKind::Mandarin, &f).await?;
+    Ok(text("OK".into()))
+}
+
+/// SNGB's payment notification (seed 000's `sngb_proxy`): answers `REDIRECT=<url>` with
+/// where the bank sends the buyer next.
+async fn sngb_notify(State(app): State<App>, uri: Uri, body: Bytes) -> ApiResult<Response> {
+    let f = fields(&uri, &body);
+    match callback(&app, GatewayKind::Sngb, &f).await {
+        Ok((event, _)) => Ok(text(format!("REDIRECT={}", sngb::return_url(&app, &event.payment_id)))),
+        // An error notification: the buyer goes to the error page; the payment stays open
+        // until the reconciliation job asks the bank.
+        Err(ApiError::BadRequest { .. }) => Ok(text(format!("REDIRECT={}", sngb::error_url(&app)))),
+        Err(e @ ApiError::Forbidden(_)) => {
+            Ok((e.status(), text(format!("REDIRECT={}", sngb::error_url(&app)))).into_response())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// SNGB's transaction notification (seed 000's `sngb_tran`): refunds and reversals.
+async fn sngb_tran(State(app): State<App>, uri: Uri, body: Bytes) -> ApiResult<Response> {
+    let f = fields(&uri, &body);
+    callback(&app, GatewayKind::Sngb, &f).await?;
+    Ok((StatusCode::OK, text("OK".into())).into_response())
+}

@@ -1,0 +1,119 @@
+//! ZooTicket payment sessions (seed 004) over HTTP: `/v1/payments...`, with the seed's
+//! `{success, message, data}` envelope. Every route needs a bearer JWT; a payment belongs
+//! to the token's `sub` and is 404 for anyone else.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use shared::auth::AuthUser;
+use shared::http::{PathArg, QueryArg, parse_json};
+use shared::idempotency::RawJson;
+use shared::zoo::{self, CreateSession, UpdatePayment};
+use shared::{ApiError, ApiResult, App, idempotency};
+
+pub fn router() -> Router<App> {
+    Router::new()
+        .route("/v1/payments/sessions", post(create))
+        .route("/v1/payments/{payment_id}", get(read).put(replace).patch(patch).delete(remove))
+        .route("/v1/slots", get(slot))
+}
+
+fn envelope(message: &str, data: Value) -> Json<Value> {
+    Json(json!({ "success": true, "message": message, "data": data }))
+}
+
+async fn create(
+    State(app): State<App>,
+    AuthUser(user): AuthUser,
+    headers: HeaderMap,
+    RawJson(body): RawJson,
+) -> ApiResult<Response> {
+    let key = idempotency::key_from(&headers)?;
+    idempotency::run(&app, "zoo-session", &user.sub, key.as_deref(), &body, || async {
+        let req: CreateSession = parse_json(&body)?;
+        let (p, s) = zoo::create_session(&app, &user.sub, req).await?;
+        let data = json!({
+            "payment_id": p.id,
+            "session_id": s.session_id,
+            "status": p.status.as_str(),
+            "confirmation_url": p.confirmation_url,
+            "expires_at": shared::payments::ts(p.expires_at),
+        });
+        Ok((StatusCode::CREATED, envelope("Payment session created successfully", data).0))
+    })
+    .await
+    .map(|(status, body)| (status, Json(body)).into_response())
+}
+
+async fn read(
+    State(app): State<App>,
+    AuthUser(user): AuthUser,
+    PathArg(id): PathArg<String>,
+) -> ApiResult<Json<Value>> {
+    let (p, s) = zoo::load_owned(&app, &user.sub, &id).await?;
+    Ok(envelope("Payment retrieved successfully", zoo::view(&p, &s)))
+}
+
+async fn update(app: App, user: &str, id: &str, body: &[u8], full: bool) -> ApiResult<Json<Value>> {
+    let req: UpdatePayment = parse_json(body)?;
+    let (p, s) = zoo::update(&app, user, id, req, full).await?;
+    Ok(envelope("Payment updated successfully", zoo::view(&p, &s)))
+}
+
+async fn replace(
+    State(app): State<App>,
+    AuthUser(user): AuthUser,
+    PathArg(id): PathArg<String>,
+    RawJson(body): RawJson,
+) -> ApiResult<Json<Value>> {
+    update(app, &user.sub, &id, &body, true).await
+}
+
+async fn patch(
+    State(app): State<App>,
+    AuthUser(user): AuthUser,
+    PathArg(id): PathArg<String>,
+    RawJson(body): RawJson,
+) -> ApiResult<Json<Value>> {
+    update(app, &user.sub, &id, &body, false).await
+}
+
+async fn remove(
+    State(app): State<App>,
+    AuthUser(user): AuthUser,
+    PathArg(id): PathArg<String>,
+) -> ApiResult<Json<Value>> {
+    let at = zoo::delete(&app, &user.sub, &id).await?;
+    Ok(envelope(
+        "Payment deleted successfully",
+        json!({ "payment_id": id, "deleted_at": shared::payments::ts(at) }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct SlotQuery {
+    visit_date: String,
+    visit_time: String,
+}
+
+/// Places of one visit slot: `{capacity, reserved, available}`.
+async fn slot(State(app): State<App>, QueryArg(q): QueryArg<SlotQuery>) -> ApiResult<Json<Value>> {
+    if q.visit_date.len() > 10 || q.visit_time.len() > 5 {
+        return Err(ApiError::bad_request("visit_date", "visit_date is YYYY-MM-DD and visit_time HH:MM"));
+    }
+    let (capacity, reserved) = zoo::slots::availability(&app, &q.visit_date, &q.visit_time).await?;
+    Ok(envelope(
+        "Slot retrieved successfully",
+        json!({
+            "visit_date": q.visit_date,
+            "visit_time": q.visit_time,
+            "capacity": capacity,
+            "reserved": reserved,
+            "available": (capacity - reserved).max(0),
+        }),
+    ))
+}

@@ -1,0 +1,203 @@
+//! Mandarin (MandarinPay).
+//!
+//! - Requests to `{MANDARIN_URL}/api/transactions` carry `Content-Type: application/json`
+//!   and `X-Auth: {merchantId}-{sha256(merchantId-requestId-secret)}-{requestId}` where
+//!   `requestId` is random per request (hex of 16 random bytes here).
+//! - Create: `POST /api/transactions {payment:{orderId, action:"pay", price},
+//!   customerInfo:{email, phone}}` → `{id, userWebLink}`; the buyer goes to `userWebLink`.
+//!   `orderId` is our payment id; `id` is kept as the gateway reference.
+//! - Callback (`POST /api/v1/gateways/mandarin/callback`, form-encoded): `sign` =
+//!   sha256 of the values of every other field sorted by name (ordinal), joined with `-`,
+//!   then `-` and the secret. `status` `success` pays, `failed` declines; `action=reversal`
+//!   or `refund` with `success` records a refund. Answer: `OK`.
+//! - Status (not in the public document; this integration's reading): `GET
+//!   /api/transactions/{id}` with the same `X-Auth` → `{id, status}` with `status` one of
+//!   `success`, `failed`, `processing`.
+//! - Refund: `POST /api/transactions {payment:{orderId, action:"reversal"},
+//!   target:{transaction: id}}` → `{id}`.
+
+use async_trait::async_trait;
+use rand::RngCore;
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::App;
+use crate::error::{ApiError, ApiResult};
+use crate::payments::gateway::{
+    CallbackEvent, Fields, Gateway, Redirect, Remote, field, gateway_err, http, same_signature,
+};
+use crate::payments::{GatewayKind, Payment, env};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `MANDARIN_MERCHANT_ID`
+    pub merchant_id: String,
+    /// `MANDARIN_SECRET`
+    pub secret: String,
+    /// `MANDARIN_URL`, default `https://secure.mandarinpay.com`
+    pub base_url: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            merchant_id: String::new(),
+            secret: String::new(),
+            base_url: "https://secure.mandarinpay.com".into(),
+        }
+    }
+}
+
+impl Config {
+    pub fn from_env() -> Self {
+        let d = Config::default();
+        Config {
+            merchant_id: env("MANDARIN_MERCHANT_ID").unwrap_or(d.merchant_id),
+            secret: env("MANDARIN_SECRET").unwrap_or(d.secret),
+            base_url: env("MANDARIN_URL").unwrap_or(d.base_url).trim_end_matches('/').to_owned(),
+        }
+    }
+}
+
+/// `X-Auth` for a request id.
+pub fn x_auth(c: &Config, request_id: &str) -> String {
+    let hash = hex::encode(Sha256::digest(format!("{}-{request_id}-{}", c.merchant_id, c.secret).as_bytes()));
+    format!("{}-{hash}-{request_id}", c.merchant_id)
+}
+
+/// The callback `sign` over every field but `sign`.
+pub fn sign(secret: &str, fields: &Fields) -> String {
+    let values: Vec<&str> =
+        fields.iter().filter(|(k, _)| k.as_str() != "sign").map(|(_, v)| v.as_str()).collect();
+    hex::encode(Sha256::digest(format!("{}-{secret}", values.join("-")).as_bytes()))
+}
+
+pub struct Mandarin(pub Config);
+
+impl Mandarin {
+    fn configured(&self) -> ApiResult<&Config> {
+        if self.0.merchant_id.is_empty() || self.0.secret.is_empty() {
+            return Err(ApiError::Gateway("Mandarin is not configured".into()));
+        }
+        Ok(&self.0)
+    }
+
+    fn auth(&self, c: &Config) -> String {
+        let mut id = [0u8; 16];
+        rand::rng().fill_bytes(&mut id);
+        x_auth(c, &hex::encode(id))
+    }
+
+    async fn call(&self, req: reqwest::RequestBuilder, what: &str) -> ApiResult<Value> {
+        let c = self.configured()?;
+        let res = req
+            .header("X-Auth", self.auth(c))
+            .header("Content-Type", "application/json")
+            .send()
+            .await
+            .map_err(|e| gateway_err(what, e))?;
+        let status = res.status();
+        let body: Value = res.json().await.map_err(|e| gateway_err(what, e))?;
+        if !status.is_success() {
+            return Err(ApiError::Gateway(format!("{what}: {status} {body}")));
+        }
+        Ok(body)
+    }
+}
+
+#[async_trait]
+impl Gateway for Mandarin {
+    fn kind(&self) -> GatewayKind {
+        GatewayKind::Mandarin
+    }
+
+    async fn create(&self, _app: &App, p: &Payment) -> ApiResult<Redirect> {
+        let c = self.configured()?;
+        let body = json!({
+            "payment": { "orderId": p.id, "action": "pay", "price": crate::money::format(p.amount) },
+            "customerInfo": { "email": p.email },
+        });
+        let res = self
+            .call(http().post(format!("{}/api/transactions", c.base_url)).json(&body), "Mandarin create")
+            .await?;
+        let url = res["userWebLink"]
+            .as_str()
+            .ok_or_else(|| ApiError::Gateway("Mandarin create: no userWebLink".into()))?;
+        Ok(Redirect { url: url.to_owned(), gateway_ref: res["id"].as_str().map(str::to_owned) })
+    }
+
+    async fn verify_callback(&self, _app: &App, f: &Fields) -> ApiResult<CallbackEvent> {
+        let c = self.configured()?;
+        let given = field(f, "sign")?;
+        if !same_signature(given, &sign(&c.secret, f)) {
+            return Err(ApiError::Forbidden("the Mandarin signature is invalid".into()));
+        }
+        if f.get("merchantId").is_some_and(|m| *m != c.merchant_id) {
+            return Err(ApiError::Forbidden("the callback is for another merchant".into()));
+        }
+        let order = field(f, "orderId")?;
+        let status = field(f, "status")?;
+        let action = f.get("action").map(String::as_str).unwrap_or("pay");
+        let amount = match f.get("price") {
+            Some(p) => Some(
+                p.parse::<Decimal>().map_err(|_| ApiError::bad_request("price", "price is not a number"))?,
+            ),
+            None => None,
+        };
+        let remote = match (action, status) {
+            ("reversal" | "refund", "success") => Remote::Refunded,
+            ("reversal" | "refund", _) => Remote::Pending,
+            (_, "success") => Remote::Paid { method: Some("bank_card".into()) },
+            (_, "failed") => Remote::Declined { reason: "declined by Mandarin".into() },
+            _ => Remote::Pending,
+        };
+        let amount =
+            if matches!(remote, Remote::Refunded) { amount } else { amount.filter(|_| action == "pay") };
+        Ok(CallbackEvent { payment_id: order.to_owned(), remote, amount })
+    }
+
+    async fn query_status(&self, _app: &App, p: &Payment) -> ApiResult<Remote> {
+        let c = self.configured()?;
+        let Some(id) = &p.gateway_ref else { return Ok(Remote::Pending) };
+        let res =
+            self.call(http().get(format!("{}/api/transactions/{id}", c.base_url)), "Mandarin status").await?;
+        Ok(match res["status"].as_str() {
+            Some("success") => Remote::Paid { method: Some("bank_card".into()) },
+            Some("failed") => Remote::Declined { reason: "declined by Mandarin".into() },
+            _ => Remote::Pending,
+        })
+    }
+
+    async fn refund(&self, _app: &App, p: &Payment, _amount: Decimal) -> ApiResult<()> {
+        let c = self.configured()?;
+        let id = p
+            .gateway_ref
+            .as_deref()
+            .ok_or_else(|| ApiError::Gateway("no Mandarin transaction to refund".into()))?;
+        let body =
+            json!({ "payment": { "orderId": p.id, "action": "reversal" }, "target": { "transaction": id } });
+        self.call(http().post(format!("{}/api/transactions", c.base_url)).json(&body), "Mandarin refund")
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_matches_the_documented_example_shape() {
+        let f: Fields =
+            [("price", "123.00"), ("orderId", "123"), ("merchantId", "1"), ("email", "user@example.com")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        let expected = hex::encode(Sha256::digest(b"user@example.com-1-123-123.00-123"));
+        assert_eq!(sign("123", &f), expected);
+        let c = Config { merchant_id: "42".into(), secret: "s".into(), ..Config::default() };
+        let expected = format!("42-{}-r1", hex::encode(Sha256::digest(b"42-r1-s")));
+        assert_eq!(x_auth(&c, "r1"), expected);
+    }
+}

@@ -1,0 +1,265 @@
+//! Robokassa.
+//!
+//! - Payment link: `{ROBOKASSA_URL}/Merchant/Index.aspx?MerchantLogin&OutSum&InvId&Description
+//!   &SignatureValue&Shp_payment_id[&IsTest=1]`, `SignatureValue = hash(MerchantLogin:OutSum:
+//!   InvId:Password1[:Shp_k=v sorted by key])`. The hash is md5 unless `ROBOKASSA_HASH` says
+//!   `sha256` or `sha512` (the shop's technical settings choose it).
+//! - ResultURL callback (`/api/v1/gateways/robokassa/result`, GET or POST): `OutSum`, `InvId`,
+//!   `SignatureValue = hash(OutSum:InvId:Password2[:Shp_...])`, compared case-insensitively
+//!   over the values exactly as received; answered `OK{InvId}`.
+//! - Status: `OpStateExt?MerchantLogin&InvoiceID&Signature=hash(MerchantLogin:InvoiceID:Password2)`
+//!   (XML): `Result/Code` 0 = found, 3 = no such invoice (still pending); `State/Code` 5
+//!   initialized, 10 canceled, 50 paid (being credited), 60 refunded, 80 suspended, 100 paid.
+//! - Refunds are made in the merchant account (the refund API needs a third password and
+//!   an operation key this integration does not hold): `refund` answers a 502.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use md5::Md5;
+use rust_decimal::Decimal;
+use sha2::{Digest, Sha256, Sha512};
+
+use crate::App;
+use crate::error::{ApiError, ApiResult};
+use crate::payments::gateway::{
+    CallbackEvent, Fields, Gateway, Redirect, Remote, field, gateway_err, http, same_signature,
+};
+use crate::payments::{GatewayKind, Payment, env, load_by_inv};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HashAlg {
+    #[default]
+    Md5,
+    Sha256,
+    Sha512,
+}
+
+impl std::str::FromStr for HashAlg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "md5" => Ok(HashAlg::Md5),
+            "sha256" => Ok(HashAlg::Sha256),
+            "sha512" => Ok(HashAlg::Sha512),
+            other => Err(format!("ROBOKASSA_HASH: unknown algorithm {other:?}")),
+        }
+    }
+}
+
+impl HashAlg {
+    pub fn hex(self, s: &str) -> String {
+        match self {
+            HashAlg::Md5 => hex::encode(Md5::digest(s.as_bytes())),
+            HashAlg::Sha256 => hex::encode(Sha256::digest(s.as_bytes())),
+            HashAlg::Sha512 => hex::encode(Sha512::digest(s.as_bytes())),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `ROBOKASSA_LOGIN`
+    pub login: String,
+    /// `ROBOKASSA_PASSWORD1` (payment links)
+    pub password1: String,
+    /// `ROBOKASSA_PASSWORD2` (ResultURL, status queries)
+    pub password2: String,
+    /// `ROBOKASSA_HASH`: md5 (default), sha256, sha512
+    pub hash: HashAlg,
+    /// `ROBOKASSA_URL`, default `https://auth.robokassa.ru`
+    pub base_url: String,
+    /// `ROBOKASSA_TEST=1` adds `IsTest=1` to payment links
+    pub test: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            login: String::new(),
+            password1: String::new(),
+            password2: String::new(),
+            hash: HashAlg::Md5,
+            base_url: "https://auth.robokassa.ru".into(),
+            test: false,
+        }
+    }
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, String> {
+        let d = Config::default();
+        Ok(Config {
+            login: env("ROBOKASSA_LOGIN").unwrap_or(d.login),
+            password1: env("ROBOKASSA_PASSWORD1").unwrap_or(d.password1),
+            password2: env("ROBOKASSA_PASSWORD2").unwrap_or(d.password2),
+            hash: match env("ROBOKASSA_HASH") {
+                Some(h) => h.parse()?,
+                None => d.hash,
+            },
+            base_url: env("ROBOKASSA_URL").unwrap_or(d.base_url).trim_end_matches('/').to_owned(),
+            test: env("ROBOKASSA_TEST").is_some_and(|v| v == "1" || v == "true"),
+        })
+    }
+}
+
+/// `:Shp_k=v` for every `Shp_` field, sorted by key.
+fn shp_suffix(shp: &BTreeMap<String, String>) -> String {
+    shp.iter().map(|(k, v)| format!(":{k}={v}")).collect()
+}
+
+/// The payment link signature.
+pub fn link_signature(c: &Config, out_sum: &str, inv_id: &str, shp: &BTreeMap<String, String>) -> String {
+    c.hash.hex(&format!("{}:{out_sum}:{inv_id}:{}{}", c.login, c.password1, shp_suffix(shp)))
+}
+
+/// The ResultURL signature.
+pub fn result_signature(c: &Config, out_sum: &str, inv_id: &str, shp: &BTreeMap<String, String>) -> String {
+    c.hash.hex(&format!("{out_sum}:{inv_id}:{}{}", c.password2, shp_suffix(shp)))
+}
+
+/// Text of the first `<tag>` element inside the first `<parent>` element.
+pub fn xml_text<'a>(xml: &'a str, parent: &str, tag: &str) -> Option<&'a str> {
+    let p = xml.find(&format!("<{parent}>"))?;
+    let rest = &xml[p..];
+    let end = rest.find(&format!("</{parent}>")).unwrap_or(rest.len());
+    let scope = &rest[..end];
+    let open = format!("<{tag}>");
+    let s = scope.find(&open)? + open.len();
+    let e = scope[s..].find(&format!("</{tag}>"))? + s;
+    Some(scope[s..e].trim())
+}
+
+pub struct Robokassa(pub Config);
+
+impl Robokassa {
+    fn configured(&self) -> ApiResult<&Config> {
+        if self.0.login.is_empty() || self.0.password1.is_empty() || self.0.password2.is_empty() {
+            return Err(ApiError::Gateway("Robokassa is not configured".into()));
+        }
+        Ok(&self.0)
+    }
+}
+
+#[async_trait]
+impl Gateway for Robokassa {
+    fn kind(&self) -> GatewayKind {
+        GatewayKind::Robokassa
+    }
+
+    async fn create(&self, _app: &App, p: &Payment) -> ApiResult<Redirect> {
+        let c = self.configured()?;
+        let out_sum = crate::money::format(p.amount);
+        let inv = p.inv_id.to_string();
+        let shp = BTreeMap::from([("Shp_payment_id".to_owned(), p.id.clone())]);
+        let sig = link_signature(c, &out_sum, &inv, &shp);
+        let mut url = url::Url::parse(&format!("{}/Merchant/Index.aspx", c.base_url))
+            .map_err(|e| gateway_err("ROBOKASSA_URL", e))?;
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("MerchantLogin", &c.login)
+                .append_pair("OutSum", &out_sum)
+                .append_pair("InvId", &inv)
+                .append_pair("Description", &p.description.chars().take(100).collect::<String>())
+                .append_pair("SignatureValue", &sig)
+                .append_pair("Shp_payment_id", &p.id);
+            if let Some(email) = &p.email {
+                q.append_pair("Email", email);
+            }
+            if c.test {
+                q.append_pair("IsTest", "1");
+            }
+        }
+        Ok(Redirect { url: url.into(), gateway_ref: Some(inv) })
+    }
+
+    async fn verify_callback(&self, app: &App, f: &Fields) -> ApiResult<CallbackEvent> {
+        let c = self.configured()?;
+        let out_sum = field(f, "OutSum")?;
+        let inv = field(f, "InvId")?;
+        let sig = field(f, "SignatureValue")?;
+        let shp: BTreeMap<String, String> =
+            f.iter().filter(|(k, _)| k.starts_with("Shp_")).map(|(k, v)| (k.clone(), v.clone())).collect();
+        if !same_signature(sig, &result_signature(c, out_sum, inv, &shp)) {
+            return Err(ApiError::Forbidden("the Robokassa signature is invalid".into()));
+        }
+        let amount: Decimal =
+            out_sum.parse().map_err(|_| ApiError::bad_request("OutSum", "OutSum is not a number"))?;
+        let inv_id: i64 = inv.parse().map_err(|_| ApiError::bad_request("InvId", "InvId is not a number"))?;
+        let p = load_by_inv(app, inv_id).await?.ok_or_else(|| ApiError::NotFound("payment".into()))?;
+        let method = f.get("PaymentMethod").or(f.get("IncCurrLabel")).cloned();
+        Ok(CallbackEvent { payment_id: p.id, remote: Remote::Paid { method }, amount: Some(amount) })
+    }
+
+    async fn query_status(&self, _app: &App, p: &Payment) -> ApiResult<Remote> {
+        let c = self.configured()?;
+        let inv = p.inv_id.to_string();
+        let sig = c.hash.hex(&format!("{}:{inv}:{}", c.login, c.password2));
+        let res = http()
+            .get(format!("{}/Merchant/WebService/Service.asmx/OpStateExt", c.base_url))
+            .query(&[
+                ("MerchantLogin", c.login.as_str()),
+                ("InvoiceID", inv.as_str()),
+                ("Signature", sig.as_str()),
+            ])
+            .send()
+            .await
+            .map_err(|e| gateway_err("Robokassa OpStateExt", e))?;
+        let xml = res.text().await.map_err(|e| gateway_err("Robokassa OpStateExt", e))?;
+        match xml_text(&xml, "Result", "Code") {
+            Some("0") => {}
+            Some("3") => return Ok(Remote::Pending),
+            other => return Err(ApiError::Gateway(format!("Robokassa OpStateExt result {other:?}"))),
+        }
+        let method = xml_text(&xml, "Info", "IncCurrLabel").map(str::to_owned);
+        Ok(match xml_text(&xml, "State", "Code") {
+            Some("100") | Some("50") => Remote::Paid { method },
+            Some("10") => Remote::Declined { reason: "canceled on Robokassa".into() },
+            Some("60") => Remote::Refunded,
+            Some("5") | Some("80") => Remote::Pending,
+            other => return Err(ApiError::Gateway(format!("Robokassa OpStateExt state {other:?}"))),
+        })
+    }
+
+    async fn refund(&self, _app: &App, _p: &Payment, _amount: Decimal) -> ApiResult<()> {
+        Err(ApiError::Gateway("Robokassa refunds are made in the merchant account".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_follow_the_documented_strings() {
+        let c = Config {
+            login: "demo".into(),
+            password1: "p1".into(),
+            password2: "p2".into(),
+            ..Config::default()
+        };
+        let shp =
+            BTreeMap::from([("Shp_b".to_owned(), "2".to_owned()), ("Shp_a".to_owned(), "1".to_owned())]);
+        assert_eq!(
+            link_signature(&c, "100.00", "5", &shp),
+            hex::encode(Md5::digest(b"demo:100.00:5:p1:Shp_a=1:Shp_b=2"))
+        );
+        assert_eq!(
+            result_signature(&c, "100.00", "5", &BTreeMap::new()),
+            hex::encode(Md5::digest(b"100.00:5:p2"))
+        );
+        let c = Config { hash: HashAlg::Sha256, ..c };
+        assert_eq!(
+            result_signature(&c, "1.00", "7", &BTreeMap::new()),
+            hex::encode(Sha256::digest(b"1.00:7:p2"))
+        );
+    }
+
+    #[test]
+    fn reads_op_state_ext() {
+        let xml = "<OperationStateResponse><Result><Code>0</Code></Result><State><Code>100</Code></State><Info><IncCurrLabel>BankCard</IncCurrLabel></Info></OperationStateResponse>";
+        assert_eq!(xml_text(xml, "Result", "Code"), Some("0"));
+        assert_eq!(xml_text(xml, "State", "Code"), Some("100"));
+        assert_eq!(xml_text(xml, "Info", "IncCurrLabel"), Some("BankCard"));
+    }
+}

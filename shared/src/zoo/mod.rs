@@ -1,0 +1,793 @@
+//! Zoo payment sessions (seed 004, SPEC part C).
+//!
+//! A session is a [`Payment`] (purpose `ZooSession`) plus a session item in the same
+//! partition (`pk = payment#<id>`, `sk = zoo`) with the order lines, customer,
+//! confirmation URLs, metadata, the issued tickets and the slot places it holds; one
+//! query of the partition reads both.
+//!
+//! Decisions where the seed is silent:
+//! - Items sit in `order.items` (SPEC); a top-level `items` array is accepted as an alias
+//!   when `order.items` is absent (one fragment of the seed shows it there).
+//! - Visit date and time are Moscow time (UTC+3); they must be in the future.
+//! - Capacity is per visit slot (date + time), all ticket types together; a session holds
+//!   it from creation until its payment fails, is canceled or expires (released in the
+//!   same transaction as that settlement). A sold-out slot is 400 naming the item.
+//! - PUT replaces `amount` and `description` (both required) and `metadata` (user keys;
+//!   absent means none); PATCH changes any of `amount`, `customer`, `description`,
+//!   `metadata` (merged; a `null` value removes a key). Changing the amount or the customer
+//!   needs status `pending` (else 400); sending the current value is not a change.
+//!   `metadata.qr_codes_issued`, `tickets_activated` and `updated_fields` belong to the
+//!   system (422 when sent). Both answer "Payment updated successfully".
+//! - At most 10 order lines and 50 tickets per session.
+
+pub mod qr;
+pub mod slots;
+
+use std::collections::BTreeMap;
+
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::App;
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::money;
+use crate::outbox::Notification;
+use crate::payments::{self, GatewayKind, Payment, Purpose, Status, gateways};
+use crate::store::{Cond, Item, QueryOpts, StoreError, WriteOp};
+use slots::Reservation;
+
+pub const SK_SESSION: &str = "zoo";
+pub const MAX_LINES: usize = 10;
+pub const MAX_TICKETS: i64 = 50;
+const RESERVED_METADATA: [&str; 3] = ["qr_codes_issued", "tickets_activated", "updated_fields"];
+pub const PAYMENT_METHODS: [&str; 5] = ["bank_card", "apple_pay", "google_pay", "sbp", "yoo_money"];
+
+// ---------- requests ----------
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MoneyIn {
+    pub value: String,
+    pub currency: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LineIn {
+    pub ticket_type: String,
+    pub quantity: i64,
+    pub unit_price: MoneyIn,
+    pub visit_date: String,
+    pub visit_time: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OrderIn {
+    pub order_id: String,
+    pub total_amount: MoneyIn,
+    #[serde(default)]
+    pub items: Option<Vec<LineIn>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CustomerIn {
+    pub email: String,
+    #[serde(default)]
+    pub phone: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConfirmationIn {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub return_url: String,
+    pub cancel_url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CreateSession {
+    pub session_id: String,
+    pub order: OrderIn,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub items: Option<Vec<LineIn>>,
+    pub customer: CustomerIn,
+    #[serde(default)]
+    pub payment_methods: Option<Vec<String>>,
+    pub confirmation: ConfirmationIn,
+    #[serde(default)]
+    pub metadata: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CustomerPatch {
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct UpdatePayment {
+    #[serde(default)]
+    pub amount: Option<MoneyIn>,
+    #[serde(default)]
+    pub customer: Option<CustomerPatch>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub metadata: Option<Map<String, Value>>,
+}
+
+// ---------- stored session ----------
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Line {
+    pub ticket_type: String,
+    pub quantity: i64,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub unit_price: Decimal,
+    pub visit_date: String,
+    pub visit_time: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Customer {
+    pub email: String,
+    pub phone: Option<String>,
+    pub user_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Confirmation {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub return_url: String,
+    pub cancel_url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ticket {
+    pub ticket_id: String,
+    pub ticket_type: String,
+    pub visit_date: String,
+    pub visit_time: String,
+    /// The QR code's text.
+    pub qr_payload: String,
+    /// `data:image/png;base64,...`
+    pub qr_code: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    pub payment_id: String,
+    pub session_id: String,
+    pub order_id: String,
+    pub items: Vec<Line>,
+    pub customer: Customer,
+    pub confirmation: Confirmation,
+    pub payment_methods: Vec<String>,
+    pub metadata: Map<String, Value>,
+    #[serde(default)]
+    pub tickets: Vec<Ticket>,
+    pub reservations: Vec<Reservation>,
+    #[serde(skip)]
+    pub version: u64,
+}
+
+impl Session {
+    fn to_item(&self) -> ApiResult<Item> {
+        Ok(Item::from_value(payments::pk(&self.payment_id), SK_SESSION, self)?.with_version(self.version))
+    }
+}
+
+// ---------- validation ----------
+
+#[derive(Default)]
+struct Errors(Vec<FieldError>);
+
+impl Errors {
+    fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError { field: field.into(), message: message.into() });
+    }
+    fn finish(self) -> ApiResult<()> {
+        if self.0.is_empty() { Ok(()) } else { Err(ApiError::Validation(self.0)) }
+    }
+}
+
+fn check_money(e: &mut Errors, field: &str, m: &MoneyIn) -> Option<Decimal> {
+    if m.currency != "RUB" {
+        e.add(format!("{field}.currency"), "currency must be RUB");
+    }
+    let v = money::parse_strict(&m.value);
+    if v.is_none() {
+        e.add(
+            format!("{field}.value"),
+            "amount must be a string with exactly two decimals, like \"2500.00\"",
+        );
+    }
+    v
+}
+
+pub fn valid_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else { return false };
+    s.len() <= 254
+        && !local.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains("..")
+        && s.chars().all(|c| c.is_ascii_graphic())
+}
+
+pub fn valid_phone(s: &str) -> bool {
+    s.strip_prefix('+').is_some_and(|d| (10..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn valid_http_url(s: &str) -> bool {
+    url::Url::parse(s).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+}
+
+fn check_text(e: &mut Errors, field: &str, s: &str, max: usize) {
+    if s.trim().is_empty() {
+        e.add(field, format!("{field} must not be empty"));
+    } else if s.chars().count() > max {
+        e.add(field, format!("{field} is longer than {max} characters"));
+    }
+}
+
+fn check_metadata(e: &mut Errors, m: &Map<String, Value>) {
+    for k in RESERVED_METADATA {
+        if m.contains_key(k) {
+            e.add(format!("metadata.{k}"), format!("metadata.{k} is set by the system"));
+        }
+    }
+    if m.len() > 20 || serde_json::to_string(m).map(|s| s.len()).unwrap_or(0) > 4096 {
+        e.add("metadata", "metadata holds at most 20 keys and 4 KB");
+    }
+}
+
+/// The visit moment (Moscow time, UTC+3) in UTC, or an error on the field.
+fn visit_moment(e: &mut Errors, field: &str, date: &str, time: &str) -> Option<chrono::DateTime<Utc>> {
+    let d = NaiveDate::parse_from_str(date, "%Y-%m-%d").ok().filter(|_| date.len() == 10);
+    let t = NaiveTime::parse_from_str(time, "%H:%M").ok().filter(|_| time.len() == 5);
+    if d.is_none() {
+        e.add(format!("{field}.visit_date"), "visit_date must be a date YYYY-MM-DD");
+    }
+    if t.is_none() {
+        e.add(format!("{field}.visit_time"), "visit_time must be a time HH:MM");
+    }
+    let msk = chrono::FixedOffset::east_opt(3 * 3600)?;
+    msk.from_local_datetime(&NaiveDateTime::new(d?, t?)).single().map(|m| m.with_timezone(&Utc))
+}
+
+struct Valid {
+    total: Decimal,
+    lines: Vec<Line>,
+    methods: Vec<String>,
+}
+
+fn validate(app: &App, req: &CreateSession) -> ApiResult<Valid> {
+    let mut e = Errors::default();
+    let now = app.clock.now();
+    check_text(&mut e, "session_id", &req.session_id, 128);
+    check_text(&mut e, "order.order_id", &req.order.order_id, 128);
+    let total = check_money(&mut e, "order.total_amount", &req.order.total_amount);
+    if let Some(d) = &req.description
+        && d.chars().count() > 1000
+    {
+        e.add("description", "description is longer than 1000 characters");
+    }
+    let (items, base) = match (&req.order.items, &req.items) {
+        (Some(items), _) => (items, "order.items"),
+        (None, Some(items)) => (items, "items"),
+        (None, None) => {
+            e.add("order.items", "order.items is required");
+            return Err(ApiError::Validation(e.0));
+        }
+    };
+    if items.is_empty() {
+        e.add(base, "at least one item is required");
+    }
+    if items.len() > MAX_LINES {
+        e.add(base, format!("at most {MAX_LINES} items"));
+    }
+    let mut sum = Decimal::ZERO;
+    let mut sum_ok = true;
+    let mut tickets = 0i64;
+    let mut lines = Vec::new();
+    for (i, it) in items.iter().enumerate() {
+        let f = format!("{base}[{i}]");
+        check_text(&mut e, &format!("{f}.ticket_type"), &it.ticket_type, 64);
+        if it.quantity < 1 {
+            e.add(format!("{f}.quantity"), "quantity must be a positive whole number");
+        } else if it.quantity > MAX_TICKETS {
+            e.add(format!("{f}.quantity"), format!("at most {MAX_TICKETS} tickets per session"));
+        }
+        tickets = tickets.saturating_add(it.quantity.max(0));
+        let price = check_money(&mut e, &format!("{f}.unit_price"), &it.unit_price);
+        match price {
+            Some(p) if it.quantity >= 1 => sum += p * Decimal::from(it.quantity.min(MAX_TICKETS)),
+            _ => sum_ok = false,
+        }
+        if let Some(m) = visit_moment(&mut e, &f, &it.visit_date, &it.visit_time)
+            && m <= now
+        {
+            e.add(format!("{f}.visit_date"), "the visit date and time must be in the future");
+        }
+        lines.push(Line {
+            ticket_type: it.ticket_type.trim().to_owned(),
+            quantity: it.quantity,
+            unit_price: price.unwrap_or_default(),
+            visit_date: it.visit_date.clone(),
+            visit_time: it.visit_time.clone(),
+        });
+    }
+    if tickets > MAX_TICKETS {
+        e.add(base, format!("at most {MAX_TICKETS} tickets per session"));
+    }
+    if let Some(t) = total
+        && sum_ok
+        && !items.is_empty()
+        && money::round(sum) != t
+    {
+        e.add(
+            "order.total_amount.value",
+            format!(
+                "total_amount {} is not the sum of quantity × unit_price ({})",
+                money::format(t),
+                money::format(sum)
+            ),
+        );
+    }
+    if !valid_email(&req.customer.email) {
+        e.add("customer.email", "customer.email is not a valid email address");
+    }
+    if let Some(p) = &req.customer.phone
+        && !valid_phone(p)
+    {
+        e.add("customer.phone", "customer.phone must be +<country code><number>, 10 to 15 digits");
+    }
+    let methods = req.payment_methods.clone().unwrap_or_else(|| vec!["bank_card".into()]);
+    for (i, m) in methods.iter().enumerate() {
+        if !PAYMENT_METHODS.contains(&m.as_str()) {
+            e.add(
+                format!("payment_methods[{i}]"),
+                format!("payment method must be one of {}", PAYMENT_METHODS.join(", ")),
+            );
+        }
+    }
+    if methods.is_empty() {
+        e.add("payment_methods", "at least one payment method");
+    }
+    if req.confirmation.kind != "redirect" {
+        e.add("confirmation.type", "confirmation.type must be redirect");
+    }
+    for (f, u) in [
+        ("confirmation.return_url", &req.confirmation.return_url),
+        ("confirmation.cancel_url", &req.confirmation.cancel_url),
+    ] {
+        if !valid_http_url(u) {
+            e.add(f, format!("{f} must be an http(s) URL"));
+        }
+    }
+    if let Some(m) = &req.metadata {
+        check_metadata(&mut e, m);
+    }
+    e.finish()?;
+    Ok(Valid { total: total.unwrap_or_default(), lines, methods })
+}
+
+// ---------- operations ----------
+
+fn base_metadata(user: Option<&Map<String, Value>>) -> Map<String, Value> {
+    let mut m = user.cloned().unwrap_or_default();
+    m.insert("qr_codes_issued".into(), Value::Bool(false));
+    m.insert("tickets_activated".into(), Value::Bool(false));
+    m
+}
+
+/// Creates a session: validates, reserves slot places, registers the payment with the
+/// gateway, writes payment and session together. Places are given back if any later step fails.
+pub async fn create_session(app: &App, owner: &str, req: CreateSession) -> ApiResult<(Payment, Session)> {
+    let valid = validate(app, &req)?;
+    // Places per slot, reserved in a fixed order.
+    let mut per_slot: BTreeMap<(String, String), (i64, usize)> = BTreeMap::new();
+    for (i, l) in valid.lines.iter().enumerate() {
+        let e = per_slot.entry((l.visit_date.clone(), l.visit_time.clone())).or_insert((0, i));
+        e.0 += l.quantity;
+    }
+    let base = if req.order.items.is_some() { "order.items" } else { "items" };
+    let mut held: Vec<Reservation> = Vec::new();
+    for ((date, time), (q, first)) in &per_slot {
+        match slots::reserve(app, date, time, *q, &format!("{base}[{first}].quantity")).await {
+            Ok(r) => held.extend(r),
+            Err(e) => {
+                slots::release(app, &held).await;
+                return Err(e);
+            }
+        }
+    }
+    match write_session(app, owner, &req, valid, &held).await {
+        Ok(done) => Ok(done),
+        Err(e) => {
+            slots::release(app, &held).await;
+            Err(e)
+        }
+    }
+}
+
+async fn write_session(
+    app: &App,
+    owner: &str,
+    req: &CreateSession,
+    valid: Valid,
+    held: &[Reservation],
+) -> ApiResult<(Payment, Session)> {
+    let kind = app.config.payments.zoo_gateway;
+    let gateway = gateways::for_kind(app, kind);
+    for _ in 0..5 {
+        let inv = payments::new_inv_id();
+        let id = format!("ZT_{inv}");
+        let description =
+            req.description.clone().unwrap_or_else(|| format!("Zoo tickets, order {}", req.order.order_id));
+        let mut p = Payment::new(
+            app,
+            id.clone(),
+            inv,
+            owner.to_owned(),
+            Purpose::ZooSession { id: id.clone() },
+            kind,
+            valid.total,
+            description,
+        );
+        p.email = Some(req.customer.email.clone());
+        p.return_url = Some(req.confirmation.return_url.clone());
+        p.cancel_url = Some(req.confirmation.cancel_url.clone());
+        p.payment_method = valid.methods.first().cloned();
+        let redirect = gateway.create(app, &p).await?;
+        p.confirmation_url = Some(redirect.url);
+        p.gateway_ref = redirect.gateway_ref;
+        let s = Session {
+            payment_id: id.clone(),
+            session_id: req.session_id.clone(),
+            order_id: req.order.order_id.clone(),
+            items: valid.lines.clone(),
+            customer: Customer {
+                email: req.customer.email.clone(),
+                phone: req.customer.phone.clone(),
+                user_id: owner.to_owned(),
+            },
+            confirmation: Confirmation {
+                kind: req.confirmation.kind.clone(),
+                return_url: req.confirmation.return_url.clone(),
+                cancel_url: req.confirmation.cancel_url.clone(),
+            },
+            payment_methods: valid.methods.clone(),
+            metadata: base_metadata(req.metadata.as_ref()),
+            tickets: vec![],
+            reservations: held.to_vec(),
+            version: 1,
+        };
+        let mut ops = payments::create_ops(&p)?;
+        ops.push(WriteOp::Put { item: s.to_item()?, cond: Cond::NotExists });
+        match app.store.transact(ops).await {
+            Ok(()) => return Ok((p, s)),
+            // An id already taken: draw another.
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::Unavailable("could not allocate a payment id".into()))
+}
+
+/// The payment and its session, if `owner` owns them (else 404).
+pub async fn load_owned(app: &App, owner: &str, id: &str) -> ApiResult<(Payment, Session)> {
+    let not_found = || ApiError::NotFound("payment".into());
+    if id.len() > 64 {
+        return Err(not_found());
+    }
+    let items = app.store.query(&payments::pk(id), QueryOpts::default()).await?;
+    let (mut p, mut s) = (None, None);
+    for it in &items {
+        match it.sk.as_str() {
+            payments::SK_PAYMENT => p = Some(Payment::from_item(it)?),
+            SK_SESSION => {
+                let mut sess: Session = it.decode()?;
+                sess.version = it.version;
+                s = Some(sess)
+            }
+            _ => {}
+        }
+    }
+    match (p, s) {
+        (Some(p), Some(s)) if p.owner == owner => Ok((p, s)),
+        _ => Err(not_found()),
+    }
+}
+
+fn money_json(v: Decimal) -> Value {
+    json!({ "value": money::format(v), "currency": "RUB" })
+}
+
+/// The seed's payment shape.
+pub fn view(p: &Payment, s: &Session) -> Value {
+    let ts = |t: Option<chrono::DateTime<Utc>>| t.map(payments::ts).map(Value::String).unwrap_or(Value::Null);
+    json!({
+        "payment_id": p.id,
+        "session_id": s.session_id,
+        "order_id": s.order_id,
+        "status": p.status.as_str(),
+        "amount": money_json(p.amount),
+        "refunded_amount": money_json(p.refunded_amount),
+        "payment_method": p.payment_method,
+        "created_at": payments::ts(p.created_at),
+        "updated_at": payments::ts(p.updated_at),
+        "captured_at": ts(p.captured_at),
+        "expires_at": payments::ts(p.expires_at),
+        "confirmation": {
+            "type": s.confirmation.kind,
+            "return_url": s.confirmation.return_url,
+            "cancel_url": s.confirmation.cancel_url,
+            "confirmation_url": p.confirmation_url,
+        },
+        "customer": s.customer,
+        "items": s.items.iter().map(|l| json!({
+            "ticket_type": l.ticket_type,
+            "quantity": l.quantity,
+            "unit_price": money_json(l.unit_price),
+            "visit_date": l.visit_date,
+            "visit_time": l.visit_time,
+        })).collect::<Vec<_>>(),
+        "payment_methods": s.payment_methods,
+        "metadata": s.metadata,
+        "description": p.description,
+        "tickets": s.tickets.iter().map(|t| json!({
+            "ticket_id": t.ticket_id,
+            "ticket_type": t.ticket_type,
+            "visit_date": t.visit_date,
+            "visit_time": t.visit_time,
+            "qr_code": t.qr_code,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// PUT (`full = true`) or PATCH.
+pub async fn update(
+    app: &App,
+    owner: &str,
+    id: &str,
+    req: UpdatePayment,
+    full: bool,
+) -> ApiResult<(Payment, Session)> {
+    let mut e = Errors::default();
+    if full {
+        if req.amount.is_none() {
+            e.add("amount", "amount is required");
+        }
+        if req.description.is_none() {
+            e.add("description", "description is required");
+        }
+    } else if req.amount.is_none()
+        && req.customer.is_none()
+        && req.description.is_none()
+        && req.metadata.is_none()
+    {
+        e.add("body", "nothing to update: send amount, customer, description or metadata");
+    }
+    let amount = req.amount.as_ref().and_then(|m| check_money(&mut e, "amount", m));
+    if let Some(a) = amount
+        && a <= Decimal::ZERO
+    {
+        e.add("amount.value", "amount must be positive");
+    }
+    if let Some(d) = &req.description
+        && d.chars().count() > 1000
+    {
+        e.add("description", "description is longer than 1000 characters");
+    }
+    if let Some(c) = &req.customer {
+        if c.email.as_deref().is_some_and(|m| !valid_email(m)) {
+            e.add("customer.email", "customer.email is not a valid email address");
+        }
+        if c.phone.as_deref().is_some_and(|p| !valid_phone(p)) {
+            e.add("customer.phone", "customer.phone must be +<country code><number>, 10 to 15 digits");
+        }
+    }
+    if let Some(m) = &req.metadata {
+        check_metadata(&mut e, m);
+    }
+    e.finish()?;
+
+    let (p, s) = load_owned(app, owner, id).await?;
+    let mut np = p.next(app);
+    let mut ns = Session { version: s.version + 1, ..s.clone() };
+    let mut changed: Vec<&str> = Vec::new();
+    let mut money_or_customer = false;
+    if let Some(a) = amount
+        && a != p.amount
+    {
+        np.amount = a;
+        changed.push("amount");
+        money_or_customer = true;
+    }
+    if let Some(c) = &req.customer {
+        let mut cust = s.customer.clone();
+        if let Some(m) = &c.email {
+            cust.email = m.clone();
+        }
+        if c.phone.is_some() {
+            cust.phone = c.phone.clone();
+        }
+        if cust != s.customer {
+            np.email = Some(cust.email.clone());
+            ns.customer = cust;
+            changed.push("customer");
+            money_or_customer = true;
+        }
+    }
+    if money_or_customer && p.status != Status::Pending {
+        return Err(ApiError::bad_request(
+            changed.first().copied().unwrap_or("status"),
+            format!(
+                "the amount and the customer can only change while the payment is pending; it is {}",
+                p.status.as_str()
+            ),
+        ));
+    }
+    if let Some(d) = &req.description
+        && *d != p.description
+    {
+        np.description = d.clone();
+        changed.push("description");
+    }
+    // PUT replaces the user metadata: absent means none.
+    let metadata = if full { Some(req.metadata.clone().unwrap_or_default()) } else { req.metadata.clone() };
+    if let Some(m) = &metadata {
+        let mut meta: Map<String, Value> = s
+            .metadata
+            .iter()
+            .filter(|(k, _)| RESERVED_METADATA.contains(&k.as_str()) || !full)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (k, v) in m {
+            if v.is_null() {
+                meta.remove(k);
+            } else {
+                meta.insert(k.clone(), v.clone());
+            }
+        }
+        meta.remove("updated_fields");
+        let old: Map<String, Value> = s
+            .metadata
+            .iter()
+            .filter(|(k, _)| k.as_str() != "updated_fields")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if meta != old {
+            changed.push("metadata");
+        }
+        ns.metadata = meta;
+    }
+    ns.metadata.insert("updated_fields".into(), json!(changed));
+    if np.amount != p.amount {
+        // The gateway page must show the new amount.
+        let redirect = gateways::for_kind(app, p.gateway).create(app, &np).await?;
+        np.confirmation_url = Some(redirect.url);
+        np.gateway_ref = redirect.gateway_ref.or(np.gateway_ref);
+    }
+    let ops = vec![
+        WriteOp::Put { item: np.to_item()?, cond: Cond::Version(p.version) },
+        WriteOp::Put { item: ns.to_item()?, cond: Cond::Version(s.version) },
+    ];
+    app.store.transact(ops).await?;
+    Ok((np, ns))
+}
+
+/// DELETE: only a canceled or failed payment; afterwards it is gone (404).
+pub async fn delete(app: &App, owner: &str, id: &str) -> ApiResult<chrono::DateTime<Utc>> {
+    let (p, s) = load_owned(app, owner, id).await?;
+    if !matches!(p.status, Status::Canceled | Status::Failed) {
+        return Err(ApiError::bad_request(
+            "status",
+            format!("only canceled or failed payments can be deleted; this one is {}", p.status.as_str()),
+        ));
+    }
+    let mut ops = payments::delete_ops(&p);
+    ops.push(WriteOp::Delete { pk: payments::pk(id), sk: SK_SESSION.into(), cond: Cond::Version(s.version) });
+    app.store.transact(ops).await?;
+    Ok(app.clock.now())
+}
+
+// ---------- settlement ----------
+
+/// Writes that go with the settlement of a session's payment: a failed, canceled or
+/// expired payment gives its slot places back.
+pub async fn settle_ops(app: &App, id: &str, status: Status) -> ApiResult<Vec<WriteOp>> {
+    if !matches!(status, Status::Failed | Status::Canceled) {
+        return Ok(vec![]);
+    }
+    let Some(item) = app.store.get(&payments::pk(id), SK_SESSION).await? else { return Ok(vec![]) };
+    let s: Session = item.decode()?;
+    Ok(slots::release_ops(&s.reservations))
+}
+
+/// Issues the tickets of a paid session (QR codes, `metadata.qr_codes_issued = true`) and
+/// queues the tickets email. Called once, by the settling request; safe to repeat.
+pub async fn on_settled(app: &App, p: &Payment) -> ApiResult<()> {
+    match p.status {
+        Status::Succeeded => issue_tickets(app, p).await,
+        other => {
+            tracing::info!(payment = %p.id, status = other.as_str(), "zoo session settled without tickets");
+            Ok(())
+        }
+    }
+}
+
+async fn issue_tickets(app: &App, p: &Payment) -> ApiResult<()> {
+    for _ in 0..5 {
+        let Some(item) = app.store.get(&payments::pk(&p.id), SK_SESSION).await? else { return Ok(()) };
+        let mut s: Session = item.decode()?;
+        s.version = item.version;
+        if !s.tickets.is_empty() {
+            return Ok(());
+        }
+        let mut tickets = Vec::new();
+        for l in &s.items {
+            for _ in 0..l.quantity {
+                let ticket_id = format!("{}-{}", p.id, tickets.len() + 1);
+                let payload = qr::payload(
+                    &app.config.jwt_secret,
+                    &[&ticket_id, &p.id, &l.visit_date, &l.visit_time, &l.ticket_type],
+                );
+                let png = qr::png(&payload)?;
+                tickets.push(Ticket {
+                    ticket_id,
+                    ticket_type: l.ticket_type.clone(),
+                    visit_date: l.visit_date.clone(),
+                    visit_time: l.visit_time.clone(),
+                    qr_code: qr::data_url(&png),
+                    qr_payload: payload,
+                });
+            }
+        }
+        let prev = s.version;
+        s.version += 1;
+        s.tickets = tickets;
+        s.metadata.insert("qr_codes_issued".into(), Value::Bool(true));
+        match app.store.put(s.to_item()?, Cond::Version(prev)).await {
+            Ok(()) => {
+                app.outbox
+                    .enqueue(Notification {
+                        id: format!("zoo-{}-tickets", p.id),
+                        template: "zoo_tickets".into(),
+                        to: s.customer.email.clone(),
+                        data: json!({
+                            "payment_id": p.id,
+                            "order_id": s.order_id,
+                            "amount": money::format(p.amount),
+                            "tickets": s.tickets.iter().map(|t| json!({
+                                "ticket_id": t.ticket_id,
+                                "ticket_type": t.ticket_type,
+                                "visit_date": t.visit_date,
+                                "visit_time": t.visit_time,
+                                "qr_payload": t.qr_payload,
+                            })).collect::<Vec<_>>(),
+                        }),
+                    })
+                    .await?;
+                return Ok(());
+            }
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::Conflict("the session is being changed by other requests".into()))
+}
+
+/// The zoo's default gateway kind (for documentation and tests).
+pub fn gateway(app: &App) -> GatewayKind {
+    app.config.payments.zoo_gateway
+}

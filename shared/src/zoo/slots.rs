@@ -1,0 +1,172 @@
+//! Visit-slot capacity: a sharded bounded counter per (visit_date, visit_time).
+//!
+//! A slot's capacity (`ZOO_SLOT_CAPACITY`) is split over `ZOO_SLOT_SHARDS` counter items
+//! (`pk = zoo#slot#<date>#<time>`, `sk = shard#<i>`, attribute `taken`), so a flash sale
+//! spreads its writes over several keys. Shard `i` holds `capacity / n` places, the first
+//! `capacity % n` shards one more. A reservation of `q` places tries the shards in turn,
+//! starting at a random one, each with the store's atomic bounded `add` (`taken + q <=
+//! shard capacity`); a request fails only when no shard has room for it at the moment it
+//! asks, so exactly `capacity` single places can ever be taken. A multi-ticket request
+//! that fits in no single shard is split over several shards in one transaction. Releases
+//! subtract with a lower bound of 0 and happen in the same transaction as the payment's
+//! settlement, so they happen once.
+
+use std::collections::BTreeMap;
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::App;
+use crate::error::{ApiError, ApiResult};
+use crate::store::{QueryOpts, StoreError, WriteOp};
+
+pub const FIELD: &str = "taken";
+
+/// Places held on one shard of one slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    pub visit_date: String,
+    pub visit_time: String,
+    pub shard: i64,
+    pub quantity: i64,
+}
+
+pub fn slot_pk(date: &str, time: &str) -> String {
+    format!("zoo#slot#{date}#{time}")
+}
+
+fn shard_sk(i: i64) -> String {
+    format!("shard#{i}")
+}
+
+pub fn shard_capacity(capacity: i64, shards: i64, i: i64) -> i64 {
+    capacity / shards + i64::from(i < capacity % shards)
+}
+
+/// Reserves `quantity` places in a slot, or fails with 400 naming `field` when it is sold out.
+pub async fn reserve(
+    app: &App,
+    date: &str,
+    time: &str,
+    quantity: i64,
+    field: &str,
+) -> ApiResult<Vec<Reservation>> {
+    let (cap, n) = (app.config.payments.slot_capacity, app.config.payments.slot_shards);
+    let pk = slot_pk(date, time);
+    let start = rand::rng().random_range(0..n);
+    for k in 0..n {
+        let i = (start + k) % n;
+        match app.store.add(&pk, &shard_sk(i), FIELD, quantity, None, Some(shard_capacity(cap, n, i))).await {
+            Ok(_) => {
+                return Ok(vec![Reservation {
+                    visit_date: date.into(),
+                    visit_time: time.into(),
+                    shard: i,
+                    quantity,
+                }]);
+            }
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // No single shard has room: split over several, all or nothing.
+    for _ in 0..3 {
+        let taken = taken_by_shard(app, date, time).await?;
+        let mut left = quantity;
+        let mut plan = Vec::new();
+        for k in 0..n {
+            let i = (start + k) % n;
+            let free = shard_capacity(cap, n, i) - taken.get(&i).copied().unwrap_or(0);
+            if free > 0 && left > 0 {
+                let q = free.min(left);
+                plan.push(Reservation {
+                    visit_date: date.into(),
+                    visit_time: time.into(),
+                    shard: i,
+                    quantity: q,
+                });
+                left -= q;
+            }
+        }
+        if left > 0 {
+            break;
+        }
+        let ops = plan
+            .iter()
+            .map(|r| WriteOp::Add {
+                pk: pk.clone(),
+                sk: shard_sk(r.shard),
+                field: FIELD.into(),
+                delta: r.quantity,
+                min: None,
+                max: Some(shard_capacity(cap, n, r.shard)),
+            })
+            .collect();
+        match app.store.transact(ops).await {
+            Ok(()) => return Ok(plan),
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let (capacity, reserved) = availability(app, date, time).await?;
+    Err(ApiError::bad_request(
+        field,
+        format!(
+            "sold out: the visit slot {date} {time} has {} of {capacity} places left, {quantity} requested",
+            (capacity - reserved).max(0)
+        ),
+    ))
+}
+
+async fn taken_by_shard(app: &App, date: &str, time: &str) -> ApiResult<BTreeMap<i64, i64>> {
+    let items = app.store.query(&slot_pk(date, time), QueryOpts::prefix("shard#")).await?;
+    Ok(items
+        .iter()
+        .filter_map(|i| {
+            i.sk.strip_prefix("shard#").and_then(|s| s.parse().ok()).map(|s: i64| (s, i.number(FIELD)))
+        })
+        .collect())
+}
+
+/// The slot's capacity and the places currently reserved.
+pub async fn availability(app: &App, date: &str, time: &str) -> ApiResult<(i64, i64)> {
+    let taken = taken_by_shard(app, date, time).await?;
+    Ok((app.config.payments.slot_capacity, taken.values().sum()))
+}
+
+/// Writes that give reserved places back (one op per counter key).
+pub fn release_ops(reservations: &[Reservation]) -> Vec<WriteOp> {
+    let mut by_key: BTreeMap<(String, String), i64> = BTreeMap::new();
+    for r in reservations {
+        *by_key.entry((slot_pk(&r.visit_date, &r.visit_time), shard_sk(r.shard))).or_default() += r.quantity;
+    }
+    by_key
+        .into_iter()
+        .map(|((pk, sk), q)| WriteOp::Add { pk, sk, field: FIELD.into(), delta: -q, min: Some(0), max: None })
+        .collect()
+}
+
+/// Gives places back outside a settlement (a session that could not be created).
+pub async fn release(app: &App, reservations: &[Reservation]) {
+    for op in release_ops(reservations) {
+        if let WriteOp::Add { pk, sk, field, delta, min, max } = op
+            && let Err(e) = app.store.add(&pk, &sk, &field, delta, min, max).await
+        {
+            tracing::error!(error = %e, %pk, %sk, delta, "could not release slot places");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_capacities_add_up() {
+        for (cap, n) in [(50, 4), (3, 4), (0, 2), (500, 7)] {
+            assert_eq!((0..n).map(|i| shard_capacity(cap, n, i)).sum::<i64>(), cap);
+        }
+        assert_eq!(shard_capacity(50, 4, 0), 13);
+        assert_eq!(shard_capacity(50, 4, 3), 12);
+    }
+}
