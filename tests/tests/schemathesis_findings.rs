@@ -73,3 +73,27 @@ async fn dynamo_free_form_json_outside_the_table_limits_is_422() {
     let Some(store) = api_tests::dynamo_store().await else { return };
     free_form_json_outside_the_table_limits_is_422(&TestServer::start(store).await).await;
 }
+
+/// A callback for a gateway that is not configured (no credentials) used to be a 502
+/// "gateway error"; nothing upstream failed, and nobody the deployment deals with can have sent
+/// it: 404.
+#[tokio::test]
+async fn a_callback_for_an_unconfigured_gateway_is_404() {
+    let mut config = shared::Config::for_tests();
+    config.jwt_secret = api_tests::SECRET.into();
+    config.payments.mandarin = Default::default();
+    config.payments.robokassa.password2 = String::new();
+    config.payments.sngb = Default::default();
+    let srv = TestServer::start_with(shared::App::new(api_tests::memory_store(), config)).await;
+    for path in [
+        "/api/v1/gateways/mandarin/callback",
+        "/api/v1/gateways/robokassa/result?OutSum=10.00&InvId=1&SignatureValue=x",
+        "/api/v1/gateways/sngb/notify",
+        "/api/v1/gateways/sngb/tran",
+    ] {
+        let res = srv.http.post(srv.url(path)).body("paymentid=1").send().await.expect("request");
+        assert_eq!(res.status(), 404, "{path}");
+        let body: serde_json::Value = res.json().await.expect("JSON");
+        assert_eq!(body["error"]["code"], "not_found", "{path}");
+    }
+}
