@@ -10,9 +10,6 @@ use crate::deals::CommissionTable;
 /// `template.yaml` always passes a real secret.
 pub const DEV_JWT_SECRET: &str = "dev-secret-change-me";
 
-/// Robokassa's payment page, as in seed 003.
-pub const ROBOKASSA_URL: &str = "https://merchant.roboxchange.com/Index.aspx";
-
 #[derive(Debug, Clone)]
 pub struct Config {
     /// HS256 secret for bearer tokens (`JWT_SECRET`).
@@ -31,14 +28,14 @@ pub struct Config {
     /// Largest deal attachment, bytes (`ATTACHMENT_MAX_BYTES`, default 256 KiB: attachments
     /// are stored in DynamoDB items, which hold at most 400 KB).
     pub attachment_max_bytes: usize,
-    /// Robokassa payment link settings for deals (`ROBOKASSA_URL`, `ROBOKASSA_LOGIN`,
-    /// `ROBOKASSA_PASSWORD1`, `ROBOKASSA_HASH` = md5 | sha256 | sha512).
-    pub robokassa_url: String,
-    pub robokassa_login: String,
-    pub robokassa_password1: String,
-    pub robokassa_hash: String,
     /// Payments, gateways and zoo slots (see `payments::PaymentsConfig`).
     pub payments: crate::payments::PaymentsConfig,
+    /// Ticket orders: online payment commission, percent of the tickets (`ONLINE_COMMISSION`, default 3).
+    pub online_commission: Decimal,
+    /// Ticket orders: courier delivery price, roubles (`COURIER_PRICE`, default 300.00).
+    pub courier_price: Decimal,
+    /// Ticket orders: the box office address that gets a copy of every order (`ADMIN_EMAIL`).
+    pub admin_email: String,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -66,11 +63,10 @@ impl Config {
             seat_timeout: Duration::from_secs(parsed("SEAT_TIMEOUT", 900)?),
             commission: commission_from_env()?,
             attachment_max_bytes: parsed("ATTACHMENT_MAX_BYTES", 256 * 1024)?,
-            robokassa_url: var("ROBOKASSA_URL").unwrap_or_else(|| ROBOKASSA_URL.into()),
-            robokassa_login: var("ROBOKASSA_LOGIN").unwrap_or_else(|| "demo".into()),
-            robokassa_password1: var("ROBOKASSA_PASSWORD1").unwrap_or_else(|| "password_1".into()),
-            robokassa_hash: var("ROBOKASSA_HASH").unwrap_or_else(|| "md5".into()),
             payments: crate::payments::PaymentsConfig::from_env()?,
+            online_commission: parsed("ONLINE_COMMISSION", Decimal::from(3))?,
+            courier_price: parsed("COURIER_PRICE", Decimal::from(300))?,
+            admin_email: var("ADMIN_EMAIL").unwrap_or_else(|| "admin@example.com".to_owned()),
         })
     }
 
@@ -84,11 +80,10 @@ impl Config {
             seat_timeout: Duration::from_secs(900),
             commission: CommissionTable::default(),
             attachment_max_bytes: 256 * 1024,
-            robokassa_url: ROBOKASSA_URL.into(),
-            robokassa_login: "demo".into(),
-            robokassa_password1: "password_1".into(),
-            robokassa_hash: "md5".into(),
             payments: crate::payments::PaymentsConfig::for_tests(),
+            online_commission: Decimal::from(3),
+            courier_price: Decimal::from(300),
+            admin_email: "admin@example.com".into(),
         }
     }
 }

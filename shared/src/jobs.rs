@@ -36,7 +36,10 @@ pub async fn run(app: &App, job: Job) -> ApiResult<JobReport> {
     let report = match job {
         Job::Deals => crate::deals::sweep(app).await?,
         Job::Payments => crate::payments::reconcile(app).await?,
-        Job::Reservations => JobReport::default(),
+        Job::Reservations => {
+            let (examined, changed) = crate::tickets::holds::sweep(app).await?;
+            JobReport { examined, changed, ..JobReport::default() }
+        }
     };
     Ok(JobReport { job: Some(job), ..report })
 }

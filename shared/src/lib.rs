@@ -17,6 +17,7 @@ pub mod outbox;
 pub mod payments;
 pub mod store;
 pub mod telemetry;
+pub mod tickets;
 pub mod users;
 pub mod zoo;
 

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 use shared::App;
 use shared::auth::{Claims, issue};
@@ -193,4 +195,43 @@ impl Store for Yielding {
         yield_some().await;
         self.0.add(pk, sk, field, delta, min, max).await
     }
+}
+
+/// The forms of an HTML page: action and hidden fields, keyed by the submit button's value.
+pub fn forms(html: &str) -> BTreeMap<String, (String, Vec<(String, String)>)> {
+    let attr = |tag: &str, name: &str| -> Option<String> {
+        let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
+        let end = tag[start..].find('"')? + start;
+        Some(tag[start..end].replace("&amp;", "&").replace("&quot;", "\""))
+    };
+    let mut out = BTreeMap::new();
+    for form in html.split("<form").skip(1) {
+        let form = form.split("</form>").next().unwrap_or("");
+        let action = attr(form, "action").expect("form action");
+        let mut fields = Vec::new();
+        let mut button = String::new();
+        for tag in form.split('<').skip(1) {
+            if tag.starts_with("input") {
+                fields.push((attr(tag, "name").unwrap(), attr(tag, "value").unwrap_or_default()));
+            } else if tag.starts_with("button") {
+                button = attr(tag, "value").unwrap();
+            }
+        }
+        out.insert(button, (action, fields));
+    }
+    out
+}
+
+/// Opens the confirmation URL and presses a button (a real form POST); returns the
+/// status and the Location header.
+pub async fn press(srv: &TestServer, confirmation_url: &str, button: &str) -> (u16, String) {
+    let page = srv.http.get(confirmation_url).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Pay") && html.contains("Decline"), "{html}");
+    let (action, fields) = forms(&html).remove(button).expect("button");
+    let res = srv.http.post(&action).form(&fields).send().await.unwrap();
+    let location = res.headers().get("location").map(|l| l.to_str().unwrap().to_owned()).unwrap_or_default();
+    (res.status().as_u16(), location)
 }

@@ -363,22 +363,43 @@ pub async fn invoice_docx_and_payment_link(store: Arc<dyn Store>) {
     assert!(xml.contains(&format!("№ {id}")), "deal number in the invoice");
     assert!(xml.contains("23.92"), "amount in the invoice");
 
-    let (status, info) = srv
-        .get(
-            &format!("/api/v1/orders/{id}/payment_info?redirect_to=http%3A%2F%2Fruby.org"),
-            Some(&p.consumer),
-        )
-        .await;
+    assert_eq!(
+        srv.get(&format!("/api/v1/orders/{id}/payment_info?redirect_to=ftp:x"), Some(&p.consumer)).await.0,
+        400
+    );
+}
+
+/// `payment_info` with Robokassa as the deal gateway: amounts and a payment link signed with
+/// Password1 over the documented fields.
+pub async fn robokassa_payment_link(store: Arc<dyn Store>) {
+    let mut config = shared::Config::for_tests();
+    config.jwt_secret = api_tests::SECRET.into();
+    config.payments.deal_gateway = shared::payments::GatewayKind::Robokassa;
+    config.payments.robokassa.login = "safecrow-test".into();
+    config.payments.robokassa.password1 = "pass1".into();
+    config.payments.robokassa.password2 = "pass2".into();
+    let srv = TestServer::start_with(shared::App::new(store, config)).await;
+    let p = parties();
+    let body = json!({"order": {"order_description": "Сапоги", "verify_days": 3, "commission_payer": "consumer",
+        "cost": "23", "supplier_id": SUPPLIER, "consumer_id": CONSUMER}});
+    let (_, created) = srv.post("/api/v1/orders", Some(&p.supplier), &body).await;
+    let id = created["order"]["id"].as_i64().unwrap();
+    let path = format!("/api/v1/orders/{id}/payment_info?redirect_to=http%3A%2F%2Fruby.org");
+    let (status, info) = srv.get(&path, Some(&p.consumer)).await;
     assert_eq!(status, 200, "{info}");
     assert_eq!(info["consumer_pay"]["invoice"], json!(23.92));
     assert_eq!(info["consumer_pay"]["gateway"], json!(24.61));
     assert_eq!(info["gateway_commission"], json!(2.9));
+    assert_eq!(info["mandarin_commission"], json!(2.4));
     let url = reqwest::Url::parse(info["gateway_url"].as_str().unwrap()).unwrap();
     let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
     assert_eq!(q["OutSum"], "24.61");
-    assert_eq!(q["InvId"], id.to_string());
-    assert_eq!(q["shpredirect_to"], "http://ruby.org");
-    let expected = format!("demo:24.61:{id}:password_1:shporder_id={id}:shpredirect_to=http://ruby.org");
+    assert_eq!(q["MerchantLogin"], "safecrow-test");
+    let mut shp: Vec<_> =
+        q.iter().filter(|(k, _)| k.starts_with("Shp_")).map(|(k, v)| format!("{k}={v}")).collect();
+    shp.sort();
+    assert!(!shp.is_empty(), "{q:?}");
+    let expected = format!("safecrow-test:24.61:{}:pass1:{}", q["InvId"], shp.join(":"));
     assert_eq!(q["SignatureValue"], hex::encode(<md5::Md5 as md5::Digest>::digest(expected.as_bytes())));
     assert_eq!(
         srv.get(&format!("/api/v1/orders/{id}/payment_info?redirect_to=ftp:x"), Some(&p.consumer)).await.0,
@@ -475,7 +496,8 @@ macro_rules! suite {
                 scheduler_escalates_and_ends_protection, wrong_party_impossible_state_and_strangers,
                 create_validation_names_the_field, listing_paginates_with_links,
                 invoice_docx_and_payment_link, attachments_upload_and_download,
-                racing_transitions_have_one_winner);
+                racing_transitions_have_one_winner, card_payment_through_the_gateway,
+                robokassa_payment_link);
         }
     };
     (@tests $make:expr; $($name:ident),*) => {
@@ -493,3 +515,41 @@ macro_rules! suite {
 
 suite!(memory, || async { Some(api_tests::memory_store() as Arc<dyn Store>) });
 suite!(dynamo, || async { api_tests::dynamo_store().await.map(|s| s as Arc<dyn Store>) });
+
+/// The consumer pays by card through the configured gateway (the sandbox in tests): the
+/// callback moves the deal to `paid`; repeating it changes nothing.
+pub async fn card_payment_through_the_gateway(store: Arc<dyn Store>) {
+    let srv = TestServer::start(store).await;
+    let p = parties();
+    let body = json!({"order": {"order_description": "Сапоги", "verify_days": 3, "commission_payer": "consumer",
+        "cost": "23", "supplier_id": SUPPLIER, "consumer_id": CONSUMER}});
+    let (_, created) = srv.post("/api/v1/orders", Some(&p.supplier), &body).await;
+    let id = created["order"]["id"].as_i64().unwrap();
+    let info_path = format!("/api/v1/orders/{id}/payment_info?redirect_to=https%3A%2F%2Fshop.example%2Fback");
+    let (status, info) = srv.get(&info_path, Some(&p.consumer)).await;
+    assert_eq!(status, 200, "{info}");
+    let url = info["gateway_url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with(&srv.base), "the sandbox page in tests: {url}");
+    let (_, again) = srv.get(&info_path, Some(&p.consumer)).await;
+    assert_eq!(again["gateway_url"], info["gateway_url"], "an open payment is reused");
+    // The supplier sees the amounts, not a payment page in their name.
+    let (_, theirs) = srv.get(&format!("/api/v1/orders/{id}/payment_info"), Some(&p.supplier)).await;
+    assert!(theirs["gateway_url"].is_null());
+
+    let html = srv.http.get(&url).send().await.unwrap().text().await.unwrap();
+    let (action, fields) = api_tests::forms(&html).remove("succeeded").expect("a Pay button");
+    let paid = srv.http.post(&action).form(&fields).send().await.unwrap();
+    assert_eq!(paid.status(), 303);
+    assert_eq!(paid.headers()["location"], "https://shop.example/back?payment=success");
+    let order = state_of(&srv, id, &p.consumer).await;
+    assert_eq!(order["state"], "paid", "{order}");
+    // The same callback again: harmless.
+    let again = srv.http.post(&action).form(&fields).send().await.unwrap();
+    assert!(again.status().as_u16() < 500);
+    let history_len =
+        srv.app.store.get(&format!("deal#{id}"), "deal").await.unwrap().unwrap().data["history"]
+            .as_array()
+            .unwrap()
+            .len();
+    assert_eq!(history_len, 2, "pending → payment_verification → paid, once");
+}

@@ -5,8 +5,9 @@
 //! `.route("PATH", get(a).post(b))`); axum writes path parameters as `{id}`, like OpenAPI, so the
 //! paths compare as they are. Every routed operation must be documented and every documented
 //! operation routed, so a new endpoint without documentation fails here. An operation whose
-//! handler takes `AuthUser`/`AdminUser` must require the bearer scheme, and one whose handler
-//! does not must declare `security: []`. The error answers each kind of operation can give must
+//! handler takes `AuthUser`/`AdminUser` must require the bearer scheme; one whose handler takes
+//! `Buyer` (an optional caller) must offer it next to anonymous access (`{}`); any other must
+//! declare `security: []`. The error answers each kind of operation can give must
 //! be documented with the `Error` body. schemathesis (`scripts/schemathesis.sh`) then checks the
 //! running server against the same document.
 
@@ -62,11 +63,22 @@ fn call_args(src: &str, open: usize) -> &str {
     panic!("unbalanced parentheses after byte {open}")
 }
 
-/// One routed operation: where it is and whether its handler takes the bearer token.
+/// Who may call an operation, read from its handler's extractors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Auth {
+    /// `AuthUser`/`AdminUser`: a valid bearer token is required.
+    Required,
+    /// `Buyer`: anonymous, a bearer token (valid when sent) or a reservation token.
+    Optional,
+    /// Nobody is identified (public, or a gateway's own signature).
+    None,
+}
+
+/// One routed operation: where it is and who may call it.
 #[derive(Debug)]
 struct Routed {
     file: String,
-    authenticated: bool,
+    auth: Auth,
 }
 
 /// Every routed `(METHOD, path)` of every endpoint group.
@@ -106,9 +118,9 @@ fn routes() -> BTreeMap<(String, String), Routed> {
                 for c in method.captures_iter(args) {
                     let verb = c.get(1).unwrap();
                     let handler_args = call_args(args, verb.end() + args[verb.end()..].find('(').unwrap());
-                    let authenticated = handler_takes_auth(handler_args.trim(), &sources);
+                    let auth = handler_auth(handler_args.trim(), &sources);
                     let key = (verb.as_str().to_uppercase(), path.clone());
-                    let prev = found.insert(key.clone(), Routed { file: name.clone(), authenticated });
+                    let prev = found.insert(key.clone(), Routed { file: name.clone(), auth });
                     assert!(prev.is_none(), "{key:?} is routed twice");
                     methods += 1;
                 }
@@ -119,9 +131,17 @@ fn routes() -> BTreeMap<(String, String), Routed> {
     found
 }
 
-/// Whether the handler (a function name or path, or a closure) takes `AuthUser`/`AdminUser`.
-fn handler_takes_auth(handler: &str, sources: &[(PathBuf, String)]) -> bool {
-    let takes = |sig: &str| sig.contains("AuthUser") || sig.contains("AdminUser");
+/// Who may call the handler (a function name or path, or a closure), from its extractors.
+fn handler_auth(handler: &str, sources: &[(PathBuf, String)]) -> Auth {
+    let takes = |sig: &str| {
+        if sig.contains("AuthUser") || sig.contains("AdminUser") {
+            Auth::Required
+        } else if Regex::new(r"\bBuyer\b").unwrap().is_match(sig) {
+            Auth::Optional
+        } else {
+            Auth::None
+        }
+    };
     let is_path = handler.chars().all(|c| c.is_alphanumeric() || c == '_' || c == ':');
     if !is_path {
         return takes(handler);
@@ -222,13 +242,22 @@ fn security_matches_the_handlers_and_errors_are_documented() {
         doc["security"].as_array().is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
     for ((method, path), routed) in routes() {
         let op = operation(&doc, &method, &path);
-        let requires_bearer = match op.get("security").and_then(Value::as_array) {
-            Some(reqs) => reqs.iter().any(|r| r.get("bearer").is_some()),
-            None => global_bearer,
+        let documented = match op.get("security").and_then(Value::as_array) {
+            Some(reqs) => {
+                let bearer = reqs.iter().any(|r| r.get("bearer").is_some());
+                let anonymous = reqs.iter().any(|r| r.as_object().is_some_and(|o| o.is_empty()));
+                match (bearer, anonymous || reqs.is_empty()) {
+                    (true, false) => Auth::Required,
+                    (true, true) => Auth::Optional,
+                    (false, _) => Auth::None,
+                }
+            }
+            None if global_bearer => Auth::Required,
+            None => Auth::None,
         };
         assert_eq!(
-            requires_bearer, routed.authenticated,
-            "{method} {path} ({}): the document's bearer requirement differs from the handler",
+            documented, routed.auth,
+            "{method} {path} ({}): the document's security differs from the handler's extractors",
             routed.file
         );
         let responses =
@@ -236,7 +265,7 @@ fn security_matches_the_handlers_and_errors_are_documented() {
         let success: Vec<_> = responses.keys().filter(|s| s.starts_with('2')).collect();
         assert!(!success.is_empty(), "{method} {path}: no 2xx response");
         let mut needed: Vec<&str> = Vec::new();
-        if routed.authenticated {
+        if routed.auth != Auth::None {
             needed.push("401");
         }
         if path.contains('{') {

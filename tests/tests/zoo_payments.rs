@@ -2,10 +2,9 @@
 //! walk through the payment page, validation, ownership, update/delete rules, the
 //! flash sale on the embedded store and on DynamoDB (moto), reconciliation, idempotency.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use api_tests::{SECRET, TestServer, Yielding, dynamo_store, memory_store, token};
+use api_tests::{SECRET, TestServer, Yielding, dynamo_store, forms, memory_store, press, token};
 use base64::Engine;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -53,45 +52,6 @@ async fn server_with_shards(store: Arc<dyn Store>, capacity: i64, shards: i64) -
     config.payments.slot_capacity = capacity;
     config.payments.slot_shards = shards;
     TestServer::start_with(App::new(store, config)).await
-}
-
-/// The forms of an HTML page: action and hidden fields, keyed by the submit button's value.
-fn forms(html: &str) -> BTreeMap<String, (String, Vec<(String, String)>)> {
-    let attr = |tag: &str, name: &str| -> Option<String> {
-        let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
-        let end = tag[start..].find('"')? + start;
-        Some(tag[start..end].replace("&amp;", "&").replace("&quot;", "\""))
-    };
-    let mut out = BTreeMap::new();
-    for form in html.split("<form").skip(1) {
-        let form = form.split("</form>").next().unwrap_or("");
-        let action = attr(form, "action").expect("form action");
-        let mut fields = Vec::new();
-        let mut button = String::new();
-        for tag in form.split('<').skip(1) {
-            if tag.starts_with("input") {
-                fields.push((attr(tag, "name").unwrap(), attr(tag, "value").unwrap_or_default()));
-            } else if tag.starts_with("button") {
-                button = attr(tag, "value").unwrap();
-            }
-        }
-        out.insert(button, (action, fields));
-    }
-    out
-}
-
-/// Opens the confirmation URL and presses a button (a real form POST); returns the
-/// status and the Location header.
-async fn press(srv: &TestServer, confirmation_url: &str, button: &str) -> (u16, String) {
-    let page = srv.http.get(confirmation_url).send().await.unwrap();
-    assert_eq!(page.status(), 200);
-    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
-    let html = page.text().await.unwrap();
-    assert!(html.contains("Pay") && html.contains("Decline"), "{html}");
-    let (action, fields) = forms(&html).remove(button).expect("button");
-    let res = srv.http.post(&action).form(&fields).send().await.unwrap();
-    let location = res.headers().get("location").map(|l| l.to_str().unwrap().to_owned()).unwrap_or_default();
-    (res.status().as_u16(), location)
 }
 
 async fn create(srv: &TestServer, tok: &str, body: &Value) -> (u16, Value) {

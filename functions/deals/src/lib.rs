@@ -12,8 +12,9 @@ use shared::auth::AuthUser;
 use shared::deals::changes::ChangeRequest;
 use shared::deals::model::ChangeType;
 use shared::deals::view::DealView;
-use shared::deals::{self, DealFields, Payer, PaymentRequest, Role, payment_link};
+use shared::deals::{self, CardPayment, DealFields, Payer, PaymentRequest, Role};
 use shared::http::{JsonBody, PathArg, QueryArg};
+use shared::payments::GatewayKind;
 use shared::{ApiError, ApiResult, App, money, users};
 
 pub fn router() -> Router<App> {
@@ -216,7 +217,7 @@ struct PaymentInfo {
     consumer_pay: ConsumerPay,
     #[serde(with = "money::plain")]
     gateway_commission: Decimal,
-    gateway_url: String,
+    gateway_url: Option<String>,
     #[serde(with = "money::plain")]
     mandarin_commission: Decimal,
     mandarin_url: Option<String>,
@@ -239,27 +240,50 @@ async fn payment_info(
 ) -> ApiResult<Json<PaymentInfo>> {
     check_url("redirect_to", &q.redirect_to)?;
     check_url("return", &q.return_to)?;
-    let (loaded, _) = deals::load_for(&app, &who, id).await?;
+    let (loaded, role) = deals::load_for(&app, &who, id).await?;
     let deal = &loaded.deal;
     let pay = ConsumerPay::of(&app, deal.consumer_pay);
     let description = q.description.unwrap_or_else(|| format!("Оплата сделки № {id}"));
-    let mut shp = vec![("shporder_id", id.to_string())];
-    if let Some(r) = &q.redirect_to {
-        shp.push(("shpredirect_to", r.clone()));
-    }
     let c = &app.config;
-    let gateway_url = payment_link::url(&payment_link::LinkParams {
-        base_url: &c.robokassa_url,
-        login: &c.robokassa_login,
-        password1: &c.robokassa_password1,
-        algorithm: &c.robokassa_hash,
-        out_sum: pay.gateway,
-        inv_id: id,
-        description: &description,
-        shp,
-    });
-    // Mandarin needs the payer's email; without one there is no Mandarin link.
-    let mandarin_url: Option<String> = who.email.as_deref().filter(|e| !e.is_empty()).and(None);
+    // Only the consumer pays; the other parties see the amounts without payment links opened
+    // in their name.
+    let (gateway_url, mandarin_url) = if role == Role::Consumer {
+        // The buyer comes back to `redirect_to?payment=success|fail` (Robokassa) and to
+        // `return?status=success|fail` (Mandarin), as seed 003 describes.
+        let back = |url: &Option<String>, key: &str, v: &str| {
+            url.as_ref().map(|u| format!("{u}{}{key}={v}", if u.contains('?') { '&' } else { '?' }))
+        };
+        let robokassa = CardPayment {
+            gateway: c.payments.deal_gateway,
+            amount: pay.gateway,
+            description: description.clone(),
+            return_url: back(&q.redirect_to, "payment", "success"),
+            cancel_url: back(&q.redirect_to, "payment", "fail"),
+        };
+        let gateway_url = deals::card_payment(&app, &who, deal, robokassa).await?;
+        // Mandarin needs the payer's email; without one (or when Mandarin is down) no link.
+        let mandarin_url = match who.email.as_deref().filter(|e| !e.is_empty()) {
+            None => None,
+            Some(_) => deals::card_payment(
+                &app,
+                &who,
+                deal,
+                CardPayment {
+                    gateway: GatewayKind::Mandarin,
+                    amount: pay.mandarin,
+                    description: description.clone(),
+                    return_url: back(&q.return_to, "status", "success"),
+                    cancel_url: back(&q.return_to, "status", "fail"),
+                },
+            )
+            .await
+            .inspect_err(|e| tracing::warn!(deal = id, error = %e, "no Mandarin link"))
+            .ok(),
+        };
+        (Some(gateway_url), mandarin_url)
+    } else {
+        (None, None)
+    };
     Ok(Json(PaymentInfo {
         consumer_pay: pay,
         gateway_commission: c.commission.gateway_percent,

@@ -10,7 +10,9 @@ pub fn router(app: App) -> Router {
         .merge(health::router())
         .merge(deals::router())
         .merge(payments::router())
-        .merge(gateways::router());
+        .merge(gateways::router())
+        .merge(tickets::router())
+        .merge(admin::router());
     let groups = groups.route("/openapi.json", axum::routing::get(openapi));
     shared::http::finish(groups, app)
 }

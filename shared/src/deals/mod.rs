@@ -16,7 +16,6 @@ pub mod invoice;
 pub mod locale;
 pub mod machine;
 pub mod model;
-pub mod payment_link;
 pub mod view;
 
 use std::collections::HashMap;
@@ -633,6 +632,56 @@ pub async fn create_payment(
     Ok(payment)
 }
 
+/// Where the consumer pays by card: a payment opened with `gateway` for the deal's amount
+/// with that gateway's surcharge, or the one already open for the same amount and return
+/// addresses (so repeated `payment_info` calls do not pile up payments). The deal keeps a
+/// pointer to its latest payment per gateway: `pk = deal#<id>`, `sk = payment#<gateway>`.
+pub struct CardPayment {
+    pub gateway: crate::payments::GatewayKind,
+    pub amount: Decimal,
+    pub description: String,
+    pub return_url: Option<String>,
+    pub cancel_url: Option<String>,
+}
+
+pub async fn card_payment(app: &App, who: &Claims, deal: &Deal, req: CardPayment) -> ApiResult<String> {
+    let CardPayment { gateway, amount, description, return_url, cancel_url } = req;
+    use crate::payments::{self, Payment, Purpose};
+    let pointer_sk = format!("payment#{}", gateway.as_str());
+    if let Some(ptr) = app.store.get(&deal_pk(deal.id), &pointer_sk).await?
+        && let Some(pid) = ptr.data.get("payment_id").and_then(Value::as_str)
+        && let Some(p) = payments::load(app, pid).await?
+        && p.status.is_open()
+        && p.amount == amount
+        && p.return_url == return_url
+        && p.cancel_url == cancel_url
+        && let Some(url) = p.confirmation_url
+    {
+        return Ok(url);
+    }
+    let inv = payments::new_inv_id();
+    let mut p = Payment::new(
+        app,
+        format!("DL_{}_{inv}", deal.id),
+        inv,
+        who.sub.clone(),
+        Purpose::Deal { id: deal.id },
+        gateway,
+        amount,
+        description,
+    );
+    p.email = who.email.clone();
+    p.return_url = return_url;
+    p.cancel_url = cancel_url;
+    let pointer = Item::new(
+        deal_pk(deal.id),
+        pointer_sk,
+        json!({ "payment_id": p.id }).as_object().cloned().unwrap_or_default(),
+    );
+    let p = payments::open(app, p, vec![WriteOp::Put { item: pointer, cond: Cond::Always }]).await?;
+    p.confirmation_url.ok_or_else(|| ApiError::Gateway("the gateway gave no payment page".into()))
+}
+
 /// The attachment's name, type and bytes (party only).
 pub async fn attachment(app: &App, who: &Claims, id: i64, aid: &str) -> ApiResult<(String, String, Vec<u8>)> {
     load_for(app, who, id).await?;
@@ -654,12 +703,16 @@ pub async fn attachment(app: &App, who: &Claims, id: i64, aid: &str) -> ApiResul
 pub async fn gateway_paid(app: &App, id: i64, payment_ref: &str) -> ApiResult<bool> {
     for _ in 0..3 {
         let Some(loaded) = load(app, id).await? else {
-            return Err(ApiError::NotFound(format!("order {id}")));
+            // Nothing to apply it to; failing would only make the gateway retry forever.
+            tracing::error!(deal = id, payment = payment_ref, "payment for a deal that does not exist");
+            return Ok(false);
         };
         let mut deal = loaded.deal.clone();
         let now = app.clock.now();
         deal.gateway_payment = Some(payment_ref.to_owned());
-        if matches!(deal.state, State::Pending | State::Approved) && deal.consumer_id.is_some() {
+        let confirmable =
+            deal.state == State::Approved || (deal.state == State::Pending && deal.owner_is_supplier());
+        if confirmable && deal.consumer_id.is_some() {
             machine::change_driven(&mut deal, Actor::System, State::PaymentVerification, now)?;
         }
         if deal.state != State::PaymentVerification {

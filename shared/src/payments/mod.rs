@@ -99,6 +99,17 @@ pub enum GatewayKind {
     Sngb,
 }
 
+impl GatewayKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GatewayKind::Sandbox => "sandbox",
+            GatewayKind::Robokassa => "robokassa",
+            GatewayKind::Mandarin => "mandarin",
+            GatewayKind::Sngb => "sngb",
+        }
+    }
+}
+
 impl std::str::FromStr for GatewayKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -401,8 +412,11 @@ async fn settle_ops(app: &App, settled: &Payment) -> ApiResult<Vec<WriteOp>> {
 pub async fn dispatch_settled(app: &App, payment: &Payment) -> ApiResult<()> {
     match &payment.purpose {
         Purpose::ZooSession { .. } => crate::zoo::on_settled(app, payment).await,
+        Purpose::Deal { id } if payment.status == Status::Succeeded => {
+            crate::deals::gateway_paid(app, *id, &payment.id).await.map(|_| ())
+        }
         Purpose::Deal { id } => {
-            tracing::info!(deal = id, payment = %payment.id, status = payment.status.as_str(), "deal payment settled");
+            tracing::info!(deal = id, payment = %payment.id, status = payment.status.as_str(), "deal payment not made");
             Ok(())
         }
         Purpose::TicketOrder { id } => {
@@ -553,6 +567,9 @@ pub fn spawn_reconciler(app: App, interval: Duration) -> tokio::task::JoinHandle
 pub struct PaymentsConfig {
     /// How long a payment stays open (`PAYMENT_TIMEOUT` seconds, default 900).
     pub timeout: Duration,
+    /// The card gateway behind a deal's `gateway_url` (`DEAL_PAYMENT_GATEWAY`; default robokassa
+    /// when `ROBOKASSA_LOGIN` is set, else the sandbox).
+    pub deal_gateway: GatewayKind,
     /// The gateway zoo sessions use (`ZOO_PAYMENT_GATEWAY`: sandbox, robokassa, mandarin, sngb).
     pub zoo_gateway: GatewayKind,
     /// HMAC key of the sandbox gateway's callbacks (`SANDBOX_SECRET`).
@@ -581,6 +598,11 @@ impl PaymentsConfig {
     pub fn from_env() -> Result<Self, String> {
         let c = PaymentsConfig {
             timeout: Duration::from_secs(env_parsed("PAYMENT_TIMEOUT", 900)?),
+            // Robokassa as in seed 003 once it is configured; the sandbox until then (local runs).
+            deal_gateway: env_parsed(
+                "DEAL_PAYMENT_GATEWAY",
+                if env("ROBOKASSA_LOGIN").is_some() { GatewayKind::Robokassa } else { GatewayKind::Sandbox },
+            )?,
             zoo_gateway: env_parsed("ZOO_PAYMENT_GATEWAY", GatewayKind::Sandbox)?,
             sandbox_secret: env("SANDBOX_SECRET").unwrap_or_else(|| "sandbox-secret-change-me".into()),
             slot_capacity: env_parsed("ZOO_SLOT_CAPACITY", 500)?,
@@ -598,6 +620,7 @@ impl PaymentsConfig {
     pub fn for_tests() -> Self {
         PaymentsConfig {
             timeout: Duration::from_secs(900),
+            deal_gateway: GatewayKind::Sandbox,
             zoo_gateway: GatewayKind::Sandbox,
             sandbox_secret: "sandbox-test-secret".into(),
             slot_capacity: 500,

@@ -1,0 +1,187 @@
+//! Seated-event ticket ordering (seed 000) over HTTP: events and seats, preliminary
+//! reservations, checkout and the step-3 order view.
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use shared::http::{JsonBody, PathArg};
+use shared::tickets::inventory::{EventView, SeatView};
+use shared::tickets::orders::OrderView;
+use shared::tickets::reservations::ReservationView;
+use shared::tickets::totals::{Customer, OrderType};
+use shared::tickets::{Buyer, barcode, inventory, orders, reservations};
+use shared::{ApiError, ApiResult, App};
+
+pub fn router() -> Router<App> {
+    Router::new()
+        .route("/api/v1/events", get(list_events))
+        .route("/api/v1/events/{event_id}/seats", get(seats))
+        .route("/api/v1/reservations", post(initialize))
+        .route("/api/v1/reservations/{id}", get(show_reservation).delete(delete_reservation))
+        .route("/api/v1/reservations/{id}/tickets", post(hold))
+        .route("/api/v1/reservations/{id}/tickets/{seat_id}", delete(release))
+        .route("/api/v1/reservations/{id}/order_type", put(order_type))
+        .route("/api/v1/reservations/{id}/checkout", post(checkout))
+        .route("/api/v1/ticket_orders/{id}", get(show_order))
+        .route("/api/v1/ticket_orders/{id}/tickets/{bar_code}/qr", get(qr))
+}
+
+// Answers are typed structs serialized directly: money must not pass through
+// `serde_json::Value` (which would turn "2500.00" into a float).
+
+#[derive(Serialize)]
+struct EventsBody {
+    events: Vec<EventView>,
+}
+
+async fn list_events(State(app): State<App>) -> ApiResult<Json<EventsBody>> {
+    let events = inventory::list_events(&app).await?;
+    Ok(Json(EventsBody { events: events.iter().filter(|e| e.on_sale).map(inventory::Event::view).collect() }))
+}
+
+#[derive(Serialize)]
+struct SeatsBody {
+    event: EventView,
+    free_count: usize,
+    seats: Vec<SeatView>,
+}
+
+async fn seats(State(app): State<App>, PathArg(event_id): PathArg<String>) -> ApiResult<Json<SeatsBody>> {
+    let (event, seats) = inventory::seat_list(&app, &event_id).await?;
+    let free_count = seats.iter().filter(|s| s.free).count();
+    Ok(Json(SeatsBody { event: event.view(), free_count, seats }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InitRequest {
+    event_id: String,
+}
+
+#[derive(Serialize)]
+struct ReservationBody {
+    reservation: ReservationView,
+    /// The reservation token, answered to anonymous callers of initialize.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
+}
+
+async fn reservation_json(app: &App, s: &reservations::StoredPr) -> ApiResult<Json<ReservationBody>> {
+    Ok(Json(ReservationBody { reservation: reservations::view(app, s).await?, token: None }))
+}
+
+async fn initialize(
+    State(app): State<App>,
+    buyer: Buyer,
+    JsonBody(req): JsonBody<InitRequest>,
+) -> ApiResult<Response> {
+    let init = reservations::initialize(&app, &buyer, &req.event_id).await?;
+    let mut body = reservation_json(&app, &init.stored).await?;
+    body.0.token = init.token;
+    let status = if init.created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, body).into_response())
+}
+
+async fn show_reservation(
+    State(app): State<App>,
+    buyer: Buyer,
+    PathArg(id): PathArg<String>,
+) -> ApiResult<Json<ReservationBody>> {
+    let s = reservations::load(&app, &buyer, &id).await?;
+    reservation_json(&app, &s).await
+}
+
+async fn delete_reservation(
+    State(app): State<App>,
+    buyer: Buyer,
+    PathArg(id): PathArg<String>,
+) -> ApiResult<Json<Value>> {
+    reservations::delete(&app, &buyer, &id).await?;
+    Ok(Json(json!({ "success": true })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HoldRequest {
+    seat_id: String,
+}
+
+async fn hold(
+    State(app): State<App>,
+    buyer: Buyer,
+    PathArg(id): PathArg<String>,
+    JsonBody(req): JsonBody<HoldRequest>,
+) -> ApiResult<Json<ReservationBody>> {
+    let s = reservations::hold(&app, &buyer, &id, &req.seat_id).await?;
+    reservation_json(&app, &s).await
+}
+
+async fn release(
+    State(app): State<App>,
+    buyer: Buyer,
+    PathArg((id, seat_id)): PathArg<(String, String)>,
+) -> ApiResult<Json<ReservationBody>> {
+    let s = reservations::release(&app, &buyer, &id, &seat_id).await?;
+    reservation_json(&app, &s).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrderTypeRequest {
+    order_type: OrderType,
+    customer: Customer,
+}
+
+async fn order_type(
+    State(app): State<App>,
+    buyer: Buyer,
+    PathArg(id): PathArg<String>,
+    JsonBody(req): JsonBody<OrderTypeRequest>,
+) -> ApiResult<Json<ReservationBody>> {
+    let s = reservations::set_order_type(&app, &buyer, &id, req.order_type, req.customer).await?;
+    reservation_json(&app, &s).await
+}
+
+async fn checkout(State(app): State<App>, buyer: Buyer, PathArg(id): PathArg<String>) -> ApiResult<Response> {
+    let done = orders::checkout(&app, &buyer, &id).await?;
+    let body = CheckoutBody { order: orders::view(&app, &done.order), payment_url: done.payment_url };
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+#[derive(Serialize)]
+struct CheckoutBody {
+    order: OrderView,
+    /// Where to send the buyer for an online payment; `null` for cash orders.
+    payment_url: Option<String>,
+}
+
+#[derive(Serialize)]
+struct OrderBody {
+    order: OrderView,
+}
+
+async fn show_order(
+    State(app): State<App>,
+    buyer: Buyer,
+    PathArg(id): PathArg<String>,
+) -> ApiResult<Json<OrderBody>> {
+    let s = orders::get_for(&app, &buyer, &id).await?;
+    Ok(Json(OrderBody { order: orders::view(&app, &s.order) }))
+}
+
+/// The QR image of one ticket's bar code. The order id and the bar code together are the
+/// credential (the link is sent in the e-ticket email).
+async fn qr(
+    State(app): State<App>,
+    PathArg((id, bar_code)): PathArg<(String, String)>,
+) -> ApiResult<Response> {
+    let s = orders::get(&app, &id).await?;
+    if !barcode::is_valid(&bar_code) || !s.order.tickets.iter().any(|t| t.bar_code == bar_code) {
+        return Err(ApiError::NotFound("ticket".into()));
+    }
+    Ok(([(header::CONTENT_TYPE, "image/svg+xml")], barcode::qr_svg(&bar_code)).into_response())
+}

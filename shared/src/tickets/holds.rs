@@ -1,0 +1,178 @@
+//! Seat holds: one item per (event, seat). A hold is `held` by a reservation until it
+//! expires, or `sold` to an order. At most one item exists per seat, so the conditional
+//! write that creates (or replaces an expired) hold decides every race for a seat.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::inventory;
+use crate::App;
+use crate::error::ApiResult;
+use crate::store::{Cond, Item, QueryOpts, StoreError};
+
+/// Index partitions per event for the holds (see the module docs of `tickets`).
+pub const INDEX_SHARDS: u32 = 8;
+
+pub const SK: &str = "hold";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldState {
+    Held,
+    Sold,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hold {
+    pub event_id: String,
+    pub seat_id: String,
+    pub state: HoldState,
+    pub reservation_id: Option<String>,
+    #[serde(default)]
+    pub order_id: Option<String>,
+    pub held_at: DateTime<Utc>,
+    /// When a `held` seat becomes free again; `None` once sold.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The seat as it was when held (so a reservation's view needs no seat reads).
+    #[serde(default)]
+    pub seat: Option<inventory::Seat>,
+}
+
+impl Hold {
+    /// Whether the seat is taken at `now` (sold, or held and not yet expired).
+    pub fn blocks(&self, now: DateTime<Utc>) -> bool {
+        match self.state {
+            HoldState::Sold => true,
+            HoldState::Held => self.expires_at.is_some_and(|e| e > now),
+        }
+    }
+
+    /// Held by this reservation and not expired.
+    pub fn live_for(&self, reservation_id: &str, now: DateTime<Utc>) -> bool {
+        self.state == HoldState::Held
+            && self.reservation_id.as_deref() == Some(reservation_id)
+            && self.blocks(now)
+    }
+
+    /// A held seat whose time is up: free for anyone, to be swept.
+    pub fn expired(&self, now: DateTime<Utc>) -> bool {
+        self.state == HoldState::Held && !self.blocks(now)
+    }
+}
+
+/// A hold as stored, with its version.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub hold: Hold,
+    pub version: u64,
+}
+
+pub fn pk(event_id: &str, seat_id: &str) -> String {
+    format!("hold#{event_id}#{seat_id}")
+}
+
+/// FNV-1a: a stable hash (the shard of a seat must never change between releases).
+fn shard(seat_id: &str) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in seat_id.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h % INDEX_SHARDS
+}
+
+pub fn index_pk(event_id: &str, shard: u32) -> String {
+    format!("holds#{event_id}#{shard}")
+}
+
+/// `held#<seat>` or `sold#<seat>`: the sweep reads only the held ones.
+fn index_sk(hold: &Hold) -> String {
+    let state = match hold.state {
+        HoldState::Held => "held",
+        HoldState::Sold => "sold",
+    };
+    format!("{state}#{}", hold.seat_id)
+}
+
+/// The item for a hold at `version`.
+pub fn item(hold: &Hold, version: u64) -> Result<Item, StoreError> {
+    Ok(Item::from_value(pk(&hold.event_id, &hold.seat_id), SK, hold)?
+        .with_gsi1(index_pk(&hold.event_id, shard(&hold.seat_id)), index_sk(hold))
+        .with_ttl(hold.expires_at.map(|e| e.timestamp() + 60))
+        .with_version(version))
+}
+
+pub async fn get(app: &App, event_id: &str, seat_id: &str) -> ApiResult<Option<Stored>> {
+    Ok(match app.store.get(&pk(event_id, seat_id), SK).await? {
+        Some(item) => Some(Stored { hold: item.decode()?, version: item.version }),
+        None => None,
+    })
+}
+
+/// The hold items of several seats, read concurrently, in the order given.
+pub async fn get_many(app: &App, event_id: &str, seat_ids: &[String]) -> ApiResult<Vec<Option<Stored>>> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, seat) in seat_ids.iter().enumerate() {
+        let store = app.store.clone();
+        let key = pk(event_id, seat);
+        tasks.spawn(async move { (i, store.get(&key, SK).await) });
+    }
+    let mut out: Vec<Option<Stored>> = vec![None; seat_ids.len()];
+    while let Some(res) = tasks.join_next().await {
+        let (i, item) = res.map_err(|e| crate::ApiError::Internal(e.to_string()))?;
+        if let Some(item) = item? {
+            out[i] = Some(Stored { hold: item.decode()?, version: item.version });
+        }
+    }
+    Ok(out)
+}
+
+/// Every hold item of an event (held, expired or sold), by seat id. Reads the index, which
+/// DynamoDB keeps up to date within about a second.
+pub async fn of_event(app: &App, event_id: &str) -> ApiResult<HashMap<String, Stored>> {
+    indexed(app, event_id, QueryOpts::default()).await
+}
+
+async fn indexed(app: &App, event_id: &str, opts: QueryOpts) -> ApiResult<HashMap<String, Stored>> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for shard in 0..INDEX_SHARDS {
+        let store = app.store.clone();
+        let index = index_pk(event_id, shard);
+        let opts = opts.clone();
+        tasks.spawn(async move { store.query_gsi1(&index, opts).await });
+    }
+    let mut out = HashMap::new();
+    while let Some(res) = tasks.join_next().await {
+        let items = res.map_err(|e| crate::ApiError::Internal(e.to_string()))??;
+        for item in items {
+            let hold: Hold = item.decode()?;
+            out.insert(hold.seat_id.clone(), Stored { hold, version: item.version });
+        }
+    }
+    Ok(out)
+}
+
+/// The `reservations` job: deletes holds past their expiry. It reads only the `held#` part
+/// of each event's index (sold seats are never looked at), and each delete is conditional
+/// on the version read, so a seat held again meanwhile is left alone.
+pub async fn sweep(app: &App) -> ApiResult<(usize, usize)> {
+    let now = app.clock.now();
+    let (mut examined, mut deleted) = (0, 0);
+    for event in inventory::list_events(app).await? {
+        for stored in indexed(app, &event.id, QueryOpts::prefix("held#")).await?.into_values() {
+            examined += 1;
+            if !stored.hold.expired(now) {
+                continue;
+            }
+            let key = pk(&stored.hold.event_id, &stored.hold.seat_id);
+            match app.store.delete(&key, SK, Cond::Version(stored.version)).await {
+                Ok(()) => deleted += 1,
+                Err(e) if e.is_conflict() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok((examined, deleted))
+}

@@ -1,0 +1,149 @@
+//! Seated-event ticket ordering (SPEC part B, seed 000).
+//!
+//! The system owns the seat inventory ([`inventory`]: events, sectors, rows, seats, price
+//! categories, loaded from a JSON seat map). A buyer's cart is a preliminary reservation
+//! ([`reservations`], "PR"): bound to one event, identified by an id and a secret token, it
+//! holds up to [`MAX_SEATS`] seats. Every seat hold is its own item ([`holds`]), so a flash
+//! sale spreads its writes over one key per seat; checkout ([`orders`]) turns the holds into
+//! sold seats and creates the order in one transaction.
+//!
+//! ## Keys (one table, see the README for the access patterns)
+//!
+//! | item | pk | sk | gsi1pk / gsi1sk | ttl |
+//! |---|---|---|---|---|
+//! | event | `event#<event>` | `meta` | `events` / `<starts_at>#<event>` | — |
+//! | seat | `event#<event>` | `seat#<seat>` | — | — |
+//! | hold / sold seat | `hold#<event>#<seat>` | `hold` | `holds#<event>#<shard>` / `held#<seat>`, `sold#<seat>` | expiry + 60 s while held |
+//! | reservation | `pr#<id>` | `pr` | — | last change + 1 day |
+//! | cart pointer | `cart#<owner>` | `cart` | — | last change + 1 day |
+//! | order | `ticket_order#<id>` | `order` | — | — |
+//! | bar code | `barcode#<code>` | `barcode` | — | — |
+//!
+//! ## Decisions where the spec is silent
+//!
+//! - **Who owns a PR.** An authenticated buyer (JWT) owns it by `sub`; an anonymous buyer by
+//!   the secret token answered at creation and sent back as `X-Reservation-Token` (stored only
+//!   as a SHA-256 hash). The token names the buyer's cart, not one PR: switching to another
+//!   event keeps the token and replaces the PR. A PR or order of someone else is 404. A token
+//!   cart is not merged into a user's cart when the buyer later signs in.
+//! - **Expiry.** Each hold expires `SEAT_TIMEOUT` after it was taken (holding more seats does
+//!   not extend the older ones). Reads treat an expired hold as free at once, and a new hold
+//!   replaces it with a version check; the `reservations` job deletes expired holds (again on
+//!   the version, so a re-held seat is never deleted), and the item `ttl` is a backstop.
+//!   Sold seats carry no expiry and are never swept.
+//! - **Seat index shards.** The holds of one event are spread over [`holds::INDEX_SHARDS`]
+//!   index partitions (by a hash of the seat id), so a flash sale does not funnel every index
+//!   write into one partition either; the seat list reads all shards.
+//! - **Checkout of cash orders** answers 201 even if queueing an email fails after the order
+//!   was committed (the failure is logged; an admin can resend). Checkout of online orders is
+//!   not available yet: it answers 422 on `order_type` until the payment model is wired in
+//!   ([`orders::online_checkout`]).
+//! - **Totals.** Seat prices come from the price category; online order types add
+//!   `ONLINE_COMMISSION` percent (default 3) of the tickets, `courier_cash` adds
+//!   `COURIER_PRICE` (default 300.00). Every amount is rounded half-up to kopecks.
+//! - **Bar codes** are EAN-13 numbers in the in-store range (first digit `2`), 11 random
+//!   digits and a check digit, unique through a `barcode#<code>` item created with the order.
+
+pub mod barcode;
+pub mod holds;
+pub mod inventory;
+pub mod orders;
+pub mod reservations;
+pub mod totals;
+
+pub use orders::on_payment_settled;
+
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::request::Parts;
+use sha2::{Digest, Sha256};
+
+use crate::App;
+use crate::auth::{AuthUser, Claims};
+use crate::error::{ApiError, ApiResult};
+
+/// The most seats one preliminary reservation may hold.
+pub const MAX_SEATS: usize = 7;
+
+/// The header an anonymous buyer sends their reservation token in.
+pub const TOKEN_HEADER: &str = "x-reservation-token";
+
+/// The caller of a buyer route: an optional user (a bearer JWT, which must be valid when
+/// sent) and an optional reservation token.
+#[derive(Debug, Clone, Default)]
+pub struct Buyer {
+    pub user: Option<Claims>,
+    pub token: Option<String>,
+}
+
+impl Buyer {
+    /// Every owner key the caller can prove.
+    pub fn owner_keys(&self) -> Vec<String> {
+        let mut keys = Vec::new();
+        if let Some(u) = &self.user {
+            keys.push(user_owner(&u.sub));
+        }
+        if let Some(t) = &self.token {
+            keys.push(token_owner(t));
+        }
+        keys
+    }
+
+    pub fn owns(&self, owner: &str) -> bool {
+        self.owner_keys().iter().any(|k| k == owner)
+    }
+}
+
+/// The owner key of an authenticated user.
+pub fn user_owner(sub: &str) -> String {
+    format!("user:{sub}")
+}
+
+/// The owner key of a reservation token (its hash: the token itself is never stored).
+pub fn token_owner(token: &str) -> String {
+    format!("token:{}", hex::encode(Sha256::digest(token.as_bytes())))
+}
+
+impl<S> FromRequestParts<S> for Buyer
+where
+    App: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let user = if parts.headers.contains_key(axum::http::header::AUTHORIZATION) {
+            Some(AuthUser::from_request_parts(parts, state).await?.0)
+        } else {
+            None
+        };
+        let token = match parts.headers.get(TOKEN_HEADER) {
+            None => None,
+            Some(v) => {
+                let t = v.to_str().map(str::trim).unwrap_or("");
+                let ok = (16..=128).contains(&t.len())
+                    && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                if !ok {
+                    return Err(ApiError::bad_request("X-Reservation-Token", "malformed reservation token"));
+                }
+                Some(t.to_owned())
+            }
+        };
+        Ok(Buyer { user, token })
+    }
+}
+
+/// Ids that become part of keys: 1 to 64 of `A-Z a-z 0-9 _ -`.
+pub fn check_id(field: &str, v: &str) -> ApiResult<()> {
+    let ok =
+        (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(field, "must be 1 to 64 characters of A-Z, a-z, 0-9, _ and -"))
+    }
+}
+
+/// A new random opaque id.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}

@@ -1,0 +1,438 @@
+//! Preliminary reservations (PR): a buyer's cart for one event.
+//!
+//! Every change is a transaction that writes the PR item on its version (so one PR never
+//! exceeds [`MAX_SEATS`], even under concurrent requests of its owner) together with the
+//! seat hold items it takes or frees. A lost race on the PR item is retried a few times
+//! from a fresh read; a lost race on a seat is a 409.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::holds::{self, Hold, HoldState};
+use super::inventory::{self, Event};
+use super::totals::{self, Customer, OrderType, Totals, TotalsView};
+use super::{Buyer, MAX_SEATS, new_id, token_owner, user_owner};
+use crate::App;
+use crate::error::{ApiError, ApiResult};
+use crate::money;
+use crate::store::{Cond, Item, StoreError, WriteOp};
+
+const SK: &str = "pr";
+const CART_SK: &str = "cart";
+/// How often a change that lost a race on the PR item is retried from a fresh read.
+const ATTEMPTS: usize = 8;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reservation {
+    pub id: String,
+    /// `user:<sub>` or `token:<sha256 of the token>`.
+    pub owner: String,
+    pub event_id: String,
+    /// Seats this PR took, in order. A hold may have expired or been taken over since:
+    /// the hold items are the truth, this list says where to look.
+    pub seats: Vec<String>,
+    pub order_type: Option<OrderType>,
+    pub customer: Option<Customer>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredPr {
+    pub pr: Reservation,
+    pub version: u64,
+}
+
+/// The pointer from an owner to their current PR.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Cart {
+    reservation_id: String,
+}
+
+pub fn pk(id: &str) -> String {
+    format!("pr#{id}")
+}
+
+fn cart_pk(owner: &str) -> String {
+    format!("cart#{owner}")
+}
+
+fn day_after(t: DateTime<Utc>) -> Option<i64> {
+    Some(t.timestamp() + 24 * 3600)
+}
+
+fn pr_item(pr: &Reservation, version: u64) -> Result<Item, StoreError> {
+    Ok(Item::from_value(pk(&pr.id), SK, pr)?.with_ttl(day_after(pr.updated_at)).with_version(version))
+}
+
+fn put_pr(pr: &Reservation, version: u64) -> Result<WriteOp, StoreError> {
+    let cond = if version == 1 { Cond::NotExists } else { Cond::Version(version - 1) };
+    Ok(WriteOp::Put { item: pr_item(pr, version)?, cond })
+}
+
+async fn get_pr(app: &App, id: &str) -> ApiResult<Option<StoredPr>> {
+    if super::check_id("id", id).is_err() {
+        return Ok(None);
+    }
+    Ok(match app.store.get(&pk(id), SK).await? {
+        Some(item) => Some(StoredPr { pr: item.decode()?, version: item.version }),
+        None => None,
+    })
+}
+
+/// The caller's PR by id; someone else's (or none) is 404.
+pub async fn load(app: &App, buyer: &Buyer, id: &str) -> ApiResult<StoredPr> {
+    match get_pr(app, id).await? {
+        Some(s) if buyer.owns(&s.pr.owner) => Ok(s),
+        _ => Err(ApiError::NotFound("reservation".into())),
+    }
+}
+
+/// Ops that free every seat `pr` still holds (checked on each hold's version).
+async fn free_ops(app: &App, pr: &Reservation) -> ApiResult<Vec<WriteOp>> {
+    let mut ops = Vec::new();
+    for (seat, h) in pr.seats.iter().zip(holds::get_many(app, &pr.event_id, &pr.seats).await?) {
+        if let Some(h) = h
+            && h.hold.state == HoldState::Held
+            && h.hold.reservation_id.as_deref() == Some(pr.id.as_str())
+        {
+            ops.push(WriteOp::Delete {
+                pk: holds::pk(&pr.event_id, seat),
+                sk: holds::SK.into(),
+                cond: Cond::Version(h.version),
+            });
+        }
+    }
+    Ok(ops)
+}
+
+/// What initialize answers.
+pub struct Initialized {
+    pub stored: StoredPr,
+    /// A newly created PR (201) or the caller's live one (200).
+    pub created: bool,
+    /// The reservation token, for an anonymous caller.
+    pub token: Option<String>,
+}
+
+/// Initialize: the caller's live PR for `event_id`, or a new empty one. A PR of the caller
+/// for another event is deleted with its holds in the same transaction that creates the
+/// new one.
+pub async fn initialize(app: &App, buyer: &Buyer, event_id: &str) -> ApiResult<Initialized> {
+    if inventory::get_event(app, event_id).await?.is_none() {
+        return Err(ApiError::invalid("event_id", "no such event"));
+    }
+    let (owner, token) = match (&buyer.user, &buyer.token) {
+        (Some(u), _) => (user_owner(&u.sub), None),
+        (None, Some(t)) => (token_owner(t), Some(t.clone())),
+        (None, None) => {
+            let t = format!("{}{}", new_id(), new_id());
+            (token_owner(&t), Some(t))
+        }
+    };
+    for _ in 0..ATTEMPTS {
+        let cart = app.store.get(&cart_pk(&owner), CART_SK).await?;
+        let mut ops = Vec::new();
+        let cart_cond = match &cart {
+            None => Cond::NotExists,
+            Some(item) => {
+                let c: Cart = item.decode()?;
+                if let Some(old) = get_pr(app, &c.reservation_id).await? {
+                    if old.pr.event_id == event_id && old.pr.owner == owner {
+                        return Ok(Initialized { stored: old, created: false, token });
+                    }
+                    // Another event: only one PR per buyer; delete it and free its seats.
+                    ops.extend(free_ops(app, &old.pr).await?);
+                    ops.push(WriteOp::Delete {
+                        pk: pk(&old.pr.id),
+                        sk: SK.into(),
+                        cond: Cond::Version(old.version),
+                    });
+                }
+                Cond::Version(item.version)
+            }
+        };
+        let now = app.clock.now();
+        let pr = Reservation {
+            id: new_id(),
+            owner: owner.clone(),
+            event_id: event_id.to_owned(),
+            seats: Vec::new(),
+            order_type: None,
+            customer: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let cart_version = cart.as_ref().map_or(1, |c| c.version + 1);
+        let cart_item = Item::from_value(cart_pk(&owner), CART_SK, &Cart { reservation_id: pr.id.clone() })?
+            .with_ttl(day_after(now))
+            .with_version(cart_version);
+        ops.push(put_pr(&pr, 1)?);
+        ops.push(WriteOp::Put { item: cart_item, cond: cart_cond });
+        match app.store.transact(ops).await {
+            Ok(()) => return Ok(Initialized { stored: StoredPr { pr, version: 1 }, created: true, token }),
+            Err(e) if e.is_conflict() => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::Conflict("the reservation is being changed by another request; retry".into()))
+}
+
+/// Runs `step` on a fresh read of the PR until it does not lose a race on the PR item.
+/// `step` answers `Ok(None)` to ask for another attempt.
+macro_rules! retrying {
+    ($app:expr, $buyer:expr, $id:expr, |$s:ident| $body:expr) => {{
+        let mut out =
+            Err(ApiError::Conflict("the reservation is being changed by another request; retry".into()));
+        for _ in 0..ATTEMPTS {
+            let $s = load($app, $buyer, $id).await?;
+            match $body {
+                Ok(Some(v)) => {
+                    out = Ok(v);
+                    break;
+                }
+                Ok(None) => continue,
+                Err(e) => {
+                    out = Err(e);
+                    break;
+                }
+            }
+        }
+        out
+    }};
+}
+
+/// The seats among `pr.seats` that this PR holds now (unexpired).
+async fn live_seats(
+    app: &App,
+    pr: &Reservation,
+    now: DateTime<Utc>,
+) -> ApiResult<Vec<(String, holds::Stored)>> {
+    let mut live = Vec::new();
+    for (seat, h) in pr.seats.iter().zip(holds::get_many(app, &pr.event_id, &pr.seats).await?) {
+        if let Some(h) = h
+            && h.hold.live_for(&pr.id, now)
+        {
+            live.push((seat.clone(), h));
+        }
+    }
+    Ok(live)
+}
+
+fn taken(seat_id: &str) -> ApiError {
+    ApiError::Conflict(format!("seat {seat_id} is already taken"))
+}
+
+/// Holds one seat for the PR.
+pub async fn hold(app: &App, buyer: &Buyer, id: &str, seat_id: &str) -> ApiResult<StoredPr> {
+    retrying!(app, buyer, id, |s| try_hold(app, s, seat_id).await)
+}
+
+async fn try_hold(app: &App, s: StoredPr, seat_id: &str) -> ApiResult<Option<StoredPr>> {
+    let StoredPr { mut pr, version } = s;
+    let now = app.clock.now();
+    let (seat, live, current) = tokio::try_join!(
+        inventory::get_seat(app, &pr.event_id, seat_id),
+        live_seats(app, &pr, now),
+        holds::get(app, &pr.event_id, seat_id),
+    )?;
+    if seat.is_none() {
+        return Err(ApiError::invalid("seat_id", "no such seat in this event"));
+    }
+    if live.iter().any(|(seat, _)| seat == seat_id) {
+        return Ok(Some(StoredPr { pr, version }));
+    }
+    if live.len() >= MAX_SEATS {
+        return Err(ApiError::bad_request(
+            "seat_id",
+            format!("a reservation holds at most {MAX_SEATS} seats"),
+        ));
+    }
+    let (cond, hold_version) = match current {
+        None => (Cond::NotExists, 1),
+        Some(h) if h.hold.blocks(now) => return Err(taken(seat_id)),
+        // Expired: take it over, on the version read.
+        Some(h) => (Cond::Version(h.version), h.version + 1),
+    };
+    let expires_at =
+        now + chrono::Duration::from_std(app.config.seat_timeout).unwrap_or(chrono::Duration::MAX);
+    let hold = Hold {
+        event_id: pr.event_id.clone(),
+        seat_id: seat_id.to_owned(),
+        state: HoldState::Held,
+        reservation_id: Some(pr.id.clone()),
+        order_id: None,
+        held_at: now,
+        expires_at: Some(expires_at),
+        seat,
+    };
+    pr.seats = live.into_iter().map(|(seat, _)| seat).collect();
+    pr.seats.push(seat_id.to_owned());
+    pr.updated_at = now;
+    let ops = vec![WriteOp::Put { item: holds::item(&hold, hold_version)?, cond }, put_pr(&pr, version + 1)?];
+    match app.store.transact(ops).await {
+        Ok(()) => Ok(Some(StoredPr { pr, version: version + 1 })),
+        Err(StoreError::Conflict { index: Some(0) }) => Err(taken(seat_id)),
+        Err(e) if e.is_conflict() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Releases one seat of the PR.
+pub async fn release(app: &App, buyer: &Buyer, id: &str, seat_id: &str) -> ApiResult<StoredPr> {
+    retrying!(app, buyer, id, |s| try_release(app, s, seat_id).await)
+}
+
+async fn try_release(app: &App, s: StoredPr, seat_id: &str) -> ApiResult<Option<StoredPr>> {
+    let StoredPr { mut pr, version } = s;
+    if !pr.seats.iter().any(|seat| seat == seat_id) {
+        return Err(ApiError::NotFound("ticket".into()));
+    }
+    let mut ops = Vec::new();
+    if let Some(h) = holds::get(app, &pr.event_id, seat_id).await?
+        && h.hold.state == HoldState::Held
+        && h.hold.reservation_id.as_deref() == Some(pr.id.as_str())
+    {
+        ops.push(WriteOp::Delete {
+            pk: holds::pk(&pr.event_id, seat_id),
+            sk: holds::SK.into(),
+            cond: Cond::Version(h.version),
+        });
+    }
+    pr.seats.retain(|seat| seat != seat_id);
+    pr.updated_at = app.clock.now();
+    ops.push(put_pr(&pr, version + 1)?);
+    match app.store.transact(ops).await {
+        Ok(()) => Ok(Some(StoredPr { pr, version: version + 1 })),
+        Err(e) if e.is_conflict() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Deletes the PR and frees every seat it holds.
+pub async fn delete(app: &App, buyer: &Buyer, id: &str) -> ApiResult<()> {
+    retrying!(app, buyer, id, |s| try_delete(app, s).await)
+}
+
+async fn try_delete(app: &App, s: StoredPr) -> ApiResult<Option<()>> {
+    let mut ops = free_ops(app, &s.pr).await?;
+    ops.push(WriteOp::Delete { pk: pk(&s.pr.id), sk: SK.into(), cond: Cond::Version(s.version) });
+    match app.store.transact(ops).await {
+        Ok(()) => Ok(Some(())),
+        Err(e) if e.is_conflict() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Saves the order type and the buyer's details (validated for that type).
+pub async fn set_order_type(
+    app: &App,
+    buyer: &Buyer,
+    id: &str,
+    order_type: OrderType,
+    customer: Customer,
+) -> ApiResult<StoredPr> {
+    let customer = totals::validate_customer(order_type, customer)?;
+    retrying!(app, buyer, id, |s| {
+        let StoredPr { mut pr, version } = s;
+        pr.order_type = Some(order_type);
+        pr.customer = Some(customer.clone());
+        pr.updated_at = app.clock.now();
+        match app.store.transact(vec![put_pr(&pr, version + 1)?]).await {
+            Ok(()) => Ok(Some(StoredPr { pr, version: version + 1 })),
+            Err(e) if e.is_conflict() => Ok(None),
+            Err(e) => Err(ApiError::from(e)),
+        }
+    })
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TicketView {
+    pub seat_id: String,
+    pub sector: String,
+    pub sector_name: String,
+    pub row: String,
+    pub seat: String,
+    pub price_category: String,
+    #[serde(with = "money::number")]
+    pub price: rust_decimal::Decimal,
+    pub held_until: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReservationView {
+    pub id: String,
+    pub event_id: String,
+    pub event_title: String,
+    /// Always `reserved` while the PR exists.
+    pub status: &'static str,
+    pub tickets: Vec<TicketView>,
+    pub max_tickets: usize,
+    pub order_type: Option<OrderType>,
+    pub customer: Option<Customer>,
+    pub totals: TotalsView,
+    /// When the first of the held seats is released.
+    pub expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The live tickets of a PR with their seats and prices, and the totals.
+pub async fn priced(
+    app: &App,
+    pr: &Reservation,
+) -> ApiResult<(Event, Vec<(TicketView, holds::Stored)>, Totals)> {
+    let now = app.clock.now();
+    let (event, live) = tokio::try_join!(inventory::get_event(app, &pr.event_id), live_seats(app, pr, now))?;
+    let event = event.ok_or_else(|| ApiError::NotFound("event".into()))?;
+    let mut tickets = Vec::new();
+    // Seats come with their holds; only holds written without one need a seat read.
+    let missing: Vec<String> =
+        live.iter().filter(|(_, h)| h.hold.seat.is_none()).map(|(s, _)| s.clone()).collect();
+    let mut fetched = inventory::get_seats(app, &pr.event_id, &missing).await?.into_iter();
+    for (seat_id, h) in live {
+        let seat = match &h.hold.seat {
+            Some(seat) => Some(seat.clone()),
+            None => fetched.next().flatten(),
+        };
+        let Some(seat) = seat else { continue };
+        let price = event
+            .price_of(&seat.price_category)
+            .ok_or_else(|| ApiError::Internal(format!("seat {seat_id} has an unknown price category")))?;
+        tickets.push((
+            TicketView {
+                seat_id,
+                sector: seat.sector,
+                sector_name: seat.sector_name,
+                row: seat.row,
+                seat: seat.seat,
+                price_category: seat.price_category,
+                price,
+                held_until: h.hold.expires_at,
+            },
+            h,
+        ));
+    }
+    let prices: Vec<_> = tickets.iter().map(|(t, _)| t.price).collect();
+    let totals = totals::compute(&app.config, pr.order_type, &prices);
+    Ok((event, tickets, totals))
+}
+
+pub async fn view(app: &App, s: &StoredPr) -> ApiResult<ReservationView> {
+    let (event, tickets, totals) = priced(app, &s.pr).await?;
+    let pr = &s.pr;
+    Ok(ReservationView {
+        id: pr.id.clone(),
+        event_id: pr.event_id.clone(),
+        event_title: event.title,
+        status: "reserved",
+        expires_at: tickets.iter().filter_map(|(t, _)| t.held_until).min(),
+        tickets: tickets.into_iter().map(|(t, _)| t).collect(),
+        max_tickets: MAX_SEATS,
+        order_type: pr.order_type,
+        customer: pr.customer.clone(),
+        totals: totals.view(),
+        created_at: pr.created_at,
+        updated_at: pr.updated_at,
+    })
+}

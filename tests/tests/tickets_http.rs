@@ -1,0 +1,428 @@
+//! Seated-event ticket ordering over HTTP on the local server (memory store): the cash
+//! path end to end, switching events, the seat limit, validation and ownership.
+
+mod tickets_support;
+
+use api_tests::{TestServer, token};
+use serde_json::json;
+use shared::tickets::barcode;
+use tickets_support::{Buyer, admin, create_event, seat_map, taken_seats};
+
+fn messages(srv: &TestServer) -> Vec<shared::outbox::Notification> {
+    srv.app.local_outbox.as_ref().expect("memory outbox").messages()
+}
+
+#[tokio::test]
+async fn admin_loads_a_seat_map_and_the_public_lists_it() {
+    let srv = TestServer::memory().await;
+    let (status, body) = srv.post("/api/v1/admin/events", Some(&token("5", &[])), &seat_map("e1")).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(srv.post("/api/v1/admin/events", None, &seat_map("e1")).await.0, 401);
+    let (status, body) = srv.post("/api/v1/admin/events", Some(&admin()), &seat_map("e1")).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["event"]["seat_count"], 20);
+    assert_eq!(body["event"]["price_categories"][1]["price"], json!(500.5));
+    let (status, _) = srv.post("/api/v1/admin/events", Some(&admin()), &seat_map("e1")).await;
+    assert_eq!(status, 409);
+
+    let mut bad = seat_map("e2");
+    bad["price_categories"][0]["price"] = json!(10.5);
+    let (status, body) = srv.post("/api/v1/admin/events", Some(&admin()), &bad).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (422, Some("price_categories[0].price")), "{body}");
+    let mut bad = seat_map("e2");
+    bad["sectors"][0]["rows"][0]["price_category"] = json!("Z");
+    let (status, body) = srv.post("/api/v1/admin/events", Some(&admin()), &bad).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (422, Some("sectors[0].rows[0].price_category")));
+
+    let (status, body) = srv.get("/api/v1/events", None).await;
+    assert_eq!(status, 200);
+    let events = body["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{body}");
+    assert_eq!(events[0]["id"], "e1");
+    assert_eq!(events[0]["starts_at"], "2030-05-01T19:00:00+03:00");
+
+    let raw = srv.http.get(srv.url("/api/v1/events/e1/seats")).send().await.unwrap().text().await.unwrap();
+    assert!(raw.contains(r#""price":1000.00,"#), "two decimals on the wire: {raw}");
+    assert!(raw.contains(r#""price":500.50,"#), "{raw}");
+    let (status, body) = srv.get("/api/v1/events/e1/seats", None).await;
+    assert_eq!(status, 200);
+    let seats = body["seats"].as_array().unwrap();
+    assert_eq!(seats.len(), 20);
+    assert_eq!(body["free_count"], 20);
+    assert_eq!(seats[0]["id"], "s-1-1");
+    assert_eq!(seats[1]["id"], "s-1-2", "natural order");
+    assert_eq!(seats[0]["price"], json!(1000.0));
+    assert_eq!(seats[0]["price_category"], "A");
+    assert_eq!(seats[19]["id"], "s-2-10");
+    assert_eq!(seats[19]["price"], json!(500.5));
+    assert_eq!(srv.get("/api/v1/events/nope/seats", None).await.0, 404);
+    let (status, body) = srv.get("/api/v1/admin/events", Some(&admin())).await;
+    assert_eq!((status, body["events"].as_array().map(Vec::len)), (200, Some(1)));
+}
+
+#[tokio::test]
+async fn the_demo_event_loads_through_the_admin_code_path() {
+    demo_event(TestServer::memory().await).await;
+}
+
+#[tokio::test]
+async fn dynamo_the_demo_event_loads() {
+    let Some(store) = api_tests::dynamo_store().await else { return };
+    demo_event(TestServer::start(store).await).await;
+}
+
+async fn demo_event(srv: TestServer) {
+    shared::tickets::inventory::load_demo(&srv.app).await.unwrap();
+    shared::tickets::inventory::load_demo(&srv.app).await.expect("loading twice is harmless");
+    let (status, body) = srv.get("/api/v1/events/demo-concert/seats", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["seats"].as_array().unwrap().len(), 218);
+    assert_eq!(body["free_count"], 218);
+}
+
+#[tokio::test]
+async fn the_whole_cash_path() {
+    cash_path(TestServer::memory().await).await;
+}
+
+#[tokio::test]
+async fn dynamo_the_whole_cash_path() {
+    let Some(store) = api_tests::dynamo_store().await else { return };
+    cash_path(TestServer::start(store).await).await;
+}
+
+async fn cash_path(srv: TestServer) {
+    create_event(&srv, "gala").await;
+    let mut buyer = Buyer::anonymous(&srv);
+
+    // Step 1: initialize; a second initialize with the token reuses the PR.
+    let (status, body) = buyer.post("/api/v1/reservations", &json!({"event_id": "gala"})).await;
+    assert_eq!(status, 201, "{body}");
+    let secret = body["token"].as_str().unwrap().to_owned();
+    assert!(secret.len() >= 32);
+    buyer.token = Some(secret);
+    let pr = body["reservation"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(body["reservation"]["status"], "reserved");
+    let (status, body) = buyer.post("/api/v1/reservations", &json!({"event_id": "gala"})).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["reservation"]["id"], pr.as_str());
+
+    // Hold two seats; the seat list shows them taken; nobody else can hold them.
+    assert_eq!(buyer.hold(&pr, "s-1-1").await.0, 200);
+    let (status, body) = buyer.hold(&pr, "s-2-3").await;
+    assert_eq!(status, 200, "{body}");
+    let r = &body["reservation"];
+    assert_eq!(r["tickets"].as_array().unwrap().len(), 2);
+    assert_eq!(r["totals"]["tickets"], json!(1500.5));
+    assert_eq!(r["tickets"][1]["row"], "2");
+    assert!(r["expires_at"].is_string());
+    assert_eq!(buyer.hold(&pr, "s-1-1").await.0, 200, "holding a held seat again is harmless");
+    let mut taken = taken_seats(&srv, "gala").await;
+    taken.sort();
+    assert_eq!(taken, ["s-1-1", "s-2-3"]);
+    let mut rival = Buyer::anonymous(&srv);
+    let rival_pr = rival.init("gala").await;
+    let (status, body) = rival.hold(&rival_pr, "s-1-1").await;
+    assert_eq!(status, 409, "{body}");
+
+    // Release one and take it back.
+    let (status, body) =
+        buyer.call(reqwest::Method::DELETE, &format!("/api/v1/reservations/{pr}/tickets/s-2-3"), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["reservation"]["tickets"].as_array().unwrap().len(), 1);
+    assert_eq!(taken_seats(&srv, "gala").await, ["s-1-1"]);
+    assert_eq!(buyer.hold(&pr, "s-2-3").await.0, 200);
+
+    // Step 2: order type and buyer; totals with courier delivery.
+    let path = format!("/api/v1/reservations/{pr}/order_type");
+    let customer = json!({"name": "Иван Петров", "email": "ivan@example.com", "phone": "+7 (912) 345-67-89"});
+    let (status, body) = buyer
+        .call(reqwest::Method::PUT, &path, Some(&json!({"order_type": "courier_cash", "customer": customer})))
+        .await;
+    assert_eq!((status, body["error"]["field"].as_str()), (422, Some("customer.address")), "{body}");
+    let mut customer = customer;
+    customer["address"] = json!("Москва, ул. Тверская, 1");
+    let (status, body) = buyer
+        .call(reqwest::Method::PUT, &path, Some(&json!({"order_type": "courier_cash", "customer": customer})))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let totals = &body["reservation"]["totals"];
+    assert_eq!((totals["tickets"].clone(), totals["delivery"].clone()), (json!(1500.5), json!(300.0)));
+    assert_eq!(totals["commission"], json!(0.0));
+    assert_eq!(totals["total"], json!(1800.5));
+    assert_eq!(body["reservation"]["customer"]["phone"], "+79123456789");
+    let (status, body) = buyer
+        .call(reqwest::Method::PUT, &path, Some(&json!({"order_type": "email_online", "customer": customer})))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["reservation"]["totals"]["commission"], json!(45.02), "3% of 1500.50");
+    assert_eq!(body["reservation"]["totals"]["total"], json!(1545.52));
+
+    // Online checkout is not available yet: nothing is written.
+    let (status, body) = buyer.post(&format!("/api/v1/reservations/{pr}/checkout"), &json!({})).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (422, Some("order_type")), "{body}");
+    assert_eq!(buyer.get(&format!("/api/v1/reservations/{pr}")).await.0, 200);
+
+    let (status, _) = buyer
+        .call(reqwest::Method::PUT, &path, Some(&json!({"order_type": "courier_cash", "customer": customer})))
+        .await;
+    assert_eq!(status, 200);
+
+    // Checkout: approved at once, emails queued, seats sold.
+    let (status, body) = rival.post(&format!("/api/v1/reservations/{pr}/checkout"), &json!({})).await;
+    assert_eq!(status, 404, "someone else's PR");
+    let (status, body2) = buyer.post(&format!("/api/v1/reservations/{pr}/checkout"), &json!({})).await;
+    assert_eq!(status, 201, "{body} {body2}");
+    let order = &body2["order"];
+    let order_id = order["id"].as_str().unwrap().to_owned();
+    assert_eq!(order["status"], "approved");
+    assert!(body2["payment_url"].is_null());
+    assert_eq!(order["totals"]["total"], json!(1800.5));
+    let tickets = order["tickets"].as_array().unwrap();
+    assert_eq!(tickets.len(), 2);
+    let codes: Vec<&str> = tickets.iter().map(|t| t["bar_code"].as_str().unwrap()).collect();
+    assert!(codes.iter().all(|c| barcode::is_valid(c)), "{codes:?}");
+    assert_ne!(codes[0], codes[1]);
+    let mails = messages(&srv);
+    assert_eq!(mails.len(), 2, "{mails:?}");
+    assert_eq!(mails[0].template, "ticket_order_buyer");
+    assert_eq!(mails[0].to, "ivan@example.com");
+    assert_eq!(mails[0].id, format!("ticket-order-{order_id}-approved-buyer"));
+    assert_eq!(mails[0].data["totals"]["total"], "1800.50");
+    assert_eq!(mails[0].data["total"], "1800.50");
+    assert_eq!(mails[0].data["event_name"], "Test event gala");
+    assert_eq!(mails[0].data["tickets"][0]["code"], codes[0]);
+    assert_eq!(mails[1].template, "ticket_order_admin");
+    assert_eq!(mails[1].to, "admin@example.com");
+
+    // The PR is consumed; the seats stay sold; step 3 shows the order to its owner only.
+    assert_eq!(buyer.get(&format!("/api/v1/reservations/{pr}")).await.0, 404);
+    let mut taken = taken_seats(&srv, "gala").await;
+    taken.sort();
+    assert_eq!(taken, ["s-1-1", "s-2-3"]);
+    let (status, body) = buyer.get(&format!("/api/v1/ticket_orders/{order_id}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["order"]["tickets"][0]["bar_code"], codes[0]);
+    assert_eq!(body["order"]["event"]["title"], "Test event gala");
+    assert_eq!(rival.get(&format!("/api/v1/ticket_orders/{order_id}")).await.0, 404);
+    assert_eq!(srv.get(&format!("/api/v1/ticket_orders/{order_id}"), None).await.0, 404);
+    let qr = srv.http.get(body["order"]["tickets"][0]["qr_url"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(qr.status(), 200);
+    assert_eq!(qr.headers()["content-type"], "image/svg+xml");
+    assert!(qr.text().await.unwrap().starts_with("<svg"));
+    let (status, _) =
+        srv.get(&format!("/api/v1/ticket_orders/{order_id}/tickets/2000000000000/qr"), None).await;
+    assert_eq!(status, 404);
+
+    // Admin: resend (a new notification id), cancel (seats free again), not twice.
+    let resend = format!("/api/v1/admin/ticket_orders/{order_id}/resend_email");
+    assert_eq!(srv.post(&resend, Some(&token("5", &[])), &json!({})).await.0, 403);
+    let (status, body) = srv.post(&resend, Some(&admin()), &json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let mails = messages(&srv);
+    assert_eq!(mails.len(), 3);
+    assert_eq!(mails[2].template, "ticket_order_buyer");
+    assert_ne!(mails[2].id, mails[0].id);
+    let cancel = format!("/api/v1/admin/ticket_orders/{order_id}/cancel");
+    let (status, body) = srv.post(&cancel, Some(&admin()), &json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["order"]["status"], "cancelled");
+    assert!(taken_seats(&srv, "gala").await.is_empty());
+    let (status, body) = srv.post(&cancel, Some(&admin()), &json!({})).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("status")));
+    assert_eq!(srv.post(&resend, Some(&admin()), &json!({})).await.0, 400);
+    let (status, body) = buyer.get(&format!("/api/v1/ticket_orders/{order_id}")).await;
+    assert_eq!((status, body["order"]["status"].as_str()), (200, Some("cancelled")));
+    assert_eq!(srv.post("/api/v1/admin/ticket_orders/nope/cancel", Some(&admin()), &json!({})).await.0, 404);
+
+    // The freed seat can be sold again.
+    let pr2 = rival.init("gala").await;
+    assert_eq!(pr2, rival_pr);
+    assert_eq!(rival.hold(&pr2, "s-1-1").await.0, 200);
+}
+
+#[tokio::test]
+async fn switching_events_frees_the_old_seats() {
+    switching_events(TestServer::memory().await).await;
+}
+
+#[tokio::test]
+async fn dynamo_switching_events_frees_the_old_seats() {
+    let Some(store) = api_tests::dynamo_store().await else { return };
+    switching_events(TestServer::start(store).await).await;
+}
+
+async fn switching_events(srv: TestServer) {
+    create_event(&srv, "first").await;
+    create_event(&srv, "second").await;
+    let mut buyer = Buyer::anonymous(&srv);
+    let old = buyer.init("first").await;
+    let token = buyer.token.clone();
+    for seat in ["s-1-1", "s-1-2", "s-2-1"] {
+        assert_eq!(buyer.hold(&old, seat).await.0, 200);
+    }
+    assert_eq!(taken_seats(&srv, "first").await.len(), 3);
+
+    let (status, body) = buyer.post("/api/v1/reservations", &json!({"event_id": "second"})).await;
+    assert_eq!(status, 201, "{body}");
+    let new = body["reservation"]["id"].as_str().unwrap();
+    assert_ne!(new, old);
+    assert_eq!(body["reservation"]["event_id"], "second");
+    assert_eq!(buyer.token, token, "the token names the buyer's cart and stays");
+    assert!(taken_seats(&srv, "first").await.is_empty(), "old seats are free again");
+    assert_eq!(buyer.get(&format!("/api/v1/reservations/{old}")).await.0, 404);
+    let (status, body) = buyer.get(&format!("/api/v1/reservations/{new}")).await;
+    assert_eq!((status, body["reservation"]["tickets"].as_array().map(Vec::len)), (200, Some(0)));
+
+    // Another buyer can take the freed seats at once.
+    let mut other = Buyer::anonymous(&srv);
+    let pr = other.init("first").await;
+    assert_eq!(other.hold(&pr, "s-1-1").await.0, 200);
+
+    // An authenticated buyer switches the same way, by their user id.
+    let user = Buyer::user(&srv, "77");
+    let (status, body) = user.post("/api/v1/reservations", &json!({"event_id": "first"})).await;
+    assert_eq!(status, 201);
+    assert!(body["token"].is_null(), "users need no token");
+    let upr = body["reservation"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(user.hold(&upr, "s-2-5").await.0, 200);
+    let (status, body) = user.post("/api/v1/reservations", &json!({"event_id": "second"})).await;
+    assert_eq!(status, 201);
+    assert_ne!(body["reservation"]["id"], upr.as_str());
+    assert_eq!(taken_seats(&srv, "first").await, ["s-1-1"]);
+
+    // Deleting a PR frees its seats too.
+    let (status, _) = other.call(reqwest::Method::DELETE, &format!("/api/v1/reservations/{pr}"), None).await;
+    assert_eq!(status, 200);
+    assert!(taken_seats(&srv, "first").await.is_empty());
+    assert_eq!(other.get(&format!("/api/v1/reservations/{pr}")).await.0, 404);
+}
+
+#[tokio::test]
+async fn at_most_seven_seats_and_bad_input_is_4xx() {
+    let srv = TestServer::memory().await;
+    create_event(&srv, "small").await;
+    let mut buyer = Buyer::anonymous(&srv);
+    let pr = buyer.init("small").await;
+    for n in 1..=7 {
+        assert_eq!(buyer.hold(&pr, &format!("s-1-{n}")).await.0, 200);
+    }
+    let (status, body) = buyer.hold(&pr, "s-1-8").await;
+    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("seat_id")), "{body}");
+    assert_eq!(taken_seats(&srv, "small").await.len(), 7);
+
+    let (status, body) = buyer.hold(&pr, "s-9-9").await;
+    assert_eq!((status, body["error"]["field"].as_str()), (422, Some("seat_id")));
+    let (status, body) =
+        buyer.post(&format!("/api/v1/reservations/{pr}/tickets"), &json!({"seat_id": 5})).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (422, Some("seat_id")), "{body}");
+    let (status, body) = buyer.post("/api/v1/reservations", &json!({"event_id": "nope"})).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (422, Some("event_id")));
+    let (status, body) = buyer
+        .call(
+            reqwest::Method::PUT,
+            &format!("/api/v1/reservations/{pr}/order_type"),
+            Some(&json!({"order_type": "pigeon", "customer": {"name": "a", "email": "a@b.ru", "phone": "89991234567"}})),
+        )
+        .await;
+    assert_eq!((status, body["error"]["field"].as_str()), (422, Some("order_type")), "{body}");
+    let (status, body) = buyer
+        .call(
+            reqwest::Method::PUT,
+            &format!("/api/v1/reservations/{pr}/order_type"),
+            Some(&json!({"order_type": "self_cash", "customer": {"name": "a", "email": "nope", "phone": "89991234567"}})),
+        )
+        .await;
+    assert_eq!((status, body["error"]["field"].as_str()), (422, Some("customer.email")));
+    let (status, body) = buyer.post(&format!("/api/v1/reservations/{pr}/checkout"), &json!({})).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (422, Some("order_type")), "no type chosen yet");
+    let (status, _) =
+        buyer.call(reqwest::Method::DELETE, &format!("/api/v1/reservations/{pr}/tickets/s-2-1"), None).await;
+    assert_eq!(status, 404, "not in this reservation");
+
+    // Someone else's or an unknown PR is 404; a malformed token is 400.
+    let mut other = Buyer::anonymous(&srv);
+    other.init("small").await;
+    assert_eq!(other.get(&format!("/api/v1/reservations/{pr}")).await.0, 404);
+    assert_eq!(other.hold(&pr, "s-2-1").await.0, 404);
+    assert_eq!(Buyer::anonymous(&srv).get(&format!("/api/v1/reservations/{pr}")).await.0, 404);
+    assert_eq!(buyer.get("/api/v1/reservations/no-such-pr").await.0, 404);
+    let mut bad = Buyer::anonymous(&srv);
+    bad.token = Some("short".into());
+    let (status, body) = bad.get(&format!("/api/v1/reservations/{pr}")).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("X-Reservation-Token")));
+    let mut bad_jwt = Buyer::anonymous(&srv);
+    bad_jwt.jwt = Some("garbage".into());
+    assert_eq!(bad_jwt.post("/api/v1/reservations", &json!({"event_id": "small"})).await.0, 401);
+
+    // A user's PR is theirs by `sub`.
+    let alice = Buyer::user(&srv, "1");
+    let (_, body) = alice.post("/api/v1/reservations", &json!({"event_id": "small"})).await;
+    let apr = body["reservation"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(alice.get(&format!("/api/v1/reservations/{apr}")).await.0, 200);
+    assert_eq!(Buyer::user(&srv, "2").get(&format!("/api/v1/reservations/{apr}")).await.0, 404);
+}
+
+#[tokio::test]
+async fn concurrent_checkouts_make_one_order() {
+    let srv = TestServer::memory().await;
+    create_event(&srv, "dbl").await;
+    let mut buyer = Buyer::anonymous(&srv);
+    let pr = buyer.init("dbl").await;
+    assert_eq!(buyer.hold(&pr, "s-1-1").await.0, 200);
+    assert_eq!(buyer.hold(&pr, "s-1-2").await.0, 200);
+    let body = json!({"order_type": "self_cash", "customer": {"name": "A", "email": "a@b.ru", "phone": "89991234567"}});
+    let (status, _) =
+        buyer.call(reqwest::Method::PUT, &format!("/api/v1/reservations/{pr}/order_type"), Some(&body)).await;
+    assert_eq!(status, 200);
+    let path = format!("/api/v1/reservations/{pr}/checkout");
+    let attempts = (0..6).map(|_| {
+        let buyer = buyer.clone();
+        let path = path.clone();
+        async move { buyer.post(&path, &json!({})).await.0 }
+    });
+    let statuses = futures::future::join_all(attempts).await;
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
+    assert!(statuses.iter().all(|s| [201, 404, 409].contains(s)), "{statuses:?}");
+    assert_eq!(messages(&srv).len(), 2, "one order, one pair of emails");
+
+    // A sold seat cannot be held by anyone.
+    let mut other = Buyer::anonymous(&srv);
+    let opr = other.init("dbl").await;
+    assert_eq!(other.hold(&opr, "s-1-1").await.0, 409);
+    assert_eq!(other.hold(&opr, "s-1-3").await.0, 200);
+}
+
+#[tokio::test]
+async fn a_signed_in_buyer_owns_their_order_by_user_id() {
+    let srv = TestServer::memory().await;
+    create_event(&srv, "own").await;
+    let alice = Buyer::user(&srv, "31");
+    let (status, body) = alice.post("/api/v1/reservations", &json!({"event_id": "own"})).await;
+    assert_eq!(status, 201);
+    let pr = body["reservation"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(alice.hold(&pr, "s-2-2").await.0, 200);
+    let body = json!({"order_type": "self_cash", "customer": {"name": "Alice", "email": "alice@example.com", "phone": "+79990000031"}});
+    let (status, _) =
+        alice.call(reqwest::Method::PUT, &format!("/api/v1/reservations/{pr}/order_type"), Some(&body)).await;
+    assert_eq!(status, 200);
+    let (status, body) = alice.post(&format!("/api/v1/reservations/{pr}/checkout"), &json!({})).await;
+    assert_eq!(status, 201, "{body}");
+    let order = body["order"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(body["order"]["totals"]["total"], json!(500.5));
+    assert_eq!(alice.get(&format!("/api/v1/ticket_orders/{order}")).await.0, 200);
+    assert_eq!(Buyer::user(&srv, "32").get(&format!("/api/v1/ticket_orders/{order}")).await.0, 404);
+    let (status, body) = srv.get(&format!("/api/v1/ticket_orders/{order}"), Some(&admin())).await;
+    assert_eq!(
+        (status, body["order"]["status"].as_str()),
+        (200, Some("approved")),
+        "the box office sees every order"
+    );
+    let (status, body) = srv.get(&format!("/api/v1/admin/ticket_orders/{order}"), Some(&admin())).await;
+    assert_eq!((status, body["order"]["customer"]["email"].as_str()), (200, Some("alice@example.com")));
+    // A new initialize after checkout starts a fresh, empty reservation.
+    let (status, body) = alice.post("/api/v1/reservations", &json!({"event_id": "own"})).await;
+    assert_eq!(status, 201);
+    assert_ne!(body["reservation"]["id"], pr.as_str());
+    assert_eq!(body["reservation"]["tickets"].as_array().map(Vec::len), Some(0));
+}

@@ -1,0 +1,188 @@
+//! Hold expiry (short SEAT_TIMEOUT, time moved with the app clock) on the embedded store
+//! and on DynamoDB (moto), and the payment settlement hook of online orders.
+
+mod tickets_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use api_tests::{SECRET, TestServer};
+use serde_json::json;
+use shared::jobs::{self, Job};
+use shared::store::Store;
+use shared::tickets::holds::{self, HoldState};
+use shared::tickets::orders::{self, OrderStatus};
+use shared::tickets::{self, reservations};
+use shared::{App, Config};
+use tickets_support::{Buyer, create_event, taken_seats};
+
+async fn server(store: Arc<dyn Store>, seat_timeout: u64) -> TestServer {
+    let mut config = Config::for_tests();
+    config.jwt_secret = SECRET.into();
+    config.seat_timeout = Duration::from_secs(seat_timeout);
+    TestServer::start_with(App::new(store, config)).await
+}
+
+fn minutes(n: i64) -> chrono::Duration {
+    chrono::Duration::minutes(n)
+}
+
+async fn choose(buyer: &Buyer, pr: &str, order_type: &str) {
+    let body = json!({"order_type": order_type, "customer": {
+        "name": "Мария", "email": "maria@example.com", "phone": "89991234567"}});
+    let (status, body) =
+        buyer.call(reqwest::Method::PUT, &format!("/api/v1/reservations/{pr}/order_type"), Some(&body)).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+async fn expiry(store: Arc<dyn Store>) {
+    let srv = server(store, 120).await;
+    create_event(&srv, "exp").await;
+    let mut first = Buyer::anonymous(&srv);
+    let pr1 = first.init("exp").await;
+    assert_eq!(first.hold(&pr1, "s-1-1").await.0, 200);
+    assert_eq!(first.hold(&pr1, "s-1-2").await.0, 200);
+    // A sold seat: checked out before anything expires.
+    let mut payer = Buyer::anonymous(&srv);
+    let pr3 = payer.init("exp").await;
+    assert_eq!(payer.hold(&pr3, "s-2-1").await.0, 200);
+    choose(&payer, &pr3, "self_cash").await;
+    let (status, body) = payer.post(&format!("/api/v1/reservations/{pr3}/checkout"), &json!({})).await;
+    assert_eq!(status, 201, "{body}");
+
+    srv.app.clock.advance(minutes(1));
+    assert_eq!(taken_seats(&srv, "exp").await.len(), 3, "not yet");
+    srv.app.clock.advance(chrono::Duration::seconds(61));
+
+    // Reads treat the expired holds as free at once.
+    assert_eq!(taken_seats(&srv, "exp").await, ["s-2-1"]);
+    let (status, body) = first.get(&format!("/api/v1/reservations/{pr1}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["reservation"]["tickets"].as_array().unwrap().len(), 0, "{body}");
+    assert_eq!(body["reservation"]["totals"]["total"], json!(0.0));
+
+    // Someone else takes one expired seat over at once.
+    let mut second = Buyer::anonymous(&srv);
+    let pr2 = second.init("exp").await;
+    assert_eq!(second.hold(&pr2, "s-1-1").await.0, 200);
+    assert!(holds::get(&srv.app, "exp", "s-1-2").await.unwrap().is_some(), "not swept yet");
+
+    // The sweep deletes the expired hold only: not the re-held seat, not the sold one.
+    let report = jobs::run(&srv.app, Job::Reservations).await.unwrap();
+    assert_eq!(report.changed, 1, "{report:?}");
+    assert_eq!(report.examined, 2, "held seats only: the sold one is not read");
+    assert!(holds::get(&srv.app, "exp", "s-1-2").await.unwrap().is_none());
+    let h = holds::get(&srv.app, "exp", "s-1-1").await.unwrap().unwrap();
+    assert_eq!(h.hold.reservation_id.as_deref(), Some(pr2.as_str()));
+    let sold = holds::get(&srv.app, "exp", "s-2-1").await.unwrap().unwrap();
+    assert_eq!(sold.hold.state, HoldState::Sold);
+    assert_eq!(jobs::run(&srv.app, Job::Reservations).await.unwrap().changed, 0, "idempotent");
+
+    // A day later every hold is gone; the sold seat stays sold.
+    srv.app.clock.advance(chrono::Duration::days(1));
+    assert_eq!(jobs::run(&srv.app, Job::Reservations).await.unwrap().changed, 1);
+    assert!(holds::get(&srv.app, "exp", "s-1-1").await.unwrap().is_none());
+    assert_eq!(holds::get(&srv.app, "exp", "s-2-1").await.unwrap().unwrap().hold.state, HoldState::Sold);
+    assert_eq!(taken_seats(&srv, "exp").await, ["s-2-1"]);
+
+    // The first buyer can hold again; a hold that expires before checkout fails it (409).
+    assert_eq!(first.hold(&pr1, "s-1-1").await.0, 200);
+    choose(&first, &pr1, "self_cash").await;
+    srv.app.clock.advance(minutes(3));
+    let (status, body) = first.post(&format!("/api/v1/reservations/{pr1}/checkout"), &json!({})).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(taken_seats(&srv, "exp").await, ["s-2-1"]);
+}
+
+#[tokio::test]
+async fn memory_holds_expire_by_themselves() {
+    expiry(api_tests::memory_store()).await;
+}
+
+#[tokio::test]
+async fn dynamo_holds_expire_by_themselves() {
+    let Some(store) = api_tests::dynamo_store().await else { return };
+    expiry(store).await;
+}
+
+/// An `ordered` order as the online checkout will create it (the payment itself is not
+/// part of this module).
+async fn ordered(srv: &TestServer, seats: &[&str]) -> String {
+    let mut buyer = Buyer::anonymous(srv);
+    let pr = buyer.init("paid").await;
+    for seat in seats {
+        assert_eq!(buyer.hold(&pr, seat).await.0, 200);
+    }
+    choose(&buyer, &pr, "email_online").await;
+    let caller = tickets::Buyer { user: None, token: buyer.token.clone() };
+    let stored = reservations::load(&srv.app, &caller, &pr).await.unwrap();
+    let order = orders::place(&srv.app, &stored, OrderStatus::Ordered).await.unwrap();
+    assert_eq!(order.status, OrderStatus::Ordered);
+    assert_eq!(
+        order.totals.commission,
+        shared::money::percent_of(order.totals.tickets, 3.into()),
+        "3% online"
+    );
+    let (status, body) = buyer.get(&format!("/api/v1/ticket_orders/{}", order.id)).await;
+    assert_eq!((status, body["order"]["status"].as_str()), (200, Some("ordered")));
+    order.id
+}
+
+#[tokio::test]
+async fn payment_settlement_approves_or_cancels() {
+    let srv = server(api_tests::memory_store(), 900).await;
+    create_event(&srv, "paid").await;
+    let outbox = srv.app.local_outbox.clone().unwrap();
+
+    // Success: approved, buyer + box office emails and e-tickets with QR codes, once.
+    let ok = ordered(&srv, &["s-1-1", "s-1-2"]).await;
+    assert_eq!(taken_seats(&srv, "paid").await.len(), 2);
+    srv.app.clock.advance(chrono::Duration::hours(2));
+    jobs::run(&srv.app, Job::Reservations).await.unwrap();
+    assert_eq!(taken_seats(&srv, "paid").await.len(), 2, "seats of an ordered order never expire");
+    let order = tickets::on_payment_settled(&srv.app, &ok, true).await.unwrap();
+    assert_eq!(order.status, OrderStatus::Approved);
+    let mails = outbox.messages();
+    let templates: Vec<&str> = mails.iter().map(|m| m.template.as_str()).collect();
+    assert_eq!(templates, ["ticket_order_buyer", "ticket_order_admin", "e_tickets"]);
+    let etickets = &mails[2];
+    assert_eq!(etickets.to, "maria@example.com");
+    assert_eq!(etickets.id, format!("ticket-order-{ok}-approved-etickets"));
+    let tickets = etickets.data["tickets"].as_array().unwrap();
+    assert_eq!(tickets.len(), 2, "one e-ticket per seat");
+    for t in tickets {
+        assert!(shared::tickets::barcode::is_valid(t["bar_code"].as_str().unwrap()));
+        assert!(t["qr_svg"].as_str().unwrap().starts_with("<svg"));
+        let qr = srv.http.get(t["qr_url"].as_str().unwrap()).send().await.unwrap();
+        assert_eq!(qr.status(), 200);
+        assert_eq!(qr.text().await.unwrap(), t["qr_svg"].as_str().unwrap());
+    }
+    let again = tickets::on_payment_settled(&srv.app, &ok, true).await.unwrap();
+    assert_eq!(again.status, OrderStatus::Approved);
+    assert_eq!(outbox.messages().len(), 3, "a repeated settlement sends nothing");
+
+    // Failure: cancelled, seats free again, no email.
+    let failed = ordered(&srv, &["s-2-1", "s-2-2", "s-2-3"]).await;
+    assert_eq!(taken_seats(&srv, "paid").await.len(), 5);
+    let order = tickets::on_payment_settled(&srv.app, &failed, false).await.unwrap();
+    assert_eq!(order.status, OrderStatus::Cancelled);
+    assert_eq!(taken_seats(&srv, "paid").await.len(), 2);
+    assert_eq!(outbox.messages().len(), 3);
+    assert_eq!(
+        tickets::on_payment_settled(&srv.app, &failed, false).await.unwrap().status,
+        OrderStatus::Cancelled
+    );
+    let err = tickets::on_payment_settled(&srv.app, &failed, true).await.unwrap_err();
+    assert_eq!(err.status().as_u16(), 400);
+    assert!(tickets::on_payment_settled(&srv.app, "nope", true).await.is_err());
+
+    // An approved online order is not cancelled by the box office (it is refunded instead).
+    let (status, _) = srv
+        .post(
+            &format!("/api/v1/admin/ticket_orders/{ok}/cancel"),
+            Some(&tickets_support::admin()),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 400);
+}
