@@ -32,6 +32,14 @@ venv:
 cfn-lint: venv
 	.venv/bin/cfn-lint template.yaml
 
+## build: every function for arm64 with cargo-lambda (from PyPI), zipped, sizes printed
+build:
+	scripts/build.sh
+
+## deploy: sam deploy of what `make build` built (needs `pip install aws-sam-cli` and AWS credentials)
+deploy: build
+	cd target/lambda && sam deploy --template-file template.yaml --capabilities CAPABILITY_IAM $${SAM_DEPLOY_ARGS:---guided}
+
 clean:
 	$(CARGO) clean
 	rm -rf .venv
@@ -39,7 +47,7 @@ clean:
 ## bench: load on loopback (wrk) next to a bare axum hello-world; start time and peak RSS
 bench:
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
-	$(CARGO) build --release -p local -p health -p deals
+	$(CARGO) build --release --workspace --bins
 	python3 scripts/bench.py
 
 ## fuzz: the request-parser fuzzers at scale (make test runs a short pass)

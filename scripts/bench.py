@@ -77,7 +77,7 @@ wrk.headers["content-type"] = "application/json"
 """
 
 
-def wrk(port, path, method="GET", tok=None, body=None, script=None):
+def wrk(port, path, method="GET", tok=None, body=None, script=None, threads=THREADS, connections=CONNECTIONS):
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         if script is None:
             auth = f'wrk.headers["authorization"] = "Bearer {tok}"' if tok else ""
@@ -86,7 +86,7 @@ def wrk(port, path, method="GET", tok=None, body=None, script=None):
         f.write(script)
         lua = f.name
     out = subprocess.run(
-        ["wrk", "-t", THREADS, "-c", CONNECTIONS, "-d", f"{DURATION}s", "--latency", "-s", lua,
+        ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{DURATION}s", "--latency", "-s", lua,
          f"http://127.0.0.1:{port}{path}"],
         capture_output=True, text=True, check=True).stdout
     os.unlink(lua)
@@ -173,7 +173,8 @@ def main():
     rows, starts = [], []
     hello_port, api_port = free_port(), free_port()
     hello, hello_ms = start_server(os.path.join(REL, "hello"), hello_port, path="/hello")
-    api, api_ms = start_server(os.path.join(REL, "local"), api_port, {"JOB_INTERVAL": "3600"})
+    api, api_ms = start_server(os.path.join(REL, "local"), api_port,
+                               {"JOB_INTERVAL": "3600", "ZOO_SLOT_CAPACITY": "100000000"})
     try:
         supplier, consumer = token("21"), token("14")
         deal = call(api_port, "POST", "/api/v1/orders", supplier, {"order": {
@@ -186,8 +187,8 @@ def main():
         cases.append(("GET /v1/health", api_port, "/v1/health", "GET", None, None))
         cases.extend(extra_cases(api_port))
         base = None
-        for name, port, path, method, tok, body in cases:
-            rps, p50, p99, bad = wrk(port, path, method, tok, body)
+        for name, port, path, method, tok, body, *custom in cases:
+            rps, p50, p99, bad = wrk(port, path, method, tok, body, *custom)
             base = base or rps
             rows.append((name, rps, p50, p99, rps / base, bad))
         starts.append(("local server (all groups)", api_ms, peak_rss_kib(api.pid)))
@@ -213,9 +214,62 @@ def main():
         f.write(text + "\n")
 
 
+HOLD_RELEASE = """
+local buyers = {%s}
+local n = 0
+function setup(thread)
+  n = n + 1
+  local b = buyers[n]
+  thread:set("pr", b[1]); thread:set("seat", b[2]); thread:set("auth", b[3])
+end
+local held = false
+function request()
+  held = not held
+  local h = { ["content-type"] = "application/json", ["authorization"] = "Bearer " .. auth }
+  if held then
+    return wrk.format("POST", "/api/v1/reservations/" .. pr .. "/tickets", h, '{"seat_id":"' .. seat .. '"}')
+  end
+  return wrk.format("DELETE", "/api/v1/reservations/" .. pr .. "/tickets/" .. seat, h, nil)
+end
+"""
+
+SESSION = """
+local n = 0
+local body = %s
+function request()
+  n = n + 1
+  local h = { ["content-type"] = "application/json", ["authorization"] = "Bearer %s" }
+  return wrk.format("POST", "/v1/payments/sessions", h, string.format(body, n, n))
+end
+"""
+
+
 def extra_cases(port):
-    """Calls of the other endpoint groups, when they are present."""
-    return []
+    """Seat hold/release (one buyer per connection, each with its own seat: a buyer makes one
+    request at a time) and zoo session creation."""
+    buyers = 8
+    seats = call(port, "GET", "/api/v1/events/demo-concert/seats")["seats"]
+    free = [s["id"] for s in seats if s.get("free")][:buyers]
+    rows = []
+    for i, seat in enumerate(free):
+        tok = token(str(5000 + i))
+        pr = call(port, "POST", "/api/v1/reservations", tok, {"event_id": "demo-concert"})["reservation"]["id"]
+        rows.append('{"%s","%s","%s"}' % (pr, seat, tok))
+    hold = HOLD_RELEASE % ",".join(rows)
+    visit = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 30 * 86400))
+    body = json.dumps({
+        "session_id": "bench-%d", "order": {"order_id": "ZT-BENCH-%d",
+        "total_amount": {"value": "1000.00", "currency": "RUB"},
+        "items": [{"ticket_type": "adult", "quantity": 1, "unit_price": {"value": "1000.00", "currency": "RUB"},
+                   "visit_date": visit, "visit_time": "10:00"}]},
+        "customer": {"email": "visitor@example.com", "phone": "+79991111111"},
+        "confirmation": {"type": "redirect", "return_url": "https://zooticket.ru/payment/success",
+                         "cancel_url": "https://zooticket.ru/payment/cancel"}})
+    session = SESSION % (json.dumps(body), token("7000"))
+    return [
+        ("seat hold / release (8 buyers)", port, "/", "POST", None, None, hold, len(rows), len(rows)),
+        ("POST /v1/payments/sessions", port, "/v1/payments/sessions", "POST", None, None, session),
+    ]
 
 
 def lambda_binaries():

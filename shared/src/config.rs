@@ -36,6 +36,10 @@ pub struct Config {
     pub courier_price: Decimal,
     /// Ticket orders: the box office address that gets a copy of every order (`ADMIN_EMAIL`).
     pub admin_email: String,
+    /// SQS queue of the notification outbox (`QUEUE_URL`); unset means the in-process outbox.
+    pub queue_url: Option<String>,
+    /// How often the local server runs every scheduled job (`JOB_INTERVAL` seconds, default 30).
+    pub job_interval: Duration,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -67,6 +71,8 @@ impl Config {
             online_commission: parsed("ONLINE_COMMISSION", Decimal::from(3))?,
             courier_price: parsed("COURIER_PRICE", Decimal::from(300))?,
             admin_email: var("ADMIN_EMAIL").unwrap_or_else(|| "admin@example.com".to_owned()),
+            queue_url: var("QUEUE_URL"),
+            job_interval: Duration::from_secs(parsed::<u64>("JOB_INTERVAL", 30)?.max(1)),
         })
     }
 
@@ -84,6 +90,8 @@ impl Config {
             online_commission: Decimal::from(3),
             courier_price: Decimal::from(300),
             admin_email: "admin@example.com".into(),
+            queue_url: None,
+            job_interval: Duration::from_secs(30),
         }
     }
 }

@@ -18,6 +18,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let RawJson(bytes) = RawJson::from_request(req, state).await?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// A JSON request body kept as bytes (to hash it for `Idempotency-Key`, say), with the same
+/// rejections as [`JsonBody`]: a non-JSON content type is 415, a body over the limit 413.
+pub struct RawJson(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawJson {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let json_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(|v| {
             let mime = v.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
             mime == "application/json" || mime.ends_with("+json")
@@ -25,11 +38,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         if json_type == Some(false) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| match e {
+        Bytes::from_request(req, state).await.map(RawJson).map_err(|e| match e {
             BytesRejection::FailedToBufferBody(_) => ApiError::PayloadTooLarge,
             other => ApiError::bad_request("body", other.body_text()),
-        })?;
-        parse_json(&bytes).map(JsonBody)
+        })
     }
 }
 

@@ -10,7 +10,8 @@
 
 use std::future::Future;
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -37,6 +38,20 @@ pub fn key_from(headers: &HeaderMap) -> ApiResult<Option<String>> {
     }
 }
 
+/// A response as stored for replay: the status and the JSON body as written, so money and
+/// every other value come back byte for byte.
+pub type Stored = (StatusCode, String);
+
+/// Serializes a JSON answer for [`run`].
+pub fn stored<T: serde::Serialize>(status: StatusCode, body: &T) -> ApiResult<Stored> {
+    serde_json::to_string(body).map(|b| (status, b)).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// The HTTP response of a stored answer.
+pub fn respond((status, body): Stored) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
 /// Runs `f` at most once per (scope, caller, key); see the module docs.
 pub async fn run<F, Fut>(
     app: &App,
@@ -45,10 +60,10 @@ pub async fn run<F, Fut>(
     key: Option<&str>,
     body: &[u8],
     f: F,
-) -> ApiResult<(StatusCode, Value)>
+) -> ApiResult<Stored>
 where
     F: FnOnce() -> Fut,
-    Fut: Future<Output = ApiResult<(StatusCode, Value)>>,
+    Fut: Future<Output = ApiResult<Stored>>,
 {
     let Some(key) = key else { return f().await };
     let pk = format!("idem#{scope}#{caller}#{key}");
@@ -73,7 +88,8 @@ where
             return match item.data.get("status").and_then(Value::as_u64) {
                 Some(status) => {
                     let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
-                    Ok((status, item.data.get("body").cloned().unwrap_or(Value::Null)))
+                    let body = item.data.get("body").and_then(Value::as_str).unwrap_or("null").to_owned();
+                    Ok((status, body))
                 }
                 None => Err(ApiError::Conflict(
                     "a request with this Idempotency-Key is still being processed".into(),
@@ -107,28 +123,4 @@ where
         };
     }
     Err(ApiError::Conflict("a request with this Idempotency-Key is still being processed".into()))
-}
-
-/// A JSON request body kept as bytes (to hash it), with the same rejections as
-/// [`crate::http::JsonBody`]: a non-JSON content type is 415, a body over the limit 413.
-pub struct RawJson(pub axum::body::Bytes);
-
-impl<S: Send + Sync> axum::extract::FromRequest<S> for RawJson {
-    type Rejection = ApiError;
-
-    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
-        use axum::extract::rejection::BytesRejection;
-        let json_type =
-            req.headers().get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(|v| {
-                let mime = v.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-                mime == "application/json" || mime.ends_with("+json")
-            });
-        if json_type == Some(false) {
-            return Err(ApiError::UnsupportedMediaType);
-        }
-        axum::body::Bytes::from_request(req, state).await.map(RawJson).map_err(|e| match e {
-            BytesRejection::FailedToBufferBody(_) => ApiError::PayloadTooLarge,
-            other => ApiError::bad_request("body", other.body_text()),
-        })
-    }
 }

@@ -14,6 +14,7 @@ pub mod idempotency;
 pub mod jobs;
 pub mod money;
 pub mod outbox;
+pub mod outbox_sqs;
 pub mod payments;
 pub mod store;
 pub mod telemetry;
@@ -79,7 +80,8 @@ impl App {
         App::new(Arc::new(MemoryStore::new()), config)
     }
 
-    /// From the environment: DynamoDB when `TABLE_NAME` is set, else the embedded store.
+    /// From the environment: DynamoDB when `TABLE_NAME` is set, else the embedded store;
+    /// the SQS outbox when `QUEUE_URL` is set, else the in-process one.
     pub async fn from_env() -> Result<App, String> {
         let config = Config::from_env()?;
         let store: Arc<dyn Store> = match &config.table_name {
@@ -92,6 +94,12 @@ impl App {
             }
             None => Arc::new(MemoryStore::new()),
         };
-        Ok(App::new(store, config))
+        let queue_url = config.queue_url.clone();
+        let mut app = App::new(store, config);
+        if let Some(url) = queue_url {
+            app.outbox = Arc::new(outbox_sqs::SqsOutbox::from_env(url).await);
+            app.local_outbox = None;
+        }
+        Ok(app)
     }
 }

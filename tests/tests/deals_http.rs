@@ -553,3 +553,36 @@ pub async fn card_payment_through_the_gateway(store: Arc<dyn Store>) {
             .len();
     assert_eq!(history_len, 2, "pending → payment_verification → paid, once");
 }
+
+/// `Idempotency-Key` on deal creation: a repeat returns the first answer byte for byte and
+/// creates nothing; the same key with another body is 422.
+#[tokio::test]
+async fn deal_creation_is_idempotent() {
+    let srv = TestServer::memory().await;
+    let t = token(SUPPLIER, &[]);
+    let body = json!({"order": {"order_description": "x", "verify_days": 3, "commission_payer": "consumer",
+        "cost": "10341450.00", "supplier_id": SUPPLIER}});
+    let send = |b: Value, key: &'static str| {
+        srv.http
+            .post(srv.url("/api/v1/orders"))
+            .bearer_auth(&t)
+            .header("Idempotency-Key", key)
+            .json(&b)
+            .send()
+    };
+    let first = send(body.clone(), "k-1").await.unwrap();
+    assert_eq!(first.status(), 201);
+    let first = first.text().await.unwrap();
+    assert!(first.contains("\"cost\":10341450.00"), "money written as decimals: {first}");
+    let again = send(body.clone(), "k-1").await.unwrap();
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.text().await.unwrap(), first);
+    let (_, list) = srv.get("/api/v1/orders", Some(&t)).await;
+    assert_eq!(list["meta"]["total"], 1, "one deal created");
+    let mut other = body.clone();
+    other["order"]["cost"] = json!("99.00");
+    let res = send(other, "k-1").await.unwrap();
+    assert_eq!(res.status(), 422);
+    assert_eq!(res.json::<Value>().await.unwrap()["error"]["field"], "Idempotency-Key");
+    assert_eq!(send(body, "k-2").await.unwrap().status(), 201);
+}

@@ -125,6 +125,64 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/orders?page={s}&per={s}"),
     ("GET", "/api/v1/orders/{s}"),
     ("GET", "/api/v1/orders/{id}/attachments/{s}"),
+    ("POST", "/v1/payments/sessions"),
+    ("PUT", "/v1/payments/{s}"),
+    ("PATCH", "/v1/payments/{s}"),
+    ("DELETE", "/v1/payments/{s}"),
+    ("GET", "/v1/slots?visit_date={s}&visit_time={s}"),
+    ("POST", "/api/v1/reservations"),
+    ("POST", "/api/v1/reservations/{s}/tickets"),
+    ("PUT", "/api/v1/reservations/{s}/order_type"),
+    ("POST", "/api/v1/reservations/{s}/checkout"),
+    ("GET", "/api/v1/events/{s}/seats"),
+    ("GET", "/api/v1/ticket_orders/{s}"),
+    ("POST", "/api/v1/admin/events"),
+    ("POST", "/api/v1/admin/ticket_orders/{s}/cancel"),
+    ("POST", "/api/v1/admin/ticket_orders/{s}/resend_email"),
+];
+
+/// Gateway callbacks and returns: form-encoded fields, by POST body or GET query.
+const CALLBACKS: &[&str] = &[
+    "/api/v1/gateways/sandbox/callback",
+    "/api/v1/gateways/robokassa/result",
+    "/api/v1/gateways/robokassa/success",
+    "/api/v1/gateways/robokassa/fail",
+    "/api/v1/gateways/mandarin/callback",
+    "/api/v1/gateways/sngb/notify",
+    "/api/v1/gateways/sngb/tran",
+    "/api/v1/gateways/return/{s}",
+    "/api/v1/gateways/sandbox/pay/{s}",
+];
+
+const FORM_FIELDS: &[&str] = &[
+    "payment_id",
+    "outcome",
+    "signature",
+    "OutSum",
+    "InvId",
+    "SignatureValue",
+    "Shp_payment_id",
+    "IsTest",
+    "sign",
+    "orderId",
+    "transaction",
+    "status",
+    "price",
+    "email",
+    "udf5",
+    "trackid",
+    "paymentid",
+    "tranid",
+    "result",
+    "amt",
+    "action",
+    "Error",
+    "ErrorText",
+    "responsecode",
+    "ref",
+    "postdate",
+    "auth",
+    "cardholder",
 ];
 
 struct Harness {
@@ -136,8 +194,19 @@ struct Harness {
 
 fn harness() -> Harness {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let srv = rt.block_on(api_tests::TestServer::memory());
-    let token = api_tests::token("21", &[]);
+    // Every gateway configured, so their callback parsers run (the peers are never reached:
+    // nothing here is a valid callback).
+    let mut config = shared::Config::for_tests();
+    config.jwt_secret = api_tests::SECRET.into();
+    let pc = &mut config.payments;
+    (pc.robokassa.login, pc.robokassa.password1, pc.robokassa.password2) =
+        ("shop".into(), "p1".into(), "p2".into());
+    (pc.mandarin.merchant_id, pc.mandarin.secret) = ("m1".into(), "s1".into());
+    (pc.sngb.terminal_id, pc.sngb.password, pc.sngb.secret) = ("t1".into(), "pw".into(), "s1".into());
+    pc.sngb.base_url = "http://127.0.0.1:9".into();
+    let app = shared::App::new(api_tests::memory_store(), config);
+    let srv = rt.block_on(api_tests::TestServer::start_with(app));
+    let token = api_tests::token("21", &["admin", "manager"]);
     let deal = rt.block_on(async {
         let body = json!({"order": {"order_description": "fuzz", "verify_days": 3, "commission_payer": "consumer",
             "cost": 100, "supplier_id": "21", "consumer_id": "14"}});
@@ -177,6 +246,20 @@ fn fill(template: &str, deal: i64, s: &str) -> String {
     template.replace("{id}", &deal.to_string()).replace("{s}", &s)
 }
 
+fn form_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("succeeded".to_owned()),
+        Just("failed".to_owned()),
+        Just("CAPTURED".to_owned()),
+        Just("24.61".to_owned()),
+        Just("-1".to_owned()),
+        Just("99999999999999999999".to_owned()),
+        Just("ZT_1".to_owned()),
+        "[0-9a-f]{0,64}",
+        ".{0,24}",
+    ]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -186,6 +269,37 @@ proptest! {
         let (method, template) = route;
         let (status, out) = send(&h, method, &fill(template, h.deal, &s), serde_json::to_vec(&body).unwrap());
         check(status, &out)?;
+    }
+
+    #[test]
+    fn gateway_callbacks_never_cause_a_server_error(
+        path in prop::sample::select(CALLBACKS),
+        fields in prop::collection::vec((prop::sample::select(FORM_FIELDS), form_value()), 0..10),
+        by_query in any::<bool>(),
+        s in ".{0,12}",
+    ) {
+        let h = HARNESS.with(|h| h.clone());
+        let form: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields.iter().map(|(k, v)| (*k, v.as_str())))
+            .finish();
+        let path = fill(path, h.deal, &s);
+        let (method, uri, body) = if by_query {
+            ("GET", format!("{path}?{form}"), Vec::new())
+        } else {
+            ("POST", path, form.into_bytes())
+        };
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .unwrap();
+        let (status, out) = h.rt.block_on(async {
+            let res = h.router.clone().oneshot(req).await.unwrap();
+            let status = res.status();
+            (status, axum::body::to_bytes(res.into_body(), 1 << 24).await.unwrap().to_vec())
+        });
+        prop_assert!(!status.is_server_error(), "server error {status}: {}", String::from_utf8_lossy(&out));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Escrow deals (seed 003) over HTTP: parse, call the domain, answer.
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -13,9 +13,9 @@ use shared::deals::changes::ChangeRequest;
 use shared::deals::model::ChangeType;
 use shared::deals::view::DealView;
 use shared::deals::{self, CardPayment, DealFields, Payer, PaymentRequest, Role};
-use shared::http::{JsonBody, PathArg, QueryArg};
+use shared::http::{JsonBody, PathArg, QueryArg, RawJson, parse_json};
 use shared::payments::GatewayKind;
-use shared::{ApiError, ApiResult, App, money, users};
+use shared::{ApiError, ApiResult, App, idempotency, money, users};
 
 pub fn router() -> Router<App> {
     Router::new()
@@ -63,11 +63,18 @@ struct OrderRequest {
 async fn create(
     State(app): State<App>,
     AuthUser(who): AuthUser,
-    JsonBody(req): JsonBody<OrderRequest>,
-) -> ApiResult<(StatusCode, Json<OrderBody>)> {
-    let deal = deals::create(&app, &who, req.order).await?;
-    let role = deal.role_of(&who.sub).unwrap_or(Role::Supplier);
-    Ok((StatusCode::CREATED, Json(OrderBody { order: view(&app, &deal, role).await? })))
+    headers: HeaderMap,
+    RawJson(body): RawJson,
+) -> ApiResult<Response> {
+    let key = idempotency::key_from(&headers)?;
+    idempotency::run(&app, "deal-create", &who.sub, key.as_deref(), &body, || async {
+        let req: OrderRequest = parse_json(&body)?;
+        let deal = deals::create(&app, &who, req.order).await?;
+        let role = deal.role_of(&who.sub).unwrap_or(Role::Supplier);
+        idempotency::stored(StatusCode::CREATED, &OrderBody { order: view(&app, &deal, role).await? })
+    })
+    .await
+    .map(idempotency::respond)
 }
 
 async fn show(
@@ -307,10 +314,18 @@ async fn create_payment(
     State(app): State<App>,
     AuthUser(who): AuthUser,
     PathArg(id): PathArg<i64>,
-    JsonBody(req): JsonBody<PaymentBody>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let p = deals::create_payment(&app, &who, id, req.payment).await?;
-    Ok((StatusCode::CREATED, Json(payment_json(&p))))
+    headers: HeaderMap,
+    RawJson(body): RawJson,
+) -> ApiResult<Response> {
+    let key = idempotency::key_from(&headers)?;
+    let scope = format!("deal-payment-{id}");
+    idempotency::run(&app, &scope, &who.sub, key.as_deref(), &body, || async {
+        let req: PaymentBody = parse_json(&body)?;
+        let p = deals::create_payment(&app, &who, id, req.payment).await?;
+        idempotency::stored(StatusCode::CREATED, &payment_json(&p))
+    })
+    .await
+    .map(idempotency::respond)
 }
 
 async fn show_payment(
@@ -419,17 +434,24 @@ async fn request_change(
     State(app): State<App>,
     AuthUser(who): AuthUser,
     PathArg(id): PathArg<i64>,
-    JsonBody(req): JsonBody<ChangeBody>,
-) -> ApiResult<(StatusCode, Json<OrderBody>)> {
-    let c = req.order_change;
-    let change = ChangeRequest {
-        change_type: c.change_type,
-        new_cost: c.new_cost,
-        prolong_protection_to: c.prolong_protection_to.map(|t| t.with_timezone(&chrono::Utc)),
-    };
-    let loaded = deals::request_change(&app, &who, id, change).await?;
-    let role = loaded.deal.role_of(&who.sub).unwrap_or(Role::Manager);
-    Ok((StatusCode::CREATED, Json(OrderBody { order: view(&app, &loaded.deal, role).await? })))
+    headers: HeaderMap,
+    RawJson(body): RawJson,
+) -> ApiResult<Response> {
+    let key = idempotency::key_from(&headers)?;
+    let scope = format!("deal-change-{id}");
+    idempotency::run(&app, &scope, &who.sub, key.as_deref(), &body, || async {
+        let c = parse_json::<ChangeBody>(&body)?.order_change;
+        let change = ChangeRequest {
+            change_type: c.change_type,
+            new_cost: c.new_cost,
+            prolong_protection_to: c.prolong_protection_to.map(|t| t.with_timezone(&chrono::Utc)),
+        };
+        let loaded = deals::request_change(&app, &who, id, change).await?;
+        let role = loaded.deal.role_of(&who.sub).unwrap_or(Role::Manager);
+        idempotency::stored(StatusCode::CREATED, &OrderBody { order: view(&app, &loaded.deal, role).await? })
+    })
+    .await
+    .map(idempotency::respond)
 }
 
 async fn answer(

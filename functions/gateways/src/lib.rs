@@ -39,9 +39,16 @@ fn text(body: String) -> Response {
 
 /// Verifies and applies a callback.
 async fn callback(app: &App, kind: GatewayKind, f: &Fields) -> ApiResult<(CallbackEvent, Option<Settled>)> {
-    let event = gateways::for_kind(app, kind).verify_callback(app, f).await.inspect_err(|e| {
-        tracing::warn!(gateway = ?kind, error = %e, "callback rejected");
-    })?;
+    let event = gateways::for_kind(app, kind)
+        .verify_callback(app, f)
+        .await
+        .inspect_err(|e| tracing::warn!(gateway = ?kind, error = %e, "callback rejected"))
+        .map_err(|e| match e {
+            // Verifying a callback is local work: a gateway error here means this deployment
+            // does not use that gateway, so there is nothing to call back to.
+            ApiError::Gateway(m) => ApiError::NotFound(format!("gateway ({m})")),
+            other => other,
+        })?;
     let settled = payments::apply_callback(app, &event).await?;
     Ok((event, settled))
 }

@@ -1,6 +1,8 @@
 //! The whole API on one HTTP server: every endpoint group's router mounted together over
 //! one [`App`]. Used by `make run` and by the black-box tests.
 
+pub mod dev;
+
 use axum::Router;
 use shared::App;
 
@@ -12,7 +14,8 @@ pub fn router(app: App) -> Router {
         .merge(payments::router())
         .merge(gateways::router())
         .merge(tickets::router())
-        .merge(admin::router());
+        .merge(admin::router())
+        .merge(dev::router());
     let groups = groups.route("/openapi.json", axum::routing::get(openapi));
     shared::http::finish(groups, app)
 }

@@ -36,5 +36,6 @@ async fn run() -> Result<(), String> {
     shared::tickets::inventory::load_demo(&app).await.map_err(|e| format!("demo event: {e}"))?;
     let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| format!("bind {addr}: {e}"))?;
     tracing::info!(%addr, store = if app.config.table_name.is_some() { "dynamodb" } else { "memory" }, "listening");
+    local::dev::spawn_jobs(app.clone());
     local::serve(listener, app).await.map_err(|e| e.to_string())
 }

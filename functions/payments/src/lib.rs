@@ -4,14 +4,14 @@
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::auth::AuthUser;
+use shared::http::RawJson;
 use shared::http::{PathArg, QueryArg, parse_json};
-use shared::idempotency::RawJson;
 use shared::zoo::{self, CreateSession, UpdatePayment};
 use shared::{ApiError, ApiResult, App, idempotency};
 
@@ -43,10 +43,10 @@ async fn create(
             "confirmation_url": p.confirmation_url,
             "expires_at": shared::payments::ts(p.expires_at),
         });
-        Ok((StatusCode::CREATED, envelope("Payment session created successfully", data).0))
+        idempotency::stored(StatusCode::CREATED, &envelope("Payment session created successfully", data).0)
     })
     .await
-    .map(|(status, body)| (status, Json(body)).into_response())
+    .map(idempotency::respond)
 }
 
 async fn read(

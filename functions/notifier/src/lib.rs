@@ -1,0 +1,390 @@
+//! The notifier: an SQS-triggered Lambda that renders each [`Notification`] and sends it
+//! through SES, once per business event.
+//!
+//! - **Batch**: every record is handled on its own; failed records are listed in
+//!   `batchItemFailures` (partial batch response, `ReportBatchItemFailures` in the event source
+//!   mapping), so SQS redelivers only those. After `maxReceiveCount` receives SQS moves a
+//!   message to the dead-letter queue, which has an alarm.
+//! - **Poison messages**: a body that is not a notification, an unknown template, a bad
+//!   recipient or data a template cannot use fail before anything is claimed or sent; they are
+//!   reported as failures every time and so end in the DLQ.
+//! - **De-duplication** (the store, DynamoDB in AWS): before sending, the notifier claims the
+//!   notification id with a conditional create of `pk = "mail#<id>"` (state `sending`); after
+//!   SES accepts the email it marks the claim `sent`. A delivery that finds `sent` skips the
+//!   message (success, no email). A delivery that finds `sending` (another delivery is sending
+//!   right now, or one died mid-send) fails and is retried later.
+//! - **Trade-off: at most once.** When SES rejects the request outright (a service error or a
+//!   connection that never reached SES) the claim is released and the message is retried:
+//!   nothing was sent. When the outcome is unknown (a timeout after the request left, a crash
+//!   between the claim and the mark) the claim stays `sending`: redeliveries fail, the message
+//!   ends in the DLQ, and the DLQ alarm asks a person to look. We never send twice; the rare
+//!   unknown case is surfaced rather than guessed. Claims expire (DynamoDB TTL) after 15 days,
+//!   longer than SQS keeps a message (14 days at most).
+
+pub mod render;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_sdk_sesv2::error::{DisplayErrorContext, SdkError};
+use aws_sdk_sesv2::primitives::Blob;
+use aws_sdk_sesv2::types::{Destination, EmailContent, RawMessage};
+use serde_json::json;
+use shared::Clock;
+use shared::outbox::Notification;
+use shared::store::{Cond, Item, Store, StoreError};
+
+pub use render::{Email, RenderError, Renderer};
+
+/// How long a claim is kept (seconds): longer than SQS can keep a message.
+pub const CLAIM_TTL_SECS: i64 = 15 * 24 * 3600;
+
+/// Why an email was not sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// SES refused it or was never reached: nothing was sent, a retry is safe.
+    #[error("not sent: {0}")]
+    NotSent(String),
+    /// The request may have reached SES: it may or may not have been sent.
+    #[error("outcome unknown: {0}")]
+    Unknown(String),
+}
+
+/// The email sending port.
+#[async_trait]
+pub trait Mailer: Send + Sync + 'static {
+    async fn send(&self, email: &Email) -> Result<(), SendError>;
+}
+
+/// SES (v2) with a raw MIME message: text and HTML alternatives plus inline QR images.
+pub struct SesMailer {
+    client: aws_sdk_sesv2::Client,
+    from: String,
+}
+
+impl SesMailer {
+    pub fn new(client: aws_sdk_sesv2::Client, from: impl Into<String>) -> Self {
+        SesMailer { client, from: from.into() }
+    }
+
+    /// A client from the environment (`AWS_ENDPOINT_URL`, `AWS_REGION`, credentials).
+    pub async fn from_env(from: impl Into<String>) -> Self {
+        let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        SesMailer::new(aws_sdk_sesv2::Client::new(&conf), from)
+    }
+
+    pub fn from_address(&self) -> &str {
+        &self.from
+    }
+}
+
+/// The MIME message for an email.
+pub fn mime(from: &str, email: &Email) -> Result<Vec<u8>, String> {
+    let local: String = email
+        .id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .collect();
+    let mut msg = mail_builder::MessageBuilder::new()
+        .from(from)
+        .to(email.to.as_str())
+        .subject(email.subject.as_str())
+        .message_id(format!("{local}@notifier"))
+        .text_body(email.text.as_str())
+        .html_body(email.html.as_str());
+    for img in &email.inline {
+        msg = msg.inline(img.content_type, img.cid.as_str(), img.bytes.as_slice());
+    }
+    msg.write_to_vec().map_err(|e| e.to_string())
+}
+
+#[async_trait]
+impl Mailer for SesMailer {
+    async fn send(&self, email: &Email) -> Result<(), SendError> {
+        let data = mime(&self.from, email).map_err(SendError::NotSent)?;
+        let raw = RawMessage::builder()
+            .data(Blob::new(data))
+            .build()
+            .map_err(|e| SendError::NotSent(e.to_string()))?;
+        let res = self
+            .client
+            .send_email()
+            .from_email_address(&self.from)
+            .destination(Destination::builder().to_addresses(&email.to).build())
+            .content(EmailContent::builder().raw(raw).build())
+            .send()
+            .await;
+        match res {
+            Ok(out) => {
+                tracing::info!(id = %email.id, ses_message_id = out.message_id().unwrap_or(""), "email sent");
+                Ok(())
+            }
+            Err(err) => {
+                let text = DisplayErrorContext(&err).to_string();
+                // A service error is SES refusing; a construction or connection failure never
+                // reached it. A timeout or an unreadable response may follow a send.
+                match err {
+                    SdkError::ServiceError(_) | SdkError::ConstructionFailure(_) => {
+                        Err(SendError::NotSent(text))
+                    }
+                    SdkError::DispatchFailure(ref d) if !d.is_timeout() => Err(SendError::NotSent(text)),
+                    _ => Err(SendError::Unknown(text)),
+                }
+            }
+        }
+    }
+}
+
+/// What the handler needs.
+pub struct Deps {
+    pub store: Arc<dyn Store>,
+    pub mailer: Arc<dyn Mailer>,
+    pub renderer: Renderer,
+    pub clock: Clock,
+}
+
+impl Deps {
+    pub fn new(store: Arc<dyn Store>, mailer: Arc<dyn Mailer>) -> Deps {
+        Deps { store, mailer, renderer: Renderer::new(), clock: Clock::default() }
+    }
+
+    /// From the environment: the store as configured for every function (`TABLE_NAME`),
+    /// SES with the sender `MAIL_FROM` (default `noreply@example.com`).
+    pub async fn from_env() -> Result<Deps, String> {
+        let app = shared::App::from_env().await?;
+        let from = std::env::var("MAIL_FROM")
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .unwrap_or_else(|| "noreply@example.com".into());
+        Ok(Deps::new(app.store, Arc::new(SesMailer::from_env(from).await)))
+    }
+}
+
+/// What became of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Sent,
+    /// Already sent by an earlier delivery: nothing done.
+    Duplicate,
+}
+
+/// Why one message failed (it stays on the queue).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    /// It can never succeed: it will end in the DLQ.
+    #[error("poison message: {0}")]
+    Poison(String),
+    /// A later delivery may succeed.
+    #[error("retry later: {0}")]
+    Retry(String),
+}
+
+fn claim_key(id: &str) -> (String, String) {
+    (format!("mail#{id}"), "mail".to_owned())
+}
+
+/// Parses a message body into a notification.
+pub fn decode(body: Option<&str>) -> Result<Notification, Failure> {
+    let body = body.ok_or_else(|| Failure::Poison("message without a body".into()))?;
+    let n: Notification = serde_json::from_str(body)
+        .map_err(|e| Failure::Poison(format!("body is not a notification: {e}")))?;
+    if n.id.trim().is_empty() {
+        return Err(Failure::Poison("notification without an id".into()));
+    }
+    Ok(n)
+}
+
+/// Renders and sends one notification, at most once per notification id.
+pub async fn process(deps: &Deps, n: &Notification) -> Result<Outcome, Failure> {
+    let email = deps.renderer.render(n).map_err(|e| Failure::Poison(e.to_string()))?;
+    let (pk, sk) = claim_key(&n.id);
+    let unavailable = |e: StoreError| Failure::Retry(format!("store: {e}"));
+    if let Some(existing) = deps.store.get(&pk, &sk).await.map_err(unavailable)? {
+        return match existing.data.get("state").and_then(|s| s.as_str()) {
+            Some("sent") => Ok(Outcome::Duplicate),
+            _ => Err(Failure::Retry(format!("{} is being sent or its outcome is unknown", n.id))),
+        };
+    }
+    let now = deps.clock.now();
+    let claim = |state: &str| {
+        let data = json!({ "state": state, "template": n.template, "to": n.to, "at": now.to_rfc3339() });
+        Item::from_value(&pk, &sk, &data).map(|i| i.with_ttl(Some(now.timestamp() + CLAIM_TTL_SECS)))
+    };
+    let claimed = claim("sending").map_err(unavailable)?;
+    match deps.store.put(claimed, Cond::NotExists).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict { .. }) => {
+            return Err(Failure::Retry(format!("{} claimed by a concurrent delivery", n.id)));
+        }
+        Err(e) => return Err(unavailable(e)),
+    }
+    match deps.mailer.send(&email).await {
+        Ok(()) => {
+            let sent = claim("sent").map_err(unavailable)?.with_version(2);
+            if let Err(e) = deps.store.put(sent, Cond::Version(1)).await {
+                // The email is out; the claim stays `sending`, so a redelivery will not send again.
+                tracing::error!(id = %n.id, error = %e, "sent, but could not mark the claim sent");
+            }
+            Ok(Outcome::Sent)
+        }
+        Err(SendError::NotSent(reason)) => {
+            if let Err(e) = deps.store.delete(&pk, &sk, Cond::Version(1)).await {
+                tracing::error!(id = %n.id, error = %e, "could not release the claim");
+            }
+            Err(Failure::Retry(reason))
+        }
+        Err(SendError::Unknown(reason)) => {
+            tracing::error!(id = %n.id, %reason, "send outcome unknown: the claim is kept, the message will reach the DLQ");
+            Err(Failure::Retry(reason))
+        }
+    }
+}
+
+/// One SQS record.
+pub async fn handle_message(deps: &Deps, msg: &SqsMessage) -> Result<Outcome, Failure> {
+    let n = decode(msg.body.as_deref())?;
+    process(deps, &n).await
+}
+
+/// The Lambda handler: every record on its own, failures reported for redelivery.
+pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
+    let mut failures = Vec::new();
+    for msg in &event.records {
+        let message_id = msg.message_id.clone().unwrap_or_default();
+        match handle_message(deps, msg).await {
+            Ok(outcome) => tracing::info!(%message_id, ?outcome, "message handled"),
+            Err(failure) => {
+                match &failure {
+                    Failure::Poison(_) => tracing::error!(%message_id, error = %failure, "message failed"),
+                    Failure::Retry(_) => tracing::warn!(%message_id, error = %failure, "message failed"),
+                }
+                let mut item = BatchItemFailure::default();
+                item.item_identifier = message_id;
+                failures.push(item);
+            }
+        }
+    }
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failures;
+    response
+}
+
+/// A mailer that keeps what it is asked to send (tests, local runs).
+#[derive(Default)]
+pub struct MemoryMailer {
+    sent: std::sync::Mutex<Vec<Email>>,
+    fail_next: std::sync::Mutex<Option<SendError>>,
+}
+
+impl MemoryMailer {
+    pub fn sent(&self) -> Vec<Email> {
+        self.sent.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The next send fails with this error.
+    pub fn fail_next(&self, e: SendError) {
+        *self.fail_next.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+    }
+}
+
+#[async_trait]
+impl Mailer for MemoryMailer {
+    async fn send(&self, email: &Email) -> Result<(), SendError> {
+        if let Some(e) = self.fail_next.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Err(e);
+        }
+        self.sent.lock().unwrap_or_else(|p| p.into_inner()).push(email.clone());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use shared::store::memory::MemoryStore;
+
+    use super::*;
+
+    fn setup() -> (Deps, Arc<MemoryMailer>) {
+        let mailer = Arc::new(MemoryMailer::default());
+        (Deps::new(Arc::new(MemoryStore::new()), mailer.clone()), mailer)
+    }
+
+    fn note(id: &str) -> Notification {
+        Notification {
+            id: id.into(),
+            template: "refund".into(),
+            to: "buyer@example.com".into(),
+            data: json!({"amount": "100.00", "order_id": 5}),
+        }
+    }
+
+    #[tokio::test]
+    async fn rejected_send_releases_the_claim_and_is_retried() {
+        let (deps, mailer) = setup();
+        mailer.fail_next(SendError::NotSent("throttled".into()));
+        assert!(matches!(process(&deps, &note("r-1")).await, Err(Failure::Retry(_))));
+        assert_eq!(deps.store.get("mail#r-1", "mail").await.unwrap(), None, "claim released");
+        assert_eq!(process(&deps, &note("r-1")).await, Ok(Outcome::Sent));
+        assert_eq!(process(&deps, &note("r-1")).await, Ok(Outcome::Duplicate));
+        assert_eq!(mailer.sent().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn unknown_outcome_keeps_the_claim_and_never_sends_again() {
+        let (deps, mailer) = setup();
+        mailer.fail_next(SendError::Unknown("timeout".into()));
+        assert!(matches!(process(&deps, &note("u-1")).await, Err(Failure::Retry(_))));
+        for _ in 0..3 {
+            assert!(matches!(process(&deps, &note("u-1")).await, Err(Failure::Retry(_))));
+        }
+        assert!(mailer.sent().is_empty(), "at most once: no second attempt after an unknown outcome");
+        let claim = deps.store.get("mail#u-1", "mail").await.unwrap().unwrap();
+        assert_eq!(claim.data["state"], "sending");
+    }
+
+    #[tokio::test]
+    async fn concurrent_deliveries_send_once() {
+        let (deps, mailer) = setup();
+        let deps = Arc::new(deps);
+        let runs = (0..8).map(|_| {
+            let deps = deps.clone();
+            tokio::spawn(async move { process(&deps, &note("c-1")).await })
+        });
+        let results: Vec<_> = futures_join(runs).await;
+        assert_eq!(results.iter().filter(|r| **r == Ok(Outcome::Sent)).count(), 1);
+        assert_eq!(mailer.sent().len(), 1);
+    }
+
+    async fn futures_join<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
+        let mut out = Vec::new();
+        for h in handles.collect::<Vec<_>>() {
+            out.push(h.await.expect("task"));
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn poison_messages_are_refused_before_any_claim() {
+        let (deps, mailer) = setup();
+        assert!(matches!(decode(Some("nope")), Err(Failure::Poison(_))));
+        assert!(matches!(decode(None), Err(Failure::Poison(_))));
+        assert!(matches!(
+            decode(Some(r#"{"id":"","template":"refund","to":"a@b.c","data":{}}"#)),
+            Err(Failure::Poison(_))
+        ));
+        let mut bad = note("p-1");
+        bad.template = "unknown".into();
+        assert!(matches!(process(&deps, &bad).await, Err(Failure::Poison(_))));
+        assert_eq!(deps.store.get("mail#p-1", "mail").await.unwrap(), None);
+        assert!(mailer.sent().is_empty());
+    }
+
+    #[test]
+    fn mime_has_both_alternatives_and_a_stable_message_id() {
+        let email = Renderer::new().render(&note("deal-1/paid")).unwrap();
+        let raw = String::from_utf8(mime("noreply@example.com", &email).unwrap()).unwrap();
+        assert!(raw.contains("Message-ID: <deal-1_paid@notifier>"), "{raw}");
+        assert!(raw.contains("text/plain") && raw.contains("text/html"));
+    }
+}

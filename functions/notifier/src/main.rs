@@ -1,0 +1,15 @@
+use std::sync::Arc;
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let deps = Arc::new(notifier::Deps::from_env().await?);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let deps = deps.clone();
+        async move { Ok::<SqsBatchResponse, Error>(notifier::handle(&deps, event.payload).await) }
+    }))
+    .await
+}

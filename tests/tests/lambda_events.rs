@@ -1,0 +1,119 @@
+//! Every function's handler invoked with its sample event from `events/`: HTTP functions
+//! through `lambda_http`'s API Gateway decoding and the group's router; the notifier and the
+//! scheduler through their library handlers.
+
+use std::sync::Arc;
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use aws_lambda_events::sqs::SqsEvent;
+use axum::http::{HeaderValue, StatusCode};
+use serde_json::Value;
+use shared::App;
+use shared::jobs::Job;
+use shared::store::memory::MemoryStore;
+use tower::ServiceExt;
+
+fn sample(name: &str) -> String {
+    let path = format!("{}/../events/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| format!("{path}: {e}"))
+}
+
+fn app() -> App {
+    let mut config = shared::Config::for_tests();
+    config.jwt_secret = api_tests::SECRET.into();
+    App::in_memory(config)
+}
+
+/// Decodes an API Gateway event as the Lambda runtime does and serves it with `router`.
+async fn invoke(router: axum::Router<App>, event: &str, token: Option<&str>) -> (StatusCode, Value) {
+    let mut req = lambda_http::request::from_str(&sample(event)).expect("a valid API Gateway event");
+    if let Some(t) = token {
+        req.headers_mut().insert("authorization", HeaderValue::from_str(&format!("Bearer {t}")).unwrap());
+    }
+    let (parts, body) = req.into_parts();
+    let req = axum::http::Request::from_parts(parts, axum::body::Body::from(body.to_vec()));
+    let res = shared::http::finish(router, app()).oneshot(req).await.expect("infallible");
+    let status = res.status();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn health_sample_event() {
+    let (status, body) = invoke(health::router(), "health", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "healthy");
+}
+
+#[tokio::test]
+async fn deals_sample_event() {
+    let (status, _) = invoke(deals::router(), "deals", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the sample carries no token");
+    let token = api_tests::token("21", &[]);
+    let (status, body) = invoke(deals::router(), "deals", Some(&token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["commission"], 100000.0);
+}
+
+#[tokio::test]
+async fn notifier_sample_event() {
+    let event: SqsEvent = serde_json::from_str(&sample("notifier")).expect("a valid SQS event");
+    let mailer = Arc::new(notifier::MemoryMailer::default());
+    let deps = notifier::Deps::new(Arc::new(MemoryStore::new()), mailer.clone());
+    let response = notifier::handle(&deps, event.clone()).await;
+    assert!(response.batch_item_failures.is_empty());
+    let sent = mailer.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].to, "consumer@example.com");
+    assert_eq!(sent[0].subject, "Сделка №17: передача товара или услуги");
+    // Redelivered: still a success, no second email.
+    assert!(notifier::handle(&deps, event).await.batch_item_failures.is_empty());
+    assert_eq!(mailer.sent().len(), 1);
+}
+
+#[tokio::test]
+async fn scheduler_sample_event() {
+    let event: EventBridgeEvent<scheduler::JobDetail> =
+        serde_json::from_str(&sample("scheduler")).expect("a valid scheduled event");
+    let report = scheduler::handle(&app(), event).await.expect("job runs");
+    assert_eq!(report.job, Some(Job::Deals));
+    // Every rule's input in template.yaml names a job this function knows.
+    let template = sample_file("template.yaml");
+    for job in ["deals", "payments", "reservations"] {
+        let input = format!(
+            r#"{{"detail-type": "Scheduled Event", "source": "tickets.scheduler", "detail": {{"job": "{job}"}}}}"#
+        );
+        assert!(template.contains(&input), "template.yaml schedules {job}");
+        let event: EventBridgeEvent<scheduler::JobDetail> = serde_json::from_str(&input).unwrap();
+        assert!(scheduler::handle(&app(), event).await.is_ok());
+    }
+    let unknown = r#"{"detail-type": "Scheduled Event", "source": "x", "detail": {"job": "nope"}}"#;
+    assert!(serde_json::from_str::<EventBridgeEvent<scheduler::JobDetail>>(unknown).is_err());
+}
+
+fn sample_file(name: &str) -> String {
+    let path = format!("{}/../{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| format!("{path}: {e}"))
+}
+
+#[tokio::test]
+async fn dev_outbox_lists_what_would_be_sent() {
+    let srv = api_tests::TestServer::memory().await;
+    let (status, body) = srv.get("/dev/outbox", None).await;
+    assert_eq!((status, body["count"].as_u64()), (200, Some(0)));
+    srv.app
+        .outbox
+        .enqueue(shared::outbox::Notification {
+            id: "deal-5-escalation-supplier".into(),
+            template: "deal_escalated".into(),
+            to: "supplier@example.com".into(),
+            data: serde_json::json!({"deal_id": 5}),
+        })
+        .await
+        .unwrap();
+    let (status, body) = srv.get("/dev/outbox", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["count"], 1);
+    assert_eq!(body["messages"][0]["id"], "deal-5-escalation-supplier");
+    assert_eq!(body["messages"][0]["subject"], "Сделка №5 передана на рассмотрение арбитру");
+}

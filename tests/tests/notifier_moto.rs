@@ -1,0 +1,295 @@
+//! The notifier against real protocol peers on moto: SQS (with a dead-letter queue), SES v2
+//! and DynamoDB (the de-duplication claims).
+//!
+//! Each test makes its own queues and uses its own recipient address, so the tests can share
+//! one moto server and run in parallel.
+
+use std::sync::Arc;
+
+use mail_parser::MimeHeaders;
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use notifier::{Deps, SesMailer};
+use serde_json::{Value, json};
+use shared::outbox::{Notification, Outbox};
+use shared::outbox_sqs::{ID_ATTRIBUTE, SqsOutbox};
+
+const FROM: &str = "tickets@example.com";
+
+struct Env {
+    sqs: aws_sdk_sqs::Client,
+    deps: Deps,
+    endpoint: String,
+}
+
+async fn env() -> Option<Env> {
+    let endpoint = api_tests::moto_endpoint()?;
+    let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let ses = aws_sdk_sesv2::Client::new(&conf);
+    // moto only sends from a created identity; a second create is refused, which is fine.
+    let _ = ses.create_email_identity().email_identity(FROM).send().await;
+    let store = api_tests::dynamo_store().await.expect("moto is up");
+    let deps = Deps::new(store, Arc::new(SesMailer::new(ses, FROM)));
+    Some(Env { sqs: aws_sdk_sqs::Client::new(&conf), deps, endpoint })
+}
+
+struct Queue {
+    url: String,
+    dlq_url: String,
+}
+
+/// A queue whose messages move to a fresh DLQ after `max_receive` receives; visibility 0, so
+/// a failed message is visible again at once (as after a visibility timeout).
+async fn queue(sqs: &aws_sdk_sqs::Client, max_receive: u32) -> Queue {
+    let name = format!("notify-{}", uuid::Uuid::new_v4().simple());
+    let dlq_url =
+        sqs.create_queue().queue_name(format!("{name}-dlq")).send().await.unwrap().queue_url.unwrap();
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap();
+    let dlq_arn = attrs.attributes().unwrap()[&QueueAttributeName::QueueArn].clone();
+    let redrive = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive.to_string()});
+    let url = sqs
+        .create_queue()
+        .queue_name(&name)
+        .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
+        .attributes(QueueAttributeName::VisibilityTimeout, "0")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    Queue { url, dlq_url }
+}
+
+/// Receives what is visible on `url` (up to 10 messages).
+async fn receive(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sqs::types::Message> {
+    sqs.receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .message_attribute_names("All")
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default()
+}
+
+/// The Lambda event SQS would build for these messages.
+fn event(messages: &[aws_sdk_sqs::types::Message]) -> SqsEvent {
+    let mut ev = SqsEvent::default();
+    ev.records = messages
+        .iter()
+        .map(|m| {
+            let mut r = SqsMessage::default();
+            r.message_id = m.message_id.clone();
+            r.receipt_handle = m.receipt_handle.clone();
+            r.body = m.body.clone();
+            r.event_source = Some("aws:sqs".into());
+            r
+        })
+        .collect();
+    ev
+}
+
+/// One poll of the event source mapping: receive, invoke the handler, delete the records
+/// that did not fail. Returns the handler's answer and how many messages it got.
+async fn poll(env: &Env, url: &str) -> (SqsBatchResponse, usize) {
+    let messages = receive(&env.sqs, url).await;
+    let response = notifier::handle(&env.deps, event(&messages)).await;
+    let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    for m in &messages {
+        if !failed.contains(&m.message_id().unwrap_or("")) {
+            env.sqs
+                .delete_message()
+                .queue_url(url)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    (response, messages.len())
+}
+
+/// Raw MIME messages moto's SES accepted for `to`.
+async fn mails_to(env: &Env, to: &str) -> Vec<String> {
+    let data: Value =
+        reqwest::get(format!("{}/moto-api/data.json", env.endpoint)).await.unwrap().json().await.unwrap();
+    let raw = data["ses"]["RawMessage"].as_array().cloned().unwrap_or_default();
+    raw.iter()
+        .filter(|m| m["destinations"].as_array().is_some_and(|d| d.iter().any(|a| a == to)))
+        .map(|m| m["raw_data"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn recipient() -> String {
+    format!("buyer-{}@example.com", uuid::Uuid::new_v4().simple())
+}
+
+fn zoo_tickets(id: &str, to: &str) -> Notification {
+    Notification {
+        id: id.into(),
+        template: "zoo_tickets".into(),
+        to: to.into(),
+        data: json!({
+            "payment_id": "pay_12345", "customer_name": "Иван Петров", "total_amount": "2500.00",
+            "visit_date": "2026-12-01", "visit_time": "10:00",
+            "tickets": [{"code": "ZOO-A1", "ticket_type": "adult"}, {"code": "ZOO-C1", "ticket_type": "child"}],
+        }),
+    }
+}
+
+#[tokio::test]
+async fn a_queued_notification_is_sent_through_ses() {
+    let Some(env) = env().await else { return };
+    let q = queue(&env.sqs, 3).await;
+    let to = recipient();
+    let id = format!("payment-{}-succeeded", uuid::Uuid::new_v4().simple());
+    SqsOutbox::new(env.sqs.clone(), &q.url).enqueue(zoo_tickets(&id, &to)).await.unwrap();
+
+    let messages = receive(&env.sqs, &q.url).await;
+    assert_eq!(messages.len(), 1);
+    let attr = &messages[0].message_attributes().unwrap()[ID_ATTRIBUTE];
+    assert_eq!(attr.string_value(), Some(id.as_str()));
+    let response = notifier::handle(&env.deps, event(&messages)).await;
+    assert!(response.batch_item_failures.is_empty(), "{:?}", response.batch_item_failures);
+
+    let mails = mails_to(&env, &to).await;
+    assert_eq!(mails.len(), 1, "one email in moto's SES store");
+    let parsed = mail_parser::MessageParser::default().parse(mails[0].as_bytes()).expect("a MIME message");
+    assert_eq!(parsed.subject(), Some("Ваши билеты в зоопарк на 2026-12-01"));
+    let text = parsed.body_text(0).unwrap();
+    assert!(text.contains("Иван Петров") && text.contains("2500.00 ₽") && text.contains("ZOO-C1"), "{text}");
+    let html = parsed.body_html(0).unwrap();
+    assert!(html.contains("cid:qr-1@tickets") && html.contains("cid:qr-2@tickets"), "{html}");
+    let images: Vec<_> = parsed
+        .attachments()
+        .filter(|a| a.content_type().is_some_and(|c| c.ctype() == "image" && c.subtype() == Some("png")))
+        .collect();
+    assert_eq!(images.len(), 2, "one QR image per ticket");
+    assert_eq!(&images[0].contents()[1..4], b"PNG");
+    assert_eq!(parsed.from().and_then(|f| f.first()).and_then(|a| a.address()), Some(FROM));
+}
+
+#[tokio::test]
+async fn a_message_delivered_twice_sends_one_email() {
+    let Some(env) = env().await else { return };
+    let q = queue(&env.sqs, 3).await;
+    let to = recipient();
+    let id = format!("deal-{}-shipping", uuid::Uuid::new_v4().simple());
+    let n = Notification {
+        id: id.clone(),
+        template: "deal_state_changed".into(),
+        to: to.clone(),
+        data: json!({"deal_id": 17, "from_state": "paid", "to_state": "shipping", "cost": "2500.00"}),
+    };
+    // SQS may deliver one message twice; a producer may also enqueue one business event twice.
+    let outbox = SqsOutbox::new(env.sqs.clone(), &q.url);
+    outbox.enqueue(n.clone()).await.unwrap();
+    outbox.enqueue(n.clone()).await.unwrap();
+
+    let messages = receive(&env.sqs, &q.url).await;
+    assert_eq!(messages.len(), 2);
+    // The first delivery, then both messages again (a redelivery of the first).
+    let first = notifier::handle(&env.deps, event(&messages[..1])).await;
+    assert!(first.batch_item_failures.is_empty());
+    let again = notifier::handle(&env.deps, event(&messages)).await;
+    assert!(again.batch_item_failures.is_empty(), "a duplicate is a success, not a failure");
+
+    let mails = mails_to(&env, &to).await;
+    assert_eq!(mails.len(), 1, "exactly one email for one business event");
+    let parsed = mail_parser::MessageParser::default().parse(mails[0].as_bytes()).unwrap();
+    assert_eq!(parsed.subject(), Some("Сделка №17: передача товара или услуги"));
+    let claim = env.deps.store.get(&format!("mail#{id}"), "mail").await.unwrap().expect("claim stored");
+    assert_eq!(claim.data["state"], "sent");
+    assert!(claim.ttl.is_some(), "claims expire");
+}
+
+#[tokio::test]
+async fn a_poison_message_ends_in_the_dlq() {
+    let Some(env) = env().await else { return };
+    let q = queue(&env.sqs, 2).await;
+    let to = recipient();
+    let unknown = json!({"id": "x-1", "template": "no_such_template", "to": to, "data": {}}).to_string();
+    for body in ["this is not json", unknown.as_str()] {
+        env.sqs.send_message().queue_url(&q.url).message_body(body).send().await.unwrap();
+    }
+    let mut failed_receives = 0;
+    for _ in 0..10 {
+        let (response, received) = poll(&env, &q.url).await;
+        if received == 0 {
+            break;
+        }
+        assert_eq!(response.batch_item_failures.len(), received, "every poison message fails");
+        failed_receives += received;
+    }
+    assert_eq!(failed_receives, 4, "each message is tried maxReceiveCount = 2 times");
+    let mut dead: Vec<String> =
+        receive(&env.sqs, &q.dlq_url).await.into_iter().filter_map(|m| m.body).collect();
+    dead.sort();
+    let mut expected = vec!["this is not json".to_owned(), unknown.clone()];
+    expected.sort();
+    assert_eq!(dead, expected, "both poison messages are in the DLQ");
+    assert!(receive(&env.sqs, &q.url).await.is_empty());
+    assert!(mails_to(&env, &to).await.is_empty(), "nothing was sent");
+}
+
+#[tokio::test]
+async fn a_good_message_in_a_batch_with_a_poison_one_is_sent() {
+    let Some(env) = env().await else { return };
+    let q = queue(&env.sqs, 1).await;
+    let to = recipient();
+    let outbox = SqsOutbox::new(env.sqs.clone(), &q.url);
+    outbox.enqueue(zoo_tickets(&format!("pay-{}", uuid::Uuid::new_v4().simple()), &to)).await.unwrap();
+    env.sqs.send_message().queue_url(&q.url).message_body("{\"id\": 1}").send().await.unwrap();
+    let messages = receive(&env.sqs, &q.url).await;
+    assert_eq!(messages.len(), 2);
+    let response = notifier::handle(&env.deps, event(&messages)).await;
+    let poison = messages.iter().find(|m| m.body() == Some("{\"id\": 1}")).unwrap();
+    let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
+    assert_eq!(failed, vec![poison.message_id().unwrap().to_owned()], "only the poison message is reported");
+    assert_eq!(mails_to(&env, &to).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_refused_send_is_retried_and_then_sent_once() {
+    let Some(env) = env().await else { return };
+    let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    // SES refuses a sender that is not a verified identity: nothing is sent, the claim is
+    // released, and a later delivery (here with the right sender) sends the email.
+    let unverified = format!("nobody-{}@unverified.example", uuid::Uuid::new_v4().simple());
+    let refusing = Deps::new(
+        env.deps.store.clone(),
+        Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(&conf), unverified)),
+    );
+    let q = queue(&env.sqs, 5).await;
+    let to = recipient();
+    let id = format!("refund-{}", uuid::Uuid::new_v4().simple());
+    let n = Notification {
+        id: id.clone(),
+        template: "refund".into(),
+        to: to.clone(),
+        data: json!({"amount": "1500.00", "order_id": 42, "reason": "Мероприятие отменено"}),
+    };
+    SqsOutbox::new(env.sqs.clone(), &q.url).enqueue(n).await.unwrap();
+    let messages = receive(&env.sqs, &q.url).await;
+    let refused = notifier::handle(&refusing, event(&messages)).await;
+    assert_eq!(refused.batch_item_failures.len(), 1, "reported for redelivery");
+    assert_eq!(env.deps.store.get(&format!("mail#{id}"), "mail").await.unwrap(), None, "claim released");
+    assert!(mails_to(&env, &to).await.is_empty());
+
+    let (response, received) = poll(&env, &q.url).await;
+    assert_eq!((received, response.batch_item_failures.len()), (1, 0));
+    let mails = mails_to(&env, &to).await;
+    assert_eq!(mails.len(), 1);
+    let parsed = mail_parser::MessageParser::default().parse(mails[0].as_bytes()).unwrap();
+    assert_eq!(parsed.subject(), Some("Возврат 1500.00 ₽ по заказу №42"));
+    assert!(parsed.body_text(0).unwrap().contains("Мероприятие отменено"));
+}
