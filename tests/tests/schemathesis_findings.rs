@@ -97,3 +97,35 @@ async fn a_callback_for_an_unconfigured_gateway_is_404() {
         assert_eq!(body["error"]["code"], "not_found", "{path}");
     }
 }
+
+/// Zoo session metadata is stored as native DynamoDB attributes too: a number outside the
+/// table's range or an empty key used to fail the write (503) or leave a session no read could
+/// decode; it is a 422 on `metadata`.
+async fn zoo_metadata_outside_the_table_limits_is_422(srv: &TestServer) {
+    let doc: serde_json::Value = serde_json::from_str(local::OPENAPI_JSON).expect("document");
+    let example = &doc["paths"]["/v1/payments/sessions"]["post"]["requestBody"]["content"]["application/json"]
+        ["example"];
+    let t = token("21", &[]);
+    for metadata in
+        [serde_json::json!({"n": 1e300}), serde_json::json!({"": "x"}), serde_json::json!({"a": {"": 1}})]
+    {
+        let mut body = example.clone();
+        body["metadata"] = metadata.clone();
+        let (status, answer) = srv.post("/v1/payments/sessions", Some(&t), &body).await;
+        assert_eq!(status, 422, "{metadata}: {answer}");
+        assert!(answer["errors"].as_array().unwrap().iter().any(|e| e["field"] == "metadata"), "{answer}");
+    }
+    let (status, answer) = srv.post("/v1/payments/sessions", Some(&t), example).await;
+    assert_eq!(status, 201, "the document's example is a valid session: {answer}");
+}
+
+#[tokio::test]
+async fn memory_zoo_metadata_outside_the_table_limits_is_422() {
+    zoo_metadata_outside_the_table_limits_is_422(&TestServer::memory().await).await;
+}
+
+#[tokio::test]
+async fn dynamo_zoo_metadata_outside_the_table_limits_is_422() {
+    let Some(store) = api_tests::dynamo_store().await else { return };
+    zoo_metadata_outside_the_table_limits_is_422(&TestServer::start(store).await).await;
+}
