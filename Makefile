@@ -18,6 +18,7 @@ token:
 test: venv lint cfn-lint
 	scripts/with-moto.sh $(CARGO) test --workspace --no-fail-fast
 	scripts/schemathesis.sh
+	SCHEMATHESIS_STORE=dynamo SCHEMATHESIS_MAX_EXAMPLES=10 scripts/with-moto.sh scripts/schemathesis.sh
 
 lint:
 	$(CARGO) fmt --all -- --check
