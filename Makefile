@@ -17,6 +17,8 @@ token:
 ## test: format and lint checks, template lint, every test (DynamoDB/SQS/SES against moto)
 test: venv lint cfn-lint
 	scripts/with-moto.sh $(CARGO) test --workspace --no-fail-fast
+	scripts/schemathesis.sh
+	SCHEMATHESIS_STORE=dynamo SCHEMATHESIS_MAX_EXAMPLES=10 scripts/with-moto.sh scripts/schemathesis.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

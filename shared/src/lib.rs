@@ -8,6 +8,7 @@ pub mod config;
 pub mod de;
 pub mod deals;
 pub mod error;
+pub mod freeform;
 pub mod http;
 pub mod idempotency;
 pub mod jobs;

@@ -138,7 +138,7 @@ async fn list(
             "total_pages": total_pages,
             "links": {
                 "self": link(page),
-                "next_page": some_if(page < total_pages, page + 1),
+                "next_page": some_if(page < total_pages, page.saturating_add(1)),
                 "previous_page": some_if(page > 1 && page <= total_pages, page - 1),
                 "first_page": some_if(page != 1, 1),
                 "last_page": some_if(page != total_pages, total_pages),

@@ -16,10 +16,18 @@ pub fn router(app: App) -> Router {
         .merge(tickets::router())
         .merge(admin::router())
         .merge(dev::router());
+    let groups = groups.route("/openapi.json", axum::routing::get(openapi));
     shared::http::finish(groups, app)
 }
 
 /// Serves the API on `listener` until the process ends.
 pub async fn serve(listener: tokio::net::TcpListener, app: App) -> std::io::Result<()> {
     axum::serve(listener, router(app)).await
+}
+
+/// The OpenAPI 3.1 document of every endpoint (`openapi/openapi.json`).
+pub const OPENAPI_JSON: &str = include_str!("../../../openapi/openapi.json");
+
+async fn openapi() -> impl axum::response::IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI_JSON)
 }

@@ -193,7 +193,8 @@ fn days(field: &str, v: Option<i64>) -> ApiResult<()> {
 
 fn object(field: &str, v: &Option<Value>) -> ApiResult<()> {
     match v {
-        Some(Value::Object(_)) | None => Ok(()),
+        Some(v @ Value::Object(_)) => crate::freeform::check(field, v),
+        None => Ok(()),
         Some(_) => Err(ApiError::invalid(field, "must be a JSON object")),
     }
 }
@@ -221,6 +222,9 @@ fn validate_fields(f: &DealFields) -> ApiResult<()> {
     object("order.supplier_billing_info", &f.supplier_billing_info)?;
     object("order.consumer_billing_info", &f.consumer_billing_info)?;
     object("order.shipping_info", &f.shipping_info)?;
+    if let Some(v) = &f.client_data {
+        crate::freeform::check("order.client_data", v)?;
+    }
     Ok(())
 }
 
@@ -455,7 +459,7 @@ pub async fn list(app: &App, who: &Claims, page: usize, per: usize) -> ApiResult
     let total = members.len();
     let keys: Vec<(String, String)> = members
         .iter()
-        .skip((page - 1) * per)
+        .skip((page - 1).saturating_mul(per))
         .take(per)
         .filter_map(|m| m.data.get("deal_id").and_then(Value::as_i64))
         .map(|id| (deal_pk(id), "deal".to_owned()))
@@ -535,6 +539,9 @@ pub async fn claim(
 ) -> ApiResult<Loaded> {
     if reason.trim().is_empty() || reason.chars().count() > 1000 {
         return Err(ApiError::invalid("claim.reason", "a reason of 1 to 1000 characters is required"));
+    }
+    if description.as_ref().is_some_and(|d| d.chars().count() > 5000) {
+        return Err(ApiError::invalid("claim.description", "at most 5000 characters"));
     }
     let (loaded, role) = load_for(app, who, id).await?;
     let mut deal = loaded.deal.clone();

@@ -93,3 +93,9 @@ pub fn http() -> reqwest::Client {
 pub fn gateway_err(what: &str, e: impl std::fmt::Display) -> crate::ApiError {
     crate::ApiError::Gateway(format!("{what}: {e}"))
 }
+
+/// A callback for a gateway this deployment has not configured: nobody it deals with can
+/// have sent it, and nothing upstream failed, so it is 404, not a 502.
+pub fn not_enabled(_: crate::error::ApiError) -> crate::error::ApiError {
+    crate::error::ApiError::NotFound("payment gateway".into())
+}

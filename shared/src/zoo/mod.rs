@@ -247,6 +247,10 @@ fn check_metadata(e: &mut Errors, m: &Map<String, Value>) {
     if m.len() > 20 || serde_json::to_string(m).map(|s| s.len()).unwrap_or(0) > 4096 {
         e.add("metadata", "metadata holds at most 20 keys and 4 KB");
     }
+    // Stored as native DynamoDB attributes: numbers, keys and depth within the table's limits.
+    if let Err(ApiError::Validation(errors)) = crate::freeform::check("metadata", &Value::Object(m.clone())) {
+        e.0.extend(errors);
+    }
 }
 
 /// The visit moment (Moscow time, UTC+3) in UTC, or an error on the field.

@@ -128,7 +128,7 @@ impl Gateway for Mandarin {
     }
 
     async fn verify_callback(&self, _app: &App, f: &Fields) -> ApiResult<CallbackEvent> {
-        let c = self.configured()?;
+        let c = self.configured().map_err(crate::payments::gateway::not_enabled)?;
         let given = field(f, "sign")?;
         if !same_signature(given, &sign(&c.secret, f)) {
             return Err(ApiError::Forbidden("the Mandarin signature is invalid".into()));

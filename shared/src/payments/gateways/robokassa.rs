@@ -174,7 +174,7 @@ impl Gateway for Robokassa {
     }
 
     async fn verify_callback(&self, app: &App, f: &Fields) -> ApiResult<CallbackEvent> {
-        let c = self.configured()?;
+        let c = self.configured().map_err(crate::payments::gateway::not_enabled)?;
         let out_sum = field(f, "OutSum")?;
         let inv = field(f, "InvId")?;
         let sig = field(f, "SignatureValue")?;

@@ -135,7 +135,7 @@ impl Gateway for Sngb {
     }
 
     async fn verify_callback(&self, _app: &App, f: &Fields) -> ApiResult<CallbackEvent> {
-        let c = self.configured()?;
+        let c = self.configured().map_err(crate::payments::gateway::not_enabled)?;
         let paymentid = field(f, "paymentid")?;
         let trackid = field(f, "trackid")?;
         if f.contains_key("Error") && !f.contains_key("result") {
