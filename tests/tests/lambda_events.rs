@@ -26,16 +26,27 @@ fn app() -> App {
 
 /// Decodes an API Gateway event as the Lambda runtime does and serves it with `router`.
 async fn invoke(router: axum::Router<App>, event: &str, token: Option<&str>) -> (StatusCode, Value) {
+    let (status, text) = invoke_on(&app(), router, event, token).await;
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// `invoke` on a given application state; answers the status and the body's text.
+async fn invoke_on(
+    app: &App,
+    router: axum::Router<App>,
+    event: &str,
+    token: Option<&str>,
+) -> (StatusCode, String) {
     let mut req = lambda_http::request::from_str(&sample(event)).expect("a valid API Gateway event");
     if let Some(t) = token {
         req.headers_mut().insert("authorization", HeaderValue::from_str(&format!("Bearer {t}")).unwrap());
     }
     let (parts, body) = req.into_parts();
     let req = axum::http::Request::from_parts(parts, axum::body::Body::from(body.to_vec()));
-    let res = shared::http::finish(router, app()).oneshot(req).await.expect("infallible");
+    let res = shared::http::finish(router, app.clone()).oneshot(req).await.expect("infallible");
     let status = res.status();
     let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (status, String::from_utf8_lossy(&bytes).into_owned())
 }
 
 #[tokio::test]
@@ -53,6 +64,75 @@ async fn deals_sample_event() {
     let (status, body) = invoke(deals::router(), "deals", Some(&token)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["commission"], 100000.0);
+}
+
+#[tokio::test]
+async fn payments_sample_event() {
+    let (status, _) = invoke(payments::router(), "payments", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the sample carries no token");
+    let token = api_tests::token("21", &[]);
+    let (status, body) = invoke(payments::router(), "payments", Some(&token)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["data"]["status"], "pending");
+    let url = body["data"]["confirmation_url"].as_str().unwrap_or_default();
+    assert!(url.contains("/api/v1/gateways/sandbox/pay/"), "{body}");
+}
+
+/// The sample is a sandbox callback for payment `deal-17-1`, signed with the dev default
+/// `SANDBOX_SECRET`, so it also works against `cargo lambda watch` with no settings.
+#[tokio::test]
+async fn gateways_sample_event() {
+    use shared::payments::{self, GatewayKind, Payment, Purpose, Status};
+    let mut config = shared::Config::for_tests();
+    config.payments.sandbox_secret = "sandbox-secret-change-me".into();
+    let app = App::in_memory(config);
+    // Unknown payment: a clear 404, nothing recorded.
+    let (status, text) = invoke_on(&app, gateways::router(), "gateways", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
+    let p = Payment::new(
+        &app,
+        "deal-17-1".into(),
+        payments::new_inv_id(),
+        "21".into(),
+        Purpose::Deal { id: 17 },
+        GatewayKind::Sandbox,
+        "1000.00".parse().unwrap(),
+        "Deal 17".into(),
+    );
+    payments::open(&app, p, vec![]).await.unwrap();
+    for _ in 0..2 {
+        // Delivered twice: the same answer, one settlement.
+        let (status, text) = invoke_on(&app, gateways::router(), "gateways", None).await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        let stored = payments::load(&app, "deal-17-1").await.unwrap().unwrap();
+        assert_eq!(stored.status, Status::Succeeded);
+    }
+}
+
+#[tokio::test]
+async fn tickets_sample_event() {
+    let app = app();
+    shared::tickets::inventory::load_demo(&app).await.unwrap();
+    let (status, text) = invoke_on(&app, tickets::router(), "tickets", None).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["event"]["id"], "demo-concert");
+    assert_eq!(body["free_count"].as_u64(), Some(body["seats"].as_array().unwrap().len() as u64));
+}
+
+#[tokio::test]
+async fn admin_sample_event() {
+    let app = app();
+    shared::tickets::inventory::load_demo(&app).await.unwrap();
+    let (status, _) = invoke_on(&app, admin::router(), "admin", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the sample carries no token");
+    let (status, _) = invoke_on(&app, admin::router(), "admin", Some(&api_tests::token("21", &[]))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "not an admin");
+    let token = api_tests::token("1", &["admin"]);
+    let (status, text) = invoke_on(&app, admin::router(), "admin", Some(&token)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["events"][0]["id"], "demo-concert");
 }
 
 #[tokio::test]
@@ -116,4 +196,30 @@ async fn dev_outbox_lists_what_would_be_sent() {
     assert_eq!(body["count"], 1);
     assert_eq!(body["messages"][0]["id"], "deal-5-escalation-supplier");
     assert_eq!(body["messages"][0]["subject"], "Сделка №5 передана на рассмотрение арбитру");
+}
+
+/// `events/` holds a sample for every Lambda function (each package under `functions/` with a
+/// binary, except the local server), and this file invokes each of them.
+#[test]
+fn every_function_has_a_sample_event() {
+    let root = format!("{}/..", env!("CARGO_MANIFEST_DIR"));
+    let this = std::fs::read_to_string(format!("{root}/tests/tests/lambda_events.rs")).unwrap();
+    let mut functions = 0;
+    for entry in std::fs::read_dir(format!("{root}/functions")).unwrap() {
+        let dir = entry.unwrap().path();
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        if name == "local" || !dir.join("src/main.rs").exists() {
+            continue;
+        }
+        functions += 1;
+        assert!(
+            std::path::Path::new(&format!("{root}/events/{name}.json")).exists(),
+            "events/{name}.json is missing"
+        );
+        assert!(
+            this.contains(&format!("async fn {name}_sample_event()")),
+            "no test invokes events/{name}.json"
+        );
+    }
+    assert_eq!(functions, 8);
 }
