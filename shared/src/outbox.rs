@@ -30,7 +30,8 @@ pub trait Outbox: Send + Sync + 'static {
     async fn enqueue(&self, n: Notification) -> Result<(), ApiError>;
 }
 
-/// In-process outbox for local runs and tests.
+/// In-process outbox for local runs and tests. It keeps one message per id, as the notifier
+/// sends one email per id: what it lists is what would be sent.
 #[derive(Default)]
 pub struct MemoryOutbox {
     sent: Mutex<Vec<Notification>>,
@@ -45,8 +46,13 @@ impl MemoryOutbox {
 #[async_trait]
 impl Outbox for MemoryOutbox {
     async fn enqueue(&self, n: Notification) -> Result<(), ApiError> {
-        tracing::info!(id = %n.id, template = %n.template, to = %n.to, "notification queued");
-        self.sent.lock().unwrap_or_else(|p| p.into_inner()).push(n);
+        let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+        if sent.iter().any(|m| m.id == n.id) {
+            tracing::debug!(id = %n.id, "notification already queued");
+        } else {
+            tracing::info!(id = %n.id, template = %n.template, to = %n.to, "notification queued");
+            sent.push(n);
+        }
         Ok(())
     }
 }

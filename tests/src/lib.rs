@@ -147,10 +147,11 @@ impl Hook for Jitter {
         yield_some().await;
         Ok(())
     }
-    async fn after(&self, op: Op) {
+    async fn after(&self, op: Op) -> Result<(), StoreError> {
         if op.is_read() {
             yield_some().await;
         }
+        Ok(())
     }
 }
 

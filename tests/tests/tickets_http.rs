@@ -378,7 +378,8 @@ async fn concurrent_checkouts_make_one_order() {
     });
     let statuses = futures::future::join_all(attempts).await;
     assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
-    assert!(statuses.iter().all(|s| [201, 404, 409].contains(s)), "{statuses:?}");
+    // The others lost the race (409) or found the reservation checked out: 200 with the order.
+    assert!(statuses.iter().all(|s| [200, 201, 409].contains(s)), "{statuses:?}");
     assert_eq!(messages(&srv).len(), 2, "one order, one pair of emails");
 
     // A sold seat cannot be held by anyone.

@@ -398,8 +398,12 @@ async fn idempotent(srv: TestServer) {
     assert!(first.contains(r#""total":515.52"#), "money keeps its decimals: {first}");
     let (status, again) = post_with_key(&buyer, &checkout, &key, &json!({})).await;
     assert_eq!((status, &again), (201, &first), "a retried checkout answers the same order and payment");
-    // Without the key the PR is gone: it became the order.
-    assert_eq!(buyer.post(&checkout, &json!({})).await.0, 404);
+    // Without the key: the PR became the order, and checkout answers that order (200).
+    let (status, repeat) = buyer.post(&checkout, &json!({})).await;
+    let first: Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(status, 200, "{repeat}");
+    assert_eq!(repeat["order"]["id"], first["order"]["id"]);
+    assert_eq!(repeat["payment_url"], first["payment_url"], "still waiting for its payment");
     let (status, _) = post_with_key(&buyer, &checkout, "", &json!({})).await;
     assert_eq!(status, 400, "an empty key is malformed");
 }

@@ -179,8 +179,9 @@ async fn checkout(
     let scope = format!("ticket-checkout#{id}");
     idempotency::run(&app, &scope, &caller, key.as_deref(), &raw, || async {
         let done = orders::checkout(&app, &buyer, &id).await?;
+        let status = if done.repeated { StatusCode::OK } else { StatusCode::CREATED };
         let body = CheckoutBody { order: orders::view(&app, &done.order), payment_url: done.payment_url };
-        idempotency::stored(StatusCode::CREATED, &body)
+        idempotency::stored(status, &body)
     })
     .await
     .map(idempotency::respond)

@@ -11,6 +11,14 @@
 //! Purpose-specific writes that must happen exactly once with the settlement (releasing
 //! zoo slot capacity on failure) go into the same transaction as the status change.
 //!
+//! The settling transaction also writes a dispatch marker (`pk = payment-dispatch#<id>`,
+//! listed in the index under `payments#dispatch#<shard>`), removed once the owner has been
+//! told. A settlement that stopped in between (a failure or timeout after the transaction)
+//! leaves its marker, and whoever comes next finishes the job: the gateway's repeated
+//! callback, the buyer's browser return, or the reconciliation job. Telling the owner again
+//! is harmless: each owner's step is a conditional write that finds it done, and its emails
+//! carry fixed ids that the notifier sends once.
+//!
 //! Open payments are listed in the secondary index under `payments#open#<shard>` (four
 //! shards, so a flash sale does not funnel index writes into one key) sorted by
 //! `expires_at`; the reconciliation job ([`reconcile`], seed 000's `ps_checkup`) reads
@@ -41,6 +49,10 @@ pub use gateway::{CallbackEvent, Gateway, Redirect, Remote};
 pub const SK_PAYMENT: &str = "payment";
 /// Shards of the open-payments index partition.
 pub const OPEN_SHARDS: u32 = 4;
+const DISPATCH_SK: &str = "dispatch";
+/// How long a dispatch marker is left to the request that wrote it before the
+/// reconciliation job finishes its work.
+const DISPATCH_GRACE_SECS: i64 = 60;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -168,6 +180,21 @@ pub struct Payment {
 
 pub fn pk(id: &str) -> String {
     format!("payment#{id}")
+}
+
+fn dispatch_pk(id: &str) -> String {
+    format!("payment-dispatch#{id}")
+}
+
+/// The marker of a settlement whose owner has not been told yet (see the module docs).
+fn dispatch_marker(p: &Payment) -> WriteOp {
+    let item = Item::new(
+        dispatch_pk(&p.id),
+        DISPATCH_SK,
+        json!({ "payment_id": p.id }).as_object().cloned().unwrap_or_default(),
+    )
+    .with_gsi1(format!("payments#dispatch#{}", open_shard(&p.id)), format!("{}#{}", ts(p.updated_at), p.id));
+    WriteOp::Put { item, cond: Cond::Always }
 }
 
 fn inv_pk(inv_id: i64) -> String {
@@ -360,16 +387,8 @@ pub async fn settle(app: &App, id: &str, outcome: Outcome) -> ApiResult<Settled>
                 tracing::warn!(payment = %id, stored = current.status.as_str(), reported = outcome.status().as_str(),
                     "a final payment was reported with another outcome; kept as stored");
             }
-            // The first settler may have failed after its write (tickets not issued yet):
-            // finish that, without repeating anything that already happened.
-            if let Purpose::ZooSession { .. } = current.purpose
-                && current.status == Status::Succeeded
-            {
-                crate::zoo::on_settled(app, &current).await?;
-            }
-            if let Purpose::TicketOrder { id } = &current.purpose {
-                crate::tickets::orders::on_payment_final(app, id, &current).await?;
-            }
+            // The first settler may have stopped after its write: finish its work.
+            finish_dispatch(app, &current).await?;
             return Ok(Settled::Already(current));
         }
         let now = app.clock.now();
@@ -389,10 +408,12 @@ pub async fn settle(app: &App, id: &str, outcome: Outcome) -> ApiResult<Settled>
         }
         let mut ops = vec![WriteOp::Put { item: next.to_item()?, cond: Cond::Version(current.version) }];
         ops.extend(settle_ops(app, &next).await?);
+        ops.push(dispatch_marker(&next));
         match app.store.transact(ops).await {
             Ok(()) => {
                 tracing::info!(payment = %id, status = next.status.as_str(), "payment settled");
                 dispatch_settled(app, &next).await?;
+                clear_dispatch(app, &next.id).await;
                 return Ok(Settled::Now(next));
             }
             Err(StoreError::Conflict { .. }) => continue,
@@ -410,8 +431,28 @@ async fn settle_ops(app: &App, settled: &Payment) -> ApiResult<Vec<WriteOp>> {
     }
 }
 
-/// Tells the payment's owner that it settled. Called once per payment, by the request
-/// that won the settling write.
+/// Finishes the dispatch of a settled payment whose marker is still there (see the module
+/// docs); `false` when there was nothing left to do.
+pub async fn finish_dispatch(app: &App, p: &Payment) -> ApiResult<bool> {
+    if app.store.get(&dispatch_pk(&p.id), DISPATCH_SK).await?.is_none() {
+        return Ok(false);
+    }
+    tracing::info!(payment = %p.id, status = p.status.as_str(), "finishing an interrupted settlement");
+    dispatch_settled(app, p).await?;
+    clear_dispatch(app, &p.id).await;
+    Ok(true)
+}
+
+/// Removes the dispatch marker; a failure only leaves work the next pass finds done.
+async fn clear_dispatch(app: &App, id: &str) {
+    if let Err(e) = app.store.delete(&dispatch_pk(id), DISPATCH_SK, Cond::Always).await {
+        tracing::warn!(payment = %id, error = %e, "dispatch marker not removed; the reconciliation job will");
+    }
+}
+
+/// Tells the payment's owner that it settled: by the request that won the settling write,
+/// and again by [`finish_dispatch`] if that one stopped before the end, so every owner's
+/// step is idempotent.
 pub async fn dispatch_settled(app: &App, payment: &Payment) -> ApiResult<()> {
     match &payment.purpose {
         Purpose::ZooSession { .. } => crate::zoo::on_settled(app, payment).await,
@@ -538,11 +579,46 @@ pub async fn apply_callback(app: &App, event: &CallbackEvent) -> ApiResult<Optio
 }
 
 /// Reconciliation (`ps_checkup`): every open payment past its timeout is checked with its
-/// gateway and settled; one the gateway still calls pending is canceled as expired.
-/// Safe to run twice at once: [`settle`]'s conditional write decides.
+/// gateway and settled; one the gateway still calls pending is canceled as expired. Then
+/// every settlement interrupted before its owner was told (a dispatch marker older than a
+/// minute) is finished. Safe to run twice at once: [`settle`]'s conditional write decides,
+/// and finishing a dispatch twice is harmless.
 pub async fn reconcile(app: &App) -> ApiResult<JobReport> {
-    let now = ts(app.clock.now());
     let mut report = JobReport::default();
+    settle_expired(app, &mut report).await?;
+    finish_interrupted(app, &mut report).await?;
+    Ok(report)
+}
+
+async fn finish_interrupted(app: &App, report: &mut JobReport) -> ApiResult<()> {
+    let until = ts(app.clock.now() - chrono::Duration::seconds(DISPATCH_GRACE_SECS));
+    for shard in 0..OPEN_SHARDS {
+        let opts = QueryOpts { sk_until: Some(format!("{until}#~")), ..Default::default() };
+        let items = app.store.query_gsi1(&format!("payments#dispatch#{shard}"), opts).await?;
+        for item in items {
+            report.examined += 1;
+            let Some(id) = item.data.get("payment_id").and_then(|v| v.as_str()) else { continue };
+            let p = match load(app, id).await? {
+                Some(p) => p,
+                None => {
+                    clear_dispatch(app, id).await;
+                    continue;
+                }
+            };
+            match finish_dispatch(app, &p).await {
+                Ok(true) => report.changed += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(payment = %p.id, error = %e, "interrupted settlement not finished; retried next run")
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn settle_expired(app: &App, report: &mut JobReport) -> ApiResult<()> {
+    let now = ts(app.clock.now());
     for shard in 0..OPEN_SHARDS {
         let items = app.store.query_gsi1(&format!("payments#open#{shard}"), QueryOpts::default()).await?;
         for item in items {
@@ -575,7 +651,7 @@ pub async fn reconcile(app: &App) -> ApiResult<JobReport> {
             }
         }
     }
-    Ok(report)
+    Ok(())
 }
 
 /// Ticks the reconciliation job in-process (local runs) every `interval`.

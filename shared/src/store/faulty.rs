@@ -1,8 +1,10 @@
-//! Fault injection: a hook that fails (or stalls, then fails) the Nth store call, for tests
-//! that show a failure at any step leaves no half-done state and that a retry finishes the job.
+//! Fault injection: a hook that fails the Nth store call, for tests that show a failure at any
+//! step leaves no half-done state and that a retry finishes the job. The call can fail before
+//! it is made, stall and then fail (a timeout), or be made and then reported failed (a timeout
+//! after the backend applied it: the caller cannot tell whether it happened).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -10,20 +12,43 @@ use async_trait::async_trait;
 use super::hooked::{Hook, Hooked, Op};
 use super::{Store, StoreError};
 
+/// How the chosen call fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Refused before it reaches the store.
+    Before,
+    /// Stalls, then fails without reaching the store.
+    Stall,
+    /// Reaches the store (a write is applied), then is reported failed.
+    After,
+}
+
+impl Fault {
+    pub const ALL: [Fault; 3] = [Fault::Before, Fault::Stall, Fault::After];
+}
+
 #[derive(Default)]
 pub struct Faults {
     calls: AtomicUsize,
     /// The 1-based call number that fails; 0 = none.
     fail_at: AtomicUsize,
-    /// Stall before failing, like a timed-out request.
-    stall: AtomicBool,
+    /// The [`Fault`] as a number (0 before, 1 stall, 2 after).
+    mode: AtomicU8,
+    /// Set when the chosen call was let through to fail after it.
+    armed: AtomicBool,
 }
 
 impl Faults {
-    /// Fails the `n`th call from now (1 = the next one; 0 = none).
+    /// Fails the `n`th call from now (1 = the next one; 0 = none), before it is made
+    /// (`stall`: after a delay, like a timeout).
     pub fn fail_call(&self, n: usize, stall: bool) {
+        self.inject(n, if stall { Fault::Stall } else { Fault::Before });
+    }
+
+    /// Fails the `n`th call from now (1 = the next one; 0 = none) the way `fault` says.
+    pub fn inject(&self, n: usize, fault: Fault) {
         self.calls.store(0, Ordering::SeqCst);
-        self.stall.store(stall, Ordering::SeqCst);
+        self.mode.store(fault as u8, Ordering::SeqCst);
         self.fail_at.store(n, Ordering::SeqCst);
     }
 
@@ -31,9 +56,17 @@ impl Faults {
         self.fail_at.store(0, Ordering::SeqCst);
     }
 
-    /// Calls made since the last `fail_call`.
+    /// Calls made since the last `fail_call` / `inject`.
     pub fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
+    }
+
+    fn fault(&self) -> Fault {
+        match self.mode.load(Ordering::SeqCst) {
+            0 => Fault::Before,
+            1 => Fault::Stall,
+            _ => Fault::After,
+        }
     }
 }
 
@@ -44,11 +77,24 @@ impl Hook for Faults {
         if n != self.fail_at.load(Ordering::SeqCst) {
             return Ok(());
         }
-        if self.stall.load(Ordering::SeqCst) {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            return Err(StoreError::Unavailable(format!("injected timeout at call {n}")));
+        match self.fault() {
+            Fault::Before => Err(StoreError::Unavailable(format!("injected failure at call {n}"))),
+            Fault::Stall => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Err(StoreError::Unavailable(format!("injected timeout at call {n}")))
+            }
+            Fault::After => {
+                self.armed.store(true, Ordering::SeqCst);
+                Ok(())
+            }
         }
-        Err(StoreError::Unavailable(format!("injected failure at call {n}")))
+    }
+
+    async fn after(&self, _op: Op) -> Result<(), StoreError> {
+        if self.armed.swap(false, Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("injected timeout after the call was applied".into()));
+        }
+        Ok(())
     }
 }
 

@@ -34,8 +34,11 @@ pub trait Hook: Send + Sync + 'static {
     async fn before(&self, _op: Op) -> Result<(), StoreError> {
         Ok(())
     }
-    /// Runs after the call.
-    async fn after(&self, _op: Op) {}
+    /// Runs after the call; an error replaces the call's result (the call was made: its
+    /// outcome is unknown to the caller, like a request that timed out after being applied).
+    async fn after(&self, _op: Op) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// A store whose every call goes through `hook`. Derefs to the hook, so its controls
@@ -65,7 +68,7 @@ impl<H: Hook> Hooked<H> {
     {
         self.hook.before(op).await?;
         let result = call.await;
-        self.hook.after(op).await;
+        self.hook.after(op).await?;
         result
     }
 }

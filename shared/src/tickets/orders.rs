@@ -126,11 +126,22 @@ pub struct Checkout {
     pub order: Order,
     /// Where to send the buyer's browser for an online payment.
     pub payment_url: Option<String>,
+    /// The PR had been checked out already: `order` is what it became.
+    pub repeated: bool,
 }
 
-/// Checkout of the caller's PR.
+/// Checkout of the caller's PR. A PR already checked out answers the order it became, so
+/// a checkout retried after a lost answer or an ambiguous failure finishes the job.
 pub async fn checkout(app: &App, buyer: &Buyer, reservation_id: &str) -> ApiResult<Checkout> {
-    let s = reservations::load(app, buyer, reservation_id).await?;
+    let s = match reservations::load(app, buyer, reservation_id).await {
+        Err(ApiError::NotFound(what)) => {
+            return match reservations::checked_out(app, buyer, reservation_id).await? {
+                Some(order_id) => repeated(app, &order_id).await,
+                None => Err(ApiError::NotFound(what)),
+            };
+        }
+        other => other?,
+    };
     let order_type =
         s.pr.order_type.ok_or_else(|| ApiError::invalid("order_type", "choose an order type first"))?;
     if s.pr.customer.is_none() {
@@ -143,7 +154,23 @@ pub async fn checkout(app: &App, buyer: &Buyer, reservation_id: &str) -> ApiResu
     if let Err(e) = notify_approved(app, &order, "approved").await {
         tracing::error!(order = %order.id, error = %e, "order confirmed but its emails were not queued");
     }
-    Ok(Checkout { order, payment_url: None })
+    Ok(Checkout { order, payment_url: None, repeated: false })
+}
+
+/// A repeated checkout: the order as it is now. A cash order's emails are queued again in
+/// case the first checkout stopped before queueing them (the notifier sends each id once);
+/// an online order still waiting for its payment answers its payment page again.
+async fn repeated(app: &App, order_id: &str) -> ApiResult<Checkout> {
+    let s = get(app, order_id).await?;
+    let order = s.order;
+    if order.status == OrderStatus::Approved
+        && !order.order_type.online()
+        && let Err(e) = notify_approved(app, &order, "approved").await
+    {
+        tracing::error!(order = %order.id, error = %e, "order confirmed but its emails were not queued");
+    }
+    let payment_url = if order.status == OrderStatus::Ordered { order.payment_url.clone() } else { None };
+    Ok(Checkout { order, payment_url, repeated: true })
 }
 
 /// The online branch of checkout (`self_online`, `email_online`): one transaction creates
@@ -182,7 +209,7 @@ pub async fn online_checkout(app: &App, s: StoredPr) -> ApiResult<Checkout> {
         ops.extend(payments::create_ops(&p)?);
         if let Attempt::Done = commit(app, ops, &barcodes).await? {
             tracing::info!(order = %order.id, payment = %p.id, gateway = gateway.as_str(), "online ticket order placed");
-            return Ok(Checkout { order, payment_url: Some(redirect.url) });
+            return Ok(Checkout { order, payment_url: Some(redirect.url), repeated: false });
         }
     }
     Err(ApiError::Conflict("could not assign unique bar codes; retry".into()))
@@ -309,6 +336,7 @@ fn placement(s: &StoredPr, template: &Order, held: &[(HeldTicket, Hold, u64)]) -
         sk: "pr".into(),
         cond: Cond::Version(s.version),
     });
+    ops.push(reservations::checked_out_op(&s.pr, &order.id, order.created_at)?);
     Ok(Placement { order, ops, barcodes })
 }
 
@@ -622,9 +650,10 @@ pub async fn on_payment_settled(app: &App, order_id: &str, succeeded: bool) -> A
     Err(ApiError::Conflict("the order is being changed by another request; retry".into()))
 }
 
-/// Tells the order of a final payment (from [`payments::dispatch_settled`], and again from
-/// a browser return or a repeated callback, which finds nothing left to do). A refund of
-/// the payment is recorded by [`refund`] itself.
+/// Tells the order of a final payment: from [`payments::dispatch_settled`], and again from
+/// [`payments::finish_dispatch`] when that stopped before the end. An order already approved
+/// by this payment has its emails queued again (their ids are fixed, the notifier sends each
+/// once); a refund of the payment is recorded by [`refund`] itself.
 pub async fn on_payment_final(app: &App, order_id: &str, p: &Payment) -> ApiResult<()> {
     let succeeded = match p.status {
         payments::Status::Succeeded => true,
@@ -636,10 +665,11 @@ pub async fn on_payment_final(app: &App, order_id: &str, p: &Payment) -> ApiResu
         tracing::warn!(order = %order_id, payment = %p.id, "a payment settled for an order that names another payment");
         return Ok(());
     }
-    if s.order.status != OrderStatus::Ordered {
-        return Ok(());
+    match (s.order.status, succeeded) {
+        (OrderStatus::Ordered, _) => on_payment_settled(app, order_id, succeeded).await.map(|_| ()),
+        (OrderStatus::Approved, true) => notify_approved(app, &s.order, "approved").await,
+        _ => Ok(()),
     }
-    on_payment_settled(app, order_id, succeeded).await.map(|_| ())
 }
 
 /// Where the buyer's browser goes after the payment page: the success page when the order
@@ -674,7 +704,7 @@ pub async fn payment_return(app: &App, order_id: &str) -> ApiResult<String> {
     }
     if !p.status.is_open() {
         // Finishes the order if an earlier settlement stopped before telling it.
-        on_payment_final(app, order_id, &p).await?;
+        payments::finish_dispatch(app, &p).await?;
     }
     let s = get(app, order_id).await?;
     Ok(return_target(app, &s.order))

@@ -19,6 +19,7 @@ use crate::store::{Cond, Item, StoreError, WriteOp};
 
 const SK: &str = "pr";
 const CART_SK: &str = "cart";
+const CHECKED_OUT_SK: &str = "order";
 /// How often a change that lost a race on the PR item is retried from a fresh read.
 const ATTEMPTS: usize = 8;
 
@@ -105,6 +106,32 @@ async fn get_pr(app: &App, id: &str) -> ApiResult<Option<StoredPr>> {
         Some(item) => Some(StoredPr { pr: item.decode()?, version: item.version }),
         None => None,
     })
+}
+
+/// Where a checked-out PR went. Checkout writes it in the transaction that deletes the PR, so
+/// a checkout retried after an ambiguous failure (the transaction applied, the answer lost)
+/// finds its order instead of a 404. Kept a day.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CheckedOut {
+    order_id: String,
+    owner: String,
+}
+
+/// The write that records that `pr` became order `order_id`.
+pub fn checked_out_op(pr: &Reservation, order_id: &str, now: DateTime<Utc>) -> Result<WriteOp, StoreError> {
+    let data = CheckedOut { order_id: order_id.to_owned(), owner: pr.owner.clone() };
+    let item = Item::from_value(pk(&pr.id), CHECKED_OUT_SK, &data)?.with_ttl(day_after(now));
+    Ok(WriteOp::Put { item, cond: Cond::NotExists })
+}
+
+/// The order the caller's PR `id` became at checkout, if it was checked out (within a day).
+pub async fn checked_out(app: &App, buyer: &Buyer, id: &str) -> ApiResult<Option<String>> {
+    if super::check_id("id", id).is_err() {
+        return Ok(None);
+    }
+    let Some(item) = app.store.get(&pk(id), CHECKED_OUT_SK).await? else { return Ok(None) };
+    let c: CheckedOut = item.decode()?;
+    Ok(buyer.owns(&c.owner).then_some(c.order_id))
 }
 
 /// The caller's PR by id; someone else's (or none) is 404.

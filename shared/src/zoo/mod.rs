@@ -736,7 +736,9 @@ async fn issue_tickets(app: &App, p: &Payment) -> ApiResult<()> {
         let mut s: Session = item.decode()?;
         s.version = item.version;
         if !s.tickets.is_empty() {
-            return Ok(());
+            // Issued by an earlier pass that may have stopped before queueing the email:
+            // queue it again (the notifier sends each id once).
+            return app.outbox.enqueue(tickets_email(p, &s)).await;
         }
         let mut tickets = Vec::new();
         for l in &s.items {
@@ -762,33 +764,33 @@ async fn issue_tickets(app: &App, p: &Payment) -> ApiResult<()> {
         s.tickets = tickets;
         s.metadata.insert("qr_codes_issued".into(), Value::Bool(true));
         match app.store.put(s.to_item()?, Cond::Version(prev)).await {
-            Ok(()) => {
-                app.outbox
-                    .enqueue(Notification {
-                        id: format!("zoo-{}-tickets", p.id),
-                        template: "zoo_tickets".into(),
-                        to: s.customer.email.clone(),
-                        data: json!({
-                            "payment_id": p.id,
-                            "order_id": s.order_id,
-                            "amount": money::format(p.amount),
-                            "tickets": s.tickets.iter().map(|t| json!({
-                                "ticket_id": t.ticket_id,
-                                "ticket_type": t.ticket_type,
-                                "visit_date": t.visit_date,
-                                "visit_time": t.visit_time,
-                                "qr_payload": t.qr_payload,
-                            })).collect::<Vec<_>>(),
-                        }),
-                    })
-                    .await?;
-                return Ok(());
-            }
+            Ok(()) => return app.outbox.enqueue(tickets_email(p, &s)).await,
             Err(StoreError::Conflict { .. }) => continue,
             Err(e) => return Err(e.into()),
         }
     }
     Err(ApiError::Conflict("the session is being changed by other requests".into()))
+}
+
+/// The email with the session's tickets (one id per payment).
+fn tickets_email(p: &Payment, s: &Session) -> Notification {
+    Notification {
+        id: format!("zoo-{}-tickets", p.id),
+        template: "zoo_tickets".into(),
+        to: s.customer.email.clone(),
+        data: json!({
+            "payment_id": p.id,
+            "order_id": s.order_id,
+            "amount": money::format(p.amount),
+            "tickets": s.tickets.iter().map(|t| json!({
+                "ticket_id": t.ticket_id,
+                "ticket_type": t.ticket_type,
+                "visit_date": t.visit_date,
+                "visit_time": t.visit_time,
+                "qr_payload": t.qr_payload,
+            })).collect::<Vec<_>>(),
+        }),
+    }
 }
 
 /// The zoo's default gateway kind (for documentation and tests).
