@@ -27,27 +27,28 @@ for dir in functions/*/; do
 done
 args=()
 for b in "${bins[@]}"; do args+=(--bin "$b"); done
+out=${CARGO_TARGET_DIR:-target}/lambda
 cargo lambda build --release --arm64 "${args[@]}"
 echo
-mkdir -p target/lambda/zip
+mkdir -p "$out/zip"
 printf '%-12s %12s %12s\n' function bootstrap zipped
 for b in "${bins[@]}"; do
-  dir="target/lambda/$b"
-  zip="target/lambda/zip/$b.zip"
+  dir="$out/$b"
+  zip="$out/zip/$b.zip"
   file "$dir/bootstrap" | grep -q 'ARM aarch64' || { echo "$dir/bootstrap is not an arm64 binary" >&2; exit 1; }
   rm -f "$zip"
   (cd "$dir" && zip -q -9 "../zip/$b.zip" bootstrap)
   printf '%-12s %12s %12s\n' "$b" "$(stat -c %s "$dir/bootstrap")" "$(stat -c %s "$zip")"
 done
 # The template `make deploy` uses: each function's code is its zip.
-python3 - <<'PY'
-import re
+OUT="$out" python3 - <<'PY'
+import os, re
 src = open("template.yaml", encoding="utf-8").read()
 out = re.sub(
     r"(BuildProperties: \{ Binary: (\w+) \}\n(?:.*\n)*?\s+)CodeUri: \.\n",
     lambda m: f"{m.group(1)}CodeUri: zip/{m.group(2)}.zip\n",
     src,
 )
-open("target/lambda/template.yaml", "w", encoding="utf-8").write(out)
+open(os.path.join(os.environ["OUT"], "template.yaml"), "w", encoding="utf-8").write(out)
 PY
-echo "wrote target/lambda/template.yaml (code from target/lambda/zip/*.zip)"
+echo "wrote $out/template.yaml (code from $out/zip/*.zip)"
