@@ -7,6 +7,14 @@
 //! with another body is 422 (field `Idempotency-Key`); a repeat while the first is still
 //! running is 409. A failed first request removes its marker, so the client may retry
 //! with the same key. Keys live 24 hours (item `ttl`, also checked on read).
+//!
+//! A marker left by a request that died mid-way (its function timed out, or its last write
+//! was applied but reported failed) would block the key; so a marker older than
+//! [`LEASE_SECS`] (well past the HTTP functions' 10-second timeout) is taken over by the
+//! next request with the key, which runs the operation again. The operations that take a
+//! key are written so that running one again finds what the first run did (a checked-out
+//! reservation answers its order) or creates it once more only if the first run created
+//! nothing visible.
 
 use std::future::Future;
 
@@ -21,6 +29,8 @@ use crate::store::{Cond, Item, StoreError};
 
 pub const HEADER: &str = "Idempotency-Key";
 pub const LIFETIME_SECS: i64 = 24 * 3600;
+/// How long a request may hold a key's in-progress marker before another may take it over.
+pub const LEASE_SECS: i64 = 60;
 
 /// The request's key, if any: 1 to 255 visible ASCII characters (else 400).
 pub fn key_from(headers: &HeaderMap) -> ApiResult<Option<String>> {
@@ -91,13 +101,24 @@ where
                     let body = item.data.get("body").and_then(Value::as_str).unwrap_or("null").to_owned();
                     Ok((status, body))
                 }
+                None if item.data.get("started").and_then(Value::as_i64).unwrap_or(0) + LEASE_SECS <= now => {
+                    // The request holding the marker died: take over.
+                    match app.store.delete(&pk, "idem", Cond::Version(item.version)).await {
+                        Ok(()) | Err(StoreError::Conflict { .. }) => continue,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
                 None => Err(ApiError::Conflict(
                     "a request with this Idempotency-Key is still being processed".into(),
                 )),
             };
         }
-        let marker = Item::new(&pk, "idem", json!({ "hash": hash }).as_object().cloned().unwrap_or_default())
-            .with_ttl(ttl);
+        let marker = Item::new(
+            &pk,
+            "idem",
+            json!({ "hash": hash, "started": now }).as_object().cloned().unwrap_or_default(),
+        )
+        .with_ttl(ttl);
         match app.store.put(marker, Cond::NotExists).await {
             Ok(()) => {}
             Err(StoreError::Conflict { .. }) => continue,

@@ -1,12 +1,22 @@
-//! Fault injection: a store failure (or timeout) at any step of a deal operation leaves no
-//! half-done state, answers a 5xx the client can retry, and the retry finishes the job.
+//! Fault injection: a store failure at any step of a deal operation, a ticket checkout or a
+//! payment confirmation leaves no half-done state, answers a 5xx the client can retry, and
+//! the retry (or the reconciliation job) finishes the job. A failure strikes before the
+//! call, after a stall (a timeout), or after the call was applied (a timeout the caller
+//! cannot tell from a failure).
+
+mod tickets_support;
 
 use std::sync::Arc;
 
 use api_tests::{TestServer, memory_store, token};
 use serde_json::{Value, json};
-use shared::store::faulty::FaultyStore;
+use shared::jobs::Job;
+use shared::payments::{self, Status};
+use shared::store::faulty::{Fault, FaultyStore};
 use shared::store::{QueryOpts, Store};
+use shared::tickets::holds::{self, HoldState};
+use shared::tickets::orders::{self, OrderStatus};
+use tickets_support::{Buyer, create_event};
 
 /// Every membership points at a deal that lists that user as a party, and every deal has
 /// its parties' memberships.
@@ -100,4 +110,279 @@ async fn deal_create_and_transition_survive_a_failure_at_every_step() {
     faulty.heal();
     assert_eq!(srv.post(&transitions, Some(&supplier), &approve).await.0, 204);
     assert_eq!(inner.get(&format!("deal#{id}"), "deal").await.unwrap().unwrap().data["state"], "approved");
+}
+
+// ------------------------------------------------------------------ ticket checkout
+
+/// Every seat of `event` sold is sold to an existing order of `event` that lists it, in a
+/// state that keeps seats (approved, or ordered while its payment is open); every such
+/// order has a payment iff it is online. Answers the orders found.
+async fn seats_and_orders_agree(srv: &TestServer, event: &str, seats: &[String]) -> Vec<orders::Order> {
+    let mut found: Vec<orders::Order> = Vec::new();
+    for (seat, h) in seats.iter().zip(holds::get_many(&srv.app, event, seats).await.unwrap()) {
+        let Some(h) = h else { continue };
+        if h.hold.state != HoldState::Sold {
+            continue;
+        }
+        let order_id = h.hold.order_id.clone().expect("a sold seat names its order");
+        let o = orders::get(&srv.app, &order_id).await.expect("no sold seat without its order").order;
+        assert!(o.tickets.iter().any(|t| &t.seat_id == seat), "order {order_id} lacks seat {seat}");
+        match o.status {
+            OrderStatus::Approved => {}
+            OrderStatus::Ordered => {
+                let pid = o.payment_id.clone().expect("an online order has its payment");
+                let p = payments::load(&srv.app, &pid).await.unwrap().expect("the order's payment exists");
+                assert_eq!(p.purpose, payments::Purpose::TicketOrder { id: o.id.clone() });
+            }
+            other => panic!("seat {seat} sold to a {other:?} order"),
+        }
+        if !found.iter().any(|f| f.id == o.id) {
+            found.push(o);
+        }
+    }
+    found
+}
+
+async fn checkout_with_key(buyer: &Buyer, pr: &str, key: &str) -> (u16, Value) {
+    let mut req = buyer
+        .http
+        .post(format!("{}/api/v1/reservations/{pr}/checkout", buyer.base))
+        .header("Idempotency-Key", key)
+        .json(&json!({}));
+    if let Some(t) = &buyer.token {
+        req = req.header("X-Reservation-Token", t);
+    }
+    let res = req.send().await.unwrap();
+    (res.status().as_u16(), res.json().await.unwrap_or(Value::Null))
+}
+
+/// A buyer holding two seats of a new event `event`, ready to check out as `order_type`.
+async fn ready(srv: &TestServer, event: &str, order_type: &str) -> (Buyer, String) {
+    create_event(srv, event).await;
+    let mut buyer = Buyer::anonymous(srv);
+    let pr = buyer.init(event).await;
+    for seat in ["s-1-1", "s-1-2"] {
+        assert_eq!(buyer.hold(&pr, seat).await.0, 200);
+    }
+    let customer = json!({"name": "Анна", "email": "anna@example.com", "phone": "+79990000001"});
+    let body = json!({"order_type": order_type, "customer": customer});
+    let path = format!("/api/v1/reservations/{pr}/order_type");
+    assert_eq!(buyer.call(reqwest::Method::PUT, &path, Some(&body)).await.0, 200);
+    (buyer, pr)
+}
+
+fn outbox_ids(srv: &TestServer) -> Vec<String> {
+    srv.app.local_outbox.as_ref().expect("memory outbox").messages().into_iter().map(|n| n.id).collect()
+}
+
+async fn checkout_survives(order_type: &str) {
+    let faulty = Arc::new(FaultyStore::faulty(memory_store()));
+    let srv = TestServer::start(faulty.clone()).await;
+    let seats = vec!["s-1-1".to_owned(), "s-1-2".to_owned()];
+
+    // Count the store calls of a clean checkout, then fail each one in turn, each way.
+    let (buyer, pr) = ready(&srv, "clean", order_type).await;
+    faulty.fail_call(0, false);
+    assert_eq!(checkout_with_key(&buyer, &pr, "k-clean").await.0, 201);
+    let steps = faulty.calls();
+    assert!(steps >= 5, "checkout takes several store calls ({steps})");
+    for fault in Fault::ALL {
+        for step in 1..=steps {
+            let event = format!("e-{fault:?}-{step}").to_lowercase();
+            let (buyer, pr) = ready(&srv, &event, order_type).await;
+            let key = format!("k-{event}");
+            faulty.inject(step, fault);
+            let (status, body) = checkout_with_key(&buyer, &pr, &key).await;
+            faulty.heal();
+            assert!([201, 503].contains(&status), "{fault:?} at step {step}: {status} {body}");
+            let placed = seats_and_orders_agree(&srv, &event, &seats).await;
+            assert!(placed.len() <= 1, "{fault:?} at step {step}: one order at most");
+            if placed.is_empty() {
+                // Nothing sold: the reservation still holds its seats.
+                assert_eq!(buyer.get(&format!("/api/v1/reservations/{pr}")).await.0, 200);
+            }
+
+            // The client retries with the same key; a key held by a request that died is
+            // taken over once its lease is over.
+            let (mut status, mut body) = checkout_with_key(&buyer, &pr, &key).await;
+            if status == 409 {
+                srv.app.clock.advance(chrono::Duration::seconds(shared::idempotency::LEASE_SECS + 1));
+                (status, body) = checkout_with_key(&buyer, &pr, &key).await;
+            }
+            assert!([200, 201].contains(&status), "{fault:?} at step {step}: retry {status} {body}");
+            let placed = seats_and_orders_agree(&srv, &event, &seats).await;
+            assert_eq!(placed.len(), 1, "{fault:?} at step {step}: exactly one order");
+            let o = &placed[0];
+            assert_eq!(body["order"]["id"], o.id.as_str(), "the retry answers that order");
+            assert_eq!(o.tickets.len(), 2, "both seats sold to it");
+            if order_type == "self_cash" {
+                assert_eq!(o.status, OrderStatus::Approved);
+                let ids = outbox_ids(&srv);
+                for who in ["buyer", "admin"] {
+                    let id = format!("ticket-order-{}-approved-{who}", o.id);
+                    assert!(ids.contains(&id), "{fault:?} at step {step}: {id} queued");
+                }
+            } else {
+                assert_eq!(o.status, OrderStatus::Ordered);
+                assert!(body["payment_url"].as_str().is_some(), "{body}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn cash_checkout_survives_a_failure_at_every_step() {
+    checkout_survives("self_cash").await;
+}
+
+#[tokio::test]
+async fn online_checkout_survives_a_failure_at_every_step() {
+    checkout_survives("self_online").await;
+}
+
+// ------------------------------------------------------------- payment confirmation
+
+/// The sandbox page's "Pay" form: where it posts and what.
+async fn pay_form(srv: &TestServer, url: &str) -> (String, Vec<(String, String)>) {
+    let html = srv.http.get(url).send().await.unwrap().text().await.unwrap();
+    api_tests::forms(&html).remove("succeeded").expect("a Pay button")
+}
+
+async fn post_form(srv: &TestServer, action: &str, fields: &[(String, String)]) -> u16 {
+    srv.http.post(action).form(fields).send().await.unwrap().status().as_u16()
+}
+
+async fn has_dispatch_marker(store: &Arc<dyn Store>, payment_id: &str) -> bool {
+    store.get(&format!("payment-dispatch#{payment_id}"), "dispatch").await.unwrap().is_some()
+}
+
+/// What a payment's owner shows once it was told of the settlement.
+#[derive(Clone, Copy)]
+enum Owner {
+    TicketOrder,
+    ZooSession,
+}
+
+impl Owner {
+    /// Opens a payment for this owner; answers (payment id, payment page, owner's id).
+    async fn open(self, srv: &TestServer, n: usize) -> (String, String, String) {
+        match self {
+            Owner::TicketOrder => {
+                let (buyer, pr) = ready(srv, &format!("pay-{n}"), "email_online").await;
+                let (status, body) = checkout_with_key(&buyer, &pr, &format!("pay-{n}")).await;
+                assert_eq!(status, 201, "{body}");
+                let url = body["payment_url"].as_str().unwrap().to_owned();
+                let order_id = body["order"]["id"].as_str().unwrap().to_owned();
+                let pid = orders::get(&srv.app, &order_id).await.unwrap().order.payment_id.unwrap();
+                (pid, url, order_id)
+            }
+            Owner::ZooSession => {
+                let date = (chrono::Utc::now() + chrono::Duration::days(30)).format("%Y-%m-%d").to_string();
+                let body = json!({
+                    "session_id": format!("s-{n}"),
+                    "order": {"order_id": format!("ZT-{n}"), "total_amount": {"value": "2000.00", "currency": "RUB"},
+                        "items": [{"ticket_type": "adult", "quantity": 2, "unit_price": {"value": "1000.00", "currency": "RUB"},
+                                   "visit_date": date, "visit_time": "10:00"}]},
+                    "customer": {"email": "visitor@example.com"},
+                    "confirmation": {"type": "redirect", "return_url": "https://zoo.example/ok", "cancel_url": "https://zoo.example/no"}
+                });
+                let (status, b) = srv.post("/v1/payments/sessions", Some(&token("21", &[])), &body).await;
+                assert_eq!(status, 201, "{b}");
+                let pid = b["data"]["payment_id"].as_str().unwrap().to_owned();
+                (pid.clone(), b["data"]["confirmation_url"].as_str().unwrap().to_owned(), pid)
+            }
+        }
+    }
+
+    /// Whether the owner has done its part of a succeeded payment (and queued its emails).
+    async fn told(self, srv: &TestServer, owner_id: &str) -> bool {
+        match self {
+            Owner::TicketOrder => {
+                let o = orders::get(&srv.app, owner_id).await.unwrap().order;
+                assert_ne!(o.status, OrderStatus::Cancelled);
+                o.status == OrderStatus::Approved
+            }
+            Owner::ZooSession => {
+                let (_, b) = srv.get(&format!("/v1/payments/{owner_id}"), Some(&token("21", &[]))).await;
+                b["data"]["tickets"].as_array().is_some_and(|t| t.len() == 2)
+            }
+        }
+    }
+
+    fn emails(self, owner_id: &str) -> Vec<String> {
+        match self {
+            Owner::TicketOrder => ["buyer", "admin", "etickets"]
+                .iter()
+                .map(|w| format!("ticket-order-{owner_id}-approved-{w}"))
+                .collect(),
+            Owner::ZooSession => vec![format!("zoo-{owner_id}-tickets")],
+        }
+    }
+}
+
+async fn confirmation_survives(owner: Owner) {
+    let inner: Arc<dyn Store> = memory_store();
+    let faulty = Arc::new(FaultyStore::faulty(inner.clone()));
+    let srv = TestServer::start(faulty.clone()).await;
+
+    let (_, url, _) = owner.open(&srv, 0).await;
+    let (action, fields) = pay_form(&srv, &url).await;
+    faulty.fail_call(0, false);
+    assert_eq!(post_form(&srv, &action, &fields).await, 303);
+    let steps = faulty.calls();
+    assert!(steps >= 4, "a confirmation takes several store calls ({steps})");
+    let mut n = 0;
+    for fault in Fault::ALL {
+        for step in 1..=steps {
+            n += 1;
+            let (pid, url, owner_id) = owner.open(&srv, n).await;
+            let (action, fields) = pay_form(&srv, &url).await;
+            faulty.inject(step, fault);
+            let status = post_form(&srv, &action, &fields).await;
+            faulty.heal();
+            assert!([303, 503].contains(&status), "{fault:?} at step {step}: {status}");
+
+            // No confirmed payment without its owner told, or the marker of that work.
+            let p = payments::load(&srv.app, &pid).await.unwrap().unwrap();
+            let told = owner.told(&srv, &owner_id).await;
+            match p.status {
+                Status::Succeeded => {
+                    assert!(told || has_dispatch_marker(&inner, &pid).await, "{fault:?} at step {step}")
+                }
+                Status::Pending | Status::Processing => assert!(!told, "{fault:?} at step {step}"),
+                other => panic!("{fault:?} at step {step}: payment {other:?}"),
+            }
+
+            // Finish: the reconciliation job picks up an interrupted settlement on its own
+            // (every other time); otherwise the gateway repeats its callback.
+            if p.status == Status::Succeeded && !told && n % 2 == 0 {
+                srv.app.clock.advance(chrono::Duration::minutes(2));
+                let report = shared::jobs::run(&srv.app, Job::Payments).await.unwrap();
+                assert!(report.changed >= 1, "{fault:?} at step {step}: {report:?}");
+            } else {
+                assert_eq!(post_form(&srv, &action, &fields).await, 303, "{fault:?} at step {step}");
+            }
+            let p = payments::load(&srv.app, &pid).await.unwrap().unwrap();
+            assert_eq!(p.status, Status::Succeeded, "{fault:?} at step {step}");
+            assert!(owner.told(&srv, &owner_id).await, "{fault:?} at step {step}");
+            assert!(!has_dispatch_marker(&inner, &pid).await, "{fault:?} at step {step}: work left");
+            let ids = outbox_ids(&srv);
+            for id in owner.emails(&owner_id) {
+                assert_eq!(ids.iter().filter(|i| **i == id).count(), 1, "{fault:?} at step {step}: {id}");
+            }
+            // A later duplicate changes nothing.
+            assert_eq!(post_form(&srv, &action, &fields).await, 303);
+            assert_eq!(outbox_ids(&srv), ids);
+        }
+    }
+}
+
+#[tokio::test]
+async fn ticket_payment_confirmation_survives_a_failure_at_every_step() {
+    confirmation_survives(Owner::TicketOrder).await;
+}
+
+#[tokio::test]
+async fn zoo_payment_confirmation_survives_a_failure_at_every_step() {
+    confirmation_survives(Owner::ZooSession).await;
 }
