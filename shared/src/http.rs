@@ -113,7 +113,20 @@ pub fn finish(router: axum::Router<crate::App>, app: crate::App) -> axum::Router
     router
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(app.config.max_body_bytes))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .with_state(app)
+}
+
+/// A handler that panicked (a bug: nothing a client sends should get here) answers the usual
+/// JSON error with 500 instead of dropping the connection; the panic is logged.
+fn panicked(err: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    let what = err
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| err.downcast_ref::<&str>().copied())
+        .unwrap_or("(not a string)");
+    tracing::error!(panic = what, "handler panicked");
+    axum::response::IntoResponse::into_response(crate::ApiError::Internal("handler panicked".into()))
 }
 
 /// Serves one endpoint group as a Lambda function behind API Gateway.

@@ -123,3 +123,28 @@ async fn calc_commission_reproduces_the_seed() {
     assert_eq!(body["gateway_commission"], json!(2.9));
     assert_eq!(body["mandarin_commission"], json!(2.4));
 }
+
+/// A handler that panics (a bug) answers a JSON 500 and the server keeps serving.
+#[tokio::test]
+async fn a_panicking_handler_answers_json_500() {
+    use tower::ServiceExt;
+    async fn boom() -> &'static str {
+        panic!("a bug")
+    }
+    let mut config = shared::Config::for_tests();
+    config.jwt_secret = SECRET.into();
+    let app = shared::App::in_memory(config);
+    let router = axum::Router::new().route("/boom", axum::routing::get(boom)).merge(health::router());
+    let service = shared::http::finish(router, app);
+    let req = || axum::http::Request::get("/boom").body(axum::body::Body::empty()).unwrap();
+    let res = service.clone().oneshot(req()).await.expect("infallible");
+    assert_eq!(res.status(), 500);
+    let body = axum::body::to_bytes(res.into_body(), 1 << 16).await.unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&body).expect("a JSON error");
+    assert_eq!(
+        (body["success"].as_bool(), body["error"]["code"].as_str()),
+        (Some(false), Some("internal_error"))
+    );
+    let health = axum::http::Request::get("/v1/health").body(axum::body::Body::empty()).unwrap();
+    assert_eq!(service.oneshot(health).await.unwrap().status(), 200);
+}
