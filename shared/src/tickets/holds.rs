@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::inventory;
 use crate::App;
 use crate::error::ApiResult;
-use crate::store::{Cond, Item, QueryOpts, StoreError};
+use crate::store::{Cond, Item, QueryOpts, StoreError, WriteOp};
 
 /// Index partitions per event for the holds (see the module docs of `tickets`).
 pub const INDEX_SHARDS: u32 = 8;
@@ -175,4 +175,27 @@ pub async fn sweep(app: &App) -> ApiResult<(usize, usize)> {
         }
     }
     Ok((examined, deleted))
+}
+
+/// Deletes (each on the hold's version) of the holds among `seat_ids` that `owned` says
+/// belong to the caller: the seats become free.
+pub async fn free_ops(
+    app: &App,
+    event_id: &str,
+    seat_ids: &[String],
+    owned: impl Fn(&Hold) -> bool,
+) -> ApiResult<Vec<WriteOp>> {
+    let mut ops = Vec::new();
+    for (seat, h) in seat_ids.iter().zip(get_many(app, event_id, seat_ids).await?) {
+        if let Some(h) = h
+            && owned(&h.hold)
+        {
+            ops.push(WriteOp::Delete {
+                pk: pk(event_id, seat),
+                sk: SK.into(),
+                cond: Cond::Version(h.version),
+            });
+        }
+    }
+    Ok(ops)
 }

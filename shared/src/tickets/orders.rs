@@ -234,7 +234,7 @@ async fn prepare(
     app: &App,
     s: &StoredPr,
     status: OrderStatus,
-) -> ApiResult<(Order, Vec<(HeldTicket, Hold, u64)>)> {
+) -> ApiResult<(Order, Vec<(Ticket, Hold, u64)>)> {
     let pr = &s.pr;
     let (order_type, customer) = match (pr.order_type, &pr.customer) {
         (Some(t), Some(c)) => (t, c.clone()),
@@ -274,7 +274,8 @@ async fn prepare(
     let held = tickets
         .into_iter()
         .map(|(t, h)| {
-            let ticket = HeldTicket {
+            // Its bar code is drawn by each placement attempt.
+            let ticket = Ticket {
                 seat_id: t.seat_id.clone(),
                 sector: t.sector.clone(),
                 sector_name: t.sector_name.clone(),
@@ -282,6 +283,7 @@ async fn prepare(
                 seat: t.seat.clone(),
                 price_category: t.price_category.clone(),
                 price: t.price,
+                bar_code: String::new(),
             };
             (ticket, h.hold.clone(), h.version)
         })
@@ -289,34 +291,12 @@ async fn prepare(
     Ok((order, held))
 }
 
-/// A held seat about to be sold.
-struct HeldTicket {
-    seat_id: String,
-    sector: String,
-    sector_name: String,
-    row: String,
-    seat: String,
-    price_category: String,
-    price: Decimal,
-}
-
 /// One attempt's writes, with a new order id and new bar codes.
-fn placement(s: &StoredPr, template: &Order, held: &[(HeldTicket, Hold, u64)]) -> ApiResult<Placement> {
+fn placement(s: &StoredPr, template: &Order, held: &[(Ticket, Hold, u64)]) -> ApiResult<Placement> {
     let mut order = template.clone();
     order.id = new_id();
-    order.tickets = held
-        .iter()
-        .map(|(t, _, _)| Ticket {
-            seat_id: t.seat_id.clone(),
-            sector: t.sector.clone(),
-            sector_name: t.sector_name.clone(),
-            row: t.row.clone(),
-            seat: t.seat.clone(),
-            price_category: t.price_category.clone(),
-            price: t.price,
-            bar_code: barcode::new_bar_code(),
-        })
-        .collect();
+    order.tickets =
+        held.iter().map(|(t, _, _)| Ticket { bar_code: barcode::new_bar_code(), ..t.clone() }).collect();
     let mut ops = vec![WriteOp::Put { item: order_item(&order, 1)?, cond: Cond::NotExists }];
     for (_, h, version) in held {
         let sold =
@@ -570,21 +550,11 @@ pub async fn resend_email(app: &App, id: &str) -> ApiResult<Order> {
 
 /// Deletes of the order's sold seats (each on its version), so they are free again.
 async fn free_seat_ops(app: &App, order: &Order) -> ApiResult<Vec<WriteOp>> {
-    let mut ops = Vec::new();
     let seats: Vec<String> = order.tickets.iter().map(|t| t.seat_id.clone()).collect();
-    for (seat, h) in seats.iter().zip(holds::get_many(app, &order.event_id, &seats).await?) {
-        if let Some(h) = h
-            && h.hold.state == HoldState::Sold
-            && h.hold.order_id.as_deref() == Some(order.id.as_str())
-        {
-            ops.push(WriteOp::Delete {
-                pk: holds::pk(&order.event_id, seat),
-                sk: holds::SK.into(),
-                cond: Cond::Version(h.version),
-            });
-        }
-    }
-    Ok(ops)
+    holds::free_ops(app, &order.event_id, &seats, |h| {
+        h.state == HoldState::Sold && h.order_id.as_deref() == Some(order.id.as_str())
+    })
+    .await
 }
 
 /// Moves an order to `cancelled` and frees its seats, in one transaction on the order's

@@ -144,20 +144,10 @@ pub async fn load(app: &App, buyer: &Buyer, id: &str) -> ApiResult<StoredPr> {
 
 /// Ops that free every seat `pr` still holds (checked on each hold's version).
 async fn free_ops(app: &App, pr: &Reservation) -> ApiResult<Vec<WriteOp>> {
-    let mut ops = Vec::new();
-    for (seat, h) in pr.seats.iter().zip(holds::get_many(app, &pr.event_id, &pr.seats).await?) {
-        if let Some(h) = h
-            && h.hold.state == HoldState::Held
-            && h.hold.reservation_id.as_deref() == Some(pr.id.as_str())
-        {
-            ops.push(WriteOp::Delete {
-                pk: holds::pk(&pr.event_id, seat),
-                sk: holds::SK.into(),
-                cond: Cond::Version(h.version),
-            });
-        }
-    }
-    Ok(ops)
+    holds::free_ops(app, &pr.event_id, &pr.seats, |h| {
+        h.state == HoldState::Held && h.reservation_id.as_deref() == Some(pr.id.as_str())
+    })
+    .await
 }
 
 /// What initialize answers.
