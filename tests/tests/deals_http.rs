@@ -469,22 +469,27 @@ pub async fn racing_transitions_have_one_winner(store: Arc<dyn Store>) {
             .collect();
         let codes: Vec<u16> =
             futures::future::join_all(tasks).await.into_iter().map(Result::unwrap).collect();
-        let wins = codes.iter().filter(|c| **c == 204).count();
+        // A 204 is a win or a repeat of the move its party just made (a retry finds it done),
+        // so what counts is the kinds of move that got 204: (party, state) = i % 3.
+        let mut kinds: Vec<usize> = (0..16).filter(|i| codes[*i] == 204).map(|i| i % 3).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        let wins = kinds.len();
         let final_state = state_of(&srv, id, &p.supplier).await["state"].clone();
         // Approve then cancel is a legal sequence, so two wins are possible only in that order.
         assert!(codes.iter().all(|c| [204, 400, 409].contains(c)), "{codes:?}");
         if final_state == "approved" {
-            assert_eq!(wins, 1, "{codes:?}");
+            assert_eq!(kinds, [0], "{codes:?}");
         } else {
             assert_eq!(final_state, "cancelled");
-            assert!(wins == 1 || wins == 2, "{codes:?}");
+            assert!(wins == 1 || (wins == 2 && kinds.contains(&0)), "{codes:?}");
         }
         let history_len =
             srv.app.store.get(&format!("deal#{id}"), "deal").await.unwrap().unwrap().data["history"]
                 .as_array()
                 .unwrap()
                 .len();
-        assert_eq!(history_len, wins, "every win is one recorded transition");
+        assert_eq!(history_len, wins, "every kind of winning move is one recorded transition");
     }
 }
 

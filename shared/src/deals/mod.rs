@@ -522,8 +522,17 @@ pub async fn transition(app: &App, who: &Claims, id: i64, to: &str) -> ApiResult
     let to = State::parse(to)
         .ok_or_else(|| ApiError::bad_request("transition.to_state", format!("{to:?} is not a deal state")))?;
     let (loaded, role) = load_for(app, who, id).await?;
+    let actor = Actor::of(role);
+    let last = loaded.deal.history.last();
+    if loaded.deal.state == to && last.is_some_and(|h| h.to == to && h.by == actor.as_str()) {
+        // Retried after its answer was lost (or its write reported failed once applied): the
+        // deal is where this party moved it. Done; its notifications are queued again under
+        // the same ids, which the notifier sends once.
+        notify(app, &loaded.deal, loaded.version, Some(role)).await;
+        return Ok(());
+    }
     let mut deal = loaded.deal.clone();
-    machine::transition(&mut deal, Actor::of(role), to, app.clock.now())?;
+    machine::transition(&mut deal, actor, to, app.clock.now())?;
     let version = save(app, &loaded, &deal, vec![]).await?;
     notify(app, &deal, version, Some(role)).await;
     Ok(())
