@@ -340,8 +340,16 @@ pub async fn create(app: &App, who: &Claims, f: DealFields) -> ApiResult<Deal> {
     for user in parties {
         ops.push(WriteOp::Put { item: member_item(user, id), cond: Cond::Always });
     }
-    app.store.transact(ops).await?;
-    Ok(deal)
+    match app.store.transact(ops).await {
+        Ok(()) => Ok(deal),
+        // A failure that may have been applied (a timeout): the deal tells. Read, so that a
+        // create the store did make is answered as made, not retried into a second deal.
+        Err(e) if !e.is_conflict() => match app.store.get(&deal_pk(id), "deal").await {
+            Ok(Some(_)) => Ok(deal),
+            _ => Err(e.into()),
+        },
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `PATCH /orders/:id`: creation fields only while `pending`; billing and shipping details

@@ -416,10 +416,30 @@ pub async fn create_session(app: &App, owner: &str, req: CreateSession) -> ApiRe
     }
     match write_session(app, owner, &req, valid, &held).await {
         Ok(done) => Ok(done),
-        Err(e) => {
-            slots::release(app, &held).await;
-            Err(e)
+        Err(NotWritten { error, keep_places }) => {
+            if !keep_places {
+                slots::release(app, &held).await;
+            }
+            Err(error)
         }
+    }
+}
+
+/// Why a session was not written; `keep_places` when it may exist after all.
+struct NotWritten {
+    error: ApiError,
+    keep_places: bool,
+}
+
+impl From<ApiError> for NotWritten {
+    fn from(error: ApiError) -> Self {
+        NotWritten { error, keep_places: false }
+    }
+}
+
+impl From<StoreError> for NotWritten {
+    fn from(e: StoreError) -> Self {
+        ApiError::from(e).into()
     }
 }
 
@@ -429,7 +449,7 @@ async fn write_session(
     req: &CreateSession,
     valid: Valid,
     held: &[Reservation],
-) -> ApiResult<(Payment, Session)> {
+) -> Result<(Payment, Session), NotWritten> {
     let kind = app.config.payments.zoo_gateway;
     let gateway = gateways::for_kind(app, kind);
     for _ in 0..5 {
@@ -481,10 +501,23 @@ async fn write_session(
             Ok(()) => return Ok((p, s)),
             // An id already taken: draw another.
             Err(StoreError::Conflict { .. }) => continue,
-            Err(e) => return Err(e.into()),
+            // A failure that may have been applied (a timeout): the payment tells. Releasing
+            // the places of a session that exists would let them be sold twice.
+            Err(e) => {
+                return match app.store.get(&payments::pk(&id), payments::SK_PAYMENT).await {
+                    Ok(Some(_)) => Ok((p, s)),
+                    Ok(None) => Err(e.into()),
+                    Err(again) => {
+                        // Unknown: keep the places (never oversell); the session, if it was
+                        // made, releases them when its payment ends.
+                        tracing::error!(payment = %id, error = %again, "session write outcome unknown");
+                        Err(NotWritten { error: e.into(), keep_places: true })
+                    }
+                };
+            }
         }
     }
-    Err(ApiError::Unavailable("could not allocate a payment id".into()))
+    Err(ApiError::Unavailable("could not allocate a payment id".into()).into())
 }
 
 /// The payment and its session, if `owner` owns them (else 404).
