@@ -373,6 +373,11 @@ async fn idempotent(srv: TestServer) {
     let key = uuid::Uuid::new_v4().to_string();
     let mut buyer = Buyer::anonymous(&srv);
     let body = json!({"event_id": "idem"});
+    // Without a token the key alone names the caller and its replay hands out the token:
+    // a guessable key is refused.
+    let (status, short) = post_with_key(&buyer, "/api/v1/reservations", "order-1", &body).await;
+    let short: Value = serde_json::from_str(&short).unwrap();
+    assert_eq!((status, short["error"]["field"].as_str()), (422, Some("Idempotency-Key")), "{short}");
     let (status, first) = post_with_key(&buyer, "/api/v1/reservations", &key, &body).await;
     assert_eq!(status, 201, "{first}");
     let (status, again) = post_with_key(&buyer, "/api/v1/reservations", &key, &body).await;

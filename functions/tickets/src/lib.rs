@@ -86,6 +86,13 @@ async fn initialize(
 ) -> ApiResult<Response> {
     let key = idempotency::key_from(&headers)?;
     let caller = idempotency_caller(&buyer);
+    if caller == ANONYMOUS && key.as_ref().is_some_and(|k| k.len() < MIN_ANONYMOUS_KEY) {
+        return Err(ApiError::invalid(
+            idempotency::HEADER,
+            "without a token the key alone identifies the caller and replays its reservation token: \
+             use a secret of at least 32 characters (a UUID)",
+        ));
+    }
     idempotency::run(&app, "ticket-reservation", &caller, key.as_deref(), &raw, || async {
         let req: InitRequest = parse_json(&raw)?;
         let init = reservations::initialize(&app, &buyer, &req.event_id).await?;
@@ -98,11 +105,15 @@ async fn initialize(
     .map(idempotency::respond)
 }
 
+const ANONYMOUS: &str = "anonymous";
+/// The shortest key an anonymous caller may use (a UUID's text is 36 characters).
+const MIN_ANONYMOUS_KEY: usize = 32;
+
 /// Who an idempotency key belongs to: the buyer's user or reservation token. An anonymous
-/// first initialize has neither, so its key alone identifies it (keys are client-chosen
-/// secrets, like the token they may replay).
+/// first initialize has neither, so its key alone identifies it; as a replay hands out the
+/// reservation token, such a key must be a secret nobody guesses: at least 32 characters.
 fn idempotency_caller(buyer: &Buyer) -> String {
-    buyer.owner_keys().into_iter().next().unwrap_or_else(|| "anonymous".into())
+    buyer.owner_keys().into_iter().next().unwrap_or_else(|| ANONYMOUS.into())
 }
 
 async fn show_reservation(
