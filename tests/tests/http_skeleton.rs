@@ -148,3 +148,13 @@ async fn a_panicking_handler_answers_json_500() {
     let health = axum::http::Request::get("/v1/health").body(axum::body::Body::empty()).unwrap();
     assert_eq!(service.oneshot(health).await.unwrap().status(), 200);
 }
+
+/// `make run` and `make token` use `cargo run -p local`, which needs to know which of the
+/// package's binaries (`local`, and `hello` for the benchmarks) to run.
+#[test]
+fn make_run_names_the_local_binary() {
+    let root = format!("{}/..", env!("CARGO_MANIFEST_DIR"));
+    let manifest = std::fs::read_to_string(format!("{root}/functions/local/Cargo.toml")).unwrap();
+    let bins = std::fs::read_dir(format!("{root}/functions/local/src/bin")).map(|d| d.count()).unwrap_or(0);
+    assert!(bins == 0 || manifest.contains("default-run = \"local\""), "functions/local needs default-run");
+}
