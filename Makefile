@@ -17,6 +17,7 @@ token:
 ## test: format and lint checks, template lint, every test (DynamoDB/SQS/SES against moto)
 test: venv lint cfn-lint
 	scripts/with-moto.sh $(CARGO) test --workspace --no-fail-fast
+	$(CARGO) run -q -p local -- token 1 >/dev/null   # what make run / make token invoke (debug build)
 	scripts/schemathesis.sh
 	SCHEMATHESIS_STORE=dynamo SCHEMATHESIS_MAX_EXAMPLES=10 scripts/with-moto.sh scripts/schemathesis.sh
 
