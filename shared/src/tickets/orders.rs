@@ -151,10 +151,16 @@ pub async fn checkout(app: &App, buyer: &Buyer, reservation_id: &str) -> ApiResu
         return online_checkout(app, s).await;
     }
     let order = place(app, &s, OrderStatus::Approved).await?;
-    if let Err(e) = notify_approved(app, &order, "approved").await {
+    queue_cash_emails(app, &order).await;
+    Ok(Checkout { order, payment_url: None, repeated: false })
+}
+
+/// The emails of a confirmed cash order; a failure is logged (the order stands, and a
+/// repeated checkout or an admin resend queues them again).
+async fn queue_cash_emails(app: &App, order: &Order) {
+    if let Err(e) = notify_approved(app, order, "approved").await {
         tracing::error!(order = %order.id, error = %e, "order confirmed but its emails were not queued");
     }
-    Ok(Checkout { order, payment_url: None, repeated: false })
 }
 
 /// A repeated checkout: the order as it is now. A cash order's emails are queued again in
@@ -163,11 +169,8 @@ pub async fn checkout(app: &App, buyer: &Buyer, reservation_id: &str) -> ApiResu
 async fn repeated(app: &App, order_id: &str) -> ApiResult<Checkout> {
     let s = get(app, order_id).await?;
     let order = s.order;
-    if order.status == OrderStatus::Approved
-        && !order.order_type.online()
-        && let Err(e) = notify_approved(app, &order, "approved").await
-    {
-        tracing::error!(order = %order.id, error = %e, "order confirmed but its emails were not queued");
+    if order.status == OrderStatus::Approved && !order.order_type.online() {
+        queue_cash_emails(app, &order).await;
     }
     let payment_url = if order.status == OrderStatus::Ordered { order.payment_url.clone() } else { None };
     Ok(Checkout { order, payment_url, repeated: true })
