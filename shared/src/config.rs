@@ -28,14 +28,19 @@ pub struct Config {
     /// Largest deal attachment, bytes (`ATTACHMENT_MAX_BYTES`, default 256 KiB: attachments
     /// are stored in DynamoDB items, which hold at most 400 KB).
     pub attachment_max_bytes: usize,
-    /// Payments, gateways and zoo slots (see `payments::PaymentsConfig`).
+    /// Payments and gateways (see `payments::PaymentsConfig`).
     pub payments: crate::payments::PaymentsConfig,
+    /// Zoo sessions: the tariff, the visit times, slot capacity.
+    pub zoo: ZooConfig,
     /// Ticket orders: online payment commission, percent of the tickets (`ONLINE_COMMISSION`, default 3).
     pub online_commission: Decimal,
     /// Ticket orders: courier delivery price, roubles (`COURIER_PRICE`, default 300.00).
     pub courier_price: Decimal,
     /// Ticket orders: the box office address that gets a copy of every order (`ADMIN_EMAIL`).
     pub admin_email: String,
+    /// The escrow operator's manager: amount mismatches and refunds that need a person
+    /// (`MANAGER_EMAIL`, default `ADMIN_EMAIL`).
+    pub manager_email: String,
     /// SQS queue of the notification outbox (`QUEUE_URL`); unset means the in-process outbox.
     pub queue_url: Option<String>,
     /// How often the local server runs every scheduled job (`JOB_INTERVAL` seconds, default 30).
@@ -60,12 +65,27 @@ fn parsed<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
     }
 }
 
+/// A secret a deployed process must not run on: missing, blank, short, or the development one.
+pub fn weak_secret(secret: &str, dev_default: &str) -> bool {
+    let s = secret.trim();
+    s.len() < 32 || s == dev_default
+}
+
 impl Config {
+    /// Reads the environment. A deployed process (`TABLE_NAME` set) fails closed: a missing,
+    /// blank, short or development secret is an error, and the process does not start.
     pub fn from_env() -> Result<Config, String> {
         let port: u16 = parsed("PORT", 3000)?;
+        let table_name = var("TABLE_NAME");
+        let deployed = table_name.is_some();
+        let jwt_secret = var("JWT_SECRET").unwrap_or_else(|| DEV_JWT_SECRET.to_owned());
+        if deployed && weak_secret(&jwt_secret, DEV_JWT_SECRET) {
+            return Err("JWT_SECRET must be set to at least 32 characters (not the development default) when TABLE_NAME is set".into());
+        }
+        let admin_email = var("ADMIN_EMAIL").unwrap_or_else(|| "admin@example.com".to_owned());
         Ok(Config {
-            jwt_secret: var("JWT_SECRET").unwrap_or_else(|| DEV_JWT_SECRET.to_owned()),
-            table_name: var("TABLE_NAME"),
+            jwt_secret,
+            table_name,
             public_url: var("PUBLIC_URL")
                 .unwrap_or_else(|| format!("http://127.0.0.1:{port}"))
                 .trim_end_matches('/')
@@ -74,10 +94,12 @@ impl Config {
             seat_timeout: Duration::from_secs(parsed("SEAT_TIMEOUT", 900)?),
             commission: commission_from_env()?,
             attachment_max_bytes: parsed("ATTACHMENT_MAX_BYTES", 256 * 1024)?,
-            payments: crate::payments::PaymentsConfig::from_env()?,
+            payments: crate::payments::PaymentsConfig::from_env(deployed)?,
+            zoo: ZooConfig::from_env()?,
             online_commission: parsed("ONLINE_COMMISSION", Decimal::from(3))?,
             courier_price: parsed("COURIER_PRICE", Decimal::from(300))?,
-            admin_email: var("ADMIN_EMAIL").unwrap_or_else(|| "admin@example.com".to_owned()),
+            manager_email: var("MANAGER_EMAIL").unwrap_or_else(|| admin_email.clone()),
+            admin_email,
             queue_url: var("QUEUE_URL"),
             job_interval: Duration::from_secs(parsed::<u64>("JOB_INTERVAL", 30)?.max(1)),
             tickets_success_url: var("TICKETS_SUCCESS_URL"),
@@ -96,9 +118,11 @@ impl Config {
             commission: CommissionTable::default(),
             attachment_max_bytes: 256 * 1024,
             payments: crate::payments::PaymentsConfig::for_tests(),
+            zoo: ZooConfig::default(),
             online_commission: Decimal::from(3),
             courier_price: Decimal::from(300),
             admin_email: "admin@example.com".into(),
+            manager_email: "manager@example.com".into(),
             queue_url: None,
             job_interval: Duration::from_secs(30),
             tickets_success_url: None,
@@ -119,4 +143,139 @@ fn commission_from_env() -> Result<CommissionTable, String> {
         gateway_percent: parsed::<Decimal>("GATEWAY_COMMISSION", defaults.gateway_percent)?,
         mandarin_percent: parsed::<Decimal>("MANDARIN_COMMISSION", defaults.mandarin_percent)?,
     })
+}
+
+/// Zoo sessions (seed 004): prices and visit times are the server's, never the buyer's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZooConfig {
+    /// The default tariff, ticket type → unit price (`ZOO_TARIFF` = `adult:1000.00,child:500.00`);
+    /// an admin may replace it (`PUT /v1/tariff`), which is then kept in the table.
+    pub tariff: std::collections::BTreeMap<String, Decimal>,
+    /// Visit start times, Moscow time (`ZOO_VISIT_TIMES` = `09:00-18:00/30`: every 30 minutes
+    /// from 09:00, the last one 30 minutes before 18:00; or a list `10:00,12:00`).
+    pub visit_times: Vec<String>,
+    /// Visitors per visit slot (`ZOO_SLOT_CAPACITY`, default 500).
+    pub slot_capacity: i64,
+    /// Counter shards per slot (`ZOO_SLOT_SHARDS`, default 4).
+    pub slot_shards: i64,
+}
+
+impl Default for ZooConfig {
+    fn default() -> Self {
+        ZooConfig {
+            tariff: parse_tariff(DEFAULT_TARIFF).unwrap_or_default(),
+            visit_times: parse_visit_times(DEFAULT_VISIT_TIMES).unwrap_or_default(),
+            slot_capacity: 500,
+            slot_shards: 4,
+        }
+    }
+}
+
+/// Seed 004's adult ticket at 1000.00, and a child's at half.
+pub const DEFAULT_TARIFF: &str = "adult:1000.00,child:500.00";
+pub const DEFAULT_VISIT_TIMES: &str = "09:00-18:00/30";
+
+/// `type:price,...`, prices with two decimals.
+pub fn parse_tariff(spec: &str) -> Result<std::collections::BTreeMap<String, Decimal>, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (kind, price) = part.split_once(':').ok_or_else(|| format!("{part:?} is not type:price"))?;
+        let kind = kind.trim();
+        let price = crate::money::parse_strict(price.trim())
+            .filter(|p| *p > Decimal::ZERO)
+            .ok_or_else(|| format!("{part:?}: the price must be positive with two decimals"))?;
+        if kind.is_empty() || kind.len() > 64 || out.insert(kind.to_owned(), price).is_some() {
+            return Err(format!("{part:?}: a ticket type must be 1 to 64 characters and named once"));
+        }
+    }
+    if out.is_empty() {
+        return Err("the tariff names no ticket type".into());
+    }
+    Ok(out)
+}
+
+fn minutes(hhmm: &str) -> Option<u32> {
+    let t = chrono::NaiveTime::parse_from_str(hhmm.trim(), "%H:%M").ok()?;
+    Some(chrono::Timelike::hour(&t) * 60 + chrono::Timelike::minute(&t))
+}
+
+/// `HH:MM-HH:MM/step` (start times from the first, every `step` minutes, ending `step` before
+/// the second) or a list `HH:MM,HH:MM`.
+pub fn parse_visit_times(spec: &str) -> Result<Vec<String>, String> {
+    let fmt = |m: u32| format!("{:02}:{:02}", m / 60, m % 60);
+    let times: Vec<String> = match spec.split_once('/') {
+        Some((range, step)) => {
+            let (from, to) =
+                range.split_once('-').ok_or_else(|| format!("{spec:?} is not HH:MM-HH:MM/step"))?;
+            let (from, to) = (minutes(from), minutes(to));
+            let step: u32 = step.trim().parse().map_err(|_| format!("{spec:?}: the step is minutes"))?;
+            match (from, to) {
+                (Some(from), Some(to)) if step > 0 && from < to => {
+                    (from..to).step_by(step as usize).map(fmt).collect()
+                }
+                _ => return Err(format!("{spec:?} is not HH:MM-HH:MM/step")),
+            }
+        }
+        None => spec
+            .split(',')
+            .map(|t| minutes(t).map(fmt).ok_or_else(|| format!("{t:?} is not HH:MM")))
+            .collect::<Result<_, _>>()?,
+    };
+    if times.is_empty() {
+        return Err("no visit times".into());
+    }
+    Ok(times)
+}
+
+impl ZooConfig {
+    pub fn from_env() -> Result<Self, String> {
+        let c = ZooConfig {
+            tariff: parse_tariff(&var("ZOO_TARIFF").unwrap_or_else(|| DEFAULT_TARIFF.into()))
+                .map_err(|e| format!("ZOO_TARIFF: {e}"))?,
+            visit_times: parse_visit_times(
+                &var("ZOO_VISIT_TIMES").unwrap_or_else(|| DEFAULT_VISIT_TIMES.into()),
+            )
+            .map_err(|e| format!("ZOO_VISIT_TIMES: {e}"))?,
+            slot_capacity: parsed("ZOO_SLOT_CAPACITY", 500)?,
+            slot_shards: parsed("ZOO_SLOT_SHARDS", 4)?,
+        };
+        if c.slot_shards < 1 || c.slot_capacity < 0 {
+            return Err("ZOO_SLOT_SHARDS must be at least 1 and ZOO_SLOT_CAPACITY not negative".into());
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros::dec;
+
+    #[test]
+    fn zoo_defaults_include_the_seeds_adult_ticket_and_ten_oclock() {
+        let z = ZooConfig::default();
+        assert_eq!(z.tariff.get("adult"), Some(&dec!(1000.00)));
+        assert!(z.visit_times.contains(&"10:00".to_owned()));
+        assert_eq!(z.visit_times.first().map(String::as_str), Some("09:00"));
+        assert_eq!(z.visit_times.last().map(String::as_str), Some("17:30"));
+        assert_eq!(z.visit_times.len(), 18);
+    }
+
+    #[test]
+    fn parses_tariffs_and_times() {
+        assert!(parse_tariff("adult:1000").is_err());
+        assert!(parse_tariff("adult:1000.00,adult:5.00").is_err());
+        assert!(parse_tariff("adult:0.00").is_err());
+        assert_eq!(parse_visit_times("10:00, 12:30").unwrap(), vec!["10:00", "12:30"]);
+        assert!(parse_visit_times("25:00").is_err());
+        assert!(parse_visit_times("10:00-09:00/30").is_err());
+    }
+
+    #[test]
+    fn deployed_secrets_fail_closed() {
+        assert!(weak_secret("  ", DEV_JWT_SECRET));
+        assert!(weak_secret(DEV_JWT_SECRET, DEV_JWT_SECRET));
+        assert!(weak_secret("short", DEV_JWT_SECRET));
+        assert!(!weak_secret("0123456789abcdef0123456789abcdef", DEV_JWT_SECRET));
+    }
 }

@@ -4,8 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::App;
 use crate::error::ApiResult;
+use crate::{App, Tally};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -33,13 +33,13 @@ pub struct JobReport {
 }
 
 pub async fn run(app: &App, job: Job) -> ApiResult<JobReport> {
-    let report = match job {
+    let Tally { examined, changed } = match job {
         Job::Deals => crate::deals::sweep(app).await?,
         Job::Payments => crate::payments::reconcile(app).await?,
         Job::Reservations => {
             let (examined, changed) = crate::tickets::holds::sweep(app).await?;
-            JobReport { examined, changed, ..JobReport::default() }
+            Tally { examined, changed }
         }
     };
-    Ok(JobReport { job: Some(job), ..report })
+    Ok(JobReport { job: Some(job), examined, changed })
 }

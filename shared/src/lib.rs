@@ -12,10 +12,12 @@ pub mod freeform;
 pub mod http;
 pub mod idempotency;
 pub mod jobs;
+pub mod metrics;
 pub mod money;
 pub mod outbox;
 pub mod outbox_sqs;
 pub mod payments;
+pub mod retry;
 pub mod store;
 pub mod telemetry;
 pub mod tickets;
@@ -30,6 +32,7 @@ use chrono::{DateTime, Utc};
 pub use config::Config;
 pub use error::{ApiError, ApiResult};
 use outbox::{MemoryOutbox, Outbox};
+use payments::Owners;
 use store::Store;
 use store::dynamo::DynamoStore;
 use store::memory::MemoryStore;
@@ -51,7 +54,17 @@ impl Clock {
     }
 }
 
-/// Everything a handler needs: the store, the outbox, the configuration, the clock.
+/// What a scheduled pass over items did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Items examined.
+    pub examined: usize,
+    /// Items this pass changed.
+    pub changed: usize,
+}
+
+/// Everything a handler needs: the store, the outbox, the configuration, the clock, and the
+/// payment owners.
 #[derive(Clone)]
 pub struct App {
     pub store: Arc<dyn Store>,
@@ -60,6 +73,17 @@ pub struct App {
     pub local_outbox: Option<Arc<MemoryOutbox>>,
     pub config: Arc<Config>,
     pub clock: Clock,
+    /// What payments pay for: every owner of a payment, by kind (the composition root of
+    /// the payment-owner port).
+    pub owners: Arc<Owners>,
+}
+
+/// The payment owners of this backend.
+fn owners() -> Owners {
+    Owners::default()
+        .with(Arc::new(deals::payment_owner::DealPayments))
+        .with(Arc::new(tickets::payment_owner::OrderPayments))
+        .with(Arc::new(zoo::payment_owner::SessionPayments))
 }
 
 impl App {
@@ -72,6 +96,7 @@ impl App {
             local_outbox: Some(local),
             config: Arc::new(config),
             clock: Clock::default(),
+            owners: Arc::new(owners()),
         }
     }
 

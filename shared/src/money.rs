@@ -1,6 +1,7 @@
 //! Money: `rust_decimal::Decimal` in roubles, two decimals, rounded half-up to kopecks.
 
-use rust_decimal::{Decimal, RoundingStrategy};
+pub use rust_decimal::Decimal;
+use rust_decimal::RoundingStrategy;
 use serde::{Deserialize, Deserializer, Serializer};
 
 /// Rounds to kopecks, half away from zero (half-up for the positive amounts we handle).

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use shared::jobs::Job;
 use shared::payments::{self, Status};
 use shared::store::faulty::{Fault, FaultyStore};
+use shared::store::hooked::Op;
 use shared::store::{QueryOpts, Store};
 use shared::tickets::holds::{self, HoldState};
 use shared::tickets::orders::{self, OrderStatus};
@@ -161,7 +162,7 @@ async fn seats_and_orders_agree(srv: &TestServer, event: &str, seats: &[String])
             OrderStatus::Ordered => {
                 let pid = o.payment_id.clone().expect("an online order has its payment");
                 let p = payments::load(&srv.app, &pid).await.unwrap().expect("the order's payment exists");
-                assert_eq!(p.purpose, payments::Purpose::TicketOrder { id: o.id.clone() });
+                assert_eq!(p.purpose, payments::OwnerRef::new("ticket_order", &o.id));
             }
             other => panic!("seat {seat} sold to a {other:?} order"),
         }
@@ -455,7 +456,7 @@ async fn zoo_session_create_survives_a_failure_at_every_step() {
             }
             // A bounded add applied but reported failed keeps its places (never oversold):
             // the one case where the count may run ahead of the sessions.
-            if fault == Fault::After && status == 503 {
+            if fault == Fault::After && status == 503 && faulty.struck() == Some(Op::Add) {
                 kept += 2;
             }
             assert_eq!(reserved().await, sessions * 2 + kept, "{fault:?} at step {step}");

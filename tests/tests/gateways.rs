@@ -301,7 +301,9 @@ fn mandarin_peer() -> Router<Peer> {
             return (StatusCode::FORBIDDEN, axum::Json(json!({"error": "Invalid X-Auth"})));
         }
         match p.get(&tx) {
-            Some(r) => (StatusCode::OK, axum::Json(json!({ "id": tx, "status": r["status"] }))),
+            Some(r) => {
+                (StatusCode::OK, axum::Json(json!({ "id": tx, "status": r["status"], "price": r["price"] })))
+            }
             None => (StatusCode::NOT_FOUND, axum::Json(json!({"error": "not found"}))),
         }
     }
@@ -399,8 +401,11 @@ async fn mandarin_x_auth_callback_status_refund() {
     assert_eq!(emails(&srv), 1);
 
     // Refund through the adapter (POST /api/transactions action=reversal).
-    let done = shared::payments::refund(&srv.app, &id, "2000.00".parse().unwrap()).await.unwrap();
-    assert_eq!(done.payment().status, shared::payments::Status::Refunded);
+    let done = shared::payments::refunds::refund(&srv.app, &id, "2000.00".parse().unwrap(), "test", "900")
+        .await
+        .unwrap();
+    assert_eq!(done.state, shared::payments::refunds::RefundState::Completed);
+    assert_eq!(status_of(&srv, &tok, &id).await["status"], "refunded");
     assert_eq!(peer.get(&tx).unwrap()["status"], "refunded");
 
     // Declined without a callback: the job asks GET /api/transactions/{id}; places come back.
@@ -588,8 +593,10 @@ async fn sngb_init_notify_redirect_status_and_tran() {
     assert_eq!(res.headers()["location"], "https://zoo.example/ok");
 
     // Refund: PaymentTranServlet, then the bank's tran notification (sngb_tran) is harmless.
-    let done = shared::payments::refund(&srv.app, &id, "2000.00".parse().unwrap()).await.unwrap();
-    assert!(matches!(done, shared::payments::Settled::Now(_)));
+    let done = shared::payments::refunds::refund(&srv.app, &id, "2000.00".parse().unwrap(), "test", "900")
+        .await
+        .unwrap();
+    assert_eq!(done.state, shared::payments::refunds::RefundState::Completed);
     assert_eq!(peer.get(&pid).unwrap()["result"], "REFUNDED");
     let res = reqwest::Client::new()
         .post(format!("{}/test/notify/{pid}/CAPTURED?action=2", peer.me))
@@ -626,48 +633,4 @@ async fn sngb_init_notify_redirect_status_and_tran() {
     srv.app.clock.advance(chrono::Duration::minutes(16));
     assert_eq!(run(&srv.app, Job::Payments).await.unwrap().changed, 1);
     assert_eq!(status_of(&srv, &tok, &c_id).await["status"], "succeeded");
-}
-
-// ---------------------------------------------------------------- other owners
-
-/// Deals and ticket orders use the same model: open a payment for a deal, pay it on the
-/// sandbox page, and the settlement reaches the deal arm once.
-#[tokio::test]
-async fn a_deal_payment_settles_through_the_sandbox() {
-    use shared::payments::{self, Payment, Purpose, Settled, Status};
-    let mut config = shared::Config::for_tests();
-    config.jwt_secret = SECRET.into();
-    let srv = TestServer::start_with(App::new(memory_store(), config)).await;
-    let app = &srv.app;
-    let p = Payment::new(
-        app,
-        "deal-17-1".into(),
-        payments::new_inv_id(),
-        "21".into(),
-        Purpose::Deal { id: 17 },
-        GatewayKind::Sandbox,
-        "10341450.00".parse().unwrap(),
-        "Deal 17".into(),
-    );
-    let p = payments::open(app, p, vec![]).await.unwrap();
-    let url = p.confirmation_url.clone().unwrap();
-    assert_eq!(url, srv.url("/api/v1/gateways/sandbox/pay/deal-17-1"));
-    // Opening it twice is no new payment.
-    assert!(payments::open(app, p.clone(), vec![]).await.is_err());
-    let html = srv.http.get(&url).send().await.unwrap().text().await.unwrap();
-    assert!(html.contains("10341450.00 RUB"), "{html}");
-    let sig = shared::payments::gateways::sandbox::sign("sandbox-test-secret", "deal-17-1", "succeeded");
-    let form = [("payment_id", "deal-17-1"), ("outcome", "succeeded"), ("signature", sig.as_str())];
-    let res = srv.http.post(srv.url("/api/v1/gateways/sandbox/callback")).form(&form).send().await.unwrap();
-    assert_eq!(res.status(), 200); // no return URL: a plain-text answer
-    let stored = payments::load(app, "deal-17-1").await.unwrap().unwrap();
-    assert_eq!(stored.status, Status::Succeeded);
-    assert!(stored.captured_at.is_some());
-    // Settling again is a no-op; no email for deals from this module.
-    let again = payments::settle(app, "deal-17-1", payments::Outcome::Failed { reason: "late".into() })
-        .await
-        .unwrap();
-    assert!(matches!(again, Settled::Already(ref p) if p.status == Status::Succeeded));
-    assert_eq!(emails(&srv), 0);
-    assert_eq!(payments::load_by_inv(app, stored.inv_id).await.unwrap().unwrap().id, "deal-17-1");
 }

@@ -78,34 +78,60 @@ async fn payments_sample_event() {
     assert!(url.contains("/api/v1/gateways/sandbox/pay/"), "{body}");
 }
 
-/// The sample is a sandbox callback for payment `deal-17-1`, signed with the dev default
-/// `SANDBOX_SECRET`, so it also works against `cargo lambda watch` with no settings.
+/// The sample is a sandbox callback for payment `deal-1-1` of 1070.16 (deal 1: cost 1000.00,
+/// the consumer pays the 4% commission and the card surcharge of 2.9%), signed with the dev
+/// default `SANDBOX_SECRET`, so it also works against `cargo lambda watch` with no settings.
 #[tokio::test]
 async fn gateways_sample_event() {
-    use shared::payments::{self, GatewayKind, Payment, Purpose, Status};
+    use shared::auth::Claims;
+    use shared::deals::{self, DealFields, Payer, State};
+    use shared::payments::{self, GatewayKind, OwnerRef, Payment, Status};
     let mut config = shared::Config::for_tests();
     config.payments.sandbox_secret = "sandbox-secret-change-me".into();
     let app = App::in_memory(config);
     // Unknown payment: a clear 404, nothing recorded.
     let (status, text) = invoke_on(&app, gateways::router(), "gateways", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
+    // Deal 1, created by its supplier (21) for consumer 22: payable at once.
+    let claims = |sub: &str| Claims {
+        sub: sub.into(),
+        exp: i64::MAX,
+        email: None,
+        phone: None,
+        name: None,
+        roles: vec![],
+    };
+    let fields = DealFields {
+        order_description: Some("A table".into()),
+        supplier_id: Some("21".into()),
+        consumer_id: Some("22".into()),
+        cost: Some("1000.00".parse().unwrap()),
+        verify_days: Some(3),
+        commission_payer: Some(Payer::Consumer),
+        ..DealFields::default()
+    };
+    let deal = deals::create(&app, &claims("21"), fields).await.unwrap();
+    assert_eq!(deal.id, 1);
+    let amount = deals::payment_owner::card_amount(&app, &deal, GatewayKind::Sandbox);
+    assert_eq!(amount.to_string(), "1070.16");
     let p = Payment::new(
         &app,
-        "deal-17-1".into(),
+        "deal-1-1".into(),
         payments::new_inv_id(),
-        "21".into(),
-        Purpose::Deal { id: 17 },
+        "22".into(),
+        OwnerRef::new(deals::OWNER_KIND, 1),
         GatewayKind::Sandbox,
-        "1000.00".parse().unwrap(),
-        "Deal 17".into(),
+        amount,
+        "Deal 1".into(),
     );
     payments::open(&app, p, vec![]).await.unwrap();
     for _ in 0..2 {
         // Delivered twice: the same answer, one settlement.
         let (status, text) = invoke_on(&app, gateways::router(), "gateways", None).await;
         assert_eq!(status, StatusCode::OK, "{text}");
-        let stored = payments::load(&app, "deal-17-1").await.unwrap().unwrap();
-        assert_eq!(stored.status, Status::Succeeded);
+        let stored = payments::load(&app, "deal-1-1").await.unwrap().unwrap();
+        assert_eq!((stored.status, stored.anomaly), (Status::Succeeded, None));
+        assert_eq!(deals::load(&app, 1).await.unwrap().unwrap().deal.state, State::Paid);
     }
 }
 

@@ -9,10 +9,10 @@ use std::time::Duration;
 use api_tests::{SECRET, TestServer};
 use serde_json::json;
 use shared::jobs::{self, Job};
+use shared::payments::{self, Outcome, Settled};
 use shared::store::Store;
 use shared::tickets::holds::{self, HoldState};
 use shared::tickets::orders::{self, OrderStatus};
-use shared::tickets::{self, reservations};
 use shared::{App, Config};
 use tickets_support::{Buyer, create_event, taken_seats};
 
@@ -105,18 +105,17 @@ async fn dynamo_holds_expire_by_themselves() {
     expiry(store).await;
 }
 
-/// An `ordered` order as the online checkout will create it (the payment itself is not
-/// part of this module).
-async fn ordered(srv: &TestServer, seats: &[&str]) -> String {
+/// An `ordered` online order made by checkout: (order id, payment id).
+async fn ordered(srv: &TestServer, seats: &[&str]) -> (String, String) {
     let mut buyer = Buyer::anonymous(srv);
     let pr = buyer.init("paid").await;
     for seat in seats {
         assert_eq!(buyer.hold(&pr, seat).await.0, 200);
     }
     choose(&buyer, &pr, "email_online").await;
-    let caller = tickets::Buyer { user: None, token: buyer.token.clone() };
-    let stored = reservations::load(&srv.app, &caller, &pr).await.unwrap();
-    let order = orders::place(&srv.app, &stored, OrderStatus::Ordered).await.unwrap();
+    let (status, body) = buyer.post(&format!("/api/v1/reservations/{pr}/checkout"), &json!({})).await;
+    assert_eq!(status, 201, "{body}");
+    let order = orders::get(&srv.app, body["order"]["id"].as_str().unwrap()).await.unwrap().order;
     assert_eq!(order.status, OrderStatus::Ordered);
     assert_eq!(
         order.totals.commission,
@@ -125,7 +124,15 @@ async fn ordered(srv: &TestServer, seats: &[&str]) -> String {
     );
     let (status, body) = buyer.get(&format!("/api/v1/ticket_orders/{}", order.id)).await;
     assert_eq!((status, body["order"]["status"].as_str()), (200, Some("ordered")));
-    order.id
+    (order.id.clone(), order.payment_id.unwrap())
+}
+
+fn paid(amount: rust_decimal::Decimal) -> Outcome {
+    Outcome::Succeeded { method: None, amount, currency: Some("RUB".into()) }
+}
+
+async fn status_of(srv: &TestServer, order: &str) -> OrderStatus {
+    orders::get(&srv.app, order).await.unwrap().order.status
 }
 
 #[tokio::test]
@@ -135,13 +142,14 @@ async fn payment_settlement_approves_or_cancels() {
     let outbox = srv.app.local_outbox.clone().unwrap();
 
     // Success: approved, buyer + box office emails and e-tickets with QR codes, once.
-    let ok = ordered(&srv, &["s-1-1", "s-1-2"]).await;
+    let (ok, ok_payment) = ordered(&srv, &["s-1-1", "s-1-2"]).await;
     assert_eq!(taken_seats(&srv, "paid").await.len(), 2);
-    srv.app.clock.advance(chrono::Duration::hours(2));
+    srv.app.clock.advance(chrono::Duration::minutes(10));
     jobs::run(&srv.app, Job::Reservations).await.unwrap();
     assert_eq!(taken_seats(&srv, "paid").await.len(), 2, "seats of an ordered order never expire");
-    let order = tickets::on_payment_settled(&srv.app, &ok, true).await.unwrap();
-    assert_eq!(order.status, OrderStatus::Approved);
+    let total = orders::get(&srv.app, &ok).await.unwrap().order.totals.total;
+    payments::settle(&srv.app, &ok_payment, paid(total)).await.unwrap();
+    assert_eq!(status_of(&srv, &ok).await, OrderStatus::Approved);
     let mails = outbox.messages();
     let templates: Vec<&str> = mails.iter().map(|m| m.template.as_str()).collect();
     assert_eq!(templates, ["ticket_order_buyer", "ticket_order_admin", "e_tickets"]);
@@ -157,24 +165,23 @@ async fn payment_settlement_approves_or_cancels() {
         assert_eq!(qr.status(), 200);
         assert_eq!(qr.text().await.unwrap(), t["qr_svg"].as_str().unwrap());
     }
-    let again = tickets::on_payment_settled(&srv.app, &ok, true).await.unwrap();
-    assert_eq!(again.status, OrderStatus::Approved);
+    let again = payments::settle(&srv.app, &ok_payment, paid(total)).await.unwrap();
+    assert!(matches!(again, Settled::Already(_)));
+    assert_eq!(status_of(&srv, &ok).await, OrderStatus::Approved);
     assert_eq!(outbox.messages().len(), 3, "a repeated settlement sends nothing");
 
     // Failure: cancelled, seats free again, no email.
-    let failed = ordered(&srv, &["s-2-1", "s-2-2", "s-2-3"]).await;
+    let (failed, failed_payment) = ordered(&srv, &["s-2-1", "s-2-2", "s-2-3"]).await;
     assert_eq!(taken_seats(&srv, "paid").await.len(), 5);
-    let order = tickets::on_payment_settled(&srv.app, &failed, false).await.unwrap();
-    assert_eq!(order.status, OrderStatus::Cancelled);
+    payments::settle(&srv.app, &failed_payment, Outcome::Failed { reason: "declined".into() }).await.unwrap();
+    assert_eq!(status_of(&srv, &failed).await, OrderStatus::Cancelled);
     assert_eq!(taken_seats(&srv, "paid").await.len(), 2);
     assert_eq!(outbox.messages().len(), 3);
-    assert_eq!(
-        tickets::on_payment_settled(&srv.app, &failed, false).await.unwrap().status,
-        OrderStatus::Cancelled
-    );
-    let err = tickets::on_payment_settled(&srv.app, &failed, true).await.unwrap_err();
-    assert_eq!(err.status().as_u16(), 400);
-    assert!(tickets::on_payment_settled(&srv.app, "nope", true).await.is_err());
+    let again =
+        payments::settle(&srv.app, &failed_payment, Outcome::Failed { reason: "declined".into() }).await;
+    assert!(matches!(again.unwrap(), Settled::Already(_)));
+    assert_eq!(status_of(&srv, &failed).await, OrderStatus::Cancelled);
+    assert!(payments::settle(&srv.app, "nope", paid(total)).await.is_err());
 
     // An approved online order is not cancelled by the box office (it is refunded instead).
     let (status, _) = srv

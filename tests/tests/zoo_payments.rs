@@ -49,8 +49,8 @@ async fn server_with(store: Arc<dyn Store>, capacity: i64) -> TestServer {
 async fn server_with_shards(store: Arc<dyn Store>, capacity: i64, shards: i64) -> TestServer {
     let mut config = shared::Config::for_tests();
     config.jwt_secret = SECRET.into();
-    config.payments.slot_capacity = capacity;
-    config.payments.slot_shards = shards;
+    config.zoo.slot_capacity = capacity;
+    config.zoo.slot_shards = shards;
     TestServer::start_with(App::new(store, config)).await
 }
 
@@ -186,11 +186,13 @@ async fn repeated_and_forged_callbacks_change_nothing_more() {
     let (_, decline) = all["failed"].clone();
 
     // Forged: Pay with the Decline signature, and a made-up signature.
+    let sig = |f: &[(String, String)]| f.iter().position(|(k, _)| k == "signature").unwrap();
     let mut forged = pay.clone();
-    forged[2].1 = decline[2].1.clone();
+    let i = sig(&forged);
+    forged[i].1 = decline[sig(&decline)].1.clone();
     let res = srv.http.post(&action).form(&forged).send().await.unwrap();
     assert_eq!(res.status(), 403);
-    forged[2].1 = "00".repeat(32);
+    forged[i].1 = "00".repeat(32);
     assert_eq!(srv.http.post(&action).form(&forged).send().await.unwrap().status(), 403);
     let (_, got) = srv.get(&format!("/v1/payments/{id}"), Some(&tok)).await;
     assert_eq!(got["data"]["status"], "processing");
@@ -353,16 +355,33 @@ async fn owner_only_and_update_rules() {
     // Pending payments cannot be deleted.
     assert_eq!(srv.call(Method::DELETE, &path, Some(&alice), None).await.0, 400);
 
-    // PATCH amount and customer while pending (the seed's example).
+    // The seed's PATCH example lowers the amount: a buyer cannot (the amount is the tariff
+    // total); the same amount with a new customer is fine.
     let patch = json!({"amount": {"value": "2800.00", "currency": "RUB"}, "customer": {"email": "newemail@example.com", "phone": "+79992222222"}});
+    let (s, res) = srv.call(Method::PATCH, &path, Some(&alice), Some(&patch)).await;
+    assert_eq!((s, res["error"]["field"].as_str()), (422, Some("amount")), "{res}");
+    let patch = json!({"amount": {"value": "2000.00", "currency": "RUB"}, "customer": {"email": "newemail@example.com", "phone": "+79992222222"}});
     let (s, res) = srv.call(Method::PATCH, &path, Some(&alice), Some(&patch)).await;
     assert_eq!(s, 200, "{res}");
     assert_eq!(res["message"], "Payment updated successfully");
-    assert_eq!(res["data"]["amount"]["value"], "2800.00");
+    assert_eq!(res["data"]["amount"]["value"], "2000.00");
     assert_eq!(res["data"]["customer"]["email"], "newemail@example.com");
     assert_eq!(res["data"]["customer"]["user_id"], "21");
-    assert_eq!(res["data"]["metadata"]["updated_fields"], json!(["amount", "customer"]));
+    assert_eq!(res["data"]["metadata"]["updated_fields"], json!(["customer"]));
     assert!(res["data"]["updated_at"].is_string());
+    // A manager may set another amount, with a reason.
+    let manager = token("31", &["manager"]);
+    let patch = json!({"amount": {"value": "2800.00", "currency": "RUB"}});
+    let (s, res) = srv.call(Method::PATCH, &path, Some(&manager), Some(&patch)).await;
+    assert_eq!((s, res["error"]["field"].as_str()), (422, Some("amount_reason")), "{res}");
+    let patch =
+        json!({"amount": {"value": "2800.00", "currency": "RUB"}, "amount_reason": "group visit surcharge"});
+    let (s, res) = srv.call(Method::PATCH, &path, Some(&manager), Some(&patch)).await;
+    assert_eq!(s, 200, "{res}");
+    assert_eq!(res["data"]["amount"]["value"], "2800.00");
+    assert_eq!(res["data"]["amount_override"]["tariff_total"]["value"], "2000.00");
+    assert_eq!(res["data"]["amount_override"]["reason"], "group visit surcharge");
+    assert_eq!(res["data"]["metadata"]["updated_fields"], json!(["amount"]));
     // Bad values: 422 naming the field.
     for (body, field) in [
         (json!({"amount": {"value": "28", "currency": "RUB"}}), "amount.value"),
@@ -376,14 +395,15 @@ async fn owner_only_and_update_rules() {
     // PUT needs amount and description.
     assert_eq!(srv.call(Method::PUT, &path, Some(&alice), Some(&json!({"description": "x"}))).await.0, 422);
 
-    // Open the page: processing. Amount changes are now 400; description and metadata are fine.
-    srv.http.get(created["data"]["confirmation_url"].as_str().unwrap()).send().await.unwrap();
+    // Open the page: processing. Amount changes are now 400, even a manager's; description and
+    // metadata are fine.
+    srv.http.get(res["data"]["confirmation"]["confirmation_url"].as_str().unwrap()).send().await.unwrap();
     let (s, res) = srv
         .call(
             Method::PATCH,
             &path,
-            Some(&alice),
-            Some(&json!({"amount": {"value": "3000.00", "currency": "RUB"}})),
+            Some(&manager),
+            Some(&json!({"amount": {"value": "3000.00", "currency": "RUB"}, "amount_reason": "late change"})),
         )
         .await;
     assert_eq!(s, 400, "{res}");
@@ -500,7 +520,8 @@ async fn reconciliation(store: Arc<dyn Store>) {
     // Paid on the gateway, but the callback never came.
     let (_, a) = create(&srv, &tok, &session_body(&date, "16:00", 2)).await;
     let paid = a["data"]["payment_id"].as_str().unwrap().to_owned();
-    shared::payments::gateways::sandbox::record(&srv.app, &paid, "succeeded").await.unwrap();
+    let amount = "2000.00".parse().unwrap();
+    shared::payments::gateways::sandbox::record(&srv.app, &paid, "succeeded", amount).await.unwrap();
     // Never paid at all.
     let (_, b) = create(&srv, &tok, &session_body(&date, "16:00", 3)).await;
     let abandoned = b["data"]["payment_id"].as_str().unwrap().to_owned();

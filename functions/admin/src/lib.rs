@@ -10,6 +10,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 use shared::auth::AdminUser;
 use shared::http::{PathArg, parse_json};
+use shared::payments::refunds::{self, Refund};
 use shared::tickets::inventory::EventView;
 use shared::tickets::orders::OrderView;
 use shared::tickets::{inventory, orders};
@@ -22,6 +23,8 @@ pub fn router() -> Router<App> {
         .route("/api/v1/admin/ticket_orders/{id}/resend_email", post(resend_email))
         .route("/api/v1/admin/ticket_orders/{id}/cancel", post(cancel))
         .route("/api/v1/admin/ticket_orders/{id}/refund", post(refund))
+        .route("/api/v1/admin/refunds", get(manual_refunds))
+        .route("/api/v1/admin/refunds/{payment_id}/{refund_id}/completed", post(refund_made_by_hand))
 }
 
 // Answers are typed structs serialized directly, so money never passes through a float.
@@ -92,16 +95,70 @@ struct RefundRequest {
     reason: Option<String>,
 }
 
-/// Refunds part or all of an approved online order through its gateway.
+/// Refunds part or all of an approved online order through its gateway: 200 when the
+/// gateway made it, 202 when its answer was lost (the refund stays pending on the order and
+/// the reconciliation job finishes it), 502 when it refused.
 async fn refund(
     State(app): State<App>,
     admin: AdminUser,
     PathArg(id): PathArg<String>,
     body: Bytes,
-) -> ApiResult<Json<OrderBody>> {
+) -> ApiResult<Response> {
     let req: RefundRequest = parse_json(&body)?;
     let amount = orders::parse_amount(req.amount.get())?;
-    let order = orders::refund(&app, &id, amount, req.reason.unwrap_or_default(), &admin.0.sub).await?;
-    tracing::info!(order = %order.id, amount = %amount, by = %admin.0.sub, "ticket order refunded");
-    Ok(Json(OrderBody { success: true, order: orders::view(&app, &order) }))
+    let (order, pending) =
+        orders::refund(&app, &id, amount, req.reason.unwrap_or_default(), &admin.0.sub).await?;
+    tracing::info!(order = %order.id, amount = %amount, by = %admin.0.sub, pending, "ticket order refund");
+    let status = if pending { StatusCode::ACCEPTED } else { StatusCode::OK };
+    Ok((status, Json(OrderBody { success: true, order: orders::view(&app, &order) })).into_response())
+}
+
+#[derive(Serialize)]
+struct RefundsBody {
+    refunds: Vec<RefundView>,
+}
+
+#[derive(Serialize)]
+struct RefundView {
+    id: String,
+    payment_id: String,
+    #[serde(with = "shared::money::number")]
+    amount: shared::money::Decimal,
+    reason: String,
+    state: &'static str,
+    error: Option<String>,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<&Refund> for RefundView {
+    fn from(r: &Refund) -> Self {
+        RefundView {
+            id: r.id.clone(),
+            payment_id: r.payment_id.clone(),
+            amount: r.amount,
+            reason: r.reason.clone(),
+            state: r.state.as_str(),
+            error: r.error.clone(),
+            created_at: shared::payments::ts(r.created_at),
+            updated_at: shared::payments::ts(r.updated_at),
+        }
+    }
+}
+
+/// Refunds that wait for a person (the gateway would not return the money, or cannot tell
+/// whether it did), newest first.
+async fn manual_refunds(State(app): State<App>, _admin: AdminUser) -> ApiResult<Json<RefundsBody>> {
+    let list = refunds::manual(&app).await?;
+    Ok(Json(RefundsBody { refunds: list.iter().map(RefundView::from).collect() }))
+}
+
+/// A refund waiting for a person was made by hand in the gateway's merchant account.
+async fn refund_made_by_hand(
+    State(app): State<App>,
+    admin: AdminUser,
+    PathArg((payment_id, refund_id)): PathArg<(String, String)>,
+) -> ApiResult<Json<RefundsBody>> {
+    let r = refunds::completed_by_hand(&app, &payment_id, &refund_id, &admin.0.sub).await?;
+    Ok(Json(RefundsBody { refunds: vec![RefundView::from(&r)] }))
 }

@@ -11,8 +11,9 @@ use serde_json::{Value, json};
 use shared::auth::AuthUser;
 use shared::deals::changes::ChangeRequest;
 use shared::deals::model::ChangeType;
+use shared::deals::payment_owner::{CardPayment, card_payment};
 use shared::deals::view::DealView;
-use shared::deals::{self, CardPayment, DealFields, Payer, PaymentRequest, Role};
+use shared::deals::{self, DealFields, Payer, PaymentRequest, Role};
 use shared::http::{JsonBody, PathArg, QueryArg, RawJson, parse_json};
 use shared::payments::GatewayKind;
 use shared::{ApiError, ApiResult, App, idempotency, money, users};
@@ -187,11 +188,7 @@ pub struct ConsumerPay {
 impl ConsumerPay {
     fn of(app: &App, invoice: Decimal) -> ConsumerPay {
         let c = &app.config.commission;
-        ConsumerPay {
-            invoice,
-            gateway: money::round(invoice + money::percent_of(invoice, c.gateway_percent)),
-            mandarin: money::round(invoice + money::percent_of(invoice, c.mandarin_percent)),
-        }
+        ConsumerPay { invoice, gateway: c.gateway_total(invoice), mandarin: c.mandarin_total(invoice) }
     }
 }
 
@@ -252,32 +249,30 @@ async fn payment_info(
     let pay = ConsumerPay::of(&app, deal.consumer_pay);
     let description = q.description.unwrap_or_else(|| format!("Оплата сделки № {id}"));
     let c = &app.config;
-    // Only the consumer pays; the other parties see the amounts without payment links opened
-    // in their name.
-    let (gateway_url, mandarin_url) = if role == Role::Consumer {
+    // Only the consumer pays, and only while the deal takes a payment; the other parties
+    // (and everyone after that) see the amounts without payment links.
+    let (gateway_url, mandarin_url) = if role == Role::Consumer && deal.payable() {
         // The buyer comes back to `redirect_to?payment=success|fail` (Robokassa) and to
         // `return?status=success|fail` (Mandarin), as seed 003 describes.
         let back = |url: &Option<String>, key: &str, v: &str| {
             url.as_ref().map(|u| format!("{u}{}{key}={v}", if u.contains('?') { '&' } else { '?' }))
         };
-        let robokassa = CardPayment {
+        let card = CardPayment {
             gateway: c.payments.deal_gateway,
-            amount: pay.gateway,
             description: description.clone(),
             return_url: back(&q.redirect_to, "payment", "success"),
             cancel_url: back(&q.redirect_to, "payment", "fail"),
         };
-        let gateway_url = deals::card_payment(&app, &who, deal, robokassa).await?;
+        let gateway_url = card_payment(&app, &who, deal, card).await?;
         // Mandarin needs the payer's email; without one (or when Mandarin is down) no link.
         let mandarin_url = match who.email.as_deref().filter(|e| !e.is_empty()) {
             None => None,
-            Some(_) => deals::card_payment(
+            Some(_) => card_payment(
                 &app,
                 &who,
                 deal,
                 CardPayment {
                     gateway: GatewayKind::Mandarin,
-                    amount: pay.mandarin,
                     description: description.clone(),
                     return_url: back(&q.return_to, "status", "success"),
                     cancel_url: back(&q.return_to, "status", "fail"),

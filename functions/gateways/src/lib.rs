@@ -8,9 +8,10 @@ use axum::http::{StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use shared::http::PathArg;
+use shared::money::Decimal;
 use shared::payments::gateway::{Fields, parse_form};
 use shared::payments::gateways::{self, sandbox, sngb};
-use shared::payments::{self, CallbackEvent, GatewayKind, Settled, Status};
+use shared::payments::{self, CallbackEvent, GatewayKind, Remote, Settled, Status};
 use shared::{ApiError, ApiResult, App};
 
 pub fn router() -> Router<App> {
@@ -39,7 +40,7 @@ fn text(body: String) -> Response {
 
 /// Verifies and applies a callback.
 async fn callback(app: &App, kind: GatewayKind, f: &Fields) -> ApiResult<(CallbackEvent, Option<Settled>)> {
-    let event = gateways::for_kind(app, kind)
+    let event = gateways::for_kind(app, kind)?
         .verify_callback(app, f)
         .await
         .inspect_err(|e| tracing::warn!(gateway = ?kind, error = %e, "callback rejected"))
@@ -62,6 +63,7 @@ fn back_url(p: &payments::Payment) -> Option<String> {
 }
 
 async fn sandbox_page(State(app): State<App>, PathArg(id): PathArg<String>) -> ApiResult<Html<String>> {
+    gateways::for_kind(&app, GatewayKind::Sandbox)?;
     let known = payments::load(&app, &id).await?.filter(|p| p.gateway == GatewayKind::Sandbox);
     if known.is_none() {
         return Err(ApiError::NotFound("payment".into()));
@@ -74,19 +76,20 @@ async fn sandbox_page(State(app): State<App>, PathArg(id): PathArg<String>) -> A
 
 async fn sandbox_callback(State(app): State<App>, uri: Uri, body: Bytes) -> ApiResult<Response> {
     let f = fields(&uri, &body);
-    let event = gateways::for_kind(&app, GatewayKind::Sandbox).verify_callback(&app, &f).await?;
-    let outcome = f.get("outcome").map(String::as_str).unwrap_or(sandbox::DECLINED);
-    sandbox::record(&app, &event.payment_id, outcome).await?;
+    let event = gateways::for_kind(&app, GatewayKind::Sandbox)?.verify_callback(&app, &f).await?;
+    let (outcome, amount) = match &event.remote {
+        Remote::Paid { amount, .. } => (sandbox::PAID, *amount),
+        _ => (sandbox::DECLINED, Decimal::ZERO),
+    };
     // The bank's record decides (a second press cannot change the first).
-    let p =
-        payments::load(&app, &event.payment_id).await?.ok_or_else(|| ApiError::NotFound("payment".into()))?;
-    let remote = gateways::for_kind(&app, GatewayKind::Sandbox).query_status(&app, &p).await?;
+    let record = sandbox::record(&app, &event.payment_id, outcome, amount).await?;
+    let remote = sandbox::remote(&record);
     let settled = payments::apply_callback(&app, &CallbackEvent { remote, ..event }).await?;
-    let p = settled.map(|s| s.payment().clone()).unwrap_or(p);
-    match back_url(&p) {
-        Some(url) => Ok(Redirect::to(&url).into_response()),
-        None => Ok(text(format!("payment {} is {}", p.id, p.status.as_str()))),
-    }
+    let p = match settled {
+        Some(s) => s.payment().clone(),
+        None => payments::get(&app, &f["payment_id"]).await?,
+    };
+    Ok(redirect_back(&p))
 }
 
 async fn robokassa_result(State(app): State<App>, uri: Uri, body: Bytes) -> ApiResult<Response> {
@@ -116,16 +119,15 @@ async fn browser_return(State(app): State<App>, PathArg(id): PathArg<String>) ->
 }
 
 async fn finish_return(app: &App, p: payments::Payment) -> ApiResult<Response> {
-    let mut p = p;
-    if p.status.is_open() {
-        let remote = gateways::for_kind(app, p.gateway).query_status(app, &p).await?;
-        if let Some(outcome) = Option::<payments::Outcome>::from(remote) {
-            p = payments::settle(app, &p.id, outcome).await?.payment().clone();
-        }
-    }
-    match back_url(&p) {
-        Some(url) => Ok(Redirect::to(&url).into_response()),
-        None => Ok(text(format!("payment {} is {}", p.id, p.status.as_str()))),
+    let p = payments::check_with_gateway(app, p).await?;
+    Ok(redirect_back(&p))
+}
+
+/// 303 to where the buyer goes next, or a short text when the payment names no page.
+fn redirect_back(p: &payments::Payment) -> Response {
+    match back_url(p) {
+        Some(url) => Redirect::to(&url).into_response(),
+        None => text(format!("payment {} is {}", p.id, p.status.as_str())),
     }
 }
 

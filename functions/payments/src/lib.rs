@@ -9,10 +9,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use shared::auth::AuthUser;
+use shared::auth::Claims;
+use shared::auth::{AdminUser, AuthUser};
 use shared::http::RawJson;
 use shared::http::{PathArg, QueryArg, parse_json};
-use shared::zoo::{self, CreateSession, UpdatePayment};
+use shared::zoo::{self, CreateSession, UpdatePayment, tariff};
 use shared::{ApiError, ApiResult, App, idempotency};
 
 pub fn router() -> Router<App> {
@@ -20,6 +21,7 @@ pub fn router() -> Router<App> {
         .route("/v1/payments/sessions", post(create))
         .route("/v1/payments/{payment_id}", get(read).put(replace).patch(patch).delete(remove))
         .route("/v1/slots", get(slot))
+        .route("/v1/tariff", get(tariff).put(set_tariff))
 }
 
 fn envelope(message: &str, data: Value) -> Json<Value> {
@@ -54,11 +56,11 @@ async fn read(
     AuthUser(user): AuthUser,
     PathArg(id): PathArg<String>,
 ) -> ApiResult<Json<Value>> {
-    let (p, s) = zoo::load_owned(&app, &user.sub, &id).await?;
+    let (p, s) = zoo::load_for(&app, &user, &id).await?;
     Ok(envelope("Payment retrieved successfully", zoo::view(&p, &s)))
 }
 
-async fn update(app: App, user: &str, id: &str, body: &[u8], full: bool) -> ApiResult<Json<Value>> {
+async fn update(app: App, user: &Claims, id: &str, body: &[u8], full: bool) -> ApiResult<Json<Value>> {
     let req: UpdatePayment = parse_json(body)?;
     let (p, s) = zoo::update(&app, user, id, req, full).await?;
     Ok(envelope("Payment updated successfully", zoo::view(&p, &s)))
@@ -70,7 +72,7 @@ async fn replace(
     PathArg(id): PathArg<String>,
     RawJson(body): RawJson,
 ) -> ApiResult<Json<Value>> {
-    update(app, &user.sub, &id, &body, true).await
+    update(app, &user, &id, &body, true).await
 }
 
 async fn patch(
@@ -79,7 +81,7 @@ async fn patch(
     PathArg(id): PathArg<String>,
     RawJson(body): RawJson,
 ) -> ApiResult<Json<Value>> {
-    update(app, &user.sub, &id, &body, false).await
+    update(app, &user, &id, &body, false).await
 }
 
 async fn remove(
@@ -87,7 +89,7 @@ async fn remove(
     AuthUser(user): AuthUser,
     PathArg(id): PathArg<String>,
 ) -> ApiResult<Json<Value>> {
-    let at = zoo::delete(&app, &user.sub, &id).await?;
+    let at = zoo::delete(&app, &user, &id).await?;
     Ok(envelope(
         "Payment deleted successfully",
         json!({ "payment_id": id, "deleted_at": shared::payments::ts(at) }),
@@ -116,4 +118,21 @@ async fn slot(State(app): State<App>, QueryArg(q): QueryArg<SlotQuery>) -> ApiRe
             "available": (capacity - reserved).max(0),
         }),
     ))
+}
+
+/// The zoo's tariff (ticket types and prices) and visit times: public, like a price list.
+async fn tariff(State(app): State<App>) -> ApiResult<Json<Value>> {
+    let t = tariff::current(&app).await?;
+    Ok(envelope("Tariff retrieved successfully", tariff::view(&app, &t)))
+}
+
+/// Replaces the tariff (role `admin`).
+async fn set_tariff(
+    State(app): State<App>,
+    admin: AdminUser,
+    RawJson(body): RawJson,
+) -> ApiResult<Json<Value>> {
+    let req: tariff::TariffIn = parse_json(&body)?;
+    let t = tariff::set(&app, &req, &admin.0.sub).await?;
+    Ok(envelope("Tariff updated successfully", tariff::view(&app, &t)))
 }

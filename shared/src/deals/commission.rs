@@ -101,6 +101,16 @@ impl CommissionTable {
         self.tiers.iter().rev().find(|t| cost >= t.from).unwrap_or(&self.tiers[0])
     }
 
+    /// `invoice` with the Robokassa (card gateway) surcharge.
+    pub fn gateway_total(&self, invoice: Decimal) -> Decimal {
+        round(invoice + percent_of(invoice, self.gateway_percent))
+    }
+
+    /// `invoice` with the Mandarin surcharge.
+    pub fn mandarin_total(&self, invoice: Decimal) -> Decimal {
+        round(invoice + percent_of(invoice, self.mandarin_percent))
+    }
+
     pub fn compute(&self, cost: Decimal, payer: Payer) -> Breakdown {
         let cost = round(cost);
         let tier = self.tier(cost);
@@ -124,8 +134,8 @@ impl CommissionTable {
             commission,
             consumer_pay,
             supplier_receive: money::round(cost - supplier_part),
-            gateway_pay: round(consumer_pay + percent_of(consumer_pay, self.gateway_percent)),
-            mandarin_pay: round(consumer_pay + percent_of(consumer_pay, self.mandarin_percent)),
+            gateway_pay: self.gateway_total(consumer_pay),
+            mandarin_pay: self.mandarin_total(consumer_pay),
         }
     }
 }

@@ -284,3 +284,20 @@ pub fn system_move(deal: &mut Deal, to: State, now: DateTime<Utc>) -> Result<(),
     apply(deal, System, to, now);
     Ok(())
 }
+
+/// A card payment of the deal's amount was confirmed by its gateway: `payment_verification →
+/// paid`, or both steps when the consumer had not moved the deal yet. Refused (so the payment
+/// is returned) when the deal takes no payment now.
+pub fn card_paid(deal: &mut Deal, payment_id: &str, now: DateTime<Utc>) -> Result<(), ApiError> {
+    if !deal.payable() {
+        return Err(ApiError::bad_request(
+            "state",
+            format!("a deal in state {} takes no payment", deal.state.as_str()),
+        ));
+    }
+    deal.gateway_payment = Some(payment_id.to_owned());
+    if deal.state != PaymentVerification {
+        change_driven(deal, System, PaymentVerification, now)?;
+    }
+    system_move(deal, Paid, now)
+}

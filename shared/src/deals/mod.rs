@@ -16,6 +16,7 @@ pub mod invoice;
 pub mod locale;
 pub mod machine;
 pub mod model;
+pub mod payment_owner;
 pub mod view;
 
 use std::collections::HashMap;
@@ -31,13 +32,12 @@ use machine::Actor;
 use model::{Attachment, InvoicePayment};
 pub use model::{Deal, Role, State};
 
-use crate::App;
 use crate::auth::Claims;
 use crate::error::{ApiError, ApiResult};
-use crate::jobs::JobReport;
 use crate::outbox::Notification;
 use crate::store::{Cond, Item, QueryOpts, WriteOp};
 use crate::users::{self, User};
+use crate::{App, Tally};
 
 /// Days from a claim to automatic escalation.
 pub const ESCALATION_DAYS: i64 = 7;
@@ -58,6 +58,8 @@ pub const ATTACHMENT_TYPES: [&str; 9] = [
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 ];
 const DUE_INDEX: &str = "deals#due";
+/// The owner kind of a deal's card payments.
+pub const OWNER_KIND: &str = "deal";
 
 fn deal_pk(id: i64) -> String {
     format!("deal#{id}")
@@ -455,9 +457,61 @@ pub async fn patch(app: &App, who: &Claims, id: i64, f: DealFields) -> ApiResult
     }
     deal.reprice(&app.config.commission);
     deal.updated_at = app.clock.now();
+    let before = &loaded.deal;
+    let money_terms = deal.consumer_pay != before.consumer_pay
+        || deal.cost != before.cost
+        || deal.commission_payer != before.commission_payer;
+    if money_terms {
+        // A link taken for the old terms must not pay for the new ones.
+        extra.extend(payment_owner::cancel_open_ops(app, id).await?);
+    }
     users::sync(app, who).await?;
     let version = save(app, &loaded, &deal, extra).await?;
+    notify_terms(app, before, &deal, version, role).await;
     Ok(Loaded { deal, version })
+}
+
+/// The terms a party agreed to, as the other party sees them in a change email.
+fn terms(d: &Deal) -> Value {
+    json!({
+        "cost": crate::money::format(d.cost),
+        "commission_payer": d.commission_payer,
+        "commission": crate::money::format(d.commission),
+        "consumer_pay": crate::money::format(d.consumer_pay),
+        "supplier_receive": crate::money::format(d.supplier_receive),
+        "verify_days": d.verify_days,
+        "supply_days": d.supply_days,
+        "order_description": d.order_description,
+        "title": d.title,
+    })
+}
+
+/// Tells the other party that the terms changed, with the old and the new ones.
+async fn notify_terms(app: &App, before: &Deal, after: &Deal, version: u64, by: Role) {
+    let (old, new) = (terms(before), terms(after));
+    if old == new {
+        return;
+    }
+    let Some(other) = after.other_party(by) else { return };
+    let Ok(users) = parties(app, std::slice::from_ref(after)).await else { return };
+    let Some(email) = users.get(other).and_then(|u| u.email.clone()) else { return };
+    let to_role = if by == Role::Supplier { Role::Consumer } else { Role::Supplier };
+    let n = Notification {
+        id: format!("deal-{}-v{version}-terms-{}", after.id, to_role.as_str()),
+        template: "deal_terms_changed".into(),
+        to: email,
+        data: json!({
+            "deal_id": after.id,
+            "title": after.title,
+            "actor": by.as_str(),
+            "old": old,
+            "new": new,
+            "payments_cancelled": before.consumer_pay != after.consumer_pay,
+        }),
+    };
+    if let Err(e) = app.outbox.enqueue(n).await {
+        tracing::error!(deal = after.id, error = %e, "terms change notification not queued");
+    }
 }
 
 /// The caller's deals, newest first: (page of deals, total).
@@ -649,56 +703,6 @@ pub async fn create_payment(
     Ok(payment)
 }
 
-/// Where the consumer pays by card: a payment opened with `gateway` for the deal's amount
-/// with that gateway's surcharge, or the one already open for the same amount and return
-/// addresses (so repeated `payment_info` calls do not pile up payments). The deal keeps a
-/// pointer to its latest payment per gateway: `pk = deal#<id>`, `sk = payment#<gateway>`.
-pub struct CardPayment {
-    pub gateway: crate::payments::GatewayKind,
-    pub amount: Decimal,
-    pub description: String,
-    pub return_url: Option<String>,
-    pub cancel_url: Option<String>,
-}
-
-pub async fn card_payment(app: &App, who: &Claims, deal: &Deal, req: CardPayment) -> ApiResult<String> {
-    let CardPayment { gateway, amount, description, return_url, cancel_url } = req;
-    use crate::payments::{self, Payment, Purpose};
-    let pointer_sk = format!("payment#{}", gateway.as_str());
-    if let Some(ptr) = app.store.get(&deal_pk(deal.id), &pointer_sk).await?
-        && let Some(pid) = ptr.data.get("payment_id").and_then(Value::as_str)
-        && let Some(p) = payments::load(app, pid).await?
-        && p.status.is_open()
-        && p.amount == amount
-        && p.return_url == return_url
-        && p.cancel_url == cancel_url
-        && let Some(url) = p.confirmation_url
-    {
-        return Ok(url);
-    }
-    let inv = payments::new_inv_id();
-    let mut p = Payment::new(
-        app,
-        format!("DL_{}_{inv}", deal.id),
-        inv,
-        who.sub.clone(),
-        Purpose::Deal { id: deal.id },
-        gateway,
-        amount,
-        description,
-    );
-    p.email = who.email.clone();
-    p.return_url = return_url;
-    p.cancel_url = cancel_url;
-    let pointer = Item::new(
-        deal_pk(deal.id),
-        pointer_sk,
-        json!({ "payment_id": p.id }).as_object().cloned().unwrap_or_default(),
-    );
-    let p = payments::open(app, p, vec![WriteOp::Put { item: pointer, cond: Cond::Always }]).await?;
-    p.confirmation_url.ok_or_else(|| ApiError::Gateway("the gateway gave no payment page".into()))
-}
-
 /// The attachment's name, type and bytes (party only).
 pub async fn attachment(app: &App, who: &Claims, id: i64, aid: &str) -> ApiResult<(String, String, Vec<u8>)> {
     load_for(app, who, id).await?;
@@ -714,48 +718,14 @@ pub async fn attachment(app: &App, who: &Claims, id: i64, aid: &str) -> ApiResul
     Ok((field("name"), field("content_type"), bytes))
 }
 
-/// A gateway confirmed the consumer's card payment: `payment_verification → paid`, or, if the
-/// consumer had not moved the deal yet, both steps. Idempotent: a deal already past payment
-/// is left alone.
-pub async fn gateway_paid(app: &App, id: i64, payment_ref: &str) -> ApiResult<bool> {
-    for _ in 0..3 {
-        let Some(loaded) = load(app, id).await? else {
-            // Nothing to apply it to; failing would only make the gateway retry forever.
-            tracing::error!(deal = id, payment = payment_ref, "payment for a deal that does not exist");
-            return Ok(false);
-        };
-        let mut deal = loaded.deal.clone();
-        let now = app.clock.now();
-        deal.gateway_payment = Some(payment_ref.to_owned());
-        let confirmable =
-            deal.state == State::Approved || (deal.state == State::Pending && deal.owner_is_supplier());
-        if confirmable && deal.consumer_id.is_some() {
-            machine::change_driven(&mut deal, Actor::System, State::PaymentVerification, now)?;
-        }
-        if deal.state != State::PaymentVerification {
-            return Ok(false);
-        }
-        machine::system_move(&mut deal, State::Paid, now)?;
-        match save(app, &loaded, &deal, vec![]).await {
-            Ok(version) => {
-                notify(app, &deal, version, None).await;
-                return Ok(true);
-            }
-            Err(ApiError::Conflict(_)) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(ApiError::Conflict("the order kept changing; the payment will be applied on the next run".into()))
-}
-
 /// The scheduler's pass over due deals: protection over → received, claim unanswered for
 /// 7 days → escalation, received/returned → payout initiated. Conditional writes make a
 /// concurrent second run harmless: whoever loses a race skips that deal.
-pub async fn sweep(app: &App) -> ApiResult<JobReport> {
+pub async fn sweep(app: &App) -> ApiResult<Tally> {
     let now = app.clock.now();
     let opts = QueryOpts { sk_until: Some(format!("{}#~", due_key(now))), ..Default::default() };
     let due = app.store.query_gsi1(DUE_INDEX, opts).await?;
-    let mut report = JobReport { examined: due.len(), ..Default::default() };
+    let mut report = Tally { examined: due.len(), ..Default::default() };
     for item in due {
         // The index may lag; re-read the deal itself.
         let Some(id) = item.data.get("id").and_then(Value::as_i64) else { continue };

@@ -227,6 +227,18 @@ impl Deal {
         self.owner_id == self.supplier_id
     }
 
+    /// Whether the consumer can pay now: the deal is approved (or pending, when the supplier
+    /// created it: paying is how the consumer confirms), or waits for its payment, and has a
+    /// consumer. Payment links are offered, and card payments taken, only then.
+    pub fn payable(&self) -> bool {
+        let state = match self.state {
+            State::Approved | State::PaymentVerification => true,
+            State::Pending => self.owner_is_supplier(),
+            _ => false,
+        };
+        state && self.consumer_id.is_some()
+    }
+
     /// The user id of the other party, if there is one.
     pub fn other_party(&self, role: Role) -> Option<&str> {
         match role {

@@ -1,14 +1,15 @@
 //! The gateway port: create a payment (a redirect URL for the buyer), verify a callback,
-//! query a payment's status, refund.
+//! query a payment's status, refund and ask about a refund.
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use rust_decimal::Decimal;
 
+use super::refunds::Refund;
 use super::{GatewayKind, Payment};
 use crate::App;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 
 /// Where to send the buyer, and the gateway's own id for the payment when it has one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,15 +21,22 @@ pub struct Redirect {
 /// A payment's state as the gateway sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Remote {
+    /// Paid: `amount` in `currency` (when the gateway names one) reached the merchant.
     Paid {
         method: Option<String>,
+        amount: Decimal,
+        currency: Option<String>,
     },
     Declined {
         reason: String,
     },
     /// Not paid (yet).
     Pending,
-    Refunded,
+    /// Money went back to the payer (`amount` when the gateway says how much).
+    Refunded {
+        amount: Option<Decimal>,
+        gateway_ref: Option<String>,
+    },
 }
 
 /// A callback whose signature checked out.
@@ -36,25 +44,59 @@ pub enum Remote {
 pub struct CallbackEvent {
     pub payment_id: String,
     pub remote: Remote,
-    /// The amount the gateway reports, checked against the payment.
-    pub amount: Option<Decimal>,
 }
 
 /// Form or query fields of a callback.
 pub type Fields = BTreeMap<String, String>;
 
+/// What the gateway did with a refund request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundError {
+    /// The gateway answered no: nothing was refunded.
+    Refused(String),
+    /// The gateway cannot refund this (a part of a payment it refunds only whole): 422.
+    Unsupported(String),
+    /// The request may or may not have been carried out (a timeout, a dropped connection,
+    /// a server error): the refund stays pending until the gateway tells.
+    Unknown(String),
+}
+
+/// A refund's state as the gateway sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundRemote {
+    Done {
+        gateway_ref: Option<String>,
+    },
+    Refused(String),
+    /// The gateway cannot tell (yet).
+    Unknown,
+}
+
 #[async_trait]
 pub trait Gateway: Send + Sync {
     fn kind(&self) -> GatewayKind;
     /// Registers the payment with the gateway (where the protocol needs that) and returns
-    /// the buyer's payment page.
+    /// the buyer's payment page, valid until the payment's `expires_at` where the gateway
+    /// supports an expiry.
     async fn create(&self, app: &App, payment: &Payment) -> ApiResult<Redirect>;
     /// Checks a callback's signature and reads it. A forged callback is a 4xx error.
     async fn verify_callback(&self, app: &App, fields: &Fields) -> ApiResult<CallbackEvent>;
     /// Asks the gateway for the payment's state.
     async fn query_status(&self, app: &App, payment: &Payment) -> ApiResult<Remote>;
-    /// Refunds `amount` of a paid payment.
-    async fn refund(&self, app: &App, payment: &Payment, amount: Decimal) -> ApiResult<()>;
+    /// Whether the gateway refunds part of a payment.
+    fn partial_refunds(&self) -> bool {
+        true
+    }
+    /// Asks the gateway to refund `refund.amount` of a paid payment; the answer is the
+    /// gateway's reference of the refund, when it gives one.
+    async fn refund(
+        &self,
+        app: &App,
+        payment: &Payment,
+        refund: &Refund,
+    ) -> Result<Option<String>, RefundError>;
+    /// Asks the gateway what became of a refund whose answer was lost.
+    async fn refund_status(&self, app: &App, payment: &Payment, refund: &Refund) -> ApiResult<RefundRemote>;
 }
 
 /// A field that must be present.
@@ -62,7 +104,17 @@ pub fn field<'a>(fields: &'a Fields, name: &str) -> ApiResult<&'a str> {
     fields
         .get(name)
         .map(String::as_str)
-        .ok_or_else(|| crate::ApiError::bad_request(name, format!("{name} is required")))
+        .ok_or_else(|| ApiError::bad_request(name, format!("{name} is required")))
+}
+
+/// A money field of a callback (`OutSum`, `price`, `amt`).
+pub fn amount_field(fields: &Fields, name: &str) -> ApiResult<Decimal> {
+    field(fields, name)?
+        .trim()
+        .parse::<Decimal>()
+        .ok()
+        .filter(|d| !d.is_sign_negative())
+        .ok_or_else(|| ApiError::bad_request(name, format!("{name} is not an amount")))
 }
 
 /// Constant-time comparison of two signatures (case-insensitive hex).
@@ -90,12 +142,34 @@ pub fn http() -> reqwest::Client {
 }
 
 /// Maps a transport failure to a 502.
-pub fn gateway_err(what: &str, e: impl std::fmt::Display) -> crate::ApiError {
-    crate::ApiError::Gateway(format!("{what}: {e}"))
+pub fn gateway_err(what: &str, e: impl std::fmt::Display) -> ApiError {
+    ApiError::Gateway(format!("{what}: {e}"))
+}
+
+/// A refund request's transport failure: refused when the request never left (no
+/// connection), unknown otherwise (it may have been carried out).
+pub fn refund_transport_err(what: &str, e: reqwest::Error) -> RefundError {
+    if e.is_connect() || e.is_builder() {
+        RefundError::Refused(format!("{what}: {e}"))
+    } else {
+        RefundError::Unknown(format!("{what}: {e}"))
+    }
+}
+
+/// A refund request's HTTP answer status: a 4xx refused it; a 5xx leaves it unknown.
+pub fn refund_status_err(what: &str, status: reqwest::StatusCode, body: &str) -> Option<RefundError> {
+    let text: String = body.chars().take(200).collect();
+    if status.is_server_error() {
+        Some(RefundError::Unknown(format!("{what}: {status} {text}")))
+    } else if !status.is_success() {
+        Some(RefundError::Refused(format!("{what}: {status} {text}")))
+    } else {
+        None
+    }
 }
 
 /// A callback for a gateway this deployment has not configured: nobody it deals with can
 /// have sent it, and nothing upstream failed, so it is 404, not a 502.
-pub fn not_enabled(_: crate::error::ApiError) -> crate::error::ApiError {
-    crate::error::ApiError::NotFound("payment gateway".into())
+pub fn not_enabled(_: ApiError) -> ApiError {
+    ApiError::NotFound("payment gateway".into())
 }

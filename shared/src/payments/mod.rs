@@ -1,35 +1,49 @@
-//! One payment model shared by deals, ticket orders and zoo sessions.
+//! One payment model shared by every payment owner (escrow deals, ticket orders, zoo sessions).
 //!
 //! A [`Payment`] is one item (`pk = payment#<id>`, `sk = payment`) whose status moves
-//! `pending → processing → succeeded | failed | canceled`, and `succeeded → refunded`.
-//! Every move is a conditional write on the item's version, so of two racing writers
-//! (a gateway callback and the reconciliation job, or the same callback delivered twice)
-//! exactly one wins. Only the winner of the settling write calls [`dispatch_settled`],
-//! which tells the payment's owner (the [`Purpose`]); a loser re-reads, finds the payment
-//! final and does nothing.
+//! `pending → processing → succeeded | failed | canceled`, and `succeeded → refunded`; every
+//! move is a conditional write on the item's version, so of two racing writers (a gateway
+//! callback and the reconciliation job, or the same callback delivered twice) exactly one wins.
 //!
-//! Purpose-specific writes that must happen exactly once with the settlement (releasing
-//! zoo slot capacity on failure) go into the same transaction as the status change.
+//! This module names no owner. An owner is addressed by an [`OwnerRef`] (`kind` and `id`) and
+//! plugs in through the [`owner::PaymentOwner`] port, registered where the [`App`] is built:
+//! it says what it expects the payment to bring now, gives the writes that settle it (in the
+//! same transaction as the payment's own), and takes the idempotent step after it (emails).
+//!
+//! The money rules, applied by [`settle`] on every path that can finish a payment (callbacks,
+//! browser returns, the reconciliation job):
+//! - **Amount rule.** A success counts only if the gateway's amount and currency equal the
+//!   payment's, and the payment's amount equals what its owner expects at that moment. A
+//!   mismatch never advances the owner: the payment is recorded as `succeeded` with the
+//!   mismatch ([`Anomaly`]), the owner is settled as unpaid, the money received is refunded
+//!   through the gateway, and the manager is emailed.
+//! - **Late payments.** A success for a payment already `canceled` or `failed` (declined,
+//!   expired, or cancelled because the terms changed) keeps its status, is recorded as a late
+//!   payment, refunded, and the buyer is emailed.
+//! - **Refunds** ([`refunds`]) never pass what was paid; one whose gateway outcome is unknown
+//!   stays pending and the reconciliation job finishes it, never undone and retried blindly;
+//!   one the gateway cannot make is queued for a person, with an alarm.
 //!
 //! The settling transaction also writes a dispatch marker (`pk = payment-dispatch#<id>`,
-//! listed in the index under `payments#dispatch#<shard>`), removed once the owner has been
-//! told. A settlement that stopped in between (a failure or timeout after the transaction)
-//! leaves its marker, and whoever comes next finishes the job: the gateway's repeated
-//! callback, the buyer's browser return, or the reconciliation job. Telling the owner again
-//! is harmless: each owner's step is a conditional write that finds it done, and its emails
-//! carry fixed ids that the notifier sends once.
+//! listed under `payments#dispatch#<shard>`), removed once the owner's after-step (its
+//! emails) and the refund of an anomaly have run. A settlement that stopped in between is
+//! finished by whoever comes next: the gateway's repeated callback, the buyer's browser
+//! return, or the reconciliation job.
 //!
 //! Open payments are listed in the secondary index under `payments#open#<shard>` (four
-//! shards, so a flash sale does not funnel index writes into one key) sorted by
-//! `expires_at`; the reconciliation job ([`reconcile`], seed 000's `ps_checkup`) reads
-//! them, asks the gateway, and settles through the same [`settle`] as a callback.
+//! shards) sorted by `expires_at`; the reconciliation job ([`reconcile`], seed 000's
+//! `ps_checkup`) reads them, asks the gateway, and settles through the same [`settle`].
 //!
 //! Every payment also gets a numeric `inv_id` (gateways such as Robokassa need an integer
-//! invoice number); an item `pk = payment-inv#<n>` maps it back to the payment id and
-//! makes it unique.
+//! invoice number); an item `pk = payment-inv#<n>` maps it back to the payment id.
 
 pub mod gateway;
 pub mod gateways;
+pub mod notices;
+pub mod owner;
+pub mod reconcile;
+pub mod refunds;
+pub mod settle;
 
 use std::time::Duration;
 
@@ -41,18 +55,16 @@ use serde_json::json;
 
 use crate::App;
 use crate::error::{ApiError, ApiResult};
-use crate::jobs::JobReport;
-use crate::store::{Cond, Item, QueryOpts, StoreError, WriteOp};
+use crate::store::{Cond, Item, StoreError, WriteOp};
 
 pub use gateway::{CallbackEvent, Gateway, Redirect, Remote};
+pub use owner::{OwnerRef, Owners, PaymentOwner, Settlement};
+pub use reconcile::reconcile;
+pub use settle::{Outcome, Settled, apply_callback, check_with_gateway, finish_dispatch, settle};
 
 pub const SK_PAYMENT: &str = "payment";
 /// Shards of the open-payments index partition.
 pub const OPEN_SHARDS: u32 = 4;
-const DISPATCH_SK: &str = "dispatch";
-/// How long a dispatch marker is left to the request that wrote it before the
-/// reconciliation job finishes its work.
-const DISPATCH_GRACE_SECS: i64 = 60;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -93,15 +105,6 @@ impl Status {
     }
 }
 
-/// Who the payment is for; told once when it settles.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Purpose {
-    Deal { id: i64 },
-    TicketOrder { id: String },
-    ZooSession { id: String },
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GatewayKind {
@@ -135,6 +138,41 @@ impl std::str::FromStr for GatewayKind {
     }
 }
 
+/// Money that reached the merchant without paying for what its owner expected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnomalyKind {
+    /// The gateway's amount or currency differs from the payment's, or the payment's amount
+    /// from what its owner expected.
+    AmountMismatch,
+    /// A success for a payment already canceled or failed.
+    LatePayment,
+}
+
+impl AnomalyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnomalyKind::AmountMismatch => "amount_mismatch",
+            AnomalyKind::LatePayment => "late_payment",
+        }
+    }
+}
+
+/// What was received that the owner did not take, and the refund that returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Anomaly {
+    pub kind: AnomalyKind,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub received: Decimal,
+    pub currency: String,
+    /// What the owner expected at that moment (`None`: it took no payment any more).
+    #[serde(default, with = "rust_decimal::serde::str_option")]
+    pub expected: Option<Decimal>,
+    pub at: DateTime<Utc>,
+    /// The refund that returns the money (see [`refunds`]).
+    pub refund_id: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Payment {
     pub id: String,
@@ -142,12 +180,17 @@ pub struct Payment {
     pub inv_id: i64,
     /// The user (JWT `sub`) the payment belongs to.
     pub owner: String,
-    pub purpose: Purpose,
+    /// What the payment pays for.
+    pub purpose: OwnerRef,
     pub gateway: GatewayKind,
     #[serde(with = "rust_decimal::serde::str")]
     pub amount: Decimal,
     #[serde(with = "rust_decimal::serde::str")]
     pub refunded_amount: Decimal,
+    /// Refunds asked of the gateway and not finished yet: `refunded_amount + refunding`
+    /// never passes what was received.
+    #[serde(default, with = "rust_decimal::serde::str")]
+    pub refunding: Decimal,
     pub currency: String,
     pub status: Status,
     pub description: String,
@@ -167,6 +210,9 @@ pub struct Payment {
     pub payment_method: Option<String>,
     #[serde(default)]
     pub failure_reason: Option<String>,
+    /// Money received that the owner did not take (and its refund).
+    #[serde(default)]
+    pub anomaly: Option<Anomaly>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
@@ -182,21 +228,6 @@ pub fn pk(id: &str) -> String {
     format!("payment#{id}")
 }
 
-fn dispatch_pk(id: &str) -> String {
-    format!("payment-dispatch#{id}")
-}
-
-/// The marker of a settlement whose owner has not been told yet (see the module docs).
-fn dispatch_marker(p: &Payment) -> WriteOp {
-    let item = Item::new(
-        dispatch_pk(&p.id),
-        DISPATCH_SK,
-        json!({ "payment_id": p.id }).as_object().cloned().unwrap_or_default(),
-    )
-    .with_gsi1(format!("payments#dispatch#{}", open_shard(&p.id)), format!("{}#{}", ts(p.updated_at), p.id));
-    WriteOp::Put { item, cond: Cond::Always }
-}
-
 fn inv_pk(inv_id: i64) -> String {
     format!("payment-inv#{inv_id}")
 }
@@ -206,7 +237,8 @@ pub fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-fn open_shard(id: &str) -> u32 {
+/// One of `OPEN_SHARDS` index partitions, by a hash of the id.
+pub fn shard(id: &str) -> u32 {
     id.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32)) % OPEN_SHARDS
 }
 
@@ -223,7 +255,7 @@ impl Payment {
         id: String,
         inv_id: i64,
         owner: String,
-        purpose: Purpose,
+        purpose: OwnerRef,
         gateway: GatewayKind,
         amount: Decimal,
         description: String,
@@ -238,6 +270,7 @@ impl Payment {
             gateway,
             amount: crate::money::round(amount),
             refunded_amount: crate::money::round(Decimal::ZERO),
+            refunding: crate::money::round(Decimal::ZERO),
             currency: "RUB".into(),
             status: Status::Pending,
             description,
@@ -248,6 +281,7 @@ impl Payment {
             gateway_ref: None,
             payment_method: None,
             failure_reason: None,
+            anomaly: None,
             created_at: now,
             updated_at: now,
             expires_at: now + timeout,
@@ -261,7 +295,7 @@ impl Payment {
         let mut item = Item::from_value(pk(&self.id), SK_PAYMENT, self)?.with_version(self.version);
         if self.status.is_open() {
             item = item.with_gsi1(
-                format!("payments#open#{}", open_shard(&self.id)),
+                format!("payments#open#{}", shard(&self.id)),
                 format!("{}#{}", ts(self.expires_at), self.id),
             );
         }
@@ -277,6 +311,31 @@ impl Payment {
     /// The same payment as the next version (for a conditional write on `self.version`).
     pub fn next(&self, app: &App) -> Payment {
         Payment { version: self.version + 1, updated_at: app.clock.now(), ..self.clone() }
+    }
+
+    /// The conditional write of this payment (`self` is the next version).
+    pub fn write(&self) -> Result<WriteOp, StoreError> {
+        Ok(WriteOp::Put { item: self.to_item()?, cond: Cond::Version(self.version - 1) })
+    }
+
+    /// Paid and taken by its owner: succeeded (or since refunded) with no anomaly.
+    pub fn delivered(&self) -> bool {
+        matches!(self.status, Status::Succeeded | Status::Refunded) && self.anomaly.is_none()
+    }
+
+    /// The page where the buyer pays, while the payment can still be paid.
+    pub fn payable_url(&self) -> Option<&str> {
+        self.confirmation_url.as_deref().filter(|_| self.status.is_open())
+    }
+
+    /// What is left to refund of what was received (refunds under way count as made).
+    pub fn refundable(&self) -> Decimal {
+        let received = match (&self.anomaly, self.status) {
+            (Some(a), _) => a.received,
+            (None, Status::Succeeded | Status::Refunded) => self.amount,
+            _ => Decimal::ZERO,
+        };
+        (received - self.refunded_amount - self.refunding).max(Decimal::ZERO)
     }
 }
 
@@ -303,13 +362,30 @@ pub fn delete_ops(p: &Payment) -> Vec<WriteOp> {
     ]
 }
 
-/// Opens a payment: registers it with its gateway (which gives the buyer's payment page),
-/// then writes it together with `extra` writes of the owner, all or nothing. Owners that
-/// need more control (zoo sessions reserve capacity first) use [`create_ops`] directly.
-pub async fn open(app: &App, mut p: Payment, extra: Vec<WriteOp>) -> ApiResult<Payment> {
-    let redirect = gateways::for_kind(app, p.gateway).create(app, &p).await?;
+/// The write that cancels an open payment its owner no longer takes (the owner makes it in
+/// its own transaction, e.g. a deal whose terms changed). A success that still arrives for it
+/// is a late payment: recorded and refunded.
+pub fn cancel_op(app: &App, p: &Payment, reason: &str) -> ApiResult<WriteOp> {
+    let mut next = p.next(app);
+    next.status = Status::Canceled;
+    next.failure_reason = Some(reason.to_owned());
+    next.settled_at = Some(next.updated_at);
+    Ok(next.write()?)
+}
+
+/// Registers a payment with its gateway (which gives the buyer's payment page) and fills in
+/// the page and the gateway's reference.
+pub async fn register(app: &App, p: &mut Payment) -> ApiResult<()> {
+    let redirect = gateways::for_kind(app, p.gateway)?.create(app, p).await?;
     p.confirmation_url = Some(redirect.url);
     p.gateway_ref = redirect.gateway_ref;
+    Ok(())
+}
+
+/// Opens a payment: registers it with its gateway, then writes it together with `extra`
+/// writes of the owner, all or nothing.
+pub async fn open(app: &App, mut p: Payment, extra: Vec<WriteOp>) -> ApiResult<Payment> {
+    register(app, &mut p).await?;
     let mut ops = create_ops(&p)?;
     ops.extend(extra);
     app.store.transact(ops).await?;
@@ -323,150 +399,17 @@ pub async fn load(app: &App, id: &str) -> ApiResult<Option<Payment>> {
     }
 }
 
+/// The payment, or 404.
+pub async fn get(app: &App, id: &str) -> ApiResult<Payment> {
+    load(app, id).await?.ok_or_else(|| ApiError::NotFound("payment".into()))
+}
+
 /// The payment with this invoice number.
 pub async fn load_by_inv(app: &App, inv_id: i64) -> ApiResult<Option<Payment>> {
     let Some(item) = app.store.get(&inv_pk(inv_id), "inv").await? else { return Ok(None) };
     match item.data.get("payment_id").and_then(|v| v.as_str()) {
         Some(id) => load(app, id).await,
         None => Ok(None),
-    }
-}
-
-/// How a payment ends.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Succeeded { method: Option<String> },
-    Failed { reason: String },
-    Canceled { reason: String },
-}
-
-impl Outcome {
-    pub fn status(&self) -> Status {
-        match self {
-            Outcome::Succeeded { .. } => Status::Succeeded,
-            Outcome::Failed { .. } => Status::Failed,
-            Outcome::Canceled { .. } => Status::Canceled,
-        }
-    }
-}
-
-impl From<Remote> for Option<Outcome> {
-    fn from(r: Remote) -> Self {
-        match r {
-            Remote::Paid { method } => Some(Outcome::Succeeded { method }),
-            Remote::Declined { reason } => Some(Outcome::Failed { reason }),
-            Remote::Pending | Remote::Refunded => None,
-        }
-    }
-}
-
-/// What [`settle`] did.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Settled {
-    /// This call settled the payment (and dispatched it).
-    Now(Payment),
-    /// The payment was already final; nothing changed.
-    Already(Payment),
-}
-
-impl Settled {
-    pub fn payment(&self) -> &Payment {
-        match self {
-            Settled::Now(p) | Settled::Already(p) => p,
-        }
-    }
-}
-
-/// Settles an open payment: the one code path for gateway callbacks, browser returns and
-/// the reconciliation job. Exactly one caller wins the conditional write and dispatches.
-pub async fn settle(app: &App, id: &str, outcome: Outcome) -> ApiResult<Settled> {
-    for _ in 0..8 {
-        let current = load(app, id).await?.ok_or_else(|| ApiError::NotFound("payment".into()))?;
-        if !current.status.is_open() {
-            if current.status != outcome.status() {
-                tracing::warn!(payment = %id, stored = current.status.as_str(), reported = outcome.status().as_str(),
-                    "a final payment was reported with another outcome; kept as stored");
-            }
-            // The first settler may have stopped after its write: finish its work.
-            finish_dispatch(app, &current).await?;
-            return Ok(Settled::Already(current));
-        }
-        let now = app.clock.now();
-        let mut next = current.next(app);
-        next.status = outcome.status();
-        next.settled_at = Some(now);
-        match &outcome {
-            Outcome::Succeeded { method } => {
-                next.captured_at = Some(now);
-                if method.is_some() {
-                    next.payment_method = method.clone();
-                }
-            }
-            Outcome::Failed { reason } | Outcome::Canceled { reason } => {
-                next.failure_reason = Some(reason.clone())
-            }
-        }
-        let mut ops = vec![WriteOp::Put { item: next.to_item()?, cond: Cond::Version(current.version) }];
-        ops.extend(settle_ops(app, &next).await?);
-        ops.push(dispatch_marker(&next));
-        match app.store.transact(ops).await {
-            Ok(()) => {
-                tracing::info!(payment = %id, status = next.status.as_str(), "payment settled");
-                dispatch_settled(app, &next).await?;
-                clear_dispatch(app, &next.id).await;
-                return Ok(Settled::Now(next));
-            }
-            Err(StoreError::Conflict { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ApiError::Conflict("the payment is being changed by other requests; retry".into()))
-}
-
-/// Writes the owner needs in the same transaction as the settlement.
-async fn settle_ops(app: &App, settled: &Payment) -> ApiResult<Vec<WriteOp>> {
-    match &settled.purpose {
-        Purpose::ZooSession { id } => crate::zoo::settle_ops(app, id, settled.status).await,
-        Purpose::Deal { .. } | Purpose::TicketOrder { .. } => Ok(vec![]),
-    }
-}
-
-/// Finishes the dispatch of a settled payment whose marker is still there (see the module
-/// docs); `false` when there was nothing left to do.
-pub async fn finish_dispatch(app: &App, p: &Payment) -> ApiResult<bool> {
-    if app.store.get(&dispatch_pk(&p.id), DISPATCH_SK).await?.is_none() {
-        return Ok(false);
-    }
-    tracing::info!(payment = %p.id, status = p.status.as_str(), "finishing an interrupted settlement");
-    dispatch_settled(app, p).await?;
-    clear_dispatch(app, &p.id).await;
-    Ok(true)
-}
-
-/// Removes the dispatch marker; a failure only leaves work the next pass finds done.
-async fn clear_dispatch(app: &App, id: &str) {
-    if let Err(e) = app.store.delete(&dispatch_pk(id), DISPATCH_SK, Cond::Always).await {
-        tracing::warn!(payment = %id, error = %e, "dispatch marker not removed; the reconciliation job will");
-    }
-}
-
-/// Tells the payment's owner that it settled: by the request that won the settling write,
-/// and again by [`finish_dispatch`] if that one stopped before the end, so every owner's
-/// step is idempotent.
-pub async fn dispatch_settled(app: &App, payment: &Payment) -> ApiResult<()> {
-    match &payment.purpose {
-        Purpose::ZooSession { .. } => crate::zoo::on_settled(app, payment).await,
-        Purpose::Deal { id } if payment.status == Status::Succeeded => {
-            crate::deals::gateway_paid(app, *id, &payment.id).await.map(|_| ())
-        }
-        Purpose::Deal { id } => {
-            tracing::info!(deal = id, payment = %payment.id, status = payment.status.as_str(), "deal payment not made");
-            Ok(())
-        }
-        Purpose::TicketOrder { id } => {
-            tracing::info!(order = %id, payment = %payment.id, status = payment.status.as_str(), "ticket order payment settled");
-            crate::tickets::orders::on_payment_final(app, id, payment).await
-        }
     }
 }
 
@@ -485,214 +428,32 @@ pub async fn mark_processing(app: &App, id: &str) -> ApiResult<Option<Payment>> 
     }
 }
 
-/// `succeeded → refunded`, recording the refunded amount. Idempotent: a refunded payment
-/// stays as it is.
-pub async fn mark_refunded(app: &App, id: &str, amount: Decimal) -> ApiResult<Settled> {
-    for _ in 0..8 {
-        let current = load(app, id).await?.ok_or_else(|| ApiError::NotFound("payment".into()))?;
-        if current.status == Status::Refunded {
-            return Ok(Settled::Already(current));
-        }
-        if !current.status.can_move_to(Status::Refunded) {
-            return Err(ApiError::bad_request(
-                "status",
-                format!("a {} payment cannot be refunded", current.status.as_str()),
-            ));
-        }
-        let mut next = current.next(app);
-        next.status = Status::Refunded;
-        next.refunded_amount = crate::money::round(amount.min(current.amount));
-        match app.store.put(next.to_item()?, Cond::Version(current.version)).await {
-            Ok(()) => {
-                dispatch_settled(app, &next).await?;
-                return Ok(Settled::Now(next));
-            }
-            Err(StoreError::Conflict { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ApiError::Conflict("the payment is being changed by other requests; retry".into()))
-}
-
-/// Asks the payment's gateway to refund, then records it.
-pub async fn refund(app: &App, id: &str, amount: Decimal) -> ApiResult<Settled> {
-    let p = load(app, id).await?.ok_or_else(|| ApiError::NotFound("payment".into()))?;
-    if p.status == Status::Refunded {
-        return Ok(Settled::Already(p));
-    }
-    if p.status != Status::Succeeded {
-        return Err(ApiError::bad_request(
-            "status",
-            format!("a {} payment cannot be refunded", p.status.as_str()),
-        ));
-    }
-    gateways::for_kind(app, p.gateway).refund(app, &p, amount).await?;
-    mark_refunded(app, id, amount).await
-}
-
-/// Refunds `amount` of a paid (or partly refunded) payment through its gateway, then adds
-/// it to `refunded_amount` (status `refunded`). The caller guards against refunding more
-/// than was paid before calling (a ticket order reserves the refund on its own version);
-/// this check only refuses an amount over what is left.
-pub async fn refund_part(app: &App, id: &str, amount: Decimal) -> ApiResult<Payment> {
-    let p = load(app, id).await?.ok_or_else(|| ApiError::NotFound("payment".into()))?;
-    if !matches!(p.status, Status::Succeeded | Status::Refunded) {
-        return Err(ApiError::bad_request(
-            "status",
-            format!("a {} payment cannot be refunded", p.status.as_str()),
-        ));
-    }
-    if p.refunded_amount + amount > p.amount {
-        return Err(ApiError::invalid("amount", "more than is left to refund on the payment"));
-    }
-    gateways::for_kind(app, p.gateway).refund(app, &p, amount).await?;
-    for _ in 0..8 {
-        let current = load(app, id).await?.ok_or_else(|| ApiError::NotFound("payment".into()))?;
-        let mut next = current.next(app);
-        next.status = Status::Refunded;
-        next.refunded_amount = crate::money::round((current.refunded_amount + amount).min(current.amount));
-        match app.store.put(next.to_item()?, Cond::Version(current.version)).await {
-            Ok(()) => return Ok(next),
-            Err(StoreError::Conflict { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ApiError::Conflict("the payment is being changed by other requests; retry".into()))
-}
-
-/// Handles a verified gateway callback: checks the amount, settles (or records a refund).
-/// Unknown payments are 404; a final payment is left as it is.
-pub async fn apply_callback(app: &App, event: &CallbackEvent) -> ApiResult<Option<Settled>> {
-    let p = load(app, &event.payment_id).await?.ok_or_else(|| ApiError::NotFound("payment".into()))?;
-    if let Some(amount) = event.amount
-        && crate::money::round(amount) != p.amount
-    {
-        return Err(ApiError::bad_request("amount", "the callback amount does not match the payment"));
-    }
-    match &event.remote {
-        Remote::Refunded => mark_refunded(app, &p.id, event.amount.unwrap_or(p.amount)).await.map(Some),
-        other => match Option::<Outcome>::from(other.clone()) {
-            Some(outcome) => settle(app, &p.id, outcome).await.map(Some),
-            None => Ok(None),
-        },
-    }
-}
-
-/// Reconciliation (`ps_checkup`): every open payment past its timeout is checked with its
-/// gateway and settled; one the gateway still calls pending is canceled as expired. Then
-/// every settlement interrupted before its owner was told (a dispatch marker older than a
-/// minute) is finished. Safe to run twice at once: [`settle`]'s conditional write decides,
-/// and finishing a dispatch twice is harmless.
-pub async fn reconcile(app: &App) -> ApiResult<JobReport> {
-    let mut report = JobReport::default();
-    settle_expired(app, &mut report).await?;
-    finish_interrupted(app, &mut report).await?;
-    Ok(report)
-}
-
-async fn finish_interrupted(app: &App, report: &mut JobReport) -> ApiResult<()> {
-    let until = ts(app.clock.now() - chrono::Duration::seconds(DISPATCH_GRACE_SECS));
-    for shard in 0..OPEN_SHARDS {
-        let opts = QueryOpts { sk_until: Some(format!("{until}#~")), ..Default::default() };
-        let items = app.store.query_gsi1(&format!("payments#dispatch#{shard}"), opts).await?;
-        for item in items {
-            report.examined += 1;
-            let Some(id) = item.data.get("payment_id").and_then(|v| v.as_str()) else { continue };
-            let p = match load(app, id).await? {
-                Some(p) => p,
-                None => {
-                    clear_dispatch(app, id).await;
-                    continue;
-                }
-            };
-            match finish_dispatch(app, &p).await {
-                Ok(true) => report.changed += 1,
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::warn!(payment = %p.id, error = %e, "interrupted settlement not finished; retried next run")
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-async fn settle_expired(app: &App, report: &mut JobReport) -> ApiResult<()> {
-    let now = ts(app.clock.now());
-    for shard in 0..OPEN_SHARDS {
-        let items = app.store.query_gsi1(&format!("payments#open#{shard}"), QueryOpts::default()).await?;
-        for item in items {
-            let due = item.gsi1.as_ref().is_some_and(|(_, sk)| sk.as_str() <= now.as_str());
-            if !due {
-                break;
-            }
-            report.examined += 1;
-            let p = match Payment::from_item(&item) {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::error!(error = %e, pk = %item.pk, "unreadable payment skipped");
-                    continue;
-                }
-            };
-            let outcome = match gateways::for_kind(app, p.gateway).query_status(app, &p).await {
-                Ok(remote) => {
-                    Option::<Outcome>::from(remote).unwrap_or(Outcome::Canceled { reason: "expired".into() })
-                }
-                Err(e) => {
-                    tracing::warn!(payment = %p.id, error = %e, "gateway status query failed; retried next run");
-                    continue;
-                }
-            };
-            match settle(app, &p.id, outcome).await {
-                Ok(Settled::Now(_)) => report.changed += 1,
-                Ok(Settled::Already(_)) => {}
-                Err(ApiError::NotFound(_)) => {}
-                Err(e) => tracing::warn!(payment = %p.id, error = %e, "reconciliation could not settle"),
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Ticks the reconciliation job in-process (local runs) every `interval`.
-pub fn spawn_reconciler(app: App, interval: Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
-        loop {
-            tick.tick().await;
-            match crate::jobs::run(&app, crate::jobs::Job::Payments).await {
-                Ok(r) if r.changed > 0 => {
-                    tracing::info!(examined = r.examined, changed = r.changed, "payments reconciled")
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "payment reconciliation failed"),
-            }
-        }
-    })
-}
-
 /// Configuration of payments and gateways, from the environment.
 #[derive(Debug, Clone)]
 pub struct PaymentsConfig {
     /// How long a payment stays open (`PAYMENT_TIMEOUT` seconds, default 900).
     pub timeout: Duration,
-    /// The card gateway behind a deal's `gateway_url` (`DEAL_PAYMENT_GATEWAY`; default robokassa
-    /// when `ROBOKASSA_LOGIN` is set, else the sandbox).
+    /// The card gateway behind a deal's `gateway_url` (`DEAL_PAYMENT_GATEWAY`).
     pub deal_gateway: GatewayKind,
-    /// The gateway zoo sessions use (`ZOO_PAYMENT_GATEWAY`: sandbox, robokassa, mandarin, sngb).
+    /// The gateway zoo sessions use (`ZOO_PAYMENT_GATEWAY`).
     pub zoo_gateway: GatewayKind,
-    /// The gateway of online ticket orders (`TICKETS_PAYMENT_GATEWAY`, default sandbox).
+    /// The gateway of online ticket orders (`TICKETS_PAYMENT_GATEWAY`).
     pub tickets_gateway: GatewayKind,
+    /// Whether the built-in sandbox gateway (whose Pay button needs no money) is on
+    /// (`SANDBOX_ENABLED`; default on for local runs, off when `TABLE_NAME` is set).
+    pub sandbox: bool,
     /// HMAC key of the sandbox gateway's callbacks (`SANDBOX_SECRET`).
     pub sandbox_secret: String,
-    /// Visitors per zoo visit slot (`ZOO_SLOT_CAPACITY`, default 500).
-    pub slot_capacity: i64,
-    /// Counter shards per slot (`ZOO_SLOT_SHARDS`, default 4).
-    pub slot_shards: i64,
+    /// A refund whose outcome the gateway still cannot tell after this long is handed to a
+    /// person (`REFUND_MANUAL_AFTER` seconds, default one day).
+    pub refund_manual_after: Duration,
     pub robokassa: gateways::robokassa::Config,
     pub mandarin: gateways::mandarin::Config,
     pub sngb: gateways::sngb::Config,
 }
+
+/// The documented development key of the sandbox gateway, refused by a deployed process.
+pub const DEV_SANDBOX_SECRET: &str = "sandbox-secret-change-me";
 
 pub(crate) fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
@@ -705,28 +466,54 @@ pub(crate) fn env_parsed<T: std::str::FromStr>(name: &str, default: T) -> Result
     }
 }
 
+fn env_flag(name: &str, default: bool) -> Result<bool, String> {
+    match env(name).map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(default),
+        Some(v) if matches!(v.as_str(), "1" | "true" | "yes" | "on") => Ok(true),
+        Some(v) if matches!(v.as_str(), "0" | "false" | "no" | "off") => Ok(false),
+        Some(v) => Err(format!("{name}={v:?} is not true or false")),
+    }
+}
+
 impl PaymentsConfig {
-    pub fn from_env() -> Result<Self, String> {
+    /// `deployed`: a process with `TABLE_NAME` set, which must not run on development keys.
+    pub fn from_env(deployed: bool) -> Result<Self, String> {
+        let sandbox = env_flag("SANDBOX_ENABLED", !deployed)?;
+        // Without the sandbox, Robokassa (seed 003's gateway) until another is chosen.
+        let default_gateway = if sandbox { GatewayKind::Sandbox } else { GatewayKind::Robokassa };
         let c = PaymentsConfig {
             timeout: Duration::from_secs(env_parsed("PAYMENT_TIMEOUT", 900)?),
-            // Robokassa as in seed 003 once it is configured; the sandbox until then (local runs).
-            deal_gateway: env_parsed(
-                "DEAL_PAYMENT_GATEWAY",
-                if env("ROBOKASSA_LOGIN").is_some() { GatewayKind::Robokassa } else { GatewayKind::Sandbox },
-            )?,
-            zoo_gateway: env_parsed("ZOO_PAYMENT_GATEWAY", GatewayKind::Sandbox)?,
-            tickets_gateway: env_parsed("TICKETS_PAYMENT_GATEWAY", GatewayKind::Sandbox)?,
-            sandbox_secret: env("SANDBOX_SECRET").unwrap_or_else(|| "sandbox-secret-change-me".into()),
-            slot_capacity: env_parsed("ZOO_SLOT_CAPACITY", 500)?,
-            slot_shards: env_parsed("ZOO_SLOT_SHARDS", 4)?,
+            deal_gateway: env_parsed("DEAL_PAYMENT_GATEWAY", default_gateway)?,
+            zoo_gateway: env_parsed("ZOO_PAYMENT_GATEWAY", default_gateway)?,
+            tickets_gateway: env_parsed("TICKETS_PAYMENT_GATEWAY", default_gateway)?,
+            sandbox,
+            sandbox_secret: env("SANDBOX_SECRET").unwrap_or_else(|| DEV_SANDBOX_SECRET.into()),
+            refund_manual_after: Duration::from_secs(env_parsed("REFUND_MANUAL_AFTER", 86_400)?),
             robokassa: gateways::robokassa::Config::from_env()?,
             mandarin: gateways::mandarin::Config::from_env(),
             sngb: gateways::sngb::Config::from_env(),
         };
-        if c.slot_shards < 1 || c.slot_capacity < 0 {
-            return Err("ZOO_SLOT_SHARDS must be at least 1 and ZOO_SLOT_CAPACITY not negative".into());
-        }
+        c.check(deployed)?;
         Ok(c)
+    }
+
+    /// Fails closed: the sandbox only when it is on, and a deployed sandbox only with its own key.
+    pub fn check(&self, deployed: bool) -> Result<(), String> {
+        for (name, kind) in [
+            ("DEAL_PAYMENT_GATEWAY", self.deal_gateway),
+            ("ZOO_PAYMENT_GATEWAY", self.zoo_gateway),
+            ("TICKETS_PAYMENT_GATEWAY", self.tickets_gateway),
+        ] {
+            if kind == GatewayKind::Sandbox && !self.sandbox {
+                return Err(format!(
+                    "{name}=sandbox needs SANDBOX_ENABLED=true (the sandbox takes no money)"
+                ));
+            }
+        }
+        if deployed && self.sandbox && crate::config::weak_secret(&self.sandbox_secret, DEV_SANDBOX_SECRET) {
+            return Err("SANDBOX_ENABLED=true needs SANDBOX_SECRET: at least 32 characters, not the development default".into());
+        }
+        Ok(())
     }
 
     pub fn for_tests() -> Self {
@@ -735,9 +522,9 @@ impl PaymentsConfig {
             deal_gateway: GatewayKind::Sandbox,
             zoo_gateway: GatewayKind::Sandbox,
             tickets_gateway: GatewayKind::Sandbox,
+            sandbox: true,
             sandbox_secret: "sandbox-test-secret".into(),
-            slot_capacity: 500,
-            slot_shards: 4,
+            refund_manual_after: Duration::from_secs(86_400),
             robokassa: gateways::robokassa::Config::default(),
             mandarin: gateways::mandarin::Config::default(),
             sngb: gateways::sngb::Config::default(),

@@ -36,6 +36,8 @@ pub struct Faults {
     mode: AtomicU8,
     /// Set when the chosen call was let through to fail after it.
     armed: AtomicBool,
+    /// The kind of call the last injected fault struck.
+    struck: std::sync::Mutex<Option<Op>>,
 }
 
 impl Faults {
@@ -47,6 +49,7 @@ impl Faults {
 
     /// Fails the `n`th call from now (1 = the next one; 0 = none) the way `fault` says.
     pub fn inject(&self, n: usize, fault: Fault) {
+        *self.struck.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.calls.store(0, Ordering::SeqCst);
         self.mode.store(fault as u8, Ordering::SeqCst);
         self.fail_at.store(n, Ordering::SeqCst);
@@ -54,6 +57,11 @@ impl Faults {
 
     pub fn heal(&self) {
         self.fail_at.store(0, Ordering::SeqCst);
+    }
+
+    /// The kind of call the last injected fault struck, if it struck.
+    pub fn struck(&self) -> Option<Op> {
+        *self.struck.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Calls made since the last `fail_call` / `inject`.
@@ -72,11 +80,12 @@ impl Faults {
 
 #[async_trait]
 impl Hook for Faults {
-    async fn before(&self, _op: Op) -> Result<(), StoreError> {
+    async fn before(&self, op: Op) -> Result<(), StoreError> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
         if n != self.fail_at.load(Ordering::SeqCst) {
             return Ok(());
         }
+        *self.struck.lock().unwrap_or_else(|p| p.into_inner()) = Some(op);
         match self.fault() {
             Fault::Before => Err(StoreError::Unavailable(format!("injected failure at call {n}"))),
             Fault::Stall => {

@@ -56,12 +56,15 @@
 //!   `TICKETS_ERROR_URL` otherwise, including a payment still open; `{order_id}` in either is
 //!   replaced, and both default to the order's own `GET /api/v1/ticket_orders/:id`.
 //! - **Refunds** ([`orders::refund`]): only online orders that are `approved` (or already
-//!   partly `refunded`). The refund is first reserved on the order by a write on its version
-//!   (the sum of refunds can never pass the paid total, even with concurrent admins), then
-//!   the gateway refunds, then the refund is marked `completed` and a `refund` email queued;
-//!   a gateway error takes the reservation back. The order is `refunded` from its first
-//!   refund; when the refunds reach the paid total its seats are freed. The amount is a JSON
-//!   number or string read from its text, positive, at most two decimals.
+//!   partly `refunded`). The refund is reserved on the order by a write on its version (the
+//!   sum of refunds can never pass the paid total, even with concurrent admins) in the same
+//!   transaction that writes it on the payment as `sending`; then the gateway refunds, and
+//!   the refund is marked `completed` and a `refund` email queued; a gateway refusal takes
+//!   the reservation back; an answer lost leaves it pending for the reconciliation job. The
+//!   order is `refunded` from its first refund; when the refunds reach the paid total its
+//!   seats are freed. Refunds the gateway reports on its own (SNGB's `sngb_tran`) are added
+//!   the same way. The amount is a JSON number or string read from its text, positive, at
+//!   most two decimals.
 //! - **Totals.** Seat prices come from the price category; online order types add
 //!   `ONLINE_COMMISSION` percent (default 3) of the tickets, `courier_cash` adds
 //!   `COURIER_PRICE` (default 300.00). Every amount is rounded half-up to kopecks.
@@ -72,10 +75,9 @@ pub mod barcode;
 pub mod holds;
 pub mod inventory;
 pub mod orders;
+pub mod payment_owner;
 pub mod reservations;
 pub mod totals;
-
-pub use orders::on_payment_settled;
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;

@@ -19,7 +19,9 @@ use crate::App;
 use crate::error::{ApiError, ApiResult};
 use crate::money;
 use crate::outbox::Notification;
-use crate::payments::{self, Payment, Purpose, gateways};
+use crate::payments::refunds::{self, RefundKind, RefundState};
+use crate::payments::{self, OwnerRef, Payment};
+use crate::retry::{Step, optimistic};
 use crate::store::{Cond, Item, StoreError, WriteOp};
 
 const SK: &str = "order";
@@ -101,7 +103,7 @@ fn barcode_pk(code: &str) -> String {
     format!("barcode#{code}")
 }
 
-fn order_item(order: &Order, version: u64) -> Result<Item, StoreError> {
+pub(super) fn order_item(order: &Order, version: u64) -> Result<Item, StoreError> {
     Ok(Item::from_value(pk(&order.id), SK, order)?.with_version(version))
 }
 
@@ -181,8 +183,8 @@ async fn repeated(app: &App, order_id: &str) -> ApiResult<Checkout> {
 /// payment (purpose ticket order, gateway `TICKETS_PAYMENT_GATEWAY`, return URL
 /// [`payment_return_url`]) and deletes the PR. The payment is registered with the gateway
 /// first (that gives the payment page); if the transaction then fails, the registered
-/// payment is never shown to anyone and never paid. Its settlement calls
-/// [`on_payment_settled`]; a payment never completed is cancelled by the reconciliation job,
+/// payment is never shown to anyone and never paid. Its settlement moves the order (see
+/// [`super::payment_owner`]); a payment never completed is cancelled by the reconciliation job,
 /// which cancels the order and frees its seats.
 pub async fn online_checkout(app: &App, s: StoredPr) -> ApiResult<Checkout> {
     let gateway = app.config.payments.tickets_gateway;
@@ -195,7 +197,7 @@ pub async fn online_checkout(app: &App, s: StoredPr) -> ApiResult<Checkout> {
             format!("TO_{inv}"),
             inv,
             order.owner.clone(),
-            Purpose::TicketOrder { id: order.id.clone() },
+            OwnerRef::new(super::payment_owner::OWNER_KIND, &order.id),
             gateway,
             order.totals.total,
             format!("Билеты: {}, заказ {}", order.event_title, order.id),
@@ -203,16 +205,15 @@ pub async fn online_checkout(app: &App, s: StoredPr) -> ApiResult<Checkout> {
         p.email = Some(order.customer.email.clone());
         p.return_url = Some(payment_return_url(app, &order.id));
         p.cancel_url = p.return_url.clone();
-        let redirect = gateways::for_kind(app, gateway).create(app, &p).await?;
-        p.confirmation_url = Some(redirect.url.clone());
-        p.gateway_ref = redirect.gateway_ref;
+        payments::register(app, &mut p).await?;
         order.payment_id = Some(p.id.clone());
-        order.payment_url = Some(redirect.url.clone());
+        order.payment_url = p.confirmation_url.clone();
         ops[0] = WriteOp::Put { item: order_item(&order, 1)?, cond: Cond::NotExists };
         ops.extend(payments::create_ops(&p)?);
         if let Attempt::Done = commit(app, ops, &barcodes).await? {
             tracing::info!(order = %order.id, payment = %p.id, gateway = gateway.as_str(), "online ticket order placed");
-            return Ok(Checkout { order, payment_url: Some(redirect.url), repeated: false });
+            let payment_url = order.payment_url.clone();
+            return Ok(Checkout { order, payment_url, repeated: false });
         }
     }
     Err(ApiError::Conflict("could not assign unique bar codes; retry".into()))
@@ -431,7 +432,8 @@ pub fn view(app: &App, o: &Order) -> OrderView {
         totals: o.totals.view(),
         created_at: o.created_at,
         updated_at: o.updated_at,
-        payment_url: o.payment_url.clone(),
+        // Only while the order waits for its payment.
+        payment_url: o.payment_url.clone().filter(|_| o.status == OrderStatus::Ordered),
         refunded: o.refunded,
         refunds: o
             .refunds
@@ -552,7 +554,7 @@ pub async fn resend_email(app: &App, id: &str) -> ApiResult<Order> {
 }
 
 /// Deletes of the order's sold seats (each on its version), so they are free again.
-async fn free_seat_ops(app: &App, order: &Order) -> ApiResult<Vec<WriteOp>> {
+pub(super) async fn free_seat_ops(app: &App, order: &Order) -> ApiResult<Vec<WriteOp>> {
     let seats: Vec<String> = order.tickets.iter().map(|t| t.seat_id.clone()).collect();
     holds::free_ops(app, &order.event_id, &seats, |h| {
         h.state == HoldState::Sold && h.order_id.as_deref() == Some(order.id.as_str())
@@ -583,68 +585,6 @@ pub async fn cancel(app: &App, id: &str) -> ApiResult<Order> {
     cancel_and_free(app, s).await
 }
 
-/// Called once when the online payment of an `ordered` order settles. Success: `approved`,
-/// buyer and box office emails, e-tickets for `email_online`. Failure: `cancelled` and the
-/// seats freed. A repeated call for an order already finished the same way changes nothing.
-pub async fn on_payment_settled(app: &App, order_id: &str, succeeded: bool) -> ApiResult<Order> {
-    for _ in 0..4 {
-        let s = get(app, order_id).await?;
-        match (s.order.status, succeeded) {
-            (OrderStatus::Ordered, true) => {
-                let mut order = s.order;
-                order.status = OrderStatus::Approved;
-                order.updated_at = app.clock.now();
-                match app.store.put(order_item(&order, s.version + 1)?, Cond::Version(s.version)).await {
-                    Ok(()) => {
-                        notify_approved(app, &order, "approved").await?;
-                        return Ok(order);
-                    }
-                    Err(e) if e.is_conflict() => continue,
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            (OrderStatus::Ordered, false) => match cancel_and_free(app, s).await {
-                Ok(order) => return Ok(order),
-                Err(ApiError::Conflict(_)) => continue,
-                Err(e) => return Err(e),
-            },
-            (OrderStatus::Approved | OrderStatus::Refunded, true) | (OrderStatus::Cancelled, false) => {
-                return Ok(s.order);
-            }
-            (status, _) => {
-                tracing::warn!(order = %order_id, ?status, succeeded, "payment settled for an order in another state");
-                return Err(ApiError::bad_request(
-                    "status",
-                    format!("the order is {status:?}, not waiting for a payment"),
-                ));
-            }
-        }
-    }
-    Err(ApiError::Conflict("the order is being changed by another request; retry".into()))
-}
-
-/// Tells the order of a final payment: from [`payments::dispatch_settled`], and again from
-/// [`payments::finish_dispatch`] when that stopped before the end. An order already approved
-/// by this payment has its emails queued again (their ids are fixed, the notifier sends each
-/// once); a refund of the payment is recorded by [`refund`] itself.
-pub async fn on_payment_final(app: &App, order_id: &str, p: &Payment) -> ApiResult<()> {
-    let succeeded = match p.status {
-        payments::Status::Succeeded => true,
-        payments::Status::Failed | payments::Status::Canceled => false,
-        _ => return Ok(()),
-    };
-    let s = get(app, order_id).await?;
-    if s.order.payment_id.as_deref() != Some(p.id.as_str()) {
-        tracing::warn!(order = %order_id, payment = %p.id, "a payment settled for an order that names another payment");
-        return Ok(());
-    }
-    match (s.order.status, succeeded) {
-        (OrderStatus::Ordered, _) => on_payment_settled(app, order_id, succeeded).await.map(|_| ()),
-        (OrderStatus::Approved, true) => notify_approved(app, &s.order, "approved").await,
-        _ => Ok(()),
-    }
-}
-
 /// Where the buyer's browser goes after the payment page: the success page when the order
 /// is approved (or later refunded), else the error page (failed, cancelled, or still
 /// unpaid). `{order_id}` in a configured URL is replaced by the order id.
@@ -668,17 +608,7 @@ pub async fn payment_return(app: &App, order_id: &str) -> ApiResult<String> {
     let Some(pid) = s.order.payment_id.clone() else {
         return Ok(return_target(app, &s.order));
     };
-    let mut p = payments::load(app, &pid).await?.ok_or_else(|| ApiError::NotFound("payment".into()))?;
-    if p.status.is_open() {
-        let remote = gateways::for_kind(app, p.gateway).query_status(app, &p).await?;
-        if let Some(outcome) = Option::<payments::Outcome>::from(remote) {
-            p = payments::settle(app, &p.id, outcome).await?.payment().clone();
-        }
-    }
-    if !p.status.is_open() {
-        // Finishes the order if an earlier settlement stopped before telling it.
-        payments::finish_dispatch(app, &p).await?;
-    }
+    payments::check_with_gateway(app, payments::get(app, &pid).await?).await?;
     let s = get(app, order_id).await?;
     Ok(return_target(app, &s.order))
 }
@@ -703,129 +633,85 @@ pub fn parse_amount(raw: &str) -> ApiResult<Decimal> {
 }
 
 /// Admin: refunds `amount` of an approved (or partly refunded) online order through its
-/// gateway. The refund is first reserved on the order by a write conditional on its
-/// version (so concurrent refunds can never add up to more than was paid: the loser
-/// re-reads and is refused), then the gateway is asked, then the refund is marked
-/// completed and the buyer gets a `refund` email. If the gateway refuses, the reservation
-/// is taken back. The order is `refunded` from its first refund; a refund that reaches the
-/// paid amount also frees the seats.
-pub async fn refund(app: &App, id: &str, amount: Decimal, reason: String, by: &str) -> ApiResult<Order> {
+/// gateway. In one transaction the refund is reserved on the order (so concurrent refunds can
+/// never add up to more than was paid: the loser re-reads and is refused) and written on the
+/// payment as `sending`; then the gateway is asked. Its answer completes the refund (the buyer
+/// gets a `refund` email; the seats are freed once everything went back) or, if it refused,
+/// takes the reservation back (502). If the answer is lost the refund stays pending on the
+/// order and the reconciliation job finishes it: answered `pending = true`.
+pub async fn refund(
+    app: &App,
+    id: &str,
+    amount: Decimal,
+    reason: String,
+    by: &str,
+) -> ApiResult<(Order, bool)> {
     let reason = reason.trim().to_owned();
     if reason.chars().count() > 1000 {
         return Err(ApiError::invalid("reason", "at most 1000 characters"));
     }
-    let refund_id = new_id();
-    // 1. Reserve the refund on the order.
-    let mut reserved = None;
-    for _ in 0..8 {
-        let s = get(app, id).await?;
-        let o = &s.order;
-        if !o.order_type.online() || !matches!(o.status, OrderStatus::Approved | OrderStatus::Refunded) {
-            return Err(ApiError::bad_request("status", "only approved online orders can be refunded"));
-        }
-        let paid = o.totals.total;
-        if o.refunded + amount > paid {
-            return Err(ApiError::invalid(
-                "amount",
-                format!(
-                    "{} exceeds what is left to refund ({} paid, {} refunded)",
-                    money::format(amount),
-                    money::format(paid),
-                    money::format(o.refunded)
-                ),
-            ));
-        }
-        let mut next = o.clone();
-        next.status = OrderStatus::Refunded;
-        next.refunded = money::round(o.refunded + amount);
-        next.updated_at = app.clock.now();
-        next.refunds.push(Refund {
-            id: refund_id.clone(),
-            amount,
-            reason: reason.clone(),
-            by: by.to_owned(),
-            at: next.updated_at,
-            state: "pending".into(),
-        });
-        match app.store.put(order_item(&next, s.version + 1)?, Cond::Version(s.version)).await {
-            Ok(()) => {
-                reserved = Some(next);
-                break;
-            }
-            Err(e) if e.is_conflict() => continue,
-            Err(e) => return Err(e.into()),
-        }
+    let refund_id = refunds::new_id();
+    let payment_id =
+        optimistic("the order", || reserve_refund(app, id, amount, &reason, by, &refund_id)).await?;
+    let r = refunds::carry_out(app, &payment_id, &refund_id).await?;
+    let order = get(app, id).await?.order;
+    Ok((order, r.state != RefundState::Completed))
+}
+
+/// One attempt at writing the refund: reserved on the order, `sending` on the payment.
+async fn reserve_refund(
+    app: &App,
+    id: &str,
+    amount: Decimal,
+    reason: &str,
+    by: &str,
+    refund_id: &str,
+) -> ApiResult<Step<String>> {
+    let s = get(app, id).await?;
+    let o = &s.order;
+    if !o.order_type.online() || !matches!(o.status, OrderStatus::Approved | OrderStatus::Refunded) {
+        return Err(ApiError::bad_request("status", "only approved online orders can be refunded"));
     }
-    let Some(order) = reserved else {
-        return Err(ApiError::Conflict("the order is being changed by other requests; retry".into()));
-    };
-    let pid = order
-        .payment_id
-        .clone()
-        .ok_or_else(|| ApiError::Internal("online order without a payment".into()))?;
-    // 2. The gateway.
-    if let Err(e) = payments::refund_part(app, &pid, amount).await {
-        tracing::warn!(order = %id, error = %e, "gateway refund failed; the reservation is taken back");
-        update_refund(app, id, &refund_id, RefundEnd::Undo).await?;
-        return Err(e);
+    if o.refunded + amount > o.totals.total {
+        return Err(ApiError::invalid(
+            "amount",
+            format!(
+                "{} exceeds what is left to refund ({} paid, {} refunded)",
+                money::format(amount),
+                money::format(o.totals.total),
+                money::format(o.refunded)
+            ),
+        ));
     }
-    // 3. Completed (and the seats freed when everything was refunded), then the email.
-    let order = update_refund(app, id, &refund_id, RefundEnd::Completed).await?;
-    let data = json!({
-        "order_id": order.id,
-        "customer_name": order.customer.name,
-        "amount": money::format(amount),
-        "reason": reason,
-        "refunded": money::format(order.refunded),
-        "total": money::format(order.totals.total),
-        "event_name": order.event_title,
+    let pid =
+        o.payment_id.clone().ok_or_else(|| ApiError::Internal("online order without a payment".into()))?;
+    let p = payments::get(app, &pid).await?;
+    let mut next = o.clone();
+    next.status = OrderStatus::Refunded;
+    next.refunded = money::round(o.refunded + amount);
+    next.updated_at = app.clock.now();
+    next.refunds.push(Refund {
+        id: refund_id.to_owned(),
+        amount,
+        reason: reason.to_owned(),
+        by: by.to_owned(),
+        at: next.updated_at,
+        state: "pending".into(),
     });
-    let n = Notification {
-        id: format!("ticket-order-{}-refund-{refund_id}", order.id),
-        template: "refund".into(),
-        to: order.customer.email.clone(),
-        data,
-    };
-    if let Err(e) = app.outbox.enqueue(n).await {
-        tracing::error!(order = %order.id, error = %e, "refund made but its email was not queued");
-    }
-    Ok(order)
-}
-
-enum RefundEnd {
-    Completed,
-    Undo,
-}
-
-async fn update_refund(app: &App, id: &str, refund_id: &str, end: RefundEnd) -> ApiResult<Order> {
-    for _ in 0..8 {
-        let s = get(app, id).await?;
-        let mut next = s.order.clone();
-        let Some(pos) = next.refunds.iter().position(|r| r.id == refund_id) else {
-            return Ok(s.order);
-        };
-        match end {
-            RefundEnd::Completed => next.refunds[pos].state = "completed".into(),
-            RefundEnd::Undo => {
-                let r = next.refunds.remove(pos);
-                next.refunded = money::round(next.refunded - r.amount);
-                if next.refunds.is_empty() {
-                    next.status = OrderStatus::Approved;
-                }
-            }
-        }
-        next.updated_at = app.clock.now();
-        let all_done = next.refunds.iter().all(|r| r.state == "completed");
-        let mut ops =
-            vec![WriteOp::Put { item: order_item(&next, s.version + 1)?, cond: Cond::Version(s.version) }];
-        if matches!(end, RefundEnd::Completed) && all_done && next.refunded >= next.totals.total {
-            ops.extend(free_seat_ops(app, &next).await?);
-        }
-        match app.store.transact(ops).await {
-            Ok(()) => return Ok(next),
-            Err(e) if e.is_conflict() => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ApiError::Conflict("the order is being changed by other requests; retry".into()))
+    let mut r = refunds::Refund::new(
+        app,
+        &p,
+        refund_id.to_owned(),
+        amount,
+        reason.to_owned(),
+        RefundKind::Owner,
+        RefundState::Sending,
+    );
+    r.by = Some(by.to_owned());
+    let reservation =
+        WriteOp::Put { item: order_item(&next, s.version + 1)?, cond: Cond::Version(s.version) };
+    Ok(match refunds::request(app, &p, &r, vec![reservation]).await? {
+        Step::Done(()) => Step::Done(pid),
+        Step::Again => Step::Again,
+    })
 }

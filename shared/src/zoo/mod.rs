@@ -19,9 +19,19 @@
 //!   `metadata.qr_codes_issued`, `tickets_activated` and `updated_fields` belong to the
 //!   system (422 when sent). Both answer "Payment updated successfully".
 //! - At most 10 order lines and 50 tickets per session.
+//! - Prices and times are the server's ([`tariff`]): each item's `unit_price` must be the
+//!   tariff's price of its `ticket_type` and its `visit_time` one of the visit times (422
+//!   naming the item's field otherwise); the session's amount is the tariff total. A buyer's
+//!   PUT/PATCH may repeat that amount but not change it (422 naming `amount`); a user with the
+//!   `manager` role may set another amount (a discount) with an `amount_reason`, which is
+//!   recorded on the session (`amount_override`) and re-registered with the gateway. The
+//!   payment is settled only for the amount the session expects ([`payment_owner`]).
+//! - A manager may read and change any session; anyone else only their own (404 otherwise).
 
+pub mod payment_owner;
 pub mod qr;
 pub mod slots;
+pub mod tariff;
 
 use std::collections::BTreeMap;
 
@@ -31,12 +41,16 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::App;
+use crate::auth::Claims;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::money;
-use crate::outbox::Notification;
-use crate::payments::{self, GatewayKind, Payment, Purpose, Status, gateways};
+use crate::payments::{self, OwnerRef, Payment, Status};
 use crate::store::{Cond, Item, QueryOpts, StoreError, WriteOp};
 use slots::Reservation;
+use tariff::Tariff;
+
+/// The owner kind of a zoo session's payment.
+pub const OWNER_KIND: &str = "zoo_session";
 
 pub const SK_SESSION: &str = "zoo";
 pub const MAX_LINES: usize = 10;
@@ -118,6 +132,9 @@ pub struct UpdatePayment {
     pub description: Option<String>,
     #[serde(default)]
     pub metadata: Option<Map<String, Value>>,
+    /// Why a manager sets an amount other than the tariff total.
+    #[serde(default)]
+    pub amount_reason: Option<String>,
 }
 
 // ---------- stored session ----------
@@ -172,13 +189,40 @@ pub struct Session {
     #[serde(default)]
     pub tickets: Vec<Ticket>,
     pub reservations: Vec<Reservation>,
+    /// What the session expects to be paid: the tariff total, or a manager's amount.
+    #[serde(default, with = "rust_decimal::serde::str_option")]
+    pub amount_due: Option<Decimal>,
+    /// A manager's amount other than the tariff total, and why.
+    #[serde(default)]
+    pub amount_override: Option<AmountOverride>,
     #[serde(skip)]
     pub version: u64,
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AmountOverride {
+    #[serde(with = "rust_decimal::serde::str")]
+    pub tariff_total: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub amount: Decimal,
+    pub reason: String,
+    pub by: String,
+    pub at: chrono::DateTime<Utc>,
+}
+
 impl Session {
-    fn to_item(&self) -> ApiResult<Item> {
+    pub(crate) fn to_item(&self) -> ApiResult<Item> {
         Ok(Item::from_value(payments::pk(&self.payment_id), SK_SESSION, self)?.with_version(self.version))
+    }
+
+    /// The tariff total of the items.
+    pub fn items_total(&self) -> Decimal {
+        money::round(self.items.iter().map(|l| l.unit_price * Decimal::from(l.quantity)).sum())
+    }
+
+    /// What the session expects to be paid now.
+    pub fn amount_due(&self) -> Decimal {
+        self.amount_due.unwrap_or_else(|| self.items_total())
     }
 }
 
@@ -273,7 +317,7 @@ struct Valid {
     methods: Vec<String>,
 }
 
-fn validate(app: &App, req: &CreateSession) -> ApiResult<Valid> {
+fn validate(app: &App, req: &CreateSession, tariff: &Tariff) -> ApiResult<Valid> {
     let mut e = Errors::default();
     let now = app.clock.now();
     check_text(&mut e, "session_id", &req.session_id, 128);
@@ -312,6 +356,26 @@ fn validate(app: &App, req: &CreateSession) -> ApiResult<Valid> {
         }
         tickets = tickets.saturating_add(it.quantity.max(0));
         let price = check_money(&mut e, &format!("{f}.unit_price"), &it.unit_price);
+        match tariff.prices.get(it.ticket_type.trim()) {
+            None if !it.ticket_type.trim().is_empty() => e.add(
+                format!("{f}.ticket_type"),
+                format!(
+                    "unknown ticket type; the tariff has {}",
+                    tariff.prices.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ),
+            Some(p) if price.is_some_and(|given| given != *p) => e.add(
+                format!("{f}.unit_price.value"),
+                format!("the tariff price of {} is {}", it.ticket_type.trim(), money::format(*p)),
+            ),
+            _ => {}
+        }
+        if it.visit_time.len() == 5 && !app.config.zoo.visit_times.contains(&it.visit_time) {
+            e.add(
+                format!("{f}.visit_time"),
+                format!("visits start at {}", app.config.zoo.visit_times.join(", ")),
+            );
+        }
         match price {
             Some(p) if it.quantity >= 1 => sum += p * Decimal::from(it.quantity.min(MAX_TICKETS)),
             _ => sum_ok = false,
@@ -396,7 +460,8 @@ fn base_metadata(user: Option<&Map<String, Value>>) -> Map<String, Value> {
 /// Creates a session: validates, reserves slot places, registers the payment with the
 /// gateway, writes payment and session together. Places are given back if any later step fails.
 pub async fn create_session(app: &App, owner: &str, req: CreateSession) -> ApiResult<(Payment, Session)> {
-    let valid = validate(app, &req)?;
+    let tariff = tariff::current(app).await?;
+    let valid = validate(app, &req, &tariff)?;
     // Places per slot, reserved in a fixed order.
     let mut per_slot: BTreeMap<(String, String), (i64, usize)> = BTreeMap::new();
     for (i, l) in valid.lines.iter().enumerate() {
@@ -451,7 +516,6 @@ async fn write_session(
     held: &[Reservation],
 ) -> Result<(Payment, Session), NotWritten> {
     let kind = app.config.payments.zoo_gateway;
-    let gateway = gateways::for_kind(app, kind);
     for _ in 0..5 {
         let inv = payments::new_inv_id();
         let id = format!("ZT_{inv}");
@@ -462,7 +526,7 @@ async fn write_session(
             id.clone(),
             inv,
             owner.to_owned(),
-            Purpose::ZooSession { id: id.clone() },
+            OwnerRef::new(OWNER_KIND, &id),
             kind,
             valid.total,
             description,
@@ -471,9 +535,7 @@ async fn write_session(
         p.return_url = Some(req.confirmation.return_url.clone());
         p.cancel_url = Some(req.confirmation.cancel_url.clone());
         p.payment_method = valid.methods.first().cloned();
-        let redirect = gateway.create(app, &p).await?;
-        p.confirmation_url = Some(redirect.url);
-        p.gateway_ref = redirect.gateway_ref;
+        payments::register(app, &mut p).await?;
         let s = Session {
             payment_id: id.clone(),
             session_id: req.session_id.clone(),
@@ -493,6 +555,8 @@ async fn write_session(
             metadata: base_metadata(req.metadata.as_ref()),
             tickets: vec![],
             reservations: held.to_vec(),
+            amount_due: Some(valid.total),
+            amount_override: None,
             version: 1,
         };
         let mut ops = payments::create_ops(&p)?;
@@ -520,8 +584,8 @@ async fn write_session(
     Err(ApiError::Unavailable("could not allocate a payment id".into()).into())
 }
 
-/// The payment and its session, if `owner` owns them (else 404).
-pub async fn load_owned(app: &App, owner: &str, id: &str) -> ApiResult<(Payment, Session)> {
+/// The payment and its session, if `who` owns them or is a manager (else 404).
+pub async fn load_for(app: &App, who: &Claims, id: &str) -> ApiResult<(Payment, Session)> {
     let not_found = || ApiError::NotFound("payment".into());
     if id.len() > 64 {
         return Err(not_found());
@@ -540,7 +604,7 @@ pub async fn load_owned(app: &App, owner: &str, id: &str) -> ApiResult<(Payment,
         }
     }
     match (p, s) {
-        (Some(p), Some(s)) if p.owner == owner => Ok((p, s)),
+        (Some(p), Some(s)) if p.owner == who.sub || who.has_role("manager") => Ok((p, s)),
         _ => Err(not_found()),
     }
 }
@@ -568,8 +632,15 @@ pub fn view(p: &Payment, s: &Session) -> Value {
             "type": s.confirmation.kind,
             "return_url": s.confirmation.return_url,
             "cancel_url": s.confirmation.cancel_url,
-            "confirmation_url": p.confirmation_url,
+            // Only while the payment can still be paid.
+            "confirmation_url": p.payable_url(),
         },
+        "amount_override": s.amount_override.as_ref().map(|o| json!({
+            "tariff_total": money_json(o.tariff_total),
+            "amount": money_json(o.amount),
+            "reason": o.reason,
+            "at": payments::ts(o.at),
+        })),
         "customer": s.customer,
         "items": s.items.iter().map(|l| json!({
             "ticket_type": l.ticket_type,
@@ -591,14 +662,8 @@ pub fn view(p: &Payment, s: &Session) -> Value {
     })
 }
 
-/// PUT (`full = true`) or PATCH.
-pub async fn update(
-    app: &App,
-    owner: &str,
-    id: &str,
-    req: UpdatePayment,
-    full: bool,
-) -> ApiResult<(Payment, Session)> {
+/// Checks a PUT (`full = true`) or PATCH body; answers the amount asked for, if any.
+fn check_update(req: &UpdatePayment, full: bool) -> ApiResult<Option<Decimal>> {
     let mut e = Errors::default();
     if full {
         if req.amount.is_none() {
@@ -615,14 +680,13 @@ pub async fn update(
         e.add("body", "nothing to update: send amount, customer, description or metadata");
     }
     let amount = req.amount.as_ref().and_then(|m| check_money(&mut e, "amount", m));
-    if let Some(a) = amount
-        && a <= Decimal::ZERO
-    {
+    if amount.is_some_and(|a| a <= Decimal::ZERO) {
         e.add("amount.value", "amount must be positive");
     }
-    if let Some(d) = &req.description
-        && d.chars().count() > 1000
-    {
+    if req.amount_reason.as_ref().is_some_and(|r| r.trim().is_empty() || r.chars().count() > 500) {
+        e.add("amount_reason", "a reason of 1 to 500 characters");
+    }
+    if req.description.as_ref().is_some_and(|d| d.chars().count() > 1000) {
         e.add("description", "description is longer than 1000 characters");
     }
     if let Some(c) = &req.customer {
@@ -637,37 +701,110 @@ pub async fn update(
         check_metadata(&mut e, m);
     }
     e.finish()?;
+    Ok(amount)
+}
 
-    let (p, s) = load_owned(app, owner, id).await?;
+/// The amount rule of an update: the session's amount is what it expects (the tariff total,
+/// or a manager's amount); a buyer may repeat it, a manager may change it with a reason.
+fn apply_amount(
+    app: &App,
+    who: &Claims,
+    req: &UpdatePayment,
+    asked: Decimal,
+    s: &mut Session,
+) -> ApiResult<bool> {
+    if asked == s.amount_due() {
+        return Ok(false);
+    }
+    if !who.has_role("manager") {
+        return Err(ApiError::invalid(
+            "amount",
+            format!(
+                "the amount is the tariff total of the items, {}; only a manager may set another",
+                money::format(s.amount_due())
+            ),
+        ));
+    }
+    let reason = req
+        .amount_reason
+        .clone()
+        .ok_or_else(|| ApiError::invalid("amount_reason", "a manager's amount needs a reason"))?;
+    s.amount_override = Some(AmountOverride {
+        tariff_total: s.items_total(),
+        amount: asked,
+        reason,
+        by: who.sub.clone(),
+        at: app.clock.now(),
+    });
+    s.amount_due = Some(asked);
+    Ok(true)
+}
+
+/// Merges the customer change; `true` when something changed.
+fn apply_customer(c: &CustomerPatch, s: &mut Session) -> bool {
+    let mut cust = s.customer.clone();
+    if let Some(m) = &c.email {
+        cust.email = m.clone();
+    }
+    if c.phone.is_some() {
+        cust.phone = c.phone.clone();
+    }
+    let changed = cust != s.customer;
+    s.customer = cust;
+    changed
+}
+
+/// PUT replaces the user metadata (absent means none), PATCH merges it (`null` removes a
+/// key); system keys stay. `true` when something changed.
+fn apply_metadata(m: &Map<String, Value>, full: bool, s: &mut Session) -> bool {
+    let mut meta: Map<String, Value> = s
+        .metadata
+        .iter()
+        .filter(|(k, _)| RESERVED_METADATA.contains(&k.as_str()) || !full)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (k, v) in m {
+        if v.is_null() {
+            meta.remove(k);
+        } else {
+            meta.insert(k.clone(), v.clone());
+        }
+    }
+    meta.remove("updated_fields");
+    let mut old = s.metadata.clone();
+    old.remove("updated_fields");
+    s.metadata = meta;
+    s.metadata != old
+}
+
+/// PUT (`full = true`) or PATCH.
+pub async fn update(
+    app: &App,
+    who: &Claims,
+    id: &str,
+    req: UpdatePayment,
+    full: bool,
+) -> ApiResult<(Payment, Session)> {
+    let amount = check_update(&req, full)?;
+    let (p, s) = load_for(app, who, id).await?;
     let mut np = p.next(app);
     let mut ns = Session { version: s.version + 1, ..s.clone() };
     let mut changed: Vec<&str> = Vec::new();
-    let mut money_or_customer = false;
     if let Some(a) = amount
-        && a != p.amount
+        && apply_amount(app, who, &req, a, &mut ns)?
     {
         np.amount = a;
         changed.push("amount");
-        money_or_customer = true;
     }
-    if let Some(c) = &req.customer {
-        let mut cust = s.customer.clone();
-        if let Some(m) = &c.email {
-            cust.email = m.clone();
-        }
-        if c.phone.is_some() {
-            cust.phone = c.phone.clone();
-        }
-        if cust != s.customer {
-            np.email = Some(cust.email.clone());
-            ns.customer = cust;
-            changed.push("customer");
-            money_or_customer = true;
-        }
+    if let Some(c) = &req.customer
+        && apply_customer(c, &mut ns)
+    {
+        np.email = Some(ns.customer.email.clone());
+        changed.push("customer");
     }
-    if money_or_customer && p.status != Status::Pending {
+    if !changed.is_empty() && p.status != Status::Pending {
         return Err(ApiError::bad_request(
-            changed.first().copied().unwrap_or("status"),
+            changed[0],
             format!(
                 "the amount and the customer can only change while the payment is pending; it is {}",
                 p.status.as_str()
@@ -680,52 +817,25 @@ pub async fn update(
         np.description = d.clone();
         changed.push("description");
     }
-    // PUT replaces the user metadata: absent means none.
     let metadata = if full { Some(req.metadata.clone().unwrap_or_default()) } else { req.metadata.clone() };
-    if let Some(m) = &metadata {
-        let mut meta: Map<String, Value> = s
-            .metadata
-            .iter()
-            .filter(|(k, _)| RESERVED_METADATA.contains(&k.as_str()) || !full)
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        for (k, v) in m {
-            if v.is_null() {
-                meta.remove(k);
-            } else {
-                meta.insert(k.clone(), v.clone());
-            }
-        }
-        meta.remove("updated_fields");
-        let old: Map<String, Value> = s
-            .metadata
-            .iter()
-            .filter(|(k, _)| k.as_str() != "updated_fields")
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        if meta != old {
-            changed.push("metadata");
-        }
-        ns.metadata = meta;
+    if let Some(m) = &metadata
+        && apply_metadata(m, full, &mut ns)
+    {
+        changed.push("metadata");
     }
     ns.metadata.insert("updated_fields".into(), json!(changed));
     if np.amount != p.amount {
-        // The gateway page must show the new amount.
-        let redirect = gateways::for_kind(app, p.gateway).create(app, &np).await?;
-        np.confirmation_url = Some(redirect.url);
-        np.gateway_ref = redirect.gateway_ref.or(np.gateway_ref);
+        // The gateway's page must ask for the new amount.
+        payments::register(app, &mut np).await?;
     }
-    let ops = vec![
-        WriteOp::Put { item: np.to_item()?, cond: Cond::Version(p.version) },
-        WriteOp::Put { item: ns.to_item()?, cond: Cond::Version(s.version) },
-    ];
+    let ops = vec![np.write()?, WriteOp::Put { item: ns.to_item()?, cond: Cond::Version(s.version) }];
     app.store.transact(ops).await?;
     Ok((np, ns))
 }
 
 /// DELETE: only a canceled or failed payment; afterwards it is gone (404).
-pub async fn delete(app: &App, owner: &str, id: &str) -> ApiResult<chrono::DateTime<Utc>> {
-    let (p, s) = load_owned(app, owner, id).await?;
+pub async fn delete(app: &App, who: &Claims, id: &str) -> ApiResult<chrono::DateTime<Utc>> {
+    let (p, s) = load_for(app, who, id).await?;
     if !matches!(p.status, Status::Canceled | Status::Failed) {
         return Err(ApiError::bad_request(
             "status",
@@ -736,97 +846,4 @@ pub async fn delete(app: &App, owner: &str, id: &str) -> ApiResult<chrono::DateT
     ops.push(WriteOp::Delete { pk: payments::pk(id), sk: SK_SESSION.into(), cond: Cond::Version(s.version) });
     app.store.transact(ops).await?;
     Ok(app.clock.now())
-}
-
-// ---------- settlement ----------
-
-/// Writes that go with the settlement of a session's payment: a failed, canceled or
-/// expired payment gives its slot places back.
-pub async fn settle_ops(app: &App, id: &str, status: Status) -> ApiResult<Vec<WriteOp>> {
-    if !matches!(status, Status::Failed | Status::Canceled) {
-        return Ok(vec![]);
-    }
-    let Some(item) = app.store.get(&payments::pk(id), SK_SESSION).await? else { return Ok(vec![]) };
-    let s: Session = item.decode()?;
-    Ok(slots::release_ops(&s.reservations))
-}
-
-/// Issues the tickets of a paid session (QR codes, `metadata.qr_codes_issued = true`) and
-/// queues the tickets email. Called once, by the settling request; safe to repeat.
-pub async fn on_settled(app: &App, p: &Payment) -> ApiResult<()> {
-    match p.status {
-        Status::Succeeded => issue_tickets(app, p).await,
-        other => {
-            tracing::info!(payment = %p.id, status = other.as_str(), "zoo session settled without tickets");
-            Ok(())
-        }
-    }
-}
-
-async fn issue_tickets(app: &App, p: &Payment) -> ApiResult<()> {
-    for _ in 0..5 {
-        let Some(item) = app.store.get(&payments::pk(&p.id), SK_SESSION).await? else { return Ok(()) };
-        let mut s: Session = item.decode()?;
-        s.version = item.version;
-        if !s.tickets.is_empty() {
-            // Issued by an earlier pass that may have stopped before queueing the email:
-            // queue it again (the notifier sends each id once).
-            return app.outbox.enqueue(tickets_email(p, &s)).await;
-        }
-        let mut tickets = Vec::new();
-        for l in &s.items {
-            for _ in 0..l.quantity {
-                let ticket_id = format!("{}-{}", p.id, tickets.len() + 1);
-                let payload = qr::payload(
-                    &app.config.jwt_secret,
-                    &[&ticket_id, &p.id, &l.visit_date, &l.visit_time, &l.ticket_type],
-                );
-                let png = qr::png(&payload)?;
-                tickets.push(Ticket {
-                    ticket_id,
-                    ticket_type: l.ticket_type.clone(),
-                    visit_date: l.visit_date.clone(),
-                    visit_time: l.visit_time.clone(),
-                    qr_code: qr::data_url(&png),
-                    qr_payload: payload,
-                });
-            }
-        }
-        let prev = s.version;
-        s.version += 1;
-        s.tickets = tickets;
-        s.metadata.insert("qr_codes_issued".into(), Value::Bool(true));
-        match app.store.put(s.to_item()?, Cond::Version(prev)).await {
-            Ok(()) => return app.outbox.enqueue(tickets_email(p, &s)).await,
-            Err(StoreError::Conflict { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ApiError::Conflict("the session is being changed by other requests".into()))
-}
-
-/// The email with the session's tickets (one id per payment).
-fn tickets_email(p: &Payment, s: &Session) -> Notification {
-    Notification {
-        id: format!("zoo-{}-tickets", p.id),
-        template: "zoo_tickets".into(),
-        to: s.customer.email.clone(),
-        data: json!({
-            "payment_id": p.id,
-            "order_id": s.order_id,
-            "amount": money::format(p.amount),
-            "tickets": s.tickets.iter().map(|t| json!({
-                "ticket_id": t.ticket_id,
-                "ticket_type": t.ticket_type,
-                "visit_date": t.visit_date,
-                "visit_time": t.visit_time,
-                "qr_payload": t.qr_payload,
-            })).collect::<Vec<_>>(),
-        }),
-    }
-}
-
-/// The zoo's default gateway kind (for documentation and tests).
-pub fn gateway(app: &App) -> GatewayKind {
-    app.config.payments.zoo_gateway
 }

@@ -51,7 +51,7 @@ pub async fn reserve(
     quantity: i64,
     field: &str,
 ) -> ApiResult<Vec<Reservation>> {
-    let (cap, n) = (app.config.payments.slot_capacity, app.config.payments.slot_shards);
+    let (cap, n) = (app.config.zoo.slot_capacity, app.config.zoo.slot_shards);
     let pk = slot_pk(date, time);
     let start = rand::rng().random_range(0..n);
     for k in 0..n {
@@ -131,7 +131,7 @@ async fn taken_by_shard(app: &App, date: &str, time: &str) -> ApiResult<BTreeMap
 /// The slot's capacity and the places currently reserved.
 pub async fn availability(app: &App, date: &str, time: &str) -> ApiResult<(i64, i64)> {
     let taken = taken_by_shard(app, date, time).await?;
-    Ok((app.config.payments.slot_capacity, taken.values().sum()))
+    Ok((app.config.zoo.slot_capacity, taken.values().sum()))
 }
 
 /// Writes that give reserved places back (one op per counter key).

@@ -10,23 +10,28 @@
 //!   sha256 of the values of every other field sorted by name (ordinal), joined with `-`,
 //!   then `-` and the secret. `status` `success` pays, `failed` declines; `action=reversal`
 //!   or `refund` with `success` records a refund. Answer: `OK`.
+//!   The callback's `price` is the amount paid, checked against the payment at settlement.
 //! - Status (not in the public document; this integration's reading): `GET
-//!   /api/transactions/{id}` with the same `X-Auth` → `{id, status}` with `status` one of
-//!   `success`, `failed`, `processing`.
-//! - Refund: `POST /api/transactions {payment:{orderId, action:"reversal"},
-//!   target:{transaction: id}}` → `{id}`.
+//!   /api/transactions/{id}` with the same `X-Auth` → `{id, status, price}` with `status` one
+//!   of `success`, `failed`, `processing`.
+//! - Refund: `POST /api/transactions {payment:{orderId, action:"reversal", price},
+//!   target:{transaction: id}}` → `{id}`; `payment.price` is the amount to return (the API's
+//!   parameter table lists `price` for `reversal`), so partial refunds are made as asked.
+//!   The reversal's own status is read like a payment's.
+//! - Links expire with the payment: `payment.orderActualTill` (`2020-02-20 12:34:56+00:00`).
 
 use async_trait::async_trait;
 use rand::RngCore;
-use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::App;
 use crate::error::{ApiError, ApiResult};
 use crate::payments::gateway::{
-    CallbackEvent, Fields, Gateway, Redirect, Remote, field, gateway_err, http, same_signature,
+    CallbackEvent, Fields, Gateway, Redirect, RefundError, RefundRemote, Remote, amount_field, field,
+    gateway_err, http, refund_status_err, refund_transport_err, same_signature,
 };
+use crate::payments::refunds::Refund;
 use crate::payments::{GatewayKind, Payment, env};
 
 #[derive(Debug, Clone)]
@@ -115,7 +120,12 @@ impl Gateway for Mandarin {
     async fn create(&self, _app: &App, p: &Payment) -> ApiResult<Redirect> {
         let c = self.configured()?;
         let body = json!({
-            "payment": { "orderId": p.id, "action": "pay", "price": crate::money::format(p.amount) },
+            "payment": {
+                "orderId": p.id,
+                "action": "pay",
+                "price": crate::money::format(p.amount),
+                "orderActualTill": p.expires_at.format("%Y-%m-%d %H:%M:%S+00:00").to_string(),
+            },
             "customerInfo": { "email": p.email },
         });
         let res = self
@@ -139,22 +149,22 @@ impl Gateway for Mandarin {
         let order = field(f, "orderId")?;
         let status = field(f, "status")?;
         let action = f.get("action").map(String::as_str).unwrap_or("pay");
-        let amount = match f.get("price") {
-            Some(p) => Some(
-                p.parse::<Decimal>().map_err(|_| ApiError::bad_request("price", "price is not a number"))?,
-            ),
-            None => None,
-        };
+        let transaction = f.get("transaction").cloned();
         let remote = match (action, status) {
-            ("reversal" | "refund", "success") => Remote::Refunded,
+            ("reversal" | "refund", "success") => Remote::Refunded {
+                amount: f.get("price").map(|_| amount_field(f, "price")).transpose()?,
+                gateway_ref: transaction,
+            },
             ("reversal" | "refund", _) => Remote::Pending,
-            (_, "success") => Remote::Paid { method: Some("bank_card".into()) },
+            (_, "success") => Remote::Paid {
+                method: Some("bank_card".into()),
+                amount: amount_field(f, "price")?,
+                currency: f.get("currency").cloned(),
+            },
             (_, "failed") => Remote::Declined { reason: "declined by Mandarin".into() },
             _ => Remote::Pending,
         };
-        let amount =
-            if matches!(remote, Remote::Refunded) { amount } else { amount.filter(|_| action == "pay") };
-        Ok(CallbackEvent { payment_id: order.to_owned(), remote, amount })
+        Ok(CallbackEvent { payment_id: order.to_owned(), remote })
     }
 
     async fn query_status(&self, _app: &App, p: &Payment) -> ApiResult<Remote> {
@@ -163,23 +173,56 @@ impl Gateway for Mandarin {
         let res =
             self.call(http().get(format!("{}/api/transactions/{id}", c.base_url)), "Mandarin status").await?;
         Ok(match res["status"].as_str() {
-            Some("success") => Remote::Paid { method: Some("bank_card".into()) },
+            Some("success") => Remote::Paid {
+                method: Some("bank_card".into()),
+                amount: res["price"]
+                    .as_str()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| ApiError::Gateway("Mandarin status: no price".into()))?,
+                currency: None,
+            },
             Some("failed") => Remote::Declined { reason: "declined by Mandarin".into() },
             _ => Remote::Pending,
         })
     }
 
-    async fn refund(&self, _app: &App, p: &Payment, _amount: Decimal) -> ApiResult<()> {
-        let c = self.configured()?;
+    async fn refund(&self, _app: &App, p: &Payment, r: &Refund) -> Result<Option<String>, RefundError> {
+        let c = self.configured().map_err(|e| RefundError::Refused(e.to_string()))?;
         let id = p
             .gateway_ref
             .as_deref()
-            .ok_or_else(|| ApiError::Gateway("no Mandarin transaction to refund".into()))?;
-        let body =
-            json!({ "payment": { "orderId": p.id, "action": "reversal" }, "target": { "transaction": id } });
-        self.call(http().post(format!("{}/api/transactions", c.base_url)).json(&body), "Mandarin refund")
-            .await?;
-        Ok(())
+            .ok_or_else(|| RefundError::Refused("no Mandarin transaction to refund".into()))?;
+        let body = json!({
+            "payment": { "orderId": p.id, "action": "reversal", "price": crate::money::format(r.amount) },
+            "target": { "transaction": id },
+        });
+        let what = "Mandarin refund";
+        let res = http()
+            .post(format!("{}/api/transactions", c.base_url))
+            .header("X-Auth", self.auth(c))
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| refund_transport_err(what, e))?;
+        let status = res.status();
+        let text = res.text().await.map_err(|e| RefundError::Unknown(format!("{what}: {e}")))?;
+        if let Some(e) = refund_status_err(what, status, &text) {
+            return Err(e);
+        }
+        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Ok(body["id"].as_str().map(str::to_owned))
+    }
+
+    async fn refund_status(&self, _app: &App, _p: &Payment, r: &Refund) -> ApiResult<RefundRemote> {
+        let c = self.configured()?;
+        let Some(id) = &r.gateway_ref else { return Ok(RefundRemote::Unknown) };
+        let res =
+            self.call(http().get(format!("{}/api/transactions/{id}", c.base_url)), "Mandarin status").await?;
+        Ok(match res["status"].as_str() {
+            Some("success") => RefundRemote::Done { gateway_ref: Some(id.clone()) },
+            Some("failed") => RefundRemote::Refused("Mandarin declined the reversal".into()),
+            _ => RefundRemote::Unknown,
+        })
     }
 }
 

@@ -1,17 +1,27 @@
 //! Robokassa.
 //!
 //! - Payment link: `{ROBOKASSA_URL}/Merchant/Index.aspx?MerchantLogin&OutSum&InvId&Description
-//!   &SignatureValue&Shp_payment_id[&IsTest=1]`, `SignatureValue = hash(MerchantLogin:OutSum:
-//!   InvId:Password1[:Shp_k=v sorted by key])`. The hash is md5 unless `ROBOKASSA_HASH` says
-//!   `sha256` or `sha512` (the shop's technical settings choose it).
+//!   &SignatureValue&Shp_payment_id&ExpirationDate[&IsTest=1]`, `SignatureValue = hash(MerchantLogin:
+//!   OutSum:InvId:Password1[:Shp_k=v sorted by key])`. The hash is md5 unless `ROBOKASSA_HASH`
+//!   says `sha256` or `sha512` (the shop's technical settings choose it). `ExpirationDate`
+//!   (ISO 8601, `2026-12-02T10:15:00.000000+00:00`, not signed) is the payment's `expires_at`:
+//!   Robokassa refuses to take the money after it.
 //! - ResultURL callback (`/api/v1/gateways/robokassa/result`, GET or POST): `OutSum`, `InvId`,
 //!   `SignatureValue = hash(OutSum:InvId:Password2[:Shp_...])`, compared case-insensitively
 //!   over the values exactly as received; answered `OK{InvId}`.
+//!   The callback's `OutSum` is the amount paid, checked against the payment at settlement.
 //! - Status: `OpStateExt?MerchantLogin&InvoiceID&Signature=hash(MerchantLogin:InvoiceID:Password2)`
 //!   (XML): `Result/Code` 0 = found, 3 = no such invoice (still pending); `State/Code` 5
-//!   initialized, 10 canceled, 50 paid (being credited), 60 refunded, 80 suspended, 100 paid.
-//! - Refunds are made in the merchant account (the refund API needs a third password and
-//!   an operation key this integration does not hold): `refund` answers a 502.
+//!   initialized, 10 canceled, 20 held, 50 paid (being credited), 60 returned, 80 suspended,
+//!   100 paid; `Info/OutSum` the amount, `Info/OpKey` the operation's key.
+//! - Refunds, the Refund API (`ROBOKASSA_REFUND_URL`, default
+//!   `https://services.robokassa.ru/RefundService/Refund`): `POST {url}/Create` whose body is a
+//!   JWT (sent as a JSON string, `Content-Type: application/json`): header
+//!   `{"alg":"HS256","typ":"JWT"}`, compact payload `{"OpKey":"…"[,"RefundSum":5.50]}`
+//!   (`RefundSum` only for a partial refund; the `OpKey` comes from OpStateExt), signed with
+//!   HMAC-SHA256 keyed by Password3 (`ROBOKASSA_PASSWORD3`), base64url without padding →
+//!   `{"success":true,"message":null,"requestId":"…"}`. State: `GET {url}/GetState?id=<requestId>`
+//!   → `{"requestId","amount","label"}` with `label` `finished`, `processing` or `canceled`.
 
 use std::collections::BTreeMap;
 
@@ -23,8 +33,10 @@ use sha2::{Digest, Sha256, Sha512};
 use crate::App;
 use crate::error::{ApiError, ApiResult};
 use crate::payments::gateway::{
-    CallbackEvent, Fields, Gateway, Redirect, Remote, field, gateway_err, http, same_signature,
+    CallbackEvent, Fields, Gateway, Redirect, RefundError, RefundRemote, Remote, amount_field, field,
+    gateway_err, http, refund_status_err, refund_transport_err, same_signature,
 };
+use crate::payments::refunds::Refund;
 use crate::payments::{GatewayKind, Payment, env, load_by_inv};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -65,10 +77,14 @@ pub struct Config {
     pub password1: String,
     /// `ROBOKASSA_PASSWORD2` (ResultURL, status queries)
     pub password2: String,
+    /// `ROBOKASSA_PASSWORD3` (the Refund API)
+    pub password3: String,
     /// `ROBOKASSA_HASH`: md5 (default), sha256, sha512
     pub hash: HashAlg,
     /// `ROBOKASSA_URL`, default `https://auth.robokassa.ru`
     pub base_url: String,
+    /// `ROBOKASSA_REFUND_URL`, default `https://services.robokassa.ru/RefundService/Refund`
+    pub refund_url: String,
     /// `ROBOKASSA_TEST=1` adds `IsTest=1` to payment links
     pub test: bool,
 }
@@ -79,8 +95,10 @@ impl Default for Config {
             login: String::new(),
             password1: String::new(),
             password2: String::new(),
+            password3: String::new(),
             hash: HashAlg::Md5,
             base_url: "https://auth.robokassa.ru".into(),
+            refund_url: "https://services.robokassa.ru/RefundService/Refund".into(),
             test: false,
         }
     }
@@ -93,11 +111,13 @@ impl Config {
             login: env("ROBOKASSA_LOGIN").unwrap_or(d.login),
             password1: env("ROBOKASSA_PASSWORD1").unwrap_or(d.password1),
             password2: env("ROBOKASSA_PASSWORD2").unwrap_or(d.password2),
+            password3: env("ROBOKASSA_PASSWORD3").unwrap_or(d.password3),
             hash: match env("ROBOKASSA_HASH") {
                 Some(h) => h.parse()?,
                 None => d.hash,
             },
             base_url: env("ROBOKASSA_URL").unwrap_or(d.base_url).trim_end_matches('/').to_owned(),
+            refund_url: env("ROBOKASSA_REFUND_URL").unwrap_or(d.refund_url).trim_end_matches('/').to_owned(),
             test: env("ROBOKASSA_TEST").is_some_and(|v| v == "1" || v == "true"),
         })
     }
@@ -130,6 +150,34 @@ pub fn xml_text<'a>(xml: &'a str, parent: &str, tag: &str) -> Option<&'a str> {
     Some(scope[s..e].trim())
 }
 
+/// The Refund API's request: a JWT (HS256, Password3) over `{"OpKey":…[,"RefundSum":…]}`.
+pub fn refund_jwt(password3: &str, op_key: &str, refund_sum: Option<Decimal>) -> String {
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let op_key = serde_json::Value::String(op_key.to_owned());
+    let payload = match refund_sum {
+        Some(sum) => format!(r#"{{"OpKey":{op_key},"RefundSum":{}}}"#, crate::money::format(sum)),
+        None => format!(r#"{{"OpKey":{op_key}}}"#),
+    };
+    let signing_input = format!("{}.{}", b64(br#"{"alg":"HS256","typ":"JWT"}"#), b64(payload.as_bytes()));
+    let mut mac = Hmac::<Sha256>::new_from_slice(password3.as_bytes()).expect("HMAC takes any key length");
+    mac.update(signing_input.as_bytes());
+    format!("{signing_input}.{}", b64(&mac.finalize().into_bytes()))
+}
+
+/// The refund gives back everything received (Robokassa's "full refund": no `RefundSum`).
+fn whole_refund(p: &Payment, r: &Refund) -> bool {
+    let received = p.anomaly.as_ref().map_or(p.amount, |a| a.received);
+    p.refunded_amount.is_zero() && r.amount == received
+}
+
+/// What OpStateExt says of an invoice.
+struct OpState {
+    remote: Remote,
+    op_key: Option<String>,
+}
+
 pub struct Robokassa(pub Config);
 
 impl Robokassa {
@@ -138,6 +186,44 @@ impl Robokassa {
             return Err(ApiError::Gateway("Robokassa is not configured".into()));
         }
         Ok(&self.0)
+    }
+
+    async fn op_state(&self, p: &Payment) -> ApiResult<OpState> {
+        let c = self.configured()?;
+        let inv = p.inv_id.to_string();
+        let sig = c.hash.hex(&format!("{}:{inv}:{}", c.login, c.password2));
+        let res = http()
+            .get(format!("{}/Merchant/WebService/Service.asmx/OpStateExt", c.base_url))
+            .query(&[
+                ("MerchantLogin", c.login.as_str()),
+                ("InvoiceID", inv.as_str()),
+                ("Signature", sig.as_str()),
+            ])
+            .send()
+            .await
+            .map_err(|e| gateway_err("Robokassa OpStateExt", e))?;
+        let xml = res.text().await.map_err(|e| gateway_err("Robokassa OpStateExt", e))?;
+        match xml_text(&xml, "Result", "Code") {
+            Some("0") => {}
+            Some("3") => return Ok(OpState { remote: Remote::Pending, op_key: None }),
+            other => return Err(ApiError::Gateway(format!("Robokassa OpStateExt result {other:?}"))),
+        }
+        let method = xml_text(&xml, "Info", "IncCurrLabel").map(str::to_owned);
+        let op_key = xml_text(&xml, "Info", "OpKey").filter(|k| !k.is_empty()).map(str::to_owned);
+        let remote = match xml_text(&xml, "State", "Code") {
+            Some("100") | Some("50") => Remote::Paid {
+                method,
+                amount: xml_text(&xml, "Info", "OutSum")
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| ApiError::Gateway("Robokassa OpStateExt: no Info/OutSum".into()))?,
+                currency: None,
+            },
+            Some("10") => Remote::Declined { reason: "canceled on Robokassa".into() },
+            Some("60") => Remote::Refunded { amount: None, gateway_ref: None },
+            Some("5") | Some("20") | Some("80") => Remote::Pending,
+            other => return Err(ApiError::Gateway(format!("Robokassa OpStateExt state {other:?}"))),
+        };
+        Ok(OpState { remote, op_key })
     }
 }
 
@@ -162,7 +248,11 @@ impl Gateway for Robokassa {
                 .append_pair("InvId", &inv)
                 .append_pair("Description", &p.description.chars().take(100).collect::<String>())
                 .append_pair("SignatureValue", &sig)
-                .append_pair("Shp_payment_id", &p.id);
+                .append_pair("Shp_payment_id", &p.id)
+                .append_pair(
+                    "ExpirationDate",
+                    &p.expires_at.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string(),
+                );
             if let Some(email) = &p.email {
                 q.append_pair("Email", email);
             }
@@ -183,46 +273,74 @@ impl Gateway for Robokassa {
         if !same_signature(sig, &result_signature(c, out_sum, inv, &shp)) {
             return Err(ApiError::Forbidden("the Robokassa signature is invalid".into()));
         }
-        let amount: Decimal =
-            out_sum.parse().map_err(|_| ApiError::bad_request("OutSum", "OutSum is not a number"))?;
+        let amount = amount_field(f, "OutSum")?;
         let inv_id: i64 = inv.parse().map_err(|_| ApiError::bad_request("InvId", "InvId is not a number"))?;
         let p = load_by_inv(app, inv_id).await?.ok_or_else(|| ApiError::NotFound("payment".into()))?;
         let method = f.get("PaymentMethod").or(f.get("IncCurrLabel")).cloned();
-        Ok(CallbackEvent { payment_id: p.id, remote: Remote::Paid { method }, amount: Some(amount) })
+        Ok(CallbackEvent { payment_id: p.id, remote: Remote::Paid { method, amount, currency: None } })
     }
 
     async fn query_status(&self, _app: &App, p: &Payment) -> ApiResult<Remote> {
-        let c = self.configured()?;
-        let inv = p.inv_id.to_string();
-        let sig = c.hash.hex(&format!("{}:{inv}:{}", c.login, c.password2));
-        let res = http()
-            .get(format!("{}/Merchant/WebService/Service.asmx/OpStateExt", c.base_url))
-            .query(&[
-                ("MerchantLogin", c.login.as_str()),
-                ("InvoiceID", inv.as_str()),
-                ("Signature", sig.as_str()),
-            ])
-            .send()
-            .await
-            .map_err(|e| gateway_err("Robokassa OpStateExt", e))?;
-        let xml = res.text().await.map_err(|e| gateway_err("Robokassa OpStateExt", e))?;
-        match xml_text(&xml, "Result", "Code") {
-            Some("0") => {}
-            Some("3") => return Ok(Remote::Pending),
-            other => return Err(ApiError::Gateway(format!("Robokassa OpStateExt result {other:?}"))),
-        }
-        let method = xml_text(&xml, "Info", "IncCurrLabel").map(str::to_owned);
-        Ok(match xml_text(&xml, "State", "Code") {
-            Some("100") | Some("50") => Remote::Paid { method },
-            Some("10") => Remote::Declined { reason: "canceled on Robokassa".into() },
-            Some("60") => Remote::Refunded,
-            Some("5") | Some("80") => Remote::Pending,
-            other => return Err(ApiError::Gateway(format!("Robokassa OpStateExt state {other:?}"))),
-        })
+        Ok(self.op_state(p).await?.remote)
     }
 
-    async fn refund(&self, _app: &App, _p: &Payment, _amount: Decimal) -> ApiResult<()> {
-        Err(ApiError::Gateway("Robokassa refunds are made in the merchant account".into()))
+    async fn refund(&self, _app: &App, p: &Payment, r: &Refund) -> Result<Option<String>, RefundError> {
+        let c = self.configured().map_err(|e| RefundError::Refused(e.to_string()))?;
+        if c.password3.is_empty() {
+            return Err(RefundError::Refused(
+                "ROBOKASSA_PASSWORD3 is not set: refunds need the Refund API".into(),
+            ));
+        }
+        let state = self.op_state(p).await.map_err(|e| RefundError::Refused(e.to_string()))?;
+        let op_key = state.op_key.ok_or_else(|| RefundError::Refused("OpStateExt gave no OpKey".into()))?;
+        let whole = whole_refund(p, r);
+        let jwt = refund_jwt(&c.password3, &op_key, (!whole).then_some(r.amount));
+        let what = "Robokassa Refund/Create";
+        let res = http()
+            .post(format!("{}/Create", c.refund_url))
+            .json(&jwt)
+            .send()
+            .await
+            .map_err(|e| refund_transport_err(what, e))?;
+        let status = res.status();
+        let text = res.text().await.map_err(|e| RefundError::Unknown(format!("{what}: {e}")))?;
+        if let Some(e) = refund_status_err(what, status, &text) {
+            return Err(e);
+        }
+        let body: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|_| RefundError::Unknown(format!("{what}: unreadable answer")))?;
+        match (body["success"].as_bool(), body["requestId"].as_str()) {
+            (Some(true), Some(id)) => Ok(Some(id.to_owned())),
+            (Some(false), _) => Err(RefundError::Refused(format!(
+                "{what}: {}",
+                body["message"].as_str().unwrap_or("refused")
+            ))),
+            _ => Err(RefundError::Unknown(format!("{what}: unreadable answer"))),
+        }
+    }
+
+    async fn refund_status(&self, _app: &App, p: &Payment, r: &Refund) -> ApiResult<RefundRemote> {
+        let c = self.configured()?;
+        let Some(id) = &r.gateway_ref else {
+            // The answer (and its requestId) was lost: only a whole refund shows on the invoice.
+            return Ok(match self.op_state(p).await?.remote {
+                Remote::Refunded { .. } if whole_refund(p, r) => RefundRemote::Done { gateway_ref: None },
+                _ => RefundRemote::Unknown,
+            });
+        };
+        let res = http()
+            .get(format!("{}/GetState", c.refund_url))
+            .query(&[("id", id.as_str())])
+            .send()
+            .await
+            .map_err(|e| gateway_err("Robokassa Refund/GetState", e))?;
+        let body: serde_json::Value =
+            res.json().await.map_err(|e| gateway_err("Robokassa Refund/GetState", e))?;
+        Ok(match body["label"].as_str() {
+            Some("finished") => RefundRemote::Done { gateway_ref: Some(id.clone()) },
+            Some("canceled") => RefundRemote::Refused("the refund was canceled on Robokassa".into()),
+            _ => RefundRemote::Unknown,
+        })
     }
 }
 

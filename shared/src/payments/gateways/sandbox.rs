@@ -1,22 +1,30 @@
-//! The built-in sandbox gateway for local runs and tests.
+//! The built-in sandbox gateway for local runs and tests. It takes no money, so it is off in
+//! a deployed stack unless `SANDBOX_ENABLED` turns it on (with its own `SANDBOX_SECRET`).
 //!
 //! `GET /api/v1/gateways/sandbox/pay/{payment_id}` serves a small HTML page with Pay and
-//! Decline buttons: two forms posting `payment_id`, `outcome` (`succeeded` or `failed`) and
-//! `signature` = hex HMAC-SHA256 over `"{payment_id}:{outcome}"` keyed by `SANDBOX_SECRET`
-//! to `POST /api/v1/gateways/sandbox/callback`. The callback verifies the signature,
-//! records the outcome as the "bank" (item `sandbox#<id>`; the first recorded outcome
-//! wins), settles the payment and 303-redirects the browser to the return or cancel URL.
-//! Status queries answer from the record, so reconciliation works for the sandbox too.
+//! Decline buttons: two forms posting `payment_id`, `outcome` (`succeeded` or `failed`),
+//! `amount` (`2500.00`) and `signature` = hex HMAC-SHA256 over
+//! `"{payment_id}:{outcome}:{amount}"` keyed by `SANDBOX_SECRET` to
+//! `POST /api/v1/gateways/sandbox/callback`. The callback verifies the signature and that
+//! the payment is a sandbox payment, records the outcome and amount as the "bank" (item
+//! `sandbox#<id>`; the first recorded outcome wins), settles the payment and 303-redirects
+//! the browser to the return or cancel URL. Status queries answer from the record, so
+//! reconciliation works for the sandbox too. Refunds are recorded in the same item (by
+//! refund id, never more than was paid), and a refund's status is read from it.
 
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
 use rust_decimal::Decimal;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::App;
 use crate::error::{ApiError, ApiResult};
-use crate::payments::gateway::{CallbackEvent, Fields, Gateway, Redirect, Remote, field, same_signature};
+use crate::payments::gateway::{
+    CallbackEvent, Fields, Gateway, Redirect, RefundError, RefundRemote, Remote, amount_field, field,
+    same_signature,
+};
+use crate::payments::refunds::Refund;
 use crate::payments::{GatewayKind, Payment};
 use crate::store::{Cond, Item, StoreError};
 
@@ -26,9 +34,9 @@ pub const PAID: &str = "succeeded";
 pub const DECLINED: &str = "failed";
 
 /// The callback signature.
-pub fn sign(secret: &str, payment_id: &str, outcome: &str) -> String {
+pub fn sign(secret: &str, payment_id: &str, outcome: &str, amount: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
-    mac.update(format!("{payment_id}:{outcome}").as_bytes());
+    mac.update(format!("{payment_id}:{outcome}:{amount}").as_bytes());
     hex::encode(mac.finalize().into_bytes())
 }
 
@@ -36,32 +44,38 @@ fn record_pk(id: &str) -> String {
     format!("sandbox#{id}")
 }
 
-/// Records what the buyer did on the sandbox page (the bank's side). The first recorded
-/// outcome wins; returns the recorded one.
-pub async fn record(app: &App, payment_id: &str, outcome: &str) -> ApiResult<String> {
-    let data = json!({ "outcome": outcome }).as_object().cloned().unwrap_or_default();
-    match app.store.put(Item::new(record_pk(payment_id), "sandbox", data), Cond::NotExists).await {
-        Ok(()) => Ok(outcome.to_owned()),
-        Err(StoreError::Conflict { .. }) => {
-            Ok(recorded(app, payment_id).await?.unwrap_or_else(|| outcome.to_owned()))
-        }
-        Err(e) => Err(e.into()),
+/// The "bank's" record of a sandbox payment.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Record {
+    pub outcome: String,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub amount: Decimal,
+    /// Refunds made, by refund id.
+    #[serde(default)]
+    pub refunds: std::collections::BTreeMap<String, String>,
+}
+
+impl Record {
+    fn refunded(&self) -> Decimal {
+        self.refunds.values().filter_map(|v| v.parse::<Decimal>().ok()).sum()
     }
 }
 
-async fn recorded(app: &App, payment_id: &str) -> ApiResult<Option<String>> {
-    Ok(app
-        .store
-        .get(&record_pk(payment_id), "sandbox")
-        .await?
-        .and_then(|i| i.data.get("outcome").and_then(|v| v.as_str()).map(str::to_owned)))
+async fn read(app: &App, payment_id: &str) -> ApiResult<Option<(Record, u64)>> {
+    Ok(match app.store.get(&record_pk(payment_id), "sandbox").await? {
+        Some(item) => Some((item.decode()?, item.version)),
+        None => None,
+    })
 }
 
-fn remote(outcome: &str) -> Remote {
-    match outcome {
-        PAID => Remote::Paid { method: None },
-        "refunded" => Remote::Refunded,
-        _ => Remote::Declined { reason: "declined on the payment page".into() },
+/// Records what the buyer did on the sandbox page (the bank's side). The first recorded
+/// outcome wins; returns the recorded one.
+pub async fn record(app: &App, payment_id: &str, outcome: &str, amount: Decimal) -> ApiResult<Record> {
+    let rec = Record { outcome: outcome.to_owned(), amount, refunds: Default::default() };
+    match app.store.put(Item::from_value(record_pk(payment_id), "sandbox", &rec)?, Cond::NotExists).await {
+        Ok(()) => Ok(rec),
+        Err(StoreError::Conflict { .. }) => Ok(read(app, payment_id).await?.map(|(r, _)| r).unwrap_or(rec)),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -73,12 +87,13 @@ fn escape(s: &str) -> String {
 pub fn page(app: &App, p: &Payment) -> String {
     let secret = &app.config.payments.sandbox_secret;
     let action = format!("{}/api/v1/gateways/sandbox/callback", app.config.public_url);
+    let amount = crate::money::format(p.amount);
     let form = |outcome: &str, label: &str| {
         format!(
-            r#"<form method="post" action="{action}"><input type="hidden" name="payment_id" value="{id}"><input type="hidden" name="outcome" value="{outcome}"><input type="hidden" name="signature" value="{sig}"><button type="submit" name="button" value="{outcome}">{label}</button></form>"#,
+            r#"<form method="post" action="{action}"><input type="hidden" name="payment_id" value="{id}"><input type="hidden" name="outcome" value="{outcome}"><input type="hidden" name="amount" value="{amount}"><input type="hidden" name="signature" value="{sig}"><button type="submit" name="button" value="{outcome}">{label}</button></form>"#,
             action = escape(&action),
             id = escape(&p.id),
-            sig = sign(secret, &p.id, outcome),
+            sig = sign(secret, &p.id, outcome, &amount),
         )
     };
     let body = if p.status.is_open() {
@@ -90,9 +105,15 @@ pub fn page(app: &App, p: &Payment) -> String {
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Sandbox payment {id}</title></head><body>\n<h1>Sandbox payment</h1>\n<p>{desc}</p>\n<p>Amount: {amount} {cur}</p>\n{body}\n</body></html>\n",
         id = escape(&p.id),
         desc = escape(&p.description),
-        amount = crate::money::format(p.amount),
         cur = escape(&p.currency),
     )
+}
+
+pub fn remote(r: &Record) -> Remote {
+    match r.outcome.as_str() {
+        PAID => Remote::Paid { method: None, amount: r.amount, currency: Some("RUB".into()) },
+        _ => Remote::Declined { reason: "declined on the payment page".into() },
+    }
 }
 
 #[async_trait]
@@ -111,23 +132,64 @@ impl Gateway for Sandbox {
     async fn verify_callback(&self, app: &App, fields: &Fields) -> ApiResult<CallbackEvent> {
         let id = field(fields, "payment_id")?;
         let outcome = field(fields, "outcome")?;
+        let amount = field(fields, "amount")?;
         let signature = field(fields, "signature")?;
         if outcome != PAID && outcome != DECLINED {
             return Err(ApiError::bad_request("outcome", "outcome must be succeeded or failed"));
         }
-        if !same_signature(signature, &sign(&app.config.payments.sandbox_secret, id, outcome)) {
+        if !same_signature(signature, &sign(&app.config.payments.sandbox_secret, id, outcome, amount)) {
             return Err(ApiError::Forbidden("the callback signature is invalid".into()));
         }
-        Ok(CallbackEvent { payment_id: id.to_owned(), remote: remote(outcome), amount: None })
+        // The sandbox settles only its own payments.
+        let p = crate::payments::get(app, id).await?;
+        if p.gateway != GatewayKind::Sandbox {
+            return Err(ApiError::Forbidden("not a sandbox payment".into()));
+        }
+        let rec = Record {
+            outcome: outcome.to_owned(),
+            amount: amount_field(fields, "amount")?,
+            refunds: Default::default(),
+        };
+        Ok(CallbackEvent { payment_id: id.to_owned(), remote: remote(&rec) })
     }
 
     async fn query_status(&self, app: &App, p: &Payment) -> ApiResult<Remote> {
-        Ok(recorded(app, &p.id).await?.map(|o| remote(&o)).unwrap_or(Remote::Pending))
+        Ok(read(app, &p.id).await?.map(|(r, _)| remote(&r)).unwrap_or(Remote::Pending))
     }
 
-    async fn refund(&self, app: &App, p: &Payment, _amount: Decimal) -> ApiResult<()> {
-        let data = json!({ "outcome": "refunded" }).as_object().cloned().unwrap_or_default();
-        app.store.put(Item::new(record_pk(&p.id), "sandbox", data), Cond::Always).await?;
-        Ok(())
+    async fn refund(&self, app: &App, p: &Payment, r: &Refund) -> Result<Option<String>, RefundError> {
+        for _ in 0..crate::retry::ATTEMPTS {
+            let (mut rec, version) = match read(app, &p.id).await {
+                Ok(Some(found)) => found,
+                Ok(None) => return Err(RefundError::Refused("the sandbox holds no such payment".into())),
+                Err(e) => return Err(RefundError::Refused(e.to_string())),
+            };
+            if rec.refunds.contains_key(&r.id) {
+                return Ok(Some(r.id.clone()));
+            }
+            if rec.outcome != PAID || rec.refunded() + r.amount > rec.amount {
+                return Err(RefundError::Refused("more than was paid".into()));
+            }
+            rec.refunds.insert(r.id.clone(), crate::money::format(r.amount));
+            let item = Item::from_value(record_pk(&p.id), "sandbox", &rec)
+                .map_err(|e| RefundError::Refused(e.to_string()))?
+                .with_version(version + 1);
+            match app.store.put(item, Cond::Version(version)).await {
+                Ok(()) => return Ok(Some(r.id.clone())),
+                Err(StoreError::Conflict { .. }) => continue,
+                // The write may have been applied: the bank's answer is lost.
+                Err(e) => return Err(RefundError::Unknown(e.to_string())),
+            }
+        }
+        Err(RefundError::Unknown("the sandbox record kept changing".into()))
+    }
+
+    async fn refund_status(&self, app: &App, p: &Payment, r: &Refund) -> ApiResult<RefundRemote> {
+        Ok(match read(app, &p.id).await? {
+            Some((rec, _)) if rec.refunds.contains_key(&r.id) => {
+                RefundRemote::Done { gateway_ref: Some(r.id.clone()) }
+            }
+            _ => RefundRemote::Refused("the sandbox made no such refund".into()),
+        })
     }
 }

@@ -18,21 +18,22 @@
 //! - Transaction notification (`sngb_tran`, refunds): the same fields with `action=2` and the
 //!   same `udf5` rule; `CAPTURED`/`APPROVED` records the refund. Answer `OK`.
 //! - Status: `GET {SNGB_URL}/rest/payments/{paymentid}?terminal={id}&sign={sha1(paymentid:secret)}`
-//!   → JSON `{paymentid, trackid, result, amt}`.
+//!   → JSON `{paymentid, trackid, result, amt}` (`amt` a string, `2500.00`).
 //! - Refund: `POST {SNGB_URL}/PaymentTranServlet` (form) `id`, `password`, `action=2`,
 //!   `amt`, `currency=643`, `paymentid`, `trackid`, `udf5` = sha1 of `{trackid}:{amt}:{secret}`;
 //!   the answer starts with `CAPTURED` or `APPROVED` on success.
 
 use async_trait::async_trait;
-use rust_decimal::Decimal;
 use serde_json::Value;
 use sha1::{Digest, Sha1};
 
 use crate::App;
 use crate::error::{ApiError, ApiResult};
 use crate::payments::gateway::{
-    CallbackEvent, Fields, Gateway, Redirect, Remote, field, gateway_err, http, same_signature,
+    CallbackEvent, Fields, Gateway, Redirect, RefundError, RefundRemote, Remote, amount_field, field,
+    gateway_err, http, refund_transport_err, same_signature,
 };
+use crate::payments::refunds::Refund;
 use crate::payments::{GatewayKind, Payment, env};
 
 #[derive(Debug, Clone, Default)]
@@ -150,15 +151,19 @@ impl Gateway for Sngb {
         if !same_signature(udf5, &notification_sign(&c.secret, paymentid, trackid, result, amt)) {
             return Err(ApiError::Forbidden("the SNGB udf5 signature is invalid".into()));
         }
-        let amount: Decimal = amt.parse().map_err(|_| ApiError::bad_request("amt", "amt is not a number"))?;
+        let amount = amount_field(f, "amt")?;
         let refund = f.get("action").is_some_and(|a| a == "2");
         let remote = match (refund, paid(result)) {
-            (true, true) => Remote::Refunded,
+            (true, true) => Remote::Refunded { amount: Some(amount), gateway_ref: f.get("tranid").cloned() },
             (true, false) => Remote::Pending,
-            (false, true) => Remote::Paid { method: Some("bank_card".into()) },
+            (false, true) => Remote::Paid {
+                method: Some("bank_card".into()),
+                amount,
+                currency: f.get("currency").cloned(),
+            },
             (false, false) => Remote::Declined { reason: format!("SNGB: {result}") },
         };
-        Ok(CallbackEvent { payment_id: trackid.to_owned(), remote, amount: Some(amount) })
+        Ok(CallbackEvent { payment_id: trackid.to_owned(), remote })
     }
 
     async fn query_status(&self, _app: &App, p: &Payment) -> ApiResult<Remote> {
@@ -181,18 +186,27 @@ impl Gateway for Sngb {
             return Err(ApiError::Gateway("SNGB status is for another payment".into()));
         }
         Ok(match body["result"].as_str() {
-            Some(r) if paid(r) => Remote::Paid { method: Some("bank_card".into()) },
-            Some("REFUNDED") => Remote::Refunded,
+            Some(r) if paid(r) => Remote::Paid {
+                method: Some("bank_card".into()),
+                amount: body["amt"]
+                    .as_str()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| ApiError::Gateway("SNGB status: no amt".into()))?,
+                currency: None,
+            },
+            Some("REFUNDED") => Remote::Refunded { amount: None, gateway_ref: None },
             None | Some("") | Some("INITIALIZED") | Some("IN PROGRESS") => Remote::Pending,
             Some(other) => Remote::Declined { reason: format!("SNGB: {other}") },
         })
     }
 
-    async fn refund(&self, _app: &App, p: &Payment, amount: Decimal) -> ApiResult<()> {
-        let c = self.configured()?;
-        let paymentid =
-            p.gateway_ref.as_deref().ok_or_else(|| ApiError::Gateway("no SNGB payment to refund".into()))?;
-        let amt = crate::money::format(amount);
+    async fn refund(&self, _app: &App, p: &Payment, r: &Refund) -> Result<Option<String>, RefundError> {
+        let c = self.configured().map_err(|e| RefundError::Refused(e.to_string()))?;
+        let paymentid = p
+            .gateway_ref
+            .as_deref()
+            .ok_or_else(|| RefundError::Refused("no SNGB payment to refund".into()))?;
+        let amt = crate::money::format(r.amount);
         let form = [
             ("id", c.terminal_id.as_str()),
             ("password", c.password.as_str()),
@@ -203,18 +217,36 @@ impl Gateway for Sngb {
             ("trackid", p.id.as_str()),
             ("udf5", &request_sign(&c.secret, &p.id, &amt)),
         ];
+        let what = "SNGB PaymentTranServlet";
         let res = http()
             .post(format!("{}/PaymentTranServlet", c.base_url))
             .form(&form)
             .send()
             .await
-            .map_err(|e| gateway_err("SNGB PaymentTranServlet", e))?;
-        let text = res.text().await.map_err(|e| gateway_err("SNGB PaymentTranServlet", e))?;
-        if paid(text.trim().split([':', ' ', '\n']).next().unwrap_or("")) {
-            Ok(())
-        } else {
-            Err(ApiError::Gateway(format!("SNGB refund answered {:?}", text.trim())))
+            .map_err(|e| refund_transport_err(what, e))?;
+        let status = res.status();
+        let text = res.text().await.map_err(|e| RefundError::Unknown(format!("{what}: {e}")))?;
+        if status.is_server_error() {
+            return Err(RefundError::Unknown(format!("{what}: {status}")));
         }
+        let mut parts = text.trim().split([':', ' ', '\n']);
+        if paid(parts.next().unwrap_or("")) {
+            Ok(parts.next().filter(|t| !t.is_empty()).map(str::to_owned))
+        } else {
+            Err(RefundError::Refused(format!(
+                "{what} answered {:?}",
+                text.trim().chars().take(200).collect::<String>()
+            )))
+        }
+    }
+
+    async fn refund_status(&self, app: &App, p: &Payment, r: &Refund) -> ApiResult<RefundRemote> {
+        // The bank's status shows a refund only as the payment's result: a whole one.
+        let whole = p.refunded_amount.is_zero() && r.amount == p.amount;
+        Ok(match self.query_status(app, p).await? {
+            Remote::Refunded { .. } if whole => RefundRemote::Done { gateway_ref: None },
+            _ => RefundRemote::Unknown,
+        })
     }
 }
 

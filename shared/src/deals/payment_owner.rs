@@ -1,0 +1,186 @@
+//! Card payments of a deal (`payment_info`'s links) and the deal as a payment owner.
+//!
+//! A deal expects, while it is payable ([`Deal::payable`]), its `consumer_pay` with the
+//! surcharge of the payment's gateway (Robokassa's `GATEWAY_COMMISSION` for the card gateway,
+//! `MANDARIN_COMMISSION` for Mandarin). A payment that brings exactly that moves the deal to
+//! `paid` in the settling transaction; anything else (another amount, a deal no longer
+//! payable) leaves the deal as it is and the money is returned. A change of the money terms
+//! cancels the deal's open card payments in the same transaction as the change (see
+//! [`super::patch`]), so a link taken before it can only end as a late payment, refunded.
+//!
+//! The deal keeps a pointer to its latest card payment per gateway:
+//! `pk = deal#<id>`, `sk = payment#<gateway>`.
+
+use async_trait::async_trait;
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+
+use super::machine::{self, Actor};
+use super::model::{Deal, Role, State};
+use super::{OWNER_KIND, deal_item, deal_pk, load, locale};
+use crate::App;
+use crate::auth::Claims;
+use crate::error::{ApiError, ApiResult};
+use crate::money;
+use crate::outbox::Notification;
+use crate::payments::{self, GatewayKind, OwnerRef, Payment, PaymentOwner, Settlement};
+use crate::store::{Cond, Item, QueryOpts, WriteOp};
+
+/// What the deal asks a card payment through `gateway` to bring: the invoice amount with
+/// that gateway's surcharge.
+pub fn card_amount(app: &App, deal: &Deal, gateway: GatewayKind) -> Decimal {
+    let c = &app.config.commission;
+    match gateway {
+        GatewayKind::Mandarin => c.mandarin_total(deal.consumer_pay),
+        _ => c.gateway_total(deal.consumer_pay),
+    }
+}
+
+fn pointer_sk(gateway: GatewayKind) -> String {
+    format!("payment#{}", gateway.as_str())
+}
+
+/// Where the consumer pays by card: a payment opened with `gateway` for the deal's amount
+/// with that gateway's surcharge, or the one already open for the same amount and return
+/// addresses (so repeated `payment_info` calls do not pile up payments).
+pub struct CardPayment {
+    pub gateway: GatewayKind,
+    pub description: String,
+    pub return_url: Option<String>,
+    pub cancel_url: Option<String>,
+}
+
+pub async fn card_payment(app: &App, who: &Claims, deal: &Deal, req: CardPayment) -> ApiResult<String> {
+    if !deal.payable() {
+        return Err(ApiError::bad_request("state", "the deal takes no payment now"));
+    }
+    let CardPayment { gateway, description, return_url, cancel_url } = req;
+    let amount = card_amount(app, deal, gateway);
+    if let Some(ptr) = app.store.get(&deal_pk(deal.id), &pointer_sk(gateway)).await?
+        && let Some(pid) = ptr.data.get("payment_id").and_then(Value::as_str)
+        && let Some(p) = payments::load(app, pid).await?
+        && p.amount == amount
+        && p.return_url == return_url
+        && p.cancel_url == cancel_url
+        && let Some(url) = p.payable_url()
+    {
+        return Ok(url.to_owned());
+    }
+    let inv = payments::new_inv_id();
+    let mut p = Payment::new(
+        app,
+        format!("DL_{}_{inv}", deal.id),
+        inv,
+        who.sub.clone(),
+        OwnerRef::new(OWNER_KIND, deal.id),
+        gateway,
+        amount,
+        description,
+    );
+    p.email = who.email.clone();
+    p.return_url = return_url;
+    p.cancel_url = cancel_url;
+    let pointer = Item::new(
+        deal_pk(deal.id),
+        pointer_sk(gateway),
+        json!({ "payment_id": p.id }).as_object().cloned().unwrap_or_default(),
+    );
+    let p = payments::open(app, p, vec![WriteOp::Put { item: pointer, cond: Cond::Always }]).await?;
+    p.confirmation_url.ok_or_else(|| ApiError::Gateway("the gateway gave no payment page".into()))
+}
+
+/// The writes that cancel the deal's open card payments (for the transaction that changes
+/// its money terms).
+pub async fn cancel_open_ops(app: &App, deal_id: i64) -> ApiResult<Vec<WriteOp>> {
+    let pointers = app.store.query(&deal_pk(deal_id), QueryOpts::prefix("payment#")).await?;
+    let keys: Vec<(String, String)> = pointers
+        .iter()
+        .filter_map(|i| i.data.get("payment_id").and_then(Value::as_str))
+        .map(|id| (payments::pk(id), payments::SK_PAYMENT.to_owned()))
+        .collect();
+    if keys.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut ops = Vec::new();
+    for item in app.store.batch_get(&keys).await? {
+        let p = Payment::from_item(&item)?;
+        if p.status.is_open() {
+            ops.push(payments::cancel_op(app, &p, "the deal's terms changed")?);
+        }
+    }
+    Ok(ops)
+}
+
+pub struct DealPayments;
+
+fn deal_id(p: &Payment) -> Option<i64> {
+    p.purpose.id.parse().ok()
+}
+
+#[async_trait]
+impl PaymentOwner for DealPayments {
+    fn kind(&self) -> &'static str {
+        OWNER_KIND
+    }
+
+    async fn settlement(&self, app: &App, p: &Payment, delivered: bool) -> ApiResult<Settlement> {
+        let Some(loaded) = (match deal_id(p) {
+            Some(id) => load(app, id).await?,
+            None => None,
+        }) else {
+            tracing::error!(payment = %p.id, deal = %p.purpose.id, "payment for a deal that does not exist");
+            return Ok(Settlement::default());
+        };
+        let deal = &loaded.deal;
+        let expects = deal.payable().then(|| card_amount(app, deal, p.gateway));
+        if !delivered || expects.is_none() {
+            return Ok(Settlement { expects, ops: vec![] });
+        }
+        let mut next = deal.clone();
+        machine::card_paid(&mut next, &p.id, app.clock.now())?;
+        let op =
+            WriteOp::Put { item: deal_item(&next, loaded.version + 1)?, cond: Cond::Version(loaded.version) };
+        Ok(Settlement { expects, ops: vec![op] })
+    }
+
+    async fn after_settled(&self, app: &App, p: &Payment) -> ApiResult<()> {
+        if !p.delivered() {
+            return Ok(());
+        }
+        let Some(loaded) = (match deal_id(p) {
+            Some(id) => load(app, id).await?,
+            None => None,
+        }) else {
+            return Ok(());
+        };
+        notify_paid(app, &loaded.deal, p).await
+    }
+}
+
+/// Tells both parties that the card payment arrived (ids fixed by the payment).
+async fn notify_paid(app: &App, deal: &Deal, p: &Payment) -> ApiResult<()> {
+    let users = super::parties(app, std::slice::from_ref(deal)).await?;
+    for (role, user) in
+        [(Role::Supplier, Some(&deal.supplier_id)), (Role::Consumer, deal.consumer_id.as_ref())]
+    {
+        let Some(email) = user.and_then(|u| users.get(u)).and_then(|u| u.email.clone()) else { continue };
+        app.outbox
+            .enqueue(Notification {
+                id: format!("deal-{}-paid-{}-{}", deal.id, p.id, role.as_str()),
+                template: "deal_state_changed".into(),
+                to: email,
+                data: json!({
+                    "deal_id": deal.id,
+                    "title": deal.title,
+                    "order_description": deal.order_description,
+                    "state": State::Paid.as_str(),
+                    "state_caption": locale::state(State::Paid),
+                    "role": role.as_str(),
+                    "actor": Actor::System.as_str(),
+                    "amount": money::format(p.amount),
+                }),
+            })
+            .await?;
+    }
+    Ok(())
+}

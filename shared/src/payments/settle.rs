@@ -1,0 +1,278 @@
+//! Settlement: the one code path that finishes a payment, for gateway callbacks, browser
+//! returns and the reconciliation job, with the amount rule and the late-payment rule (see
+//! the module docs of [`super`]).
+
+use rust_decimal::Decimal;
+use serde_json::json;
+
+use super::gateway::{CallbackEvent, Remote};
+use super::owner::Settlement;
+use super::refunds;
+use super::{Anomaly, AnomalyKind, Payment, Status, gateways, get, notices, shard, ts};
+use crate::App;
+use crate::error::ApiResult;
+use crate::retry::{Step, again_on_conflict, optimistic};
+use crate::store::{Cond, Item, WriteOp};
+
+const DISPATCH_SK: &str = "dispatch";
+
+/// How a payment ends, as its gateway reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Paid: the gateway's amount and currency (checked against the payment and its owner).
+    Succeeded {
+        method: Option<String>,
+        amount: Decimal,
+        currency: Option<String>,
+    },
+    Failed {
+        reason: String,
+    },
+    Canceled {
+        reason: String,
+    },
+}
+
+impl Outcome {
+    pub fn status(&self) -> Status {
+        match self {
+            Outcome::Succeeded { .. } => Status::Succeeded,
+            Outcome::Failed { .. } => Status::Failed,
+            Outcome::Canceled { .. } => Status::Canceled,
+        }
+    }
+
+    /// The outcome of a final remote state (`None` while pending, or for a refund).
+    pub fn of(r: Remote) -> Option<Outcome> {
+        match r {
+            Remote::Paid { method, amount, currency } => {
+                Some(Outcome::Succeeded { method, amount, currency })
+            }
+            Remote::Declined { reason } => Some(Outcome::Failed { reason }),
+            Remote::Pending | Remote::Refunded { .. } => None,
+        }
+    }
+}
+
+/// What [`settle`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Settled {
+    /// This call settled the payment (or recorded its late payment) and dispatched it.
+    Now(Payment),
+    /// The payment was already final; nothing changed.
+    Already(Payment),
+}
+
+impl Settled {
+    pub fn payment(&self) -> &Payment {
+        match self {
+            Settled::Now(p) | Settled::Already(p) => p,
+        }
+    }
+}
+
+pub(super) fn dispatch_pk(id: &str) -> String {
+    format!("payment-dispatch#{id}")
+}
+
+/// The marker of a settlement whose after-step has not run yet.
+fn dispatch_marker(p: &Payment) -> WriteOp {
+    let item = Item::new(
+        dispatch_pk(&p.id),
+        DISPATCH_SK,
+        json!({ "payment_id": p.id }).as_object().cloned().unwrap_or_default(),
+    )
+    .with_gsi1(dispatch_index(shard(&p.id)), format!("{}#{}", ts(p.updated_at), p.id));
+    WriteOp::Put { item, cond: Cond::Always }
+}
+
+/// A currency as gateways write the rouble.
+fn same_currency(reported: Option<&str>, ours: &str) -> bool {
+    match reported.map(|c| c.trim().to_ascii_uppercase()) {
+        None => true,
+        Some(c) => c == ours || (ours == "RUB" && matches!(c.as_str(), "RUR" | "643")),
+    }
+}
+
+/// Settles an open payment: exactly one caller wins the conditional write and dispatches.
+/// A success for a payment already canceled or failed is recorded as a late payment.
+pub async fn settle(app: &App, id: &str, outcome: Outcome) -> ApiResult<Settled> {
+    let settled = optimistic("the payment", || attempt(app, id, &outcome)).await?;
+    if let Settled::Now(p) = &settled {
+        tracing::info!(payment = %p.id, status = p.status.as_str(), anomaly = ?p.anomaly.as_ref().map(|a| a.kind), "payment settled");
+        dispatch(app, p).await?;
+    }
+    Ok(settled)
+}
+
+async fn attempt(app: &App, id: &str, outcome: &Outcome) -> ApiResult<Step<Settled>> {
+    let current = get(app, id).await?;
+    if !current.status.is_open() {
+        if let Outcome::Succeeded { amount, currency, .. } = outcome
+            && matches!(current.status, Status::Failed | Status::Canceled)
+            && current.anomaly.is_none()
+        {
+            let (next, ops) = late_payment(app, &current, *amount, currency.as_deref())?;
+            return again_on_conflict(app.store.transact(ops).await.map(|()| Settled::Now(next)));
+        }
+        if current.status != outcome.status() && current.anomaly.is_none() {
+            tracing::warn!(payment = %id, stored = current.status.as_str(), reported = outcome.status().as_str(),
+                "a final payment was reported with another outcome; kept as stored");
+        }
+        // The first settler may have stopped after its write: finish its work.
+        finish_dispatch(app, &current).await?;
+        return Ok(Step::Done(Settled::Already(current)));
+    }
+    let now = app.clock.now();
+    let mut next = current.next(app);
+    next.status = outcome.status();
+    next.settled_at = Some(now);
+    let mut ops = match outcome {
+        Outcome::Succeeded { method, amount, currency } => {
+            next.captured_at = Some(now);
+            if method.is_some() {
+                next.payment_method = method.clone();
+            }
+            let gateway_agrees = crate::money::round(*amount) == current.amount
+                && same_currency(currency.as_deref(), &current.currency);
+            let owner = owner_settlement(app, &current, true).await?;
+            if gateway_agrees && owner.expects == Some(current.amount) {
+                owner.ops
+            } else {
+                let received = crate::money::round(*amount);
+                let currency = currency.clone().unwrap_or_else(|| current.currency.clone());
+                let refund = refunds::Refund::returned(app, &next, received, AnomalyKind::AmountMismatch);
+                next.anomaly = Some(Anomaly {
+                    kind: AnomalyKind::AmountMismatch,
+                    received,
+                    currency,
+                    expected: owner.expects,
+                    at: now,
+                    refund_id: refund.id.clone(),
+                });
+                next.refunding += received;
+                tracing::warn!(payment = %id, received = %received, amount = %current.amount, expected = ?owner.expects,
+                    "amount mismatch: the owner is not advanced and the money is returned");
+                let mut ops = owner_settlement(app, &current, false).await?.ops;
+                ops.push(refund.create_op()?);
+                ops
+            }
+        }
+        Outcome::Failed { reason } | Outcome::Canceled { reason } => {
+            next.failure_reason = Some(reason.clone());
+            owner_settlement(app, &current, false).await?.ops
+        }
+    };
+    ops.insert(0, next.write()?);
+    ops.push(dispatch_marker(&next));
+    again_on_conflict(app.store.transact(ops).await.map(|()| Settled::Now(next)))
+}
+
+/// The owner's side; an owner kind nobody registered takes nothing.
+async fn owner_settlement(app: &App, p: &Payment, delivered: bool) -> ApiResult<Settlement> {
+    match app.owners.of(&p.purpose) {
+        Some(owner) => owner.settlement(app, p, delivered).await,
+        None => {
+            tracing::error!(payment = %p.id, kind = %p.purpose.kind, "payment for an unknown owner kind");
+            Ok(Settlement::default())
+        }
+    }
+}
+
+/// A success for a payment already canceled or failed: its status stays, the money is
+/// recorded and a refund of it queued, in one write with the dispatch marker.
+fn late_payment(
+    app: &App,
+    current: &Payment,
+    amount: Decimal,
+    currency: Option<&str>,
+) -> ApiResult<(Payment, Vec<WriteOp>)> {
+    let mut next = current.next(app);
+    let received = crate::money::round(amount);
+    let refund = refunds::Refund::returned(app, &next, received, AnomalyKind::LatePayment);
+    next.anomaly = Some(Anomaly {
+        kind: AnomalyKind::LatePayment,
+        received,
+        currency: currency.map(str::to_owned).unwrap_or_else(|| current.currency.clone()),
+        expected: None,
+        at: app.clock.now(),
+        refund_id: refund.id.clone(),
+    });
+    next.refunding += received;
+    tracing::warn!(payment = %current.id, status = current.status.as_str(), received = %received,
+        "late payment: recorded and returned");
+    let ops = vec![next.write()?, refund.create_op()?, dispatch_marker(&next)];
+    Ok((next, ops))
+}
+
+/// Finishes the dispatch of a settled payment whose marker is still there; `false` when
+/// there was nothing left to do.
+pub async fn finish_dispatch(app: &App, p: &Payment) -> ApiResult<bool> {
+    if app.store.get(&dispatch_pk(&p.id), DISPATCH_SK).await?.is_none() {
+        return Ok(false);
+    }
+    tracing::info!(payment = %p.id, status = p.status.as_str(), "finishing an interrupted settlement");
+    dispatch(app, p).await?;
+    Ok(true)
+}
+
+/// The after-step of a settlement: the owner's emails, and for an anomaly the notices and
+/// the refund that returns the money. Each part is idempotent; the marker goes last.
+async fn dispatch(app: &App, p: &Payment) -> ApiResult<()> {
+    match &p.anomaly {
+        Some(a) => {
+            if a.kind == AnomalyKind::AmountMismatch
+                && let Some(owner) = app.owners.of(&p.purpose)
+            {
+                owner.after_settled(app, p).await?;
+            }
+            notices::anomaly(app, p, a).await?;
+            refunds::send(app, &p.id, &a.refund_id).await?;
+        }
+        None => {
+            if let Some(owner) = app.owners.of(&p.purpose) {
+                owner.after_settled(app, p).await?;
+            }
+        }
+    }
+    if let Err(e) = app.store.delete(&dispatch_pk(&p.id), DISPATCH_SK, Cond::Always).await {
+        tracing::warn!(payment = %p.id, error = %e, "dispatch marker not removed; the reconciliation job will finish");
+    }
+    Ok(())
+}
+
+/// Handles a verified gateway callback: settles the payment, or records a refund the gateway
+/// reports. Unknown payments are 404.
+pub async fn apply_callback(app: &App, event: &CallbackEvent) -> ApiResult<Option<Settled>> {
+    let p = get(app, &event.payment_id).await?;
+    match &event.remote {
+        Remote::Refunded { amount, gateway_ref } => {
+            refunds::reported(app, &p, *amount, gateway_ref.clone()).await?;
+            Ok(None)
+        }
+        other => match Outcome::of(other.clone()) {
+            Some(outcome) => settle(app, &p.id, outcome).await.map(Some),
+            None => Ok(None),
+        },
+    }
+}
+
+/// The buyer's browser is back from the gateway: an open payment's status is asked of the
+/// gateway (the URL is never trusted) and a final answer settled; a final payment's
+/// interrupted settlement is finished. Answers the payment as it is now.
+pub async fn check_with_gateway(app: &App, p: Payment) -> ApiResult<Payment> {
+    if p.status.is_open() {
+        let remote = gateways::for_kind(app, p.gateway)?.query_status(app, &p).await?;
+        return match Outcome::of(remote) {
+            Some(outcome) => Ok(settle(app, &p.id, outcome).await?.payment().clone()),
+            None => Ok(p),
+        };
+    }
+    finish_dispatch(app, &p).await?;
+    Ok(p)
+}
+
+/// The index partition of dispatch markers (read by [`super::reconcile`]).
+pub(super) fn dispatch_index(shard: u32) -> String {
+    format!("payments#dispatch#{shard}")
+}

@@ -1,0 +1,146 @@
+//! An online ticket order as a payment owner.
+//!
+//! While `ordered` with this payment, the order expects its total. A payment that delivers it
+//! approves the order in the settling transaction (buyer and box office emails, e-tickets
+//! for `email_online`, queued by the after-step); one that does not (declined, cancelled,
+//! expired, or refused by the amount rule) cancels the order and frees its seats in that
+//! transaction. Refunds: a completed refund is marked on the order (one the gateway reports
+//! on its own, such as SNGB's `sngb_tran`, is added to it), `refunded` adds up, and the
+//! seats are freed once everything paid went back; a refused one is taken off the order.
+
+use async_trait::async_trait;
+use rust_decimal::Decimal;
+use serde_json::json;
+
+use super::orders::{self, Order, OrderStatus, Refund as OrderRefund, StoredOrder};
+use crate::App;
+use crate::error::ApiResult;
+use crate::money;
+use crate::outbox::Notification;
+use crate::payments::refunds::Refund;
+use crate::payments::{Payment, PaymentOwner, Settlement};
+use crate::store::{Cond, WriteOp};
+
+/// The owner kind of an online ticket order's payment.
+pub const OWNER_KIND: &str = "ticket_order";
+
+pub struct OrderPayments;
+
+/// The order of `p`, if it names `p` as its payment.
+async fn order_of(app: &App, p: &Payment) -> ApiResult<Option<StoredOrder>> {
+    match orders::get(app, &p.purpose.id).await {
+        Ok(s) if s.order.payment_id.as_deref() == Some(p.id.as_str()) => Ok(Some(s)),
+        Ok(_) => {
+            tracing::warn!(order = %p.purpose.id, payment = %p.id, "a payment for an order that names another payment");
+            Ok(None)
+        }
+        Err(crate::ApiError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn put(order: &Order, s: &StoredOrder) -> ApiResult<WriteOp> {
+    Ok(WriteOp::Put { item: orders::order_item(order, s.version + 1)?, cond: Cond::Version(s.version) })
+}
+
+#[async_trait]
+impl PaymentOwner for OrderPayments {
+    fn kind(&self) -> &'static str {
+        OWNER_KIND
+    }
+
+    async fn settlement(&self, app: &App, p: &Payment, delivered: bool) -> ApiResult<Settlement> {
+        let Some(s) = order_of(app, p).await? else { return Ok(Settlement::default()) };
+        if s.order.status != OrderStatus::Ordered {
+            return Ok(Settlement::default());
+        }
+        let expects = Some(s.order.totals.total);
+        let mut order = s.order.clone();
+        order.updated_at = app.clock.now();
+        let ops = if delivered {
+            order.status = OrderStatus::Approved;
+            vec![put(&order, &s)?]
+        } else {
+            order.status = OrderStatus::Cancelled;
+            let mut ops = vec![put(&order, &s)?];
+            ops.extend(orders::free_seat_ops(app, &s.order).await?);
+            ops
+        };
+        Ok(Settlement { expects, ops })
+    }
+
+    async fn after_settled(&self, app: &App, p: &Payment) -> ApiResult<()> {
+        if !p.delivered() {
+            return Ok(());
+        }
+        match order_of(app, p).await? {
+            Some(s) if matches!(s.order.status, OrderStatus::Approved | OrderStatus::Refunded) => {
+                orders::notify_approved(app, &s.order, "approved").await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn refund_ops(
+        &self,
+        app: &App,
+        p: &Payment,
+        r: &Refund,
+        completed: bool,
+    ) -> ApiResult<Vec<WriteOp>> {
+        let Some(s) = order_of(app, p).await? else { return Ok(vec![]) };
+        let mut order = s.order.clone();
+        order.updated_at = app.clock.now();
+        let known = order.refunds.iter().position(|x| x.id == r.id);
+        match (known, completed) {
+            (Some(i), true) => order.refunds[i].state = "completed".into(),
+            (None, true) => {
+                order.refunds.push(OrderRefund {
+                    id: r.id.clone(),
+                    amount: r.amount,
+                    reason: r.reason.clone(),
+                    by: r.by.clone().unwrap_or_else(|| p.gateway.as_str().to_owned()),
+                    at: order.updated_at,
+                    state: "completed".into(),
+                });
+                order.refunded = money::round(order.refunded + r.amount);
+                order.status = OrderStatus::Refunded;
+            }
+            (Some(i), false) => {
+                let taken = order.refunds.remove(i);
+                order.refunded = money::round((order.refunded - taken.amount).max(Decimal::ZERO));
+                if order.refunds.is_empty() {
+                    order.status = OrderStatus::Approved;
+                }
+            }
+            (None, false) => return Ok(vec![]),
+        }
+        let mut ops = vec![put(&order, &s)?];
+        let all_done = order.refunds.iter().all(|x| x.state == "completed");
+        if completed && all_done && order.refunded >= order.totals.total {
+            ops.extend(orders::free_seat_ops(app, &order).await?);
+        }
+        Ok(ops)
+    }
+
+    async fn after_refund(&self, app: &App, p: &Payment, r: &Refund) -> ApiResult<()> {
+        let Some(s) = order_of(app, p).await? else { return Ok(()) };
+        let order = s.order;
+        app.outbox
+            .enqueue(Notification {
+                id: format!("ticket-order-{}-refund-{}", order.id, r.id),
+                template: "refund".into(),
+                to: order.customer.email.clone(),
+                data: json!({
+                    "order_id": order.id,
+                    "customer_name": order.customer.name,
+                    "amount": money::format(r.amount),
+                    "reason": r.reason,
+                    "refunded": money::format(order.refunded),
+                    "total": money::format(order.totals.total),
+                    "event_name": order.event_title,
+                }),
+            })
+            .await
+    }
+}

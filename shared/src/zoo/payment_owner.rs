@@ -1,0 +1,104 @@
+//! A zoo session as a payment owner: it expects its amount due (the tariff total, or a
+//! manager's amount); a payment that delivers it issues the tickets (QR codes,
+//! `metadata.qr_codes_issued = true`) in the settling transaction; one that does not gives
+//! the slot places back in that transaction. The after-step queues the tickets email.
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use super::{OWNER_KIND, SK_SESSION, Session, Ticket, qr, slots};
+use crate::App;
+use crate::error::ApiResult;
+use crate::money;
+use crate::outbox::Notification;
+use crate::payments::{self, Payment, PaymentOwner, Settlement};
+use crate::store::{Cond, WriteOp};
+
+pub struct SessionPayments;
+
+async fn load(app: &App, payment_id: &str) -> ApiResult<Option<Session>> {
+    Ok(match app.store.get(&payments::pk(payment_id), SK_SESSION).await? {
+        Some(item) => {
+            let mut s: Session = item.decode()?;
+            s.version = item.version;
+            Some(s)
+        }
+        None => None,
+    })
+}
+
+/// One ticket per visitor, each with its signed QR payload and image.
+fn issue(app: &App, p: &Payment, s: &Session) -> ApiResult<Vec<Ticket>> {
+    let mut tickets = Vec::new();
+    for l in &s.items {
+        for _ in 0..l.quantity {
+            let ticket_id = format!("{}-{}", p.id, tickets.len() + 1);
+            let payload = qr::payload(
+                &app.config.jwt_secret,
+                &[&ticket_id, &p.id, &l.visit_date, &l.visit_time, &l.ticket_type],
+            );
+            let png = qr::png(&payload)?;
+            tickets.push(Ticket {
+                ticket_id,
+                ticket_type: l.ticket_type.clone(),
+                visit_date: l.visit_date.clone(),
+                visit_time: l.visit_time.clone(),
+                qr_code: qr::data_url(&png),
+                qr_payload: payload,
+            });
+        }
+    }
+    Ok(tickets)
+}
+
+#[async_trait]
+impl PaymentOwner for SessionPayments {
+    fn kind(&self) -> &'static str {
+        OWNER_KIND
+    }
+
+    async fn settlement(&self, app: &App, p: &Payment, delivered: bool) -> ApiResult<Settlement> {
+        let Some(s) = load(app, &p.id).await? else { return Ok(Settlement::default()) };
+        let expects = Some(s.amount_due());
+        let ops = if delivered {
+            let mut next = Session { version: s.version + 1, ..s.clone() };
+            next.tickets = issue(app, p, &s)?;
+            next.metadata.insert("qr_codes_issued".into(), Value::Bool(true));
+            vec![WriteOp::Put { item: next.to_item()?, cond: Cond::Version(s.version) }]
+        } else {
+            slots::release_ops(&s.reservations)
+        };
+        Ok(Settlement { expects, ops })
+    }
+
+    async fn after_settled(&self, app: &App, p: &Payment) -> ApiResult<()> {
+        if !p.delivered() {
+            return Ok(());
+        }
+        match load(app, &p.id).await? {
+            Some(s) if !s.tickets.is_empty() => app.outbox.enqueue(tickets_email(p, &s)).await,
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The email with the session's tickets (one id per payment).
+fn tickets_email(p: &Payment, s: &Session) -> Notification {
+    Notification {
+        id: format!("zoo-{}-tickets", p.id),
+        template: "zoo_tickets".into(),
+        to: s.customer.email.clone(),
+        data: json!({
+            "payment_id": p.id,
+            "order_id": s.order_id,
+            "amount": money::format(p.amount),
+            "tickets": s.tickets.iter().map(|t| json!({
+                "ticket_id": t.ticket_id,
+                "ticket_type": t.ticket_type,
+                "visit_date": t.visit_date,
+                "visit_time": t.visit_time,
+                "qr_payload": t.qr_payload,
+            })).collect::<Vec<_>>(),
+        }),
+    }
+}
