@@ -18,6 +18,7 @@ token:
 test: venv lint cfn-lint
 	scripts/with-moto.sh $(CARGO) test --workspace --no-fail-fast
 	$(CARGO) run -q -p local -- token 1 >/dev/null   # what make run / make token invoke (debug build)
+	scripts/fail-closed.sh                           # a deployed process refuses blank or development secrets
 	scripts/schemathesis.sh
 	SCHEMATHESIS_STORE=dynamo SCHEMATHESIS_MAX_EXAMPLES=10 scripts/with-moto.sh scripts/schemathesis.sh
 

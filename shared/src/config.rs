@@ -5,6 +5,8 @@ use std::time::Duration;
 use rust_decimal::Decimal;
 
 use crate::deals::CommissionTable;
+use crate::payments::gateways::{mandarin, robokassa, sngb};
+use crate::payments::{DEV_SANDBOX_SECRET, GatewayKind, PaymentsConfig};
 
 /// The documented development secret used when `JWT_SECRET` is unset. Never deploy with it:
 /// `template.yaml` always passes a real secret.
@@ -54,14 +56,44 @@ pub struct Config {
     pub tickets_error_url: Option<String>,
 }
 
-fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
+/// Where settings come from: the process environment, or given pairs (tests). Blank values
+/// count as unset.
+pub struct Vars(Box<dyn Fn(&str) -> Option<String> + Send + Sync>);
 
-fn parsed<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
-    match var(name) {
-        None => Ok(default),
-        Some(v) => v.trim().parse().map_err(|_| format!("{name}={v:?} is not valid")),
+impl Vars {
+    pub fn process() -> Vars {
+        Vars(Box::new(|name| std::env::var(name).ok()))
+    }
+
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Vars {
+        let map: std::collections::HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Vars(Box::new(move |name| map.get(name).cloned()))
+    }
+
+    pub fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    pub fn parsed<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, String> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(v) => v.trim().parse().map_err(|_| format!("{name}={v:?} is not valid")),
+        }
+    }
+
+    pub fn flag(&self, name: &str, default: bool) -> Result<bool, String> {
+        match self.get(name).map(|v| v.trim().to_ascii_lowercase()) {
+            None => Ok(default),
+            Some(v) if matches!(v.as_str(), "1" | "true" | "yes" | "on") => Ok(true),
+            Some(v) if matches!(v.as_str(), "0" | "false" | "no" | "off") => Ok(false),
+            Some(v) => Err(format!("{name}={v:?} is not true or false")),
+        }
+    }
+
+    /// A base URL without its trailing slash.
+    fn url(&self, name: &str, default: &str) -> String {
+        self.get(name).unwrap_or_else(|| default.to_owned()).trim_end_matches('/').to_owned()
     }
 }
 
@@ -75,35 +107,40 @@ impl Config {
     /// Reads the environment. A deployed process (`TABLE_NAME` set) fails closed: a missing,
     /// blank, short or development secret is an error, and the process does not start.
     pub fn from_env() -> Result<Config, String> {
-        let port: u16 = parsed("PORT", 3000)?;
-        let table_name = var("TABLE_NAME");
+        Config::from_vars(&Vars::process())
+    }
+
+    pub fn from_vars(v: &Vars) -> Result<Config, String> {
+        let port: u16 = v.parsed("PORT", 3000)?;
+        let table_name = v.get("TABLE_NAME");
         let deployed = table_name.is_some();
-        let jwt_secret = var("JWT_SECRET").unwrap_or_else(|| DEV_JWT_SECRET.to_owned());
+        let jwt_secret = v.get("JWT_SECRET").unwrap_or_else(|| DEV_JWT_SECRET.to_owned());
         if deployed && weak_secret(&jwt_secret, DEV_JWT_SECRET) {
             return Err("JWT_SECRET must be set to at least 32 characters (not the development default) when TABLE_NAME is set".into());
         }
-        let admin_email = var("ADMIN_EMAIL").unwrap_or_else(|| "admin@example.com".to_owned());
+        let admin_email = v.get("ADMIN_EMAIL").unwrap_or_else(|| "admin@example.com".to_owned());
         Ok(Config {
             jwt_secret,
             table_name,
-            public_url: var("PUBLIC_URL")
+            public_url: v
+                .get("PUBLIC_URL")
                 .unwrap_or_else(|| format!("http://127.0.0.1:{port}"))
                 .trim_end_matches('/')
                 .to_owned(),
-            max_body_bytes: parsed("MAX_BODY_BYTES", 6 * 1024 * 1024)?,
-            seat_timeout: Duration::from_secs(parsed("SEAT_TIMEOUT", 900)?),
-            commission: commission_from_env()?,
-            attachment_max_bytes: parsed("ATTACHMENT_MAX_BYTES", 256 * 1024)?,
-            payments: crate::payments::PaymentsConfig::from_env(deployed)?,
-            zoo: ZooConfig::from_env()?,
-            online_commission: parsed("ONLINE_COMMISSION", Decimal::from(3))?,
-            courier_price: parsed("COURIER_PRICE", Decimal::from(300))?,
-            manager_email: var("MANAGER_EMAIL").unwrap_or_else(|| admin_email.clone()),
+            max_body_bytes: v.parsed("MAX_BODY_BYTES", 6 * 1024 * 1024)?,
+            seat_timeout: Duration::from_secs(v.parsed("SEAT_TIMEOUT", 900)?),
+            commission: commission(v)?,
+            attachment_max_bytes: v.parsed("ATTACHMENT_MAX_BYTES", 256 * 1024)?,
+            payments: payments(v, deployed)?,
+            zoo: ZooConfig::from_vars(v)?,
+            online_commission: v.parsed("ONLINE_COMMISSION", Decimal::from(3))?,
+            courier_price: v.parsed("COURIER_PRICE", Decimal::from(300))?,
+            manager_email: v.get("MANAGER_EMAIL").unwrap_or_else(|| admin_email.clone()),
             admin_email,
-            queue_url: var("QUEUE_URL"),
-            job_interval: Duration::from_secs(parsed::<u64>("JOB_INTERVAL", 30)?.max(1)),
-            tickets_success_url: var("TICKETS_SUCCESS_URL"),
-            tickets_error_url: var("TICKETS_ERROR_URL"),
+            queue_url: v.get("QUEUE_URL"),
+            job_interval: Duration::from_secs(v.parsed::<u64>("JOB_INTERVAL", 30)?.max(1)),
+            tickets_success_url: v.get("TICKETS_SUCCESS_URL"),
+            tickets_error_url: v.get("TICKETS_ERROR_URL"),
         })
     }
 
@@ -131,17 +168,61 @@ impl Config {
     }
 }
 
-fn commission_from_env() -> Result<CommissionTable, String> {
+fn commission(v: &Vars) -> Result<CommissionTable, String> {
     let defaults = CommissionTable::default();
     Ok(CommissionTable {
-        tiers: match var("COMMISSION_TIERS") {
+        tiers: match v.get("COMMISSION_TIERS") {
             Some(spec) => {
                 CommissionTable::parse_tiers(&spec).map_err(|e| format!("COMMISSION_TIERS: {e}"))?
             }
             None => defaults.tiers,
         },
-        gateway_percent: parsed::<Decimal>("GATEWAY_COMMISSION", defaults.gateway_percent)?,
-        mandarin_percent: parsed::<Decimal>("MANDARIN_COMMISSION", defaults.mandarin_percent)?,
+        gateway_percent: v.parsed::<Decimal>("GATEWAY_COMMISSION", defaults.gateway_percent)?,
+        mandarin_percent: v.parsed::<Decimal>("MANDARIN_COMMISSION", defaults.mandarin_percent)?,
+    })
+}
+
+/// Payments and gateways. A deployed process fails closed (see [`PaymentsConfig::check`]).
+fn payments(v: &Vars, deployed: bool) -> Result<PaymentsConfig, String> {
+    let sandbox = v.flag("SANDBOX_ENABLED", !deployed)?;
+    // Without the sandbox, Robokassa (seed 003's gateway) until another is chosen.
+    let default_gateway = if sandbox { GatewayKind::Sandbox } else { GatewayKind::Robokassa };
+    let c = PaymentsConfig {
+        timeout: Duration::from_secs(v.parsed("PAYMENT_TIMEOUT", 900)?),
+        deal_gateway: v.parsed("DEAL_PAYMENT_GATEWAY", default_gateway)?,
+        zoo_gateway: v.parsed("ZOO_PAYMENT_GATEWAY", default_gateway)?,
+        tickets_gateway: v.parsed("TICKETS_PAYMENT_GATEWAY", default_gateway)?,
+        sandbox,
+        sandbox_secret: v.get("SANDBOX_SECRET").unwrap_or_else(|| DEV_SANDBOX_SECRET.into()),
+        refund_manual_after: Duration::from_secs(v.parsed("REFUND_MANUAL_AFTER", 86_400)?),
+        robokassa: robokassa(v)?,
+        mandarin: mandarin::Config {
+            merchant_id: v.get("MANDARIN_MERCHANT_ID").unwrap_or_default(),
+            secret: v.get("MANDARIN_SECRET").unwrap_or_default(),
+            base_url: v.url("MANDARIN_URL", &mandarin::Config::default().base_url),
+        },
+        sngb: sngb::Config {
+            terminal_id: v.get("SNGB_TERMINAL_ID").unwrap_or_default(),
+            password: v.get("SNGB_PASSWORD").unwrap_or_default(),
+            secret: v.get("SNGB_SECRET").unwrap_or_default(),
+            base_url: v.url("SNGB_URL", ""),
+        },
+    };
+    c.check(deployed)?;
+    Ok(c)
+}
+
+fn robokassa(v: &Vars) -> Result<robokassa::Config, String> {
+    let d = robokassa::Config::default();
+    Ok(robokassa::Config {
+        login: v.get("ROBOKASSA_LOGIN").unwrap_or_default(),
+        password1: v.get("ROBOKASSA_PASSWORD1").unwrap_or_default(),
+        password2: v.get("ROBOKASSA_PASSWORD2").unwrap_or_default(),
+        password3: v.get("ROBOKASSA_PASSWORD3").unwrap_or_default(),
+        hash: v.parsed("ROBOKASSA_HASH", d.hash)?,
+        base_url: v.url("ROBOKASSA_URL", &d.base_url),
+        refund_url: v.url("ROBOKASSA_REFUND_URL", &d.refund_url),
+        test: v.flag("ROBOKASSA_TEST", false)?,
     })
 }
 
@@ -228,16 +309,16 @@ pub fn parse_visit_times(spec: &str) -> Result<Vec<String>, String> {
 }
 
 impl ZooConfig {
-    pub fn from_env() -> Result<Self, String> {
+    pub fn from_vars(v: &Vars) -> Result<Self, String> {
         let c = ZooConfig {
-            tariff: parse_tariff(&var("ZOO_TARIFF").unwrap_or_else(|| DEFAULT_TARIFF.into()))
+            tariff: parse_tariff(&v.get("ZOO_TARIFF").unwrap_or_else(|| DEFAULT_TARIFF.into()))
                 .map_err(|e| format!("ZOO_TARIFF: {e}"))?,
             visit_times: parse_visit_times(
-                &var("ZOO_VISIT_TIMES").unwrap_or_else(|| DEFAULT_VISIT_TIMES.into()),
+                &v.get("ZOO_VISIT_TIMES").unwrap_or_else(|| DEFAULT_VISIT_TIMES.into()),
             )
             .map_err(|e| format!("ZOO_VISIT_TIMES: {e}"))?,
-            slot_capacity: parsed("ZOO_SLOT_CAPACITY", 500)?,
-            slot_shards: parsed("ZOO_SLOT_SHARDS", 4)?,
+            slot_capacity: v.parsed("ZOO_SLOT_CAPACITY", 500)?,
+            slot_shards: v.parsed("ZOO_SLOT_SHARDS", 4)?,
         };
         if c.slot_shards < 1 || c.slot_capacity < 0 {
             return Err("ZOO_SLOT_SHARDS must be at least 1 and ZOO_SLOT_CAPACITY not negative".into());
@@ -269,6 +350,42 @@ mod tests {
         assert_eq!(parse_visit_times("10:00, 12:30").unwrap(), vec!["10:00", "12:30"]);
         assert!(parse_visit_times("25:00").is_err());
         assert!(parse_visit_times("10:00-09:00/30").is_err());
+    }
+
+    #[test]
+    fn a_deployed_process_fails_closed() {
+        let deployed = |extra: &[(&str, &str)]| {
+            let mut pairs = vec![("TABLE_NAME", "t"), ("JWT_SECRET", "0123456789abcdef0123456789abcdef")];
+            pairs.extend_from_slice(extra);
+            Config::from_vars(&Vars::from_pairs(&pairs))
+        };
+        // Defaults: no sandbox, Robokassa everywhere.
+        let c = deployed(&[]).unwrap();
+        assert!(!c.payments.sandbox);
+        assert_eq!(c.payments.zoo_gateway, GatewayKind::Robokassa);
+        assert_eq!(c.payments.deal_gateway, GatewayKind::Robokassa);
+        assert_eq!(c.payments.tickets_gateway, GatewayKind::Robokassa);
+        for secret in ["", "   ", DEV_JWT_SECRET, "short"] {
+            let e = Config::from_vars(&Vars::from_pairs(&[("TABLE_NAME", "t"), ("JWT_SECRET", secret)]))
+                .unwrap_err();
+            assert!(e.contains("JWT_SECRET"), "{e}");
+        }
+        let e = deployed(&[("ZOO_PAYMENT_GATEWAY", "sandbox")]).unwrap_err();
+        assert!(e.contains("SANDBOX_ENABLED"), "{e}");
+        for secret in ["", DEV_SANDBOX_SECRET, "short"] {
+            let e = deployed(&[("SANDBOX_ENABLED", "true"), ("SANDBOX_SECRET", secret)]).unwrap_err();
+            assert!(e.contains("SANDBOX_SECRET"), "{e}");
+        }
+        let c = deployed(&[
+            ("SANDBOX_ENABLED", "true"),
+            ("SANDBOX_SECRET", "s3cret-s3cret-s3cret-s3cret-s3cret"),
+        ])
+        .unwrap();
+        assert_eq!(c.payments.zoo_gateway, GatewayKind::Sandbox);
+        // Local runs: the sandbox and the development secrets.
+        let c = Config::from_vars(&Vars::from_pairs(&[])).unwrap();
+        assert!(c.payments.sandbox);
+        assert_eq!(c.jwt_secret, DEV_JWT_SECRET);
     }
 
     #[test]

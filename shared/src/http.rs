@@ -130,9 +130,13 @@ fn panicked(err: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Res
 }
 
 /// Serves one endpoint group as a Lambda function behind API Gateway.
+/// A configuration that fails closed (a deployed process with a missing, blank or
+/// development secret) stops here with one clear log line, before serving anything.
 pub async fn run_lambda(router: axum::Router<crate::App>) -> Result<(), lambda_http::Error> {
     crate::telemetry::init();
-    let app = crate::App::from_env().await?;
+    let app = crate::App::from_env()
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "refusing to start: configuration"))?;
     lambda_http::run(finish(router, app)).await
 }
 

@@ -7,7 +7,7 @@ use shared::auth::{Claims, issue};
 #[tokio::main]
 async fn main() {
     if let Err(e) = run().await {
-        eprintln!("error: {e}");
+        eprintln!("refusing to start: {e}");
         std::process::exit(1);
     }
 }

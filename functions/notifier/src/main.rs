@@ -6,7 +6,11 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
-    let deps = Arc::new(notifier::Deps::from_env().await?);
+    let deps = Arc::new(
+        notifier::Deps::from_env()
+            .await
+            .inspect_err(|e| tracing::error!(error = %e, "refusing to start: configuration"))?,
+    );
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let deps = deps.clone();
         async move { Ok::<SqsBatchResponse, Error>(notifier::handle(&deps, event.payload).await) }

@@ -11,14 +11,18 @@ use serde_json::Value;
 use shared::outbox::Notification;
 
 /// Every template a notification may name.
-pub const TEMPLATES: [&str; 7] = [
+pub const TEMPLATES: [&str; 11] = [
     "ticket_order_buyer",
     "ticket_order_admin",
     "e_tickets",
     "zoo_tickets",
     "deal_state_changed",
     "deal_escalated",
+    "deal_terms_changed",
     "refund",
+    "payment_returned",
+    "payment_mismatch",
+    "refund_manual",
 ];
 
 macro_rules! embedded {
@@ -38,7 +42,11 @@ const SOURCES: &[(&str, &str)] = embedded!(
     "zoo_tickets",
     "deal_state_changed",
     "deal_escalated",
+    "deal_terms_changed",
     "refund",
+    "payment_returned",
+    "payment_mismatch",
+    "refund_manual",
 );
 
 const BASE: (&str, &str) = ("_base.html", include_str!("../templates/_base.html"));

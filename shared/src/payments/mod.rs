@@ -455,48 +455,7 @@ pub struct PaymentsConfig {
 /// The documented development key of the sandbox gateway, refused by a deployed process.
 pub const DEV_SANDBOX_SECRET: &str = "sandbox-secret-change-me";
 
-pub(crate) fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
-pub(crate) fn env_parsed<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
-    match env(name) {
-        None => Ok(default),
-        Some(v) => v.trim().parse().map_err(|_| format!("{name}={v:?} is not valid")),
-    }
-}
-
-fn env_flag(name: &str, default: bool) -> Result<bool, String> {
-    match env(name).map(|v| v.trim().to_ascii_lowercase()) {
-        None => Ok(default),
-        Some(v) if matches!(v.as_str(), "1" | "true" | "yes" | "on") => Ok(true),
-        Some(v) if matches!(v.as_str(), "0" | "false" | "no" | "off") => Ok(false),
-        Some(v) => Err(format!("{name}={v:?} is not true or false")),
-    }
-}
-
 impl PaymentsConfig {
-    /// `deployed`: a process with `TABLE_NAME` set, which must not run on development keys.
-    pub fn from_env(deployed: bool) -> Result<Self, String> {
-        let sandbox = env_flag("SANDBOX_ENABLED", !deployed)?;
-        // Without the sandbox, Robokassa (seed 003's gateway) until another is chosen.
-        let default_gateway = if sandbox { GatewayKind::Sandbox } else { GatewayKind::Robokassa };
-        let c = PaymentsConfig {
-            timeout: Duration::from_secs(env_parsed("PAYMENT_TIMEOUT", 900)?),
-            deal_gateway: env_parsed("DEAL_PAYMENT_GATEWAY", default_gateway)?,
-            zoo_gateway: env_parsed("ZOO_PAYMENT_GATEWAY", default_gateway)?,
-            tickets_gateway: env_parsed("TICKETS_PAYMENT_GATEWAY", default_gateway)?,
-            sandbox,
-            sandbox_secret: env("SANDBOX_SECRET").unwrap_or_else(|| DEV_SANDBOX_SECRET.into()),
-            refund_manual_after: Duration::from_secs(env_parsed("REFUND_MANUAL_AFTER", 86_400)?),
-            robokassa: gateways::robokassa::Config::from_env()?,
-            mandarin: gateways::mandarin::Config::from_env(),
-            sngb: gateways::sngb::Config::from_env(),
-        };
-        c.check(deployed)?;
-        Ok(c)
-    }
-
     /// Fails closed: the sandbox only when it is on, and a deployed sandbox only with its own key.
     pub fn check(&self, deployed: bool) -> Result<(), String> {
         for (name, kind) in [

@@ -32,7 +32,7 @@ use crate::payments::gateway::{
     gateway_err, http, refund_status_err, refund_transport_err, same_signature,
 };
 use crate::payments::refunds::Refund;
-use crate::payments::{GatewayKind, Payment, env};
+use crate::payments::{GatewayKind, Payment};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -50,17 +50,6 @@ impl Default for Config {
             merchant_id: String::new(),
             secret: String::new(),
             base_url: "https://secure.mandarinpay.com".into(),
-        }
-    }
-}
-
-impl Config {
-    pub fn from_env() -> Self {
-        let d = Config::default();
-        Config {
-            merchant_id: env("MANDARIN_MERCHANT_ID").unwrap_or(d.merchant_id),
-            secret: env("MANDARIN_SECRET").unwrap_or(d.secret),
-            base_url: env("MANDARIN_URL").unwrap_or(d.base_url).trim_end_matches('/').to_owned(),
         }
     }
 }

@@ -37,7 +37,7 @@ use crate::payments::gateway::{
     gateway_err, http, refund_status_err, refund_transport_err, same_signature,
 };
 use crate::payments::refunds::Refund;
-use crate::payments::{GatewayKind, Payment, env, load_by_inv};
+use crate::payments::{GatewayKind, Payment, load_by_inv};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum HashAlg {
@@ -101,25 +101,6 @@ impl Default for Config {
             refund_url: "https://services.robokassa.ru/RefundService/Refund".into(),
             test: false,
         }
-    }
-}
-
-impl Config {
-    pub fn from_env() -> Result<Self, String> {
-        let d = Config::default();
-        Ok(Config {
-            login: env("ROBOKASSA_LOGIN").unwrap_or(d.login),
-            password1: env("ROBOKASSA_PASSWORD1").unwrap_or(d.password1),
-            password2: env("ROBOKASSA_PASSWORD2").unwrap_or(d.password2),
-            password3: env("ROBOKASSA_PASSWORD3").unwrap_or(d.password3),
-            hash: match env("ROBOKASSA_HASH") {
-                Some(h) => h.parse()?,
-                None => d.hash,
-            },
-            base_url: env("ROBOKASSA_URL").unwrap_or(d.base_url).trim_end_matches('/').to_owned(),
-            refund_url: env("ROBOKASSA_REFUND_URL").unwrap_or(d.refund_url).trim_end_matches('/').to_owned(),
-            test: env("ROBOKASSA_TEST").is_some_and(|v| v == "1" || v == "true"),
-        })
     }
 }
 

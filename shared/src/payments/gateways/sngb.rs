@@ -34,7 +34,7 @@ use crate::payments::gateway::{
     gateway_err, http, refund_transport_err, same_signature,
 };
 use crate::payments::refunds::Refund;
-use crate::payments::{GatewayKind, Payment, env};
+use crate::payments::{GatewayKind, Payment};
 
 #[derive(Debug, Clone, Default)]
 pub struct Config {
@@ -46,17 +46,6 @@ pub struct Config {
     pub secret: String,
     /// `SNGB_URL`
     pub base_url: String,
-}
-
-impl Config {
-    pub fn from_env() -> Self {
-        Config {
-            terminal_id: env("SNGB_TERMINAL_ID").unwrap_or_default(),
-            password: env("SNGB_PASSWORD").unwrap_or_default(),
-            secret: env("SNGB_SECRET").unwrap_or_default(),
-            base_url: env("SNGB_URL").unwrap_or_default().trim_end_matches('/').to_owned(),
-        }
-    }
 }
 
 pub fn sha1_hex(s: &str) -> String {
