@@ -58,7 +58,9 @@ pub struct Config {
 
 /// Where settings come from: the process environment, or given pairs (tests). Blank values
 /// count as unset.
-pub struct Vars(Box<dyn Fn(&str) -> Option<String> + Send + Sync>);
+type Lookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+pub struct Vars(Lookup);
 
 impl Vars {
     pub fn process() -> Vars {

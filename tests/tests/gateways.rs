@@ -1,21 +1,31 @@
 //! The real gateway adapters against local HTTP peers on 127.0.0.1 that speak each
-//! gateway's protocol: they check what we send (signatures, X-Auth, passwords), answer
-//! create/status/refund requests, and post signed callbacks to our server the way the
-//! gateway would. Forged callbacks are rejected and change nothing; a genuine callback
-//! delivered twice settles once and sends one email; reconciliation finishes a payment
-//! whose callback never came.
+//! gateway's protocol: they check what we send (signatures, X-Auth, passwords, the refund
+//! JWT), answer create/status/refund requests, and post signed callbacks to our server the
+//! way the gateway would. Each runs on the embedded store and on DynamoDB (moto).
+//!
+//! Forged callbacks are rejected and change nothing; a genuine callback delivered twice
+//! settles once and sends one email; a correctly signed notice for a smaller sum never
+//! advances the owner and the money goes back; reconciliation finishes a payment whose
+//! callback never came; refunds honour their amount; a refund whose answer was lost stays
+//! pending until the job learns what became of it (or hands it to a person); refunds the
+//! bank reports on its own (`sngb_tran`) reach the ticket order.
+
+mod tickets_support;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use api_tests::{SECRET, TestServer, memory_store, token};
+use api_tests::{SECRET, TestServer, token};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use base64::Engine;
+use hmac::{Hmac, Mac};
 use md5::Md5;
+use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
@@ -23,6 +33,8 @@ use shared::App;
 use shared::jobs::{Job, run};
 use shared::payments::GatewayKind;
 use shared::payments::gateway::parse_form;
+use shared::store::Store;
+use tickets_support::{admin, admin_order, create_event, online_order, taken_seats};
 
 fn md5(s: &str) -> String {
     hex::encode(Md5::digest(s.as_bytes()))
@@ -33,16 +45,25 @@ fn sha256(s: &str) -> String {
 fn sha1(s: &str) -> String {
     hex::encode(Sha1::digest(s.as_bytes()))
 }
+fn dec(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+fn money(d: Decimal) -> String {
+    shared::money::format(d)
+}
+
+fn visit_date() -> String {
+    (chrono::Utc::now() + chrono::Duration::days(20)).format("%Y-%m-%d").to_string()
+}
 
 fn session_body(qty: i64, hour: &str) -> Value {
-    let date = (chrono::Utc::now() + chrono::Duration::days(20)).format("%Y-%m-%d").to_string();
     json!({
         "session_id": "s1",
         "order": {
             "order_id": "ZT-1",
             "total_amount": { "value": format!("{}.00", 1000 * qty), "currency": "RUB" },
             "items": [{ "ticket_type": "adult", "quantity": qty, "unit_price": { "value": "1000.00", "currency": "RUB" },
-                        "visit_date": date, "visit_time": hour }]
+                        "visit_date": visit_date(), "visit_time": hour }]
         },
         "customer": { "email": "visitor@example.com" },
         "confirmation": { "type": "redirect", "return_url": "https://zoo.example/ok", "cancel_url": "https://zoo.example/cancel" }
@@ -67,11 +88,16 @@ impl Peer {
     fn set(&self, k: &str, v: Value) {
         self.records.lock().unwrap().insert(k.to_owned(), v);
     }
+    fn take(&self, k: &str) -> Option<Value> {
+        self.records.lock().unwrap().remove(k)
+    }
 }
 
-/// Binds a peer, lets `configure` point our config at it, starts our server, then serves the peer.
+/// Binds a peer, lets `configure` point our config at it, starts our server on `store`, then
+/// serves the peer.
 async fn start(
     router: Router<Peer>,
+    store: Arc<dyn Store>,
     configure: impl FnOnce(&mut shared::Config, &str),
 ) -> (TestServer, Peer) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -80,7 +106,7 @@ async fn start(
     let mut config = shared::Config::for_tests();
     config.jwt_secret = SECRET.into();
     configure(&mut config, &me);
-    let srv = TestServer::start_with(App::new(memory_store(), config)).await;
+    let srv = TestServer::start_with(App::new(store, config)).await;
     *peer.ours.lock().unwrap() = srv.base.clone();
     let app = router.with_state(peer.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -92,14 +118,36 @@ async fn post_form(url: &str, fields: &[(String, String)]) -> (u16, String) {
     (res.status().as_u16(), res.text().await.unwrap())
 }
 
+fn pairs(fields: &[(&str, &str)]) -> Vec<(String, String)> {
+    fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
 async fn status_of(srv: &TestServer, tok: &str, id: &str) -> Value {
     let (s, b) = srv.get(&format!("/v1/payments/{id}"), Some(tok)).await;
     assert_eq!(s, 200, "{b}");
     b["data"].clone()
 }
 
-fn emails(srv: &TestServer) -> usize {
-    srv.app.local_outbox.as_ref().unwrap().messages().len()
+/// Notifications queued with this template.
+fn sent(srv: &TestServer, template: &str) -> Vec<shared::outbox::Notification> {
+    srv.app.local_outbox.as_ref().unwrap().messages().into_iter().filter(|n| n.template == template).collect()
+}
+
+/// What the reader of a queued notification sees: its rendered subject and text.
+fn read(n: &shared::outbox::Notification) -> (String, String) {
+    let email = notifier::Renderer::new().render(n).expect("renders");
+    (email.subject, email.text)
+}
+
+async fn reserved(srv: &TestServer, time: &str) -> i64 {
+    let (s, b) = srv.get(&format!("/v1/slots?visit_date={}&visit_time={time}", visit_date()), None).await;
+    assert_eq!(s, 200, "{b}");
+    b["data"]["reserved"].as_i64().unwrap()
+}
+
+async fn post_to(url: String) -> (u16, String) {
+    let res = reqwest::Client::new().post(url).send().await.unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
 }
 
 // ---------------------------------------------------------------- Robokassa
@@ -107,6 +155,30 @@ fn emails(srv: &TestServer) -> usize {
 const RK_LOGIN: &str = "zoo-shop";
 const RK_P1: &str = "password-one";
 const RK_P2: &str = "password-two";
+const RK_P3: &str = "password-three";
+
+fn b64url(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The Refund API's check of a request: a JWT (as a JSON string) with the documented header,
+/// signed with Password3. Answers its payload.
+fn verify_refund_jwt(body: &[u8]) -> Option<Value> {
+    let token: String = serde_json::from_slice(body).ok()?;
+    let mut parts = token.split('.');
+    let (h, p, sig) = (parts.next()?, parts.next()?, parts.next()?);
+    let header: Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h).ok()?).ok()?;
+    if header != json!({"alg": "HS256", "typ": "JWT"}) {
+        return None;
+    }
+    let mut mac = Hmac::<Sha256>::new_from_slice(RK_P3.as_bytes()).unwrap();
+    mac.update(format!("{h}.{p}").as_bytes());
+    if b64url(&mac.finalize().into_bytes()) != sig {
+        return None;
+    }
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).ok()?).ok()
+}
 
 fn robokassa_peer() -> Router<Peer> {
     async fn index(State(p): State<Peer>, uri: Uri) -> impl IntoResponse {
@@ -116,7 +188,17 @@ fn robokassa_peer() -> Router<Peer> {
         if q["MerchantLogin"] != RK_LOGIN || q["SignatureValue"] != expected {
             return (StatusCode::BAD_REQUEST, "bad signature".to_owned());
         }
-        p.set(inv, json!({ "sum": sum, "id": id, "state": 5 }));
+        let Some(exp) = q.get("ExpirationDate").and_then(|e| chrono::DateTime::parse_from_rfc3339(e).ok())
+        else {
+            return (StatusCode::BAD_REQUEST, "ExpirationDate".to_owned());
+        };
+        if p.get(inv).is_none() {
+            p.set(
+                inv,
+                json!({ "sum": sum, "paid": null, "id": id, "state": 5, "op_key": format!("OPKEY-{inv}"),
+                        "refunded": "0.00", "expires": exp.to_rfc3339() }),
+            );
+        }
         (StatusCode::OK, format!("<html>Robokassa payment page for invoice {inv}</html>"))
     }
     async fn op_state(State(p): State<Peer>, uri: Uri) -> impl IntoResponse {
@@ -131,76 +213,147 @@ fn robokassa_peer() -> Router<Peer> {
                 "<OperationStateResponse><Result><Code>3</Code></Result></OperationStateResponse>".to_owned()
             }
             Some(r) => format!(
-                "<?xml version=\"1.0\" encoding=\"utf-8\"?><OperationStateResponse><Result><Code>0</Code></Result><State><Code>{}</Code><RequestDate>2026-01-01T00:00:00</RequestDate></State><Info><IncCurrLabel>BankCardPSR</IncCurrLabel><OutSum>{}</OutSum></Info></OperationStateResponse>",
+                "<?xml version=\"1.0\" encoding=\"utf-8\"?><OperationStateResponse xmlns=\"http://auth.robokassa.ru/Merchant/WebService/\"><Result><Code>0</Code></Result><State><Code>{}</Code><RequestDate>2026-01-01T00:00:00</RequestDate></State><Info><IncCurrLabel>BankCardPSR</IncCurrLabel><IncSum>{}</IncSum><OutCurrLabel>RUR</OutCurrLabel><OutSum>{}</OutSum><OpKey>{}</OpKey></Info></OperationStateResponse>",
                 r["state"],
-                r["sum"].as_str().unwrap()
+                r["paid"].as_str().unwrap_or("0"),
+                r["paid"].as_str().unwrap_or("0"),
+                r["op_key"].as_str().unwrap()
             ),
         }
     }
-    /// The bank side: the buyer paid; notify ResultURL unless `notify=0`.
+    /// The bank side: the buyer paid (`sum` if given, else the invoice's sum); ResultURL is
+    /// notified unless `notify=0`.
     async fn pay(State(p): State<Peer>, Path(inv): Path<String>, uri: Uri) -> impl IntoResponse {
+        let q = parse_form(uri.query().unwrap_or("").as_bytes());
         let mut r = p.get(&inv).unwrap();
+        let paid = q.get("sum").cloned().unwrap_or_else(|| r["sum"].as_str().unwrap().to_owned());
         r["state"] = json!(100);
+        r["paid"] = json!(paid);
         p.set(&inv, r.clone());
-        if uri.query() == Some("notify=0") {
+        if q.get("notify").map(String::as_str) == Some("0") {
             return (StatusCode::OK, String::new());
         }
-        let sum = format!("{}0000", r["sum"].as_str().unwrap()); // Robokassa sends six decimals
+        let sum = format!("{paid}0000"); // Robokassa sends six decimals
         let id = r["id"].as_str().unwrap();
         let sig = md5(&format!("{sum}:{inv}:{RK_P2}:Shp_payment_id={id}")).to_uppercase();
-        let fields: Vec<(String, String)> = [
-            ("OutSum", sum.as_str()),
-            ("InvId", inv.as_str()),
-            ("SignatureValue", sig.as_str()),
+        let fields = pairs(&[
+            ("OutSum", &sum),
+            ("InvId", &inv),
+            ("SignatureValue", &sig),
             ("Shp_payment_id", id),
             ("PaymentMethod", "BankCard"),
             ("Fee", "0.00"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+        ]);
         let (s, body) = post_form(&format!("{}/api/v1/gateways/robokassa/result", p.ours()), &fields).await;
         (StatusCode::from_u16(s).unwrap(), body)
+    }
+    /// Refund/Create: the JWT checked; `RefundSum` for a part, none for everything left.
+    /// With `drop` armed, the refund is made and the answer lost (a gateway timeout).
+    async fn refund_create(State(p): State<Peer>, h: HeaderMap, body: Bytes) -> impl IntoResponse {
+        assert_eq!(h["content-type"], "application/json");
+        let Some(claims) = verify_refund_jwt(&body) else {
+            return (StatusCode::UNAUTHORIZED, axum::Json(json!({"message": "Signature key is not valid"})));
+        };
+        let recs = p.records.lock().unwrap().clone();
+        let found = recs.iter().find(|(_, r)| r["op_key"] == claims["OpKey"]);
+        let Some((inv, r)) = found.map(|(k, v)| (k.clone(), v.clone())) else {
+            return (
+                StatusCode::OK,
+                axum::Json(json!({"success": false, "message": "OperationNotFound", "requestId": null})),
+            );
+        };
+        let paid = dec(r["paid"].as_str().unwrap());
+        let refunded = dec(r["refunded"].as_str().unwrap());
+        let amount = match &claims["RefundSum"] {
+            Value::Null => paid - refunded,
+            n => dec(&n.to_string()),
+        };
+        if amount <= Decimal::ZERO || refunded + amount > paid {
+            return (
+                StatusCode::OK,
+                axum::Json(
+                    json!({"success": false, "message": "NotEnoughOperationFunds", "requestId": null}),
+                ),
+            );
+        }
+        let mut r = r;
+        r["refunded"] = json!(money(refunded + amount));
+        if refunded + amount == paid {
+            r["state"] = json!(60);
+        }
+        p.set(&inv, r);
+        let request_id = uuid::Uuid::new_v4().to_string();
+        p.set(
+            &format!("refund:{request_id}"),
+            json!({ "amount": money(amount), "inv": inv, "whole": claims["RefundSum"].is_null() }),
+        );
+        if p.take("drop").is_some() {
+            return (StatusCode::GATEWAY_TIMEOUT, axum::Json(json!({"message": "upstream timed out"})));
+        }
+        (StatusCode::OK, axum::Json(json!({"success": true, "message": null, "requestId": request_id})))
+    }
+    async fn refund_state(State(p): State<Peer>, uri: Uri) -> impl IntoResponse {
+        let q = parse_form(uri.query().unwrap_or("").as_bytes());
+        match p.get(&format!("refund:{}", q["id"])) {
+            Some(r) => axum::Json(json!({"requestId": q["id"], "amount": r["amount"], "label": "finished"})),
+            None => axum::Json(json!({"message": "Id is invalid or request id does not exist"})),
+        }
     }
     Router::new()
         .route("/Merchant/Index.aspx", get(index))
         .route("/Merchant/WebService/Service.asmx/OpStateExt", get(op_state))
+        .route("/RefundService/Refund/Create", post(refund_create))
+        .route("/RefundService/Refund/GetState", get(refund_state))
         .route("/test/pay/{inv}", post(pay))
 }
 
+fn robokassa_config(c: &mut shared::Config, me: &str) {
+    c.payments.zoo_gateway = GatewayKind::Robokassa;
+    c.payments.tickets_gateway = GatewayKind::Robokassa;
+    c.payments.robokassa = shared::payments::gateways::robokassa::Config {
+        login: RK_LOGIN.into(),
+        password1: RK_P1.into(),
+        password2: RK_P2.into(),
+        password3: RK_P3.into(),
+        base_url: me.into(),
+        refund_url: format!("{me}/RefundService/Refund"),
+        ..Default::default()
+    };
+}
+
 #[tokio::test]
-async fn robokassa_link_result_url_op_state_ext() {
-    let (srv, peer) = start(robokassa_peer(), |c, me| {
-        c.payments.zoo_gateway = GatewayKind::Robokassa;
-        c.payments.robokassa = shared::payments::gateways::robokassa::Config {
-            login: RK_LOGIN.into(),
-            password1: RK_P1.into(),
-            password2: RK_P2.into(),
-            base_url: me.into(),
-            ..Default::default()
-        };
-    })
-    .await;
+async fn memory_robokassa_sessions() {
+    robokassa_sessions(api_tests::memory_store()).await;
+}
+
+#[tokio::test]
+async fn dynamo_robokassa_sessions() {
+    let Some(store) = api_tests::dynamo_store().await else { return };
+    robokassa_sessions(store).await;
+}
+
+async fn robokassa_sessions(store: Arc<dyn Store>) {
+    let (srv, peer) = start(robokassa_peer(), store, robokassa_config).await;
     let tok = token("21", &[]);
     let (s, created) = srv.post("/v1/payments/sessions", Some(&tok), &session_body(2, "10:00")).await;
     assert_eq!(s, 201, "{created}");
     let id = created["data"]["payment_id"].as_str().unwrap().to_owned();
     let url = created["data"]["confirmation_url"].as_str().unwrap();
     assert!(url.starts_with(&format!("{}/Merchant/Index.aspx?", peer.me)), "{url}");
-    // The peer accepts our Password1 signature.
+    // The peer accepts our Password1 signature; the link expires with the payment.
     let page = reqwest::get(url).await.unwrap();
     assert_eq!(page.status(), 200, "{}", page.text().await.unwrap());
     let inv = id.trim_start_matches("ZT_").to_owned();
     assert_eq!(peer.get(&inv).unwrap()["sum"], "2000.00");
+    let expires =
+        chrono::DateTime::parse_from_rfc3339(peer.get(&inv).unwrap()["expires"].as_str().unwrap()).unwrap();
+    let payment_expires =
+        chrono::DateTime::parse_from_rfc3339(created["data"]["expires_at"].as_str().unwrap()).unwrap();
+    assert_eq!(expires.timestamp(), payment_expires.timestamp());
 
     // Forged ResultURL calls: wrong password, tampered amount. Nothing changes.
     let forged = |sum: &str, sig: String| {
-        vec![
-            ("OutSum".to_owned(), sum.to_owned()),
-            ("InvId".to_owned(), inv.clone()),
-            ("SignatureValue".to_owned(), sig),
-            ("Shp_payment_id".to_owned(), id.clone()),
-        ]
+        pairs(&[("OutSum", sum), ("InvId", &inv), ("SignatureValue", &sig), ("Shp_payment_id", &id)])
     };
     let result_url = srv.url("/api/v1/gateways/robokassa/result");
     let bad = forged("2000.00", md5(&format!("2000.00:{inv}:guess:Shp_payment_id={id}")));
@@ -211,13 +364,14 @@ async fn robokassa_link_result_url_op_state_ext() {
 
     // The genuine callback, twice: `OK{InvId}` both times, one settlement, one email.
     for _ in 0..2 {
-        let res = reqwest::Client::new().post(format!("{}/test/pay/{inv}", peer.me)).send().await.unwrap();
-        assert_eq!(res.status(), 200);
-        assert_eq!(res.text().await.unwrap(), format!("OK{inv}"));
+        assert_eq!(post_to(format!("{}/test/pay/{inv}", peer.me)).await, (200, format!("OK{inv}")));
     }
     let p = status_of(&srv, &tok, &id).await;
     assert_eq!(p["status"], "succeeded");
     assert_eq!(p["payment_method"], "BankCard");
+    assert_eq!(p["tickets"].as_array().unwrap().len(), 2);
+    // Paid: the view no longer offers the payment page.
+    assert_eq!(p["confirmation"]["confirmation_url"], Value::Null);
     // The buyer's browser back on SuccessURL: redirected to the session's return URL.
     let res = srv
         .http
@@ -227,29 +381,175 @@ async fn robokassa_link_result_url_op_state_ext() {
         .unwrap();
     assert_eq!(res.status(), 303);
     assert_eq!(res.headers()["location"], "https://zoo.example/ok");
-    assert_eq!(p["tickets"].as_array().unwrap().len(), 2);
-    assert_eq!(emails(&srv), 1);
+    assert_eq!(sent(&srv, "zoo_tickets").len(), 1);
+
+    // A correctly signed notice for a smaller sum: the session is not advanced (no tickets,
+    // its places back), the 1.00 received goes back through the Refund API, the manager and
+    // the buyer are told.
+    let (_, small) = srv.post("/v1/payments/sessions", Some(&tok), &session_body(1, "11:00")).await;
+    let small_id = small["data"]["payment_id"].as_str().unwrap().to_owned();
+    let small_inv = small_id.trim_start_matches("ZT_").to_owned();
+    reqwest::get(small["data"]["confirmation_url"].as_str().unwrap()).await.unwrap();
+    assert_eq!(reserved(&srv, "11:00").await, 1);
+    let answer = post_to(format!("{}/test/pay/{small_inv}?sum=1.00", peer.me)).await;
+    assert_eq!(answer, (200, format!("OK{small_inv}")), "the notice is taken: it is genuine");
+    let p = status_of(&srv, &tok, &small_id).await;
+    assert_eq!(
+        (p["status"].as_str(), p["refunded_amount"]["value"].as_str()),
+        (Some("refunded"), Some("1.00")),
+        "{p}"
+    );
+    assert!(p["tickets"].as_array().unwrap().is_empty(), "no tickets for 1.00");
+    assert_eq!(p["metadata"]["qr_codes_issued"], false);
+    assert_eq!(reserved(&srv, "11:00").await, 0, "the places are free again");
+    assert_eq!(peer.get(&small_inv).unwrap()["refunded"], "1.00", "refunded through the Refund API");
+    let mismatch = sent(&srv, "payment_mismatch");
+    assert_eq!(mismatch.len(), 1);
+    assert_eq!(mismatch[0].to, "manager@example.com");
+    let (subject, text) = read(&mismatch[0]);
+    assert!(subject.contains("получено 1.00") && subject.contains("ожидалось 1000.00"), "{subject}");
+    assert!(text.contains(&small_id), "{text}");
+    let returned = sent(&srv, "payment_returned");
+    assert_eq!(returned.len(), 1);
+    assert_eq!(returned[0].to, "visitor@example.com");
+    assert!(read(&returned[0]).0.contains("1.00"));
+    // Repeated, the notice changes nothing more.
+    assert_eq!(post_to(format!("{}/test/pay/{small_inv}?sum=1.00", peer.me)).await.0, 200);
+    assert_eq!(peer.get(&small_inv).unwrap()["refunded"], "1.00");
+    assert_eq!(sent(&srv, "payment_returned").len(), 1);
 
     // Paid without a callback, and never paid: the job asks OpStateExt.
-    let (_, a) = srv.post("/v1/payments/sessions", Some(&tok), &session_body(1, "11:00")).await;
-    let (_, b) = srv.post("/v1/payments/sessions", Some(&tok), &session_body(1, "11:00")).await;
+    let (_, a) = srv.post("/v1/payments/sessions", Some(&tok), &session_body(1, "12:00")).await;
+    let (_, b) = srv.post("/v1/payments/sessions", Some(&tok), &session_body(1, "12:00")).await;
     let (paid, abandoned) =
         (a["data"]["payment_id"].as_str().unwrap(), b["data"]["payment_id"].as_str().unwrap());
     for x in [&a, &b] {
         reqwest::get(x["data"]["confirmation_url"].as_str().unwrap()).await.unwrap();
     }
-    let res = reqwest::Client::new()
-        .post(format!("{}/test/pay/{}?notify=0", peer.me, &paid[3..]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    assert_eq!(post_to(format!("{}/test/pay/{}?notify=0", peer.me, &paid[3..])).await.0, 200);
     srv.app.clock.advance(chrono::Duration::minutes(16));
     let r = run(&srv.app, Job::Payments).await.unwrap();
     assert_eq!((r.examined, r.changed), (2, 2));
     assert_eq!(status_of(&srv, &tok, paid).await["status"], "succeeded");
     assert_eq!(status_of(&srv, &tok, abandoned).await["status"], "canceled");
-    assert_eq!(emails(&srv), 2);
+    assert_eq!(sent(&srv, "zoo_tickets").len(), 2);
+}
+
+#[tokio::test]
+async fn memory_robokassa_refunds() {
+    robokassa_refunds(api_tests::memory_store()).await;
+}
+
+#[tokio::test]
+async fn dynamo_robokassa_refunds() {
+    let Some(store) = api_tests::dynamo_store().await else { return };
+    robokassa_refunds(store).await;
+}
+
+/// A paid online ticket order through `peer`'s Robokassa: its id and invoice number.
+async fn robokassa_paid_order(
+    srv: &TestServer,
+    peer: &Peer,
+    event: &str,
+    seats: &[&str],
+) -> (String, String) {
+    let (order, url) = online_order(srv, event, seats, "self_online").await;
+    assert!(url.starts_with(&peer.me), "{url}");
+    assert_eq!(reqwest::get(&url).await.unwrap().status(), 200);
+    let inv = url.split("InvId=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+    assert_eq!(post_to(format!("{}/test/pay/{inv}", peer.me)).await.0, 200);
+    assert_eq!(admin_order(srv, &order).await["status"], "approved");
+    (order, inv)
+}
+
+async fn refund(srv: &TestServer, order: &str, amount: &str) -> (u16, Value) {
+    srv.post(
+        &format!("/api/v1/admin/ticket_orders/{order}/refund"),
+        Some(&admin()),
+        &json!({"amount": amount}),
+    )
+    .await
+}
+
+async fn robokassa_refunds(store: Arc<dyn Store>) {
+    let (srv, peer) = start(robokassa_peer(), store, robokassa_config).await;
+    create_event(&srv, "rk").await;
+    let (order, inv) = robokassa_paid_order(&srv, &peer, "rk", &["s-1-1", "s-1-2"]).await;
+    let total = dec(peer.get(&inv).unwrap()["sum"].as_str().unwrap());
+
+    // A part: `RefundSum` 100.00, made at once.
+    let (status, body) = refund(&srv, &order, "100.00").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["order"]["refunds"][0]["state"], "completed");
+    assert_eq!(peer.get(&inv).unwrap()["refunded"], "100.00");
+    assert_eq!(sent(&srv, "refund").len(), 1);
+
+    // The rest, and Robokassa's answer is lost: 202, pending on the order, money reserved.
+    peer.set("drop", json!(true));
+    let rest = money(total - dec("100.00"));
+    let (status, body) = refund(&srv, &order, &rest).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["order"]["refunds"][1]["state"], "pending");
+    assert_eq!(
+        peer.get(&inv).unwrap()["refunded"].as_str(),
+        Some(money(total).as_str()),
+        "the gateway made it"
+    );
+    let (status, body) = refund(&srv, &order, "0.01").await;
+    assert_eq!((status, body["error"]["field"].as_str()), (422, Some("amount")), "nothing is left: {body}");
+    // The job: a partial refund's fate is not on the invoice, so it waits; after a day, a person.
+    srv.app.clock.advance(chrono::Duration::minutes(2));
+    run(&srv.app, Job::Payments).await.unwrap();
+    assert_eq!(admin_order(&srv, &order).await["refunds"][1]["state"], "pending");
+    assert!(sent(&srv, "refund_manual").is_empty());
+    srv.app.clock.advance(chrono::Duration::hours(25));
+    run(&srv.app, Job::Payments).await.unwrap();
+    let (status, list) = srv.get("/api/v1/admin/refunds", Some(&admin())).await;
+    assert_eq!(status, 200, "{list}");
+    let waiting = list["refunds"].as_array().unwrap();
+    assert_eq!(waiting.len(), 1, "{list}");
+    assert_eq!(
+        (waiting[0]["state"].as_str(), dec(&waiting[0]["amount"].to_string())),
+        (Some("manual"), dec(&rest))
+    );
+    let manual = sent(&srv, "refund_manual");
+    assert_eq!(manual.len(), 1);
+    assert_eq!(manual[0].to, "manager@example.com");
+    assert!(read(&manual[0]).0.contains(&rest));
+    assert_eq!(taken_seats(&srv, "rk").await.len(), 2, "seats stay sold until the money is back");
+    // A person checks the merchant account and marks it made.
+    let path = format!(
+        "/api/v1/admin/refunds/{}/{}/completed",
+        waiting[0]["payment_id"].as_str().unwrap(),
+        waiting[0]["id"].as_str().unwrap()
+    );
+    let (status, body) = srv.post(&path, Some(&admin()), &json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let o = admin_order(&srv, &order).await;
+    assert_eq!((o["status"].as_str(), dec(&o["refunded"].to_string())), (Some("refunded"), total));
+    assert!(o["refunds"].as_array().unwrap().iter().all(|r| r["state"] == "completed"), "{o}");
+    assert!(taken_seats(&srv, "rk").await.is_empty());
+    assert_eq!(sent(&srv, "refund").len(), 2);
+    assert_eq!(srv.post(&path, Some(&admin()), &json!({})).await.0, 400, "made once");
+
+    // A whole refund whose answer is lost: the invoice shows it (state 60), so the job
+    // completes it by itself.
+    let (order2, inv2) = robokassa_paid_order(&srv, &peer, "rk", &["s-2-1"]).await;
+    let total2 = peer.get(&inv2).unwrap()["sum"].as_str().unwrap().to_owned();
+    peer.set("drop", json!(true));
+    let (status, body) = refund(&srv, &order2, &total2).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(peer.get(&inv2).unwrap()["state"], 60);
+    assert_eq!(taken_seats(&srv, "rk").await.len(), 1);
+    srv.app.clock.advance(chrono::Duration::minutes(2));
+    run(&srv.app, Job::Payments).await.unwrap();
+    let o = admin_order(&srv, &order2).await;
+    assert_eq!(
+        (o["status"].as_str(), o["refunds"][0]["state"].as_str()),
+        (Some("refunded"), Some("completed"))
+    );
+    assert!(taken_seats(&srv, "rk").await.is_empty());
+    assert_eq!(sent(&srv, "refund").len(), 3);
 }
 
 // ---------------------------------------------------------------- Mandarin
@@ -281,16 +581,27 @@ fn mandarin_peer() -> Router<Peer> {
         let tx = uuid::Uuid::new_v4().simple().to_string();
         match b["payment"]["action"].as_str() {
             Some("pay") => {
+                assert!(b["payment"]["orderActualTill"].is_string(), "links expire: {b}");
                 p.set(&tx, json!({ "orderId": b["payment"]["orderId"], "price": b["payment"]["price"], "status": "processing",
-                                   "email": b["customerInfo"]["email"] }));
+                                   "email": b["customerInfo"]["email"], "refunded": "0.00" }));
                 let link = format!("{}/Pay?transaction={tx}", p.me);
                 (StatusCode::OK, axum::Json(json!({ "id": tx, "userWebLink": link })))
             }
             Some("reversal") => {
+                // `payment.price` is the amount to return.
                 let target = b["target"]["transaction"].as_str().unwrap().to_owned();
                 let mut r = p.get(&target).unwrap();
-                r["status"] = json!("refunded");
+                let price = dec(b["payment"]["price"].as_str().expect("a reversal names its amount"));
+                let refunded = dec(r["refunded"].as_str().unwrap()) + price;
+                if refunded > dec(r["price"].as_str().unwrap()) {
+                    return (
+                        StatusCode::BAD_REQUEST,
+                        axum::Json(json!({"error": "amount exceeds the payment"})),
+                    );
+                }
+                r["refunded"] = json!(money(refunded));
                 p.set(&target, r);
+                p.set(&tx, json!({ "status": "success", "price": money(price), "target": target }));
                 (StatusCode::OK, axum::Json(json!({ "id": tx })))
             }
             _ => (StatusCode::BAD_REQUEST, axum::Json(json!({"error": "Invalid request"}))),
@@ -319,18 +630,15 @@ fn mandarin_peer() -> Router<Peer> {
         if uri.query() == Some("notify=0") {
             return (StatusCode::OK, String::new());
         }
-        let mut fields: Vec<(String, String)> = [
-            ("transaction", tx.as_str()),
-            ("status", outcome.as_str()),
+        let mut fields = pairs(&[
+            ("transaction", &tx),
+            ("status", &outcome),
             ("action", "pay"),
             ("merchantId", MD_MERCHANT),
             ("price", r["price"].as_str().unwrap()),
             ("orderId", r["orderId"].as_str().unwrap()),
             ("customer_email", r["email"].as_str().unwrap()),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+        ]);
         let sign = mandarin_sign(&fields);
         fields.push(("sign".into(), sign));
         let (s, body) = post_form(&format!("{}/api/v1/gateways/mandarin/callback", p.ours()), &fields).await;
@@ -342,17 +650,29 @@ fn mandarin_peer() -> Router<Peer> {
         .route("/test/settle/{tx}/{outcome}", post(pay))
 }
 
+fn mandarin_config(c: &mut shared::Config, me: &str) {
+    c.payments.zoo_gateway = GatewayKind::Mandarin;
+    c.payments.tickets_gateway = GatewayKind::Mandarin;
+    c.payments.mandarin = shared::payments::gateways::mandarin::Config {
+        merchant_id: MD_MERCHANT.into(),
+        secret: MD_SECRET.into(),
+        base_url: me.into(),
+    };
+}
+
 #[tokio::test]
-async fn mandarin_x_auth_callback_status_refund() {
-    let (srv, peer) = start(mandarin_peer(), |c, me| {
-        c.payments.zoo_gateway = GatewayKind::Mandarin;
-        c.payments.mandarin = shared::payments::gateways::mandarin::Config {
-            merchant_id: MD_MERCHANT.into(),
-            secret: MD_SECRET.into(),
-            base_url: me.into(),
-        };
-    })
-    .await;
+async fn memory_mandarin() {
+    mandarin(api_tests::memory_store()).await;
+}
+
+#[tokio::test]
+async fn dynamo_mandarin() {
+    let Some(store) = api_tests::dynamo_store().await else { return };
+    mandarin(store).await;
+}
+
+async fn mandarin(store: Arc<dyn Store>) {
+    let (srv, peer) = start(mandarin_peer(), store, mandarin_config).await;
     let tok = token("21", &[]);
     let (s, created) = srv.post("/v1/payments/sessions", Some(&tok), &session_body(2, "10:00")).await;
     assert_eq!(s, 201, "{created}");
@@ -364,17 +684,14 @@ async fn mandarin_x_auth_callback_status_refund() {
 
     // Forged callbacks: wrong secret; genuine fields with the status flipped.
     let cb = srv.url("/api/v1/gateways/mandarin/callback");
-    let mut fields: Vec<(String, String)> = [
-        ("transaction", tx.as_str()),
+    let mut fields = pairs(&[
+        ("transaction", &tx),
         ("status", "success"),
         ("action", "pay"),
         ("merchantId", MD_MERCHANT),
         ("price", "2000.00"),
-        ("orderId", id.as_str()),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+        ("orderId", &id),
+    ]);
     let mut forged = fields.clone();
     forged.push(("sign".into(), sha256("anything")));
     assert_eq!(post_form(&cb, &forged).await.0, 403);
@@ -387,52 +704,52 @@ async fn mandarin_x_auth_callback_status_refund() {
 
     // Genuine callback twice: `OK`, one settlement, one email.
     for _ in 0..2 {
-        let res = reqwest::Client::new()
-            .post(format!("{}/test/settle/{tx}/success", peer.me))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200);
-        assert_eq!(res.text().await.unwrap(), "OK");
+        assert_eq!(post_to(format!("{}/test/settle/{tx}/success", peer.me)).await, (200, "OK".to_owned()));
     }
     let p = status_of(&srv, &tok, &id).await;
     assert_eq!(p["status"], "succeeded");
     assert_eq!(p["metadata"]["qr_codes_issued"], true);
-    assert_eq!(emails(&srv), 1);
+    assert_eq!(sent(&srv, "zoo_tickets").len(), 1);
 
-    // Refund through the adapter (POST /api/transactions action=reversal).
-    let done = shared::payments::refunds::refund(&srv.app, &id, "2000.00".parse().unwrap(), "test", "900")
+    // A partial refund honours its amount (`payment.price` of the reversal).
+    let r = shared::payments::refunds::refund(&srv.app, &id, dec("500.00"), "one visitor fewer", "900")
         .await
         .unwrap();
-    assert_eq!(done.state, shared::payments::refunds::RefundState::Completed);
-    assert_eq!(status_of(&srv, &tok, &id).await["status"], "refunded");
-    assert_eq!(peer.get(&tx).unwrap()["status"], "refunded");
+    assert_eq!(r.state, shared::payments::refunds::RefundState::Completed);
+    assert_eq!(peer.get(&tx).unwrap()["refunded"], "500.00");
+    let p = status_of(&srv, &tok, &id).await;
+    assert_eq!(
+        (p["status"].as_str(), p["refunded_amount"]["value"].as_str()),
+        (Some("refunded"), Some("500.00"))
+    );
+
+    // Over HTTP, a ticket order's partial refund, then the rest.
+    create_event(&srv, "md").await;
+    let (order, url) = online_order(&srv, "md", &["s-1-5"], "self_online").await;
+    let order_tx = url.split("transaction=").nth(1).unwrap().to_owned();
+    assert_eq!(post_to(format!("{}/test/settle/{order_tx}/success", peer.me)).await.0, 200);
+    assert_eq!(admin_order(&srv, &order).await["status"], "approved");
+    let (status, body) = refund(&srv, &order, "100.00").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(peer.get(&order_tx).unwrap()["refunded"], "100.00");
+    assert_eq!(taken_seats(&srv, "md").await.len(), 1);
+    let rest = money(dec(peer.get(&order_tx).unwrap()["price"].as_str().unwrap()) - dec("100.00"));
+    let (status, body) = refund(&srv, &order, &rest).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(peer.get(&order_tx).unwrap()["refunded"], peer.get(&order_tx).unwrap()["price"]);
+    assert!(taken_seats(&srv, "md").await.is_empty());
 
     // Declined without a callback: the job asks GET /api/transactions/{id}; places come back.
     let (_, a) = srv.post("/v1/payments/sessions", Some(&tok), &session_body(3, "12:00")).await;
     let a_id = a["data"]["payment_id"].as_str().unwrap();
     let a_tx =
         a["data"]["confirmation_url"].as_str().unwrap().split("transaction=").nth(1).unwrap().to_owned();
-    reqwest::Client::new()
-        .post(format!("{}/test/settle/{a_tx}/failed?notify=0", peer.me))
-        .send()
-        .await
-        .unwrap();
-    let date = session_body(1, "12:00")["order"]["items"][0]["visit_date"].as_str().unwrap().to_owned();
-    let reserved = |srv: &TestServer| {
-        let date = date.clone();
-        let url = srv.url(&format!("/v1/slots?visit_date={date}&visit_time=12:00"));
-        async move {
-            reqwest::get(url).await.unwrap().json::<Value>().await.unwrap()["data"]["reserved"]
-                .as_i64()
-                .unwrap()
-        }
-    };
-    assert_eq!(reserved(&srv).await, 3);
+    assert_eq!(post_to(format!("{}/test/settle/{a_tx}/failed?notify=0", peer.me)).await.0, 200);
+    assert_eq!(reserved(&srv, "12:00").await, 3);
     srv.app.clock.advance(chrono::Duration::minutes(16));
     assert_eq!(run(&srv.app, Job::Payments).await.unwrap().changed, 1);
     assert_eq!(status_of(&srv, &tok, a_id).await["status"], "failed");
-    assert_eq!(reserved(&srv).await, 0);
+    assert_eq!(reserved(&srv, "12:00").await, 0);
 }
 
 // ---------------------------------------------------------------- SNGB
@@ -455,7 +772,7 @@ fn sngb_peer() -> Router<Peer> {
             return "!ERROR!PY20001-Invalid udf5".to_owned();
         }
         let paymentid = format!("{}", 100_000_000 + p.records.lock().unwrap().len());
-        p.set(&paymentid, json!({ "trackid": f["trackid"], "amt": f["amt"], "result": "INITIALIZED", "notify": f["responseURL"] }));
+        p.set(&paymentid, json!({ "trackid": f["trackid"], "amt": f["amt"], "result": "INITIALIZED", "notify": f["responseURL"], "refunded": "0.00" }));
         format!("{paymentid}:{}/PaymentPage.jsp", p.me)
     }
     async fn status(State(p): State<Peer>, Path(pid): Path<String>, uri: Uri) -> impl IntoResponse {
@@ -475,38 +792,53 @@ fn sngb_peer() -> Router<Peer> {
             None => (StatusCode::NOT_FOUND, axum::Json(json!({"error": "not found"}))),
         }
     }
+    /// PaymentTranServlet: a refund of `amt`; answered `CAPTURED:<tranid>`.
     async fn tran(State(p): State<Peer>, body: Bytes) -> impl IntoResponse {
         let f = parse_form(&body);
         if f["id"] != SN_TERMINAL || f["password"] != SN_PASSWORD || f["action"] != "2" {
             return "!ERROR!invalid".to_owned();
         }
+        if f["udf5"] != sha1(&format!("{}:{}:{SN_SECRET}", f["trackid"], f["amt"])) {
+            return "!ERROR!PY20001-Invalid udf5".to_owned();
+        }
         let mut r = p.get(&f["paymentid"]).unwrap();
-        r["result"] = json!("REFUNDED");
+        let refunded = dec(r["refunded"].as_str().unwrap()) + dec(&f["amt"]);
+        if refunded > dec(r["amt"].as_str().unwrap()) {
+            return "NOT APPROVED:amount".to_owned();
+        }
+        r["refunded"] = json!(money(refunded));
+        if refunded == dec(r["amt"].as_str().unwrap()) {
+            r["result"] = json!("REFUNDED");
+        }
         p.set(&f["paymentid"], r);
-        "CAPTURED:refund done".to_owned()
+        format!("CAPTURED:tran-{}", uuid::Uuid::new_v4().simple())
     }
-    /// The bank side: post a (payment or refund) notification to our server.
+    /// The bank side: posts a payment notification, or with `action=2` a refund made at the
+    /// bank (`amt`, `tranid` from the query) to `sngb_tran`.
     async fn notify(
         State(p): State<Peer>,
         Path((pid, result)): Path<(String, String)>,
         uri: Uri,
     ) -> impl IntoResponse {
+        let q = parse_form(uri.query().unwrap_or("").as_bytes());
         let mut r = p.get(&pid).unwrap();
-        let refund = uri.query() == Some("action=2");
+        let refund = q.get("action").map(String::as_str) == Some("2");
         if !refund {
             r["result"] = json!(result);
             p.set(&pid, r.clone());
         }
-        let (trackid, amt) = (r["trackid"].as_str().unwrap(), r["amt"].as_str().unwrap());
-        let mut fields: Vec<(String, String)> = vec![
-            ("paymentid".into(), pid.clone()),
-            ("trackid".into(), trackid.into()),
-            ("result".into(), result.clone()),
-            ("amt".into(), amt.into()),
-            ("tranid".into(), "555".into()),
-            ("auth".into(), "999999".into()),
-            ("udf5".into(), sha1(&format!("{pid}:{trackid}:{result}:{amt}:{SN_SECRET}"))),
-        ];
+        let trackid = r["trackid"].as_str().unwrap().to_owned();
+        let amt = q.get("amt").cloned().unwrap_or_else(|| r["amt"].as_str().unwrap().to_owned());
+        let tranid = q.get("tranid").cloned().unwrap_or_else(|| "555".into());
+        let mut fields = pairs(&[
+            ("paymentid", &pid),
+            ("trackid", &trackid),
+            ("result", &result),
+            ("amt", &amt),
+            ("tranid", &tranid),
+            ("auth", "999999"),
+            ("udf5", &sha1(&format!("{pid}:{trackid}:{result}:{amt}:{SN_SECRET}"))),
+        ]);
         let url = if refund {
             fields.push(("action".into(), "2".into()));
             format!("{}/api/v1/gateways/sngb/tran", p.ours())
@@ -523,18 +855,30 @@ fn sngb_peer() -> Router<Peer> {
         .route("/test/notify/{pid}/{result}", post(notify))
 }
 
+fn sngb_config(c: &mut shared::Config, me: &str) {
+    c.payments.zoo_gateway = GatewayKind::Sngb;
+    c.payments.tickets_gateway = GatewayKind::Sngb;
+    c.payments.sngb = shared::payments::gateways::sngb::Config {
+        terminal_id: SN_TERMINAL.into(),
+        password: SN_PASSWORD.into(),
+        secret: SN_SECRET.into(),
+        base_url: me.into(),
+    };
+}
+
 #[tokio::test]
-async fn sngb_init_notify_redirect_status_and_tran() {
-    let (srv, peer) = start(sngb_peer(), |c, me| {
-        c.payments.zoo_gateway = GatewayKind::Sngb;
-        c.payments.sngb = shared::payments::gateways::sngb::Config {
-            terminal_id: SN_TERMINAL.into(),
-            password: SN_PASSWORD.into(),
-            secret: SN_SECRET.into(),
-            base_url: me.into(),
-        };
-    })
-    .await;
+async fn memory_sngb() {
+    sngb(api_tests::memory_store()).await;
+}
+
+#[tokio::test]
+async fn dynamo_sngb() {
+    let Some(store) = api_tests::dynamo_store().await else { return };
+    sngb(store).await;
+}
+
+async fn sngb(store: Arc<dyn Store>) {
+    let (srv, peer) = start(sngb_peer(), store, sngb_config).await;
     let tok = token("21", &[]);
     let (s, created) = srv.post("/v1/payments/sessions", Some(&tok), &session_body(2, "10:00")).await;
     assert_eq!(s, 201, "{created}");
@@ -547,26 +891,19 @@ async fn sngb_init_notify_redirect_status_and_tran() {
 
     // Forged notification (udf5 by a stranger): rejected, nothing changes.
     let notify = srv.url("/api/v1/gateways/sngb/notify");
-    let forged: Vec<(String, String)> = [
-        ("paymentid", pid.as_str()),
-        ("trackid", id.as_str()),
+    let forged = pairs(&[
+        ("paymentid", &pid),
+        ("trackid", &id),
         ("result", "CAPTURED"),
         ("amt", "2000.00"),
         ("udf5", &sha1(&format!("{pid}:{id}:CAPTURED:2000.00:guess"))),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    ]);
     let (s, body) = post_form(&notify, &forged).await;
     assert_eq!(s, 403);
     assert!(body.starts_with("REDIRECT="), "{body}");
     // An error notification changes nothing either.
-    let error: Vec<(String, String)> = vec![
-        ("paymentid".into(), pid.clone()),
-        ("trackid".into(), id.clone()),
-        ("Error".into(), "GW00160".into()),
-        ("ErrorText".into(), "Invalid Brand".into()),
-    ];
+    let error =
+        pairs(&[("paymentid", &pid), ("trackid", &id), ("Error", "GW00160"), ("ErrorText", "Invalid Brand")]);
     let (s, body) = post_form(&notify, &error).await;
     assert_eq!(
         (s, body.as_str()),
@@ -577,50 +914,57 @@ async fn sngb_init_notify_redirect_status_and_tran() {
     // Genuine notification twice: REDIRECT to our return, one settlement, one email.
     let mut redirect = String::new();
     for _ in 0..2 {
-        let res = reqwest::Client::new()
-            .post(format!("{}/test/notify/{pid}/CAPTURED", peer.me))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200);
-        redirect = res.text().await.unwrap();
+        let (s, body) = post_to(format!("{}/test/notify/{pid}/CAPTURED", peer.me)).await;
+        assert_eq!(s, 200);
+        redirect = body;
     }
     assert_eq!(redirect, format!("REDIRECT={}", srv.url(&format!("/api/v1/gateways/return/{id}"))));
     assert_eq!(status_of(&srv, &tok, &id).await["status"], "succeeded");
-    assert_eq!(emails(&srv), 1);
+    assert_eq!(sent(&srv, "zoo_tickets").len(), 1);
     // The buyer's browser follows it and lands on the return URL.
     let res = srv.http.get(redirect.trim_start_matches("REDIRECT=")).send().await.unwrap();
     assert_eq!(res.headers()["location"], "https://zoo.example/ok");
 
-    // Refund: PaymentTranServlet, then the bank's tran notification (sngb_tran) is harmless.
-    let done = shared::payments::refunds::refund(&srv.app, &id, "2000.00".parse().unwrap(), "test", "900")
-        .await
-        .unwrap();
-    assert_eq!(done.state, shared::payments::refunds::RefundState::Completed);
+    // Our refund (PaymentTranServlet), then the bank's tran notification of it: counted once.
+    let r = shared::payments::refunds::refund(&srv.app, &id, dec("2000.00"), "test", "900").await.unwrap();
+    assert_eq!(r.state, shared::payments::refunds::RefundState::Completed);
     assert_eq!(peer.get(&pid).unwrap()["result"], "REFUNDED");
-    let res = reqwest::Client::new()
-        .post(format!("{}/test/notify/{pid}/CAPTURED?action=2", peer.me))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.text().await.unwrap(), "OK");
+    assert_eq!(post_to(format!("{}/test/notify/{pid}/CAPTURED?action=2", peer.me)).await.1, "OK");
     let p = status_of(&srv, &tok, &id).await;
-    assert_eq!(p["status"], "refunded");
-    assert_eq!(p["refunded_amount"]["value"], "2000.00");
+    assert_eq!(
+        (p["status"].as_str(), p["refunded_amount"]["value"].as_str()),
+        (Some("refunded"), Some("2000.00"))
+    );
 
-    // A refund reported only by the tran notification is recorded too.
-    let (_, b) = srv.post("/v1/payments/sessions", Some(&tok), &session_body(1, "11:00")).await;
-    let b_id = b["data"]["payment_id"].as_str().unwrap().to_owned();
-    let b_pid =
-        b["data"]["confirmation_url"].as_str().unwrap().split("PaymentID=").nth(1).unwrap().to_owned();
-    reqwest::Client::new().post(format!("{}/test/notify/{b_pid}/CAPTURED", peer.me)).send().await.unwrap();
-    let res = reqwest::Client::new()
-        .post(format!("{}/test/notify/{b_pid}/CAPTURED?action=2", peer.me))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.text().await.unwrap(), "OK");
-    assert_eq!(status_of(&srv, &tok, &b_id).await["status"], "refunded");
+    // Refunds made at the bank reach a ticket order (`sngb_tran`): a part, the same notice
+    // again, then the rest, which frees the seats.
+    create_event(&srv, "sn").await;
+    let (order, url) = online_order(&srv, "sn", &["s-1-1", "s-1-2"], "email_online").await;
+    let order_pid = url.split("PaymentID=").nth(1).unwrap().to_owned();
+    assert_eq!(post_to(format!("{}/test/notify/{order_pid}/CAPTURED", peer.me)).await.0, 200);
+    assert_eq!(admin_order(&srv, &order).await["status"], "approved");
+    let total = dec(peer.get(&order_pid).unwrap()["amt"].as_str().unwrap());
+    for _ in 0..2 {
+        let (s, body) =
+            post_to(format!("{}/test/notify/{order_pid}/CAPTURED?action=2&amt=500.00&tranid=T1", peer.me))
+                .await;
+        assert_eq!((s, body.as_str()), (200, "OK"));
+    }
+    let o = admin_order(&srv, &order).await;
+    assert_eq!(
+        (o["status"].as_str(), dec(&o["refunded"].to_string())),
+        (Some("refunded"), dec("500.00")),
+        "{o}"
+    );
+    assert_eq!(o["refunds"].as_array().unwrap().len(), 1, "the repeated notice is the same refund");
+    assert_eq!(taken_seats(&srv, "sn").await.len(), 2);
+    let rest = money(total - dec("500.00"));
+    let path = format!("{}/test/notify/{order_pid}/CAPTURED?action=2&amt={rest}&tranid=T2", peer.me);
+    assert_eq!(post_to(path).await.0, 200);
+    let o = admin_order(&srv, &order).await;
+    assert_eq!(dec(&o["refunded"].to_string()), total);
+    assert!(taken_seats(&srv, "sn").await.is_empty(), "a whole refund frees the seats");
+    assert_eq!(sent(&srv, "refund").len(), 2, "the buyer is told of each refund once");
 
     // Paid at the bank, notification lost: the job asks the REST status.
     let (_, c) = srv.post("/v1/payments/sessions", Some(&tok), &session_body(1, "12:00")).await;

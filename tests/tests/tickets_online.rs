@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use shared::jobs::Job;
 use shared::store::Store;
 use shared::tickets::barcode;
-use tickets_support::{Buyer, admin, create_event, taken_seats};
+use tickets_support::{Buyer, admin, checkout, create_event, online_pr, taken_seats};
 
 const SUCCESS: &str = "https://shop.example/tickets/ok/{order_id}";
 const ERROR: &str = "https://shop.example/tickets/error/{order_id}";
@@ -26,35 +26,6 @@ async fn server(store: Arc<dyn Store>) -> TestServer {
 
 fn messages(srv: &TestServer) -> Vec<shared::outbox::Notification> {
     srv.app.local_outbox.as_ref().expect("memory outbox").messages()
-}
-
-/// A buyer who holds `seats` of `event` with an online order type; returns the PR id.
-async fn online_pr(srv: &TestServer, event: &str, seats: &[&str], order_type: &str) -> (Buyer, String) {
-    let mut buyer = Buyer::anonymous(srv);
-    let pr = buyer.init(event).await;
-    for seat in seats {
-        let (status, body) = buyer.hold(&pr, seat).await;
-        assert_eq!(status, 200, "{body}");
-    }
-    let customer = json!({"name": "Анна", "email": "anna@example.com", "phone": "+79990000001"});
-    let (status, body) = buyer
-        .call(
-            reqwest::Method::PUT,
-            &format!("/api/v1/reservations/{pr}/order_type"),
-            Some(&json!({"order_type": order_type, "customer": customer})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    (buyer, pr)
-}
-
-/// Checkout of an online PR: 201, `ordered`, a payment page.
-async fn checkout(buyer: &Buyer, pr: &str) -> (String, String, Value) {
-    let (status, body) = buyer.post(&format!("/api/v1/reservations/{pr}/checkout"), &json!({})).await;
-    assert_eq!(status, 201, "{body}");
-    assert_eq!(body["order"]["status"], "ordered", "{body}");
-    let url = body["payment_url"].as_str().expect("payment_url").to_owned();
-    (body["order"]["id"].as_str().unwrap().to_owned(), url, body)
 }
 
 /// Follows the sandbox callback's redirect to the payment return; returns its Location.

@@ -246,7 +246,7 @@ mod tests {
             let email = r.render(&n(t, json!({}))).unwrap_or_else(|e| panic!("{t}: {e}"));
             assert!(!email.subject.is_empty(), "{t}");
             assert!(
-                email.text.contains("Здравствуйте") || email.text.contains("заказ"),
+                email.text.chars().filter(|c| ('а'..='я').contains(c)).count() > 20,
                 "{t}: {}",
                 email.text
             );

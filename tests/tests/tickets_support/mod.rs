@@ -104,3 +104,56 @@ pub async fn taken_seats(srv: &TestServer, event: &str) -> Vec<String> {
         .map(|s| s["id"].as_str().unwrap().to_owned())
         .collect()
 }
+
+/// A buyer who holds `seats` of `event` with an online order type; returns the PR id.
+pub async fn online_pr(srv: &TestServer, event: &str, seats: &[&str], order_type: &str) -> (Buyer, String) {
+    let mut buyer = Buyer::anonymous(srv);
+    let pr = buyer.init(event).await;
+    for seat in seats {
+        let (status, body) = buyer.hold(&pr, seat).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let customer = json!({"name": "Анна", "email": "anna@example.com", "phone": "+79990000001"});
+    let (status, body) = buyer
+        .call(
+            reqwest::Method::PUT,
+            &format!("/api/v1/reservations/{pr}/order_type"),
+            Some(&json!({"order_type": order_type, "customer": customer})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    (buyer, pr)
+}
+
+/// Checkout of an online PR: 201, `ordered`, a payment page.
+pub async fn checkout(buyer: &Buyer, pr: &str) -> (String, String, Value) {
+    let (status, body) = buyer.post(&format!("/api/v1/reservations/{pr}/checkout"), &json!({})).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["order"]["status"], "ordered", "{body}");
+    let url = body["payment_url"].as_str().expect("payment_url").to_owned();
+    (body["order"]["id"].as_str().unwrap().to_owned(), url, body)
+}
+
+/// An online order of `seats` waiting for its payment: (order id, payment page).
+pub async fn online_order(
+    srv: &TestServer,
+    event: &str,
+    seats: &[&str],
+    order_type: &str,
+) -> (String, String) {
+    let (buyer, pr) = online_pr(srv, event, seats, order_type).await;
+    let (order, url, _) = checkout(&buyer, &pr).await;
+    (order, url)
+}
+
+/// The order as the box office sees it.
+pub async fn admin_order(srv: &TestServer, order: &str) -> Value {
+    let (status, body) = srv.get(&format!("/api/v1/admin/ticket_orders/{order}"), Some(&admin())).await;
+    assert_eq!(status, 200, "{body}");
+    body["order"].clone()
+}
+
+/// The payment id of an online order.
+pub async fn payment_of(srv: &TestServer, order: &str) -> String {
+    shared::tickets::orders::get(&srv.app, order).await.unwrap().order.payment_id.expect("an online order")
+}
