@@ -13,10 +13,12 @@ cd "$(dirname "$0")/.."
 cargo build -q -p local --bin local
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 log=$(mktemp -t local-server.XXXXXX.log)
-export JWT_SECRET=schemathesis-secret PORT="$port" LOG_FORMAT=text RUST_LOG=warn
+export JWT_SECRET=schemathesis-secret-0123456789abcdef PORT="$port" LOG_FORMAT=text RUST_LOG=warn
 if [ "${SCHEMATHESIS_STORE:-memory}" = dynamo ]; then
-  # Against DynamoDB (run under scripts/with-moto.sh): a fresh table created at start.
+  # Against DynamoDB (run under scripts/with-moto.sh): a fresh table created at start. A process
+  # with TABLE_NAME runs as deployed: the sandbox gateway is turned on explicitly, with its key.
   export TABLE_NAME="schemathesis-$port" CREATE_TABLE=1
+  export SANDBOX_ENABLED=true SANDBOX_SECRET=schemathesis-sandbox-0123456789abcdef
 else
   unset TABLE_NAME
 fi

@@ -354,6 +354,22 @@ mod tests {
         );
     }
 
+    /// The Refund API's token for the documentation's OpKey, computed independently of this
+    /// code (Python's hmac and base64; PyJWT gives the same token).
+    #[test]
+    fn refund_jwt_known_answer() {
+        let op_key = "0005F891-8CCD-434B-8455-816AFFFDBF37-0VOisWikFF";
+        assert_eq!(
+            refund_jwt("test_password3", op_key, None),
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJPcEtleSI6IjAwMDVGODkxLThDQ0QtNDM0Qi04NDU1LTgxNkFGRkZEQkYzNy0wVk9pc1dpa0ZGIn0.TIp9zdiXaihnUdTr0gCoSD5BLWaLiyfbKZYpVaLkphM"
+        );
+        let partial = refund_jwt("test_password3", op_key, Some(Decimal::new(550, 2)));
+        let payload = partial.split('.').nth(1).unwrap();
+        use base64::Engine;
+        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap();
+        assert_eq!(String::from_utf8(json).unwrap(), format!(r#"{{"OpKey":"{op_key}","RefundSum":5.50}}"#));
+    }
+
     #[test]
     fn reads_op_state_ext() {
         let xml = "<OperationStateResponse><Result><Code>0</Code></Result><State><Code>100</Code></State><Info><IncCurrLabel>BankCard</IncCurrLabel></Info></OperationStateResponse>";
