@@ -465,3 +465,75 @@ async fn zoo_session_create_survives_a_failure_at_every_step() {
         }
     }
 }
+
+/// What the sandbox "bank" has refunded of a payment.
+async fn bank_refunded(store: &Arc<dyn Store>, payment: &str) -> rust_decimal::Decimal {
+    let item = store.get(&format!("sandbox#{payment}"), "sandbox").await.unwrap().unwrap();
+    item.data["refunds"].as_object().map_or(rust_decimal::Decimal::ZERO, |m| {
+        m.values().map(|v| v.as_str().unwrap().parse::<rust_decimal::Decimal>().unwrap()).sum()
+    })
+}
+
+/// A whole refund of an online order with a store failure at each of its steps, each way:
+/// the money goes back at most once; the order's record agrees with the bank's once the job
+/// has run; and if nothing went back, the admin's retry refunds it exactly once.
+#[tokio::test]
+async fn a_refund_survives_a_failure_at_every_step() {
+    let inner: Arc<dyn Store> = memory_store();
+    let faulty = Arc::new(FaultyStore::faulty(inner.clone()));
+    let srv = TestServer::start(faulty.clone()).await;
+    create_event(&srv, "rf").await;
+    let paid_order = |seat: String| {
+        let srv = &srv;
+        async move {
+            let (order, page) =
+                tickets_support::online_order(srv, "rf", &[seat.as_str()], "self_online").await;
+            let (_, location) = api_tests::press(srv, &page, "succeeded").await;
+            srv.http.get(&location).send().await.unwrap();
+            let o = orders::get(&srv.app, &order).await.unwrap().order;
+            assert_eq!(o.status, OrderStatus::Approved);
+            (order, o.payment_id.unwrap(), o.totals.total)
+        }
+    };
+    let refund = |order: String, amount: rust_decimal::Decimal| {
+        let srv = &srv;
+        async move {
+            let path = format!("/api/v1/admin/ticket_orders/{order}/refund");
+            srv.post(&path, Some(&tickets_support::admin()), &json!({"amount": amount.to_string()})).await
+        }
+    };
+    let (order, _, total) = paid_order("s-1-1".into()).await;
+    faulty.fail_call(0, false);
+    assert_eq!(refund(order, total).await.0, 200);
+    let steps = faulty.calls();
+    assert!(steps >= 4, "a refund reads, reserves, asks the bank and completes ({steps})");
+    for fault in Fault::ALL {
+        for step in 1..=steps {
+            // Each round ends with the whole refund, which frees the seat for the next.
+            let (order, payment, total) = paid_order("s-1-1".into()).await;
+            faulty.inject(step, fault);
+            let (status, body) = refund(order.clone(), total).await;
+            faulty.heal();
+            assert!([200, 202, 502, 503].contains(&status), "{fault:?} at step {step}: {status} {body}");
+            assert!(bank_refunded(&inner, &payment).await <= total, "never more than paid");
+            // The job finishes whatever was left pending.
+            srv.app.clock.advance(chrono::Duration::minutes(2));
+            shared::jobs::run(&srv.app, Job::Payments).await.unwrap();
+            let o = orders::get(&srv.app, &order).await.unwrap().order;
+            let banked = bank_refunded(&inner, &payment).await;
+            assert_eq!(o.refunded, banked, "{fault:?} at step {step}: the order agrees with the bank: {o:?}");
+            assert!(o.refunds.iter().all(|r| r.state == "completed"), "{fault:?} at step {step}: {o:?}");
+            if banked.is_zero() {
+                assert_eq!(o.status, OrderStatus::Approved);
+                assert_eq!(refund(order.clone(), total).await.0, 200, "{fault:?} at step {step}: the retry");
+            }
+            assert_eq!(
+                bank_refunded(&inner, &payment).await,
+                total,
+                "{fault:?} at step {step}: refunded once"
+            );
+            let p = payments::get(&srv.app, &payment).await.unwrap();
+            assert_eq!((p.status, p.refunded_amount, p.refunding.is_zero()), (Status::Refunded, total, true));
+        }
+    }
+}
