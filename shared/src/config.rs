@@ -43,8 +43,12 @@ pub struct Config {
     /// The escrow operator's manager: amount mismatches and refunds that need a person
     /// (`MANAGER_EMAIL`, default `ADMIN_EMAIL`).
     pub manager_email: String,
-    /// SQS queue of the notification outbox (`QUEUE_URL`); unset means the in-process outbox.
+    /// SQS queue the notifier reads (`QUEUE_URL`); unset means the in-process queue.
     pub queue_url: Option<String>,
+    /// Who moves outbox items to the queue (`OUTBOX_RELAY`): `stream` (the relay function on
+    /// the table's DynamoDB Stream; the default with `QUEUE_URL`) or `inline` (right after
+    /// each write, in process; the default otherwise).
+    pub outbox_relay: Relay,
     /// How often the local server runs every scheduled job (`JOB_INTERVAL` seconds, default 30).
     pub job_interval: Duration,
     /// Ticket orders: where the buyer's browser goes after a completed online payment
@@ -99,6 +103,13 @@ impl Vars {
     }
 }
 
+/// Who relays the outbox (see [`crate::outbox`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relay {
+    Inline,
+    Stream,
+}
+
 /// A secret a deployed process must not run on: missing, blank, short, or the development one.
 pub fn weak_secret(secret: &str, dev_default: &str) -> bool {
     let s = secret.trim();
@@ -139,6 +150,12 @@ impl Config {
             courier_price: v.parsed("COURIER_PRICE", Decimal::from(300))?,
             manager_email: v.get("MANAGER_EMAIL").unwrap_or_else(|| admin_email.clone()),
             admin_email,
+            outbox_relay: match v.get("OUTBOX_RELAY").as_deref().map(str::trim) {
+                None if v.get("QUEUE_URL").is_some() => Relay::Stream,
+                None | Some("inline") => Relay::Inline,
+                Some("stream") => Relay::Stream,
+                Some(other) => return Err(format!("OUTBOX_RELAY={other:?} is not inline or stream")),
+            },
             queue_url: v.get("QUEUE_URL"),
             job_interval: Duration::from_secs(v.parsed::<u64>("JOB_INTERVAL", 30)?.max(1)),
             tickets_success_url: v.get("TICKETS_SUCCESS_URL"),
@@ -163,6 +180,7 @@ impl Config {
             admin_email: "admin@example.com".into(),
             manager_email: "manager@example.com".into(),
             queue_url: None,
+            outbox_relay: Relay::Inline,
             job_interval: Duration::from_secs(30),
             tickets_success_url: None,
             tickets_error_url: None,

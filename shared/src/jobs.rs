@@ -16,10 +16,12 @@ pub enum Job {
     Payments,
     /// Seat holds past `SEAT_TIMEOUT`: delete them.
     Reservations,
+    /// Outbox items their relay did not move to the queue within a minute: relay them.
+    Outbox,
 }
 
 impl Job {
-    pub const ALL: [Job; 3] = [Job::Deals, Job::Payments, Job::Reservations];
+    pub const ALL: [Job; 4] = [Job::Deals, Job::Payments, Job::Reservations, Job::Outbox];
 }
 
 /// What one run did.
@@ -40,6 +42,7 @@ pub async fn run(app: &App, job: Job) -> ApiResult<JobReport> {
             let (examined, changed) = crate::tickets::holds::sweep(app).await?;
             Tally { examined, changed }
         }
+        Job::Outbox => crate::outbox::sweep(app).await?,
     };
     Ok(JobReport { job: Some(job), examined, changed })
 }

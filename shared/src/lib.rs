@@ -12,11 +12,12 @@ pub mod freeform;
 pub mod http;
 pub mod idempotency;
 pub mod jobs;
+pub mod mail;
 pub mod metrics;
 pub mod money;
 pub mod outbox;
-pub mod outbox_sqs;
 pub mod payments;
+pub mod queue_sqs;
 pub mod retry;
 pub mod store;
 pub mod telemetry;
@@ -31,7 +32,7 @@ use chrono::{DateTime, Utc};
 
 pub use config::Config;
 pub use error::{ApiError, ApiResult};
-use outbox::{MemoryOutbox, Outbox};
+use outbox::{MemoryQueue, Queue, Relaying};
 use payments::Owners;
 use store::Store;
 use store::dynamo::DynamoStore;
@@ -67,10 +68,12 @@ pub struct Tally {
 /// payment owners.
 #[derive(Clone)]
 pub struct App {
+    /// The store; locally (`OUTBOX_RELAY=inline`) it relays outbox items as they are written.
     pub store: Arc<dyn Store>,
-    pub outbox: Arc<dyn Outbox>,
-    /// The in-process outbox when that is the one in use (local runs, tests).
-    pub local_outbox: Option<Arc<MemoryOutbox>>,
+    /// Where the outbox relay puts notifications for the notifier (SQS in AWS).
+    pub queue: Arc<dyn Queue>,
+    /// The in-process queue when that is the one in use (local runs, tests).
+    pub local_queue: Option<Arc<MemoryQueue>>,
     pub config: Arc<Config>,
     pub clock: Clock,
     /// What payments pay for: every owner of a payment, by kind (the composition root of
@@ -87,13 +90,26 @@ fn owners() -> Owners {
 }
 
 impl App {
-    /// With the in-process outbox.
+    /// With the in-process queue.
     pub fn new(store: Arc<dyn Store>, config: Config) -> App {
-        let local = Arc::new(MemoryOutbox::default());
+        let local = Arc::new(MemoryQueue::default());
+        App::with_queue(store, config, local.clone(), Some(local))
+    }
+
+    fn with_queue(
+        store: Arc<dyn Store>,
+        config: Config,
+        queue: Arc<dyn Queue>,
+        local_queue: Option<Arc<MemoryQueue>>,
+    ) -> App {
+        let store: Arc<dyn Store> = match config.outbox_relay {
+            config::Relay::Inline => Arc::new(Relaying::new(store, queue.clone())),
+            config::Relay::Stream => store,
+        };
         App {
             store,
-            outbox: local.clone(),
-            local_outbox: Some(local),
+            queue,
+            local_queue,
             config: Arc::new(config),
             clock: Clock::default(),
             owners: Arc::new(owners()),
@@ -106,7 +122,7 @@ impl App {
     }
 
     /// From the environment: DynamoDB when `TABLE_NAME` is set, else the embedded store;
-    /// the SQS outbox when `QUEUE_URL` is set, else the in-process one.
+    /// the SQS queue when `QUEUE_URL` is set, else the in-process one.
     pub async fn from_env() -> Result<App, String> {
         let config = Config::from_env()?;
         let store: Arc<dyn Store> = match &config.table_name {
@@ -119,12 +135,12 @@ impl App {
             }
             None => Arc::new(MemoryStore::new()),
         };
-        let queue_url = config.queue_url.clone();
-        let mut app = App::new(store, config);
-        if let Some(url) = queue_url {
-            app.outbox = Arc::new(outbox_sqs::SqsOutbox::from_env(url).await);
-            app.local_outbox = None;
-        }
-        Ok(app)
+        Ok(match config.queue_url.clone() {
+            Some(url) => {
+                let queue = Arc::new(queue_sqs::SqsQueue::from_env(url).await);
+                App::with_queue(store, config, queue, None)
+            }
+            None => App::new(store, config),
+        })
     }
 }

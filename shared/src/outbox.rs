@@ -1,58 +1,226 @@
-//! The outbox port: domain changes that must notify someone enqueue a [`Notification`].
+//! The transactional outbox: an email is an item written in the same transaction as the
+//! state change that causes it, and a relay moves it to the queue the notifier reads.
 //!
-//! In AWS the adapter puts it on SQS and the notifier function renders and sends it with SES;
-//! under `make run` the in-process [`MemoryOutbox`] keeps it for a developer to inspect.
-//! Each notification carries a deterministic `id` naming the business event (for example
-//! `deal-17-paid`), so the sender can de-duplicate repeated deliveries.
+//! - **Write.** Domain code adds [`op`] (one per [`Notification`]) to the transaction of its
+//!   state change: `pk = outbox#<notification id>`, `sk = outbox`, listed in the index under
+//!   `outbox#pending#<shard>` until relayed. So there is no state change without its email
+//!   and no email without its state change. The same notification written again (a retried
+//!   step) overwrites its item: one id, one email.
+//! - **Relay.** In AWS a DynamoDB Stream on the table triggers the relay function
+//!   (`functions/relay`) with each new outbox item; locally and in tests the store is wrapped
+//!   by [`Relaying`], which relays right after the write succeeded. Either way the relay sends
+//!   the notification to the [`Queue`] (SQS, or the in-process [`MemoryQueue`]) and then
+//!   deletes the item (on its version). A relay that fails leaves the item for the next try:
+//!   the stream retries it, and the `outbox` job ([`sweep`]) relays anything pending for over
+//!   a minute. A notification relayed twice is sent once: the notifier claims each id.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use chrono::{DateTime, Utc};
+use serde_json::json;
 
-use crate::error::ApiError;
+pub use crate::mail::{Message, Notification};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Notification {
-    /// The business event, unique per email to send: the de-duplication key.
-    pub id: String,
-    /// Template name, e.g. `deal_state_changed`.
-    pub template: String,
-    /// Recipient email address.
-    pub to: String,
-    /// Template data.
-    pub data: Value,
+use crate::error::{ApiError, ApiResult};
+use crate::store::{Cond, Item, QueryOpts, Store, StoreError, WriteOp};
+use crate::{App, Tally};
+
+const SK: &str = "outbox";
+/// Index partitions of pending outbox items.
+pub const SHARDS: u32 = 4;
+/// How long an item is left to the relay of its own write before the sweep takes it.
+const SWEEP_AFTER_SECS: i64 = 60;
+/// A relayed item is deleted; one the relay never reached expires after this long anyway.
+const TTL_DAYS: i64 = 14;
+
+pub fn is_outbox_key(pk: &str) -> bool {
+    pk.starts_with("outbox#")
 }
 
+fn shard(id: &str) -> u32 {
+    id.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32)) % SHARDS
+}
+
+/// The write that puts `n` in the outbox (for the transaction of the change that causes it).
+pub fn op(n: &Notification, at: DateTime<Utc>) -> ApiResult<WriteOp> {
+    let data = json!({ "notification": n });
+    let item = Item::new(format!("outbox#{}", n.id), SK, data.as_object().cloned().unwrap_or_default())
+        .with_gsi1(
+            format!("outbox#pending#{}", shard(&n.id)),
+            format!("{}#{}", crate::payments::ts(at), n.id),
+        )
+        .with_ttl(Some((at + chrono::Duration::days(TTL_DAYS)).timestamp()));
+    Ok(WriteOp::Put { item, cond: Cond::Always })
+}
+
+/// The outbox writes of several notifications.
+pub fn ops(app: &App, notifications: &[Notification]) -> ApiResult<Vec<WriteOp>> {
+    let at = app.clock.now();
+    notifications.iter().map(|n| op(n, at)).collect()
+}
+
+/// Puts notifications in the outbox on their own (an email that changes no state: an
+/// admin's resend).
+pub async fn put(app: &App, notifications: &[Notification]) -> ApiResult<()> {
+    let ops = ops(app, notifications)?;
+    if !ops.is_empty() {
+        app.store.transact(ops).await?;
+    }
+    Ok(())
+}
+
+/// The notification an outbox item holds.
+pub fn decode(item: &Item) -> Result<Notification, StoreError> {
+    let value = item.data.get("notification").cloned().unwrap_or_default();
+    serde_json::from_value(value).map_err(|e| StoreError::Codec(format!("{}: {e}", item.pk)))
+}
+
+/// The queue port: where the relay puts notifications for the notifier.
 #[async_trait]
-pub trait Outbox: Send + Sync + 'static {
-    async fn enqueue(&self, n: Notification) -> Result<(), ApiError>;
+pub trait Queue: Send + Sync + 'static {
+    async fn send(&self, n: &Notification) -> Result<(), ApiError>;
 }
 
-/// In-process outbox for local runs and tests. It keeps one message per id, as the notifier
-/// sends one email per id: what it lists is what would be sent.
+/// In-process queue for local runs and tests. It records every send; [`messages`] lists one
+/// per id, as the notifier would send them.
+///
+/// [`messages`]: MemoryQueue::messages
 #[derive(Default)]
-pub struct MemoryOutbox {
+pub struct MemoryQueue {
     sent: Mutex<Vec<Notification>>,
 }
 
-impl MemoryOutbox {
+impl MemoryQueue {
+    /// What would be emailed: the first send of each id, oldest first.
     pub fn messages(&self) -> Vec<Notification> {
-        self.sent.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        let sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+        let mut seen = std::collections::HashSet::new();
+        sent.iter().filter(|n| seen.insert(n.id.clone())).cloned().collect()
+    }
+
+    /// How many times a notification id was put on the queue.
+    pub fn sends(&self, id: &str) -> usize {
+        self.sent.lock().unwrap_or_else(|p| p.into_inner()).iter().filter(|n| n.id == id).count()
     }
 }
 
 #[async_trait]
-impl Outbox for MemoryOutbox {
-    async fn enqueue(&self, n: Notification) -> Result<(), ApiError> {
-        let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
-        if sent.iter().any(|m| m.id == n.id) {
-            tracing::debug!(id = %n.id, "notification already queued");
-        } else {
-            tracing::info!(id = %n.id, template = %n.template, to = %n.to, "notification queued");
-            sent.push(n);
-        }
+impl Queue for MemoryQueue {
+    async fn send(&self, n: &Notification) -> Result<(), ApiError> {
+        tracing::info!(id = %n.id, template = n.template(), to = %n.to, "notification queued");
+        self.sent.lock().unwrap_or_else(|p| p.into_inner()).push(n.clone());
         Ok(())
+    }
+}
+
+/// Relays outbox items: each is sent to the queue, then deleted on its version (a newer
+/// write of the same id stays for its own relay). Answers how many were sent; a failure
+/// leaves the item for the next try.
+pub async fn relay(store: &dyn Store, queue: &dyn Queue, items: &[Item]) -> usize {
+    let mut sent = 0;
+    for item in items {
+        let n = match decode(item) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(pk = %item.pk, error = %e, "unreadable outbox item left in place");
+                continue;
+            }
+        };
+        if let Err(e) = queue.send(&n).await {
+            tracing::warn!(id = %n.id, error = %e, "outbox relay failed; retried later");
+            continue;
+        }
+        sent += 1;
+        match store.delete(&item.pk, &item.sk, Cond::Version(item.version)).await {
+            Ok(()) | Err(StoreError::Conflict { .. }) => {}
+            Err(e) => {
+                tracing::warn!(id = %n.id, error = %e, "relayed outbox item not deleted; it may be sent again")
+            }
+        }
+    }
+    sent
+}
+
+/// The `outbox` job: relays items pending for over a minute (their own relay failed).
+pub async fn sweep(app: &App) -> ApiResult<Tally> {
+    let until = crate::payments::ts(app.clock.now() - chrono::Duration::seconds(SWEEP_AFTER_SECS));
+    let mut tally = Tally::default();
+    for s in 0..SHARDS {
+        let opts = QueryOpts { sk_until: Some(format!("{until}#~")), ..Default::default() };
+        let items = app.store.query_gsi1(&format!("outbox#pending#{s}"), opts).await?;
+        tally.examined += items.len();
+        tally.changed += relay(app.store.as_ref(), app.queue.as_ref(), &items).await;
+    }
+    Ok(tally)
+}
+
+/// A store that relays the outbox items of every successful write right away (local runs and
+/// tests; in AWS the stream relay does it).
+pub struct Relaying {
+    inner: Arc<dyn Store>,
+    queue: Arc<dyn Queue>,
+}
+
+impl Relaying {
+    pub fn new(inner: Arc<dyn Store>, queue: Arc<dyn Queue>) -> Relaying {
+        Relaying { inner, queue }
+    }
+
+    async fn relay_written(&self, items: Vec<Item>) {
+        if !items.is_empty() {
+            relay(self.inner.as_ref(), self.queue.as_ref(), &items).await;
+        }
+    }
+}
+
+fn outbox_items(ops: &[WriteOp]) -> Vec<Item> {
+    ops.iter()
+        .filter_map(|op| match op {
+            WriteOp::Put { item, .. } if is_outbox_key(&item.pk) => Some(item.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[async_trait]
+impl Store for Relaying {
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
+        self.inner.get(pk, sk).await
+    }
+    async fn batch_get(&self, keys: &[(String, String)]) -> Result<Vec<Item>, StoreError> {
+        self.inner.batch_get(keys).await
+    }
+    async fn put(&self, item: Item, cond: Cond) -> Result<(), StoreError> {
+        let written = outbox_items(&[WriteOp::Put { item: item.clone(), cond }]);
+        self.inner.put(item, cond).await?;
+        self.relay_written(written).await;
+        Ok(())
+    }
+    async fn delete(&self, pk: &str, sk: &str, cond: Cond) -> Result<(), StoreError> {
+        self.inner.delete(pk, sk, cond).await
+    }
+    async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        let written = outbox_items(&ops);
+        self.inner.transact(ops).await?;
+        self.relay_written(written).await;
+        Ok(())
+    }
+    async fn query(&self, pk: &str, opts: QueryOpts) -> Result<Vec<Item>, StoreError> {
+        self.inner.query(pk, opts).await
+    }
+    async fn query_gsi1(&self, pk: &str, opts: QueryOpts) -> Result<Vec<Item>, StoreError> {
+        self.inner.query_gsi1(pk, opts).await
+    }
+    async fn add(
+        &self,
+        pk: &str,
+        sk: &str,
+        field: &str,
+        delta: i64,
+        min: Option<i64>,
+        max: Option<i64>,
+    ) -> Result<i64, StoreError> {
+        self.inner.add(pk, sk, field, delta, min, max).await
     }
 }

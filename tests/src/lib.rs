@@ -75,6 +75,15 @@ impl TestServer {
         Self::start(memory_store()).await
     }
 
+    /// As deployed: outbox items stay in the table for the stream relay (no relay in the
+    /// request), so a store wrapper sees exactly the request's own round trips.
+    pub async fn start_stream_relayed(store: Arc<dyn Store>) -> TestServer {
+        let mut config = shared::Config::for_tests();
+        config.jwt_secret = SECRET.into();
+        config.outbox_relay = shared::config::Relay::Stream;
+        Self::start_with(App::new(store, config)).await
+    }
+
     pub async fn start_with(mut app: App) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
@@ -197,4 +206,81 @@ pub async fn press(srv: &TestServer, confirmation_url: &str, button: &str) -> (u
     let res = srv.http.post(&action).form(&fields).send().await.unwrap();
     let location = res.headers().get("location").map(|l| l.to_str().unwrap().to_owned()).unwrap_or_default();
     (res.status().as_u16(), location)
+}
+
+/// Decodes the QR code of a grayscale PNG (as the notifier draws them) into its text.
+pub fn decode_qr_png(bytes: &[u8]) -> String {
+    let mut reader = png::Decoder::new(std::io::Cursor::new(bytes.to_vec())).read_info().expect("a PNG");
+    let mut buf = vec![0; reader.output_buffer_size().expect("a size")];
+    let info = reader.next_frame(&mut buf).expect("a frame");
+    let (w, h) = (info.width as usize, info.height as usize);
+    let px = |x: usize, y: usize| match info.color_type {
+        png::ColorType::Grayscale => buf[y * w + x],
+        png::ColorType::Rgb => buf[(y * w + x) * 3],
+        png::ColorType::Rgba => buf[(y * w + x) * 4],
+        other => panic!("unexpected PNG color type {other:?}"),
+    };
+    let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, px);
+    let grids = img.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code in the image");
+    grids[0].decode().expect("a readable QR code").1
+}
+
+/// Emails made by the domain itself, through the API, as a reader will get them.
+pub mod emails {
+    use serde_json::{Value, json};
+    use shared::mail::Notification;
+
+    use super::{TestServer, press, token};
+
+    /// The queued notification with this template (the last one).
+    pub fn queued(srv: &TestServer, template: &str) -> Notification {
+        let all = srv.app.local_queue.as_ref().expect("the in-process queue").messages();
+        all.into_iter()
+            .rev()
+            .find(|n| n.template() == template)
+            .unwrap_or_else(|| panic!("no {template} queued"))
+    }
+
+    pub fn visit_date() -> String {
+        (chrono::Utc::now() + chrono::Duration::days(20)).format("%Y-%m-%d").to_string()
+    }
+
+    /// A zoo session for 2 adults at 10:00 and a child at 10:30, paid on the sandbox page:
+    /// its tickets email, and the session as `GET /v1/payments/:id` shows it.
+    pub async fn zoo_tickets(srv: &TestServer) -> (Notification, Value) {
+        let tok = token("21", &[]);
+        let item = |kind: &str, qty: i64, price: &str, time: &str| {
+            json!({"ticket_type": kind, "quantity": qty, "unit_price": {"value": price, "currency": "RUB"},
+                   "visit_date": visit_date(), "visit_time": time})
+        };
+        let body = json!({
+            "session_id": "s-mail", "order": {"order_id": "ZT-MAIL", "total_amount": {"value": "2500.00", "currency": "RUB"},
+            "items": [item("adult", 2, "1000.00", "10:00"), item("child", 1, "500.00", "10:30")]},
+            "customer": {"email": "visitor@example.com"},
+            "confirmation": {"type": "redirect", "return_url": "https://zoo.example/ok", "cancel_url": "https://zoo.example/no"}
+        });
+        let (status, created) = srv.post("/v1/payments/sessions", Some(&tok), &body).await;
+        assert_eq!(status, 201, "{created}");
+        let (status, _) =
+            press(srv, created["data"]["confirmation_url"].as_str().unwrap(), "succeeded").await;
+        assert_eq!(status, 303);
+        let id = created["data"]["payment_id"].as_str().unwrap();
+        let (_, session) = srv.get(&format!("/v1/payments/{id}"), Some(&tok)).await;
+        (queued(srv, "zoo_tickets"), session["data"].clone())
+    }
+
+    /// A deal the supplier (21) approved: the consumer's (14) email of the move.
+    pub async fn deal_approved(srv: &TestServer) -> (Notification, i64) {
+        let (supplier, consumer) = (token("21", &[]), token("14", &[]));
+        assert_eq!(srv.get("/api/v1/me", Some(&supplier)).await.0, 200);
+        let body = json!({"order": {"order_description": "Стол из дуба", "verify_days": 3, "commission_payer": "consumer",
+            "cost": "2500", "supplier_id": "21", "consumer_id": "14", "supplier_billing_info": {"account": "40817"}}});
+        let (status, created) = srv.post("/api/v1/orders", Some(&consumer), &body).await;
+        assert_eq!(status, 201, "{created}");
+        let id = created["order"]["id"].as_i64().unwrap();
+        let t = json!({"transition": {"to_state": "approved"}});
+        assert_eq!(srv.post(&format!("/api/v1/orders/{id}/transitions"), Some(&supplier), &t).await.0, 204);
+        (queued(srv, "deal_state_changed"), id)
+    }
 }

@@ -164,9 +164,9 @@ pub async fn whole_deal_with_change_conditions(store: Arc<dyn Store>) {
     assert_eq!(order["locale"]["state"], "Сделка завершена");
 
     // The other party was told about each move.
-    let sent = srv.app.local_outbox.as_ref().unwrap().messages();
-    assert!(sent.iter().any(|n| n.to == "user21@example.com" && n.data["state"] == "rejected"));
-    assert!(sent.iter().any(|n| n.to == "user14@example.com" && n.data["state"] == "shipping"));
+    let sent = srv.app.local_queue.as_ref().unwrap().messages();
+    assert!(sent.iter().any(|n| n.to == "user21@example.com" && n.data()["to_state"] == "rejected"));
+    assert!(sent.iter().any(|n| n.to == "user14@example.com" && n.data()["to_state"] == "shipping"));
 }
 
 pub async fn purchase_return_path(store: Arc<dyn Store>) {
@@ -212,8 +212,8 @@ pub async fn scheduler_escalates_and_ends_protection(store: Arc<dyn Store>) {
     assert_eq!(state_of(&srv, claimed_id, &p.consumer).await["state"], "escalation");
     // Protection over → received → payout initiated.
     assert_eq!(state_of(&srv, quiet_id, &p.consumer).await["state"], "payout_initiated");
-    let sent = srv.app.local_outbox.as_ref().unwrap().messages();
-    assert!(sent.iter().any(|n| n.template == "deal_escalated" && n.to == "user21@example.com"));
+    let sent = srv.app.local_queue.as_ref().unwrap().messages();
+    assert!(sent.iter().any(|n| n.template() == "deal_escalated" && n.to == "user21@example.com"));
 }
 
 pub async fn wrong_party_impossible_state_and_strangers(store: Arc<dyn Store>) {

@@ -130,7 +130,14 @@ async fn status_of(srv: &TestServer, tok: &str, id: &str) -> Value {
 
 /// Notifications queued with this template.
 fn sent(srv: &TestServer, template: &str) -> Vec<shared::outbox::Notification> {
-    srv.app.local_outbox.as_ref().unwrap().messages().into_iter().filter(|n| n.template == template).collect()
+    srv.app
+        .local_queue
+        .as_ref()
+        .unwrap()
+        .messages()
+        .into_iter()
+        .filter(|n| n.template() == template)
+        .collect()
 }
 
 /// What the reader of a queued notification sees: its rendered subject and text.

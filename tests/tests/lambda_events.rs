@@ -161,17 +161,30 @@ async fn admin_sample_event() {
     assert_eq!(body["events"][0]["id"], "demo-concert");
 }
 
+/// The sample's body is what the domain queues when the supplier approves deal 1 (checked
+/// here against a fresh run), so it stays the producer's format.
 #[tokio::test]
 async fn notifier_sample_event() {
     let event: SqsEvent = serde_json::from_str(&sample("notifier")).expect("a valid SQS event");
+    let body = event.records[0].body.clone().unwrap();
+    let srv = api_tests::TestServer::memory().await;
+    let (made, id) = api_tests::emails::deal_approved(&srv).await;
+    assert_eq!(id, 1);
+    let sample: shared::mail::Notification = serde_json::from_str(&body).expect("a notification");
+    assert_eq!(
+        sample,
+        made,
+        "the sample is what the domain makes: {}",
+        serde_json::to_string(&made).unwrap()
+    );
     let mailer = Arc::new(notifier::MemoryMailer::default());
     let deps = notifier::Deps::new(Arc::new(MemoryStore::new()), mailer.clone());
     let response = notifier::handle(&deps, event.clone()).await;
     assert!(response.batch_item_failures.is_empty());
     let sent = mailer.sent();
     assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].to, "consumer@example.com");
-    assert_eq!(sent[0].subject, "Сделка №17: передача товара или услуги");
+    assert_eq!(sent[0].to, "user14@example.com");
+    assert_eq!(sent[0].subject, "Сделка №1: Подтверждена продавцом");
     // Redelivered: still a success, no second email.
     assert!(notifier::handle(&deps, event).await.batch_item_failures.is_empty());
     assert_eq!(mailer.sent().len(), 1);
@@ -202,26 +215,35 @@ fn sample_file(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| format!("{path}: {e}"))
 }
 
+/// `/dev/outbox` shows each email as it would be sent, and `/dev/outbox/{id}` its page with
+/// the QR images inline.
 #[tokio::test]
-async fn dev_outbox_lists_what_would_be_sent() {
+async fn dev_outbox_shows_what_would_be_sent() {
     let srv = api_tests::TestServer::memory().await;
     let (status, body) = srv.get("/dev/outbox", None).await;
     assert_eq!((status, body["count"].as_u64()), (200, Some(0)));
-    srv.app
-        .outbox
-        .enqueue(shared::outbox::Notification {
-            id: "deal-5-escalation-supplier".into(),
-            template: "deal_escalated".into(),
-            to: "supplier@example.com".into(),
-            data: serde_json::json!({"deal_id": 5}),
-        })
-        .await
-        .unwrap();
+    let (n, _) = api_tests::emails::zoo_tickets(&srv).await;
     let (status, body) = srv.get("/dev/outbox", None).await;
     assert_eq!(status, 200);
-    assert_eq!(body["count"], 1);
-    assert_eq!(body["messages"][0]["id"], "deal-5-escalation-supplier");
-    assert_eq!(body["messages"][0]["subject"], "Сделка №5 передана на рассмотрение арбитру");
+    let shown =
+        body["messages"].as_array().unwrap().iter().find(|m| m["id"] == n.id.as_str()).unwrap().clone();
+    assert!(shown["subject"].as_str().unwrap().starts_with("Ваши билеты в зоопарк на "), "{shown}");
+    assert!(shown["text"].as_str().unwrap().contains("2500.00"));
+    assert!(shown["html"].as_str().unwrap().contains("cid:qr-3@tickets"));
+    let attachments = shown["attachments"].as_array().unwrap();
+    assert_eq!(attachments.len(), 3, "{shown}");
+    assert_eq!(
+        (attachments[0]["filename"].as_str(), attachments[0]["content_type"].as_str()),
+        (Some("qr-1.png"), Some("image/png"))
+    );
+    assert!(attachments[0]["size"].as_u64().unwrap() > 100);
+    let page = srv.http.get(srv.url(&format!("/dev/outbox/{}", n.id))).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let html = page.text().await.unwrap();
+    assert_eq!(html.matches("src=\"data:image/png;base64,").count(), 3, "{html}");
+    assert!(!html.contains("cid:"));
+    assert_eq!(srv.get("/dev/outbox/nope", None).await.0, 404);
 }
 
 /// `events/` holds a sample for every Lambda function (each package under `functions/` with a

@@ -48,7 +48,14 @@ fn item(kind: &str, qty: i64, price: &str, time: &str) -> Value {
 }
 
 fn sent(srv: &TestServer, template: &str) -> Vec<shared::outbox::Notification> {
-    srv.app.local_outbox.as_ref().unwrap().messages().into_iter().filter(|n| n.template == template).collect()
+    srv.app
+        .local_queue
+        .as_ref()
+        .unwrap()
+        .messages()
+        .into_iter()
+        .filter(|n| n.template() == template)
+        .collect()
 }
 
 /// The email as its reader sees it: subject and text.

@@ -1,5 +1,7 @@
 //! The notifier against real protocol peers on moto: SQS (with a dead-letter queue), SES v2
-//! and DynamoDB (the de-duplication claims).
+//! and DynamoDB (the de-duplication claims). The notifications are made by the domain (a zoo
+//! session paid on the sandbox page, a deal approved, a ticket order refunded), sent through
+//! the SQS queue adapter, and read back from moto's SES store as a reader would get them.
 //!
 //! Each test makes its own queues and uses its own recipient address, so the tests can share
 //! one moto server and run in parallel.
@@ -12,8 +14,9 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use notifier::{Deps, SesMailer};
 use serde_json::{Value, json};
-use shared::outbox::{Notification, Outbox};
-use shared::outbox_sqs::{ID_ATTRIBUTE, SqsOutbox};
+use shared::mail::Notification;
+use shared::outbox::Queue as _;
+use shared::queue_sqs::{ID_ATTRIBUTE, SqsQueue};
 
 const FROM: &str = "tickets@example.com";
 
@@ -133,17 +136,15 @@ fn recipient() -> String {
     format!("buyer-{}@example.com", uuid::Uuid::new_v4().simple())
 }
 
-fn zoo_tickets(id: &str, to: &str) -> Notification {
-    Notification {
-        id: id.into(),
-        template: "zoo_tickets".into(),
-        to: to.into(),
-        data: json!({
-            "payment_id": "pay_12345", "customer_name": "Иван Петров", "total_amount": "2500.00",
-            "visit_date": "2026-12-01", "visit_time": "10:00",
-            "tickets": [{"code": "ZOO-A1", "ticket_type": "adult"}, {"code": "ZOO-C1", "ticket_type": "child"}],
-        }),
-    }
+/// A domain-made notification, addressed for this test.
+fn addressed(n: &Notification, id: &str, to: &str) -> Notification {
+    Notification { id: id.into(), to: to.into(), ..n.clone() }
+}
+
+async fn zoo_tickets(id: &str, to: &str) -> (Notification, Value) {
+    let srv = api_tests::TestServer::memory().await;
+    let (n, session) = api_tests::emails::zoo_tickets(&srv).await;
+    (addressed(&n, id, to), session)
 }
 
 #[tokio::test]
@@ -152,7 +153,8 @@ async fn a_queued_notification_is_sent_through_ses() {
     let q = queue(&env.sqs, 3).await;
     let to = recipient();
     let id = format!("payment-{}-succeeded", uuid::Uuid::new_v4().simple());
-    SqsOutbox::new(env.sqs.clone(), &q.url).enqueue(zoo_tickets(&id, &to)).await.unwrap();
+    let (n, session) = zoo_tickets(&id, &to).await;
+    SqsQueue::new(env.sqs.clone(), &q.url).send(&n).await.unwrap();
 
     let messages = receive(&env.sqs, &q.url).await;
     assert_eq!(messages.len(), 1);
@@ -164,17 +166,35 @@ async fn a_queued_notification_is_sent_through_ses() {
     let mails = mails_to(&env, &to).await;
     assert_eq!(mails.len(), 1, "one email in moto's SES store");
     let parsed = mail_parser::MessageParser::default().parse(mails[0].as_bytes()).expect("a MIME message");
-    assert_eq!(parsed.subject(), Some("Ваши билеты в зоопарк на 2026-12-01"));
+    let date = chrono::NaiveDate::parse_from_str(&api_tests::emails::visit_date(), "%Y-%m-%d").unwrap();
+    let shown = date.format("%d.%m.%Y").to_string();
+    assert_eq!(parsed.subject(), Some(format!("Ваши билеты в зоопарк на {shown} в 10:00").as_str()));
     let text = parsed.body_text(0).unwrap();
-    assert!(text.contains("Иван Петров") && text.contains("2500.00 ₽") && text.contains("ZOO-C1"), "{text}");
+    assert!(text.contains("2500.00 ₽") && text.contains(&format!("{shown} 10:30")), "{text}");
     let html = parsed.body_html(0).unwrap();
-    assert!(html.contains("cid:qr-1@tickets") && html.contains("cid:qr-2@tickets"), "{html}");
+    assert!((1..=3).all(|i| html.contains(&format!("cid:qr-{i}@tickets"))), "{html}");
     let images: Vec<_> = parsed
         .attachments()
         .filter(|a| a.content_type().is_some_and(|c| c.ctype() == "image" && c.subtype() == Some("png")))
         .collect();
-    assert_eq!(images.len(), 2, "one QR image per ticket");
-    assert_eq!(&images[0].contents()[1..4], b"PNG");
+    assert_eq!(images.len(), 3, "one QR image per ticket");
+    // Each image is the QR code a gate reads: the ticket's own signed payload.
+    let mut in_email: Vec<String> = images.iter().map(|i| api_tests::decode_qr_png(i.contents())).collect();
+    let mut issued: Vec<String> = session["tickets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let b64 = t["qr_code"].as_str().unwrap().trim_start_matches("data:image/png;base64,");
+            api_tests::decode_qr_png(
+                &base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).unwrap(),
+            )
+        })
+        .collect();
+    in_email.sort();
+    issued.sort();
+    assert_eq!(in_email, issued);
+    assert!(in_email.iter().all(|p| p.starts_with("ZOOTICKET;")));
     assert_eq!(parsed.from().and_then(|f| f.first()).and_then(|a| a.address()), Some(FROM));
 }
 
@@ -184,16 +204,13 @@ async fn a_message_delivered_twice_sends_one_email() {
     let q = queue(&env.sqs, 3).await;
     let to = recipient();
     let id = format!("deal-{}-shipping", uuid::Uuid::new_v4().simple());
-    let n = Notification {
-        id: id.clone(),
-        template: "deal_state_changed".into(),
-        to: to.clone(),
-        data: json!({"deal_id": 17, "from_state": "paid", "to_state": "shipping", "cost": "2500.00"}),
-    };
-    // SQS may deliver one message twice; a producer may also enqueue one business event twice.
-    let outbox = SqsOutbox::new(env.sqs.clone(), &q.url);
-    outbox.enqueue(n.clone()).await.unwrap();
-    outbox.enqueue(n.clone()).await.unwrap();
+    let srv = api_tests::TestServer::memory().await;
+    let (n, deal) = api_tests::emails::deal_approved(&srv).await;
+    let n = addressed(&n, &id, &to);
+    // SQS may deliver one message twice; a relay may also send one outbox item twice.
+    let queue = SqsQueue::new(env.sqs.clone(), &q.url);
+    queue.send(&n).await.unwrap();
+    queue.send(&n).await.unwrap();
 
     let messages = receive(&env.sqs, &q.url).await;
     assert_eq!(messages.len(), 2);
@@ -206,7 +223,8 @@ async fn a_message_delivered_twice_sends_one_email() {
     let mails = mails_to(&env, &to).await;
     assert_eq!(mails.len(), 1, "exactly one email for one business event");
     let parsed = mail_parser::MessageParser::default().parse(mails[0].as_bytes()).unwrap();
-    assert_eq!(parsed.subject(), Some("Сделка №17: передача товара или услуги"));
+    assert_eq!(parsed.subject(), Some(format!("Сделка №{deal}: Подтверждена продавцом").as_str()));
+    assert!(parsed.body_text(0).unwrap().contains("Изменение внёс: продавец"));
     let claim = env.deps.store.get(&format!("mail#{id}"), "mail").await.unwrap().expect("claim stored");
     assert_eq!(claim.data["state"], "sent");
     assert!(claim.ttl.is_some(), "claims expire");
@@ -246,8 +264,8 @@ async fn a_good_message_in_a_batch_with_a_poison_one_is_sent() {
     let Some(env) = env().await else { return };
     let q = queue(&env.sqs, 1).await;
     let to = recipient();
-    let outbox = SqsOutbox::new(env.sqs.clone(), &q.url);
-    outbox.enqueue(zoo_tickets(&format!("pay-{}", uuid::Uuid::new_v4().simple()), &to)).await.unwrap();
+    let (n, _) = zoo_tickets(&format!("pay-{}", uuid::Uuid::new_v4().simple()), &to).await;
+    SqsQueue::new(env.sqs.clone(), &q.url).send(&n).await.unwrap();
     env.sqs.send_message().queue_url(&q.url).message_body("{\"id\": 1}").send().await.unwrap();
     let messages = receive(&env.sqs, &q.url).await;
     assert_eq!(messages.len(), 2);
@@ -272,13 +290,9 @@ async fn a_refused_send_is_retried_and_then_sent_once() {
     let q = queue(&env.sqs, 5).await;
     let to = recipient();
     let id = format!("refund-{}", uuid::Uuid::new_v4().simple());
-    let n = Notification {
-        id: id.clone(),
-        template: "refund".into(),
-        to: to.clone(),
-        data: json!({"amount": "1500.00", "order_id": 42, "reason": "Мероприятие отменено"}),
-    };
-    SqsOutbox::new(env.sqs.clone(), &q.url).enqueue(n).await.unwrap();
+    let srv = api_tests::TestServer::memory().await;
+    let (n, _) = api_tests::emails::deal_approved(&srv).await;
+    SqsQueue::new(env.sqs.clone(), &q.url).send(&addressed(&n, &id, &to)).await.unwrap();
     let messages = receive(&env.sqs, &q.url).await;
     let refused = notifier::handle(&refusing, event(&messages)).await;
     assert_eq!(refused.batch_item_failures.len(), 1, "reported for redelivery");
@@ -290,6 +304,5 @@ async fn a_refused_send_is_retried_and_then_sent_once() {
     let mails = mails_to(&env, &to).await;
     assert_eq!(mails.len(), 1);
     let parsed = mail_parser::MessageParser::default().parse(mails[0].as_bytes()).unwrap();
-    assert_eq!(parsed.subject(), Some("Возврат 1500.00 ₽ по заказу №42"));
-    assert!(parsed.body_text(0).unwrap().contains("Мероприятие отменено"));
+    assert!(parsed.subject().unwrap().ends_with("Подтверждена продавцом"), "{:?}", parsed.subject());
 }

@@ -12,7 +12,7 @@ use shared::store::counting::CountingStore;
 async fn deal_calls_use_the_minimum_round_trips() {
     let counting = Arc::new(CountingStore::counting(memory_store()));
     let counts = counting.counts.clone();
-    let srv = TestServer::start(counting).await;
+    let srv = TestServer::start_stream_relayed(counting).await;
     let (supplier, consumer) = (token("21", &[]), token("14", &[]));
     let order = json!({"order": {"order_description": "x", "verify_days": 3, "commission_payer": "consumer",
         "cost": 100, "supplier_id": "21", "consumer_id": "14", "supplier_billing_info": {"a": 1}}});
@@ -69,7 +69,7 @@ async fn deal_calls_use_the_minimum_round_trips() {
         ("get deal", 2),                 // deal, party profiles (one batch)
         ("list deals", 3),               // memberships, deals (one batch), profiles (one batch)
         ("transitions", 1),
-        ("perform transition", 3), // deal, conditional put, profiles for the notification
+        ("perform transition", 3), // deal, party profiles (its emails), one transaction (deal + outbox)
     ];
     let got: Vec<(&str, u64)> = measured.iter().map(|(n, c)| (n.as_str(), *c)).collect();
     assert_eq!(got, expected);

@@ -22,7 +22,7 @@ fn take(c: &Counts) -> (u64, u64) {
 async fn round_trips_of_the_hot_paths() {
     let store = Arc::new(CountingStore::counting(api_tests::memory_store()));
     let counts = store.counts.clone();
-    let srv = TestServer::start(store).await;
+    let srv = TestServer::start_stream_relayed(store).await;
     create_event(&srv, "rt").await;
     let mut buyer = Buyer::anonymous(&srv);
     counts.reset();

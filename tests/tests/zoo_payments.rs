@@ -129,11 +129,11 @@ async fn pay_on_the_sandbox_page_then_decline_delete_and_404() {
         assert_eq!(t["ticket_id"], ticket_id);
         assert!(payload.starts_with(&format!("ZOOTICKET;{ticket_id};{id};{date};10:00;adult;")), "{payload}");
     }
-    let mail = srv.app.local_outbox.as_ref().unwrap().messages();
+    let mail = srv.app.local_queue.as_ref().unwrap().messages();
     assert_eq!(mail.len(), 1);
-    assert_eq!(mail[0].template, "zoo_tickets");
+    assert_eq!(mail[0].template(), "zoo_tickets");
     assert_eq!(mail[0].to, "visitor@example.com");
-    assert_eq!(mail[0].data["tickets"].as_array().unwrap().len(), 2);
+    assert_eq!(mail[0].data()["tickets"].as_array().unwrap().len(), 2);
     // Paid places stay taken.
     assert_eq!(slot_reserved(&srv, &date, "10:00").await, 2);
     // A paid payment cannot be deleted.
@@ -161,7 +161,7 @@ async fn pay_on_the_sandbox_page_then_decline_delete_and_404() {
     assert_eq!(srv.get(&format!("/v1/payments/{id2}"), Some(&tok)).await.0, 404);
     assert_eq!(srv.call(Method::DELETE, &format!("/v1/payments/{id2}"), Some(&tok), None).await.0, 404);
     // Still one email: nothing for the failure.
-    assert_eq!(srv.app.local_outbox.as_ref().unwrap().messages().len(), 1);
+    assert_eq!(srv.app.local_queue.as_ref().unwrap().messages().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -207,7 +207,7 @@ async fn repeated_and_forged_callbacks_change_nothing_more() {
     let (_, got) = srv.get(&format!("/v1/payments/{id}"), Some(&tok)).await;
     assert_eq!(got["data"]["status"], "succeeded");
     assert_eq!(got["data"]["tickets"].as_array().unwrap().len(), 1);
-    assert_eq!(srv.app.local_outbox.as_ref().unwrap().messages().len(), 1);
+    assert_eq!(srv.app.local_queue.as_ref().unwrap().messages().len(), 1);
     assert_eq!(slot_reserved(&srv, &date, "11:00").await, 1);
 
     // Decline delivered five times at once: the places come back exactly once (another
@@ -541,7 +541,7 @@ async fn reconciliation(store: Arc<dyn Store>) {
     let (_, got) = srv.get(&format!("/v1/payments/{abandoned}"), Some(&tok)).await;
     assert_eq!(got["data"]["status"], "canceled");
     assert_eq!(slot_reserved(&srv, &date, "16:00").await, 2);
-    assert_eq!(srv.app.local_outbox.as_ref().unwrap().messages().len(), 1);
+    assert_eq!(srv.app.local_queue.as_ref().unwrap().messages().len(), 1);
     // Nothing left to do; the canceled one can be deleted.
     let r = run(&srv.app, Job::Payments).await.unwrap();
     assert_eq!((r.examined, r.changed), (0, 0));

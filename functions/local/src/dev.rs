@@ -1,38 +1,75 @@
 //! Local-only helpers, mounted by the local server and by no Lambda function.
 //!
-//! - `GET /dev/outbox`: the notifications the in-process outbox holds — what the notifier
-//!   would send — oldest first, with the rendered subject. 404 when the outbox is SQS.
+//! - `GET /dev/outbox`: every email the in-process queue holds, oldest first, as the notifier
+//!   would send it: `subject`, `text`, `html`, and its `attachments` (`filename`,
+//!   `content_type`, `size`). 404 when the queue is SQS.
+//! - `GET /dev/outbox/{id}`: that email's HTML with its images inline (`data:` URLs), to open
+//!   in a browser.
 //! - [`spawn_jobs`]: ticks every scheduled job in-process every `JOB_INTERVAL` seconds.
 
 use axum::extract::State;
+use axum::http::header;
+use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use axum::{Json, Router};
+use base64::Engine;
 use serde_json::{Value, json};
+use shared::http::PathArg;
 use shared::jobs::{self, Job};
+use shared::mail::Notification;
 use shared::{ApiError, ApiResult, App};
 
 pub fn router() -> Router<App> {
-    Router::new().route("/dev/outbox", get(outbox))
+    Router::new().route("/dev/outbox", get(outbox)).route("/dev/outbox/{id}", get(email_page))
+}
+
+fn queued(app: &App) -> ApiResult<Vec<Notification>> {
+    let local = app
+        .local_queue
+        .as_ref()
+        .ok_or_else(|| ApiError::NotFound("local outbox (QUEUE_URL is set)".into()))?;
+    Ok(local.messages())
+}
+
+fn rendered(n: &Notification) -> ApiResult<notifier::Email> {
+    notifier::Renderer::new().render(n).map_err(|e| ApiError::Internal(format!("{}: {e}", n.id)))
 }
 
 async fn outbox(State(app): State<App>) -> ApiResult<Json<Value>> {
-    let local = app
-        .local_outbox
-        .as_ref()
-        .ok_or_else(|| ApiError::NotFound("local outbox (QUEUE_URL is set)".into()))?;
-    let renderer = notifier::Renderer::new();
-    let messages: Vec<Value> = local
-        .messages()
-        .into_iter()
-        .map(|n| {
-            let subject = match renderer.render(&n) {
-                Ok(email) => Value::String(email.subject),
-                Err(e) => json!({ "error": e.to_string() }),
-            };
-            json!({ "id": n.id, "template": n.template, "to": n.to, "subject": subject, "data": n.data })
-        })
-        .collect();
+    let mut messages = Vec::new();
+    for n in queued(&app)? {
+        let email = rendered(&n)?;
+        let attachments: Vec<Value> = email
+            .inline
+            .iter()
+            .map(|i| {
+                json!({
+                    "filename": format!("{}.png", i.cid.split('@').next().unwrap_or("image")),
+                    "content_type": i.content_type,
+                    "size": i.bytes.len(),
+                })
+            })
+            .collect();
+        messages.push(json!({
+            "id": n.id, "template": n.template(), "to": n.to,
+            "subject": email.subject, "text": email.text, "html": email.html,
+            "attachments": attachments,
+        }));
+    }
     Ok(Json(json!({ "count": messages.len(), "messages": messages })))
+}
+
+/// The email's HTML, its `cid:` images replaced by `data:` URLs.
+async fn email_page(State(app): State<App>, PathArg(id): PathArg<String>) -> ApiResult<impl IntoResponse> {
+    let n =
+        queued(&app)?.into_iter().find(|n| n.id == id).ok_or_else(|| ApiError::NotFound("email".into()))?;
+    let email = rendered(&n)?;
+    let mut html = email.html.clone();
+    for img in &email.inline {
+        let data = base64::engine::general_purpose::STANDARD.encode(&img.bytes);
+        html = html.replace(&format!("cid:{}", img.cid), &format!("data:{};base64,{data}", img.content_type));
+    }
+    Ok(([(header::CACHE_CONTROL, "no-store")], Html(html)))
 }
 
 /// Runs every job every `JOB_INTERVAL` seconds until the process ends. A failing or panicking

@@ -32,7 +32,7 @@ use aws_sdk_sesv2::primitives::Blob;
 use aws_sdk_sesv2::types::{Destination, EmailContent, RawMessage};
 use serde_json::json;
 use shared::Clock;
-use shared::outbox::Notification;
+use shared::mail::Notification;
 use shared::store::{Cond, Item, Store, StoreError};
 
 pub use render::{Email, RenderError, Renderer};
@@ -208,7 +208,7 @@ pub async fn process(deps: &Deps, n: &Notification) -> Result<Outcome, Failure> 
     }
     let now = deps.clock.now();
     let claim = |state: &str| {
-        let data = json!({ "state": state, "template": n.template, "to": n.to, "at": now.to_rfc3339() });
+        let data = json!({ "state": state, "template": n.template(), "to": n.to, "at": now.to_rfc3339() });
         Item::from_value(&pk, &sk, &data).map(|i| i.with_ttl(Some(now.timestamp() + CLAIM_TTL_SECS)))
     };
     let claimed = claim("sending").map_err(unavailable)?;
@@ -311,12 +311,17 @@ mod tests {
     }
 
     fn note(id: &str) -> Notification {
-        Notification {
-            id: id.into(),
-            template: "refund".into(),
-            to: "buyer@example.com".into(),
-            data: json!({"amount": "100.00", "order_id": 5}),
-        }
+        use shared::mail::{Message, RefundMail, Rub};
+        let hundred = Rub(rust_decimal::Decimal::new(10000, 2));
+        let mail = RefundMail {
+            subject: "Заказ №5".into(),
+            customer_name: None,
+            amount: hundred,
+            reason: String::new(),
+            refunded: hundred,
+            total: hundred,
+        };
+        Notification::new(id, "buyer@example.com", Message::Refund(mail))
     }
 
     #[tokio::test]
@@ -373,8 +378,12 @@ mod tests {
             decode(Some(r#"{"id":"","template":"refund","to":"a@b.c","data":{}}"#)),
             Err(Failure::Poison(_))
         ));
+        assert!(matches!(
+            decode(Some(r#"{"id":"p-0","template":"unknown","to":"a@b.c","data":{}}"#)),
+            Err(Failure::Poison(_))
+        ));
         let mut bad = note("p-1");
-        bad.template = "unknown".into();
+        bad.to = "no address".into();
         assert!(matches!(process(&deps, &bad).await, Err(Failure::Poison(_))));
         assert_eq!(deps.store.get("mail#p-1", "mail").await.unwrap(), None);
         assert!(mailer.sent().is_empty());

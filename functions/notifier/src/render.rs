@@ -1,29 +1,20 @@
 //! Rendering: one notification → one email (subject, plain text, HTML, inline QR images).
 //!
-//! Templates are minijinja files embedded at compile time (`templates/`): for each name a
-//! `.subject`, a `.txt` and an `.html` (HTML is auto-escaped, text is not). Undefined data
-//! fields render empty, so a producer may omit optional fields. For `e_tickets` and
-//! `zoo_tickets` every ticket with a `code` gets a QR code (PNG) attached inline and
-//! referenced from the HTML as `cid:` (`qr_cid` is added to the ticket data).
+//! A [`Notification`] is typed (`shared::mail`): its template is its variant, its data the
+//! variant's struct, serialized for the template. Templates are minijinja files embedded at
+//! compile time (`templates/`): for each name a `.subject`, a `.txt` and an `.html` (HTML is
+//! auto-escaped, text is not). Undefined fields are errors (a template naming a field its type
+//! lacks fails its test), optional fields are `null`. For e-tickets and zoo tickets each
+//! ticket's `code` becomes a QR code (PNG) attached inline as `qr-<n>@tickets` (`n` from 1, in
+//! ticket order) and referenced from the HTML as `cid:`. Filters: `date` (`2030-06-01` →
+//! `01.06.2030`), `datetime` (an RFC 3339 time → `01.05.2030 19:00`, in its own offset).
 
 use minijinja::{Environment, UndefinedBehavior};
 use serde_json::Value;
-use shared::outbox::Notification;
+use shared::mail::{Message, Notification};
 
 /// Every template a notification may name.
-pub const TEMPLATES: [&str; 11] = [
-    "ticket_order_buyer",
-    "ticket_order_admin",
-    "e_tickets",
-    "zoo_tickets",
-    "deal_state_changed",
-    "deal_escalated",
-    "deal_terms_changed",
-    "refund",
-    "payment_returned",
-    "payment_mismatch",
-    "refund_manual",
-];
+pub const TEMPLATES: [&str; 11] = Message::TEMPLATES;
 
 macro_rules! embedded {
     ($($name:literal),* $(,)?) => {
@@ -73,33 +64,20 @@ pub struct Email {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RenderError {
-    #[error("unknown template {0:?}")]
-    UnknownTemplate(String),
     #[error("invalid recipient {0:?}")]
     BadRecipient(String),
     #[error("template {template}: {message}")]
     Template { template: String, message: String },
 }
 
-/// Russian names of the deal states.
-pub fn deal_state(state: &str) -> String {
-    match state {
-        "pending" => "создана, ожидает подтверждения",
-        "approved" => "подтверждена продавцом",
-        "payment_verification" => "проверка оплаты",
-        "paid" => "оплачена",
-        "shipping" => "передача товара или услуги",
-        "received" => "получено покупателем",
-        "rejected" => "претензия покупателя",
-        "escalation" => "передана на рассмотрение арбитру",
-        "await_returning" => "ожидает возврата",
-        "returned" => "возвращено",
-        "payout_initiated" => "выплата продавцу начата",
-        "done" => "завершена",
-        "cancelled" => "отменена",
-        other => other,
-    }
-    .to_owned()
+/// `2030-06-01` → `01.06.2030`.
+fn date(s: String) -> String {
+    chrono::NaiveDate::parse_from_str(&s, "%Y-%m-%d").map(|d| d.format("%d.%m.%Y").to_string()).unwrap_or(s)
+}
+
+/// An RFC 3339 time → `01.05.2030 19:00` (in its own offset).
+fn datetime(s: String) -> String {
+    chrono::DateTime::parse_from_rfc3339(&s).map(|d| d.format("%d.%m.%Y %H:%M").to_string()).unwrap_or(s)
 }
 
 /// The template environment (built once per process).
@@ -116,8 +94,9 @@ impl Default for Renderer {
 impl Renderer {
     pub fn new() -> Renderer {
         let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Chainable);
-        env.add_filter("deal_state", |s: String| deal_state(&s));
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.add_filter("date", date);
+        env.add_filter("datetime", datetime);
         for (name, source) in SOURCES.iter().chain([&BASE]) {
             env.add_template(name, source).expect("embedded templates are valid (checked by a test)");
         }
@@ -125,35 +104,37 @@ impl Renderer {
     }
 
     pub fn render(&self, n: &Notification) -> Result<Email, RenderError> {
-        if !TEMPLATES.contains(&n.template.as_str()) {
-            return Err(RenderError::UnknownTemplate(n.template.clone()));
-        }
+        let template = n.template();
         if !plausible_email(&n.to) {
             return Err(RenderError::BadRecipient(n.to.clone()));
         }
-        let mut data = match &n.data {
-            Value::Object(_) => n.data.clone(),
-            Value::Null => Value::Object(Default::default()),
-            _ => {
-                return Err(RenderError::Template {
-                    template: n.template.clone(),
-                    message: "data must be an object".into(),
-                });
-            }
+        let failed = |message: String| RenderError::Template { template: template.into(), message };
+        let data = match serde_json::to_value(&n.message).map_err(|e| failed(e.to_string()))? {
+            Value::Object(mut m) => m.remove("data").unwrap_or_default(),
+            _ => Value::Null,
         };
-        let inline = if matches!(n.template.as_str(), "e_tickets" | "zoo_tickets") {
-            attach_qr_codes(&mut data)
-                .map_err(|message| RenderError::Template { template: n.template.clone(), message })?
-        } else {
-            Vec::new()
-        };
+        let inline = n
+            .message
+            .qr_codes()
+            .iter()
+            .enumerate()
+            .map(|(i, code)| {
+                Ok(Inline {
+                    cid: format!("qr-{}@tickets", i + 1),
+                    content_type: "image/png",
+                    bytes: qr_png(code)?,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()
+            .map_err(failed)?;
         let render = |suffix: &str| -> Result<String, RenderError> {
-            let name = format!("{}.{suffix}", n.template);
+            let name = format!("{template}.{suffix}");
             let tmpl = self
                 .env
                 .get_template(&name)
                 .map_err(|e| RenderError::Template { template: name.clone(), message: e.to_string() })?;
-            tmpl.render(&data).map_err(|e| RenderError::Template { template: name, message: e.to_string() })
+            tmpl.render(&data)
+                .map_err(|e| RenderError::Template { template: name, message: format!("{e:#}") })
         };
         let subject = render("subject")?.split_whitespace().collect::<Vec<_>>().join(" ");
         Ok(Email {
@@ -174,29 +155,6 @@ fn plausible_email(to: &str) -> bool {
         && !domain.starts_with('.')
         && !domain.ends_with('.')
         && !to.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | '"'))
-}
-
-/// Adds `qr_cid` to every ticket with a `code` and returns the PNG images.
-fn attach_qr_codes(data: &mut Value) -> Result<Vec<Inline>, String> {
-    let Some(tickets) = data.get_mut("tickets").and_then(Value::as_array_mut) else {
-        return Ok(Vec::new());
-    };
-    let mut images = Vec::new();
-    for (i, ticket) in tickets.iter_mut().enumerate() {
-        let Some(code) = ticket.get("code").and_then(|c| match c {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        }) else {
-            continue;
-        };
-        let cid = format!("qr-{}@tickets", i + 1);
-        images.push(Inline { cid: cid.clone(), content_type: "image/png", bytes: qr_png(&code)? });
-        if let Value::Object(t) = ticket {
-            t.insert("qr_cid".into(), Value::String(cid));
-        }
-    }
-    Ok(images)
 }
 
 /// A QR code as a grayscale PNG: 6 pixels per module, a 4-module quiet zone.
@@ -231,73 +189,41 @@ pub fn qr_png(text: &str) -> Result<Vec<u8>, String> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use rust_decimal::Decimal;
+    use shared::mail::{RefundMail, Rub};
 
     use super::*;
 
-    fn n(template: &str, data: Value) -> Notification {
-        Notification { id: "t-1".into(), template: template.into(), to: "buyer@example.com".into(), data }
-    }
-
-    #[test]
-    fn every_template_renders_in_russian() {
-        let r = Renderer::new();
-        for t in TEMPLATES {
-            let email = r.render(&n(t, json!({}))).unwrap_or_else(|e| panic!("{t}: {e}"));
-            assert!(!email.subject.is_empty(), "{t}");
-            assert!(
-                email.text.chars().filter(|c| ('а'..='я').contains(c)).count() > 20,
-                "{t}: {}",
-                email.text
-            );
-            assert!(email.html.contains("<html lang=\"ru\">"), "{t}");
-        }
-    }
-
-    #[test]
-    fn deal_state_change_names_the_states() {
-        let email = Renderer::new()
-            .render(&n(
-                "deal_state_changed",
-                json!({"deal_id": 17, "from_state": "paid", "to_state": "shipping", "cost": "2500.00"}),
-            ))
-            .unwrap();
-        assert_eq!(email.subject, "Сделка №17: передача товара или услуги");
-        assert!(email.text.contains("«оплачена» → «передача товара или услуги»"), "{}", email.text);
-        assert!(email.text.contains("2500.00 ₽"));
+    fn refund(reason: &str) -> Notification {
+        let mail = RefundMail {
+            subject: "Заказ №7".into(),
+            customer_name: Some("Анна".into()),
+            amount: Rub(Decimal::new(1000, 2)),
+            reason: reason.into(),
+            refunded: Rub(Decimal::new(1000, 2)),
+            total: Rub(Decimal::new(5000, 2)),
+        };
+        Notification::new("t-1", "buyer@example.com", Message::Refund(mail))
     }
 
     #[test]
     fn html_is_escaped_text_is_not() {
-        let email = Renderer::new()
-            .render(&n("refund", json!({"amount": "10.00", "reason": "<b>x</b> & y"})))
-            .unwrap();
+        let email = Renderer::new().render(&refund("<b>x</b> & y")).unwrap();
         assert!(email.html.contains("&lt;b&gt;x&lt;&#x2f;b&gt; &amp; y"), "{}", email.html);
         assert!(email.text.contains("<b>x</b> & y"));
+        assert!(email.subject.contains("10.00"), "{}", email.subject);
     }
 
     #[test]
-    fn tickets_get_inline_qr_codes() {
-        let email = Renderer::new()
-            .render(&n(
-                "zoo_tickets",
-                json!({"payment_id": "pay_1", "visit_date": "2026-12-01",
-                       "tickets": [{"code": "ZOO-1", "ticket_type": "adult"}, {"code": "ZOO-2", "ticket_type": "child"}]}),
-            ))
-            .unwrap();
-        assert_eq!(email.inline.len(), 2);
-        assert!(email.html.contains("cid:qr-1@tickets") && email.html.contains("cid:qr-2@tickets"));
-        assert_eq!(&email.inline[0].bytes[1..4], b"PNG");
-        assert_ne!(email.inline[0].bytes, email.inline[1].bytes);
-    }
-
-    #[test]
-    fn unknown_template_and_bad_recipient_are_refused() {
-        let r = Renderer::new();
-        assert_eq!(r.render(&n("nope", json!({}))), Err(RenderError::UnknownTemplate("nope".into())));
-        let mut bad = n("refund", json!({}));
+    fn a_bad_recipient_is_refused() {
+        let mut bad = refund("x");
         bad.to = "not an address".into();
-        assert!(matches!(r.render(&bad), Err(RenderError::BadRecipient(_))));
-        assert!(matches!(r.render(&n("refund", json!([1]))), Err(RenderError::Template { .. })));
+        assert!(matches!(Renderer::new().render(&bad), Err(RenderError::BadRecipient(_))));
+    }
+
+    #[test]
+    fn filters_show_dates_as_a_reader_reads_them() {
+        assert_eq!(date("2030-06-01".into()), "01.06.2030");
+        assert_eq!(datetime("2030-05-01T19:00:00+03:00".into()), "01.05.2030 19:00");
     }
 }

@@ -1,5 +1,6 @@
 //! Russian captions for states, transitions and order changes.
 
+use super::commission::Payer;
 use super::model::{ChangeType, Deal, Role, State};
 
 pub fn state(s: State) -> &'static str {
@@ -17,6 +18,15 @@ pub fn state(s: State) -> &'static str {
         State::PayoutInitiated => "Выплата инициирована",
         State::Done => "Сделка завершена",
         State::Cancelled => "Сделка отменена",
+    }
+}
+
+/// Who pays the commission.
+pub fn payer(p: Payer) -> &'static str {
+    match p {
+        Payer::Supplier => "продавец",
+        Payer::Consumer => "покупатель",
+        Payer::Half => "пополам",
     }
 }
 

@@ -16,6 +16,7 @@ pub mod invoice;
 pub mod locale;
 pub mod machine;
 pub mod model;
+pub mod notices;
 pub mod payment_owner;
 pub mod view;
 
@@ -34,7 +35,6 @@ pub use model::{Deal, Role, State};
 
 use crate::auth::Claims;
 use crate::error::{ApiError, ApiResult};
-use crate::outbox::Notification;
 use crate::store::{Cond, Item, QueryOpts, WriteOp};
 use crate::users::{self, User};
 use crate::{App, Tally};
@@ -466,52 +466,10 @@ pub async fn patch(app: &App, who: &Claims, id: i64, f: DealFields) -> ApiResult
         extra.extend(payment_owner::cancel_open_ops(app, id).await?);
     }
     users::sync(app, who).await?;
+    let told = notices::of_terms(app, before, &deal, loaded.version + 1, role).await?;
+    extra.extend(crate::outbox::ops(app, told.as_slice())?);
     let version = save(app, &loaded, &deal, extra).await?;
-    notify_terms(app, before, &deal, version, role).await;
     Ok(Loaded { deal, version })
-}
-
-/// The terms a party agreed to, as the other party sees them in a change email.
-fn terms(d: &Deal) -> Value {
-    json!({
-        "cost": crate::money::format(d.cost),
-        "commission_payer": d.commission_payer,
-        "commission": crate::money::format(d.commission),
-        "consumer_pay": crate::money::format(d.consumer_pay),
-        "supplier_receive": crate::money::format(d.supplier_receive),
-        "verify_days": d.verify_days,
-        "supply_days": d.supply_days,
-        "order_description": d.order_description,
-        "title": d.title,
-    })
-}
-
-/// Tells the other party that the terms changed, with the old and the new ones.
-async fn notify_terms(app: &App, before: &Deal, after: &Deal, version: u64, by: Role) {
-    let (old, new) = (terms(before), terms(after));
-    if old == new {
-        return;
-    }
-    let Some(other) = after.other_party(by) else { return };
-    let Ok(users) = parties(app, std::slice::from_ref(after)).await else { return };
-    let Some(email) = users.get(other).and_then(|u| u.email.clone()) else { return };
-    let to_role = if by == Role::Supplier { Role::Consumer } else { Role::Supplier };
-    let n = Notification {
-        id: format!("deal-{}-v{version}-terms-{}", after.id, to_role.as_str()),
-        template: "deal_terms_changed".into(),
-        to: email,
-        data: json!({
-            "deal_id": after.id,
-            "title": after.title,
-            "actor": by.as_str(),
-            "old": old,
-            "new": new,
-            "payments_cancelled": before.consumer_pay != after.consumer_pay,
-        }),
-    };
-    if let Err(e) = app.outbox.enqueue(n).await {
-        tracing::error!(deal = after.id, error = %e, "terms change notification not queued");
-    }
 }
 
 /// The caller's deals, newest first: (page of deals, total).
@@ -548,35 +506,10 @@ pub async fn parties(app: &App, deals: &[Deal]) -> ApiResult<HashMap<String, Use
     items.iter().map(|i| i.decode::<User>().map(|u| (u.id.clone(), u)).map_err(Into::into)).collect()
 }
 
-/// Tells the parties (other than the one who acted) that the deal moved.
-async fn notify(app: &App, deal: &Deal, version: u64, by: Option<Role>) {
-    let Ok(users) = parties(app, std::slice::from_ref(deal)).await else { return };
-    let template = if deal.state == State::Escalation { "deal_escalated" } else { "deal_state_changed" };
-    let recipients = [(Role::Supplier, Some(&deal.supplier_id)), (Role::Consumer, deal.consumer_id.as_ref())];
-    for (role, user) in recipients {
-        let Some(user) = user.and_then(|u| users.get(u)) else { continue };
-        let Some(email) = &user.email else { continue };
-        if by == Some(role) {
-            continue;
-        }
-        let n = Notification {
-            id: format!("deal-{}-v{version}-{}", deal.id, role.as_str()),
-            template: template.into(),
-            to: email.clone(),
-            data: json!({
-                "deal_id": deal.id,
-                "title": deal.title,
-                "order_description": deal.order_description,
-                "state": deal.state.as_str(),
-                "state_caption": locale::state(deal.state),
-                "role": role.as_str(),
-                "escalation_date": deal.escalation_date,
-            }),
-        };
-        if let Err(e) = app.outbox.enqueue(n).await {
-            tracing::error!(deal = deal.id, error = %e, "deal notification not queued");
-        }
-    }
+/// Writes a move of the deal with its emails (to each party but `by`), in one transaction.
+async fn save_move(app: &App, loaded: &Loaded, deal: &Deal, by: Option<Role>) -> ApiResult<u64> {
+    let told = notices::of_move(app, deal, loaded.version + 1, by).await?;
+    save(app, loaded, deal, crate::outbox::ops(app, &told)?).await
 }
 
 /// `POST /orders/:id/transitions`.
@@ -588,15 +521,12 @@ pub async fn transition(app: &App, who: &Claims, id: i64, to: &str) -> ApiResult
     let last = loaded.deal.history.last();
     if loaded.deal.state == to && last.is_some_and(|h| h.to == to && h.by == actor.as_str()) {
         // Retried after its answer was lost (or its write reported failed once applied): the
-        // deal is where this party moved it. Done; its notifications are queued again under
-        // the same ids, which the notifier sends once.
-        notify(app, &loaded.deal, loaded.version, Some(role)).await;
+        // deal is where this party moved it, its emails written with the move. Done.
         return Ok(());
     }
     let mut deal = loaded.deal.clone();
     machine::transition(&mut deal, actor, to, app.clock.now())?;
-    let version = save(app, &loaded, &deal, vec![]).await?;
-    notify(app, &deal, version, Some(role)).await;
+    save_move(app, &loaded, &deal, Some(role)).await?;
     Ok(())
 }
 
@@ -617,8 +547,7 @@ pub async fn claim(
     let (loaded, role) = load_for(app, who, id).await?;
     let mut deal = loaded.deal.clone();
     machine::file_claim(&mut deal, Actor::of(role), reason, description, app.clock.now())?;
-    let version = save(app, &loaded, &deal, vec![]).await?;
-    notify(app, &deal, version, Some(role)).await;
+    let version = save_move(app, &loaded, &deal, Some(role)).await?;
     Ok(Loaded { deal, version })
 }
 
@@ -632,8 +561,7 @@ pub async fn request_change(
     let (loaded, role) = load_for(app, who, id).await?;
     let mut deal = loaded.deal.clone();
     changes::request(&mut deal, role, req, app.clock.now())?;
-    let version = save(app, &loaded, &deal, vec![]).await?;
-    notify(app, &deal, version, Some(role)).await;
+    let version = save_move(app, &loaded, &deal, Some(role)).await?;
     Ok(Loaded { deal, version })
 }
 
@@ -647,8 +575,7 @@ pub async fn answer_change(app: &App, who: &Claims, id: i64, change: i64, accept
     } else {
         changes::reject(&mut deal, role, change, now)?;
     }
-    let version = save(app, &loaded, &deal, vec![]).await?;
-    notify(app, &deal, version, Some(role)).await;
+    let version = save_move(app, &loaded, &deal, Some(role)).await?;
     Ok(Loaded { deal, version })
 }
 
@@ -735,11 +662,8 @@ pub async fn sweep(app: &App) -> ApiResult<Tally> {
         if machine::system_move(&mut deal, to, now).is_err() {
             continue;
         }
-        match save(app, &loaded, &deal, vec![]).await {
-            Ok(version) => {
-                report.changed += 1;
-                notify(app, &deal, version, None).await;
-            }
+        match save_move(app, &loaded, &deal, None).await {
+            Ok(_) => report.changed += 1,
             Err(ApiError::Conflict(_)) => {}
             Err(e) => return Err(e),
         }

@@ -15,14 +15,12 @@ use async_trait::async_trait;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
-use super::machine::{self, Actor};
-use super::model::{Deal, Role, State};
-use super::{OWNER_KIND, deal_item, deal_pk, load, locale};
+use super::machine;
+use super::model::Deal;
+use super::{OWNER_KIND, deal_item, deal_pk, load, notices};
 use crate::App;
 use crate::auth::Claims;
 use crate::error::{ApiError, ApiResult};
-use crate::money;
-use crate::outbox::Notification;
 use crate::payments::{self, GatewayKind, OwnerRef, Payment, PaymentOwner, Settlement};
 use crate::store::{Cond, Item, QueryOpts, WriteOp};
 
@@ -138,49 +136,11 @@ impl PaymentOwner for DealPayments {
         }
         let mut next = deal.clone();
         machine::card_paid(&mut next, &p.id, app.clock.now())?;
-        let op =
-            WriteOp::Put { item: deal_item(&next, loaded.version + 1)?, cond: Cond::Version(loaded.version) };
-        Ok(Settlement { expects, ops: vec![op] })
+        // The move to `paid` and its emails, in the settling transaction.
+        let version = loaded.version + 1;
+        let mut ops =
+            vec![WriteOp::Put { item: deal_item(&next, version)?, cond: Cond::Version(loaded.version) }];
+        ops.extend(crate::outbox::ops(app, &notices::of_move(app, &next, version, None).await?)?);
+        Ok(Settlement { expects, ops })
     }
-
-    async fn after_settled(&self, app: &App, p: &Payment) -> ApiResult<()> {
-        if !p.delivered() {
-            return Ok(());
-        }
-        let Some(loaded) = (match deal_id(p) {
-            Some(id) => load(app, id).await?,
-            None => None,
-        }) else {
-            return Ok(());
-        };
-        notify_paid(app, &loaded.deal, p).await
-    }
-}
-
-/// Tells both parties that the card payment arrived (ids fixed by the payment).
-async fn notify_paid(app: &App, deal: &Deal, p: &Payment) -> ApiResult<()> {
-    let users = super::parties(app, std::slice::from_ref(deal)).await?;
-    for (role, user) in
-        [(Role::Supplier, Some(&deal.supplier_id)), (Role::Consumer, deal.consumer_id.as_ref())]
-    {
-        let Some(email) = user.and_then(|u| users.get(u)).and_then(|u| u.email.clone()) else { continue };
-        app.outbox
-            .enqueue(Notification {
-                id: format!("deal-{}-paid-{}-{}", deal.id, p.id, role.as_str()),
-                template: "deal_state_changed".into(),
-                to: email,
-                data: json!({
-                    "deal_id": deal.id,
-                    "title": deal.title,
-                    "order_description": deal.order_description,
-                    "state": State::Paid.as_str(),
-                    "state_caption": locale::state(State::Paid),
-                    "role": role.as_str(),
-                    "actor": Actor::System.as_str(),
-                    "amount": money::format(p.amount),
-                }),
-            })
-            .await?;
-    }
-    Ok(())
 }

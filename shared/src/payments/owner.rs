@@ -2,16 +2,16 @@
 //!
 //! Each owner (an escrow deal, a ticket order, a zoo session) implements [`PaymentOwner`]
 //! once and is registered in [`Owners`] where the `App` is built; payments reach it only
-//! through its [`OwnerRef`] kind. The port has three parts:
+//! through its [`OwnerRef`] kind. The port says:
 //! - what the owner expects the payment to bring now ([`Settlement::expects`]),
 //! - the owner's writes that go into the settling transaction ([`Settlement::ops`]), so the
 //!   payment and its owner change together or not at all,
-//! - the idempotent step after it ([`PaymentOwner::after_settled`]: emails with fixed ids),
-//!   run again by whoever finds the settlement's dispatch marker.
+//! - and what the owner tells people: its emails are outbox items among those writes
+//!   ([`crate::outbox`]), so the step after the settlement is the outbox relay's, idempotent
+//!   (one email per notification id) and never lost.
 //!
 //! Refunds reach the owner the same way: [`PaymentOwner::refund_ops`] gives the owner's
-//! writes in the transaction that completes (or fails) a refund, and
-//! [`PaymentOwner::after_refund`] tells the buyer.
+//! writes (and its email to the buyer) in the transaction that completes or fails a refund.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -58,13 +58,10 @@ pub trait PaymentOwner: Send + Sync {
     fn kind(&self) -> &'static str;
 
     /// Reads the owner of `p` (an open payment): what it expects now, and its writes for the
-    /// outcome: `delivered` = paid for what it expects, else declined, cancelled, expired or
-    /// refused by the amount rule (the owner must then be left payable again or released).
+    /// outcome (with its emails): `delivered` = paid for what it expects, else declined,
+    /// cancelled, expired or refused by the amount rule (the owner must then be left payable
+    /// again or released).
     async fn settlement(&self, app: &App, p: &Payment, delivered: bool) -> ApiResult<Settlement>;
-
-    /// After the settling transaction (`p` is final): the owner's emails, idempotent (fixed
-    /// notification ids), as it may run more than once.
-    async fn after_settled(&self, app: &App, p: &Payment) -> ApiResult<()>;
 
     /// The owner's writes in the transaction that ends a refund of its payment: `completed`
     /// (the money went back) or not (the gateway refused). A refund the owner did not ask for
@@ -77,11 +74,6 @@ pub trait PaymentOwner: Send + Sync {
         _completed: bool,
     ) -> ApiResult<Vec<WriteOp>> {
         Ok(vec![])
-    }
-
-    /// After a refund of the payment completed: the buyer's email, idempotent.
-    async fn after_refund(&self, _app: &App, _p: &Payment, _r: &Refund) -> ApiResult<()> {
-        Ok(())
     }
 }
 

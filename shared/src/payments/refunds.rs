@@ -367,11 +367,6 @@ pub async fn complete(
     match done {
         Some((p, r)) => {
             tracing::info!(payment = %p.id, refund = %r.id, amount = %r.amount, "refund completed");
-            if r.kind == RefundKind::Owner
-                && let Some(owner) = app.owners.of(&p.purpose)
-            {
-                owner.after_refund(app, &p, &r).await?;
-            }
             Ok(r)
         }
         None => Ok(load_pair(app, payment_id, refund_id).await?.1),
@@ -416,7 +411,8 @@ pub async fn to_person(app: &App, payment_id: &str, refund_id: &str, why: &str) 
         }
         let mut nr = r.next(app, RefundState::Manual);
         nr.error = Some(why.chars().take(500).collect());
-        Ok(match again_on_conflict(app.store.put(nr.item()?, Cond::Version(r.version)).await)? {
+        let ops = vec![nr.write()?, crate::outbox::op(&notices::manual_refund(app, &p, &nr), nr.updated_at)?];
+        Ok(match again_on_conflict(app.store.transact(ops).await)? {
             Step::Done(()) => Step::Done(Some((p, nr))),
             Step::Again => Step::Again,
         })
@@ -426,7 +422,6 @@ pub async fn to_person(app: &App, payment_id: &str, refund_id: &str, why: &str) 
         Some((p, r)) => {
             tracing::error!(payment = %p.id, refund = %r.id, amount = %r.amount, error = %why, "refund needs a person");
             crate::metrics::count("ManualRefunds", &[("Gateway", p.gateway.as_str())]);
-            notices::manual_refund(app, &p, &r).await?;
             Ok(r)
         }
         None => Ok(load_pair(app, payment_id, refund_id).await?.1),
@@ -498,9 +493,6 @@ pub async fn reported(
     .await?;
     if let Some((p, r)) = recorded {
         tracing::info!(payment = %p.id, refund = %r.id, amount = %r.amount, "refund reported by the gateway recorded");
-        if let Some(owner) = app.owners.of(&p.purpose) {
-            owner.after_refund(app, &p, &r).await?;
-        }
     }
     Ok(())
 }

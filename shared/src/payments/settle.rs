@@ -1,6 +1,8 @@
 //! Settlement: the one code path that finishes a payment, for gateway callbacks, browser
 //! returns and the reconciliation job, with the amount rule and the late-payment rule (see
-//! the module docs of [`super`]).
+//! the module docs of [`super`]). The settling transaction holds the payment's write, its
+//! owner's writes and emails; an anomaly adds its refund (queued), its notices, and a
+//! dispatch marker that stays until the refund was sent.
 
 use rust_decimal::Decimal;
 use serde_json::json;
@@ -100,7 +102,10 @@ pub async fn settle(app: &App, id: &str, outcome: Outcome) -> ApiResult<Settled>
     let settled = optimistic("the payment", || attempt(app, id, &outcome)).await?;
     if let Settled::Now(p) = &settled {
         tracing::info!(payment = %p.id, status = p.status.as_str(), anomaly = ?p.anomaly.as_ref().map(|a| a.kind), "payment settled");
-        dispatch(app, p).await?;
+        if let Some(a) = &p.anomaly {
+            notices::count(p, a);
+            dispatch(app, p).await?;
+        }
     }
     Ok(settled)
 }
@@ -155,6 +160,11 @@ async fn attempt(app: &App, id: &str, outcome: &Outcome) -> ApiResult<Step<Settl
                     "amount mismatch: the owner is not advanced and the money is returned");
                 let mut ops = owner_settlement(app, &current, false).await?.ops;
                 ops.push(refund.create_op()?);
+                ops.extend(crate::outbox::ops(
+                    app,
+                    &notices::anomaly(app, &next, next.anomaly.as_ref().expect("set above")),
+                )?);
+                ops.push(dispatch_marker(&next));
                 ops
             }
         }
@@ -164,7 +174,6 @@ async fn attempt(app: &App, id: &str, outcome: &Outcome) -> ApiResult<Step<Settl
         }
     };
     ops.insert(0, next.write()?);
-    ops.push(dispatch_marker(&next));
     again_on_conflict(app.store.transact(ops).await.map(|()| Settled::Now(next)))
 }
 
@@ -201,14 +210,16 @@ fn late_payment(
     next.refunding += received;
     tracing::warn!(payment = %current.id, status = current.status.as_str(), received = %received,
         "late payment: recorded and returned");
-    let ops = vec![next.write()?, refund.create_op()?, dispatch_marker(&next)];
+    let anomaly = next.anomaly.as_ref().expect("set above");
+    let mut ops = vec![next.write()?, refund.create_op()?, dispatch_marker(&next)];
+    ops.extend(crate::outbox::ops(app, &notices::anomaly(app, &next, anomaly))?);
     Ok((next, ops))
 }
 
-/// Finishes the dispatch of a settled payment whose marker is still there; `false` when
-/// there was nothing left to do.
+/// Finishes the after-step of a settlement whose marker is still there (an anomaly's refund
+/// not sent yet); `false` when there was nothing left to do.
 pub async fn finish_dispatch(app: &App, p: &Payment) -> ApiResult<bool> {
-    if app.store.get(&dispatch_pk(&p.id), DISPATCH_SK).await?.is_none() {
+    if p.anomaly.is_none() || app.store.get(&dispatch_pk(&p.id), DISPATCH_SK).await?.is_none() {
         return Ok(false);
     }
     tracing::info!(payment = %p.id, status = p.status.as_str(), "finishing an interrupted settlement");
@@ -216,24 +227,11 @@ pub async fn finish_dispatch(app: &App, p: &Payment) -> ApiResult<bool> {
     Ok(true)
 }
 
-/// The after-step of a settlement: the owner's emails, and for an anomaly the notices and
-/// the refund that returns the money. Each part is idempotent; the marker goes last.
+/// The after-step of an anomaly: the refund that returns the money (its emails were written
+/// with it). The marker goes last.
 async fn dispatch(app: &App, p: &Payment) -> ApiResult<()> {
-    match &p.anomaly {
-        Some(a) => {
-            if a.kind == AnomalyKind::AmountMismatch
-                && let Some(owner) = app.owners.of(&p.purpose)
-            {
-                owner.after_settled(app, p).await?;
-            }
-            notices::anomaly(app, p, a).await?;
-            refunds::send(app, &p.id, &a.refund_id).await?;
-        }
-        None => {
-            if let Some(owner) = app.owners.of(&p.purpose) {
-                owner.after_settled(app, p).await?;
-            }
-        }
+    if let Some(a) = &p.anomaly {
+        refunds::send(app, &p.id, &a.refund_id).await?;
     }
     if let Err(e) = app.store.delete(&dispatch_pk(&p.id), DISPATCH_SK, Cond::Always).await {
         tracing::warn!(payment = %p.id, error = %e, "dispatch marker not removed; the reconciliation job will finish");

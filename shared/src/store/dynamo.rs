@@ -11,7 +11,8 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkErro
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex,
     KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ReturnValue,
-    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification, TransactWriteItem,
+    Update,
 };
 use serde_json::{Map, Value};
 
@@ -157,7 +158,7 @@ impl DynamoStore {
         &self.table
     }
 
-    /// Creates the table (with its index and TTL) if it does not exist; used by tests and
+    /// Creates the table (with its index, TTL and stream) if it does not exist; used by tests and
     /// local runs against moto. Deployed stacks create it from `template.yaml`.
     pub async fn ensure_table(&self) -> Result<(), StoreError> {
         let exists = self.client.describe_table().table_name(&self.table).send().await;
@@ -197,6 +198,14 @@ impl DynamoStore {
             .key_schema(key("pk", KeyType::Hash))
             .key_schema(key("sk", KeyType::Range))
             .global_secondary_indexes(gsi)
+            // New items on the stream: the outbox relay reads them (see `crate::outbox`).
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewImage)
+                    .build()
+                    .map_err(|e| StoreError::Invalid(e.to_string()))?,
+            )
             .send()
             .await;
         match created {

@@ -74,6 +74,7 @@
 pub mod barcode;
 pub mod holds;
 pub mod inventory;
+pub mod notices;
 pub mod orders;
 pub mod payment_owner;
 pub mod reservations;

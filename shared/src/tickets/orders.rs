@@ -14,11 +14,10 @@ use serde_json::json;
 use super::holds::{self, Hold, HoldState};
 use super::reservations::{self, StoredPr};
 use super::totals::{Customer, OrderType, Totals, TotalsView};
-use super::{Buyer, barcode, check_id, new_id};
+use super::{Buyer, barcode, check_id, new_id, notices};
 use crate::App;
 use crate::error::{ApiError, ApiResult};
 use crate::money;
-use crate::outbox::Notification;
 use crate::payments::refunds::{self, RefundKind, RefundState};
 use crate::payments::{self, OwnerRef, Payment};
 use crate::retry::{Step, optimistic};
@@ -152,28 +151,16 @@ pub async fn checkout(app: &App, buyer: &Buyer, reservation_id: &str) -> ApiResu
     if order_type.online() {
         return online_checkout(app, s).await;
     }
+    // A cash order is confirmed at once, its emails written with it.
     let order = place(app, &s, OrderStatus::Approved).await?;
-    queue_cash_emails(app, &order).await;
     Ok(Checkout { order, payment_url: None, repeated: false })
 }
 
-/// The emails of a confirmed cash order; a failure is logged (the order stands, and a
-/// repeated checkout or an admin resend queues them again).
-async fn queue_cash_emails(app: &App, order: &Order) {
-    if let Err(e) = notify_approved(app, order, "approved").await {
-        tracing::error!(order = %order.id, error = %e, "order confirmed but its emails were not queued");
-    }
-}
-
-/// A repeated checkout: the order as it is now. A cash order's emails are queued again in
-/// case the first checkout stopped before queueing them (the notifier sends each id once);
-/// an online order still waiting for its payment answers its payment page again.
+/// A repeated checkout: the order as it is now (its emails were written with it); an
+/// online order still waiting for its payment answers its payment page again.
 async fn repeated(app: &App, order_id: &str) -> ApiResult<Checkout> {
     let s = get(app, order_id).await?;
     let order = s.order;
-    if order.status == OrderStatus::Approved && !order.order_type.online() {
-        queue_cash_emails(app, &order).await;
-    }
     let payment_url = if order.status == OrderStatus::Ordered { order.payment_url.clone() } else { None };
     Ok(Checkout { order, payment_url, repeated: true })
 }
@@ -190,7 +177,7 @@ pub async fn online_checkout(app: &App, s: StoredPr) -> ApiResult<Checkout> {
     let gateway = app.config.payments.tickets_gateway;
     let (template, held) = prepare(app, &s, OrderStatus::Ordered).await?;
     for _ in 0..3 {
-        let Placement { mut order, mut ops, barcodes } = placement(&s, &template, &held)?;
+        let Placement { mut order, mut ops, barcodes } = placement(app, &s, &template, &held)?;
         let inv = payments::new_inv_id();
         let mut p = Payment::new(
             app,
@@ -295,8 +282,14 @@ async fn prepare(
     Ok((order, held))
 }
 
-/// One attempt's writes, with a new order id and new bar codes.
-fn placement(s: &StoredPr, template: &Order, held: &[(Ticket, Hold, u64)]) -> ApiResult<Placement> {
+/// One attempt's writes, with a new order id and new bar codes (and, for an order confirmed
+/// at once, its emails).
+fn placement(
+    app: &App,
+    s: &StoredPr,
+    template: &Order,
+    held: &[(Ticket, Hold, u64)],
+) -> ApiResult<Placement> {
     let mut order = template.clone();
     order.id = new_id();
     order.tickets =
@@ -321,6 +314,9 @@ fn placement(s: &StoredPr, template: &Order, held: &[(Ticket, Hold, u64)]) -> Ap
         cond: Cond::Version(s.version),
     });
     ops.push(reservations::checked_out_op(&s.pr, &order.id, order.created_at)?);
+    if order.status == OrderStatus::Approved {
+        ops.extend(crate::outbox::ops(app, &notices::approved(app, &order, "approved")?)?);
+    }
     Ok(Placement { order, ops, barcodes })
 }
 
@@ -350,7 +346,7 @@ pub async fn place(app: &App, s: &StoredPr, status: OrderStatus) -> ApiResult<Or
     // A bar code collision is astronomically rare; the transaction would refuse it, and a
     // second attempt draws new codes.
     for _ in 0..3 {
-        let p = placement(s, &template, &held)?;
+        let p = placement(app, s, &template, &held)?;
         if let Attempt::Done = commit(app, p.ops, &p.barcodes).await? {
             return Ok(p.order);
         }
@@ -449,87 +445,7 @@ pub fn view(app: &App, o: &Order) -> OrderView {
     }
 }
 
-/// Template data of an order's emails (amounts as strings with two decimals).
-///
-/// The flat fields (`event_name`, `event_date`, `venue`, `customer_name`, `total`,
-/// `payment_status`, each ticket's `code`) are the ones the notifier's `ticket_order_buyer`,
-/// `ticket_order_admin` and `e_tickets` templates read.
-fn email_data(app: &App, o: &Order) -> serde_json::Value {
-    let paid = o.order_type.online() && o.status == OrderStatus::Approved;
-    json!({
-        "order_id": o.id,
-        "status": o.status,
-        "order_type": o.order_type,
-        "event_name": o.event_title,
-        "event_date": o.starts_at,
-        "venue": o.venue,
-        "event": {"id": o.event_id, "title": o.event_title, "starts_at": o.starts_at, "venue": o.venue},
-        "customer_name": o.customer.name,
-        "customer": o.customer,
-        "payment_status": if paid { "paid" } else { "on_delivery" },
-        "total": money::format(o.totals.total),
-        "tickets": o.tickets.iter().map(|t| json!({
-            "seat_id": t.seat_id, "sector": t.sector_name, "row": t.row, "seat": t.seat,
-            "price": money::format(t.price), "bar_code": t.bar_code, "code": t.bar_code,
-        })).collect::<Vec<_>>(),
-        "totals": {
-            "tickets": money::format(o.totals.tickets),
-            "commission": money::format(o.totals.commission),
-            "delivery": money::format(o.totals.delivery),
-            "total": money::format(o.totals.total),
-        },
-        "order_url": format!("{}/api/v1/ticket_orders/{}", app.config.public_url, o.id),
-    })
-}
-
-/// The buyer's e-tickets: one per seat, each with its bar code as a QR image (inline SVG
-/// and a link).
-pub fn eticket_notification(app: &App, o: &Order, id: String) -> Notification {
-    let tickets: Vec<_> = o
-        .tickets
-        .iter()
-        .map(|t| {
-            json!({
-                "seat_id": t.seat_id, "sector": t.sector_name, "row": t.row, "seat": t.seat,
-                "price": money::format(t.price), "bar_code": t.bar_code, "code": t.bar_code,
-                "qr_svg": barcode::qr_svg(&t.bar_code), "qr_url": qr_url(app, &o.id, &t.bar_code),
-            })
-        })
-        .collect();
-    let mut data = email_data(app, o);
-    data["tickets"] = json!(tickets);
-    Notification { id, template: "e_tickets".into(), to: o.customer.email.clone(), data }
-}
-
-/// Queues the confirmation emails of an approved order: buyer, box office, and e-tickets
-/// for `email_online`. `event` names the business event in the notification ids.
-pub async fn notify_approved(app: &App, o: &Order, event: &str) -> ApiResult<()> {
-    let data = email_data(app, o);
-    app.outbox
-        .enqueue(Notification {
-            id: format!("ticket-order-{}-{event}-buyer", o.id),
-            template: "ticket_order_buyer".into(),
-            to: o.customer.email.clone(),
-            data: data.clone(),
-        })
-        .await?;
-    app.outbox
-        .enqueue(Notification {
-            id: format!("ticket-order-{}-{event}-admin", o.id),
-            template: "ticket_order_admin".into(),
-            to: app.config.admin_email.clone(),
-            data,
-        })
-        .await?;
-    if o.order_type == OrderType::EmailOnline {
-        app.outbox
-            .enqueue(eticket_notification(app, o, format!("ticket-order-{}-{event}-etickets", o.id)))
-            .await?;
-    }
-    Ok(())
-}
-
-/// Admin: queues the buyer's email again (with a new notification id).
+/// Admin: writes the buyer's emails again (new notification ids).
 pub async fn resend_email(app: &App, id: &str) -> ApiResult<Order> {
     let s = get(app, id).await?;
     let o = &s.order;
@@ -537,19 +453,9 @@ pub async fn resend_email(app: &App, id: &str) -> ApiResult<Order> {
         return Err(ApiError::bad_request("status", "only approved orders have an email to resend"));
     }
     let resend = format!("resend-{}", new_id());
-    app.outbox
-        .enqueue(Notification {
-            id: format!("ticket-order-{}-{resend}-buyer", o.id),
-            template: "ticket_order_buyer".into(),
-            to: o.customer.email.clone(),
-            data: email_data(app, o),
-        })
-        .await?;
-    if o.order_type == OrderType::EmailOnline {
-        app.outbox
-            .enqueue(eticket_notification(app, o, format!("ticket-order-{}-{resend}-etickets", o.id)))
-            .await?;
-    }
+    let again: Vec<_> =
+        notices::approved(app, o, &resend)?.into_iter().filter(|n| n.to == o.customer.email).collect();
+    crate::outbox::put(app, &again).await?;
     Ok(s.order)
 }
 

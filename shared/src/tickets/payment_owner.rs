@@ -1,25 +1,24 @@
 //! An online ticket order as a payment owner.
 //!
 //! While `ordered` with this payment, the order expects its total. A payment that delivers it
-//! approves the order in the settling transaction (buyer and box office emails, e-tickets
-//! for `email_online`, queued by the after-step); one that does not (declined, cancelled,
-//! expired, or refused by the amount rule) cancels the order and frees its seats in that
-//! transaction. Refunds: a completed refund is marked on the order (one the gateway reports
-//! on its own, such as SNGB's `sngb_tran`, is added to it), `refunded` adds up, and the
-//! seats are freed once everything paid went back; a refused one is taken off the order.
+//! approves the order in the settling transaction, with its emails (buyer and box office,
+//! e-tickets for `email_online`); one that does not (declined, cancelled, expired, or refused
+//! by the amount rule) cancels the order and frees its seats in that transaction. Refunds: a
+//! completed refund is marked on the order (one the gateway reports on its own, such as
+//! SNGB's `sngb_tran`, is added to it), `refunded` adds up, the buyer's email is written with
+//! it, and the seats are freed once everything paid went back; a refused one is taken off the
+//! order.
 
-use async_trait::async_trait;
-use rust_decimal::Decimal;
-use serde_json::json;
-
+use super::notices;
 use super::orders::{self, Order, OrderStatus, Refund as OrderRefund, StoredOrder};
 use crate::App;
 use crate::error::ApiResult;
 use crate::money;
-use crate::outbox::Notification;
 use crate::payments::refunds::Refund;
 use crate::payments::{Payment, PaymentOwner, Settlement};
 use crate::store::{Cond, WriteOp};
+use async_trait::async_trait;
+use rust_decimal::Decimal;
 
 /// The owner kind of an online ticket order's payment.
 pub const OWNER_KIND: &str = "ticket_order";
@@ -59,7 +58,9 @@ impl PaymentOwner for OrderPayments {
         order.updated_at = app.clock.now();
         let ops = if delivered {
             order.status = OrderStatus::Approved;
-            vec![put(&order, &s)?]
+            let mut ops = vec![put(&order, &s)?];
+            ops.extend(crate::outbox::ops(app, &notices::approved(app, &order, "approved")?)?);
+            ops
         } else {
             order.status = OrderStatus::Cancelled;
             let mut ops = vec![put(&order, &s)?];
@@ -67,18 +68,6 @@ impl PaymentOwner for OrderPayments {
             ops
         };
         Ok(Settlement { expects, ops })
-    }
-
-    async fn after_settled(&self, app: &App, p: &Payment) -> ApiResult<()> {
-        if !p.delivered() {
-            return Ok(());
-        }
-        match order_of(app, p).await? {
-            Some(s) if matches!(s.order.status, OrderStatus::Approved | OrderStatus::Refunded) => {
-                orders::notify_approved(app, &s.order, "approved").await
-            }
-            _ => Ok(()),
-        }
     }
 
     async fn refund_ops(
@@ -120,27 +109,9 @@ impl PaymentOwner for OrderPayments {
         if completed && all_done && order.refunded >= order.totals.total {
             ops.extend(orders::free_seat_ops(app, &order).await?);
         }
+        if completed {
+            ops.push(crate::outbox::op(&notices::refunded(&order, r), order.updated_at)?);
+        }
         Ok(ops)
-    }
-
-    async fn after_refund(&self, app: &App, p: &Payment, r: &Refund) -> ApiResult<()> {
-        let Some(s) = order_of(app, p).await? else { return Ok(()) };
-        let order = s.order;
-        app.outbox
-            .enqueue(Notification {
-                id: format!("ticket-order-{}-refund-{}", order.id, r.id),
-                template: "refund".into(),
-                to: order.customer.email.clone(),
-                data: json!({
-                    "order_id": order.id,
-                    "customer_name": order.customer.name,
-                    "amount": money::format(r.amount),
-                    "reason": r.reason,
-                    "refunded": money::format(order.refunded),
-                    "total": money::format(order.totals.total),
-                    "event_name": order.event_title,
-                }),
-            })
-            .await
     }
 }

@@ -1,16 +1,16 @@
 //! A zoo session as a payment owner: it expects its amount due (the tariff total, or a
 //! manager's amount); a payment that delivers it issues the tickets (QR codes,
-//! `metadata.qr_codes_issued = true`) in the settling transaction; one that does not gives
-//! the slot places back in that transaction. The after-step queues the tickets email.
+//! `metadata.qr_codes_issued = true`) and writes the tickets email in the settling
+//! transaction; one that does not gives the slot places back in that transaction.
 
 use async_trait::async_trait;
-use serde_json::{Value, json};
+use chrono::NaiveDate;
+use serde_json::Value;
 
 use super::{OWNER_KIND, SK_SESSION, Session, Ticket, qr, slots};
 use crate::App;
-use crate::error::ApiResult;
-use crate::money;
-use crate::outbox::Notification;
+use crate::error::{ApiError, ApiResult};
+use crate::mail::{Message, Notification, ZooTicket, ZooTicketsMail};
 use crate::payments::{self, Payment, PaymentOwner, Settlement};
 use crate::store::{Cond, WriteOp};
 
@@ -64,41 +64,50 @@ impl PaymentOwner for SessionPayments {
             let mut next = Session { version: s.version + 1, ..s.clone() };
             next.tickets = issue(app, p, &s)?;
             next.metadata.insert("qr_codes_issued".into(), Value::Bool(true));
-            vec![WriteOp::Put { item: next.to_item()?, cond: Cond::Version(s.version) }]
+            vec![
+                WriteOp::Put { item: next.to_item()?, cond: Cond::Version(s.version) },
+                crate::outbox::op(&tickets_email(p, &next)?, app.clock.now())?,
+            ]
         } else {
             slots::release_ops(&s.reservations)
         };
         Ok(Settlement { expects, ops })
     }
-
-    async fn after_settled(&self, app: &App, p: &Payment) -> ApiResult<()> {
-        if !p.delivered() {
-            return Ok(());
-        }
-        match load(app, &p.id).await? {
-            Some(s) if !s.tickets.is_empty() => app.outbox.enqueue(tickets_email(p, &s)).await,
-            _ => Ok(()),
-        }
-    }
 }
 
-/// The email with the session's tickets (one id per payment).
-fn tickets_email(p: &Payment, s: &Session) -> Notification {
-    Notification {
-        id: format!("zoo-{}-tickets", p.id),
-        template: "zoo_tickets".into(),
-        to: s.customer.email.clone(),
-        data: json!({
-            "payment_id": p.id,
-            "order_id": s.order_id,
-            "amount": money::format(p.amount),
-            "tickets": s.tickets.iter().map(|t| json!({
-                "ticket_id": t.ticket_id,
-                "ticket_type": t.ticket_type,
-                "visit_date": t.visit_date,
-                "visit_time": t.visit_time,
-                "qr_payload": t.qr_payload,
-            })).collect::<Vec<_>>(),
-        }),
-    }
+fn date(d: &str) -> ApiResult<NaiveDate> {
+    NaiveDate::parse_from_str(d, "%Y-%m-%d")
+        .map_err(|e| ApiError::Internal(format!("stored visit date {d:?}: {e}")))
+}
+
+/// The email with the session's tickets (one id per payment): one QR image per ticket, its
+/// code the ticket's signed payload.
+pub fn tickets_email(p: &Payment, s: &Session) -> ApiResult<Notification> {
+    let first = s.items.first().ok_or_else(|| ApiError::Internal("a session without items".into()))?;
+    let tickets = s
+        .tickets
+        .iter()
+        .map(|t| {
+            Ok(ZooTicket {
+                ticket_id: t.ticket_id.clone(),
+                ticket_type: t.ticket_type.clone(),
+                visit_date: date(&t.visit_date)?,
+                visit_time: t.visit_time.clone(),
+                code: t.qr_payload.clone(),
+            })
+        })
+        .collect::<ApiResult<_>>()?;
+    let mail = ZooTicketsMail {
+        payment_id: p.id.clone(),
+        order_id: s.order_id.clone(),
+        amount: p.amount.into(),
+        visit_date: date(&first.visit_date)?,
+        visit_time: first.visit_time.clone(),
+        tickets,
+    };
+    Ok(Notification::new(
+        format!("zoo-{}-tickets", p.id),
+        s.customer.email.clone(),
+        Message::ZooTickets(mail),
+    ))
 }

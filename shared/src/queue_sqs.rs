@@ -1,4 +1,4 @@
-//! The SQS adapter of the [`Outbox`] port, chosen by [`crate::App::from_env`] when
+//! The SQS adapter of the [`Queue`] port, chosen by [`crate::App::from_env`] when
 //! `QUEUE_URL` is set. The message body is the [`Notification`] JSON; the notification id
 //! travels as the `notification_id` string attribute as well (for tracing and for filters).
 //! De-duplication is the notifier's job (SQS standard queues deliver at least once).
@@ -9,26 +9,26 @@ use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::MessageAttributeValue;
 
 use crate::error::ApiError;
-use crate::outbox::{Notification, Outbox};
+use crate::outbox::{Notification, Queue};
 
 /// The message attribute carrying the notification id.
 pub const ID_ATTRIBUTE: &str = "notification_id";
 
 #[derive(Clone)]
-pub struct SqsOutbox {
+pub struct SqsQueue {
     client: Client,
     queue_url: String,
 }
 
-impl SqsOutbox {
+impl SqsQueue {
     pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
-        SqsOutbox { client, queue_url: queue_url.into() }
+        SqsQueue { client, queue_url: queue_url.into() }
     }
 
     /// A client from the environment (`AWS_ENDPOINT_URL`, `AWS_REGION`, credentials).
     pub async fn from_env(queue_url: impl Into<String>) -> Self {
         let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        SqsOutbox::new(Client::new(&conf), queue_url)
+        SqsQueue::new(Client::new(&conf), queue_url)
     }
 
     pub fn queue_url(&self) -> &str {
@@ -37,9 +37,9 @@ impl SqsOutbox {
 }
 
 #[async_trait]
-impl Outbox for SqsOutbox {
-    async fn enqueue(&self, n: Notification) -> Result<(), ApiError> {
-        let body = serde_json::to_string(&n).map_err(|e| ApiError::Internal(e.to_string()))?;
+impl Queue for SqsQueue {
+    async fn send(&self, n: &Notification) -> Result<(), ApiError> {
+        let body = serde_json::to_string(n).map_err(|e| ApiError::Internal(e.to_string()))?;
         let id = MessageAttributeValue::builder()
             .data_type("String")
             .string_value(&n.id)
@@ -57,7 +57,7 @@ impl Outbox for SqsOutbox {
                 tracing::error!(id = %n.id, error = %text, "could not enqueue a notification");
                 ApiError::Unavailable(text)
             })?;
-        tracing::info!(id = %n.id, template = %n.template, "notification queued on SQS");
+        tracing::info!(id = %n.id, template = n.template(), "notification queued on SQS");
         Ok(())
     }
 }

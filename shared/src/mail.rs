@@ -1,0 +1,328 @@
+//! Every email the backend sends, as types: one [`Message`] variant per template, its data a
+//! struct built by the domain code that causes the email and rendered by the notifier from
+//! that same type. No JSON keys are kept by hand on two sides: the producer fills the struct,
+//! serde carries it over the queue, the notifier's templates read its fields (a template that
+//! names a field the type lacks fails its render test).
+//!
+//! On the wire (the outbox item, the SQS body) a [`Notification`] is
+//! `{"id": ..., "to": ..., "template": "<variant>", "data": {...}}`.
+
+use chrono::{DateTime, FixedOffset, NaiveDate};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Roubles with two decimals, written as text (`"2500.00"`): what an email shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Rub(pub Decimal);
+
+impl std::fmt::Display for Rub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::money::format(self.0))
+    }
+}
+
+impl Serialize for Rub {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Rub {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Rub, D::Error> {
+        let text = String::deserialize(d)?;
+        crate::money::parse_strict(&text)
+            .map(Rub)
+            .ok_or_else(|| serde::de::Error::custom("money as \"0.00\""))
+    }
+}
+
+impl From<Decimal> for Rub {
+    fn from(d: Decimal) -> Rub {
+        Rub(crate::money::round(d))
+    }
+}
+
+/// One email: the business event that causes it (the de-duplication id: at most one email
+/// per id), the recipient, and what it says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notification {
+    pub id: String,
+    pub to: String,
+    #[serde(flatten)]
+    pub message: Message,
+}
+
+impl Notification {
+    pub fn new(id: impl Into<String>, to: impl Into<String>, message: Message) -> Notification {
+        Notification { id: id.into(), to: to.into(), message }
+    }
+
+    pub fn template(&self) -> &'static str {
+        self.message.template()
+    }
+
+    /// The data as the template sees it.
+    pub fn data(&self) -> serde_json::Value {
+        match serde_json::to_value(&self.message) {
+            Ok(serde_json::Value::Object(mut m)) => m.remove("data").unwrap_or_default(),
+            _ => serde_json::Value::Null,
+        }
+    }
+}
+
+/// Every template and its data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "template", content = "data", rename_all = "snake_case")]
+pub enum Message {
+    /// A ticket order confirmed (cash at once, online when paid), to the buyer.
+    TicketOrderBuyer(TicketOrderMail),
+    /// The same order, to the box office.
+    TicketOrderAdmin(TicketOrderMail),
+    /// E-tickets of an `email_online` order: a QR image per ticket code.
+    ETickets(TicketOrderMail),
+    /// Zoo tickets of a paid session: a QR image per ticket code.
+    ZooTickets(ZooTicketsMail),
+    /// A deal moved, to the other party (both, for the system's moves).
+    DealStateChanged(DealStateMail),
+    /// A claim went to the arbiter, to both parties.
+    DealEscalated(DealEscalatedMail),
+    /// A party changed the terms, to the other party: old and new.
+    DealTermsChanged(DealTermsMail),
+    /// Money went back to the buyer.
+    Refund(RefundMail),
+    /// Money received that its owner did not take is being returned, to the buyer.
+    PaymentReturned(PaymentNoticeMail),
+    /// A payment's amount did not match, to the manager.
+    PaymentMismatch(PaymentNoticeMail),
+    /// A refund needs a person, to the manager.
+    RefundManual(ManualRefundMail),
+}
+
+impl Message {
+    pub const TEMPLATES: [&'static str; 11] = [
+        "ticket_order_buyer",
+        "ticket_order_admin",
+        "e_tickets",
+        "zoo_tickets",
+        "deal_state_changed",
+        "deal_escalated",
+        "deal_terms_changed",
+        "refund",
+        "payment_returned",
+        "payment_mismatch",
+        "refund_manual",
+    ];
+
+    pub fn template(&self) -> &'static str {
+        match self {
+            Message::TicketOrderBuyer(_) => "ticket_order_buyer",
+            Message::TicketOrderAdmin(_) => "ticket_order_admin",
+            Message::ETickets(_) => "e_tickets",
+            Message::ZooTickets(_) => "zoo_tickets",
+            Message::DealStateChanged(_) => "deal_state_changed",
+            Message::DealEscalated(_) => "deal_escalated",
+            Message::DealTermsChanged(_) => "deal_terms_changed",
+            Message::Refund(_) => "refund",
+            Message::PaymentReturned(_) => "payment_returned",
+            Message::PaymentMismatch(_) => "payment_mismatch",
+            Message::RefundManual(_) => "refund_manual",
+        }
+    }
+
+    /// The codes to draw as QR images, in ticket order (e-tickets and zoo tickets).
+    pub fn qr_codes(&self) -> Vec<&str> {
+        match self {
+            Message::ETickets(m) => m.tickets.iter().map(|t| t.code.as_str()).collect(),
+            Message::ZooTickets(m) => m.tickets.iter().map(|t| t.code.as_str()).collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventInfo {
+    pub id: String,
+    pub title: String,
+    pub starts_at: DateTime<FixedOffset>,
+    pub venue: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomerInfo {
+    pub name: String,
+    pub email: String,
+    pub phone: String,
+    pub address: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeatTicket {
+    pub sector: String,
+    pub row: String,
+    pub seat: String,
+    pub price: Rub,
+    /// The bar code (EAN-13): printed, and drawn as a QR image in e-tickets.
+    pub code: String,
+    /// The bar code as a QR image on the web.
+    pub qr_url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderTotals {
+    pub tickets: Rub,
+    pub commission: Rub,
+    pub delivery: Rub,
+    pub total: Rub,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TicketOrderMail {
+    pub order_id: String,
+    pub event: EventInfo,
+    pub customer: CustomerInfo,
+    /// `self_online`, `email_online`, `self_cash`, `courier_cash`.
+    pub order_type: String,
+    /// The order type in Russian.
+    pub order_type_caption: String,
+    pub tickets: Vec<SeatTicket>,
+    pub totals: OrderTotals,
+    /// Paid online (else paid at the box office or on delivery).
+    pub paid: bool,
+    pub order_url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ZooTicket {
+    pub ticket_id: String,
+    pub ticket_type: String,
+    pub visit_date: NaiveDate,
+    pub visit_time: String,
+    /// The signed QR payload, drawn as a QR image.
+    pub code: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ZooTicketsMail {
+    pub payment_id: String,
+    pub order_id: String,
+    pub amount: Rub,
+    /// The first visit (the subject's date and time).
+    pub visit_date: NaiveDate,
+    pub visit_time: String,
+    pub tickets: Vec<ZooTicket>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DealStateMail {
+    pub deal_id: i64,
+    pub title: Option<String>,
+    pub description: String,
+    pub from_state: String,
+    pub from_caption: String,
+    pub to_state: String,
+    pub to_caption: String,
+    /// Who moved it: `supplier`, `consumer`, `manager`, `system`.
+    pub actor: String,
+    pub actor_caption: String,
+    pub cost: Rub,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DealEscalatedMail {
+    pub deal_id: i64,
+    pub title: Option<String>,
+    pub description: String,
+    pub claim_reason: String,
+    pub claim_description: Option<String>,
+    pub claim_date: DateTime<FixedOffset>,
+    pub cost: Rub,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DealTerms {
+    pub cost: Rub,
+    pub commission_payer: String,
+    pub commission: Rub,
+    pub consumer_pay: Rub,
+    pub supplier_receive: Rub,
+    pub verify_days: i64,
+    pub supply_days: Option<i64>,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DealTermsMail {
+    pub deal_id: i64,
+    pub title: Option<String>,
+    pub actor: String,
+    pub actor_caption: String,
+    pub old: DealTerms,
+    pub new: DealTerms,
+    /// The deal's open payment links were cancelled by the change.
+    pub payments_cancelled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefundMail {
+    /// What was refunded: `Заказ №…`, `Оплата №…`.
+    pub subject: String,
+    pub customer_name: Option<String>,
+    pub amount: Rub,
+    pub reason: String,
+    /// Refunded in all so far, of the total paid.
+    pub refunded: Rub,
+    pub total: Rub,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PaymentNoticeMail {
+    pub payment_id: String,
+    pub description: String,
+    /// `amount_mismatch` or `late_payment`.
+    pub kind: String,
+    pub received: Rub,
+    pub currency: String,
+    pub amount: Rub,
+    pub expected: Option<Rub>,
+    pub owner_kind: String,
+    pub owner_id: String,
+    pub gateway: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ManualRefundMail {
+    pub payment_id: String,
+    pub refund_id: String,
+    pub description: String,
+    pub amount: Rub,
+    pub gateway: String,
+    pub reason: String,
+    pub error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn travels_as_template_and_data() {
+        let n = Notification::new(
+            "refund-1",
+            "buyer@example.com",
+            Message::Refund(RefundMail {
+                subject: "Заказ №1".into(),
+                customer_name: None,
+                amount: Rub(Decimal::new(15050, 2)),
+                reason: "late".into(),
+                refunded: Rub(Decimal::new(15050, 2)),
+                total: Rub(Decimal::new(30000, 2)),
+            }),
+        );
+        let json = serde_json::to_value(&n).unwrap();
+        assert_eq!(json["template"], "refund");
+        assert_eq!(json["data"]["amount"], "150.50");
+        assert_eq!(serde_json::from_value::<Notification>(json).unwrap(), n);
+        let bad = serde_json::json!({"id": "x", "to": "a@b.c", "template": "nope", "data": {}});
+        assert!(serde_json::from_value::<Notification>(bad).is_err());
+    }
+}
