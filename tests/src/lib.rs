@@ -270,17 +270,28 @@ pub mod emails {
         (queued(srv, "zoo_tickets"), session["data"].clone())
     }
 
-    /// A deal the supplier (21) approved: the consumer's (14) email of the move.
-    pub async fn deal_approved(srv: &TestServer) -> (Notification, i64) {
+    /// A deal created by its consumer (14) for supplier 21, waiting for the supplier's
+    /// approval; its id.
+    pub async fn deal_to_approve(srv: &TestServer) -> i64 {
         let (supplier, consumer) = (token("21", &[]), token("14", &[]));
         assert_eq!(srv.get("/api/v1/me", Some(&supplier)).await.0, 200);
         let body = json!({"order": {"order_description": "Стол из дуба", "verify_days": 3, "commission_payer": "consumer",
             "cost": "2500", "supplier_id": "21", "consumer_id": "14", "supplier_billing_info": {"account": "40817"}}});
         let (status, created) = srv.post("/api/v1/orders", Some(&consumer), &body).await;
         assert_eq!(status, 201, "{created}");
-        let id = created["order"]["id"].as_i64().unwrap();
+        created["order"]["id"].as_i64().unwrap()
+    }
+
+    /// The supplier (21) approves deal `id`: the answer's status.
+    pub async fn approve(srv: &TestServer, id: i64) -> u16 {
         let t = json!({"transition": {"to_state": "approved"}});
-        assert_eq!(srv.post(&format!("/api/v1/orders/{id}/transitions"), Some(&supplier), &t).await.0, 204);
+        srv.post(&format!("/api/v1/orders/{id}/transitions"), Some(&token("21", &[])), &t).await.0
+    }
+
+    /// A deal the supplier (21) approved: the consumer's (14) email of the move.
+    pub async fn deal_approved(srv: &TestServer) -> (Notification, i64) {
+        let id = deal_to_approve(srv).await;
+        assert_eq!(approve(srv, id).await, 204);
         (queued(srv, "deal_state_changed"), id)
     }
 }

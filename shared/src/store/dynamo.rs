@@ -105,7 +105,8 @@ fn take_n(attrs: &mut Attrs, name: &str) -> Option<i64> {
     }
 }
 
-fn from_attrs(mut attrs: Attrs) -> Result<Item, StoreError> {
+/// An item from its DynamoDB attributes (a read, or a stream record's image).
+pub fn item_from_attrs(mut attrs: Attrs) -> Result<Item, StoreError> {
     let pk = take_s(&mut attrs, "pk").ok_or_else(|| StoreError::Codec("item without pk".into()))?;
     let sk = take_s(&mut attrs, "sk").ok_or_else(|| StoreError::Codec("item without sk".into()))?;
     let version = take_n(&mut attrs, "_v").unwrap_or(0) as u64;
@@ -332,7 +333,7 @@ impl DynamoStore {
                 .await
                 .map_err(unavailable)?;
             for attrs in page.items.unwrap_or_default() {
-                out.push(from_attrs(attrs)?);
+                out.push(item_from_attrs(attrs)?);
             }
             start = page.last_evaluated_key;
             let full = opts.limit.is_some_and(|l| out.len() >= l);
@@ -355,7 +356,7 @@ impl Store for DynamoStore {
             .send()
             .await
             .map_err(unavailable)?;
-        out.item.map(from_attrs).transpose()
+        out.item.map(item_from_attrs).transpose()
     }
 
     async fn batch_get(&self, keys: &[(String, String)]) -> Result<Vec<Item>, StoreError> {
@@ -384,7 +385,7 @@ impl Store for DynamoStore {
                     && let Some(items) = found.remove(&self.table)
                 {
                     for attrs in items {
-                        out.push(from_attrs(attrs)?);
+                        out.push(item_from_attrs(attrs)?);
                     }
                 }
                 pending = res.unprocessed_keys.and_then(|mut u| u.remove(&self.table));
