@@ -190,6 +190,32 @@ async fn notifier_sample_event() {
     assert_eq!(mailer.sent().len(), 1);
 }
 
+/// The sample is the stream record of the outbox item the domain writes when the supplier
+/// approves deal 1 (as moto's DynamoDB Streams gave it): relayed to the queue once.
+#[tokio::test]
+async fn relay_sample_event() {
+    let event: aws_lambda_events::dynamodb::Event =
+        serde_json::from_str(&sample("relay")).expect("a valid DynamoDB Streams event");
+    let srv = api_tests::TestServer::start_stream_relayed(api_tests::memory_store()).await;
+    let id = api_tests::emails::deal_to_approve(&srv).await;
+    assert_eq!((id, api_tests::emails::approve(&srv, id).await), (1, 204));
+    let queue = srv.app.local_queue.clone().unwrap();
+    assert!(queue.messages().is_empty(), "left for the stream relay");
+    let response = relay::handle(srv.app.store.as_ref(), queue.as_ref(), event.clone()).await;
+    assert!(response.batch_item_failures.is_empty());
+    let sent = queue.messages();
+    assert_eq!(sent.len(), 1);
+    let item = srv.app.store.get("outbox#deal-1-v2-consumer", "outbox").await.unwrap();
+    assert!(item.is_none(), "relayed and deleted");
+    let image: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> =
+        event.records[0].change.new_image.clone().into();
+    let sample = shared::outbox::decode(&shared::store::dynamo::item_from_attrs(image).unwrap()).unwrap();
+    assert_eq!(sent[0], sample, "the sample carries what the domain writes");
+    // Delivered again: the item is gone, nothing is sent twice.
+    relay::handle(srv.app.store.as_ref(), queue.as_ref(), event).await;
+    assert_eq!(queue.sends("deal-1-v2-consumer"), 1);
+}
+
 #[tokio::test]
 async fn scheduler_sample_event() {
     let event: EventBridgeEvent<scheduler::JobDetail> =
@@ -198,7 +224,7 @@ async fn scheduler_sample_event() {
     assert_eq!(report.job, Some(Job::Deals));
     // Every rule's input in template.yaml names a job this function knows.
     let template = sample_file("template.yaml");
-    for job in ["deals", "payments", "reservations"] {
+    for job in ["deals", "payments", "reservations", "outbox"] {
         let input = format!(
             r#"{{"detail-type": "Scheduled Event", "source": "tickets.scheduler", "detail": {{"job": "{job}"}}}}"#
         );
@@ -269,5 +295,5 @@ fn every_function_has_a_sample_event() {
             "no test invokes events/{name}.json"
         );
     }
-    assert_eq!(functions, 8);
+    assert_eq!(functions, 9);
 }
