@@ -590,7 +590,7 @@ fn mandarin_peer() -> Router<Peer> {
             Some("pay") => {
                 assert!(b["payment"]["orderActualTill"].is_string(), "links expire: {b}");
                 p.set(&tx, json!({ "orderId": b["payment"]["orderId"], "price": b["payment"]["price"], "status": "processing",
-                                   "email": b["customerInfo"]["email"], "refunded": "0.00" }));
+                                   "email": b["customerInfo"]["email"], "refunded": "0.00", "return": b["urls"]["return"] }));
                 let link = format!("{}/Pay?transaction={tx}", p.me);
                 (StatusCode::OK, axum::Json(json!({ "id": tx, "userWebLink": link })))
             }
@@ -746,6 +746,29 @@ async fn mandarin(store: Arc<dyn Store>) {
     assert_eq!(peer.get(&order_tx).unwrap()["refunded"], peer.get(&order_tx).unwrap()["price"]);
     assert!(taken_seats(&srv, "md").await.is_empty());
 
+    // The browser comes back through our return page (`urls.return`), which asks for the status.
+    assert_eq!(peer.get(&tx).unwrap()["return"], srv.url(&format!("/api/v1/gateways/return/{id}")).as_str());
+
+    // A deal paid through Mandarin: the consumer comes back to `return?status=success`
+    // (seed 003).
+    let (supplier, consumer) = (token("41", &[]), token("42", &[]));
+    let body = json!({"order": {"order_description": "Лампа", "verify_days": 3, "commission_payer": "consumer",
+        "cost": "1000", "supplier_id": "41", "consumer_id": "42"}});
+    let (status, created) = srv.post("/api/v1/orders", Some(&supplier), &body).await;
+    assert_eq!(status, 201, "{created}");
+    let deal = created["order"]["id"].as_i64().unwrap();
+    let info = format!("/api/v1/orders/{deal}/payment_info?return=https%3A%2F%2Fshop.example%2Fback");
+    let (_, info) = srv.get(&info, Some(&consumer)).await;
+    let link = info["mandarin_url"].as_str().expect("a Mandarin link for a consumer with an email");
+    let deal_tx = link.split("transaction=").nth(1).unwrap().to_owned();
+    assert_eq!(peer.get(&deal_tx).unwrap()["price"], info["consumer_pay"]["mandarin"].to_string().as_str());
+    assert_eq!(post_to(format!("{}/test/settle/{deal_tx}/success", peer.me)).await, (200, "OK".to_owned()));
+    let (_, d) = srv.get(&format!("/api/v1/orders/{deal}"), Some(&consumer)).await;
+    assert_eq!(d["order"]["state"], "paid", "{d}");
+    let back = srv.http.get(peer.get(&deal_tx).unwrap()["return"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(back.status(), 303);
+    assert_eq!(back.headers()["location"], "https://shop.example/back?status=success");
+
     // Declined without a callback: the job asks GET /api/transactions/{id}; places come back.
     let (_, a) = srv.post("/v1/payments/sessions", Some(&tok), &session_body(3, "12:00")).await;
     let a_id = a["data"]["payment_id"].as_str().unwrap();
@@ -754,7 +777,8 @@ async fn mandarin(store: Arc<dyn Store>) {
     assert_eq!(post_to(format!("{}/test/settle/{a_tx}/failed?notify=0", peer.me)).await.0, 200);
     assert_eq!(reserved(&srv, "12:00").await, 3);
     srv.app.clock.advance(chrono::Duration::minutes(16));
-    assert_eq!(run(&srv.app, Job::Payments).await.unwrap().changed, 1);
+    // This one, and the deal's unused card link (cancelled as expired).
+    assert_eq!(run(&srv.app, Job::Payments).await.unwrap().changed, 2);
     assert_eq!(status_of(&srv, &tok, a_id).await["status"], "failed");
     assert_eq!(reserved(&srv, "12:00").await, 0);
 }
@@ -907,16 +931,25 @@ async fn sngb(store: Arc<dyn Store>) {
     ]);
     let (s, body) = post_form(&notify, &forged).await;
     assert_eq!(s, 403);
-    assert!(body.starts_with("REDIRECT="), "{body}");
+    assert_eq!(body, format!("REDIRECT={}", srv.url("/api/v1/gateways/sngb/error")));
     // An error notification changes nothing either.
     let error =
         pairs(&[("paymentid", &pid), ("trackid", &id), ("Error", "GW00160"), ("ErrorText", "Invalid Brand")]);
     let (s, body) = post_form(&notify, &error).await;
-    assert_eq!(
-        (s, body.as_str()),
-        (200, srv.url("/api/v1/gateways/sngb/error").replace("http", "REDIRECT=http").as_str())
-    );
+    let page = srv.url(&format!("/api/v1/gateways/sngb/error?payment_id={id}&code=GW00160"));
+    assert_eq!((s, body.clone()), (200, format!("REDIRECT={page}")));
     assert_eq!(status_of(&srv, &tok, &id).await["status"], "pending");
+    // The page exists and tells the buyer why, with the way back to the shop.
+    let res = reqwest::get(&page).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("Оплата не прошла") && html.contains("код ошибки GW00160"), "{html}");
+    assert!(html.contains("href=\"https://zoo.example/cancel\""), "{html}");
+    let spoofed = reqwest::get(srv.url("/api/v1/gateways/sngb/error?code=%3Cscript%3Ealert(1)%3C/script%3E"))
+        .await
+        .unwrap();
+    let html = spoofed.text().await.unwrap();
+    assert!(!html.contains("<script") && html.contains("код ошибки scriptalert1scri)"), "{html}");
 
     // Genuine notification twice: REDIRECT to our return, one settlement, one email.
     let mut redirect = String::new();

@@ -138,9 +138,17 @@ async fn declined(srv: TestServer) {
     assert_eq!(taken_seats(&srv, "ballet").await, ["s-2-1"]);
     let (status, location) = api_tests::press(&srv, &url, "failed").await;
     assert_eq!(status, 303);
-    assert_eq!(come_back(&srv, &location).await, ERROR.replace("{order_id}", &order_id));
+    // The error page gets the reason (seed 000's success_or_error message).
+    let why = "Банк отклонил оплату, заказ отменён";
+    let reason: String = url::form_urlencoded::byte_serialize(why.as_bytes()).collect();
+    assert_eq!(
+        come_back(&srv, &location).await,
+        format!("{}?reason={reason}", ERROR.replace("{order_id}", &order_id))
+    );
     let (_, body) = buyer.get(&format!("/api/v1/ticket_orders/{order_id}")).await;
     assert_eq!(body["order"]["status"], "cancelled");
+    assert_eq!(body["order"]["payment_error"], why);
+    assert_eq!(body["order"]["payment_url"], Value::Null, "no link to pay a cancelled order");
     assert!(taken_seats(&srv, "ballet").await.is_empty(), "the seat is free again");
     assert!(messages(&srv).is_empty());
     // Someone else can buy it now.
@@ -177,6 +185,7 @@ async fn abandoned(srv: TestServer) {
     assert_eq!(report.changed, 1, "{report:?}");
     let (_, body) = buyer.get(&format!("/api/v1/ticket_orders/{order_id}")).await;
     assert_eq!(body["order"]["status"], "cancelled");
+    assert_eq!(body["order"]["payment_error"], "Время на оплату истекло, заказ отменён");
     assert!(taken_seats(&srv, "circus").await.is_empty());
     // A late press finds the payment closed; the order stays cancelled.
     let page = srv.http.get(&url).send().await.unwrap().text().await.unwrap();

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use shared::http::PathArg;
+use shared::http::{PathArg, QueryArg};
 use shared::money::Decimal;
 use shared::payments::gateway::{Fields, parse_form};
 use shared::payments::gateways::{self, sandbox, sngb};
@@ -24,6 +24,7 @@ pub fn router() -> Router<App> {
         .route("/api/v1/gateways/mandarin/callback", post(mandarin_callback))
         .route("/api/v1/gateways/sngb/notify", get(sngb_notify).post(sngb_notify))
         .route("/api/v1/gateways/sngb/tran", get(sngb_tran).post(sngb_tran))
+        .route("/api/v1/gateways/sngb/error", get(sngb_error))
         .route("/api/v1/gateways/return/{payment_id}", get(browser_return))
 }
 
@@ -145,12 +146,48 @@ async fn sngb_notify(State(app): State<App>, uri: Uri, body: Bytes) -> ApiResult
         Ok((event, _)) => Ok(text(format!("REDIRECT={}", sngb::return_url(&app, &event.payment_id)))),
         // An error notification: the buyer goes to the error page; the payment stays open
         // until the reconciliation job asks the bank.
-        Err(ApiError::BadRequest { .. }) => Ok(text(format!("REDIRECT={}", sngb::error_url(&app)))),
+        Err(ApiError::BadRequest { .. }) => {
+            let url = sngb::error_url(
+                &app,
+                f.get("trackid").map(String::as_str),
+                f.get("Error").map(String::as_str),
+            );
+            Ok(text(format!("REDIRECT={url}")))
+        }
         Err(e @ ApiError::Forbidden(_)) => {
-            Ok((e.status(), text(format!("REDIRECT={}", sngb::error_url(&app)))).into_response())
+            Ok((e.status(), text(format!("REDIRECT={}", sngb::error_url(&app, None, None)))).into_response())
         }
         Err(e) => Err(e),
     }
+}
+
+#[derive(serde::Deserialize)]
+struct ErrorPage {
+    payment_id: Option<String>,
+    code: Option<String>,
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// The page SNGB sends the buyer to after an error: the payment did not go through. Shows
+/// only the bank's code (letters and digits) and links back to the shop's page for the
+/// payment, never text taken from the URL.
+async fn sngb_error(State(app): State<App>, QueryArg(q): QueryArg<ErrorPage>) -> ApiResult<Html<String>> {
+    let p = match q.payment_id.as_deref().filter(|id| id.len() <= 64) {
+        Some(id) => payments::load(&app, id).await?,
+        None => None,
+    };
+    let back = p.as_ref().and_then(|p| p.cancel_url.clone().or(p.return_url.clone()));
+    let code = q.code.as_deref().map(sngb::error_code).filter(|c| !c.is_empty());
+    Ok(Html(format!(
+        "<!doctype html>\n<html lang=\"ru\"><head><meta charset=\"utf-8\"><title>Оплата не прошла</title></head><body>\n<h1>Оплата не прошла</h1>\n<p>Банк не провёл платёж{code}. Деньги не списаны.</p>\n<p>Попробуйте ещё раз или выберите другой способ оплаты.</p>\n{back}</body></html>\n",
+        code = code.map(|c| format!(" (код ошибки {c})")).unwrap_or_default(),
+        back = back
+            .map(|u| format!("<p><a href=\"{}\">Вернуться в магазин</a></p>\n", escape(&u)))
+            .unwrap_or_default(),
+    )))
 }
 
 /// SNGB's transaction notification (seed 000's `sngb_tran`): refunds and reversals.

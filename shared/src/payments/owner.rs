@@ -57,10 +57,11 @@ pub trait PaymentOwner: Send + Sync {
     /// The kind named in [`OwnerRef::kind`].
     fn kind(&self) -> &'static str;
 
-    /// Reads the owner of `p` (an open payment): what it expects now, and its writes for the
-    /// outcome (with its emails): `delivered` = paid for what it expects, else declined,
-    /// cancelled, expired or refused by the amount rule (the owner must then be left payable
-    /// again or released).
+    /// Reads the owner of `p` (the payment as the settlement will write it: its status, its
+    /// failure reason or anomaly set): what it expects now, and its writes for the outcome
+    /// (with its emails): `delivered` = paid for what it expects, else declined, cancelled,
+    /// expired or refused by the amount rule (the owner must then be left payable again or
+    /// released).
     async fn settlement(&self, app: &App, p: &Payment, delivered: bool) -> ApiResult<Settlement>;
 
     /// The owner's writes in the transaction that ends a refund of its payment: `completed`

@@ -140,7 +140,7 @@ async fn attempt(app: &App, id: &str, outcome: &Outcome) -> ApiResult<Step<Settl
             }
             let gateway_agrees = crate::money::round(*amount) == current.amount
                 && same_currency(currency.as_deref(), &current.currency);
-            let owner = owner_settlement(app, &current, true).await?;
+            let owner = owner_settlement(app, &next, true).await?;
             if gateway_agrees && owner.expects == Some(current.amount) {
                 owner.ops
             } else {
@@ -158,7 +158,7 @@ async fn attempt(app: &App, id: &str, outcome: &Outcome) -> ApiResult<Step<Settl
                 next.refunding += received;
                 tracing::warn!(payment = %id, received = %received, amount = %current.amount, expected = ?owner.expects,
                     "amount mismatch: the owner is not advanced and the money is returned");
-                let mut ops = owner_settlement(app, &current, false).await?.ops;
+                let mut ops = owner_settlement(app, &next, false).await?.ops;
                 ops.push(refund.create_op()?);
                 ops.extend(crate::outbox::ops(
                     app,
@@ -170,7 +170,7 @@ async fn attempt(app: &App, id: &str, outcome: &Outcome) -> ApiResult<Step<Settl
         }
         Outcome::Failed { reason } | Outcome::Canceled { reason } => {
             next.failure_reason = Some(reason.clone());
-            owner_settlement(app, &current, false).await?.ops
+            owner_settlement(app, &next, false).await?.ops
         }
     };
     ops.insert(0, next.write()?);

@@ -74,6 +74,10 @@ pub struct Order {
     pub refunded: Decimal,
     #[serde(default)]
     pub refunds: Vec<Refund>,
+    /// Why the online payment did not go through (seed 000's `success_or_error` message),
+    /// shown on the order and passed to `TICKETS_ERROR_URL`.
+    #[serde(default)]
+    pub payment_error: Option<String>,
 }
 
 /// One admin refund of an online order.
@@ -261,6 +265,7 @@ async fn prepare(
         payment_url: None,
         refunded: Decimal::ZERO,
         refunds: Vec::new(),
+        payment_error: None,
     };
     let held = tickets
         .into_iter()
@@ -386,6 +391,8 @@ pub struct OrderView {
     #[serde(with = "money::number")]
     pub refunded: Decimal,
     pub refunds: Vec<RefundView>,
+    /// Why the online payment did not go through.
+    pub payment_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -442,6 +449,7 @@ pub fn view(app: &App, o: &Order) -> OrderView {
                 state: r.state.clone(),
             })
             .collect(),
+        payment_error: o.payment_error.clone(),
     }
 }
 
@@ -496,14 +504,26 @@ pub async fn cancel(app: &App, id: &str) -> ApiResult<Order> {
 /// unpaid). `{order_id}` in a configured URL is replaced by the order id.
 pub fn return_target(app: &App, o: &Order) -> String {
     let own = || format!("{}/api/v1/ticket_orders/{}", app.config.public_url, o.id);
-    let configured = match o.status {
-        OrderStatus::Approved | OrderStatus::Refunded => &app.config.tickets_success_url,
-        _ => &app.config.tickets_error_url,
-    };
-    match configured {
+    let paid = matches!(o.status, OrderStatus::Approved | OrderStatus::Refunded);
+    let configured = if paid { &app.config.tickets_success_url } else { &app.config.tickets_error_url };
+    let target = match configured {
         Some(url) => url.replace("{order_id}", &o.id),
         None => own(),
+    };
+    match (&o.payment_error, paid) {
+        (Some(why), false) => with_reason(&target, why),
+        _ => target,
     }
+}
+
+/// The error page's URL with the reason: in its `{reason}` placeholder, else as `reason=`.
+fn with_reason(url: &str, why: &str) -> String {
+    let encoded: String = url::form_urlencoded::byte_serialize(why.as_bytes()).collect();
+    if url.contains("{reason}") {
+        return url.replace("{reason}", &encoded);
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}reason={encoded}")
 }
 
 /// The buyer's browser back from the gateway: the payment's status is asked of the gateway

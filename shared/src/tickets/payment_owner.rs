@@ -15,7 +15,7 @@ use crate::App;
 use crate::error::ApiResult;
 use crate::money;
 use crate::payments::refunds::Refund;
-use crate::payments::{Payment, PaymentOwner, Settlement};
+use crate::payments::{Payment, PaymentOwner, Settlement, Status};
 use crate::store::{Cond, WriteOp};
 use async_trait::async_trait;
 use rust_decimal::Decimal;
@@ -35,6 +35,17 @@ async fn order_of(app: &App, p: &Payment) -> ApiResult<Option<StoredOrder>> {
         }
         Err(crate::ApiError::NotFound(_)) => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+/// Why the payment did not go through, as the buyer reads it (seed 000's `success_or_error`
+/// message).
+fn payment_error(p: &Payment) -> &'static str {
+    match (p.status, &p.anomaly, p.failure_reason.as_deref()) {
+        (_, Some(_), _) => "Сумма оплаты не совпала с суммой заказа, заказ отменён; деньги возвращаются",
+        (Status::Canceled, _, Some("expired")) => "Время на оплату истекло, заказ отменён",
+        (Status::Canceled, _, _) => "Оплата отменена, заказ отменён",
+        _ => "Банк отклонил оплату, заказ отменён",
     }
 }
 
@@ -63,6 +74,7 @@ impl PaymentOwner for OrderPayments {
             ops
         } else {
             order.status = OrderStatus::Cancelled;
+            order.payment_error = Some(payment_error(p).into());
             let mut ops = vec![put(&order, &s)?];
             ops.extend(orders::free_seat_ops(app, &s.order).await?);
             ops

@@ -3,9 +3,12 @@
 //! - Requests to `{MANDARIN_URL}/api/transactions` carry `Content-Type: application/json`
 //!   and `X-Auth: {merchantId}-{sha256(merchantId-requestId-secret)}-{requestId}` where
 //!   `requestId` is random per request (hex of 16 random bytes here).
-//! - Create: `POST /api/transactions {payment:{orderId, action:"pay", price},
-//!   customerInfo:{email, phone}}` → `{id, userWebLink}`; the buyer goes to `userWebLink`.
-//!   `orderId` is our payment id; `id` is kept as the gateway reference.
+//! - Create: `POST /api/transactions {payment:{orderId, action:"pay", price, orderActualTill},
+//!   customerInfo:{email}, urls:{callback, return}}` → `{id, userWebLink}`; the buyer goes to
+//!   `userWebLink`. `orderId` is our payment id; `id` is kept as the gateway reference.
+//!   `urls.return` is our browser return (`/api/v1/gateways/return/{payment_id}`), which asks
+//!   for the status and sends the buyer on to the payment's return or cancel page (a deal's
+//!   `return?status=success|fail`, as seed 003 describes).
 //! - Callback (`POST /api/v1/gateways/mandarin/callback`, form-encoded): `sign` =
 //!   sha256 of the values of every other field sorted by name (ordinal), joined with `-`,
 //!   then `-` and the secret. `status` `success` pays, `failed` declines; `action=reversal`
@@ -106,9 +109,13 @@ impl Gateway for Mandarin {
         GatewayKind::Mandarin
     }
 
-    async fn create(&self, _app: &App, p: &Payment) -> ApiResult<Redirect> {
+    async fn create(&self, app: &App, p: &Payment) -> ApiResult<Redirect> {
         let c = self.configured()?;
         let body = json!({
+            "urls": {
+                "callback": format!("{}/api/v1/gateways/mandarin/callback", app.config.public_url),
+                "return": format!("{}/api/v1/gateways/return/{}", app.config.public_url, p.id),
+            },
             "payment": {
                 "orderId": p.id,
                 "action": "pay",

@@ -13,8 +13,10 @@
 //!   `amt`, `tranid`, ... and `udf5` = sha1 hex of `{paymentid}:{trackid}:{result}:{amt}:{secret}`.
 //!   We answer `REDIRECT=<url>`: our browser return, which checks the status and sends the
 //!   buyer to the payment's return or cancel URL. An error notification (`Error`,
-//!   `ErrorText`, no `result`) is answered `REDIRECT=<error url>` and changes nothing; the
-//!   reconciliation job settles such a payment by asking the bank.
+//!   `ErrorText`, no `result`) is answered `REDIRECT=<error page>` and changes nothing; the
+//!   page (`/api/v1/gateways/sngb/error?payment_id&code`) tells the buyer the payment did not
+//!   go through, with the bank's code, and links back to the shop; the reconciliation job
+//!   settles such a payment by asking the bank.
 //! - Transaction notification (`sngb_tran`, refunds): the same fields with `action=2` and the
 //!   same `udf5` rule; `CAPTURED`/`APPROVED` records the refund. Answer `OK`.
 //! - Status: `GET {SNGB_URL}/rest/payments/{paymentid}?terminal={id}&sign={sha1(paymentid:secret)}`
@@ -245,7 +247,26 @@ pub fn return_url(app: &App, payment_id: &str) -> String {
     format!("{}/api/v1/gateways/return/{payment_id}", app.config.public_url)
 }
 
-/// Where SNGB sends the buyer after a notification we rejected.
-pub fn error_url(app: &App) -> String {
-    format!("{}/api/v1/gateways/sngb/error", app.config.public_url)
+/// Where SNGB sends the buyer after an error notification (or one we rejected): our page
+/// that tells the buyer the payment did not go through, with the bank's error code and a way
+/// back to the shop.
+pub fn error_url(app: &App, payment_id: Option<&str>, code: Option<&str>) -> String {
+    let mut url = format!("{}/api/v1/gateways/sngb/error", app.config.public_url);
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    if let Some(id) = payment_id {
+        q.append_pair("payment_id", id);
+    }
+    if let Some(code) = code.map(error_code).filter(|c| !c.is_empty()) {
+        q.append_pair("code", &code);
+    }
+    let q = q.finish();
+    if !q.is_empty() {
+        url = format!("{url}?{q}");
+    }
+    url
+}
+
+/// A bank error code as shown to the buyer: letters and digits only, at most 16.
+pub fn error_code(code: &str) -> String {
+    code.chars().filter(char::is_ascii_alphanumeric).take(16).collect()
 }
