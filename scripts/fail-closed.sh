@@ -14,7 +14,13 @@ check() {
   fi
   echo "fail-closed: refused as expected ($want)"
 }
-check JWT_SECRET JWT_SECRET=
-check JWT_SECRET JWT_SECRET=dev-secret-change-me
-check SANDBOX_SECRET JWT_SECRET=0123456789abcdef0123456789abcdef SANDBOX_ENABLED=true
-check SANDBOX_ENABLED JWT_SECRET=0123456789abcdef0123456789abcdef ZOO_PAYMENT_GATEWAY=sandbox
+jwt=JWT_SECRET=0123456789abcdef0123456789abcdef
+key=TICKET_SIGNING_KEY=fedcba9876543210fedcba9876543210
+check JWT_SECRET JWT_SECRET= "$key"
+check JWT_SECRET "JWT_SECRET=                                        " "$key"
+check JWT_SECRET JWT_SECRET=dev-secret-change-me "$key"
+check JWT_SECRET_PREVIOUS "$jwt" "$key" JWT_SECRET_PREVIOUS=dev-secret-change-me
+check TICKET_SIGNING_KEY "$jwt"
+check TICKET_SIGNING_KEY "$jwt" TICKET_SIGNING_KEY=dev-ticket-key-change-me
+check SANDBOX_SECRET "$jwt" "$key" SANDBOX_ENABLED=true
+check SANDBOX_ENABLED "$jwt" "$key" ZOO_PAYMENT_GATEWAY=sandbox

@@ -19,6 +19,7 @@ if [ "${SCHEMATHESIS_STORE:-memory}" = dynamo ]; then
   # with TABLE_NAME runs as deployed: the sandbox gateway is turned on explicitly, with its key.
   export TABLE_NAME="schemathesis-$port" CREATE_TABLE=1
   export SANDBOX_ENABLED=true SANDBOX_SECRET=schemathesis-sandbox-0123456789abcdef
+  export TICKET_SIGNING_KEY=schemathesis-ticket-key-0123456789abcdef
 else
   unset TABLE_NAME
 fi

@@ -1,12 +1,21 @@
-//! Bearer JWT auth: HS256 only, `exp` required. Anything else is 401.
+//! Bearer JWT auth: HS256 only, `exp` and `sub` required, `nbf` honoured, `iss` and `aud`
+//! checked when `JWT_ISSUER` / `JWT_AUDIENCE` are set, and no token lives longer than
+//! `JWT_MAX_AGE` (default 24 h: from its `iat`, or from now when it has none). During a key
+//! rotation a token signed with `JWT_SECRET_PREVIOUS` is accepted too. Anything else is 401.
+
+use std::time::Duration;
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
+use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
 use serde::{Deserialize, Serialize};
 
 use crate::App;
 use crate::error::ApiError;
+
+/// Seconds of clock skew allowed on `exp`, `nbf` and `iat`.
+const LEEWAY: u64 = 5;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
@@ -14,6 +23,9 @@ pub struct Claims {
     pub sub: String,
     /// Expiry, epoch seconds (required).
     pub exp: i64,
+    /// Issued at, epoch seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -25,8 +37,49 @@ pub struct Claims {
 }
 
 impl Claims {
+    /// Claims for `sub` valid for `ttl` from now.
+    pub fn new(sub: impl Into<String>, ttl: chrono::Duration) -> Claims {
+        let now = chrono::Utc::now().timestamp();
+        Claims {
+            sub: sub.into(),
+            exp: now + ttl.num_seconds(),
+            iat: Some(now),
+            email: None,
+            phone: None,
+            name: None,
+            roles: vec![],
+        }
+    }
+
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)
+    }
+}
+
+/// How tokens are checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtRules {
+    /// `JWT_SECRET`: signs new tokens, verifies them.
+    pub secret: String,
+    /// `JWT_SECRET_PREVIOUS`: still verifies, during a rotation.
+    pub previous: Option<String>,
+    /// `JWT_ISSUER`: the `iss` every token must carry.
+    pub issuer: Option<String>,
+    /// `JWT_AUDIENCE`: an `aud` every token must carry.
+    pub audience: Option<String>,
+    /// `JWT_MAX_AGE`: the longest a token may live.
+    pub max_age: Duration,
+}
+
+impl JwtRules {
+    pub fn new(secret: impl Into<String>) -> JwtRules {
+        JwtRules {
+            secret: secret.into(),
+            previous: None,
+            issuer: None,
+            audience: None,
+            max_age: Duration::from_secs(24 * 3600),
+        }
     }
 }
 
@@ -35,23 +88,69 @@ pub fn issue(secret: &str, claims: &Claims) -> String {
         .expect("HS256 signing with an in-memory key cannot fail")
 }
 
-pub fn verify(secret: &str, token: &str) -> Result<Claims, ApiError> {
+fn unauthorized(e: &jsonwebtoken::errors::Error) -> ApiError {
+    let why = match e.kind() {
+        ErrorKind::ExpiredSignature => "token expired",
+        ErrorKind::ImmatureSignature => "token not valid yet (nbf)",
+        ErrorKind::InvalidSignature => "token signature is invalid",
+        ErrorKind::InvalidAlgorithm => "token algorithm must be HS256",
+        ErrorKind::InvalidIssuer => "token issuer is not accepted",
+        ErrorKind::InvalidAudience => "token audience is not accepted",
+        ErrorKind::MissingRequiredClaim(_) => "token lacks a required claim",
+        _ => "token is malformed",
+    };
+    ApiError::Unauthorized(why.into())
+}
+
+/// Verifies a token under `rules`: the current key, then the previous one.
+pub fn verify(rules: &JwtRules, token: &str) -> Result<Claims, ApiError> {
     let mut validation = Validation::new(Algorithm::HS256);
-    validation.leeway = 5;
-    validation.set_required_spec_claims(&["exp", "sub"]);
-    decode::<Claims>(token, &DecodingKey::from_secret(secret.as_bytes()), &validation)
-        .map(|d| d.claims)
-        .map_err(|e| {
-            use jsonwebtoken::errors::ErrorKind;
-            let why = match e.kind() {
-                ErrorKind::ExpiredSignature => "token expired",
-                ErrorKind::InvalidSignature => "token signature is invalid",
-                ErrorKind::InvalidAlgorithm => "token algorithm must be HS256",
-                ErrorKind::MissingRequiredClaim(_) => "token lacks a required claim (sub, exp)",
-                _ => "token is malformed",
-            };
-            ApiError::Unauthorized(why.into())
-        })
+    validation.leeway = LEEWAY;
+    validation.validate_nbf = true;
+    let mut required = vec!["exp", "sub"];
+    if let Some(iss) = &rules.issuer {
+        validation.set_issuer(&[iss]);
+        required.push("iss");
+    }
+    match &rules.audience {
+        Some(aud) => {
+            validation.set_audience(&[aud]);
+            required.push("aud");
+        }
+        None => validation.validate_aud = false,
+    }
+    validation.set_required_spec_claims(&required);
+    let keys = std::iter::once(&rules.secret).chain(rules.previous.as_ref()).filter(|k| !k.is_empty());
+    let mut last = ApiError::Unauthorized("token signature is invalid".into());
+    for key in keys {
+        match decode::<Claims>(token, &DecodingKey::from_secret(key.as_bytes()), &validation) {
+            Ok(d) => return within_max_age(d.claims, rules.max_age),
+            Err(e) if *e.kind() == ErrorKind::InvalidSignature => last = unauthorized(&e),
+            Err(e) => return Err(unauthorized(&e)),
+        }
+    }
+    Err(last)
+}
+
+/// No token lives longer than `max_age`: from its `iat` (which must not be in the future),
+/// or from now when it has none.
+fn within_max_age(c: Claims, max_age: Duration) -> Result<Claims, ApiError> {
+    let now = chrono::Utc::now().timestamp();
+    let (max, leeway) = (max_age.as_secs() as i64, LEEWAY as i64);
+    let start = match c.iat {
+        Some(iat) if iat > now + leeway => {
+            return Err(ApiError::Unauthorized("token issued in the future (iat)".into()));
+        }
+        Some(iat) if now - iat > max + leeway => {
+            return Err(ApiError::Unauthorized("token is older than JWT_MAX_AGE".into()));
+        }
+        Some(iat) => iat,
+        None => now,
+    };
+    if c.exp - start > max + leeway {
+        return Err(ApiError::Unauthorized("token lives longer than JWT_MAX_AGE".into()));
+    }
+    Ok(c)
 }
 
 /// The authenticated caller. Extracting it rejects the request with 401 unless a valid
@@ -79,7 +178,7 @@ where
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::Unauthorized("Authorization must be `Bearer <token>`".into()))?;
-        verify(&app.config.jwt_secret, token).map(AuthUser)
+        verify(&app.config.jwt, token).map(AuthUser)
     }
 }
 
@@ -108,44 +207,102 @@ mod tests {
     use super::*;
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-
-    fn claims(exp: i64) -> Claims {
-        Claims {
-            sub: "21".into(),
-            exp,
-            email: Some("test7@test.com".into()),
-            phone: None,
-            name: None,
-            roles: vec![],
-        }
-    }
+    use serde_json::json;
 
     fn now() -> i64 {
         chrono::Utc::now().timestamp()
     }
 
+    fn claims(exp: i64) -> Claims {
+        Claims {
+            email: Some("test7@test.com".into()),
+            ..Claims::new("21", chrono::Duration::seconds(exp - now()))
+        }
+    }
+
+    fn raw(key: &str, body: serde_json::Value) -> String {
+        encode(&Header::new(Algorithm::HS256), &body, &EncodingKey::from_secret(key.as_bytes())).unwrap()
+    }
+
+    fn rules() -> JwtRules {
+        JwtRules::new("k")
+    }
+
     #[test]
     fn round_trips_a_valid_token() {
         let c = claims(now() + 60);
-        assert_eq!(verify("k", &issue("k", &c)).unwrap(), c);
+        assert_eq!(verify(&rules(), &issue("k", &c)).unwrap(), c);
     }
 
     #[test]
     fn rejects_expired_wrong_key_none_and_garbage() {
         let expired = issue("k", &claims(now() - 3600));
-        assert_eq!(verify("k", &expired).unwrap_err(), ApiError::Unauthorized("token expired".into()));
+        assert_eq!(verify(&rules(), &expired).unwrap_err(), ApiError::Unauthorized("token expired".into()));
         let wrong = issue("other", &claims(now() + 60));
-        assert!(matches!(verify("k", &wrong), Err(ApiError::Unauthorized(_))));
+        assert!(matches!(verify(&rules(), &wrong), Err(ApiError::Unauthorized(_))));
         let header = B64.encode(br#"{"alg":"none","typ":"JWT"}"#);
         let body = B64.encode(serde_json::to_vec(&claims(now() + 60)).unwrap());
-        assert!(matches!(verify("k", &format!("{header}.{body}.")), Err(ApiError::Unauthorized(_))));
-        assert!(matches!(verify("k", "not-a-jwt"), Err(ApiError::Unauthorized(_))));
-        let no_exp = encode(
-            &Header::new(Algorithm::HS256),
-            &serde_json::json!({"sub": "1"}),
-            &EncodingKey::from_secret(b"k"),
-        )
-        .unwrap();
-        assert!(matches!(verify("k", &no_exp), Err(ApiError::Unauthorized(_))));
+        assert!(matches!(verify(&rules(), &format!("{header}.{body}.")), Err(ApiError::Unauthorized(_))));
+        assert!(matches!(verify(&rules(), "not-a-jwt"), Err(ApiError::Unauthorized(_))));
+        let no_exp = raw("k", json!({"sub": "1"}));
+        assert!(matches!(verify(&rules(), &no_exp), Err(ApiError::Unauthorized(_))));
+    }
+
+    #[test]
+    fn honours_nbf() {
+        let later = raw("k", json!({"sub": "1", "exp": now() + 600, "nbf": now() + 300}));
+        assert_eq!(
+            verify(&rules(), &later).unwrap_err(),
+            ApiError::Unauthorized("token not valid yet (nbf)".into())
+        );
+        let now_ok = raw("k", json!({"sub": "1", "exp": now() + 600, "nbf": now() - 1}));
+        assert!(verify(&rules(), &now_ok).is_ok());
+    }
+
+    #[test]
+    fn checks_issuer_and_audience_when_set() {
+        let r = JwtRules {
+            issuer: Some("https://id.example".into()),
+            audience: Some("tickets".into()),
+            ..rules()
+        };
+        let good =
+            raw("k", json!({"sub": "1", "exp": now() + 60, "iss": "https://id.example", "aud": "tickets"}));
+        assert!(verify(&r, &good).is_ok());
+        for bad in [
+            json!({"sub": "1", "exp": now() + 60, "iss": "https://evil.example", "aud": "tickets"}),
+            json!({"sub": "1", "exp": now() + 60, "iss": "https://id.example", "aud": "other"}),
+            json!({"sub": "1", "exp": now() + 60, "aud": "tickets"}),
+            json!({"sub": "1", "exp": now() + 60, "iss": "https://id.example"}),
+        ] {
+            assert!(matches!(verify(&r, &raw("k", bad.clone())), Err(ApiError::Unauthorized(_))), "{bad}");
+        }
+        // Unset: not checked.
+        assert!(verify(&rules(), &good).is_ok());
+    }
+
+    #[test]
+    fn no_token_lives_longer_than_the_maximum() {
+        let day = 24 * 3600;
+        let long = raw("k", json!({"sub": "1", "exp": now() + 2 * day}));
+        assert!(matches!(verify(&rules(), &long), Err(ApiError::Unauthorized(_))), "no iat, 2 days left");
+        let old = raw("k", json!({"sub": "1", "iat": now() - 2 * day, "exp": now() + 60}));
+        assert!(matches!(verify(&rules(), &old), Err(ApiError::Unauthorized(_))), "issued 2 days ago");
+        let future = raw("k", json!({"sub": "1", "iat": now() + 600, "exp": now() + 900}));
+        assert!(matches!(verify(&rules(), &future), Err(ApiError::Unauthorized(_))));
+        let fine = raw("k", json!({"sub": "1", "iat": now() - 3600, "exp": now() + day - 3600}));
+        assert!(verify(&rules(), &fine).is_ok());
+        let short = JwtRules { max_age: Duration::from_secs(600), ..rules() };
+        assert!(verify(&short, &fine).is_err());
+    }
+
+    #[test]
+    fn accepts_the_previous_key_during_a_rotation() {
+        let old = issue("old", &claims(now() + 60));
+        assert!(verify(&rules(), &old).is_err());
+        let rotating = JwtRules { secret: "new".into(), previous: Some("old".into()), ..rules() };
+        assert!(verify(&rotating, &old).is_ok());
+        assert!(verify(&rotating, &issue("new", &claims(now() + 60))).is_ok());
+        assert!(verify(&rotating, &issue("other", &claims(now() + 60))).is_err());
     }
 }

@@ -14,8 +14,14 @@ pub const DEV_JWT_SECRET: &str = "dev-secret-change-me";
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// HS256 secret for bearer tokens (`JWT_SECRET`).
-    pub jwt_secret: String,
+    /// How bearer tokens are checked (`JWT_SECRET`, `JWT_SECRET_PREVIOUS`, `JWT_ISSUER`,
+    /// `JWT_AUDIENCE`, `JWT_MAX_AGE`).
+    pub jwt: crate::auth::JwtRules,
+    /// The key that signs ticket QR payloads (`TICKET_SIGNING_KEY`), never the JWT secret.
+    pub ticket_key: String,
+    /// Hosts a buyer's return and cancel URLs may point to (`RETURN_URL_HOSTS`, comma
+    /// separated); the API's own host always may. `None`: any host (local runs only).
+    pub return_url_hosts: Option<Vec<String>>,
     /// DynamoDB table (`TABLE_NAME`); when unset the embedded in-process store is used.
     pub table_name: Option<String>,
     /// Public base URL of this API, used in links (`PUBLIC_URL`).
@@ -77,6 +83,11 @@ impl Vars {
         Vars(Box::new(move |name| map.get(name).cloned()))
     }
 
+    /// These values first (secrets read at start), then the rest.
+    pub fn overlay(self, first: std::collections::HashMap<String, String>) -> Vars {
+        Vars(Box::new(move |name| first.get(name).cloned().or_else(|| (self.0)(name))))
+    }
+
     pub fn get(&self, name: &str) -> Option<String> {
         (self.0)(name).filter(|v| !v.trim().is_empty())
     }
@@ -110,6 +121,46 @@ pub enum Relay {
     Stream,
 }
 
+/// The documented development key of ticket QR payloads, refused by a deployed process.
+pub const DEV_TICKET_KEY: &str = "dev-ticket-key-change-me";
+
+/// Whether this process needs the secret variable `var`: a deployed function reading its
+/// secrets from Parameter Store (`SECRETS_PREFIX`) needs those its `SECRETS` list names;
+/// without Parameter Store a process needs every one.
+fn needs(v: &Vars, var: &str) -> bool {
+    match v.get("SECRETS_PREFIX") {
+        Some(_) => {
+            v.get("SECRETS").unwrap_or_default().split(',').any(|s| crate::secrets::var_of(s.trim()) == var)
+        }
+        None => true,
+    }
+}
+
+/// A secret: the development default locally; deployed, a strong value if this process needs
+/// it (else none: nothing can be verified or signed with it).
+fn secret(v: &Vars, deployed: bool, var: &str, dev: &str) -> Result<String, String> {
+    match v.get(var) {
+        _ if !deployed => Ok(v.get(var).unwrap_or_else(|| dev.to_owned())),
+        Some(s) if !weak_secret(&s, dev) => Ok(s),
+        _ if !needs(v, var) => Ok(String::new()),
+        _ => Err(match v.get("SECRETS_PREFIX") {
+            Some(prefix) => format!(
+                "{var}: the parameter {}/{} must exist and hold at least 32 characters (not the development default)",
+                prefix.trim_end_matches('/'),
+                var.to_ascii_lowercase().replace('_', "-")
+            ),
+            None => format!(
+                "{var} must be set to at least 32 characters (not the development default) when TABLE_NAME is set"
+            ),
+        }),
+    }
+}
+
+/// `a.example, b.example` → lower-case host names.
+fn hosts(list: &str) -> Vec<String> {
+    list.split(',').map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()).collect()
+}
+
 /// A secret a deployed process must not run on: missing, blank, short, or the development one.
 pub fn weak_secret(secret: &str, dev_default: &str) -> bool {
     let s = secret.trim();
@@ -127,13 +178,29 @@ impl Config {
         let port: u16 = v.parsed("PORT", 3000)?;
         let table_name = v.get("TABLE_NAME");
         let deployed = table_name.is_some();
-        let jwt_secret = v.get("JWT_SECRET").unwrap_or_else(|| DEV_JWT_SECRET.to_owned());
-        if deployed && weak_secret(&jwt_secret, DEV_JWT_SECRET) {
-            return Err("JWT_SECRET must be set to at least 32 characters (not the development default) when TABLE_NAME is set".into());
-        }
+        let jwt_secret = secret(v, deployed, "JWT_SECRET", DEV_JWT_SECRET)?;
+        let ticket_key = secret(v, deployed, "TICKET_SIGNING_KEY", DEV_TICKET_KEY)?;
         let admin_email = v.get("ADMIN_EMAIL").unwrap_or_else(|| "admin@example.com".to_owned());
         Ok(Config {
-            jwt_secret,
+            jwt: crate::auth::JwtRules {
+                secret: jwt_secret,
+                previous: match v.get("JWT_SECRET_PREVIOUS") {
+                    Some(p) if deployed && weak_secret(&p, DEV_JWT_SECRET) => {
+                        return Err("JWT_SECRET_PREVIOUS, when set, must be at least 32 characters (not the development default)".into());
+                    }
+                    p => p,
+                },
+                issuer: v.get("JWT_ISSUER"),
+                audience: v.get("JWT_AUDIENCE"),
+                max_age: Duration::from_secs(v.parsed("JWT_MAX_AGE", 24 * 3600)?),
+            },
+            ticket_key,
+            return_url_hosts: match v.get("RETURN_URL_HOSTS") {
+                Some(list) => Some(hosts(&list)),
+                // A deployed stack sends buyers back to its own host only until hosts are named.
+                None if deployed => Some(vec![]),
+                None => None,
+            },
             table_name,
             public_url: v
                 .get("PUBLIC_URL")
@@ -166,7 +233,9 @@ impl Config {
     /// Defaults for tests and embedded runs, independent of the environment.
     pub fn for_tests() -> Config {
         Config {
-            jwt_secret: "test-secret".into(),
+            jwt: crate::auth::JwtRules::new("test-secret"),
+            ticket_key: "test-ticket-key".into(),
+            return_url_hosts: None,
             table_name: None,
             public_url: "http://127.0.0.1:3000".into(),
             max_body_bytes: 6 * 1024 * 1024,
@@ -228,7 +297,8 @@ fn payments(v: &Vars, deployed: bool) -> Result<PaymentsConfig, String> {
             base_url: v.url("SNGB_URL", ""),
         },
     };
-    c.check(deployed)?;
+    // A function that never touches the sandbox's key (health, say) does not need it.
+    c.check(deployed && needs(v, "SANDBOX_SECRET"))?;
     Ok(c)
 }
 
@@ -375,7 +445,11 @@ mod tests {
     #[test]
     fn a_deployed_process_fails_closed() {
         let deployed = |extra: &[(&str, &str)]| {
-            let mut pairs = vec![("TABLE_NAME", "t"), ("JWT_SECRET", "0123456789abcdef0123456789abcdef")];
+            let mut pairs = vec![
+                ("TABLE_NAME", "t"),
+                ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+                ("TICKET_SIGNING_KEY", "fedcba9876543210fedcba9876543210"),
+            ];
             pairs.extend_from_slice(extra);
             Config::from_vars(&Vars::from_pairs(&pairs))
         };
@@ -390,6 +464,15 @@ mod tests {
                 .unwrap_err();
             assert!(e.contains("JWT_SECRET"), "{e}");
         }
+        let e = Config::from_vars(&Vars::from_pairs(&[("TABLE_NAME", "t"), ("JWT_SECRET", &"j".repeat(32))]))
+            .unwrap_err();
+        assert!(e.contains("TICKET_SIGNING_KEY"), "{e}");
+        let e = deployed(&[("JWT_SECRET_PREVIOUS", DEV_JWT_SECRET)]).unwrap_err();
+        assert!(e.contains("JWT_SECRET_PREVIOUS"), "{e}");
+        // Unset, the deployed stack sends buyers back to its own host only.
+        assert_eq!(deployed(&[]).unwrap().return_url_hosts, Some(vec![]));
+        let c = deployed(&[("RETURN_URL_HOSTS", " Shop.Example , ,pay.example")]).unwrap();
+        assert_eq!(c.return_url_hosts, Some(vec!["shop.example".to_owned(), "pay.example".to_owned()]));
         let e = deployed(&[("ZOO_PAYMENT_GATEWAY", "sandbox")]).unwrap_err();
         assert!(e.contains("SANDBOX_ENABLED"), "{e}");
         for secret in ["", DEV_SANDBOX_SECRET, "short"] {
@@ -405,7 +488,38 @@ mod tests {
         // Local runs: the sandbox and the development secrets.
         let c = Config::from_vars(&Vars::from_pairs(&[])).unwrap();
         assert!(c.payments.sandbox);
-        assert_eq!(c.jwt_secret, DEV_JWT_SECRET);
+        assert_eq!(c.jwt.secret, DEV_JWT_SECRET);
+    }
+
+    #[test]
+    fn a_function_reading_parameter_store_needs_only_the_secrets_it_names() {
+        let base = [("TABLE_NAME", "t"), ("SECRETS_PREFIX", "/stack")];
+        let with = |extra: &[(&str, &str)]| {
+            let mut pairs = base.to_vec();
+            pairs.extend_from_slice(extra);
+            Config::from_vars(&Vars::from_pairs(&pairs))
+        };
+        // Health names none: it starts without any, and can verify nothing with them.
+        let c = with(&[("SANDBOX_ENABLED", "true")]).unwrap();
+        assert_eq!(c.jwt.secret, "");
+        assert!(verify_nothing(&c));
+        // Deals name the JWT secret: missing, it refuses, naming the parameter.
+        let e = with(&[("SECRETS", "jwt-secret")]).unwrap_err();
+        assert!(e.contains("/stack/jwt-secret"), "{e}");
+        let e = with(&[("SECRETS", "jwt-secret"), ("JWT_SECRET", DEV_JWT_SECRET)]).unwrap_err();
+        assert!(e.contains("/stack/jwt-secret"), "{e}");
+        let c = with(&[("SECRETS", "jwt-secret"), ("JWT_SECRET", &"j".repeat(32))]).unwrap();
+        assert_eq!(c.jwt.secret, "j".repeat(32));
+        assert_eq!(c.ticket_key, "");
+        // The sandbox's key, by whoever names it.
+        let e = with(&[("SECRETS", "sandbox-secret"), ("SANDBOX_ENABLED", "true")]).unwrap_err();
+        assert!(e.contains("SANDBOX_SECRET"), "{e}");
+    }
+
+    /// An empty key verifies no token at all.
+    fn verify_nothing(c: &Config) -> bool {
+        let token = crate::auth::issue("", &crate::auth::Claims::new("1", chrono::Duration::minutes(5)));
+        crate::auth::verify(&c.jwt, &token).is_err()
     }
 
     #[test]

@@ -107,12 +107,23 @@ impl ApiError {
         }
     }
 
+    /// What the client is told. Upstream failures (a gateway, DynamoDB, SQS) and bugs say
+    /// only their kind: their detail (a URL, a signed query, an SDK message) goes to the log
+    /// with the request id (`x-request-id`), never to the caller.
+    pub fn public_message(&self) -> String {
+        match self {
+            ApiError::Gateway(_) => {
+                "the payment gateway could not be reached or answered unexpectedly; try again later".into()
+            }
+            ApiError::Unavailable(_) => "the service is temporarily unavailable; try again later".into(),
+            ApiError::Internal(_) => "internal error".into(),
+            other => other.to_string(),
+        }
+    }
+
     /// The JSON body.
     pub fn body(&self) -> serde_json::Value {
-        let message = match self {
-            ApiError::Internal(_) => "internal error".to_owned(),
-            other => other.to_string(),
-        };
+        let message = self.public_message();
         let errors = match self {
             ApiError::Validation(errors) => errors.clone(),
             other => other

@@ -108,13 +108,44 @@ pub async fn not_found() -> ApiError {
 }
 
 /// Finishes a group's router for serving: JSON 404 for unknown routes, the body limit,
-/// and the state.
+/// the request id, and the state.
 pub fn finish(router: axum::Router<crate::App>, app: crate::App) -> axum::Router {
     router
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(app.config.max_body_bytes))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
+        .layer(axum::middleware::from_fn(request_id))
         .with_state(app)
+}
+
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Every request runs in a span carrying its id, so that whatever it logs (an upstream
+/// failure's detail, say) can be found from the `x-request-id` header of its answer. The id
+/// is API Gateway's own when there is one (as in its access log), else a sane one the client
+/// sent, else a new one.
+async fn request_id(req: Request, next: axum::middleware::Next) -> axum::response::Response {
+    use lambda_http::RequestExt;
+    use tracing::Instrument;
+    let from_gateway = req.request_context_ref().and_then(|c| match c {
+        lambda_http::request::RequestContext::ApiGatewayV2(c) => c.request_id.clone(),
+        lambda_http::request::RequestContext::ApiGatewayV1(c) => c.request_id.clone(),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    });
+    let from_client = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).filter(|v| {
+        (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    });
+    let id = from_gateway
+        .or_else(|| from_client.map(str::to_owned))
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let span =
+        tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    let mut res = next.run(req).instrument(span).await;
+    if let Ok(v) = axum::http::HeaderValue::from_str(&id) {
+        res.headers_mut().insert(REQUEST_ID, v);
+    }
+    res
 }
 
 /// A handler that panicked (a bug: nothing a client sends should get here) answers the usual

@@ -18,7 +18,9 @@ pub mod money;
 pub mod outbox;
 pub mod payments;
 pub mod queue_sqs;
+pub mod redirects;
 pub mod retry;
+pub mod secrets;
 pub mod store;
 pub mod telemetry;
 pub mod tickets;
@@ -122,25 +124,39 @@ impl App {
     }
 
     /// From the environment: DynamoDB when `TABLE_NAME` is set, else the embedded store;
-    /// the SQS queue when `QUEUE_URL` is set, else the in-process one.
+    /// the SQS queue when `QUEUE_URL` is set, else the in-process one; the secrets from
+    /// Parameter Store when `SECRETS_PREFIX` is set (see [`secrets`]).
     pub async fn from_env() -> Result<App, String> {
-        let config = Config::from_env()?;
-        let store: Arc<dyn Store> = match &config.table_name {
-            Some(table) => {
-                let store = DynamoStore::from_env(table).await;
-                if std::env::var("CREATE_TABLE").is_ok_and(|v| v == "1" || v == "true") {
+        App::from_vars(config::Vars::process()).await
+    }
+
+    /// As [`App::from_env`], from the given settings. The AWS configuration is loaded once, and
+    /// only when something deployed is named.
+    pub async fn from_vars(vars: config::Vars) -> Result<App, String> {
+        let aws = ["TABLE_NAME", "QUEUE_URL", "SECRETS_PREFIX"].iter().any(|n| vars.get(n).is_some());
+        let sdk = match aws {
+            true => Some(aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await),
+            false => None,
+        };
+        let vars = secrets::overlay(vars, sdk.as_ref()).await?;
+        let create_table = vars.flag("CREATE_TABLE", false)?;
+        let config = Config::from_vars(&vars)?;
+        let store: Arc<dyn Store> = match (&config.table_name, &sdk) {
+            (Some(table), Some(sdk)) => {
+                let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), table);
+                if create_table {
                     store.ensure_table().await.map_err(|e| e.to_string())?;
                 }
                 Arc::new(store)
             }
-            None => Arc::new(MemoryStore::new()),
+            _ => Arc::new(MemoryStore::new()),
         };
-        Ok(match config.queue_url.clone() {
-            Some(url) => {
-                let queue = Arc::new(queue_sqs::SqsQueue::from_env(url).await);
+        Ok(match (config.queue_url.clone(), &sdk) {
+            (Some(url), Some(sdk)) => {
+                let queue = Arc::new(queue_sqs::SqsQueue::new(aws_sdk_sqs::Client::new(sdk), url));
                 App::with_queue(store, config, queue, None)
             }
-            None => App::new(store, config),
+            _ => App::new(store, config),
         })
     }
 }

@@ -47,12 +47,11 @@ pub fn token(sub: &str, roles: &[&str]) -> String {
     issue(
         SECRET,
         &Claims {
-            sub: sub.into(),
-            exp: chrono::Utc::now().timestamp() + 3600,
             email: Some(format!("user{sub}@example.com")),
             phone: Some(format!("+7999000{sub:0>4}")),
             name: Some(format!("User {sub}")),
             roles: roles.iter().map(|r| r.to_string()).collect(),
+            ..Claims::new(sub, chrono::Duration::hours(1))
         },
     )
 }
@@ -67,7 +66,7 @@ pub struct TestServer {
 impl TestServer {
     pub async fn start(store: Arc<dyn Store>) -> TestServer {
         let mut config = shared::Config::for_tests();
-        config.jwt_secret = SECRET.into();
+        config.jwt.secret = SECRET.into();
         Self::start_with(App::new(store, config)).await
     }
 
@@ -79,7 +78,7 @@ impl TestServer {
     /// request), so a store wrapper sees exactly the request's own round trips.
     pub async fn start_stream_relayed(store: Arc<dyn Store>) -> TestServer {
         let mut config = shared::Config::for_tests();
-        config.jwt_secret = SECRET.into();
+        config.jwt.secret = SECRET.into();
         config.outbox_relay = shared::config::Relay::Stream;
         Self::start_with(App::new(store, config)).await
     }

@@ -373,7 +373,7 @@ pub async fn invoice_docx_and_payment_link(store: Arc<dyn Store>) {
 /// Password1 over the documented fields.
 pub async fn robokassa_payment_link(store: Arc<dyn Store>) {
     let mut config = shared::Config::for_tests();
-    config.jwt_secret = api_tests::SECRET.into();
+    config.jwt.secret = api_tests::SECRET.into();
     config.payments.deal_gateway = shared::payments::GatewayKind::Robokassa;
     config.payments.robokassa.login = "safecrow-test".into();
     config.payments.robokassa.password1 = "pass1".into();

@@ -197,7 +197,7 @@ fn harness() -> Harness {
     // Every gateway configured, so their callback parsers run (the peers are never reached:
     // nothing here is a valid callback).
     let mut config = shared::Config::for_tests();
-    config.jwt_secret = api_tests::SECRET.into();
+    config.jwt.secret = api_tests::SECRET.into();
     let pc = &mut config.payments;
     (pc.robokassa.login, pc.robokassa.password1, pc.robokassa.password2) =
         ("shop".into(), "p1".into(), "p2".into());

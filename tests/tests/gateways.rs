@@ -104,7 +104,7 @@ async fn start(
     let me = format!("http://{}", listener.local_addr().unwrap());
     let peer = Peer { me: me.clone(), ..Peer::default() };
     let mut config = shared::Config::for_tests();
-    config.jwt_secret = SECRET.into();
+    config.jwt.secret = SECRET.into();
     configure(&mut config, &me);
     let srv = TestServer::start_with(App::new(store, config)).await;
     *peer.ours.lock().unwrap() = srv.base.clone();

@@ -32,24 +32,13 @@ async fn dev_token_is_accepted_and_bad_tokens_are_401() {
     let expired = shared::auth::issue(
         SECRET,
         &shared::auth::Claims {
-            sub: "21".into(),
             exp: chrono::Utc::now().timestamp() - 600,
-            email: None,
-            phone: None,
-            name: None,
-            roles: vec![],
+            ..shared::auth::Claims::new("21", chrono::Duration::zero())
         },
     );
     let wrong_key = shared::auth::issue(
         "another-secret",
-        &shared::auth::Claims {
-            sub: "21".into(),
-            exp: chrono::Utc::now().timestamp() + 600,
-            email: None,
-            phone: None,
-            name: None,
-            roles: vec![],
-        },
+        &shared::auth::Claims::new("21", chrono::Duration::minutes(10)),
     );
     let none_alg = format!(
         "{}.{}.",
@@ -132,7 +121,7 @@ async fn a_panicking_handler_answers_json_500() {
         panic!("a bug")
     }
     let mut config = shared::Config::for_tests();
-    config.jwt_secret = SECRET.into();
+    config.jwt.secret = SECRET.into();
     let app = shared::App::in_memory(config);
     let router = axum::Router::new().route("/boom", axum::routing::get(boom)).merge(health::router());
     let service = shared::http::finish(router, app);

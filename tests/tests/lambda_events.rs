@@ -20,7 +20,7 @@ fn sample(name: &str) -> String {
 
 fn app() -> App {
     let mut config = shared::Config::for_tests();
-    config.jwt_secret = api_tests::SECRET.into();
+    config.jwt.secret = api_tests::SECRET.into();
     App::in_memory(config)
 }
 
@@ -93,14 +93,7 @@ async fn gateways_sample_event() {
     let (status, text) = invoke_on(&app, gateways::router(), "gateways", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
     // Deal 1, created by its supplier (21) for consumer 22: payable at once.
-    let claims = |sub: &str| Claims {
-        sub: sub.into(),
-        exp: i64::MAX,
-        email: None,
-        phone: None,
-        name: None,
-        roles: vec![],
-    };
+    let claims = |sub: &str| Claims::new(sub, chrono::Duration::hours(1));
     let fields = DealFields {
         order_description: Some("A table".into()),
         supplier_id: Some("21".into()),

@@ -25,7 +25,7 @@ const SANDBOX: &str = "sandbox-test-secret";
 
 async fn server(store: Arc<dyn Store>) -> TestServer {
     let mut config = shared::Config::for_tests();
-    config.jwt_secret = SECRET.into();
+    config.jwt.secret = SECRET.into();
     TestServer::start_with(shared::App::new(store, config)).await
 }
 
@@ -385,7 +385,7 @@ async fn a_signed_notice_for_a_smaller_sum(store: Arc<dyn Store>) {
 async fn the_sandbox_settles_only_its_own_payments(store: Arc<dyn Store>) {
     // Zoo sessions through Robokassa (its links are made locally; nobody pays them here).
     let mut config = shared::Config::for_tests();
-    config.jwt_secret = SECRET.into();
+    config.jwt.secret = SECRET.into();
     config.payments.zoo_gateway = shared::payments::GatewayKind::Robokassa;
     config.payments.robokassa.login = "shop".into();
     config.payments.robokassa.password1 = "p1".into();

@@ -80,7 +80,7 @@ async fn dynamo_free_form_json_outside_the_table_limits_is_422() {
 #[tokio::test]
 async fn a_callback_for_an_unconfigured_gateway_is_404() {
     let mut config = shared::Config::for_tests();
-    config.jwt_secret = api_tests::SECRET.into();
+    config.jwt.secret = api_tests::SECRET.into();
     config.payments.mandarin = Default::default();
     config.payments.robokassa.password2 = String::new();
     config.payments.sngb = Default::default();

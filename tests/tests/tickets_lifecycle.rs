@@ -18,7 +18,7 @@ use tickets_support::{Buyer, create_event, taken_seats};
 
 async fn server(store: Arc<dyn Store>, seat_timeout: u64) -> TestServer {
     let mut config = Config::for_tests();
-    config.jwt_secret = SECRET.into();
+    config.jwt.secret = SECRET.into();
     config.seat_timeout = Duration::from_secs(seat_timeout);
     TestServer::start_with(App::new(store, config)).await
 }

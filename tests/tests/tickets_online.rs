@@ -18,7 +18,7 @@ const ERROR: &str = "https://shop.example/tickets/error/{order_id}";
 
 async fn server(store: Arc<dyn Store>) -> TestServer {
     let mut config = shared::Config::for_tests();
-    config.jwt_secret = SECRET.into();
+    config.jwt.secret = SECRET.into();
     config.tickets_success_url = Some(SUCCESS.into());
     config.tickets_error_url = Some(ERROR.into());
     TestServer::start_with(shared::App::new(store, config)).await
@@ -394,7 +394,7 @@ async fn idempotent(srv: TestServer) {
 #[tokio::test]
 async fn a_refused_gateway_refund_changes_nothing() {
     let mut config = shared::Config::for_tests();
-    config.jwt_secret = SECRET.into();
+    config.jwt.secret = SECRET.into();
     config.payments.tickets_gateway = shared::payments::GatewayKind::Robokassa;
     config.payments.robokassa.login = "shop".into();
     config.payments.robokassa.password1 = "p1".into();

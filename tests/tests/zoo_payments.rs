@@ -48,7 +48,7 @@ async fn server_with(store: Arc<dyn Store>, capacity: i64) -> TestServer {
 
 async fn server_with_shards(store: Arc<dyn Store>, capacity: i64, shards: i64) -> TestServer {
     let mut config = shared::Config::for_tests();
-    config.jwt_secret = SECRET.into();
+    config.jwt.secret = SECRET.into();
     config.zoo.slot_capacity = capacity;
     config.zoo.slot_shards = shards;
     TestServer::start_with(App::new(store, config)).await

@@ -16,7 +16,7 @@ use shared::deals::view::DealView;
 use shared::deals::{self, DealFields, Payer, PaymentRequest, Role};
 use shared::http::{JsonBody, PathArg, QueryArg, RawJson, parse_json};
 use shared::payments::GatewayKind;
-use shared::{ApiError, ApiResult, App, idempotency, money, users};
+use shared::{ApiError, ApiResult, App, idempotency, money, redirects, users};
 
 pub fn router() -> Router<App> {
     Router::new()
@@ -227,11 +227,11 @@ struct PaymentInfo {
     mandarin_url: Option<String>,
 }
 
-fn check_url(field: &str, v: &Option<String>) -> ApiResult<()> {
-    match v {
-        Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) || u.len() > 2000 => {
-            Err(ApiError::bad_request(field, "must be an http(s) URL"))
-        }
+/// A scheme error is 400 (as it always was); a host off `RETURN_URL_HOSTS` is 422.
+fn check_url(app: &App, field: &str, v: &Option<String>) -> ApiResult<()> {
+    match v.as_deref().map(|u| redirects::check(&app.config, u)) {
+        Some(Err(why @ redirects::Refused::NotHttp)) => Err(ApiError::bad_request(field, why.message(field))),
+        Some(Err(why)) => Err(ApiError::invalid(field, why.message(field))),
         _ => Ok(()),
     }
 }
@@ -242,8 +242,8 @@ async fn payment_info(
     PathArg(id): PathArg<i64>,
     QueryArg(q): QueryArg<PaymentInfoQuery>,
 ) -> ApiResult<Json<PaymentInfo>> {
-    check_url("redirect_to", &q.redirect_to)?;
-    check_url("return", &q.return_to)?;
+    check_url(&app, "redirect_to", &q.redirect_to)?;
+    check_url(&app, "return", &q.return_to)?;
     let (loaded, role) = deals::load_for(&app, &who, id).await?;
     let deal = &loaded.deal;
     let pay = ConsumerPay::of(&app, deal.consumer_pay);

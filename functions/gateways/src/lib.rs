@@ -56,11 +56,13 @@ async fn callback(app: &App, kind: GatewayKind, f: &Fields) -> ApiResult<(Callba
 }
 
 /// Where the buyer's browser goes once the payment is final (or still open).
-fn back_url(p: &payments::Payment) -> Option<String> {
-    match p.status {
+fn back_url(app: &App, p: &payments::Payment) -> Option<String> {
+    let url = match p.status {
         Status::Succeeded | Status::Refunded => p.return_url.clone(),
         _ => p.cancel_url.clone().or(p.return_url.clone()),
-    }
+    };
+    // Checked again on the way out: a URL stored before the allow-list changed is not followed.
+    url.filter(|u| shared::redirects::allowed(&app.config, u))
 }
 
 async fn sandbox_page(State(app): State<App>, PathArg(id): PathArg<String>) -> ApiResult<Html<String>> {
@@ -90,7 +92,7 @@ async fn sandbox_callback(State(app): State<App>, uri: Uri, body: Bytes) -> ApiR
         Some(s) => s.payment().clone(),
         None => payments::get(&app, &f["payment_id"]).await?,
     };
-    Ok(redirect_back(&p))
+    Ok(redirect_back(&app, &p))
 }
 
 async fn robokassa_result(State(app): State<App>, uri: Uri, body: Bytes) -> ApiResult<Response> {
@@ -121,12 +123,12 @@ async fn browser_return(State(app): State<App>, PathArg(id): PathArg<String>) ->
 
 async fn finish_return(app: &App, p: payments::Payment) -> ApiResult<Response> {
     let p = payments::check_with_gateway(app, p).await?;
-    Ok(redirect_back(&p))
+    Ok(redirect_back(app, &p))
 }
 
 /// 303 to where the buyer goes next, or a short text when the payment names no page.
-fn redirect_back(p: &payments::Payment) -> Response {
-    match back_url(p) {
+fn redirect_back(app: &App, p: &payments::Payment) -> Response {
+    match back_url(app, p) {
         Some(url) => Redirect::to(&url).into_response(),
         None => text(format!("payment {} is {}", p.id, p.status.as_str())),
     }
@@ -180,6 +182,7 @@ async fn sngb_error(State(app): State<App>, QueryArg(q): QueryArg<ErrorPage>) ->
         None => None,
     };
     let back = p.as_ref().and_then(|p| p.cancel_url.clone().or(p.return_url.clone()));
+    let back = back.filter(|u| shared::redirects::allowed(&app.config, u));
     let code = q.code.as_deref().map(sngb::error_code).filter(|c| !c.is_empty());
     Ok(Html(format!(
         "<!doctype html>\n<html lang=\"ru\"><head><meta charset=\"utf-8\"><title>Оплата не прошла</title></head><body>\n<h1>Оплата не прошла</h1>\n<p>Банк не провёл платёж{code}. Деньги не списаны.</p>\n<p>Попробуйте ещё раз или выберите другой способ оплаты.</p>\n{back}</body></html>\n",

@@ -17,15 +17,15 @@ async fn run() -> Result<(), String> {
     let config = shared::Config::from_env()?;
     if args.first().map(String::as_str) == Some("token") {
         let sub = args.get(1).cloned().unwrap_or_else(|| "1".into());
+        // As long as the server accepts one (JWT_MAX_AGE).
+        let ttl = chrono::Duration::from_std(config.jwt.max_age).map_err(|e| e.to_string())?;
         let claims = Claims {
             email: Some(format!("user{sub}@example.com")),
-            phone: None,
             name: Some(format!("User {sub}")),
             roles: args.iter().skip(2).cloned().collect(),
-            exp: chrono::Utc::now().timestamp() + 30 * 24 * 3600,
-            sub,
+            ..Claims::new(sub, ttl)
         };
-        println!("{}", issue(&config.jwt_secret, &claims));
+        println!("{}", issue(&config.jwt.secret, &claims));
         return Ok(());
     }
     shared::telemetry::init();

@@ -141,14 +141,31 @@ pub fn http() -> reqwest::Client {
         .clone()
 }
 
-/// Maps a transport failure to a 502.
-pub fn gateway_err(what: &str, e: impl std::fmt::Display) -> ApiError {
-    ApiError::Gateway(format!("{what}: {e}"))
+/// Maps a transport failure to a 502. A request's URL may carry a signature (Robokassa's
+/// status query does): it is left out even of the logged detail.
+pub fn gateway_err(what: &str, e: impl Into<Redacted>) -> ApiError {
+    ApiError::Gateway(format!("{what}: {}", e.into().0))
+}
+
+/// An error's text without the URL it was about.
+pub struct Redacted(String);
+
+impl From<reqwest::Error> for Redacted {
+    fn from(e: reqwest::Error) -> Self {
+        Redacted(e.without_url().to_string())
+    }
+}
+
+impl From<url::ParseError> for Redacted {
+    fn from(e: url::ParseError) -> Self {
+        Redacted(e.to_string())
+    }
 }
 
 /// A refund request's transport failure: refused when the request never left (no
 /// connection), unknown otherwise (it may have been carried out).
 pub fn refund_transport_err(what: &str, e: reqwest::Error) -> RefundError {
+    let e = e.without_url();
     if e.is_connect() || e.is_builder() {
         RefundError::Refused(format!("{what}: {e}"))
     } else {

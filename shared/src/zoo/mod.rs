@@ -270,10 +270,6 @@ pub fn valid_phone(s: &str) -> bool {
     s.strip_prefix('+').is_some_and(|d| (10..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
 }
 
-fn valid_http_url(s: &str) -> bool {
-    url::Url::parse(s).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
-}
-
 fn check_text(e: &mut Errors, field: &str, s: &str, max: usize) {
     if s.trim().is_empty() {
         e.add(field, format!("{field} must not be empty"));
@@ -437,8 +433,8 @@ fn validate(app: &App, req: &CreateSession, tariff: &Tariff) -> ApiResult<Valid>
         ("confirmation.return_url", &req.confirmation.return_url),
         ("confirmation.cancel_url", &req.confirmation.cancel_url),
     ] {
-        if !valid_http_url(u) {
-            e.add(f, format!("{f} must be an http(s) URL"));
+        if let Err(why) = crate::redirects::check(&app.config, u) {
+            e.add(f, why.message(f));
         }
     }
     if let Some(m) = &req.metadata {
