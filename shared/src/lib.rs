@@ -104,6 +104,8 @@ impl App {
         queue: Arc<dyn Queue>,
         local_queue: Option<Arc<MemoryQueue>>,
     ) -> App {
+        // A conditional write retried after a lost answer is told from a lost race.
+        let store: Arc<dyn Store> = Arc::new(store::own_writes::OwnWrites::new(store));
         let store: Arc<dyn Store> = match config.outbox_relay {
             config::Relay::Inline => Arc::new(Relaying::new(store, queue.clone())),
             config::Relay::Stream => store,

@@ -92,8 +92,15 @@ pub struct MemoryQueue {
 }
 
 impl MemoryQueue {
-    /// What would be emailed: the first send of each id, oldest first.
+    /// Every send, oldest first: an id enqueued twice is here twice (the notifier would send
+    /// it once).
     pub fn messages(&self) -> Vec<Notification> {
+        self.sent.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// What would be emailed: the first send of each id, oldest first (the notifier's
+    /// de-duplication).
+    pub fn distinct(&self) -> Vec<Notification> {
         let sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
         let mut seen = std::collections::HashSet::new();
         sent.iter().filter(|n| seen.insert(n.id.clone())).cloned().collect()

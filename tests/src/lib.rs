@@ -138,8 +138,19 @@ impl TestServer {
 
 /// The embedded store answers without ever suspending, so concurrent requests on one
 /// runtime would never interleave between a read and the conditional write that follows
-/// it. This hook yields or sleeps a random 0-3 ms around every call, so races really happen.
-pub struct Jitter;
+/// it. This hook yields or sleeps a random 0-3 ms around every call, so races really happen,
+/// and counts the writes that lost one (their condition failed).
+#[derive(Default)]
+pub struct Jitter {
+    conflicts: std::sync::atomic::AtomicUsize,
+}
+
+impl Jitter {
+    /// Conditional writes that lost a race so far: the losing path of a race test.
+    pub fn conflicts(&self) -> usize {
+        self.conflicts.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
 
 async fn yield_some() {
     match uuid::Uuid::new_v4().as_bytes()[0] % 4 {
@@ -161,11 +172,90 @@ impl Hook for Jitter {
         }
         Ok(())
     }
+    fn conflict(&self, _op: Op) {
+        self.conflicts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// A store with [`Jitter`] around every call.
 pub fn jittery(inner: Arc<dyn Store>) -> Hooked<Jitter> {
-    Hooked::new(inner, Jitter)
+    Hooked::new(inner, Jitter::default())
+}
+
+/// A server on a jittery embedded store, and the store (to count lost races).
+pub async fn jittery_server() -> (TestServer, Arc<Hooked<Jitter>>) {
+    let store = Arc::new(jittery(memory_store()));
+    (TestServer::start(store.clone()).await, store)
+}
+
+/// Runs `n` futures at once on the runtime's worker threads, released together by a barrier;
+/// answers their outputs in order.
+pub async fn race<T, F, Fut>(n: usize, make: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+{
+    let barrier = Arc::new(tokio::sync::Barrier::new(n));
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let (barrier, fut) = (barrier.clone(), make(i));
+            tokio::spawn(async move {
+                barrier.wait().await;
+                fut.await
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(n);
+    for t in tasks {
+        out.push(t.await.expect("racer"));
+    }
+    out
+}
+
+/// Repeats a race until its losing path showed (`lost` answers true for a round), at most
+/// `rounds` times; every round must keep the race's invariant itself. Panics if no round
+/// ever lost: the race did not really happen.
+pub async fn until_lost<F, Fut>(rounds: usize, mut round: F)
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for r in 0..rounds {
+        if round(r).await {
+            return;
+        }
+    }
+    panic!("no round of {rounds} lost a race: the racers never overlapped");
+}
+
+/// The notifier on the far side of the queue (its de-duplication claims and a mailbox): the
+/// outbox relays at least once, so "one email" means one send, whatever was enqueued.
+pub struct Mailroom {
+    deps: notifier::Deps,
+    read: usize,
+}
+
+impl Default for Mailroom {
+    fn default() -> Self {
+        let mailer = Arc::new(notifier::MemoryMailer::default());
+        Mailroom { deps: notifier::Deps::new(memory_store(), mailer), read: 0 }
+    }
+}
+
+impl Mailroom {
+    /// Delivers what the server queued since the last call; answers the ids actually emailed.
+    pub async fn deliver(&mut self, srv: &TestServer) -> Vec<String> {
+        let queued = srv.app.local_queue.as_ref().expect("memory outbox").messages();
+        let mut sent = Vec::new();
+        for n in &queued[self.read..] {
+            if notifier::process(&self.deps, n).await.expect("delivered") == notifier::Outcome::Sent {
+                sent.push(n.id.clone());
+            }
+        }
+        self.read = queued.len();
+        sent
+    }
 }
 
 /// The forms of an HTML page: action and hidden fields, keyed by the submit button's value.

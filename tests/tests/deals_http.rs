@@ -192,28 +192,47 @@ pub async fn purchase_return_path(store: Arc<dyn Store>) {
 }
 
 pub async fn scheduler_escalates_and_ends_protection(store: Arc<dyn Store>) {
-    let srv = TestServer::start(store).await;
+    let store = Arc::new(api_tests::jittery(store));
+    let srv = Arc::new(TestServer::start(store.clone()).await);
     let p = parties();
-    let claimed_id = shipped_deal(&srv, &p).await;
-    claimed(&srv, &p, claimed_id).await;
-    let quiet_id = shipped_deal(&srv, &p).await;
+    let mut lost = false;
+    for round in 0..20 {
+        if round >= 2 && lost {
+            break;
+        }
+        let claimed_id = shipped_deal(&srv, &p).await;
+        claimed(&srv, &p, claimed_id).await;
+        let quiet_id = shipped_deal(&srv, &p).await;
 
-    run(&srv.app, Job::Deals).await.unwrap();
-    assert_eq!(state_of(&srv, claimed_id, &p.consumer).await["state"], "rejected");
-    assert_eq!(state_of(&srv, quiet_id, &p.consumer).await["state"], "shipping");
+        run(&srv.app, Job::Deals).await.unwrap();
+        assert_eq!(state_of(&srv, claimed_id, &p.consumer).await["state"], "rejected");
+        assert_eq!(state_of(&srv, quiet_id, &p.consumer).await["state"], "shipping");
 
-    // Five days of protection end; seven days after the claim it escalates.
-    srv.app.clock.advance(chrono::Duration::days(8));
-    // Two runs at once, then one more: every step happens exactly once (escalation,
-    // protection end, payout start), whichever run wins it.
-    let (a, b) = tokio::join!(run(&srv.app, Job::Deals), run(&srv.app, Job::Deals));
-    let c = run(&srv.app, Job::Deals).await.unwrap();
-    assert_eq!(a.unwrap().changed + b.unwrap().changed + c.changed, 3);
-    assert_eq!(state_of(&srv, claimed_id, &p.consumer).await["state"], "escalation");
-    // Protection over → received → payout initiated.
-    assert_eq!(state_of(&srv, quiet_id, &p.consumer).await["state"], "payout_initiated");
-    let sent = srv.app.local_queue.as_ref().unwrap().messages();
-    assert!(sent.iter().any(|n| n.template() == "deal_escalated" && n.to == "user21@example.com"));
+        // Five days of protection end; seven days after the claim it escalates.
+        srv.app.clock.advance(chrono::Duration::days(8));
+        // Two runs at once (worker threads, a barrier, jitter), then one more: every step
+        // happens exactly once (escalation, protection end, payout start), whichever run wins.
+        let lost_before = store.conflicts();
+        let runs = api_tests::race(2, |_| {
+            let app = srv.app.clone();
+            async move { run(&app, Job::Deals).await.unwrap().changed }
+        })
+        .await;
+        let c = run(&srv.app, Job::Deals).await.unwrap();
+        assert_eq!(runs.iter().sum::<usize>() + c.changed, 3, "{runs:?} then {}", c.changed);
+        lost |= store.conflicts() > lost_before;
+        assert_eq!(state_of(&srv, claimed_id, &p.consumer).await["state"], "escalation");
+        // Protection over → received → payout initiated.
+        assert_eq!(state_of(&srv, quiet_id, &p.consumer).await["state"], "payout_initiated");
+        // Each email of the round is enqueued once, whichever run sent it.
+        let queue = srv.app.local_queue.as_ref().unwrap();
+        let sent = queue.messages();
+        assert!(sent.iter().any(|n| n.template() == "deal_escalated" && n.to == "user21@example.com"));
+        for n in &sent {
+            assert_eq!(queue.sends(&n.id), 1, "{} enqueued once", n.id);
+        }
+    }
+    assert!(lost, "no round lost a race: the two job runs never overlapped");
 }
 
 pub async fn wrong_party_impossible_state_and_strangers(store: Arc<dyn Store>) {
@@ -440,11 +459,19 @@ pub async fn attachments_upload_and_download(store: Arc<dyn Store>) {
     assert_eq!(srv.post("/api/v1/orders", Some(&p.supplier), &order(bad)).await.0, 422);
 }
 
-/// Conflicting transitions at once: exactly one wins, the rest get a clear 409 or 400.
+/// Conflicting transitions at once (worker threads, a barrier, jitter around every store
+/// call): exactly one wins, the rest get a clear 409 or 400; repeated until one lost a
+/// conditional write, besides three rounds that must each keep the invariant.
 pub async fn racing_transitions_have_one_winner(store: Arc<dyn Store>) {
-    let srv = Arc::new(TestServer::start(store).await);
+    let store = Arc::new(api_tests::jittery(store));
+    let srv = Arc::new(TestServer::start(store.clone()).await);
     let p = Arc::new(parties());
-    for _ in 0..3 {
+    let mut lost = false;
+    for round in 0..20 {
+        if round >= 3 && lost {
+            break;
+        }
+        let lost_before = store.conflicts();
         let (_, body) = srv
             .post(
                 "/api/v1/orders",
@@ -455,20 +482,18 @@ pub async fn racing_transitions_have_one_winner(store: Arc<dyn Store>) {
             .await;
         let id = body["order"]["id"].as_i64().unwrap();
         assert_eq!(patch(&srv, id, &p.supplier, json!({"supplier_billing_info": {"a": 1}})).await.0, 200);
-        let tasks: Vec<_> = (0..16)
-            .map(|i| {
-                let (srv, p) = (srv.clone(), p.clone());
-                tokio::spawn(async move {
-                    match i % 3 {
-                        0 => to_state(&srv, id, &p.supplier, "approved").await,
-                        1 => to_state(&srv, id, &p.consumer, "cancelled").await,
-                        _ => to_state(&srv, id, &p.supplier, "cancelled").await,
-                    }
-                })
-            })
-            .collect();
-        let codes: Vec<u16> =
-            futures::future::join_all(tasks).await.into_iter().map(Result::unwrap).collect();
+        let codes: Vec<u16> = api_tests::race(16, |i| {
+            let (srv, p) = (srv.clone(), p.clone());
+            async move {
+                match i % 3 {
+                    0 => to_state(&srv, id, &p.supplier, "approved").await,
+                    1 => to_state(&srv, id, &p.consumer, "cancelled").await,
+                    _ => to_state(&srv, id, &p.supplier, "cancelled").await,
+                }
+            }
+        })
+        .await;
+        lost |= store.conflicts() > lost_before || codes.contains(&409);
         // A 204 is a win or a repeat of the move its party just made (a retry finds it done),
         // so what counts is the kinds of move that got 204: (party, state) = i % 3.
         let mut kinds: Vec<usize> = (0..16).filter(|i| codes[*i] == 204).map(|i| i % 3).collect();
@@ -491,6 +516,7 @@ pub async fn racing_transitions_have_one_winner(store: Arc<dyn Store>) {
                 .len();
         assert_eq!(history_len, wins, "every kind of winning move is one recorded transition");
     }
+    assert!(lost, "no round lost a race: the transitions never overlapped");
 }
 
 macro_rules! suite {

@@ -71,11 +71,44 @@ async fn payments_sample_event() {
     let (status, _) = invoke(payments::router(), "payments", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "the sample carries no token");
     let token = api_tests::token("21", &[]);
-    let (status, body) = invoke(payments::router(), "payments", Some(&token)).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    assert_eq!(body["data"]["status"], "pending");
+    let app = app();
+    let (status, text) = invoke_on(&app, payments::router(), "payments", Some(&token)).await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    let body: Value = serde_json::from_str(&text).unwrap();
     let url = body["data"]["confirmation_url"].as_str().unwrap_or_default();
     assert!(url.contains("/api/v1/gateways/sandbox/pay/"), "{body}");
+    // Re-read: the session exists, open, for the sample's amount.
+    let id = body["data"]["payment_id"].as_str().unwrap();
+    let p = shared::payments::load(&app, id).await.unwrap().expect("the payment was written");
+    assert_eq!(p.status, shared::payments::Status::Pending);
+    assert_eq!(p.amount.to_string(), "2000.00", "the sample's two adult tickets at the tariff");
+}
+
+/// `events/scheduler-payments.json`, the payments rule's event: a session left unpaid past
+/// its timeout is asked of its gateway and cancelled, its slot places given back.
+#[tokio::test]
+async fn scheduler_payments_sample_event() {
+    let app = app();
+    let token = api_tests::token("21", &[]);
+    let (status, text) = invoke_on(&app, payments::router(), "payments", Some(&token)).await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    let body: Value = serde_json::from_str(&text).unwrap();
+    let id = body["data"]["payment_id"].as_str().unwrap().to_owned();
+    let event: EventBridgeEvent<scheduler::JobDetail> =
+        serde_json::from_str(&sample("scheduler-payments")).expect("a valid scheduled event");
+    assert_eq!(event.detail_type, "Scheduled Event");
+    // Not yet due: nothing changes.
+    let report = scheduler::handle(&app, event.clone()).await.expect("job runs");
+    assert_eq!(report.job, Some(Job::Payments));
+    assert_eq!(
+        shared::payments::load(&app, &id).await.unwrap().unwrap().status,
+        shared::payments::Status::Pending
+    );
+    app.clock.advance(chrono::Duration::minutes(16));
+    let report = scheduler::handle(&app, event).await.expect("job runs");
+    assert!(report.changed >= 1, "{report:?}");
+    let p = shared::payments::load(&app, &id).await.unwrap().unwrap();
+    assert_eq!(p.status, shared::payments::Status::Canceled, "{p:?}");
 }
 
 /// The sample is a sandbox callback for payment `deal-1-1` of 1070.16 (deal 1: cost 1000.00,
@@ -289,4 +322,18 @@ fn every_function_has_a_sample_event() {
         );
     }
     assert_eq!(functions, 9);
+    // Every sample is used here and has the shape its source sends: API Gateway (HTTP API
+    // payload 2.0), EventBridge, SQS or DynamoDB Streams.
+    for entry in std::fs::read_dir(format!("{root}/events")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let read = [format!("sample(\"{name}\")"), format!("router(), \"{name}\"")];
+        assert!(read.iter().any(|r| this.contains(r.as_str())), "no test reads events/{name}.json");
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let known = (v["version"] == "2.0" && v["requestContext"]["http"].is_object())
+            || (v["detail-type"].is_string() && v["source"].is_string() && v["detail"].is_object())
+            || v["Records"][0]["eventSource"] == "aws:sqs"
+            || v["Records"][0]["eventSource"] == "aws:dynamodb";
+        assert!(known, "events/{name}.json is not an event any of our sources sends");
+    }
 }

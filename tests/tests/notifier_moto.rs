@@ -306,3 +306,62 @@ async fn a_refused_send_is_retried_and_then_sent_once() {
     let parsed = mail_parser::MessageParser::default().parse(mails[0].as_bytes()).unwrap();
     assert!(parsed.subject().unwrap().ends_with("Подтверждена продавцом"), "{:?}", parsed.subject());
 }
+
+/// Eight deliveries of one notification at once (worker threads, a barrier, jitter around
+/// every claim read and write): one email; the others found it sent, or lost the claim to a
+/// concurrent delivery and are retried by SQS. Repeated until a delivery really lost the claim.
+async fn concurrent_deliveries_send_once(store: Arc<dyn shared::store::Store>) {
+    let store = Arc::new(api_tests::jittery(store));
+    let mailer = Arc::new(notifier::MemoryMailer::default());
+    let deps = Arc::new(Deps::new(store.clone(), mailer.clone()));
+    api_tests::until_lost(20, |r| {
+        let (deps, mailer, store) = (deps.clone(), mailer.clone(), store.clone());
+        async move {
+            let hundred = shared::mail::Rub(rust_decimal::Decimal::new(10000, 2));
+            let mail = shared::mail::RefundMail {
+                subject: format!("Заказ №{r}"),
+                customer_name: None,
+                amount: hundred,
+                reason: String::new(),
+                refunded: hundred,
+                total: hundred,
+            };
+            let n = Notification::new(
+                format!("race-{r}-{}", uuid::Uuid::new_v4().simple()),
+                "buyer@example.com",
+                shared::mail::Message::Refund(mail),
+            );
+            let before = (mailer.sent().len(), store.conflicts());
+            let results = api_tests::race(8, |_| {
+                let (deps, n) = (deps.clone(), n.clone());
+                async move { notifier::process(&deps, &n).await }
+            })
+            .await;
+            assert_eq!(
+                results.iter().filter(|r| **r == Ok(notifier::Outcome::Sent)).count(),
+                1,
+                "{results:?}"
+            );
+            assert_eq!(mailer.sent().len(), before.0 + 1, "one email");
+            for r in &results {
+                assert!(
+                    matches!(r, Ok(_) | Err(notifier::Failure::Retry(_))),
+                    "a loser is retried, never dropped: {r:?}"
+                );
+            }
+            store.conflicts() > before.1
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_deliveries_send_once_memory() {
+    concurrent_deliveries_send_once(api_tests::memory_store()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_deliveries_send_once_dynamo() {
+    let Some(store) = api_tests::dynamo_store().await else { return };
+    concurrent_deliveries_send_once(store).await;
+}

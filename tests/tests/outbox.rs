@@ -114,22 +114,27 @@ impl Change {
     }
 }
 
-async fn no_change_without_its_email(store: Arc<dyn Store>, change: Change) {
+/// Fails each step of the change in turn, each way: every call on the embedded store
+/// (`every_call`), every write on DynamoDB (moto), where a failing read shows nothing new.
+async fn no_change_without_its_email(store: Arc<dyn Store>, change: Change, every_call: bool) {
     let faulty = Arc::new(FaultyStore::faulty(store.clone()));
     let srv = TestServer::start(faulty.clone()).await;
     let case = change.prepare(&srv, 0).await;
     faulty.fail_call(0, false);
     assert!(change.perform(&srv, &case).await < 400);
-    let steps = faulty.calls();
+    let steps: Vec<usize> = if every_call { (1..=faulty.calls()).collect() } else { faulty.write_steps() };
     assert!(change.done(&srv, &case).await && queued(&srv, &case.email) == 1, "{change:?}: the clean run");
     let mut n = 0;
+    let mut mailroom = api_tests::Mailroom::default();
+    mailroom.deliver(&srv).await;
     for fault in Fault::ALL {
-        for step in 1..=steps {
+        for &step in &steps {
             n += 1;
             let case = change.prepare(&srv, n).await;
             faulty.inject(step, fault);
             let status = change.perform(&srv, &case).await;
             faulty.heal();
+            faulty.settle().await;
             assert!(status < 400 || status == 503, "{change:?} {fault:?} at step {step}: {status}");
             let done = change.done(&srv, &case).await;
             let emailed = queued(&srv, &case.email) > 0 || pending(&store, &case.email).await;
@@ -147,7 +152,16 @@ async fn no_change_without_its_email(store: Arc<dyn Store>, change: Change) {
             run(&srv.app, Job::Payments).await.unwrap();
             run(&srv.app, Job::Outbox).await.unwrap();
             assert!(change.done(&srv, &case).await, "{change:?} {fault:?} at step {step}");
-            assert_eq!(queued(&srv, &case.email), 1, "{change:?} {fault:?} at step {step}: one email");
+            // Enqueued once, or twice when the relay could not tell its first send had gone
+            // (a failure deleting the outbox item): the notifier sends it once.
+            let times = queued(&srv, &case.email);
+            assert!((1..=2).contains(&times), "{change:?} {fault:?} at step {step}: enqueued {times} times");
+            let sent = mailroom.deliver(&srv).await;
+            assert_eq!(
+                sent.iter().filter(|id| **id == case.email).count(),
+                1,
+                "{change:?} {fault:?} at step {step}: one email"
+            );
             assert!(!pending(&store, &case.email).await, "{change:?} {fault:?} at step {step}: relayed");
         }
     }
@@ -159,7 +173,7 @@ macro_rules! on_both_stores {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    super::no_change_without_its_email(api_tests::memory_store(), $change).await;
+                    super::no_change_without_its_email(api_tests::memory_store(), $change, true).await;
                 }
             )*
         }
@@ -168,7 +182,7 @@ macro_rules! on_both_stores {
                 #[tokio::test]
                 async fn $name() {
                     let Some(store) = api_tests::dynamo_store().await else { return };
-                    super::no_change_without_its_email(store, $change).await;
+                    super::no_change_without_its_email(store, $change, false).await;
                 }
             )*
         }

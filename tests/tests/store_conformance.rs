@@ -181,13 +181,18 @@ pub async fn batch_get_many(s: Arc<dyn Store>) {
     assert!(s.batch_get(&[]).await.unwrap().is_empty());
 }
 
-/// N concurrent conditional updates of one item: exactly one wins.
+/// N concurrent read-then-conditional-update writers of one item, released together (on the
+/// embedded store with jitter between each read and write): each version is won once, and
+/// racers whose read went stale lose.
 pub async fn race_one_winner(s: Arc<dyn Store>) {
+    let s: Arc<dyn Store> = Arc::new(api_tests::jittery(s));
     s.put(item("race", "race", json!({"owner": null})), Cond::NotExists).await.unwrap();
+    let barrier = Arc::new(tokio::sync::Barrier::new(32));
     let tasks: Vec<_> = (0..32)
         .map(|i| {
-            let s = s.clone();
+            let (s, barrier) = (s.clone(), barrier.clone());
             tokio::spawn(async move {
+                barrier.wait().await;
                 let current = s.get("race", "race").await.unwrap().unwrap();
                 let next = item("race", "race", json!({"owner": i})).with_version(current.version + 1);
                 s.put(next, Cond::Version(current.version)).await.map(|_| i)
@@ -205,12 +210,14 @@ pub async fn race_one_winner(s: Arc<dyn Store>) {
     // and each version is won at most once.
     let stored = s.get("race", "race").await.unwrap().unwrap();
     assert_eq!(stored.version as usize, winners.len() + 1, "each version has exactly one winner");
+    assert!(winners.len() < 32, "the racers overlapped: some read a version another had already taken");
     let owner = stored.data["owner"].as_i64().expect("some writer won") as i32;
     assert!(winners.contains(&owner), "the stored owner {owner} is a winner");
 }
 
 /// Every racer writes against the version it read first: exactly one wins.
 pub async fn race_same_version(s: Arc<dyn Store>) {
+    let s: Arc<dyn Store> = Arc::new(api_tests::jittery(s));
     s.put(item("race2", "race2", json!({"owner": null})), Cond::NotExists).await.unwrap();
     let barrier = Arc::new(tokio::sync::Barrier::new(24));
     let tasks: Vec<_> = (0..24)
@@ -227,12 +234,17 @@ pub async fn race_same_version(s: Arc<dyn Store>) {
     assert_eq!(wins, 1);
 }
 
-/// Concurrent bounded increments never pass the bound.
+/// Concurrent bounded increments, released together, never pass the bound.
 pub async fn race_counter(s: Arc<dyn Store>) {
+    let s: Arc<dyn Store> = Arc::new(api_tests::jittery(s));
+    let barrier = Arc::new(tokio::sync::Barrier::new(40));
     let tasks: Vec<_> = (0..40)
         .map(|_| {
-            let s = s.clone();
-            tokio::spawn(async move { s.add("cap", "cap", "held", 1, Some(0), Some(10)).await.is_ok() })
+            let (s, barrier) = (s.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                s.add("cap", "cap", "held", 1, Some(0), Some(10)).await.is_ok()
+            })
         })
         .collect();
     let wins = futures::future::join_all(tasks).await.into_iter().filter(|r| *r.as_ref().unwrap()).count();

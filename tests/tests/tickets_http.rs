@@ -357,35 +357,53 @@ async fn at_most_seven_seats_and_bad_input_is_4xx() {
     assert_eq!(Buyer::user(&srv, "2").get(&format!("/api/v1/reservations/{apr}")).await.0, 404);
 }
 
-#[tokio::test]
+/// Six checkouts of one reservation at once (worker threads, a barrier, a jittery store):
+/// one order, one pair of emails each enqueued once; the others lost the race (409) or found
+/// it checked out (200). Repeated until a checkout really lost a conditional write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_checkouts_make_one_order() {
-    let srv = TestServer::memory().await;
-    create_event(&srv, "dbl").await;
-    let mut buyer = Buyer::anonymous(&srv);
-    let pr = buyer.init("dbl").await;
-    assert_eq!(buyer.hold(&pr, "s-1-1").await.0, 200);
-    assert_eq!(buyer.hold(&pr, "s-1-2").await.0, 200);
-    let body = json!({"order_type": "self_cash", "customer": {"name": "A", "email": "a@b.ru", "phone": "89991234567"}});
-    let (status, _) =
-        buyer.call(reqwest::Method::PUT, &format!("/api/v1/reservations/{pr}/order_type"), Some(&body)).await;
-    assert_eq!(status, 200);
-    let path = format!("/api/v1/reservations/{pr}/checkout");
-    let attempts = (0..6).map(|_| {
-        let buyer = buyer.clone();
-        let path = path.clone();
-        async move { buyer.post(&path, &json!({})).await.0 }
-    });
-    let statuses = futures::future::join_all(attempts).await;
-    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
-    // The others lost the race (409) or found the reservation checked out: 200 with the order.
-    assert!(statuses.iter().all(|s| [200, 201, 409].contains(s)), "{statuses:?}");
-    assert_eq!(messages(&srv).len(), 2, "one order, one pair of emails");
-
-    // A sold seat cannot be held by anyone.
-    let mut other = Buyer::anonymous(&srv);
-    let opr = other.init("dbl").await;
-    assert_eq!(other.hold(&opr, "s-1-1").await.0, 409);
-    assert_eq!(other.hold(&opr, "s-1-3").await.0, 200);
+    let (srv, store) = api_tests::jittery_server().await;
+    let srv = std::sync::Arc::new(srv);
+    api_tests::until_lost(20, |r| {
+        let (srv, store) = (srv.clone(), store.clone());
+        async move {
+            let event = format!("dbl{r}");
+            create_event(&srv, &event).await;
+            let mut buyer = Buyer::anonymous(&srv);
+            let pr = buyer.init(&event).await;
+            assert_eq!(buyer.hold(&pr, "s-1-1").await.0, 200);
+            assert_eq!(buyer.hold(&pr, "s-1-2").await.0, 200);
+            let body = json!({"order_type": "self_cash", "customer": {"name": "A", "email": "a@b.ru", "phone": "89991234567"}});
+            let path = format!("/api/v1/reservations/{pr}/order_type");
+            assert_eq!(buyer.call(reqwest::Method::PUT, &path, Some(&body)).await.0, 200);
+            let lost_before = store.conflicts();
+            let path = format!("/api/v1/reservations/{pr}/checkout");
+            let statuses = api_tests::race(6, |_| {
+                let (buyer, path) = (buyer.clone(), path.clone());
+                async move { buyer.post(&path, &json!({})).await }
+            })
+            .await;
+            let codes: Vec<u16> = statuses.iter().map(|(s, _)| *s).collect();
+            assert_eq!(codes.iter().filter(|s| **s == 201).count(), 1, "{codes:?}");
+            assert!(codes.iter().all(|s| [200, 201, 409].contains(s)), "{codes:?}");
+            // One order, both seats sold to it, its two emails each enqueued once.
+            let order = statuses.iter().find(|(s, _)| *s == 201).unwrap().1["order"]["id"].as_str().unwrap().to_owned();
+            for (s, b) in &statuses {
+                if *s == 200 {
+                    assert_eq!(b["order"]["id"], order.as_str(), "a loser answers the winner's order");
+                }
+            }
+            assert_eq!(taken_seats(&srv, &event).await.len(), 2);
+            let queued: Vec<String> = messages(&srv).into_iter().map(|n| n.id).filter(|id| id.contains(&order)).collect();
+            assert_eq!(queued.len(), 2, "one order, one pair of emails, each enqueued once: {queued:?}");
+            // A sold seat cannot be held by anyone.
+            let mut other = Buyer::anonymous(&srv);
+            let opr = other.init(&event).await;
+            assert_eq!(other.hold(&opr, "s-1-1").await.0, 409);
+            store.conflicts() > lost_before || codes.contains(&409)
+        }
+    })
+    .await;
 }
 
 #[tokio::test]

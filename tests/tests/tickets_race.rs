@@ -16,17 +16,22 @@ use tickets_support::{Buyer, create_event, taken_seats};
 const BUYERS: usize = 100;
 
 async fn race(store: Arc<dyn Store>) {
-    let srv = TestServer::start(store).await;
+    // Jitter around every store call, and every buyer released at once by a barrier.
+    let store = Arc::new(api_tests::jittery(store));
+    let srv = TestServer::start(store.clone()).await;
     create_event(&srv, "flash").await;
     let seats: Vec<String> = (1..=10).map(|n| format!("s-1-{n}")).collect();
 
+    let barrier = Arc::new(tokio::sync::Barrier::new(BUYERS));
     let mut tasks = Vec::new();
     for _ in 0..BUYERS {
         let mut buyer = Buyer::anonymous(&srv);
         let mut order = seats.clone();
         order.shuffle(&mut rand::rng());
+        let barrier = barrier.clone();
         tasks.push(tokio::spawn(async move {
             let pr = buyer.init("flash").await;
+            barrier.wait().await;
             let mut won = Vec::new();
             for seat in order {
                 let (status, body) = buyer.hold(&pr, &seat).await;
@@ -50,6 +55,7 @@ async fn race(store: Arc<dyn Store>) {
         buyers.push((buyer, pr, won));
     }
     assert_eq!(winners.len(), 10, "every seat is held");
+    assert!(store.conflicts() > 0, "some hold lost a conditional write: the buyers really raced");
 
     // The store agrees: one hold item per seat, held by the winner.
     for seat in &seats {

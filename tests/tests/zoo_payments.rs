@@ -559,12 +559,13 @@ async fn reconciliation_dynamo() {
     reconciliation(store).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn idempotency_key_replays_the_first_answer() {
-    let srv = server_with(memory_store(), 100).await;
+    let store = Arc::new(jittery(memory_store()));
+    let srv = Arc::new(server_with(store.clone(), 100).await);
     let tok = token("21", &[]);
     let date = visit_date();
-    let send = |body: Value, key: &'static str, tok: String| {
+    let send = |body: Value, key: String, tok: String| {
         let req = srv
             .http
             .post(srv.url("/v1/payments/sessions"))
@@ -577,42 +578,55 @@ async fn idempotency_key_replays_the_first_answer() {
         }
     };
     let body = session_body(&date, "17:00", 2);
-    let (s1, r1) = send(body.clone(), "key-1", tok.clone()).await;
-    let (s2, r2) = send(body.clone(), "key-1", tok.clone()).await;
+    let (s1, r1) = send(body.clone(), "key-1".into(), tok.clone()).await;
+    let (s2, r2) = send(body.clone(), "key-1".into(), tok.clone()).await;
     assert_eq!((s1, s2), (201, 201));
     assert_eq!(r1, r2);
     assert_eq!(slot_reserved(&srv, &date, "17:00").await, 2);
-    // The same key sent five times at once: one session; the others replay it or are 409.
-    let body5 = session_body(&date, "17:30", 1);
-    let racers = (0..5).map(|_| send(body5.clone(), "key-race", tok.clone()));
-    let answers = futures::future::join_all(racers).await;
-    let ids: std::collections::BTreeSet<String> = answers
-        .iter()
-        .filter(|(s, _)| *s == 201)
-        .map(|(_, b)| b["data"]["payment_id"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(ids.len(), 1, "{answers:?}");
-    assert!(answers.iter().all(|(s, _)| *s == 201 || *s == 409), "{answers:?}");
-    assert_eq!(slot_reserved(&srv, &date, "17:30").await, 1);
+    // The same key sent five times at once (worker threads, a barrier, a jittery store): one
+    // session, one place; the others replay it or are 409 while it is being made. Repeated
+    // until a racer really found the key taken.
+    let mut reserved = 0;
+    api_tests::until_lost(20, |r| {
+        let (send, tok, date, store, srv) = (&send, tok.clone(), date.clone(), store.clone(), &srv);
+        reserved += 1;
+        let expected = reserved;
+        async move {
+            let key = format!("key-race-{r}");
+            let body5 = session_body(&date, "17:30", 1);
+            let lost_before = store.conflicts();
+            let answers = api_tests::race(5, |_| send(body5.clone(), key.clone(), tok.clone())).await;
+            let ids: std::collections::BTreeSet<String> = answers
+                .iter()
+                .filter(|(s, _)| *s == 201)
+                .map(|(_, b)| b["data"]["payment_id"].as_str().unwrap().to_owned())
+                .collect();
+            assert_eq!(ids.len(), 1, "{answers:?}");
+            assert!(answers.iter().all(|(s, _)| *s == 201 || *s == 409), "{answers:?}");
+            assert_eq!(slot_reserved(srv, &date, "17:30").await, expected, "one place per key");
+            store.conflicts() > lost_before
+        }
+    })
+    .await;
     // Same key, another body: 422.
-    let (s, r) = send(session_body(&date, "17:00", 3), "key-1", tok.clone()).await;
+    let (s, r) = send(session_body(&date, "17:00", 3), "key-1".into(), tok.clone()).await;
     assert_eq!(s, 422, "{r}");
     assert_eq!(r["error"]["field"], "Idempotency-Key");
     // Keys are per caller; a new key creates another session.
-    let (s, r3) = send(body.clone(), "key-1", token("22", &[])).await;
+    let (s, r3) = send(body.clone(), "key-1".into(), token("22", &[])).await;
     assert_eq!(s, 201);
     assert_ne!(r3["data"]["payment_id"], r1["data"]["payment_id"]);
     // A failed request does not burn its key.
     let mut bad = body.clone();
     bad["customer"]["email"] = json!("nope");
-    assert_eq!(send(bad.clone(), "key-2", tok.clone()).await.0, 422);
-    assert_eq!(send(bad, "key-2", tok.clone()).await.0, 422);
+    assert_eq!(send(bad.clone(), "key-2".into(), tok.clone()).await.0, 422);
+    assert_eq!(send(bad, "key-2".into(), tok.clone()).await.0, 422);
     // After 24 h the key is forgotten.
     srv.app.clock.advance(chrono::Duration::hours(25));
     let mut later = body.clone();
     later["order"]["items"][0]["visit_date"] =
         json!((chrono::Utc::now() + chrono::Duration::days(40)).format("%Y-%m-%d").to_string());
-    let (s, r4) = send(later, "key-1", tok.clone()).await;
+    let (s, r4) = send(later, "key-1".into(), tok.clone()).await;
     assert_eq!(s, 201, "{r4}");
     assert_ne!(r4["data"]["payment_id"], r1["data"]["payment_id"]);
 }

@@ -28,7 +28,7 @@ fn queued(app: &App) -> ApiResult<Vec<Notification>> {
         .local_queue
         .as_ref()
         .ok_or_else(|| ApiError::NotFound("local outbox (QUEUE_URL is set)".into()))?;
-    Ok(local.messages())
+    Ok(local.distinct())
 }
 
 fn rendered(n: &Notification) -> ApiResult<notifier::Email> {

@@ -354,6 +354,22 @@ pub fn create_ops(p: &Payment) -> ApiResult<Vec<WriteOp>> {
     ])
 }
 
+/// After a create whose outcome is unknown (a timeout) and a read that did not find it: makes
+/// sure the create can no longer land later (a request still in flight when its caller gave
+/// up) by taking its lookup key first. `Ok(false)`: fenced, it never will; `Ok(true)`: it
+/// landed meanwhile, the payment exists. The fence expires with a day.
+pub async fn fence(app: &App, p: &Payment) -> ApiResult<bool> {
+    let mut data = serde_json::Map::new();
+    data.insert("fenced".into(), json!(p.id));
+    let ttl = (app.clock.now() + chrono::Duration::days(1)).timestamp();
+    let tombstone = Item::new(inv_pk(p.inv_id), "inv", data).with_ttl(Some(ttl));
+    match app.store.put(tombstone, Cond::NotExists).await {
+        Ok(()) => Ok(false),
+        Err(StoreError::Conflict { .. }) => Ok(load(app, &p.id).await?.is_some()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Writes that delete a payment (at version `p.version`) and its lookup item.
 pub fn delete_ops(p: &Payment) -> Vec<WriteOp> {
     vec![

@@ -88,6 +88,9 @@ fn to_attrs(item: &Item) -> Result<Attrs, StoreError> {
     if let Some(t) = item.ttl {
         attrs.insert("ttl".into(), n(t));
     }
+    if let Some(w) = &item.stamp {
+        attrs.insert("_w".into(), s(w));
+    }
     Ok(attrs)
 }
 
@@ -115,9 +118,10 @@ pub fn item_from_attrs(mut attrs: Attrs) -> Result<Item, StoreError> {
         _ => None,
     };
     let ttl = take_n(&mut attrs, "ttl");
+    let stamp = take_s(&mut attrs, "_w");
     let data: Map<String, Value> =
         serde_dynamo::from_item(attrs).map_err(|e| StoreError::Codec(format!("{pk}/{sk}: {e}")))?;
-    Ok(Item { pk, sk, version, gsi1, ttl, data })
+    Ok(Item { pk, sk, version, gsi1, ttl, stamp, data })
 }
 
 /// The update expression of an `Add` op: new = old + delta within bounds.
@@ -444,11 +448,20 @@ impl Store for DynamoStore {
         validate_ops(&ops)?;
         let items = ops.into_iter().map(|op| self.transact_item(op)).collect::<Result<Vec<_>, _>>()?;
         // `TransactionConflict` means another transaction held one of the items at that
-        // moment: neither is applied, so retrying a few times is safe.
+        // moment: neither is applied, so retrying a few times is safe. One client request
+        // token for every attempt: an attempt the SDK repeats after a lost answer is not
+        // applied twice (DynamoDB answers it as the success it was, for ten minutes).
+        let token = uuid::Uuid::new_v4().to_string();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let res = self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await;
+            let res = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .client_request_token(&token)
+                .send()
+                .await;
             let err = match res {
                 Ok(_) => return Ok(()),
                 Err(e) => e,

@@ -39,6 +39,8 @@ pub trait Hook: Send + Sync + 'static {
     async fn after(&self, _op: Op) -> Result<(), StoreError> {
         Ok(())
     }
+    /// Told when the call's condition failed (a lost race).
+    fn conflict(&self, _op: Op) {}
 }
 
 /// A store whose every call goes through `hook`. Derefs to the hook, so its controls
@@ -68,6 +70,9 @@ impl<H: Hook> Hooked<H> {
     {
         self.hook.before(op).await?;
         let result = call.await;
+        if let Err(StoreError::Conflict { .. }) = &result {
+            self.hook.conflict(op);
+        }
         self.hook.after(op).await?;
         result
     }

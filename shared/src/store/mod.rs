@@ -12,13 +12,14 @@ pub mod dynamo;
 pub mod faulty;
 pub mod hooked;
 pub mod memory;
+pub mod own_writes;
 
 use async_trait::async_trait;
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value};
 
 /// Attribute names the store owns; domain data must not use them.
-pub const RESERVED: [&str; 6] = ["pk", "sk", "_v", "gsi1pk", "gsi1sk", "ttl"];
+pub const RESERVED: [&str; 7] = ["pk", "sk", "_v", "_w", "gsi1pk", "gsi1sk", "ttl"];
 
 /// One stored record.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,13 +33,16 @@ pub struct Item {
     /// Epoch seconds after which the item may be deleted by the backend (DynamoDB TTL).
     /// Reads still return it until then; domain code checks expiry itself.
     pub ttl: Option<i64>,
+    /// Which write put the item there (`_w`): set by [`own_writes::OwnWrites`] so that a
+    /// conditional write reported as a conflict can tell its own earlier attempt.
+    pub stamp: Option<String>,
     /// The domain data: a JSON object (reserved names excluded).
     pub data: Map<String, Value>,
 }
 
 impl Item {
     pub fn new(pk: impl Into<String>, sk: impl Into<String>, data: Map<String, Value>) -> Self {
-        Item { pk: pk.into(), sk: sk.into(), version: 1, gsi1: None, ttl: None, data }
+        Item { pk: pk.into(), sk: sk.into(), version: 1, gsi1: None, ttl: None, stamp: None, data }
     }
 
     /// Builds an item from any serializable value (it must serialize to an object).

@@ -564,9 +564,16 @@ async fn write_session(
             // A failure that may have been applied (a timeout): the payment tells. Releasing
             // the places of a session that exists would let them be sold twice.
             Err(e) => {
-                return match app.store.get(&payments::pk(&id), payments::SK_PAYMENT).await {
-                    Ok(Some(_)) => Ok((p, s)),
-                    Ok(None) => Err(e.into()),
+                // Not there yet is not enough: the write may still land, so it is fenced off
+                // before the places go back.
+                let found = match app.store.get(&payments::pk(&id), payments::SK_PAYMENT).await {
+                    Ok(Some(_)) => Ok(true),
+                    Ok(None) => payments::fence(app, &p).await,
+                    Err(again) => Err(again.into()),
+                };
+                return match found {
+                    Ok(true) => Ok((p, s)),
+                    Ok(false) => Err(e.into()),
                     Err(again) => {
                         // Unknown: keep the places (never oversell); the session, if it was
                         // made, releases them when its payment ends.

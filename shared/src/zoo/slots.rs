@@ -56,7 +56,18 @@ pub async fn reserve(
     let start = rand::rng().random_range(0..n);
     for k in 0..n {
         let i = (start + k) % n;
-        match app.store.add(&pk, &shard_sk(i), FIELD, quantity, None, Some(shard_capacity(cap, n, i))).await {
+        // A one-op transaction rather than a plain add: its client request token makes the
+        // SDK's retry of an add whose answer was lost a success, not a second add (or a
+        // "full" shard that is only full of this very request).
+        let add = WriteOp::Add {
+            pk: pk.clone(),
+            sk: shard_sk(i),
+            field: FIELD.into(),
+            delta: quantity,
+            min: None,
+            max: Some(shard_capacity(cap, n, i)),
+        };
+        match app.store.transact(vec![add]).await {
             Ok(_) => {
                 return Ok(vec![Reservation {
                     visit_date: date.into(),
