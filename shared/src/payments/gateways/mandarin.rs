@@ -225,6 +225,7 @@ impl Gateway for Mandarin {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rust_decimal::Decimal;
 
     #[test]
     fn sign_matches_the_documented_example_shape() {
@@ -238,5 +239,86 @@ mod tests {
         let c = Config { merchant_id: "42".into(), secret: "s".into(), ..Config::default() };
         let expected = format!("42-{}-r1", hex::encode(Sha256::digest(b"42-r1-s")));
         assert_eq!(x_auth(&c, "r1"), expected);
+    }
+
+    // Known answers. Mandarin's API reference gives the formulas and a worked form example
+    // (`generate_form("123", [email, merchantId, orderId, price])`) but no resulting hash, so
+    // the expected values were computed outside this code (Python's hashlib and node's
+    // crypto, which agree) from the documented strings.
+
+    fn fields(pairs: &[(&str, &str)]) -> Fields {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    /// The callback of the API reference's field table (transaction 0599…, merchant 42,
+    /// price 12.34, order 1234OR), secret `123`: sha256 of
+    /// `pay-user@example.com-+71234567890-42-1234OR-12.34-success-05991602ed7c47d996ca7ab119b07f66-123`
+    /// (values sorted by field name, ordinal: `customer_*` before `merchantId`).
+    const CALLBACK_SIGN: &str = "1a78f947aee5268cf3151c613303cb34b74605a7c4a117f51d9dba75bff7b43d";
+
+    fn callback(sign: &str) -> Fields {
+        fields(&[
+            ("transaction", "05991602ed7c47d996ca7ab119b07f66"),
+            ("status", "success"),
+            ("action", "pay"),
+            ("merchantId", "42"),
+            ("price", "12.34"),
+            ("orderId", "1234OR"),
+            ("customer_email", "user@example.com"),
+            ("customer_phone", "+71234567890"),
+            ("sign", sign),
+        ])
+    }
+
+    #[test]
+    fn sign_known_answers() {
+        // The form example: sha256("user@example.com-1-123-123.00-123").
+        let form = fields(&[
+            ("price", "123.00"),
+            ("orderId", "123"),
+            ("merchantId", "1"),
+            ("email", "user@example.com"),
+        ]);
+        assert_eq!(sign("123", &form), "61d7d36e47e7750591a29eaa770634618de7c1645800bc012ef87998ecba7b7e");
+        // The callback, whose own `sign` field is left out of the hash.
+        assert_eq!(sign("123", &callback("anything")), CALLBACK_SIGN);
+    }
+
+    /// `X-Auth` for merchant 216, request id 1469759000000, secret 123321 (the API
+    /// reference's authentication example's inputs): `216-sha256("216-1469759000000-123321")-1469759000000`.
+    #[test]
+    fn x_auth_known_answer() {
+        let c = Config { merchant_id: "216".into(), secret: "123321".into(), ..Config::default() };
+        assert_eq!(
+            x_auth(&c, "1469759000000"),
+            "216-e0f1b73dce7e11618832644db7df73b652679fb498f74dd26a7ef04ef82e5770-1469759000000"
+        );
+    }
+
+    #[tokio::test]
+    async fn callback_known_answer() {
+        let app = crate::payments::gateways::test_support::app();
+        let gw = Mandarin(Config { merchant_id: "42".into(), secret: "123".into(), ..Config::default() });
+        let ev = gw.verify_callback(&app, &callback(CALLBACK_SIGN)).await.unwrap();
+        assert_eq!(ev.payment_id, "1234OR");
+        assert_eq!(
+            ev.remote,
+            Remote::Paid { method: Some("bank_card".into()), amount: Decimal::new(1234, 2), currency: None }
+        );
+        // Upper-case hex is the same signature.
+        assert!(gw.verify_callback(&app, &callback(&CALLBACK_SIGN.to_uppercase())).await.is_ok());
+        // Another price, or any field added, under the same sign.
+        let mut f = callback(CALLBACK_SIGN);
+        f.insert("price".into(), "12.35".into());
+        assert!(matches!(gw.verify_callback(&app, &f).await, Err(ApiError::Forbidden(_))));
+        let mut f = callback(CALLBACK_SIGN);
+        f.insert("currency".into(), "RUB".into());
+        assert!(matches!(gw.verify_callback(&app, &f).await, Err(ApiError::Forbidden(_))));
+        // Another secret.
+        let other = Mandarin(Config { merchant_id: "42".into(), secret: "124".into(), ..Config::default() });
+        assert!(matches!(
+            other.verify_callback(&app, &callback(CALLBACK_SIGN)).await,
+            Err(ApiError::Forbidden(_))
+        ));
     }
 }

@@ -368,6 +368,13 @@ mod tests {
         use base64::Engine;
         let json = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap();
         assert_eq!(String::from_utf8(json).unwrap(), format!(r#"{{"OpKey":"{op_key}","RefundSum":5.50}}"#));
+        // The same partial refund as a whole token, computed independently (Python's hmac and
+        // base64, and OpenSSL's HMAC); the amount is written with two decimals (`5.50`), so the token
+        // differs from PyJWT's for the float `5.5` (same number, other bytes).
+        assert_eq!(
+            partial,
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJPcEtleSI6IjAwMDVGODkxLThDQ0QtNDM0Qi04NDU1LTgxNkFGRkZEQkYzNy0wVk9pc1dpa0ZGIiwiUmVmdW5kU3VtIjo1LjUwfQ.TmS0vnec34PbA22kYuI_dr70WL3XK6JZ_ZHEf_PH8dI"
+        );
     }
 
     #[test]
@@ -376,5 +383,227 @@ mod tests {
         assert_eq!(xml_text(xml, "Result", "Code"), Some("0"));
         assert_eq!(xml_text(xml, "State", "Code"), Some("100"));
         assert_eq!(xml_text(xml, "Info", "IncCurrLabel"), Some("BankCard"));
+    }
+
+    // Known answers. Robokassa's documentation prints the signature base strings
+    // (`MerchantLogin:OutSum:InvId:Password#1[:Shp_k=v…]`, `OutSum:InvId:Password#2[:Shp_…]`,
+    // `MerchantLogin:InvoiceID:Password#2`) and its examples' inputs, but no hash of a string
+    // whose password it shows. So each expected value below was computed from the documented
+    // string outside this code (Python's hashlib and coreutils' md5sum/sha256sum/sha512sum), and
+    // the public aiorobokassa 1.1.4 library gives the same (in upper case).
+
+    fn kat_config() -> Config {
+        Config {
+            login: "demo".into(),
+            password1: "password_1".into(),
+            password2: "password_2".into(),
+            password3: "test_password3".into(),
+            ..Config::default()
+        }
+    }
+
+    /// Payment `pay_1`, invoice 42, 100.00 RUB (not stored).
+    fn pay_1(app: &App) -> Payment {
+        Payment::new(
+            app,
+            "pay_1".into(),
+            42,
+            "1".into(),
+            crate::payments::OwnerRef::new("test", 1),
+            GatewayKind::Robokassa,
+            Decimal::new(10000, 2),
+            "Test".into(),
+        )
+    }
+
+    fn shp(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn link_signature_known_answers() {
+        let c = kat_config();
+        // The code-examples page's OutSum 5.12, InvId 5 and password `securepass1`, with its
+        // login `test`, md5("test:5.12:5:securepass1"), and with `demo`, md5("demo:5.12:5:securepass1").
+        let c1 = Config { login: "test".into(), password1: "securepass1".into(), ..c.clone() };
+        assert_eq!(link_signature(&c1, "5.12", "5", &BTreeMap::new()), "d33ad746fefb057705993fc6662c5beb");
+        let c1 = Config { login: "demo".into(), ..c1 };
+        assert_eq!(link_signature(&c1, "5.12", "5", &BTreeMap::new()), "0d7a04ed253c24054aa1ac72871cdf8f");
+        // Shp pairs after the password, sorted by key although given in another order:
+        // md5("demo:100.00:42:password_1:Shp_a=1:Shp_b=2").
+        assert_eq!(
+            link_signature(&c, "100.00", "42", &shp(&[("Shp_b", "2"), ("Shp_a", "1")])),
+            "9a47bb14c4cc14be8546196a7e74875f"
+        );
+        // No InvId: the field stays, empty: md5("demo:100.00::password_1").
+        assert_eq!(link_signature(&c, "100.00", "", &BTreeMap::new()), "f269c85a0fce9f4c3d68c30398dfdcd1");
+        // md5("demo:100.00:42:password_1:Shp_order=A1"); aiorobokassa's payment URL with an
+        // ExpirationDate carries the same SignatureValue (the date is not signed).
+        assert_eq!(
+            link_signature(&c, "100.00", "42", &shp(&[("Shp_order", "A1")])),
+            "6a040f687a6e80bb8f800ef16405701a"
+        );
+        // sha256 / sha512 of "demo:100.00:42:password_1" (ROBOKASSA_HASH).
+        let sha256 = Config { hash: HashAlg::Sha256, ..c.clone() };
+        assert_eq!(
+            link_signature(&sha256, "100.00", "42", &BTreeMap::new()),
+            "5c84cb668c69c33078f4faf95e627e59e3d954628b71dbfbf57e3c01179795a0"
+        );
+        let sha512 = Config { hash: HashAlg::Sha512, ..c };
+        assert_eq!(
+            link_signature(&sha512, "100.00", "42", &BTreeMap::new()),
+            "44245dff5603af515c1247de277676392f7ed185f4a1badbc39174935b921be4644f373bb27661634aae32a069877c0e7ff6491aa786db3dc2a0f1bac345fd2f"
+        );
+    }
+
+    #[test]
+    fn result_signature_known_answers() {
+        let c = kat_config();
+        // The pay-interface page's ResultURL example (OutSum 100.26, InvId 450009,
+        // Shp_login=Vasya, Shp_oplata=1):
+        // md5("100.26:450009:password_2:Shp_login=Vasya:Shp_oplata=1").
+        let docs = shp(&[("Shp_oplata", "1"), ("Shp_login", "Vasya")]);
+        assert_eq!(result_signature(&c, "100.26", "450009", &docs), "a8d97b566f6f44e4429649f5ed7d11e4");
+        let sha256 = Config { hash: HashAlg::Sha256, ..c.clone() };
+        assert_eq!(
+            result_signature(&sha256, "100.26", "450009", &docs),
+            "b8e929ea5a3da1c4e5e8264118f3a6b32e3a8b65ef4d2b053e89db3838041064"
+        );
+        let sha512 = Config { hash: HashAlg::Sha512, ..c.clone() };
+        assert_eq!(
+            result_signature(&sha512, "100.26", "450009", &docs),
+            "9fbb473a3bcf3cdb36d4a010d20a20856ad38a60e4eb560c20f62728f638f965050634a0fd6a20232bbcd26a7857b2b9c6556834faceaae56872875896a19b2b"
+        );
+        // Cyrillic, hashed as UTF-8 and sorted by code point (Latin before Cyrillic):
+        // md5("100.26:450009:password_2:Shp_login=Вася:Shp_город=Москва").
+        assert_eq!(
+            result_signature(&c, "100.26", "450009", &shp(&[("Shp_город", "Москва"), ("Shp_login", "Вася")])),
+            "972a853eca31144ce8cf98592532f63e"
+        );
+    }
+
+    /// The payment link signs `Shp_payment_id`: md5("demo:100.00:42:password_1:Shp_payment_id=pay_1").
+    #[tokio::test]
+    async fn payment_link_carries_the_known_signature() {
+        use crate::payments::gateways::test_support::app;
+        let app = app();
+        let p = pay_1(&app);
+        let link = Robokassa(kat_config()).create(&app, &p).await.unwrap();
+        let url = url::Url::parse(&link.url).unwrap();
+        let q: BTreeMap<String, String> = url.query_pairs().into_owned().collect();
+        assert_eq!(q["SignatureValue"], "3e4088f874ee4a7ae3a192c6f68383a7");
+        assert_eq!((q["OutSum"].as_str(), q["InvId"].as_str()), ("100.00", "42"));
+        assert_eq!(q["Shp_payment_id"], "pay_1");
+    }
+
+    /// The documentation's ResultURL example as Robokassa sends it (upper-case hex), through
+    /// the callback check.
+    #[tokio::test]
+    async fn result_url_callback_known_answer() {
+        use crate::payments::gateways::test_support::{app, stored_payment};
+        let app = app();
+        let p = stored_payment(&app, "pay_kat", 450009, GatewayKind::Robokassa, Decimal::new(10026, 2)).await;
+        let gw = Robokassa(kat_config());
+        let fields = |out_sum: &str, sig: &str| -> Fields {
+            [
+                ("OutSum", out_sum),
+                ("InvId", "450009"),
+                ("SignatureValue", sig),
+                ("Shp_login", "Vasya"),
+                ("Shp_oplata", "1"),
+                ("IncCurrLabel", "BankCard"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+        };
+        let ev =
+            gw.verify_callback(&app, &fields("100.26", "A8D97B566F6F44E4429649F5ED7D11E4")).await.unwrap();
+        assert_eq!(ev.payment_id, p.id);
+        assert_eq!(
+            ev.remote,
+            Remote::Paid { method: Some("BankCard".into()), amount: Decimal::new(10026, 2), currency: None }
+        );
+        // Another amount under the same signature.
+        let err = gw.verify_callback(&app, &fields("100.27", "A8D97B566F6F44E4429649F5ED7D11E4")).await;
+        assert!(matches!(err, Err(ApiError::Forbidden(_))), "{err:?}");
+        // A signature without the Shp pairs: md5("100.26:450009:password_2").
+        let err = gw.verify_callback(&app, &fields("100.26", "a6fff014f83417028a2c3e3db1137334")).await;
+        assert!(matches!(err, Err(ApiError::Forbidden(_))), "{err:?}");
+    }
+
+    const OP_STATE_PAID: &str = r#"<?xml version="1.0" encoding="utf-8" ?>
+<OperationStateResponse xmlns="http://auth.robokassa.ru/Merchant/WebService/"><Result><Code>0</Code></Result><State><Code>100</Code><RequestDate>2010-02-11T16:07:11.6973153+03:00</RequestDate></State><Info><IncCurrLabel>BankCard</IncCurrLabel><IncSum>100.00</IncSum><OutCurrLabel>BankCard</OutCurrLabel><OutSum>100.00</OutSum><OpKey>0005F891-8CCD-434B-8455-816AFFFDBF37-0VOisWikFF</OpKey></Info></OperationStateResponse>"#;
+
+    /// OpStateExt's `Signature`: md5("demo:42:password_2"), sha256 of the same with
+    /// ROBOKASSA_HASH=sha256.
+    #[tokio::test]
+    async fn op_state_ext_signature_known_answer() {
+        use crate::payments::gateways::test_support::{Peer, app};
+        let app = app();
+        let p = pay_1(&app);
+        for (hash, expected) in [
+            (HashAlg::Md5, "59dab91553c0013c2606393ea3f11b3a"),
+            (HashAlg::Sha256, "c0695658668f727d4bdd7666b88bf9152e63faf5a006b3b18c0d6096589a6289"),
+        ] {
+            let peer = Peer::start(&[OP_STATE_PAID]).await;
+            let gw = Robokassa(Config { base_url: peer.url.clone(), hash, ..kat_config() });
+            let remote = gw.query_status(&app, &p).await.unwrap();
+            assert_eq!(
+                remote,
+                Remote::Paid {
+                    method: Some("BankCard".into()),
+                    amount: Decimal::new(10000, 2),
+                    currency: None
+                }
+            );
+            let reqs = peer.requests().await;
+            assert!(reqs[0].line().starts_with("GET /Merchant/WebService/Service.asmx/OpStateExt?"));
+            let q = reqs[0].query();
+            assert_eq!((q["MerchantLogin"].as_str(), q["InvoiceID"].as_str()), ("demo", "42"));
+            assert_eq!(q["Signature"], expected);
+        }
+    }
+
+    /// A refund reads the OpKey from OpStateExt and posts the known token (a JSON string).
+    #[tokio::test]
+    async fn refund_posts_the_known_token() {
+        use crate::payments::gateways::test_support::{Peer, app};
+        use crate::payments::refunds::{RefundKind, RefundState};
+        let app = app();
+        let p = pay_1(&app);
+        let created =
+            r#"{"success": true, "message": null, "requestId": "68cd7fa6-1338-4745-ba5c-28d16cbcdb3d"}"#;
+        for (amount, token) in [
+            (
+                Decimal::new(10000, 2),
+                "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJPcEtleSI6IjAwMDVGODkxLThDQ0QtNDM0Qi04NDU1LTgxNkFGRkZEQkYzNy0wVk9pc1dpa0ZGIn0.TIp9zdiXaihnUdTr0gCoSD5BLWaLiyfbKZYpVaLkphM",
+            ),
+            (
+                Decimal::new(550, 2),
+                "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJPcEtleSI6IjAwMDVGODkxLThDQ0QtNDM0Qi04NDU1LTgxNkFGRkZEQkYzNy0wVk9pc1dpa0ZGIiwiUmVmdW5kU3VtIjo1LjUwfQ.TmS0vnec34PbA22kYuI_dr70WL3XK6JZ_ZHEf_PH8dI",
+            ),
+        ] {
+            let peer = Peer::start(&[OP_STATE_PAID, created]).await;
+            let gw = Robokassa(Config {
+                base_url: peer.url.clone(),
+                refund_url: peer.url.clone(),
+                ..kat_config()
+            });
+            let r = Refund::new(
+                &app,
+                &p,
+                "r1".into(),
+                amount,
+                "test".into(),
+                RefundKind::Owner,
+                RefundState::Sending,
+            );
+            let id = gw.refund(&app, &p, &r).await.unwrap();
+            assert_eq!(id.as_deref(), Some("68cd7fa6-1338-4745-ba5c-28d16cbcdb3d"));
+            let reqs = peer.requests().await;
+            assert_eq!(reqs[1].line(), "POST /Create");
+            assert_eq!(reqs[1].body, format!("\"{token}\""));
+        }
     }
 }

@@ -193,3 +193,105 @@ impl Gateway for Sandbox {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::payments::gateways::test_support::{app, stored_payment};
+
+    // Known answers computed outside this code: Python's hmac and `openssl dgst -sha256 -hmac`,
+    // key `sandbox-test-secret` (the test configuration's SANDBOX_SECRET).
+
+    /// HMAC-SHA256("pay_1:succeeded:2500.00")
+    const PAID_SIG: &str = "5bfa8744946f9bbc3055c03c7b8938475e6a92da1c30af617363f481213d850a";
+    /// HMAC-SHA256("pay_1:failed:2500.00")
+    const DECLINED_SIG: &str = "a8424f6d28d3c209e5d15c7e6de9dd90378e8d84b3c750c5908b298625a53091";
+    /// HMAC-SHA256("pay_1:succeeded:2500.01")
+    const OTHER_AMOUNT_SIG: &str = "2ba090f02c12708bf47ff9708302b749d84e9a87b3dfa2cbfa2c52efea667d86";
+
+    fn fields(outcome: &str, amount: &str, signature: &str) -> Fields {
+        [("payment_id", "pay_1"), ("outcome", outcome), ("amount", amount), ("signature", signature)]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn sign_known_answers() {
+        let key = "sandbox-test-secret";
+        assert_eq!(sign(key, "pay_1", PAID, "2500.00"), PAID_SIG);
+        assert_eq!(sign(key, "pay_1", DECLINED, "2500.00"), DECLINED_SIG);
+        assert_eq!(sign(key, "pay_1", PAID, "2500.01"), OTHER_AMOUNT_SIG);
+    }
+
+    #[tokio::test]
+    async fn page_carries_the_known_signatures() {
+        let app = app();
+        let p =
+            stored_payment(&app, "pay_1", 1_000_000_001, GatewayKind::Sandbox, Decimal::new(250000, 2)).await;
+        let html = page(&app, &p);
+        assert!(html.contains(&format!(r#"name="signature" value="{PAID_SIG}""#)), "{html}");
+        assert!(html.contains(&format!(r#"name="signature" value="{DECLINED_SIG}""#)), "{html}");
+    }
+
+    #[tokio::test]
+    async fn callback_known_answers() {
+        let app = app();
+        stored_payment(&app, "pay_1", 1_000_000_001, GatewayKind::Sandbox, Decimal::new(250000, 2)).await;
+        let ev = Sandbox.verify_callback(&app, &fields(PAID, "2500.00", PAID_SIG)).await.unwrap();
+        assert_eq!(ev.payment_id, "pay_1");
+        assert_eq!(
+            ev.remote,
+            Remote::Paid { method: None, amount: Decimal::new(250000, 2), currency: Some("RUB".into()) }
+        );
+        let ev = Sandbox.verify_callback(&app, &fields(DECLINED, "2500.00", DECLINED_SIG)).await.unwrap();
+        assert!(matches!(ev.remote, Remote::Declined { .. }), "{ev:?}");
+        // Upper-case hex is the same signature.
+        let upper = PAID_SIG.to_uppercase();
+        assert!(Sandbox.verify_callback(&app, &fields(PAID, "2500.00", &upper)).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn callback_rejects_what_was_not_signed() {
+        let app = app();
+        stored_payment(&app, "pay_1", 1_000_000_001, GatewayKind::Sandbox, Decimal::new(250000, 2)).await;
+        for f in [
+            // A tampered amount, under the original signature and under another amount's.
+            fields(PAID, "2500.01", PAID_SIG),
+            fields(PAID, "1.00", PAID_SIG),
+            fields(PAID, "2500.00", OTHER_AMOUNT_SIG),
+            // The other outcome under this outcome's signature, both ways.
+            fields(DECLINED, "2500.00", PAID_SIG),
+            fields(PAID, "2500.00", DECLINED_SIG),
+            // A wrong signature: one digit changed, truncated, empty.
+            fields(PAID, "2500.00", &format!("{}b", &PAID_SIG[..63])),
+            fields(PAID, "2500.00", &PAID_SIG[..32]),
+            fields(PAID, "2500.00", ""),
+        ] {
+            let got = Sandbox.verify_callback(&app, &f).await;
+            assert!(matches!(got, Err(ApiError::Forbidden(_))), "{f:?}: {got:?}");
+        }
+        // Another key.
+        let mut config = crate::config::Config::for_tests();
+        config.payments.sandbox_secret = "another-secret".into();
+        let other = App::in_memory(config);
+        stored_payment(&other, "pay_1", 1_000_000_001, GatewayKind::Sandbox, Decimal::new(250000, 2)).await;
+        let got = Sandbox.verify_callback(&other, &fields(PAID, "2500.00", PAID_SIG)).await;
+        assert!(matches!(got, Err(ApiError::Forbidden(_))), "{got:?}");
+        // An outcome the page never posts.
+        let got = Sandbox.verify_callback(&app, &fields("refunded", "2500.00", PAID_SIG)).await;
+        assert!(matches!(got, Err(ApiError::BadRequest { .. })), "{got:?}");
+    }
+
+    #[tokio::test]
+    async fn callback_settles_only_sandbox_payments() {
+        let app = app();
+        // Validly signed, but no such payment.
+        let got = Sandbox.verify_callback(&app, &fields(PAID, "2500.00", PAID_SIG)).await;
+        assert!(matches!(got, Err(ApiError::NotFound(_))), "{got:?}");
+        // Validly signed, but another gateway's payment.
+        stored_payment(&app, "pay_1", 1_000_000_001, GatewayKind::Robokassa, Decimal::new(250000, 2)).await;
+        let got = Sandbox.verify_callback(&app, &fields(PAID, "2500.00", PAID_SIG)).await;
+        assert!(matches!(got, Err(ApiError::Forbidden(_))), "{got:?}");
+    }
+}
