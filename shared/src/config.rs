@@ -292,8 +292,9 @@ fn payments(v: &Vars, deployed: bool) -> Result<PaymentsConfig, String> {
         },
         sngb: sngb::Config {
             terminal_id: v.get("SNGB_TERMINAL_ID").unwrap_or_default(),
-            password: v.get("SNGB_PASSWORD").unwrap_or_default(),
+            terminal_alias: v.get("SNGB_TERMINAL_ALIAS").unwrap_or_default(),
             secret: v.get("SNGB_SECRET").unwrap_or_default(),
+            token: v.get("SNGB_TOKEN").unwrap_or_default(),
             base_url: v.url("SNGB_URL", ""),
         },
     };

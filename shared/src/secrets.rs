@@ -21,7 +21,7 @@ pub const NAMES: &[&str] = &[
     "robokassa-password2",
     "robokassa-password3",
     "mandarin-secret",
-    "sngb-password",
+    "sngb-token",
     "sngb-secret",
 ];
 

@@ -202,7 +202,8 @@ fn harness() -> Harness {
     (pc.robokassa.login, pc.robokassa.password1, pc.robokassa.password2) =
         ("shop".into(), "p1".into(), "p2".into());
     (pc.mandarin.merchant_id, pc.mandarin.secret) = ("m1".into(), "s1".into());
-    (pc.sngb.terminal_id, pc.sngb.password, pc.sngb.secret) = ("t1".into(), "pw".into(), "s1".into());
+    (pc.sngb.terminal_id, pc.sngb.terminal_alias, pc.sngb.secret, pc.sngb.token) =
+        ("t1".into(), "a1".into(), "s1".into(), "tk".into());
     pc.sngb.base_url = "http://127.0.0.1:9".into();
     let app = shared::App::new(api_tests::memory_store(), config);
     let srv = rt.block_on(api_tests::TestServer::start_with(app));

@@ -34,7 +34,7 @@ use shared::jobs::{Job, run};
 use shared::payments::GatewayKind;
 use shared::payments::gateway::parse_form;
 use shared::store::Store;
-use tickets_support::{admin, admin_order, create_event, online_order, taken_seats};
+use tickets_support::{admin, admin_order, create_event, online_order, payment_of, taken_seats};
 
 fn md5(s: &str) -> String {
     hex::encode(Md5::digest(s.as_bytes()))
@@ -786,103 +786,230 @@ async fn mandarin(store: Arc<dyn Store>) {
 // ---------------------------------------------------------------- SNGB
 
 const SN_TERMINAL: &str = "7000123";
-const SN_PASSWORD: &str = "terminal-password";
-const SN_SECRET: &str = "sngb-secret";
+const SN_ALIAS: &str = "7000123-alias";
+const SN_SECRET: &str = "sngb-psk";
+const SN_TOKEN: &str = "sngb-api-token";
+
+/// The bank's `udf5` of PaymentInitServlet: sha1(merchant . amt . trackid . action . PSK).
+fn sn_init_sign(merchant: &str, amt: &str, trackid: &str, action: &str, psk: &str) -> String {
+    sha1(&format!("{merchant}{amt}{trackid}{action}{psk}"))
+}
+
+/// The bank's `udf5` of PaymentTranServlet: sha1(merchant . amt . trackid . PSK).
+fn sn_tran_sign(merchant: &str, amt: &str, trackid: &str, psk: &str) -> String {
+    sha1(&format!("{merchant}{amt}{trackid}{psk}"))
+}
+
+/// A money string as the bank's REST API writes it: a JSON number.
+fn sn_number(amt: &str) -> Value {
+    serde_json::from_str(amt).unwrap()
+}
+
+/// A fresh transaction id: sixteen digits, as the bank's.
+fn sn_tranid(p: &Peer) -> String {
+    let n = p.get("#tranids").and_then(|v| v.as_u64()).unwrap_or(0) + 1;
+    p.set("#tranids", json!(n));
+    format!("{}", 3_031_783_261_980_000u64 + n)
+}
+
+/// The bank captures `amount` (default: the amount initialised) on payment `pid`: an
+/// authorization and a capture in its transaction list. Answers the capture's tranid.
+fn sn_capture(p: &Peer, pid: &str, amount: Option<&str>) -> String {
+    let mut r = p.get(pid).unwrap();
+    if let Some(capture) = r["capture"].as_str() {
+        return capture.to_owned();
+    }
+    let amt = amount.map(str::to_owned).unwrap_or_else(|| r["amt"].as_str().unwrap().to_owned());
+    let (auth, capture) = (sn_tranid(p), sn_tranid(p));
+    r["captured"] = json!(amt);
+    r["capture"] = json!(capture);
+    for (tranid, result, action) in [(&auth, "APPROVED", "authorization"), (&capture, "CAPTURED", "capture")]
+    {
+        let t = json!({ "result": result, "tranid": sn_number(tranid), "track": r["trackid"], "transdt": 1_523_284_019_093u64, "action": action, "amount": sn_number(&amt), "orderid": sn_number(pid) });
+        r["trans"].as_array_mut().unwrap().push(t);
+    }
+    p.set(pid, r);
+    capture
+}
+
+/// The bank records a credit of `amt` on payment `pid` (once per tranid); `udf5` is what a
+/// notice of it will carry.
+fn sn_credit(p: &Peer, pid: &str, tranid: &str, amt: &str, udf5: &str) {
+    let mut r = p.get(pid).unwrap();
+    if r["trans"].as_array().unwrap().iter().any(|t| t["tranid"].to_string().trim_matches('"') == tranid) {
+        return;
+    }
+    r["refunded"] = json!(money(dec(r["refunded"].as_str().unwrap()) + dec(amt)));
+    let t = json!({ "result": "CAPTURED", "tranid": tranid, "track": r["trackid"], "transdt": 1_523_284_099_093u64, "action": "credit", "amount": sn_number(amt), "orderid": sn_number(pid), "udf5": udf5 });
+    r["trans"].as_array_mut().unwrap().push(t);
+    p.set(pid, r);
+}
 
 fn sngb_peer() -> Router<Peer> {
+    /// The REST API's basic auth: the token as user, an empty password.
+    fn authorized(h: &HeaderMap) -> bool {
+        let want =
+            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{SN_TOKEN}:")));
+        h.get("authorization").and_then(|v| v.to_str().ok()) == Some(want.as_str())
+    }
+    /// PaymentInitServlet: the library's fields; answers the payment page URL (or, as the
+    /// bank does, a URL carrying `error=CGW...`).
     async fn init(State(p): State<Peer>, body: Bytes) -> impl IntoResponse {
         let f = parse_form(&body);
-        if f["id"] != SN_TERMINAL
-            || f["password"] != SN_PASSWORD
-            || f["action"] != "1"
-            || f["currency"] != "643"
-        {
-            return "!ERROR!PY20000-Invalid terminal".to_owned();
+        let error =
+            |code: &str, text: &str| format!("{}/ECommerce/error.jsp?error={code}&errortext={text}", p.me);
+        if f["merchant"] != SN_TERMINAL || f["terminal"] != SN_ALIAS || f["action"] != "1" {
+            return error("CGW000001", "Invalid%20terminal");
         }
-        if f["udf5"] != sha1(&format!("{}:{}:{SN_SECRET}", f["trackid"], f["amt"])) {
-            return "!ERROR!PY20001-Invalid udf5".to_owned();
+        if shared::money::parse_strict(&f["amt"]).is_none() {
+            return error("CGW000040", "Invalid%20amount");
         }
-        let paymentid = format!("{}", 100_000_000 + p.records.lock().unwrap().len());
-        p.set(&paymentid, json!({ "trackid": f["trackid"], "amt": f["amt"], "result": "INITIALIZED", "notify": f["responseURL"], "refunded": "0.00" }));
-        format!("{paymentid}:{}/PaymentPage.jsp", p.me)
+        if f["udf5"] != sn_init_sign(&f["merchant"], &f["amt"], &f["trackid"], &f["action"], SN_SECRET) {
+            return error("CGW000156", "Invalid%20udf5");
+        }
+        let pid = format!("{}", 6_860_031_491_873_000u64 + p.records.lock().unwrap().len() as u64);
+        p.set(&pid, json!({ "trackid": f["trackid"], "amt": f["amt"], "udf5": f["udf5"], "refunded": "0.00", "trans": [] }));
+        format!(
+            "{}/ECommerce/hppaction?formAction=com.aciworldwide.commerce.gateway.payment.action.HostedPaymentPageAction&PaymentID={pid}\r\n",
+            p.me
+        )
     }
-    async fn status(State(p): State<Peer>, Path(pid): Path<String>, uri: Uri) -> impl IntoResponse {
-        let q = parse_form(uri.query().unwrap_or("").as_bytes());
-        if q.get("terminal").map(String::as_str) != Some(SN_TERMINAL)
-            || q["sign"] != sha1(&format!("{pid}:{SN_SECRET}"))
-        {
-            return (StatusCode::FORBIDDEN, axum::Json(json!({"error": "bad sign"})));
+    /// `/v1/payments/{paymentid}`
+    async fn payments(State(p): State<Peer>, Path(pid): Path<String>, h: HeaderMap) -> impl IntoResponse {
+        if !authorized(&h) {
+            return (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "unauthorized"})));
         }
-        match p.get(&pid) {
-            Some(r) => (
-                StatusCode::OK,
-                axum::Json(
-                    json!({ "paymentid": pid, "trackid": r["trackid"], "result": r["result"], "amt": r["amt"] }),
-                ),
+        let data = match p.get(&pid) {
+            None => vec![],
+            Some(r) => {
+                let captured = r["captured"].as_str();
+                let refunded = dec(r["refunded"].as_str().unwrap());
+                vec![json!({
+                    "authorization": captured.is_some(),
+                    "captured": captured.is_some(),
+                    "refunded": captured.is_some_and(|c| refunded > Decimal::ZERO && refunded == dec(c)),
+                    "created": 1_512_467_655_718u64,
+                    "tranid": r["capture"].as_str().unwrap_or(""),
+                    "track": r["trackid"],
+                    "id": sn_number(&pid),
+                    "amount": sn_number(captured.unwrap_or(r["amt"].as_str().unwrap())),
+                    "currency": "rub",
+                    "object": "payment",
+                    "livemode": false,
+                })]
+            }
+        };
+        let count = data.len().to_string();
+        (
+            StatusCode::OK,
+            axum::Json(
+                json!({ "data": data, "count": count, "url": "/ECommerce/v1/payments", "object": "list" }),
             ),
-            None => (StatusCode::NOT_FOUND, axum::Json(json!({"error": "not found"}))),
-        }
+        )
     }
-    /// PaymentTranServlet: a refund of `amt`; answered `CAPTURED:<tranid>`.
+    /// `/v1/transactions/{paymentid}`
+    async fn transactions(State(p): State<Peer>, Path(pid): Path<String>, h: HeaderMap) -> impl IntoResponse {
+        if !authorized(&h) {
+            return (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "unauthorized"})));
+        }
+        let list = p.get(&pid).map(|r| r["trans"].clone()).unwrap_or(json!([]));
+        (StatusCode::OK, axum::Json(json!({ "tranlist": list, "object": "list" })))
+    }
+    /// PaymentTranServlet: a credit (`action=2`) of `amt` against the CAPTURED `tranid`,
+    /// `udf5` without the action.
     async fn tran(State(p): State<Peer>, body: Bytes) -> impl IntoResponse {
         let f = parse_form(&body);
-        if f["id"] != SN_TERMINAL || f["password"] != SN_PASSWORD || f["action"] != "2" {
-            return "!ERROR!invalid".to_owned();
+        let error = |code: &str, text: &str| format!("error={code}&errortext={text}");
+        if f["merchant"] != SN_TERMINAL || f["terminal"] != SN_ALIAS || f["action"] != "2" {
+            return error("CGW000001", "Invalid terminal");
         }
-        if f["udf5"] != sha1(&format!("{}:{}:{SN_SECRET}", f["trackid"], f["amt"])) {
-            return "!ERROR!PY20001-Invalid udf5".to_owned();
+        if f["udf5"] != sn_tran_sign(&f["merchant"], &f["amt"], &f["trackid"], SN_SECRET) {
+            return error("CGW000156", "Invalid udf5");
         }
-        let mut r = p.get(&f["paymentid"]).unwrap();
-        let refunded = dec(r["refunded"].as_str().unwrap()) + dec(&f["amt"]);
-        if refunded > dec(r["amt"].as_str().unwrap()) {
-            return "NOT APPROVED:amount".to_owned();
+        let Some(r) = p.get(&f["paymentid"]).filter(|r| r["trackid"] == f["trackid"].as_str()) else {
+            return error("CGW000157", "Unknown payment");
+        };
+        if r["capture"].as_str() != Some(f["tranid"].as_str()) {
+            return error("CGW000316", "Batch Transaction Processing Not Enabled for Terminal");
         }
-        r["refunded"] = json!(money(refunded));
-        if refunded == dec(r["amt"].as_str().unwrap()) {
-            r["result"] = json!("REFUNDED");
+        let left = dec(r["captured"].as_str().unwrap_or("0.00")) - dec(r["refunded"].as_str().unwrap());
+        if dec(&f["amt"]) > left {
+            return "result=NOT APPROVED&responsecode=13".to_owned();
         }
-        p.set(&f["paymentid"], r);
-        format!("CAPTURED:tran-{}", uuid::Uuid::new_v4().simple())
+        let tranid = sn_tranid(&p);
+        sn_credit(&p, &f["paymentid"], &tranid, &f["amt"], &f["udf5"]);
+        format!(
+            "result=CAPTURED&responsecode=00&paymentid={}&trackid={}&tranid={tranid}",
+            f["paymentid"], f["trackid"]
+        )
     }
-    /// The bank side: posts a payment notification, or with `action=2` a refund made at the
-    /// bank (`amt`, `tranid` from the query) to `sngb_tran`.
+    /// The bank side. `/test/notify/{pid}/CAPTURED` captures the payment (`captured=` another
+    /// amount) and posts the notification (`udf5` echoed from the init) to our notify URL, as
+    /// registered in the merchant cabinet; another result posts a decline. With `action=2`,
+    /// a credit made at the bank (`amt`, `tranid`; without them, the last credit) posted to
+    /// `sngb_tran`, carrying the credit's PaymentTranServlet `udf5`, or the payment's own for
+    /// one made at the bank.
     async fn notify(
         State(p): State<Peer>,
         Path((pid, result)): Path<(String, String)>,
         uri: Uri,
     ) -> impl IntoResponse {
         let q = parse_form(uri.query().unwrap_or("").as_bytes());
-        let mut r = p.get(&pid).unwrap();
-        let refund = q.get("action").map(String::as_str) == Some("2");
-        if !refund {
-            r["result"] = json!(result);
-            p.set(&pid, r.clone());
-        }
-        let trackid = r["trackid"].as_str().unwrap().to_owned();
-        let amt = q.get("amt").cloned().unwrap_or_else(|| r["amt"].as_str().unwrap().to_owned());
-        let tranid = q.get("tranid").cloned().unwrap_or_else(|| "555".into());
-        let mut fields = pairs(&[
-            ("paymentid", &pid),
-            ("trackid", &trackid),
-            ("result", &result),
-            ("amt", &amt),
-            ("tranid", &tranid),
-            ("auth", "999999"),
-            ("udf5", &sha1(&format!("{pid}:{trackid}:{result}:{amt}:{SN_SECRET}"))),
-        ]);
-        let url = if refund {
-            fields.push(("action".into(), "2".into()));
+        let r = p.get(&pid).unwrap();
+        let (trackid, init_udf5) =
+            (r["trackid"].as_str().unwrap().to_owned(), r["udf5"].as_str().unwrap().to_owned());
+        let mut fields =
+            pairs(&[("paymentid", &pid), ("trackid", &trackid), ("auth", "999999"), ("udf1", "")]);
+        let url = if q.get("action").map(String::as_str) == Some("2") {
+            let (tranid, amt) = match (q.get("tranid"), q.get("amt")) {
+                (Some(t), Some(a)) => {
+                    sn_credit(&p, &pid, t, a, &init_udf5);
+                    (t.clone(), a.clone())
+                }
+                _ => {
+                    let last = r["trans"].as_array().unwrap().last().unwrap().clone();
+                    (last["tranid"].as_str().unwrap().to_owned(), money(dec(&last["amount"].to_string())))
+                }
+            };
+            let credit = p.get(&pid).unwrap()["trans"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["tranid"] == tranid.as_str())
+                .cloned()
+                .unwrap();
+            fields.extend(pairs(&[
+                ("tranid", &tranid),
+                ("result", &result),
+                ("responsecode", "00"),
+                ("action", "2"),
+                ("amt", &amt),
+                ("udf5", credit["udf5"].as_str().unwrap()),
+            ]));
             format!("{}/api/v1/gateways/sngb/tran", p.ours())
         } else {
-            r["notify"].as_str().unwrap().to_owned()
+            let tranid = if result == "CAPTURED" {
+                sn_capture(&p, &pid, q.get("captured").map(String::as_str))
+            } else {
+                sn_tranid(&p)
+            };
+            let code = if result == "CAPTURED" { "00" } else { "05" };
+            fields.extend(pairs(&[
+                ("tranid", &tranid),
+                ("result", &result),
+                ("responsecode", code),
+                ("udf5", &init_udf5),
+            ]));
+            format!("{}/api/v1/gateways/sngb/notify", p.ours())
         };
         let (s, body) = post_form(&url, &fields).await;
         (StatusCode::from_u16(s).unwrap(), body)
     }
     Router::new()
-        .route("/PaymentInitServlet", post(init))
-        .route("/PaymentTranServlet", post(tran))
-        .route("/rest/payments/{pid}", get(status))
+        .route("/ECommerce/PaymentInitServlet", post(init))
+        .route("/ECommerce/PaymentTranServlet", post(tran))
+        .route("/ECommerce/v1/payments/{pid}", get(payments))
+        .route("/ECommerce/v1/transactions/{pid}", get(transactions))
         .route("/test/notify/{pid}/{result}", post(notify))
 }
 
@@ -891,9 +1018,10 @@ fn sngb_config(c: &mut shared::Config, me: &str) {
     c.payments.tickets_gateway = GatewayKind::Sngb;
     c.payments.sngb = shared::payments::gateways::sngb::Config {
         terminal_id: SN_TERMINAL.into(),
-        password: SN_PASSWORD.into(),
+        terminal_alias: SN_ALIAS.into(),
         secret: SN_SECRET.into(),
-        base_url: me.into(),
+        token: SN_TOKEN.into(),
+        base_url: format!("{me}/ECommerce"),
     };
 }
 
@@ -908,6 +1036,11 @@ async fn dynamo_sngb() {
     sngb(store).await;
 }
 
+/// The bank's payment id of a payment page URL.
+fn sn_pid(url: &str) -> String {
+    url.split("PaymentID=").nth(1).unwrap().to_owned()
+}
+
 async fn sngb(store: Arc<dyn Store>) {
     let (srv, peer) = start(sngb_peer(), store, sngb_config).await;
     let tok = token("21", &[]);
@@ -915,23 +1048,39 @@ async fn sngb(store: Arc<dyn Store>) {
     assert_eq!(s, 201, "{created}");
     let id = created["data"]["payment_id"].as_str().unwrap().to_owned();
     let url = created["data"]["confirmation_url"].as_str().unwrap();
-    assert!(url.starts_with(&format!("{}/PaymentPage.jsp?PaymentID=", peer.me)), "{url}");
-    let pid = url.split("PaymentID=").nth(1).unwrap().to_owned();
-    assert_eq!(peer.get(&pid).unwrap()["trackid"], id.as_str());
-    assert_eq!(peer.get(&pid).unwrap()["notify"], srv.url("/api/v1/gateways/sngb/notify"));
+    assert!(url.starts_with(&format!("{}/ECommerce/hppaction?formAction=", peer.me)), "{url}");
+    let pid = sn_pid(url);
+    let r = peer.get(&pid).unwrap();
+    assert_eq!((r["trackid"].as_str(), r["amt"].as_str()), (Some(id.as_str()), Some("2000.00")));
+    let udf5 = sn_init_sign(SN_TERMINAL, "2000.00", &id, "1", SN_SECRET);
+    assert_eq!(r["udf5"], udf5.as_str());
 
-    // Forged notification (udf5 by a stranger): rejected, nothing changes.
+    // Forged notifications (udf5 by the bank's formula with a guessed PSK, or over another
+    // amount): rejected, nothing changes.
     let notify = srv.url("/api/v1/gateways/sngb/notify");
-    let forged = pairs(&[
-        ("paymentid", &pid),
-        ("trackid", &id),
-        ("result", "CAPTURED"),
-        ("amt", "2000.00"),
-        ("udf5", &sha1(&format!("{pid}:{id}:CAPTURED:2000.00:guess"))),
-    ]);
-    let (s, body) = post_form(&notify, &forged).await;
-    assert_eq!(s, 403);
-    assert_eq!(body, format!("REDIRECT={}", srv.url("/api/v1/gateways/sngb/error")));
+    let claim = |udf5: &str| {
+        pairs(&[
+            ("paymentid", &pid),
+            ("trackid", &id),
+            ("tranid", "3031783261980999"),
+            ("result", "CAPTURED"),
+            ("responsecode", "00"),
+            ("udf5", udf5),
+        ])
+    };
+    for forged in [
+        sn_init_sign(SN_TERMINAL, "2000.00", &id, "1", "guess"),
+        sn_init_sign(SN_TERMINAL, "1.00", &id, "1", SN_SECRET),
+    ] {
+        let (s, body) = post_form(&notify, &claim(&forged)).await;
+        assert_eq!(s, 403);
+        assert_eq!(body, format!("REDIRECT={}", srv.url("/api/v1/gateways/sngb/error")));
+    }
+    // A notice with the payment's own udf5 that says paid while the bank captured nothing:
+    // taken (it is not a forgery), but the bank's record decides: still open.
+    let (s, body) = post_form(&notify, &claim(&udf5)).await;
+    assert_eq!((s, body), (200, format!("REDIRECT={}", srv.url(&format!("/api/v1/gateways/return/{id}")))));
+    assert_eq!(status_of(&srv, &tok, &id).await["status"], "pending");
     // An error notification changes nothing either.
     let error =
         pairs(&[("paymentid", &pid), ("trackid", &id), ("Error", "GW00160"), ("ErrorText", "Invalid Brand")]);
@@ -939,6 +1088,7 @@ async fn sngb(store: Arc<dyn Store>) {
     let page = srv.url(&format!("/api/v1/gateways/sngb/error?payment_id={id}&code=GW00160"));
     assert_eq!((s, body.clone()), (200, format!("REDIRECT={page}")));
     assert_eq!(status_of(&srv, &tok, &id).await["status"], "pending");
+    assert!(sent(&srv, "zoo_tickets").is_empty());
     // The page exists and tells the buyer why, with the way back to the shop.
     let res = reqwest::get(&page).await.unwrap();
     assert_eq!(res.status(), 200);
@@ -965,10 +1115,14 @@ async fn sngb(store: Arc<dyn Store>) {
     let res = srv.http.get(redirect.trim_start_matches("REDIRECT=")).send().await.unwrap();
     assert_eq!(res.headers()["location"], "https://zoo.example/ok");
 
-    // Our refund (PaymentTranServlet), then the bank's tran notification of it: counted once.
+    // Our refund (PaymentTranServlet against the CAPTURED tranid), then the bank's tran
+    // notification of it: counted once.
     let r = shared::payments::refunds::refund(&srv.app, &id, dec("2000.00"), "test", "900").await.unwrap();
     assert_eq!(r.state, shared::payments::refunds::RefundState::Completed);
-    assert_eq!(peer.get(&pid).unwrap()["result"], "REFUNDED");
+    assert_eq!(peer.get(&pid).unwrap()["refunded"], "2000.00");
+    let credit = peer.get(&pid).unwrap()["trans"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(credit["udf5"], sn_tran_sign(SN_TERMINAL, "2000.00", &id, SN_SECRET).as_str());
+    assert_eq!(r.gateway_ref.as_deref(), credit["tranid"].as_str());
     assert_eq!(post_to(format!("{}/test/notify/{pid}/CAPTURED?action=2", peer.me)).await.1, "OK");
     let p = status_of(&srv, &tok, &id).await;
     assert_eq!(
@@ -976,11 +1130,39 @@ async fn sngb(store: Arc<dyn Store>) {
         (Some("refunded"), Some("2000.00"))
     );
 
+    // The bank captured 1.00 of 1000.00: the notice is genuine, the record says 1.00, so the
+    // session is not advanced (no tickets, its places back), the 1.00 goes back through
+    // PaymentTranServlet, the manager and the buyer are told.
+    let (_, small) = srv.post("/v1/payments/sessions", Some(&tok), &session_body(1, "11:00")).await;
+    let small_id = small["data"]["payment_id"].as_str().unwrap().to_owned();
+    let small_pid = sn_pid(small["data"]["confirmation_url"].as_str().unwrap());
+    assert_eq!(reserved(&srv, "11:00").await, 1);
+    let answer = post_to(format!("{}/test/notify/{small_pid}/CAPTURED?captured=1.00", peer.me)).await;
+    assert_eq!(answer.0, 200, "the notice is taken: it is genuine");
+    let p = status_of(&srv, &tok, &small_id).await;
+    assert_eq!(
+        (p["status"].as_str(), p["refunded_amount"]["value"].as_str()),
+        (Some("refunded"), Some("1.00")),
+        "{p}"
+    );
+    assert!(p["tickets"].as_array().unwrap().is_empty(), "no tickets for 1.00");
+    assert_eq!(reserved(&srv, "11:00").await, 0, "the places are free again");
+    assert_eq!(peer.get(&small_pid).unwrap()["refunded"], "1.00", "refunded through PaymentTranServlet");
+    let mismatch = sent(&srv, "payment_mismatch");
+    assert_eq!(mismatch.len(), 1);
+    assert!(read(&mismatch[0]).0.contains("получено 1.00"), "{}", read(&mismatch[0]).0);
+    assert_eq!(sent(&srv, "payment_returned").len(), 1);
+    assert_eq!(sent(&srv, "zoo_tickets").len(), 1);
+    // Repeated, the notice changes nothing more.
+    assert_eq!(post_to(format!("{}/test/notify/{small_pid}/CAPTURED?captured=1.00", peer.me)).await.0, 200);
+    assert_eq!(peer.get(&small_pid).unwrap()["refunded"], "1.00");
+    assert_eq!(sent(&srv, "payment_returned").len(), 1);
+
     // Refunds made at the bank reach a ticket order (`sngb_tran`): a part, the same notice
     // again, then the rest, which frees the seats.
     create_event(&srv, "sn").await;
     let (order, url) = online_order(&srv, "sn", &["s-1-1", "s-1-2"], "email_online").await;
-    let order_pid = url.split("PaymentID=").nth(1).unwrap().to_owned();
+    let order_pid = sn_pid(&url);
     assert_eq!(post_to(format!("{}/test/notify/{order_pid}/CAPTURED", peer.me)).await.0, 200);
     assert_eq!(admin_order(&srv, &order).await["status"], "approved");
     let total = dec(peer.get(&order_pid).unwrap()["amt"].as_str().unwrap());
@@ -998,6 +1180,20 @@ async fn sngb(store: Arc<dyn Store>) {
     );
     assert_eq!(o["refunds"].as_array().unwrap().len(), 1, "the repeated notice is the same refund");
     assert_eq!(taken_seats(&srv, "sn").await.len(), 2);
+    // A credit notice the bank's transaction list does not show: not taken (503), nothing
+    // recorded.
+    let listed = pairs(&[
+        ("paymentid", &order_pid),
+        ("trackid", &payment_of(&srv, &order).await),
+        ("tranid", "T9"),
+        ("result", "CAPTURED"),
+        ("responsecode", "00"),
+        ("action", "2"),
+        ("amt", "100.00"),
+        ("udf5", peer.get(&order_pid).unwrap()["udf5"].as_str().unwrap()),
+    ]);
+    assert_eq!(post_form(&srv.url("/api/v1/gateways/sngb/tran"), &listed).await.0, 503);
+    assert_eq!(dec(&admin_order(&srv, &order).await["refunded"].to_string()), dec("500.00"));
     let rest = money(total - dec("500.00"));
     let path = format!("{}/test/notify/{order_pid}/CAPTURED?action=2&amt={rest}&tranid=T2", peer.me);
     assert_eq!(post_to(path).await.0, 200);
@@ -1009,11 +1205,8 @@ async fn sngb(store: Arc<dyn Store>) {
     // Paid at the bank, notification lost: the job asks the REST status.
     let (_, c) = srv.post("/v1/payments/sessions", Some(&tok), &session_body(1, "12:00")).await;
     let c_id = c["data"]["payment_id"].as_str().unwrap().to_owned();
-    let c_pid =
-        c["data"]["confirmation_url"].as_str().unwrap().split("PaymentID=").nth(1).unwrap().to_owned();
-    let mut r = peer.get(&c_pid).unwrap();
-    r["result"] = json!("CAPTURED");
-    peer.set(&c_pid, r);
+    let c_pid = sn_pid(c["data"]["confirmation_url"].as_str().unwrap());
+    sn_capture(&peer, &c_pid, None);
     srv.app.clock.advance(chrono::Duration::minutes(16));
     assert_eq!(run(&srv.app, Job::Payments).await.unwrap().changed, 1);
     assert_eq!(status_of(&srv, &tok, &c_id).await["status"], "succeeded");

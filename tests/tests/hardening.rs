@@ -99,8 +99,9 @@ fn point_at(c: &mut shared::Config, gateway: GatewayKind, base: &str) {
     };
     c.payments.sngb = shared::payments::gateways::sngb::Config {
         terminal_id: "7000".into(),
-        password: PASSWORD.into(),
+        terminal_alias: "7000-alias".into(),
         secret: PASSWORD.into(),
+        token: PASSWORD.into(),
         base_url: base.into(),
     };
 }
@@ -414,8 +415,7 @@ async fn secrets_come_from_parameter_store() {
     let stack = format!("/stack-{}", uuid::Uuid::new_v4().simple());
     let jwt = "jwt-from-parameter-store-0123456789abcdef";
     let ticket = "ticket-key-from-parameter-store-0123456789";
-    for (name, value) in [("jwt-secret", jwt), ("ticket-signing-key", ticket), ("sngb-password", "bank-pass")]
-    {
+    for (name, value) in [("jwt-secret", jwt), ("ticket-signing-key", ticket), ("sngb-token", "bank-token")] {
         ssm.put_parameter()
             .name(format!("{stack}/{name}"))
             .value(value)
@@ -437,10 +437,10 @@ async fn secrets_come_from_parameter_store() {
         pairs.extend_from_slice(extra);
         Vars::from_pairs(&pairs)
     };
-    let app = App::from_vars(vars("jwt-secret,ticket-signing-key,sngb-password", &[])).await.unwrap();
+    let app = App::from_vars(vars("jwt-secret,ticket-signing-key,sngb-token", &[])).await.unwrap();
     assert_eq!(app.config.jwt.secret, jwt);
     assert_eq!(app.config.ticket_key, ticket);
-    assert_eq!(app.config.payments.sngb.password, "bank-pass");
+    assert_eq!(app.config.payments.sngb.token, "bank-token");
     // A token signed with the stored secret is accepted by that function.
     let srv = TestServer::start_with(app).await;
     let (s, b) =

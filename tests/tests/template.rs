@@ -69,29 +69,29 @@ const SECRETS: &[(&str, &str)] = &[
     ("HealthFunction", ""),
     (
         "DealsFunction",
-        "jwt-secret,jwt-secret-previous,sandbox-secret,robokassa-password1,robokassa-password2,robokassa-password3,mandarin-secret,sngb-password,sngb-secret",
+        "jwt-secret,jwt-secret-previous,sandbox-secret,robokassa-password1,robokassa-password2,robokassa-password3,mandarin-secret,sngb-token,sngb-secret",
     ),
     (
         "PaymentsFunction",
-        "jwt-secret,jwt-secret-previous,sandbox-secret,robokassa-password1,robokassa-password2,robokassa-password3,mandarin-secret,sngb-password,sngb-secret,ticket-signing-key",
+        "jwt-secret,jwt-secret-previous,sandbox-secret,robokassa-password1,robokassa-password2,robokassa-password3,mandarin-secret,sngb-token,sngb-secret,ticket-signing-key",
     ),
     (
         "GatewaysFunction",
-        "sandbox-secret,robokassa-password1,robokassa-password2,robokassa-password3,mandarin-secret,sngb-password,sngb-secret,ticket-signing-key",
+        "sandbox-secret,robokassa-password1,robokassa-password2,robokassa-password3,mandarin-secret,sngb-token,sngb-secret,ticket-signing-key",
     ),
     ("NotifierFunction", ""),
     (
         "SchedulerFunction",
-        "sandbox-secret,robokassa-password1,robokassa-password2,robokassa-password3,mandarin-secret,sngb-password,sngb-secret,ticket-signing-key",
+        "sandbox-secret,robokassa-password1,robokassa-password2,robokassa-password3,mandarin-secret,sngb-token,sngb-secret,ticket-signing-key",
     ),
     ("RelayFunction", ""),
     (
         "TicketsFunction",
-        "jwt-secret,jwt-secret-previous,sandbox-secret,robokassa-password1,robokassa-password2,robokassa-password3,mandarin-secret,sngb-password,sngb-secret",
+        "jwt-secret,jwt-secret-previous,sandbox-secret,robokassa-password1,robokassa-password2,robokassa-password3,mandarin-secret,sngb-token,sngb-secret",
     ),
     (
         "AdminFunction",
-        "jwt-secret,jwt-secret-previous,sandbox-secret,robokassa-password1,robokassa-password2,robokassa-password3,mandarin-secret,sngb-password,sngb-secret",
+        "jwt-secret,jwt-secret-previous,sandbox-secret,robokassa-password1,robokassa-password2,robokassa-password3,mandarin-secret,sngb-token,sngb-secret",
     ),
 ];
 
