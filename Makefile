@@ -4,7 +4,7 @@ PORT ?= 3000
 SUB ?= 1
 ROLES ?=
 
-.PHONY: run token test unit lint fmt venv cfn-lint build deploy clean bench fuzz
+.PHONY: run token test unit lint fmt venv cfn-lint build deploy clean bench fuzz breaks mutants
 
 ## run: the whole API on 127.0.0.1:$(PORT) with the embedded store (no AWS, no Docker)
 run:
@@ -57,3 +57,12 @@ bench:
 ## fuzz: the request-parser fuzzers at scale (make test runs a short pass)
 fuzz:
 	PROPTEST_CASES=$${PROPTEST_CASES:-50000} $(CARGO) test --release -p api-tests --test fuzz_requests
+
+## breaks: each deliberate break of guarded code makes its test fail (not part of make test)
+breaks: venv
+	scripts/with-moto.sh python3 scripts/breaks.py
+
+## mutants: cargo-mutants over the conditional writes, settlement and amount checks, seat holds,
+## capacity and state machines; report in mutants.out/ (not part of make test; an hour or more)
+mutants: venv
+	scripts/mutants.sh
