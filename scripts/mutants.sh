@@ -32,5 +32,5 @@ for f in "${files[@]}"; do args+=(--file "$f"); done
 # (they do not compile).
 scripts/with-moto.sh cargo mutants "${args[@]}" --re "$re" \
   --exclude-re 'with ApiResult::|with Default::default\(\)|Result::from|::new\(\)' \
-  --test-package shared --test-package api-tests --timeout 600 --jobs 1 \
+  --test-workspace=true --timeout 600 --jobs 1 \
   -- "${tests[@]}" --lib

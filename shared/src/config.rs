@@ -22,6 +22,11 @@ pub struct Config {
     /// Hosts a buyer's return and cancel URLs may point to (`RETURN_URL_HOSTS`, comma
     /// separated); the API's own host always may. `None`: any host (local runs only).
     pub return_url_hosts: Option<Vec<String>>,
+    /// The local server's port (`PORT`, default 3000).
+    pub port: u16,
+    /// The notifier's sender address (`MAIL_FROM`, default `noreply@example.com`), a verified
+    /// SES identity.
+    pub mail_from: String,
     /// DynamoDB table (`TABLE_NAME`); when unset the embedded in-process store is used.
     pub table_name: Option<String>,
     /// Public base URL of this API, used in links (`PUBLIC_URL`).
@@ -161,6 +166,12 @@ fn hosts(list: &str) -> Vec<String> {
     list.split(',').map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()).collect()
 }
 
+/// Whether logs are human-readable text (`LOG_FORMAT=text`) rather than JSON lines; read
+/// before anything else, to set up logging.
+pub fn log_text() -> bool {
+    Vars::process().get("LOG_FORMAT").is_some_and(|v| v.trim() == "text")
+}
+
 /// A secret a deployed process must not run on: missing, blank, short, or the development one.
 pub fn weak_secret(secret: &str, dev_default: &str) -> bool {
     let s = secret.trim();
@@ -201,6 +212,8 @@ impl Config {
                 None if deployed => Some(vec![]),
                 None => None,
             },
+            port,
+            mail_from: v.get("MAIL_FROM").unwrap_or_else(|| "noreply@example.com".to_owned()),
             table_name,
             public_url: v
                 .get("PUBLIC_URL")
@@ -236,6 +249,8 @@ impl Config {
             jwt: crate::auth::JwtRules::new("test-secret"),
             ticket_key: "test-ticket-key".into(),
             return_url_hosts: None,
+            port: 3000,
+            mail_from: "noreply@example.com".into(),
             table_name: None,
             public_url: "http://127.0.0.1:3000".into(),
             max_body_bytes: 6 * 1024 * 1024,

@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::App;
 use crate::error::{ApiError, ApiResult};
+use crate::retry::{Step, again_on_conflict, optimistic};
 use crate::store::{Cond, Item, StoreError};
 
 pub const HEADER: &str = "Idempotency-Key";
@@ -76,72 +77,85 @@ where
     Fut: Future<Output = ApiResult<Stored>>,
 {
     let Some(key) = key else { return f().await };
-    let pk = format!("idem#{scope}#{caller}#{key}");
-    let hash = hex::encode(Sha256::digest(body));
     let now = app.clock.now().timestamp();
-    let ttl = Some(now + LIFETIME_SECS);
-    for _ in 0..3 {
-        if let Some(item) = app.store.get(&pk, "idem").await? {
-            if item.ttl.is_some_and(|t| t <= now) {
-                // Expired but not yet removed by the backend.
-                match app.store.delete(&pk, "idem", Cond::Version(item.version)).await {
-                    Ok(()) | Err(StoreError::Conflict { .. }) => continue,
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            if item.data.get("hash").and_then(Value::as_str) != Some(hash.as_str()) {
-                return Err(ApiError::invalid(
-                    HEADER,
-                    "this Idempotency-Key was used with another request body",
-                ));
-            }
-            return match item.data.get("status").and_then(Value::as_u64) {
-                Some(status) => {
-                    let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
-                    let body = item.data.get("body").and_then(Value::as_str).unwrap_or("null").to_owned();
-                    Ok((status, body))
-                }
-                None if item.data.get("started").and_then(Value::as_i64).unwrap_or(0) + LEASE_SECS <= now => {
-                    // The request holding the marker died: take over.
-                    match app.store.delete(&pk, "idem", Cond::Version(item.version)).await {
-                        Ok(()) | Err(StoreError::Conflict { .. }) => continue,
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                None => Err(ApiError::Conflict(
-                    "a request with this Idempotency-Key is still being processed".into(),
-                )),
-            };
+    let claim = Claim {
+        pk: format!("idem#{scope}#{caller}#{key}"),
+        hash: hex::encode(Sha256::digest(body)),
+        now,
+        ttl: Some(now + LIFETIME_SECS),
+    };
+    match optimistic("the Idempotency-Key", || claim.take(app)).await? {
+        Taken::Answered(stored) => Ok(stored),
+        Taken::Mine => claim.finish(app, f().await).await,
+    }
+}
+
+/// One request's hold on a key.
+struct Claim {
+    pk: String,
+    hash: String,
+    now: i64,
+    ttl: Option<i64>,
+}
+
+enum Taken {
+    /// An earlier request with the key answered this.
+    Answered(Stored),
+    /// The marker is this request's: it runs.
+    Mine,
+}
+
+impl Claim {
+    /// Reads the key: replays a stored answer, refuses another body or a running request,
+    /// clears an expired marker or one whose request died, or writes this request's marker.
+    async fn take(&self, app: &App) -> ApiResult<Step<Taken>> {
+        let Some(item) = app.store.get(&self.pk, "idem").await? else {
+            let data = json!({ "hash": self.hash, "started": self.now });
+            let marker =
+                Item::new(&self.pk, "idem", data.as_object().cloned().unwrap_or_default()).with_ttl(self.ttl);
+            return Ok(again_on_conflict(app.store.put(marker, Cond::NotExists).await)?.map(|()| Taken::Mine));
+        };
+        let expired = item.ttl.is_some_and(|t| t <= self.now);
+        if !expired && item.data.get("hash").and_then(Value::as_str) != Some(self.hash.as_str()) {
+            return Err(ApiError::invalid(HEADER, "this Idempotency-Key was used with another request body"));
         }
-        let marker = Item::new(
-            &pk,
-            "idem",
-            json!({ "hash": hash, "started": now }).as_object().cloned().unwrap_or_default(),
-        )
-        .with_ttl(ttl);
-        match app.store.put(marker, Cond::NotExists).await {
-            Ok(()) => {}
-            Err(StoreError::Conflict { .. }) => continue,
-            Err(e) => return Err(e.into()),
+        if let (false, Some(status)) = (expired, item.data.get("status").and_then(Value::as_u64)) {
+            let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
+            let body = item.data.get("body").and_then(Value::as_str).unwrap_or("null").to_owned();
+            return Ok(Step::Done(Taken::Answered((status, body))));
         }
-        return match f().await {
+        let started = item.data.get("started").and_then(Value::as_i64).unwrap_or(0);
+        if !expired && started + LEASE_SECS > self.now {
+            return Err(ApiError::Conflict(
+                "a request with this Idempotency-Key is still being processed".into(),
+            ));
+        }
+        // Expired but not yet removed by the backend, or held by a request that died: clear it.
+        match app.store.delete(&self.pk, "idem", Cond::Version(item.version)).await {
+            Ok(()) | Err(StoreError::Conflict { .. }) => Ok(Step::Again),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Stores the answer for replay, or removes the marker of a request that failed (so the
+    /// client may retry with the same key).
+    async fn finish(&self, app: &App, result: ApiResult<Stored>) -> ApiResult<Stored> {
+        match &result {
             Ok((status, body)) => {
-                let data = json!({ "hash": hash, "status": status.as_u16(), "body": body });
-                let done = Item::new(&pk, "idem", data.as_object().cloned().unwrap_or_default())
-                    .with_ttl(ttl)
+                let data = json!({ "hash": self.hash, "status": status.as_u16(), "body": body });
+                let done = Item::new(&self.pk, "idem", data.as_object().cloned().unwrap_or_default())
+                    .with_ttl(self.ttl)
                     .with_version(2);
                 if let Err(e) = app.store.put(done, Cond::Version(1)).await {
                     tracing::error!(error = %e, "could not store the idempotent response");
                 }
-                Ok((status, body))
             }
-            Err(e) => {
-                if let Err(de) = app.store.delete(&pk, "idem", Cond::Version(1)).await {
-                    tracing::error!(error = %de, "could not remove the idempotency marker");
+            Err(_) => {
+                if let Err(e) = app.store.delete(&self.pk, "idem", Cond::Version(1)).await {
+                    tracing::error!(error = %e, "could not remove the idempotency marker");
                 }
-                Err(e)
             }
-        };
+        }
+        result
     }
-    Err(ApiError::Conflict("a request with this Idempotency-Key is still being processed".into()))
 }

@@ -22,6 +22,15 @@ pub enum Step<T> {
     Again,
 }
 
+impl<T> Step<T> {
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Step<U> {
+        match self {
+            Step::Done(t) => Step::Done(f(t)),
+            Step::Again => Step::Again,
+        }
+    }
+}
+
 /// Runs `attempt` until it is done, at most [`ATTEMPTS`] times; `what` names the thing being
 /// changed in the 409 that ends a losing streak.
 pub async fn optimistic<T, F, Fut>(what: &str, mut attempt: F) -> ApiResult<T>

@@ -4,7 +4,7 @@ use tracing_subscriber::EnvFilter;
 
 pub fn init() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let text = std::env::var("LOG_FORMAT").is_ok_and(|v| v == "text");
+    let text = crate::config::log_text();
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
     // A second init (tests) is harmless.
     let _ =

@@ -1,14 +1,19 @@
-//! Test support: a local server on an ephemeral port, tokens, and the moto-backed store.
+//! Test support: a local server on an ephemeral port, tokens, the moto-backed store, and the
+//! test-only store wrappers (hooks, faults, counting), which never ship in a function.
+
+pub mod counting;
+pub mod faulty;
+pub mod hooked;
 
 use std::sync::Arc;
 
 use std::collections::BTreeMap;
 
+use crate::hooked::{Hook, Hooked, Op};
 use serde_json::Value;
 use shared::App;
 use shared::auth::{Claims, issue};
 use shared::store::dynamo::DynamoStore;
-use shared::store::hooked::{Hook, Hooked, Op};
 use shared::store::memory::MemoryStore;
 use shared::store::{Store, StoreError};
 

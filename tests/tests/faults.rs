@@ -8,12 +8,12 @@ mod tickets_support;
 
 use std::sync::Arc;
 
+use api_tests::faulty::{Fault, FaultyStore};
+use api_tests::hooked::Op;
 use api_tests::{TestServer, memory_store, token};
 use serde_json::{Value, json};
 use shared::jobs::Job;
 use shared::payments::{self, Status};
-use shared::store::faulty::{Fault, FaultyStore};
-use shared::store::hooked::Op;
 use shared::store::{QueryOpts, Store};
 use shared::tickets::holds::{self, HoldState};
 use shared::tickets::orders::{self, OrderStatus};

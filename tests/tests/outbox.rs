@@ -14,10 +14,10 @@ mod tickets_support;
 use std::sync::Arc;
 
 use api_tests::emails::{approve, deal_to_approve};
+use api_tests::faulty::{Fault, FaultyStore};
 use api_tests::{TestServer, forms, token};
 use serde_json::{Value, json};
 use shared::jobs::{Job, run};
-use shared::store::faulty::{Fault, FaultyStore};
 use shared::store::{QueryOpts, Store};
 use shared::tickets::orders::{self, OrderStatus};
 

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
+use api_tests::counting::CountingStore;
 use api_tests::{TestServer, memory_store, token};
 use reqwest::Method;
 use serde_json::json;
-use shared::store::counting::CountingStore;
 
 #[tokio::test]
 async fn deal_calls_use_the_minimum_round_trips() {

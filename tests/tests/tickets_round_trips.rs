@@ -5,8 +5,8 @@ mod tickets_support;
 use std::sync::Arc;
 
 use api_tests::TestServer;
+use api_tests::counting::{CountingStore, Counts};
 use serde_json::json;
-use shared::store::counting::{CountingStore, Counts};
 use tickets_support::{Buyer, create_event};
 
 fn take(c: &Counts) -> (u64, u64) {

@@ -29,9 +29,8 @@ async fn run() -> Result<(), String> {
         return Ok(());
     }
     shared::telemetry::init();
-    let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
-    let addr = format!("127.0.0.1:{port}");
     let app = App::from_env().await?;
+    let addr = format!("127.0.0.1:{}", app.config.port);
     shared::tickets::inventory::load_demo(&app).await.map_err(|e| format!("demo event: {e}"))?;
     let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| format!("bind {addr}: {e}"))?;
     tracing::info!(%addr, store = if app.config.table_name.is_some() { "dynamodb" } else { "memory" }, "listening");

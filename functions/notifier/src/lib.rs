@@ -153,10 +153,7 @@ impl Deps {
     /// SES with the sender `MAIL_FROM` (default `noreply@example.com`).
     pub async fn from_env() -> Result<Deps, String> {
         let app = shared::App::from_env().await?;
-        let from = std::env::var("MAIL_FROM")
-            .ok()
-            .filter(|v| !v.trim().is_empty())
-            .unwrap_or_else(|| "noreply@example.com".into());
+        let from = app.config.mail_from.clone();
         Ok(Deps::new(app.store, Arc::new(SesMailer::from_env(from).await)))
     }
 }

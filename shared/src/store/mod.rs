@@ -7,10 +7,7 @@
 //! for `make run` and fast tests) and [`dynamo::DynamoStore`]; both pass the same
 //! conformance suite in `tests/tests/store_conformance.rs`.
 
-pub mod counting;
 pub mod dynamo;
-pub mod faulty;
-pub mod hooked;
 pub mod memory;
 pub mod own_writes;
 

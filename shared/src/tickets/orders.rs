@@ -180,7 +180,8 @@ async fn repeated(app: &App, order_id: &str) -> ApiResult<Checkout> {
 pub async fn online_checkout(app: &App, s: StoredPr) -> ApiResult<Checkout> {
     let gateway = app.config.payments.tickets_gateway;
     let (template, held) = prepare(app, &s, OrderStatus::Ordered).await?;
-    for _ in 0..3 {
+    // A bar code collision draws new codes (and registers the payment anew).
+    optimistic("the order's bar codes", || async {
         let Placement { mut order, mut ops, barcodes } = placement(app, &s, &template, &held)?;
         let inv = payments::new_inv_id();
         let mut p = Payment::new(
@@ -201,13 +202,13 @@ pub async fn online_checkout(app: &App, s: StoredPr) -> ApiResult<Checkout> {
         order.payment_url = p.confirmation_url.clone();
         ops[0] = WriteOp::Put { item: order_item(&order, 1)?, cond: Cond::NotExists };
         ops.extend(payments::create_ops(&p)?);
-        if let Attempt::Done = commit(app, ops, &barcodes).await? {
+        Ok(commit(app, ops, &barcodes).await?.map(|()| {
             tracing::info!(order = %order.id, payment = %p.id, gateway = gateway.as_str(), "online ticket order placed");
             let payment_url = order.payment_url.clone();
-            return Ok(Checkout { order, payment_url, repeated: false });
-        }
-    }
-    Err(ApiError::Conflict("could not assign unique bar codes; retry".into()))
+            Checkout { order, payment_url, repeated: false }
+        }))
+    })
+    .await
 }
 
 /// Where the gateway sends the buyer's browser back: `GET /api/v1/ticket_orders/:id/payment_return`.
@@ -325,17 +326,12 @@ fn placement(
     Ok(Placement { order, ops, barcodes })
 }
 
-/// What one checkout transaction did.
-enum Attempt {
-    Done,
-    /// A bar code collided: draw new ones.
-    Again,
-}
-
-async fn commit(app: &App, ops: Vec<WriteOp>, barcodes: &std::ops::Range<usize>) -> ApiResult<Attempt> {
+/// Writes a placement: a bar code collision is [`Step::Again`] (draw new codes); any other
+/// lost condition means the reservation changed meanwhile (409).
+async fn commit(app: &App, ops: Vec<WriteOp>, barcodes: &std::ops::Range<usize>) -> ApiResult<Step<()>> {
     match app.store.transact(ops).await {
-        Ok(()) => Ok(Attempt::Done),
-        Err(StoreError::Conflict { index: Some(i) }) if barcodes.contains(&i) => Ok(Attempt::Again),
+        Ok(()) => Ok(Step::Done(())),
+        Err(StoreError::Conflict { index: Some(i) }) if barcodes.contains(&i) => Ok(Step::Again),
         Err(e) if e.is_conflict() => Err(ApiError::Conflict(
             "the reservation changed during checkout (a seat was released or taken); re-read and retry"
                 .into(),
@@ -348,15 +344,13 @@ async fn commit(app: &App, ops: Vec<WriteOp>, barcodes: &std::ops::Range<usize>)
 /// creates the order, sells the seats, reserves the bar codes and deletes the PR.
 pub async fn place(app: &App, s: &StoredPr, status: OrderStatus) -> ApiResult<Order> {
     let (template, held) = prepare(app, s, status).await?;
-    // A bar code collision is astronomically rare; the transaction would refuse it, and a
-    // second attempt draws new codes.
-    for _ in 0..3 {
+    // A bar code collision is astronomically rare; the transaction would refuse it, and
+    // another attempt draws new codes.
+    optimistic("the order's bar codes", || async {
         let p = placement(app, s, &template, &held)?;
-        if let Attempt::Done = commit(app, p.ops, &p.barcodes).await? {
-            return Ok(p.order);
-        }
-    }
-    Err(ApiError::Conflict("could not assign unique bar codes; retry".into()))
+        Ok(commit(app, p.ops, &p.barcodes).await?.map(|()| p.order))
+    })
+    .await
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -15,13 +15,13 @@ use super::{Buyer, MAX_SEATS, new_id, token_owner, user_owner};
 use crate::App;
 use crate::error::{ApiError, ApiResult};
 use crate::money;
+use crate::retry::{Step, again_on_conflict, optimistic};
 use crate::store::{Cond, Item, StoreError, WriteOp};
 
 const SK: &str = "pr";
 const CART_SK: &str = "cart";
 const CHECKED_OUT_SK: &str = "order";
 /// How often a change that lost a race on the PR item is retried from a fresh read.
-const ATTEMPTS: usize = 8;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reservation {
@@ -174,7 +174,7 @@ pub async fn initialize(app: &App, buyer: &Buyer, event_id: &str) -> ApiResult<I
             (token_owner(&t), Some(t))
         }
     };
-    for _ in 0..ATTEMPTS {
+    optimistic("the reservation", || async {
         let cart = app.store.get(&cart_pk(&owner), CART_SK).await?;
         let mut ops = Vec::new();
         let cart_cond = match &cart {
@@ -183,7 +183,11 @@ pub async fn initialize(app: &App, buyer: &Buyer, event_id: &str) -> ApiResult<I
                 let c: Cart = item.decode()?;
                 if let Some(old) = get_pr(app, &c.reservation_id).await? {
                     if old.pr.event_id == event_id && old.pr.owner == owner {
-                        return Ok(Initialized { stored: old, created: false, token });
+                        return Ok(Step::Done(Initialized {
+                            stored: old,
+                            created: false,
+                            token: token.clone(),
+                        }));
                     }
                     // Another event: only one PR per buyer; delete it and free its seats.
                     ops.extend(free_ops(app, &old.pr).await?);
@@ -214,37 +218,24 @@ pub async fn initialize(app: &App, buyer: &Buyer, event_id: &str) -> ApiResult<I
             .with_version(cart_version);
         ops.push(put_pr(&pr, 1)?);
         ops.push(WriteOp::Put { item: cart_item, cond: cart_cond });
-        match app.store.transact(ops).await {
-            Ok(()) => return Ok(Initialized { stored: StoredPr { pr, version: 1 }, created: true, token }),
-            Err(e) if e.is_conflict() => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ApiError::Conflict("the reservation is being changed by another request; retry".into()))
+        let made = Initialized { stored: StoredPr { pr, version: 1 }, created: true, token: token.clone() };
+        Ok(again_on_conflict(app.store.transact(ops).await)?.map(|()| made))
+    })
+    .await
 }
 
 /// Runs `step` on a fresh read of the PR until it does not lose a race on the PR item.
 /// `step` answers `Ok(None)` to ask for another attempt.
-macro_rules! retrying {
-    ($app:expr, $buyer:expr, $id:expr, |$s:ident| $body:expr) => {{
-        let mut out =
-            Err(ApiError::Conflict("the reservation is being changed by another request; retry".into()));
-        for _ in 0..ATTEMPTS {
-            let $s = load($app, $buyer, $id).await?;
-            match $body {
-                Ok(Some(v)) => {
-                    out = Ok(v);
-                    break;
-                }
-                Ok(None) => continue,
-                Err(e) => {
-                    out = Err(e);
-                    break;
-                }
-            }
-        }
-        out
-    }};
+async fn retrying<T, F, Fut>(app: &App, buyer: &Buyer, id: &str, step: F) -> ApiResult<T>
+where
+    F: Fn(StoredPr) -> Fut,
+    Fut: std::future::Future<Output = ApiResult<Option<T>>>,
+{
+    optimistic("the reservation", || async {
+        let s = load(app, buyer, id).await?;
+        Ok(step(s).await?.map_or(Step::Again, Step::Done))
+    })
+    .await
 }
 
 /// The seats among `pr.seats` that this PR holds now (unexpired).
@@ -270,7 +261,7 @@ fn taken(seat_id: &str) -> ApiError {
 
 /// Holds one seat for the PR.
 pub async fn hold(app: &App, buyer: &Buyer, id: &str, seat_id: &str) -> ApiResult<StoredPr> {
-    retrying!(app, buyer, id, |s| try_hold(app, s, seat_id).await)
+    retrying(app, buyer, id, |s| try_hold(app, s, seat_id)).await
 }
 
 async fn try_hold(app: &App, s: StoredPr, seat_id: &str) -> ApiResult<Option<StoredPr>> {
@@ -345,7 +336,7 @@ async fn try_hold(app: &App, s: StoredPr, seat_id: &str) -> ApiResult<Option<Sto
 
 /// Releases one seat of the PR.
 pub async fn release(app: &App, buyer: &Buyer, id: &str, seat_id: &str) -> ApiResult<StoredPr> {
-    retrying!(app, buyer, id, |s| try_release(app, s, seat_id).await)
+    retrying(app, buyer, id, |s| try_release(app, s, seat_id)).await
 }
 
 async fn try_release(app: &App, s: StoredPr, seat_id: &str) -> ApiResult<Option<StoredPr>> {
@@ -377,7 +368,7 @@ async fn try_release(app: &App, s: StoredPr, seat_id: &str) -> ApiResult<Option<
 
 /// Deletes the PR and frees every seat it holds.
 pub async fn delete(app: &App, buyer: &Buyer, id: &str) -> ApiResult<()> {
-    retrying!(app, buyer, id, |s| try_delete(app, s).await)
+    retrying(app, buyer, id, |s| try_delete(app, s)).await
 }
 
 async fn try_delete(app: &App, s: StoredPr) -> ApiResult<Option<()>> {
@@ -399,17 +390,21 @@ pub async fn set_order_type(
     customer: Customer,
 ) -> ApiResult<StoredPr> {
     let customer = totals::validate_customer(order_type, customer)?;
-    retrying!(app, buyer, id, |s| {
-        let StoredPr { mut pr, version } = s;
-        pr.order_type = Some(order_type);
-        pr.customer = Some(customer.clone());
-        pr.updated_at = app.clock.now();
-        match app.store.transact(vec![put_pr(&pr, version + 1)?]).await {
-            Ok(()) => Ok(Some(StoredPr { pr, version: version + 1 })),
-            Err(e) if e.is_conflict() => Ok(None),
-            Err(e) => Err(ApiError::from(e)),
+    retrying(app, buyer, id, |s| {
+        let customer = customer.clone();
+        async move {
+            let StoredPr { mut pr, version } = s;
+            pr.order_type = Some(order_type);
+            pr.customer = Some(customer);
+            pr.updated_at = app.clock.now();
+            match app.store.transact(vec![put_pr(&pr, version + 1)?]).await {
+                Ok(()) => Ok(Some(StoredPr { pr, version: version + 1 })),
+                Err(e) if e.is_conflict() => Ok(None),
+                Err(e) => Err(ApiError::from(e)),
+            }
         }
     })
+    .await
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -45,6 +45,7 @@ use crate::auth::Claims;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::money;
 use crate::payments::{self, OwnerRef, Payment, Status};
+use crate::retry::{Step, optimistic};
 use crate::store::{Cond, Item, QueryOpts, StoreError, WriteOp};
 use slots::Reservation;
 use tariff::Tariff;
@@ -511,80 +512,102 @@ async fn write_session(
     valid: Valid,
     held: &[Reservation],
 ) -> Result<(Payment, Session), NotWritten> {
-    let kind = app.config.payments.zoo_gateway;
-    for _ in 0..5 {
-        let inv = payments::new_inv_id();
-        let id = format!("ZT_{inv}");
-        let description =
-            req.description.clone().unwrap_or_else(|| format!("Zoo tickets, order {}", req.order.order_id));
-        let mut p = Payment::new(
-            app,
-            id.clone(),
-            inv,
-            owner.to_owned(),
-            OwnerRef::new(OWNER_KIND, &id),
-            kind,
-            valid.total,
-            description,
-        );
-        p.email = Some(req.customer.email.clone());
-        p.return_url = Some(req.confirmation.return_url.clone());
-        p.cancel_url = Some(req.confirmation.cancel_url.clone());
-        p.payment_method = valid.methods.first().cloned();
+    // An id already taken draws another.
+    let written = optimistic("the payment id", || async {
+        let (mut p, s) = draft(app, owner, req, &valid, held);
         payments::register(app, &mut p).await?;
-        let s = Session {
-            payment_id: id.clone(),
-            session_id: req.session_id.clone(),
-            order_id: req.order.order_id.clone(),
-            items: valid.lines.clone(),
-            customer: Customer {
-                email: req.customer.email.clone(),
-                phone: req.customer.phone.clone(),
-                user_id: owner.to_owned(),
-            },
-            confirmation: Confirmation {
-                kind: req.confirmation.kind.clone(),
-                return_url: req.confirmation.return_url.clone(),
-                cancel_url: req.confirmation.cancel_url.clone(),
-            },
-            payment_methods: valid.methods.clone(),
-            metadata: base_metadata(req.metadata.as_ref()),
-            tickets: vec![],
-            reservations: held.to_vec(),
-            amount_due: Some(valid.total),
-            amount_override: None,
-            version: 1,
-        };
         let mut ops = payments::create_ops(&p)?;
         ops.push(WriteOp::Put { item: s.to_item()?, cond: Cond::NotExists });
-        match app.store.transact(ops).await {
-            Ok(()) => return Ok((p, s)),
-            // An id already taken: draw another.
-            Err(StoreError::Conflict { .. }) => continue,
-            // A failure that may have been applied (a timeout): the payment tells. Releasing
-            // the places of a session that exists would let them be sold twice.
-            Err(e) => {
-                // Not there yet is not enough: the write may still land, so it is fenced off
-                // before the places go back.
-                let found = match app.store.get(&payments::pk(&id), payments::SK_PAYMENT).await {
-                    Ok(Some(_)) => Ok(true),
-                    Ok(None) => payments::fence(app, &p).await,
-                    Err(again) => Err(again.into()),
-                };
-                return match found {
-                    Ok(true) => Ok((p, s)),
-                    Ok(false) => Err(e.into()),
-                    Err(again) => {
-                        // Unknown: keep the places (never oversell); the session, if it was
-                        // made, releases them when its payment ends.
-                        tracing::error!(payment = %id, error = %again, "session write outcome unknown");
-                        Err(NotWritten { error: e.into(), keep_places: true })
-                    }
-                };
-            }
+        Ok(match app.store.transact(ops).await {
+            Ok(()) => Step::Done(Ok((p, s))),
+            Err(StoreError::Conflict { .. }) => Step::Again,
+            Err(e) => Step::Done(Err((p, s, e))),
+        })
+    })
+    .await?;
+    match written {
+        Ok(done) => Ok(done),
+        Err((p, s, e)) => outcome_unknown(app, p, s, e).await,
+    }
+}
+
+/// The payment and its session as they will be written (pure).
+fn draft(
+    app: &App,
+    owner: &str,
+    req: &CreateSession,
+    valid: &Valid,
+    held: &[Reservation],
+) -> (Payment, Session) {
+    let inv = payments::new_inv_id();
+    let id = format!("ZT_{inv}");
+    let description =
+        req.description.clone().unwrap_or_else(|| format!("Zoo tickets, order {}", req.order.order_id));
+    let kind = app.config.payments.zoo_gateway;
+    let mut p = Payment::new(
+        app,
+        id.clone(),
+        inv,
+        owner.to_owned(),
+        OwnerRef::new(OWNER_KIND, &id),
+        kind,
+        valid.total,
+        description,
+    );
+    p.email = Some(req.customer.email.clone());
+    p.return_url = Some(req.confirmation.return_url.clone());
+    p.cancel_url = Some(req.confirmation.cancel_url.clone());
+    p.payment_method = valid.methods.first().cloned();
+    let s = Session {
+        payment_id: id,
+        session_id: req.session_id.clone(),
+        order_id: req.order.order_id.clone(),
+        items: valid.lines.clone(),
+        customer: Customer {
+            email: req.customer.email.clone(),
+            phone: req.customer.phone.clone(),
+            user_id: owner.to_owned(),
+        },
+        confirmation: Confirmation {
+            kind: req.confirmation.kind.clone(),
+            return_url: req.confirmation.return_url.clone(),
+            cancel_url: req.confirmation.cancel_url.clone(),
+        },
+        payment_methods: valid.methods.clone(),
+        metadata: base_metadata(req.metadata.as_ref()),
+        tickets: vec![],
+        reservations: held.to_vec(),
+        amount_due: Some(valid.total),
+        amount_override: None,
+        version: 1,
+    };
+    (p, s)
+}
+
+/// A session write that failed in a way that may have been applied (a timeout): the payment
+/// tells. Releasing the places of a session that exists would let them be sold twice, and
+/// "not there yet" is not enough (the write may still land), so it is fenced off first.
+async fn outcome_unknown(
+    app: &App,
+    p: Payment,
+    s: Session,
+    e: StoreError,
+) -> Result<(Payment, Session), NotWritten> {
+    let found = match app.store.get(&payments::pk(&p.id), payments::SK_PAYMENT).await {
+        Ok(Some(_)) => Ok(true),
+        Ok(None) => payments::fence(app, &p).await,
+        Err(again) => Err(again.into()),
+    };
+    match found {
+        Ok(true) => Ok((p, s)),
+        Ok(false) => Err(e.into()),
+        Err(again) => {
+            // Unknown: keep the places (never oversell); the session, if it was made,
+            // releases them when its payment ends.
+            tracing::error!(payment = %p.id, error = %again, "session write outcome unknown");
+            Err(NotWritten { error: e.into(), keep_places: true })
         }
     }
-    Err(ApiError::Unavailable("could not allocate a payment id".into()).into())
 }
 
 /// The payment and its session, if `who` owns them or is a manager (else 404).

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::App;
 use crate::error::{ApiError, ApiResult};
+use crate::retry::{Step, again_on_conflict, optimistic};
 use crate::store::{QueryOpts, StoreError, WriteOp};
 
 pub const FIELD: &str = "taken";
@@ -43,6 +44,54 @@ pub fn shard_capacity(capacity: i64, shards: i64, i: i64) -> i64 {
     capacity / shards + i64::from(i < capacity % shards)
 }
 
+/// One slot's shards, tried from a random one.
+struct Slot<'a> {
+    date: &'a str,
+    time: &'a str,
+    capacity: i64,
+    shards: i64,
+    start: i64,
+}
+
+impl Slot<'_> {
+    /// The shards in the order this request tries them.
+    fn order(&self) -> impl Iterator<Item = i64> + '_ {
+        (0..self.shards).map(|k| (self.start + k) % self.shards)
+    }
+
+    fn reservation(&self, shard: i64, quantity: i64) -> Reservation {
+        Reservation { visit_date: self.date.into(), visit_time: self.time.into(), shard, quantity }
+    }
+
+    /// Takes `r.quantity` places on its shard, within the shard's capacity.
+    fn add_op(&self, r: &Reservation) -> WriteOp {
+        WriteOp::Add {
+            pk: slot_pk(self.date, self.time),
+            sk: shard_sk(r.shard),
+            field: FIELD.into(),
+            delta: r.quantity,
+            min: None,
+            max: Some(shard_capacity(self.capacity, self.shards, r.shard)),
+        }
+    }
+
+    /// How to split `quantity` over the shards given what each has taken; `None` when the
+    /// slot has not that many places left.
+    fn plan(&self, taken: &BTreeMap<i64, i64>, quantity: i64) -> Option<Vec<Reservation>> {
+        let mut left = quantity;
+        let mut plan = Vec::new();
+        for i in self.order() {
+            let free = shard_capacity(self.capacity, self.shards, i) - taken.get(&i).copied().unwrap_or(0);
+            if free > 0 && left > 0 {
+                let q = free.min(left);
+                plan.push(self.reservation(i, q));
+                left -= q;
+            }
+        }
+        (left == 0).then_some(plan)
+    }
+}
+
 /// Reserves `quantity` places in a slot, or fails with 400 naming `field` when it is sold out.
 pub async fn reserve(
     app: &App,
@@ -51,82 +100,40 @@ pub async fn reserve(
     quantity: i64,
     field: &str,
 ) -> ApiResult<Vec<Reservation>> {
-    let (cap, n) = (app.config.zoo.slot_capacity, app.config.zoo.slot_shards);
-    let pk = slot_pk(date, time);
-    let start = rand::rng().random_range(0..n);
-    for k in 0..n {
-        let i = (start + k) % n;
+    let (capacity, shards) = (app.config.zoo.slot_capacity, app.config.zoo.slot_shards);
+    let slot = Slot { date, time, capacity, shards, start: rand::rng().random_range(0..shards) };
+    for i in slot.order() {
         // A one-op transaction rather than a plain add: its client request token makes the
         // SDK's retry of an add whose answer was lost a success, not a second add (or a
         // "full" shard that is only full of this very request).
-        let add = WriteOp::Add {
-            pk: pk.clone(),
-            sk: shard_sk(i),
-            field: FIELD.into(),
-            delta: quantity,
-            min: None,
-            max: Some(shard_capacity(cap, n, i)),
-        };
-        match app.store.transact(vec![add]).await {
-            Ok(_) => {
-                return Ok(vec![Reservation {
-                    visit_date: date.into(),
-                    visit_time: time.into(),
-                    shard: i,
-                    quantity,
-                }]);
-            }
+        let r = slot.reservation(i, quantity);
+        match app.store.transact(vec![slot.add_op(&r)]).await {
+            Ok(()) => return Ok(vec![r]),
             Err(StoreError::Conflict { .. }) => continue,
             Err(e) => return Err(e.into()),
         }
     }
     // No single shard has room: split over several, all or nothing.
-    for _ in 0..3 {
-        let taken = taken_by_shard(app, date, time).await?;
-        let mut left = quantity;
-        let mut plan = Vec::new();
-        for k in 0..n {
-            let i = (start + k) % n;
-            let free = shard_capacity(cap, n, i) - taken.get(&i).copied().unwrap_or(0);
-            if free > 0 && left > 0 {
-                let q = free.min(left);
-                plan.push(Reservation {
-                    visit_date: date.into(),
-                    visit_time: time.into(),
-                    shard: i,
-                    quantity: q,
-                });
-                left -= q;
-            }
+    let split = optimistic("the visit slot", || async {
+        let Some(plan) = slot.plan(&taken_by_shard(app, date, time).await?, quantity) else {
+            return Ok(Step::Done(None));
+        };
+        let ops = plan.iter().map(|r| slot.add_op(r)).collect();
+        Ok(again_on_conflict(app.store.transact(ops).await)?.map(|()| Some(plan)))
+    })
+    .await;
+    match split {
+        Ok(Some(plan)) => Ok(plan),
+        Ok(None) | Err(ApiError::Conflict(_)) => {
+            let (capacity, reserved) = availability(app, date, time).await?;
+            let left = (capacity - reserved).max(0);
+            let message = format!(
+                "sold out: the visit slot {date} {time} has {left} of {capacity} places left, {quantity} requested"
+            );
+            Err(ApiError::bad_request(field, message))
         }
-        if left > 0 {
-            break;
-        }
-        let ops = plan
-            .iter()
-            .map(|r| WriteOp::Add {
-                pk: pk.clone(),
-                sk: shard_sk(r.shard),
-                field: FIELD.into(),
-                delta: r.quantity,
-                min: None,
-                max: Some(shard_capacity(cap, n, r.shard)),
-            })
-            .collect();
-        match app.store.transact(ops).await {
-            Ok(()) => return Ok(plan),
-            Err(StoreError::Conflict { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
+        Err(e) => Err(e),
     }
-    let (capacity, reserved) = availability(app, date, time).await?;
-    Err(ApiError::bad_request(
-        field,
-        format!(
-            "sold out: the visit slot {date} {time} has {} of {capacity} places left, {quantity} requested",
-            (capacity - reserved).max(0)
-        ),
-    ))
 }
 
 async fn taken_by_shard(app: &App, date: &str, time: &str) -> ApiResult<BTreeMap<i64, i64>> {
@@ -171,6 +178,19 @@ pub async fn release(app: &App, reservations: &[Reservation]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_split_fills_the_shards_in_order_or_says_sold_out() {
+        let slot = Slot { date: "2026-12-20", time: "10:00", capacity: 10, shards: 4, start: 2 };
+        // Shards hold 3, 3, 2, 2 places; the request starts at shard 2.
+        let taken = BTreeMap::from([(0, 3), (1, 1), (2, 2), (3, 0)]);
+        let plan = slot.plan(&taken, 4).unwrap();
+        let got: Vec<(i64, i64)> = plan.iter().map(|r| (r.shard, r.quantity)).collect();
+        assert_eq!(got, [(3, 2), (1, 2)], "shard 2 is full; 3 then 1 (0 is full)");
+        assert_eq!(slot.plan(&taken, 5), None, "four places left");
+        assert_eq!(slot.plan(&BTreeMap::new(), 10).map(|p| p.len()), Some(4));
+        assert_eq!(slot.plan(&BTreeMap::new(), 11), None);
+    }
 
     #[test]
     fn shard_capacities_add_up() {

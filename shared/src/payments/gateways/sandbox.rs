@@ -26,6 +26,7 @@ use crate::payments::gateway::{
 };
 use crate::payments::refunds::Refund;
 use crate::payments::{GatewayKind, Payment};
+use crate::retry::{Step, again_on_conflict, optimistic};
 use crate::store::{Cond, Item, StoreError};
 
 pub struct Sandbox;
@@ -158,30 +159,32 @@ impl Gateway for Sandbox {
     }
 
     async fn refund(&self, app: &App, p: &Payment, r: &Refund) -> Result<Option<String>, RefundError> {
-        for _ in 0..crate::retry::ATTEMPTS {
+        // The bank's answer: refused (a `Done(Err)`), made, or lost (a store failure).
+        let made = optimistic("the sandbox record", || async {
             let (mut rec, version) = match read(app, &p.id).await {
                 Ok(Some(found)) => found,
-                Ok(None) => return Err(RefundError::Refused("the sandbox holds no such payment".into())),
-                Err(e) => return Err(RefundError::Refused(e.to_string())),
+                Ok(None) => {
+                    return Ok(Step::Done(Err(RefundError::Refused(
+                        "the sandbox holds no such payment".into(),
+                    ))));
+                }
+                // Nothing was written: the refund may be asked again.
+                Err(e) => return Ok(Step::Done(Err(RefundError::Refused(e.to_string())))),
             };
             if rec.refunds.contains_key(&r.id) {
-                return Ok(Some(r.id.clone()));
+                return Ok(Step::Done(Ok(Some(r.id.clone()))));
             }
             if rec.outcome != PAID || rec.refunded() + r.amount > rec.amount {
-                return Err(RefundError::Refused("more than was paid".into()));
+                return Ok(Step::Done(Err(RefundError::Refused("more than was paid".into()))));
             }
             rec.refunds.insert(r.id.clone(), crate::money::format(r.amount));
-            let item = Item::from_value(record_pk(&p.id), "sandbox", &rec)
-                .map_err(|e| RefundError::Refused(e.to_string()))?
-                .with_version(version + 1);
-            match app.store.put(item, Cond::Version(version)).await {
-                Ok(()) => return Ok(Some(r.id.clone())),
-                Err(StoreError::Conflict { .. }) => continue,
-                // The write may have been applied: the bank's answer is lost.
-                Err(e) => return Err(RefundError::Unknown(e.to_string())),
-            }
-        }
-        Err(RefundError::Unknown("the sandbox record kept changing".into()))
+            let item = Item::from_value(record_pk(&p.id), "sandbox", &rec)?.with_version(version + 1);
+            Ok(again_on_conflict(app.store.put(item, Cond::Version(version)).await)?
+                .map(|()| Ok(Some(r.id.clone()))))
+        })
+        .await;
+        // A failed write may have been applied: the bank's answer is lost.
+        made.unwrap_or_else(|e| Err(RefundError::Unknown(e.to_string())))
     }
 
     async fn refund_status(&self, app: &App, p: &Payment, r: &Refund) -> ApiResult<RefundRemote> {

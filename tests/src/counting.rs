@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 
-use super::Store;
-use super::hooked::{Hook, Hooked, Op};
+use crate::hooked::{Hook, Hooked, Op};
+use shared::store::Store;
 
 #[derive(Default, Debug)]
 pub struct Counts {

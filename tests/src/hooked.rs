@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{Cond, Item, QueryOpts, Store, StoreError, WriteOp};
+use shared::store::{Cond, Item, QueryOpts, Store, StoreError, WriteOp};
 
 /// Which store call is being made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::hooked::Op;
-use super::{Cond, Item, QueryOpts, Store, StoreError, WriteOp};
+use crate::hooked::Op;
+use shared::store::{Cond, Item, QueryOpts, Store, StoreError, WriteOp};
 
 /// How the chosen call fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
