@@ -15,7 +15,7 @@ case "${1:-money}" in
     files=(shared/src/store/memory.rs shared/src/store/dynamo.rs shared/src/store/own_writes.rs
       shared/src/payments/settle.rs)
     # Deciding code only: conditions, transactions, counters, the amount and currency rules.
-    re='in (holds|added|<impl Store for \w+>::(put|delete|transact|add)|cond_expr|add_expr|OwnWrites::applied|attempt|late_payment|same_currency|Outcome::of)$'
+    re='in (holds|added|<impl (Store|WriteLayer) for \w+>::(put|delete|transact|add)|conditional|cond_expr|add_expr|OwnWrites::applied|attempt|already_final|mismatch|late_payment|same_currency|Outcome::of)$'
     tests=(--test store_conformance --test money_integrity --test faults --test deals_http)
     ;;
   seats)
@@ -32,5 +32,5 @@ for f in "${files[@]}"; do args+=(--file "$f"); done
 # (they do not compile).
 scripts/with-moto.sh cargo mutants "${args[@]}" --re "$re" \
   --exclude-re 'with ApiResult::|with Default::default\(\)|Result::from|::new\(\)' \
-  --test-workspace=true --timeout 600 --jobs 1 \
+  --test-package api-tests --test-package shared --timeout 600 --jobs 1 \
   -- "${tests[@]}" --lib

@@ -5,14 +5,13 @@
 
 use std::time::Duration;
 
-use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
 use serde::{Deserialize, Serialize};
 
 use crate::App;
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 
 /// Seconds of clock skew allowed on `exp`, `nbf` and `iat`.
 const LEEWAY: u64 = 5;
@@ -158,15 +157,8 @@ fn within_max_age(c: Claims, max_age: Duration) -> Result<Claims, ApiError> {
 #[derive(Debug, Clone)]
 pub struct AuthUser(pub Claims);
 
-impl<S> FromRequestParts<S> for AuthUser
-where
-    App: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let app = App::from_ref(state);
+impl AuthUser {
+    pub async fn from_parts(parts: &Parts, app: &App) -> ApiResult<Self> {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
@@ -186,21 +178,38 @@ where
 #[derive(Debug, Clone)]
 pub struct AdminUser(pub Claims);
 
-impl<S> FromRequestParts<S> for AdminUser
-where
-    App: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let AuthUser(claims) = AuthUser::from_request_parts(parts, state).await?;
+impl AdminUser {
+    pub async fn from_parts(parts: &Parts, app: &App) -> ApiResult<Self> {
+        let AuthUser(claims) = AuthUser::from_parts(parts, app).await?;
         if !claims.has_role("admin") {
             return Err(ApiError::Forbidden("the admin role is required".into()));
         }
         Ok(AdminUser(claims))
     }
 }
+
+/// Makes each type an axum extractor through its `from_parts(&Parts, &App)`.
+#[macro_export]
+macro_rules! extract_from_parts {
+    ($($t:ty),+) => {$(
+        impl<S> axum::extract::FromRequestParts<S> for $t
+        where
+            $crate::App: axum::extract::FromRef<S>,
+            S: Send + Sync,
+        {
+            type Rejection = $crate::error::ApiError;
+
+            async fn from_request_parts(
+                parts: &mut axum::http::request::Parts,
+                state: &S,
+            ) -> Result<Self, Self::Rejection> {
+                <$t>::from_parts(parts, &<$crate::App as axum::extract::FromRef<S>>::from_ref(state)).await
+            }
+        }
+    )+};
+}
+
+extract_from_parts!(AuthUser, AdminUser);
 
 #[cfg(test)]
 mod tests {

@@ -165,3 +165,16 @@ impl From<StoreError> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// What a refusal names, for rule tests: the field, or `forbidden`, `not found`, `conflict`.
+#[cfg(test)]
+pub(crate) fn named(e: &ApiError) -> String {
+    match e {
+        ApiError::Validation(v) => v.iter().map(|f| f.field.as_str()).collect::<Vec<_>>().join(","),
+        ApiError::BadRequest { field, .. } => field.clone().unwrap_or_default(),
+        ApiError::Forbidden(_) => "forbidden".into(),
+        ApiError::NotFound(_) => "not found".into(),
+        ApiError::Conflict(_) => "conflict".into(),
+        other => format!("{other:?}"),
+    }
+}

@@ -164,10 +164,7 @@ fn panicked(err: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Res
 /// A configuration that fails closed (a deployed process with a missing, blank or
 /// development secret) stops here with one clear log line, before serving anything.
 pub async fn run_lambda(router: axum::Router<crate::App>) -> Result<(), lambda_http::Error> {
-    crate::telemetry::init();
-    let app = crate::App::from_env()
-        .await
-        .inspect_err(|e| tracing::error!(error = %e, "refusing to start: configuration"))?;
+    let app = crate::App::start().await?;
     lambda_http::run(finish(router, app)).await
 }
 

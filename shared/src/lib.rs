@@ -132,6 +132,13 @@ impl App {
         App::from_vars(config::Vars::process()).await
     }
 
+    /// What a Lambda's `main` does first: JSON logs, then [`App::from_env`]; a configuration
+    /// it cannot run with is logged and refused.
+    pub async fn start() -> Result<App, String> {
+        telemetry::init();
+        App::from_env().await.inspect_err(|e| tracing::error!(error = %e, "refusing to start: configuration"))
+    }
+
     /// As [`App::from_env`], from the given settings. The AWS configuration is loaded once, and
     /// only when something deployed is named.
     pub async fn from_vars(vars: config::Vars) -> Result<App, String> {

@@ -23,7 +23,7 @@ use serde_json::json;
 pub use crate::mail::{Message, Notification};
 
 use crate::error::{ApiError, ApiResult};
-use crate::store::{Cond, Item, QueryOpts, Store, StoreError, WriteOp};
+use crate::store::{Cond, Item, QueryOpts, Store, StoreError, WriteLayer, WriteOp};
 use crate::{App, Tally};
 
 const SK: &str = "outbox";
@@ -191,12 +191,9 @@ fn outbox_items(ops: &[WriteOp]) -> Vec<Item> {
 }
 
 #[async_trait]
-impl Store for Relaying {
-    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
-        self.inner.get(pk, sk).await
-    }
-    async fn batch_get(&self, keys: &[(String, String)]) -> Result<Vec<Item>, StoreError> {
-        self.inner.batch_get(keys).await
+impl WriteLayer for Relaying {
+    fn inner(&self) -> &dyn Store {
+        self.inner.as_ref()
     }
     async fn put(&self, item: Item, cond: Cond) -> Result<(), StoreError> {
         let written = outbox_items(&[WriteOp::Put { item: item.clone(), cond }]);
@@ -204,30 +201,10 @@ impl Store for Relaying {
         self.relay_written(written).await;
         Ok(())
     }
-    async fn delete(&self, pk: &str, sk: &str, cond: Cond) -> Result<(), StoreError> {
-        self.inner.delete(pk, sk, cond).await
-    }
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         let written = outbox_items(&ops);
         self.inner.transact(ops).await?;
         self.relay_written(written).await;
         Ok(())
-    }
-    async fn query(&self, pk: &str, opts: QueryOpts) -> Result<Vec<Item>, StoreError> {
-        self.inner.query(pk, opts).await
-    }
-    async fn query_gsi1(&self, pk: &str, opts: QueryOpts) -> Result<Vec<Item>, StoreError> {
-        self.inner.query_gsi1(pk, opts).await
-    }
-    async fn add(
-        &self,
-        pk: &str,
-        sk: &str,
-        field: &str,
-        delta: i64,
-        min: Option<i64>,
-        max: Option<i64>,
-    ) -> Result<i64, StoreError> {
-        self.inner.add(pk, sk, field, delta, min, max).await
     }
 }

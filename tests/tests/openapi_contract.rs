@@ -142,6 +142,8 @@ fn handler_auth(handler: &str, sources: &[(PathBuf, String)]) -> Auth {
             Auth::None
         }
     };
+    // A generic handler (`answer::<true>`) is read at its declaration.
+    let handler = handler.split("::<").next().unwrap_or(handler);
     let is_path = handler.chars().all(|c| c.is_alphanumeric() || c == '_' || c == ':');
     if !is_path {
         return takes(handler);

@@ -30,8 +30,8 @@ pub fn router() -> Router<App> {
         .route("/api/v1/orders/{id}/transitions", get(transitions).post(perform_transition))
         .route("/api/v1/orders/{id}/claim", post(claim))
         .route("/api/v1/orders/{id}/order_changes", post(request_change))
-        .route("/api/v1/orders/{id}/order_changes/{cid}/confirm", post(confirm_change))
-        .route("/api/v1/orders/{id}/order_changes/{cid}/reject", post(reject_change))
+        .route("/api/v1/orders/{id}/order_changes/{cid}/confirm", post(answer::<true>))
+        .route("/api/v1/orders/{id}/order_changes/{cid}/reject", post(answer::<false>))
         .route("/api/v1/orders/{id}/attachments/{aid}", get(attachment))
 }
 
@@ -449,32 +449,15 @@ async fn request_change(
     .map(idempotency::respond)
 }
 
-async fn answer(
-    app: App,
-    who: shared::auth::Claims,
-    id: i64,
-    cid: i64,
-    accept: bool,
+/// Confirms (`ACCEPT`) or rejects a change request.
+async fn answer<const ACCEPT: bool>(
+    State(app): State<App>,
+    AuthUser(who): AuthUser,
+    PathArg((id, cid)): PathArg<(i64, i64)>,
 ) -> ApiResult<Json<OrderBody>> {
-    let loaded = deals::answer_change(&app, &who, id, cid, accept).await?;
+    let loaded = deals::answer_change(&app, &who, id, cid, ACCEPT).await?;
     let role = loaded.deal.role_of(&who.sub).unwrap_or(Role::Manager);
     Ok(Json(OrderBody { order: view(&app, &loaded.deal, role).await? }))
-}
-
-async fn confirm_change(
-    State(app): State<App>,
-    AuthUser(who): AuthUser,
-    PathArg((id, cid)): PathArg<(i64, i64)>,
-) -> ApiResult<Json<OrderBody>> {
-    answer(app, who, id, cid, true).await
-}
-
-async fn reject_change(
-    State(app): State<App>,
-    AuthUser(who): AuthUser,
-    PathArg((id, cid)): PathArg<(i64, i64)>,
-) -> ApiResult<Json<OrderBody>> {
-    answer(app, who, id, cid, false).await
 }
 
 async fn attachment(

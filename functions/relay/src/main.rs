@@ -5,10 +5,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 /// `QUEUE_URL`; no secret of any kind).
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init();
-    let app = shared::App::from_env()
-        .await
-        .inspect_err(|e| tracing::error!(error = %e, "refusing to start: configuration"))?;
+    let app = shared::App::start().await?;
     if app.config.table_name.is_none() || app.config.queue_url.is_none() {
         tracing::error!("refusing to start: the relay needs TABLE_NAME and QUEUE_URL");
         return Err(Error::from("TABLE_NAME and QUEUE_URL are required"));

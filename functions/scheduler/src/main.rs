@@ -4,10 +4,7 @@ use scheduler::JobDetail;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init();
-    let app = shared::App::from_env()
-        .await
-        .inspect_err(|e| tracing::error!(error = %e, "refusing to start: configuration"))?;
+    let app = shared::App::start().await?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<EventBridgeEvent<JobDetail>>| {
         let app = app.clone();
         async move { scheduler::handle(&app, event.payload).await.map_err(Error::from) }

@@ -83,38 +83,7 @@ pub fn request(deal: &mut Deal, role: Role, req: ChangeRequest, now: DateTime<Ut
     if let Some(field) = required(deal, req.change_type).first() {
         return Err(ApiError::bad_request(*field, format!("{field} is required for this change")));
     }
-    let (mut new_cost, mut prolong_to) = (None, None);
-    match req.change_type {
-        ChangeType::ProlongProtection => {
-            let to = req.prolong_protection_to.ok_or_else(|| {
-                ApiError::invalid(
-                    "order_change.prolong_protection_to",
-                    "the new end of protection is required",
-                )
-            })?;
-            let current = deal.end_of_protection.unwrap_or(now);
-            if to <= current {
-                return Err(ApiError::invalid(
-                    "order_change.prolong_protection_to",
-                    "must be later than the current end of protection",
-                ));
-            }
-            prolong_to = Some(to);
-        }
-        ChangeType::ChangeConditions => {
-            let cost = req
-                .new_cost
-                .ok_or_else(|| ApiError::invalid("order_change.new_cost", "the new cost is required"))?;
-            if cost.is_sign_negative() || cost >= deal.cost || cost.normalize().scale() > 2 {
-                return Err(ApiError::invalid(
-                    "order_change.new_cost",
-                    "must be at least 0 and less than the cost, with at most two decimals",
-                ));
-            }
-            new_cost = Some(money::round(cost));
-        }
-        ChangeType::PurchaseReturn => {}
-    }
+    let (new_cost, prolong_to) = terms(deal, &req, now)?;
     let id = deal.changes.iter().map(|c| c.id).max().unwrap_or(0) + 1;
     deal.changes.push(OrderChange {
         id,
@@ -128,6 +97,42 @@ pub fn request(deal: &mut Deal, role: Role, req: ChangeRequest, now: DateTime<Ut
     });
     deal.updated_at = now;
     Ok(id)
+}
+
+/// The new cost or the new end of protection the change asks for, checked.
+type Terms = (Option<Decimal>, Option<DateTime<Utc>>);
+
+fn terms(deal: &Deal, req: &ChangeRequest, now: DateTime<Utc>) -> Result<Terms, ApiError> {
+    match req.change_type {
+        ChangeType::ProlongProtection => {
+            let to = req.prolong_protection_to.ok_or_else(|| {
+                ApiError::invalid(
+                    "order_change.prolong_protection_to",
+                    "the new end of protection is required",
+                )
+            })?;
+            if to <= deal.end_of_protection.unwrap_or(now) {
+                return Err(ApiError::invalid(
+                    "order_change.prolong_protection_to",
+                    "must be later than the current end of protection",
+                ));
+            }
+            Ok((None, Some(to)))
+        }
+        ChangeType::ChangeConditions => {
+            let cost = req
+                .new_cost
+                .ok_or_else(|| ApiError::invalid("order_change.new_cost", "the new cost is required"))?;
+            if cost.is_sign_negative() || cost >= deal.cost || cost.normalize().scale() > 2 {
+                return Err(ApiError::invalid(
+                    "order_change.new_cost",
+                    "must be at least 0 and less than the cost, with at most two decimals",
+                ));
+            }
+            Ok((Some(money::round(cost)), None))
+        }
+        ChangeType::PurchaseReturn => Ok((None, None)),
+    }
 }
 
 fn open_change(deal: &Deal, role: Role, id: i64) -> Result<usize, ApiError> {
@@ -175,4 +180,100 @@ pub fn reject(deal: &mut Deal, role: Role, id: i64, now: DateTime<Utc>) -> Resul
     deal.changes[idx].resolved_at = Some(now);
     deal.updated_at = now;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deals::fixture;
+    use crate::error::named;
+    use chrono::Duration;
+    use rust_decimal_macros::dec;
+
+    fn ask(t: ChangeType) -> ChangeRequest {
+        ChangeRequest { change_type: t, new_cost: None, prolong_protection_to: None }
+    }
+
+    #[test]
+    fn a_prolongation_is_asked_in_shipping_and_confirmed_by_the_other_party() {
+        let now = Utc::now();
+        let mut d = fixture("s", State::Shipping);
+        d.end_of_protection = Some(now + Duration::days(2));
+        let e = request(&mut d, Role::Consumer, ask(ChangeType::ProlongProtection), now).unwrap_err();
+        assert_eq!(named(&e), "order_change.prolong_protection_to");
+        let early = ChangeRequest {
+            prolong_protection_to: Some(now + Duration::days(1)),
+            ..ask(ChangeType::ProlongProtection)
+        };
+        assert_eq!(
+            named(&request(&mut d, Role::Consumer, early, now).unwrap_err()),
+            "order_change.prolong_protection_to"
+        );
+        let to = now + Duration::days(9);
+        let later = ChangeRequest { prolong_protection_to: Some(to), ..ask(ChangeType::ProlongProtection) };
+        let id = request(&mut d, Role::Consumer, later, now).unwrap();
+        assert_eq!(
+            named(&request(&mut d, Role::Supplier, ask(ChangeType::ProlongProtection), now).unwrap_err()),
+            "order_change"
+        );
+        assert!(allowed(&d, Role::Supplier).is_empty(), "one open change at a time");
+        assert_eq!(named(&confirm(&mut d, Role::Consumer, id, now).unwrap_err()), "forbidden");
+        assert_eq!(named(&confirm(&mut d, Role::Manager, id, now).unwrap_err()), "forbidden");
+        confirm(&mut d, Role::Supplier, id, now).unwrap();
+        assert_eq!(d.end_of_protection, Some(to));
+        assert_eq!(named(&reject(&mut d, Role::Supplier, id, now).unwrap_err()), "order_change");
+        assert_eq!(named(&confirm(&mut d, Role::Supplier, 99, now).unwrap_err()), "not found");
+    }
+
+    #[test]
+    fn new_conditions_pay_back_the_difference_and_the_deal_is_received() {
+        let now = Utc::now();
+        let mut d = fixture("s", State::Rejected);
+        let with = |c| ChangeRequest { new_cost: Some(c), ..ask(ChangeType::ChangeConditions) };
+        for bad in [dec!(-1), dec!(1000), dec!(1200), dec!(10.001)] {
+            assert_eq!(
+                named(&request(&mut d, Role::Supplier, with(bad), now).unwrap_err()),
+                "order_change.new_cost"
+            );
+        }
+        let id = request(&mut d, Role::Supplier, with(dec!(600)), now).unwrap();
+        confirm(&mut d, Role::Consumer, id, now).unwrap();
+        assert_eq!((d.state, d.changed_cost, d.pay_back), (State::Received, Some(dec!(600)), dec!(400)));
+    }
+
+    #[test]
+    fn a_return_pays_everything_back_and_needs_the_consumers_details() {
+        let now = Utc::now();
+        let mut d = fixture("s", State::Rejected);
+        d.consumer_billing_info = None;
+        assert_eq!(allowed(&d, Role::Consumer)[0].required_fields, ["consumer_billing_info"]);
+        assert_eq!(
+            named(&request(&mut d, Role::Consumer, ask(ChangeType::PurchaseReturn), now).unwrap_err()),
+            "consumer_billing_info"
+        );
+        d.consumer_billing_info = Some(serde_json::json!({}));
+        let id = request(&mut d, Role::Consumer, ask(ChangeType::PurchaseReturn), now).unwrap();
+        reject(&mut d, Role::Supplier, id, now).unwrap();
+        assert_eq!(d.state, State::Rejected);
+        let id = request(&mut d, Role::Consumer, ask(ChangeType::PurchaseReturn), now).unwrap();
+        confirm(&mut d, Role::Supplier, id, now).unwrap();
+        assert_eq!((d.state, d.pay_back), (State::AwaitReturning, d.cost));
+    }
+
+    #[test]
+    fn changes_belong_to_shipping_and_rejected_and_to_the_parties() {
+        let now = Utc::now();
+        for s in [State::Pending, State::Paid, State::Received, State::Done] {
+            let mut d = fixture("s", s);
+            let e = request(&mut d, Role::Consumer, ask(ChangeType::PurchaseReturn), now).unwrap_err();
+            assert_eq!(named(&e), "order_change.change_type", "{s:?}");
+            assert!(allowed(&d, Role::Consumer).is_empty());
+        }
+        let mut d = fixture("s", State::Rejected);
+        assert_eq!(
+            named(&request(&mut d, Role::Manager, ask(ChangeType::PurchaseReturn), now).unwrap_err()),
+            "forbidden"
+        );
+        assert!(allowed(&d, Role::Manager).is_empty());
+    }
 }

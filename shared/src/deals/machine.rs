@@ -301,3 +301,158 @@ pub fn card_paid(deal: &mut Deal, payment_id: &str, now: DateTime<Utc>) -> Resul
     }
     system_move(deal, Paid, now)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deals::fixture;
+    use crate::error::named;
+
+    /// A deal where `r` applies: pending rules depend on who created the deal.
+    fn deal_for(r: &Rule) -> Deal {
+        let creator = if (r.from, r.to) == (Pending, Approved) { "c" } else { "s" };
+        fixture(creator, r.from)
+    }
+
+    #[test]
+    fn every_rule_moves_for_its_actors_only_and_by_its_own_way() {
+        let now = Utc::now();
+        let actors = [Supplier, Consumer, Manager, System];
+        for r in RULES {
+            for actor in actors {
+                let mut d = deal_for(r);
+                let result = match r.via {
+                    Via::Claim => file_claim(&mut d, actor, "broken".into(), None, now),
+                    _ => transition(&mut d, actor, r.to, now),
+                };
+                let what = format!("{:?} -> {:?} by {actor:?}", r.from, r.to);
+                match (r.by.contains(&actor), r.via) {
+                    (true, Via::Change) => assert_eq!(named(&result.unwrap_err()), "to_state", "{what}"),
+                    (true, _) => {
+                        result.unwrap_or_else(|e| panic!("{what}: {e}"));
+                        assert_eq!(d.state, r.to, "{what}");
+                        let last = d.history.last().unwrap();
+                        assert_eq!((last.from, last.to, last.by.as_str()), (r.from, r.to, actor.as_str()));
+                    }
+                    (false, _) => {
+                        assert_eq!(named(&result.unwrap_err()), "forbidden", "{what}");
+                        assert_eq!(d.state, r.from, "{what}: a refused move changes nothing");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_claim_is_filed_only_through_the_claim_endpoint() {
+        let mut d = fixture("s", Shipping);
+        assert_eq!(named(&transition(&mut d, Consumer, Rejected, Utc::now()).unwrap_err()), "to_state");
+    }
+
+    #[test]
+    fn moves_no_rule_allows_are_refused() {
+        for from in State::ALL {
+            for to in State::ALL {
+                let allowed = RULES.iter().any(|r| r.from == from && r.to == to);
+                let mut d = fixture("s", from);
+                if !allowed {
+                    let e = transition(&mut d, Manager, to, Utc::now()).unwrap_err();
+                    assert_eq!(named(&e), "to_state", "{from:?} -> {to:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn who_created_the_deal_decides_how_it_leaves_pending() {
+        let now = Utc::now();
+        let mut by_consumer = fixture("c", Pending);
+        assert_eq!(
+            named(&transition(&mut by_consumer, Consumer, PaymentVerification, now).unwrap_err()),
+            "to_state"
+        );
+        transition(&mut by_consumer, Supplier, Approved, now).unwrap();
+        let mut by_supplier = fixture("s", Pending);
+        assert_eq!(named(&transition(&mut by_supplier, Supplier, Approved, now).unwrap_err()), "to_state");
+        transition(&mut by_supplier, Consumer, PaymentVerification, now).unwrap();
+    }
+
+    #[test]
+    fn a_move_needs_its_fields() {
+        let now = Utc::now();
+        let mut d = fixture("s", Paid);
+        d.shipping_info = None;
+        assert_eq!(named(&transition(&mut d, Supplier, Shipping, now).unwrap_err()), "shipping_info");
+        let mut d = fixture("c", Pending);
+        d.supplier_billing_info = None;
+        assert_eq!(missing_fields(&d, Approved), ["supplier_billing_info"]);
+        let mut d = fixture("s", Pending);
+        d.gateway_payment = None;
+        d.consumer_id = None;
+        assert_eq!(missing_fields(&d, PaymentVerification), ["consumer_id", "payment"]);
+        let listed = available(&d, Consumer);
+        let pay = listed.iter().find(|t| t.to_state == "payment_verification").unwrap();
+        assert!(!pay.can_perform && pay.required_fields == ["consumer_id", "payment"]);
+        assert!(listed.iter().any(|t| t.to_state == "cancelled" && t.can_perform));
+    }
+
+    #[test]
+    fn shipping_starts_protection_and_a_claim_starts_escalation() {
+        let now = Utc::now();
+        let mut d = fixture("s", Paid);
+        d.changes.push(crate::deals::model::OrderChange {
+            id: 1,
+            change_type: crate::deals::model::ChangeType::ProlongProtection,
+            status: ChangeStatus::Requested,
+            requested_by: Role::Consumer,
+            new_cost: None,
+            prolong_protection_to: None,
+            created_at: now,
+            resolved_at: None,
+        });
+        transition(&mut d, Supplier, Shipping, now).unwrap();
+        assert_eq!(d.end_of_protection, Some(now + Duration::days(5)));
+        assert_eq!(d.changes[0].status, ChangeStatus::Rejected, "a change of the old state lapses");
+        file_claim(&mut d, Consumer, "broken".into(), None, now).unwrap();
+        assert_eq!(d.end_of_protection, None);
+        assert_eq!(d.escalation_date, Some(now + Duration::days(super::super::ESCALATION_DAYS)));
+        transition(&mut d, Consumer, Received, now).unwrap();
+        assert_eq!(d.escalation_date, None);
+    }
+
+    #[test]
+    fn the_scheduler_moves_what_is_due_and_nothing_else() {
+        let now = Utc::now();
+        let mut d = fixture("s", Shipping);
+        d.end_of_protection = Some(now + Duration::seconds(1));
+        assert_eq!(due(&d, now), None);
+        assert_eq!(due(&d, now + Duration::seconds(1)), Some(Received));
+        assert_eq!(due_at(&d), d.end_of_protection);
+        let mut r = fixture("s", Rejected);
+        r.escalation_date = Some(now);
+        assert_eq!(due(&r, now), Some(Escalation));
+        for s in [Received, Returned] {
+            assert_eq!(due(&fixture("s", s), now), Some(PayoutInitiated));
+        }
+        for s in [Pending, Approved, PaymentVerification, Paid, Escalation, PayoutInitiated, Done, Cancelled]
+        {
+            assert_eq!(due(&fixture("s", s), now), None, "{s:?}");
+        }
+        let mut paid = fixture("s", Paid);
+        assert_eq!(named(&system_move(&mut paid, Shipping, now).unwrap_err()), "forbidden");
+    }
+
+    #[test]
+    fn a_card_payment_pays_only_a_payable_deal() {
+        let now = Utc::now();
+        let mut d = fixture("s", Pending);
+        card_paid(&mut d, "pay-1", now).unwrap();
+        assert_eq!(d.state, Paid);
+        assert_eq!(d.history.iter().map(|h| h.to).collect::<Vec<_>>(), [PaymentVerification, Paid]);
+        let mut c = fixture("c", Pending);
+        assert_eq!(named(&card_paid(&mut c, "pay-2", now).unwrap_err()), "state", "not approved yet");
+        let mut shipped = fixture("s", Shipping);
+        assert_eq!(named(&card_paid(&mut shipped, "pay-3", now).unwrap_err()), "state");
+        assert_eq!(shipped.gateway_payment.as_deref(), Some("p1"), "a refused payment is not recorded");
+    }
+}

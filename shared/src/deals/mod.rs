@@ -270,15 +270,8 @@ fn take_attachments(app: &App, deal: &mut Deal, uploads: Vec<AttachmentUpload>) 
     Ok(ops)
 }
 
-/// `POST /orders`.
-pub async fn create(app: &App, who: &Claims, f: DealFields) -> ApiResult<Deal> {
-    let required = |v: bool, name: &str| if v { Ok(()) } else { Err(ApiError::invalid(name, "is required")) };
-    required(f.order_description.is_some(), "order.order_description")?;
-    required(f.supplier_id.is_some(), "order.supplier_id")?;
-    required(f.cost.is_some(), "order.cost")?;
-    required(f.verify_days.is_some(), "order.verify_days")?;
-    required(f.commission_payer.is_some(), "order.commission_payer")?;
-    validate_fields(&f)?;
+/// The supplier and consumer of a new deal: the creator is one of them, never both.
+fn new_parties(who: &Claims, f: &DealFields) -> ApiResult<(String, Option<String>)> {
     let supplier_id = f.supplier_id.clone().unwrap_or_default();
     let mut consumer_id = f.consumer_id.clone();
     if supplier_id != who.sub {
@@ -296,9 +289,26 @@ pub async fn create(app: &App, who: &Claims, f: DealFields) -> ApiResult<Deal> {
     if consumer_id.as_deref() == Some(supplier_id.as_str()) {
         return Err(ApiError::invalid("order.consumer_id", "the consumer cannot be the supplier"));
     }
-    users::sync(app, who).await?;
-    let id = app.store.add("counter#deal", "counter", "n", 1, None, None).await?;
-    let now = app.clock.now();
+    Ok((supplier_id, consumer_id))
+}
+
+/// A new `pending` deal from the creation fields, priced, without attachments: the rules of
+/// `POST /orders` without a store.
+pub fn draft(
+    who: &Claims,
+    f: DealFields,
+    id: i64,
+    now: DateTime<Utc>,
+    c: &CommissionTable,
+) -> ApiResult<Deal> {
+    let required = |v: bool, name: &str| if v { Ok(()) } else { Err(ApiError::invalid(name, "is required")) };
+    required(f.order_description.is_some(), "order.order_description")?;
+    required(f.supplier_id.is_some(), "order.supplier_id")?;
+    required(f.cost.is_some(), "order.cost")?;
+    required(f.verify_days.is_some(), "order.verify_days")?;
+    required(f.commission_payer.is_some(), "order.commission_payer")?;
+    validate_fields(&f)?;
+    let (supplier_id, consumer_id) = new_parties(who, &f)?;
     let mut deal = Deal {
         id,
         state: State::Pending,
@@ -335,8 +345,19 @@ pub async fn create(app: &App, who: &Claims, f: DealFields) -> ApiResult<Deal> {
         created_at: now,
         updated_at: now,
     };
-    deal.reprice(&app.config.commission);
-    let mut ops = take_attachments(app, &mut deal, f.attachments.unwrap_or_default())?;
+    deal.reprice(c);
+    Ok(deal)
+}
+
+/// `POST /orders`.
+pub async fn create(app: &App, who: &Claims, mut f: DealFields) -> ApiResult<Deal> {
+    let uploads = f.attachments.take().unwrap_or_default();
+    // Checked before a deal number is drawn: a refused create spends none.
+    let mut deal = draft(who, f, 0, app.clock.now(), &app.config.commission)?;
+    users::sync(app, who).await?;
+    let id = app.store.add("counter#deal", "counter", "n", 1, None, None).await?;
+    deal.id = id;
+    let mut ops = take_attachments(app, &mut deal, uploads)?;
     ops.insert(0, WriteOp::Put { item: deal_item(&deal, 1)?, cond: Cond::NotExists });
     let parties = std::iter::once(&deal.supplier_id).chain(deal.consumer_id.as_ref());
     for user in parties {
@@ -354,105 +375,114 @@ pub async fn create(app: &App, who: &Claims, f: DealFields) -> ApiResult<Deal> {
     }
 }
 
+impl DealFields {
+    /// Whether any of the deal's terms (creation fields) is given.
+    fn changes_terms(&self) -> bool {
+        self.order_description.is_some()
+            || self.supplier_id.is_some()
+            || self.cost.is_some()
+            || self.verify_days.is_some()
+            || self.commission_payer.is_some()
+            || self.title.is_some()
+            || self.consumer_id.is_some()
+            || self.supply_cost.is_some()
+            || self.supply_description.is_some()
+            || self.supply_days.is_some()
+            || self.client_data.is_some()
+            || self.attachments.is_some()
+    }
+}
+
+/// What a PATCH changes beyond the deal's own fields.
+#[derive(Debug, Default)]
+pub struct Patched {
+    /// The consumer handed over: (the previous one, the new one).
+    pub consumer: Option<(Option<String>, String)>,
+    /// Files to attach (checked and stored by the caller).
+    pub uploads: Option<Vec<AttachmentUpload>>,
+}
+
+/// The rules of `PATCH /orders/:id` without a store: the terms change only while the deal is
+/// `pending` (the supplier never, the consumer only by the supplier's side), billing and
+/// shipping details only by their owner while the deal is open. Applies the fields to `deal`.
+pub fn apply_patch(deal: &mut Deal, role: Role, f: DealFields) -> ApiResult<Patched> {
+    validate_fields(&f)?;
+    if role == Role::Manager {
+        return Err(ApiError::Forbidden("only a party of the deal can change it".into()));
+    }
+    if f.changes_terms() && deal.state != State::Pending {
+        return Err(ApiError::bad_request("order", "the terms can change only while the deal is pending"));
+    }
+    let consumer = hand_over(deal, role, f.supplier_id, f.consumer_id)?;
+    deal.order_description = f.order_description.unwrap_or(std::mem::take(&mut deal.order_description));
+    deal.cost = f.cost.map(crate::money::round).unwrap_or(deal.cost);
+    deal.verify_days = f.verify_days.unwrap_or(deal.verify_days);
+    deal.commission_payer = f.commission_payer.unwrap_or(deal.commission_payer);
+    deal.title = f.title.or(deal.title.take());
+    deal.supply_cost = f.supply_cost.map(crate::money::round).or(deal.supply_cost.take());
+    deal.supply_description = f.supply_description.or(deal.supply_description.take());
+    deal.supply_days = f.supply_days.or(deal.supply_days.take());
+    deal.client_data = f.client_data.or(deal.client_data.take());
+    let closed = matches!(deal.state, State::Done | State::Cancelled | State::PayoutInitiated);
+    let own = |field: &str, owner: Role, v: &Option<Value>| -> ApiResult<()> {
+        match () {
+            _ if v.is_none() => Ok(()),
+            _ if role != owner => {
+                Err(ApiError::Forbidden(format!("only the {} sets {field}", owner.as_str())))
+            }
+            _ if closed => Err(ApiError::bad_request(field, "the deal is closed")),
+            _ => Ok(()),
+        }
+    };
+    own("supplier_billing_info", Role::Supplier, &f.supplier_billing_info)?;
+    own("shipping_info", Role::Supplier, &f.shipping_info)?;
+    own("consumer_billing_info", Role::Consumer, &f.consumer_billing_info)?;
+    deal.supplier_billing_info = f.supplier_billing_info.or(deal.supplier_billing_info.take());
+    deal.shipping_info = f.shipping_info.or(deal.shipping_info.take());
+    deal.consumer_billing_info = f.consumer_billing_info.or(deal.consumer_billing_info.take());
+    Ok(Patched { consumer, uploads: f.attachments })
+}
+
+/// The supplier stays; the consumer may be handed over by the supplier's side only.
+fn hand_over(
+    deal: &mut Deal,
+    role: Role,
+    supplier: Option<String>,
+    consumer: Option<String>,
+) -> ApiResult<Option<(Option<String>, String)>> {
+    if supplier.is_some_and(|s| s != deal.supplier_id) {
+        return Err(ApiError::invalid("order.supplier_id", "the supplier of a deal cannot be changed"));
+    }
+    let Some(c) = consumer.filter(|c| Some(c) != deal.consumer_id.as_ref()) else { return Ok(None) };
+    if c == deal.supplier_id {
+        return Err(ApiError::invalid("order.consumer_id", "the consumer cannot be the supplier"));
+    }
+    if role == Role::Consumer {
+        return Err(ApiError::invalid(
+            "order.consumer_id",
+            "a consumer cannot hand the deal to someone else",
+        ));
+    }
+    let old = deal.consumer_id.replace(c.clone());
+    Ok(Some((old, c)))
+}
+
 /// `PATCH /orders/:id`: creation fields only while `pending`; billing and shipping details
 /// by their owner while the deal is open.
 pub async fn patch(app: &App, who: &Claims, id: i64, f: DealFields) -> ApiResult<Loaded> {
     validate_fields(&f)?;
     let (loaded, role) = load_for(app, who, id).await?;
-    if role == Role::Manager {
-        return Err(ApiError::Forbidden("only a party of the deal can change it".into()));
-    }
     let mut deal = loaded.deal.clone();
-    let terms_changed = f.order_description.is_some()
-        || f.supplier_id.is_some()
-        || f.cost.is_some()
-        || f.verify_days.is_some()
-        || f.commission_payer.is_some()
-        || f.title.is_some()
-        || f.consumer_id.is_some()
-        || f.supply_cost.is_some()
-        || f.supply_description.is_some()
-        || f.supply_days.is_some()
-        || f.client_data.is_some()
-        || f.attachments.is_some();
-    if terms_changed && deal.state != State::Pending {
-        return Err(ApiError::bad_request("order", "the terms can change only while the deal is pending"));
-    }
-    let closed = matches!(deal.state, State::Done | State::Cancelled | State::PayoutInitiated);
+    let patched = apply_patch(&mut deal, role, f)?;
     let mut extra = Vec::new();
-    if let Some(s) = f.supplier_id
-        && s != deal.supplier_id
-    {
-        return Err(ApiError::invalid("order.supplier_id", "the supplier of a deal cannot be changed"));
-    }
-    if let Some(c) = f.consumer_id
-        && Some(&c) != deal.consumer_id.as_ref()
-    {
-        if c == deal.supplier_id {
-            return Err(ApiError::invalid("order.consumer_id", "the consumer cannot be the supplier"));
-        }
-        if role == Role::Consumer {
-            return Err(ApiError::invalid(
-                "order.consumer_id",
-                "a consumer cannot hand the deal to someone else",
-            ));
-        }
-        if let Some(old) = &deal.consumer_id {
+    if let Some((old, new)) = &patched.consumer {
+        if let Some(old) = old {
             let (pk, sk) = member_key(old, id);
             extra.push(WriteOp::Delete { pk, sk, cond: Cond::Always });
         }
-        extra.push(WriteOp::Put { item: member_item(&c, id), cond: Cond::Always });
-        deal.consumer_id = Some(c);
+        extra.push(WriteOp::Put { item: member_item(new, id), cond: Cond::Always });
     }
-    if let Some(v) = f.order_description {
-        deal.order_description = v;
-    }
-    if let Some(v) = f.cost {
-        deal.cost = crate::money::round(v);
-    }
-    if let Some(v) = f.verify_days {
-        deal.verify_days = v;
-    }
-    if let Some(v) = f.commission_payer {
-        deal.commission_payer = v;
-    }
-    if f.title.is_some() {
-        deal.title = f.title;
-    }
-    if f.supply_cost.is_some() {
-        deal.supply_cost = f.supply_cost.map(crate::money::round);
-    }
-    if f.supply_description.is_some() {
-        deal.supply_description = f.supply_description;
-    }
-    if f.supply_days.is_some() {
-        deal.supply_days = f.supply_days;
-    }
-    if f.client_data.is_some() {
-        deal.client_data = f.client_data;
-    }
-    let own = |field: &str, owner: Role| -> ApiResult<()> {
-        if role != owner {
-            return Err(ApiError::Forbidden(format!("only the {} sets {field}", owner.as_str())));
-        }
-        if closed {
-            return Err(ApiError::bad_request(field, "the deal is closed"));
-        }
-        Ok(())
-    };
-    if f.supplier_billing_info.is_some() {
-        own("supplier_billing_info", Role::Supplier)?;
-        deal.supplier_billing_info = f.supplier_billing_info;
-    }
-    if f.shipping_info.is_some() {
-        own("shipping_info", Role::Supplier)?;
-        deal.shipping_info = f.shipping_info;
-    }
-    if f.consumer_billing_info.is_some() {
-        own("consumer_billing_info", Role::Consumer)?;
-        deal.consumer_billing_info = f.consumer_billing_info;
-    }
-    if let Some(uploads) = f.attachments {
+    if let Some(uploads) = patched.uploads {
         extra.extend(take_attachments(app, &mut deal, uploads)?);
     }
     deal.reprice(&app.config.commission);
@@ -674,4 +704,144 @@ pub async fn sweep(app: &App) -> ApiResult<Tally> {
 /// Index sort key of a due time: fixed-width UTC, so string order is time order.
 fn due_key(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A deal for rule tests: created by `creator` (`"s"` the supplier or `"c"` the consumer) with
+/// every detail a transition may need filled, then put in `state`.
+#[cfg(test)]
+pub(crate) fn fixture(creator: &str, state: State) -> Deal {
+    let who = Claims::new(creator, chrono::Duration::hours(1));
+    let f = DealFields {
+        order_description: Some("a table".into()),
+        supplier_id: Some("s".into()),
+        consumer_id: Some("c".into()),
+        cost: Some(rust_decimal_macros::dec!(1000)),
+        verify_days: Some(3),
+        supply_days: Some(2),
+        commission_payer: Some(Payer::Consumer),
+        supplier_billing_info: Some(json!({"card": "1"})),
+        consumer_billing_info: Some(json!({"card": "2"})),
+        shipping_info: Some(json!({"track": "x"})),
+        ..DealFields::default()
+    };
+    let mut deal = draft(&who, f, 7, Utc::now(), &CommissionTable::default()).expect("a valid deal");
+    deal.gateway_payment = Some("p1".into());
+    deal.state = state;
+    if state == State::Rejected {
+        deal.claim =
+            Some(model::Claim { reason: "broken".into(), description: None, created_at: Utc::now() });
+    }
+    deal
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros::dec;
+
+    fn who(sub: &str) -> Claims {
+        Claims::new(sub, chrono::Duration::hours(1))
+    }
+
+    fn fields() -> DealFields {
+        DealFields {
+            order_description: Some("a table".into()),
+            supplier_id: Some("s".into()),
+            cost: Some(dec!(1000.00)),
+            verify_days: Some(3),
+            commission_payer: Some(Payer::Supplier),
+            ..DealFields::default()
+        }
+    }
+
+    fn field_of(e: ApiError) -> String {
+        crate::error::named(&e)
+    }
+
+    #[test]
+    fn a_draft_needs_every_creation_field_and_rounds_the_cost() {
+        for (blank, field) in [
+            (DealFields { order_description: None, ..fields() }, "order.order_description"),
+            (DealFields { supplier_id: None, ..fields() }, "order.supplier_id"),
+            (DealFields { cost: None, ..fields() }, "order.cost"),
+            (DealFields { verify_days: None, ..fields() }, "order.verify_days"),
+            (DealFields { commission_payer: None, ..fields() }, "order.commission_payer"),
+        ] {
+            let e = draft(&who("s"), blank, 1, Utc::now(), &CommissionTable::default()).unwrap_err();
+            assert_eq!(field_of(e), field);
+        }
+        let d = draft(&who("s"), fields(), 1, Utc::now(), &CommissionTable::default()).unwrap();
+        assert_eq!((d.state, d.cost, d.consumer_id.as_deref()), (State::Pending, dec!(1000.00), None));
+        assert!(d.owner_is_supplier() && d.consumer_pay > Decimal::ZERO);
+    }
+
+    #[test]
+    fn the_creator_is_a_party_and_never_both() {
+        let table = CommissionTable::default();
+        // Someone else's supply: the creator becomes the consumer.
+        let d = draft(&who("c"), fields(), 1, Utc::now(), &table).unwrap();
+        assert_eq!(d.consumer_id.as_deref(), Some("c"));
+        let stranger = DealFields { consumer_id: Some("x".into()), ..fields() };
+        assert_eq!(
+            field_of(draft(&who("c"), stranger, 1, Utc::now(), &table).unwrap_err()),
+            "order.supplier_id"
+        );
+        let both = DealFields { consumer_id: Some("s".into()), ..fields() };
+        assert_eq!(field_of(draft(&who("s"), both, 1, Utc::now(), &table).unwrap_err()), "order.consumer_id");
+    }
+
+    #[test]
+    fn terms_change_only_while_pending_and_by_a_party() {
+        let mut d = fixture("s", State::Pending);
+        let p =
+            apply_patch(&mut d, Role::Consumer, DealFields { cost: Some(dec!(55.5)), ..Default::default() });
+        assert!(p.is_ok());
+        assert_eq!(d.cost, dec!(55.50));
+        let e =
+            apply_patch(&mut d, Role::Consumer, DealFields { cost: Some(dec!(5.555)), ..Default::default() });
+        assert_eq!(field_of(e.unwrap_err()), "order.cost");
+        let mut d = fixture("s", State::Approved);
+        let e =
+            apply_patch(&mut d, Role::Supplier, DealFields { title: Some("t".into()), ..Default::default() });
+        assert_eq!(field_of(e.unwrap_err()), "order");
+        let mut d = fixture("s", State::Pending);
+        let e =
+            apply_patch(&mut d, Role::Manager, DealFields { title: Some("t".into()), ..Default::default() });
+        assert_eq!(field_of(e.unwrap_err()), "forbidden");
+    }
+
+    #[test]
+    fn details_are_set_by_their_owner_while_the_deal_is_open() {
+        let billing = |v| DealFields { supplier_billing_info: Some(json!({ "v": v })), ..Default::default() };
+        let mut d = fixture("s", State::Shipping);
+        apply_patch(&mut d, Role::Supplier, billing(2)).unwrap();
+        assert_eq!(d.supplier_billing_info, Some(json!({"v": 2})));
+        let e = apply_patch(&mut d, Role::Consumer, billing(3)).unwrap_err();
+        assert_eq!(field_of(e), "forbidden");
+        let consumer = DealFields { consumer_billing_info: Some(json!({})), ..Default::default() };
+        assert_eq!(field_of(apply_patch(&mut d, Role::Supplier, consumer).unwrap_err()), "forbidden");
+        let mut done = fixture("s", State::Done);
+        assert_eq!(
+            field_of(apply_patch(&mut done, Role::Supplier, billing(4)).unwrap_err()),
+            "supplier_billing_info"
+        );
+        let shipping = DealFields { shipping_info: Some(json!({})), ..Default::default() };
+        let mut d = fixture("s", State::Paid);
+        assert_eq!(field_of(apply_patch(&mut d, Role::Consumer, shipping).unwrap_err()), "forbidden");
+    }
+
+    #[test]
+    fn the_supplier_stays_and_only_the_supplier_side_hands_the_deal_over() {
+        let mut d = fixture("s", State::Pending);
+        let other = DealFields { supplier_id: Some("z".into()), ..Default::default() };
+        assert_eq!(field_of(apply_patch(&mut d, Role::Supplier, other).unwrap_err()), "order.supplier_id");
+        let to = |c: &str| DealFields { consumer_id: Some(c.into()), ..Default::default() };
+        assert_eq!(field_of(apply_patch(&mut d, Role::Consumer, to("z")).unwrap_err()), "order.consumer_id");
+        assert_eq!(field_of(apply_patch(&mut d, Role::Supplier, to("s")).unwrap_err()), "order.consumer_id");
+        let p = apply_patch(&mut d, Role::Supplier, to("z")).unwrap();
+        assert_eq!(p.consumer, Some((Some("c".into()), "z".into())));
+        assert_eq!(d.consumer_id.as_deref(), Some("z"));
+        // The same consumer again changes nothing.
+        assert_eq!(apply_patch(&mut d, Role::Supplier, to("z")).unwrap().consumer, None);
+    }
 }

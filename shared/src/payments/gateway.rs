@@ -72,6 +72,18 @@ pub enum RefundRemote {
     Unknown,
 }
 
+impl RefundRemote {
+    /// A refund's state word as a gateway reports it: `done` and `refused` are that
+    /// gateway's words for the two outcomes, anything else is not known yet.
+    pub fn from_word(word: Option<&str>, [done, refused]: [&str; 2], id: &str, why: &str) -> RefundRemote {
+        match word {
+            Some(w) if w == done => RefundRemote::Done { gateway_ref: Some(id.to_owned()) },
+            Some(w) if w == refused => RefundRemote::Refused(why.to_owned()),
+            _ => RefundRemote::Unknown,
+        }
+    }
+}
+
 #[async_trait]
 pub trait Gateway: Send + Sync {
     fn kind(&self) -> GatewayKind;

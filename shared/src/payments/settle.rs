@@ -113,20 +113,7 @@ pub async fn settle(app: &App, id: &str, outcome: Outcome) -> ApiResult<Settled>
 async fn attempt(app: &App, id: &str, outcome: &Outcome) -> ApiResult<Step<Settled>> {
     let current = get(app, id).await?;
     if !current.status.is_open() {
-        if let Outcome::Succeeded { amount, currency, .. } = outcome
-            && matches!(current.status, Status::Failed | Status::Canceled)
-            && current.anomaly.is_none()
-        {
-            let (next, ops) = late_payment(app, &current, *amount, currency.as_deref())?;
-            return again_on_conflict(app.store.transact(ops).await.map(|()| Settled::Now(next)));
-        }
-        if current.status != outcome.status() && current.anomaly.is_none() {
-            tracing::warn!(payment = %id, stored = current.status.as_str(), reported = outcome.status().as_str(),
-                "a final payment was reported with another outcome; kept as stored");
-        }
-        // The first settler may have stopped after its write: finish its work.
-        finish_dispatch(app, &current).await?;
-        return Ok(Step::Done(Settled::Already(current)));
+        return already_final(app, current, outcome).await;
     }
     let now = app.clock.now();
     let mut next = current.next(app);
@@ -146,26 +133,7 @@ async fn attempt(app: &App, id: &str, outcome: &Outcome) -> ApiResult<Step<Settl
             } else {
                 let received = crate::money::round(*amount);
                 let currency = currency.clone().unwrap_or_else(|| current.currency.clone());
-                let refund = refunds::Refund::returned(app, &next, received, AnomalyKind::AmountMismatch);
-                next.anomaly = Some(Anomaly {
-                    kind: AnomalyKind::AmountMismatch,
-                    received,
-                    currency,
-                    expected: owner.expects,
-                    at: now,
-                    refund_id: refund.id.clone(),
-                });
-                next.refunding += received;
-                tracing::warn!(payment = %id, received = %received, amount = %current.amount, expected = ?owner.expects,
-                    "amount mismatch: the owner is not advanced and the money is returned");
-                let mut ops = owner_settlement(app, &next, false).await?.ops;
-                ops.push(refund.create_op()?);
-                ops.extend(crate::outbox::ops(
-                    app,
-                    &notices::anomaly(app, &next, next.anomaly.as_ref().expect("set above")),
-                )?);
-                ops.push(dispatch_marker(&next));
-                ops
+                mismatch(app, &mut next, received, currency, owner.expects).await?
             }
         }
         Outcome::Failed { reason } | Outcome::Canceled { reason } => {
@@ -175,6 +143,58 @@ async fn attempt(app: &App, id: &str, outcome: &Outcome) -> ApiResult<Step<Settl
     };
     ops.insert(0, next.write()?);
     again_on_conflict(app.store.transact(ops).await.map(|()| Settled::Now(next)))
+}
+
+/// A report for a payment already final: money for a failed or canceled one is a late
+/// payment (returned); anything else leaves it as it is, after finishing what its settler
+/// may have left undone.
+async fn already_final(app: &App, current: Payment, outcome: &Outcome) -> ApiResult<Step<Settled>> {
+    if let Outcome::Succeeded { amount, currency, .. } = outcome
+        && matches!(current.status, Status::Failed | Status::Canceled)
+        && current.anomaly.is_none()
+    {
+        let (next, ops) = late_payment(app, &current, *amount, currency.as_deref())?;
+        return again_on_conflict(app.store.transact(ops).await.map(|()| Settled::Now(next)));
+    }
+    if current.status != outcome.status() && current.anomaly.is_none() {
+        tracing::warn!(payment = %current.id, stored = current.status.as_str(), reported = outcome.status().as_str(),
+            "a final payment was reported with another outcome; kept as stored");
+    }
+    // The first settler may have stopped after its write: finish its work.
+    finish_dispatch(app, &current).await?;
+    Ok(Step::Done(Settled::Already(current)))
+}
+
+/// Money that is not what the owner expects: the owner is not advanced, the money is
+/// returned and the anomaly is recorded and told.
+async fn mismatch(
+    app: &App,
+    next: &mut Payment,
+    received: Decimal,
+    currency: String,
+    expected: Option<Decimal>,
+) -> ApiResult<Vec<WriteOp>> {
+    let refund = refunds::Refund::returned(app, next, received, AnomalyKind::AmountMismatch);
+    next.anomaly = Some(Anomaly {
+        kind: AnomalyKind::AmountMismatch,
+        received,
+        currency,
+        expected,
+        at: next.settled_at.unwrap_or_else(|| app.clock.now()),
+        refund_id: refund.id.clone(),
+    });
+    next.refunding += received;
+    tracing::warn!(payment = %next.id, received = %received, amount = %next.amount, expected = ?expected,
+        "amount mismatch: the owner is not advanced and the money is returned");
+    let mut ops = owner_settlement(app, next, false).await?.ops;
+    ops.push(refund.create_op()?);
+    let next = &*next;
+    ops.extend(crate::outbox::ops(
+        app,
+        &notices::anomaly(app, next, next.anomaly.as_ref().expect("set above")),
+    )?);
+    ops.push(dispatch_marker(next));
+    Ok(ops)
 }
 
 /// The owner's side; an owner kind nobody registered takes nothing.

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::create_table::CreateTableError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex,
     KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ReturnValue,
@@ -38,6 +40,48 @@ where
     StoreError::Unavailable(text)
 }
 
+/// A single-item write's answer: a failed condition is a `Conflict`, anything else that
+/// went wrong leaves the store unavailable.
+fn conditional<T, E, R>(res: Result<T, SdkError<E, R>>) -> Result<T, StoreError>
+where
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug,
+{
+    match res {
+        Ok(out) => Ok(out),
+        Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("ConditionalCheckFailedException") => {
+            Err(StoreError::Conflict { index: None })
+        }
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
+/// A condition expression with its names and values, on any request builder.
+trait Conditioned: Sized {
+    fn conditioned(self, e: Expr) -> Self;
+}
+
+macro_rules! conditioned {
+    ($($builder:ty),+) => {$(
+        impl Conditioned for $builder {
+            fn conditioned(self, e: Expr) -> Self {
+                self.set_condition_expression(e.text)
+                    .set_expression_attribute_names(e.names)
+                    .set_expression_attribute_values(e.values)
+            }
+        }
+    )+};
+}
+
+conditioned!(
+    aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder,
+    aws_sdk_dynamodb::operation::delete_item::builders::DeleteItemFluentBuilder,
+    aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+    aws_sdk_dynamodb::types::builders::PutBuilder,
+    aws_sdk_dynamodb::types::builders::DeleteBuilder,
+    aws_sdk_dynamodb::types::builders::UpdateBuilder
+);
+
 fn s(v: &str) -> AttributeValue {
     AttributeValue::S(v.to_owned())
 }
@@ -54,8 +98,8 @@ fn key_attrs(pk: &str, sk: &str) -> Attrs {
 #[derive(Default)]
 struct Expr {
     text: Option<String>,
-    names: HashMap<String, String>,
-    values: Attrs,
+    names: Option<HashMap<String, String>>,
+    values: Option<Attrs>,
 }
 
 fn cond_expr(cond: Cond) -> Expr {
@@ -65,14 +109,10 @@ fn cond_expr(cond: Cond) -> Expr {
         Cond::Exists => Expr { text: Some("attribute_exists(pk)".into()), ..Default::default() },
         Cond::Version(v) => Expr {
             text: Some("#ver = :ver".into()),
-            names: HashMap::from([("#ver".into(), "_v".into())]),
-            values: HashMap::from([(":ver".into(), n(v))]),
+            names: Some(HashMap::from([("#ver".into(), "_v".into())])),
+            values: Some(HashMap::from([(":ver".into(), n(v))])),
         },
     }
-}
-
-fn opt_map<K, V>(m: HashMap<K, V>) -> Option<HashMap<K, V>> {
-    (!m.is_empty()).then_some(m)
 }
 
 fn to_attrs(item: &Item) -> Result<Attrs, StoreError> {
@@ -126,7 +166,7 @@ pub fn item_from_attrs(mut attrs: Attrs) -> Result<Item, StoreError> {
 
 /// The update expression of an `Add` op: new = old + delta within bounds.
 fn add_expr(field: &str, delta: i64, min: Option<i64>, max: Option<i64>) -> (String, Expr) {
-    let mut names = HashMap::from([("#f".to_owned(), field.to_owned())]);
+    let names = HashMap::from([("#f".to_owned(), field.to_owned())]);
     let mut values = HashMap::from([(":d".to_owned(), n(delta)), (":zero".to_owned(), n(0))]);
     // Bounds on the stored value before the add.
     let mut bounds = Vec::new();
@@ -144,7 +184,7 @@ fn add_expr(field: &str, delta: i64, min: Option<i64>, max: Option<i64>) -> (Str
         (false, true) => Some(format!("attribute_not_exists(#f) OR ({})", bounds.join(" AND "))),
         (false, false) => Some(format!("attribute_exists(#f) AND {}", bounds.join(" AND "))),
     };
-    names.shrink_to_fit();
+    let (names, values) = (Some(names), Some(values));
     ("SET #f = if_not_exists(#f, :zero) + :d".to_owned(), Expr { text, names, values })
 }
 
@@ -170,6 +210,15 @@ impl DynamoStore {
         if exists.is_ok() {
             return Ok(());
         }
+        match self.create_table().await {
+            Ok(()) => self.expire_by_ttl().await,
+            Err(e) if e.code() == Some("ResourceInUseException") => Ok(()),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// The table with its key, its index and a stream of new items.
+    async fn create_table(&self) -> Result<(), SdkError<CreateTableError, HttpResponse>> {
         let attr = |name: &str| {
             AttributeDefinition::builder()
                 .attribute_name(name)
@@ -190,9 +239,13 @@ impl DynamoStore {
             .key_schema(key("gsi1sk", KeyType::Range))
             .projection(Projection::builder().projection_type(ProjectionType::All).build())
             .build()
-            .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let created = self
-            .client
+            .expect("name and keys set");
+        let stream = StreamSpecification::builder()
+            .stream_enabled(true)
+            .stream_view_type(StreamViewType::NewImage)
+            .build()
+            .expect("enabled set");
+        self.client
             .create_table()
             .table_name(&self.table)
             .billing_mode(BillingMode::PayPerRequest)
@@ -204,20 +257,13 @@ impl DynamoStore {
             .key_schema(key("sk", KeyType::Range))
             .global_secondary_indexes(gsi)
             // New items on the stream: the outbox relay reads them (see `crate::outbox`).
-            .stream_specification(
-                StreamSpecification::builder()
-                    .stream_enabled(true)
-                    .stream_view_type(StreamViewType::NewImage)
-                    .build()
-                    .map_err(|e| StoreError::Invalid(e.to_string()))?,
-            )
+            .stream_specification(stream)
             .send()
-            .await;
-        match created {
-            Ok(_) => {}
-            Err(e) if e.code() == Some("ResourceInUseException") => return Ok(()),
-            Err(e) => return Err(unavailable(e)),
-        }
+            .await
+            .map(drop)
+    }
+
+    async fn expire_by_ttl(&self) -> Result<(), StoreError> {
         self.client
             .update_time_to_live()
             .table_name(&self.table)
@@ -244,9 +290,7 @@ impl DynamoStore {
                     Put::builder()
                         .table_name(&self.table)
                         .set_item(Some(to_attrs(&item)?))
-                        .set_condition_expression(e.text)
-                        .set_expression_attribute_names(opt_map(e.names))
-                        .set_expression_attribute_values(opt_map(e.values))
+                        .conditioned(e)
                         .build()
                         .map_err(invalid)?,
                 )
@@ -258,29 +302,13 @@ impl DynamoStore {
                     Delete::builder()
                         .table_name(&self.table)
                         .set_key(Some(key_attrs(&pk, &sk)))
-                        .set_condition_expression(e.text)
-                        .set_expression_attribute_names(opt_map(e.names))
-                        .set_expression_attribute_values(opt_map(e.values))
+                        .conditioned(e)
                         .build()
                         .map_err(invalid)?,
                 )
                 .build()
             }
-            WriteOp::Check { pk, sk, cond } => {
-                let e = cond_expr(cond);
-                let text = e.text.ok_or_else(|| StoreError::Invalid("a check needs a condition".into()))?;
-                b.condition_check(
-                    ConditionCheck::builder()
-                        .table_name(&self.table)
-                        .set_key(Some(key_attrs(&pk, &sk)))
-                        .condition_expression(text)
-                        .set_expression_attribute_names(opt_map(e.names))
-                        .set_expression_attribute_values(opt_map(e.values))
-                        .build()
-                        .map_err(invalid)?,
-                )
-                .build()
-            }
+            WriteOp::Check { pk, sk, cond } => b.condition_check(self.tx_check(&pk, &sk, cond)?).build(),
             WriteOp::Add { pk, sk, field, delta, min, max } => {
                 let (update, e) = add_expr(&field, delta, min, max);
                 b.update(
@@ -288,15 +316,26 @@ impl DynamoStore {
                         .table_name(&self.table)
                         .set_key(Some(key_attrs(&pk, &sk)))
                         .update_expression(update)
-                        .set_condition_expression(e.text)
-                        .set_expression_attribute_names(opt_map(e.names))
-                        .set_expression_attribute_values(opt_map(e.values))
+                        .conditioned(e)
                         .build()
                         .map_err(invalid)?,
                 )
                 .build()
             }
         })
+    }
+
+    fn tx_check(&self, pk: &str, sk: &str, cond: Cond) -> Result<ConditionCheck, StoreError> {
+        let e = cond_expr(cond);
+        let text = e.text.ok_or_else(|| StoreError::Invalid("a check needs a condition".into()))?;
+        ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_attrs(pk, sk)))
+            .condition_expression(text)
+            .set_expression_attribute_names(e.names)
+            .set_expression_attribute_values(e.values)
+            .build()
+            .map_err(|e| StoreError::Invalid(e.to_string()))
     }
 
     async fn query_inner(
@@ -409,18 +448,10 @@ impl Store for DynamoStore {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(to_attrs(&item)?))
-            .set_condition_expression(e.text)
-            .set_expression_attribute_names(opt_map(e.names))
-            .set_expression_attribute_values(opt_map(e.values))
+            .conditioned(e)
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
-                Err(StoreError::Conflict { index: None })
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        conditional(res).map(drop)
     }
 
     async fn delete(&self, pk: &str, sk: &str, cond: Cond) -> Result<(), StoreError> {
@@ -430,18 +461,10 @@ impl Store for DynamoStore {
             .delete_item()
             .table_name(&self.table)
             .set_key(Some(key_attrs(pk, sk)))
-            .set_condition_expression(e.text)
-            .set_expression_attribute_names(opt_map(e.names))
-            .set_expression_attribute_values(opt_map(e.values))
+            .conditioned(e)
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
-                Err(StoreError::Conflict { index: None })
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        conditional(res).map(drop)
     }
 
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
@@ -511,21 +534,13 @@ impl Store for DynamoStore {
             .table_name(&self.table)
             .set_key(Some(key_attrs(pk, sk)))
             .update_expression(update)
-            .set_condition_expression(e.text)
-            .set_expression_attribute_names(opt_map(e.names))
-            .set_expression_attribute_values(opt_map(e.values))
+            .conditioned(e)
             .return_values(ReturnValue::UpdatedNew)
             .send()
             .await;
-        match res {
-            Ok(out) => out
-                .attributes
-                .and_then(|mut a| take_n(&mut a, field))
-                .ok_or_else(|| StoreError::Codec(format!("counter {pk}/{sk}.{field} not returned"))),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
-                Err(StoreError::Conflict { index: None })
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        conditional(res)?
+            .attributes
+            .and_then(|mut a| take_n(&mut a, field))
+            .ok_or_else(|| StoreError::Codec(format!("counter {pk}/{sk}.{field} not returned")))
     }
 }

@@ -199,6 +199,51 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<i64, StoreError>;
 }
 
+/// A store wrapped around another that changes only its writes (put and transact) and
+/// passes every other call through: implement this and get [`Store`].
+#[async_trait]
+pub trait WriteLayer: Send + Sync + 'static {
+    fn inner(&self) -> &dyn Store;
+    async fn put(&self, item: Item, cond: Cond) -> Result<(), StoreError>;
+    async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+impl<L: WriteLayer> Store for L {
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
+        self.inner().get(pk, sk).await
+    }
+    async fn batch_get(&self, keys: &[(String, String)]) -> Result<Vec<Item>, StoreError> {
+        self.inner().batch_get(keys).await
+    }
+    async fn put(&self, item: Item, cond: Cond) -> Result<(), StoreError> {
+        WriteLayer::put(self, item, cond).await
+    }
+    async fn delete(&self, pk: &str, sk: &str, cond: Cond) -> Result<(), StoreError> {
+        self.inner().delete(pk, sk, cond).await
+    }
+    async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        WriteLayer::transact(self, ops).await
+    }
+    async fn query(&self, pk: &str, opts: QueryOpts) -> Result<Vec<Item>, StoreError> {
+        self.inner().query(pk, opts).await
+    }
+    async fn query_gsi1(&self, pk: &str, opts: QueryOpts) -> Result<Vec<Item>, StoreError> {
+        self.inner().query_gsi1(pk, opts).await
+    }
+    async fn add(
+        &self,
+        pk: &str,
+        sk: &str,
+        field: &str,
+        delta: i64,
+        min: Option<i64>,
+        max: Option<i64>,
+    ) -> Result<i64, StoreError> {
+        self.inner().add(pk, sk, field, delta, min, max).await
+    }
+}
+
 /// Checks query options the same way for every adapter.
 pub(crate) fn validate_query(opts: &QueryOpts) -> Result<(), StoreError> {
     if opts.sk_prefix.is_some() && opts.sk_until.is_some() {

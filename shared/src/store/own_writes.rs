@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{Cond, Item, QueryOpts, Store, StoreError, WriteOp};
+use super::{Cond, Item, Store, StoreError, WriteLayer, WriteOp};
 
 pub struct OwnWrites {
     inner: Arc<dyn Store>,
@@ -43,13 +43,9 @@ fn stamp() -> String {
 }
 
 #[async_trait]
-impl Store for OwnWrites {
-    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
-        self.inner.get(pk, sk).await
-    }
-
-    async fn batch_get(&self, keys: &[(String, String)]) -> Result<Vec<Item>, StoreError> {
-        self.inner.batch_get(keys).await
+impl WriteLayer for OwnWrites {
+    fn inner(&self) -> &dyn Store {
+        self.inner.as_ref()
     }
 
     async fn put(&self, mut item: Item, cond: Cond) -> Result<(), StoreError> {
@@ -60,10 +56,6 @@ impl Store for OwnWrites {
             Err(StoreError::Conflict { .. }) if self.applied((&pk, &sk), &stamp).await => Ok(()),
             other => other,
         }
-    }
-
-    async fn delete(&self, pk: &str, sk: &str, cond: Cond) -> Result<(), StoreError> {
-        self.inner.delete(pk, sk, cond).await
     }
 
     async fn transact(&self, mut ops: Vec<WriteOp>) -> Result<(), StoreError> {
@@ -82,25 +74,5 @@ impl Store for OwnWrites {
             return Ok(());
         }
         result
-    }
-
-    async fn query(&self, pk: &str, opts: QueryOpts) -> Result<Vec<Item>, StoreError> {
-        self.inner.query(pk, opts).await
-    }
-
-    async fn query_gsi1(&self, pk: &str, opts: QueryOpts) -> Result<Vec<Item>, StoreError> {
-        self.inner.query_gsi1(pk, opts).await
-    }
-
-    async fn add(
-        &self,
-        pk: &str,
-        sk: &str,
-        field: &str,
-        delta: i64,
-        min: Option<i64>,
-        max: Option<i64>,
-    ) -> Result<i64, StoreError> {
-        self.inner.add(pk, sk, field, delta, min, max).await
     }
 }

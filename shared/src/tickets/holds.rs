@@ -69,6 +69,13 @@ pub struct Stored {
     pub version: u64,
 }
 
+impl Stored {
+    /// Deletes the hold of `seat_id` if it is still this version.
+    pub fn delete_op(&self, event_id: &str, seat_id: &str) -> WriteOp {
+        WriteOp::Delete { pk: pk(event_id, seat_id), sk: SK.into(), cond: Cond::Version(self.version) }
+    }
+}
+
 pub fn pk(event_id: &str, seat_id: &str) -> String {
     format!("hold#{event_id}#{seat_id}")
 }
@@ -190,11 +197,7 @@ pub async fn free_ops(
         if let Some(h) = h
             && owned(&h.hold)
         {
-            ops.push(WriteOp::Delete {
-                pk: pk(event_id, seat),
-                sk: SK.into(),
-                cond: Cond::Version(h.version),
-            });
+            ops.push(h.delete_op(event_id, seat));
         }
     }
     Ok(ops)

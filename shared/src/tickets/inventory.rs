@@ -161,14 +161,30 @@ pub struct PriceCategoryView {
     pub price: Decimal,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Seat {
-    pub id: String,
+/// Where a seat is and its price category: what every ticket, hold and seat list shows of
+/// a seat (embedded flat, so the JSON and the stored items keep the seed's field names).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Place {
     pub sector: String,
     pub sector_name: String,
     pub row: String,
     pub seat: String,
     pub price_category: String,
+}
+
+impl Place {
+    /// Natural order: sector, then row and seat numerically where they are numbers.
+    pub fn order_key(&self) -> (&str, u64, &str, u64, &str) {
+        let num = |s: &str| s.parse::<u64>().unwrap_or(u64::MAX);
+        (self.sector.as_str(), num(&self.row), self.row.as_str(), num(&self.seat), self.seat.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Seat {
+    pub id: String,
+    #[serde(flatten)]
+    pub place: Place,
 }
 
 pub fn event_pk(id: &str) -> String {
@@ -187,19 +203,7 @@ pub fn expand(map: &SeatMap, now: DateTime<Utc>) -> ApiResult<(Event, Vec<Seat>)
     if map.title.trim().is_empty() {
         return Err(ApiError::invalid("title", "must not be empty"));
     }
-    if map.price_categories.is_empty() {
-        return Err(ApiError::invalid("price_categories", "at least one price category is required"));
-    }
-    let mut categories = HashSet::new();
-    for (i, c) in map.price_categories.iter().enumerate() {
-        check_id(&format!("price_categories[{i}].id"), &c.id)?;
-        if !categories.insert(c.id.as_str()) {
-            return Err(ApiError::invalid(format!("price_categories[{i}].id"), "duplicate price category"));
-        }
-        if c.price <= Decimal::ZERO {
-            return Err(ApiError::invalid(format!("price_categories[{i}].price"), "must be positive"));
-        }
-    }
+    let categories = check_categories(&map.price_categories)?;
     let mut seats = Vec::new();
     let mut ids = HashSet::new();
     for (si, sector) in map.sectors.iter().enumerate() {
@@ -210,32 +214,20 @@ pub fn expand(map: &SeatMap, now: DateTime<Utc>) -> ApiResult<(Event, Vec<Seat>)
             if !categories.contains(row.price_category.as_str()) {
                 return Err(ApiError::invalid(format!("{at}.price_category"), "no such price category"));
             }
-            let numbers: Vec<String> = match &row.seats {
-                SeatsSpec::Range { from, to } if from <= to && to - from < 1000 => {
-                    (*from..=*to).map(|n| n.to_string()).collect()
-                }
-                SeatsSpec::Range { .. } => {
-                    return Err(ApiError::invalid(
-                        format!("{at}.seats"),
-                        "from must be ≤ to, at most 1000 seats",
-                    ));
-                }
-                SeatsSpec::List(list) => list.clone(),
-            };
-            for n in numbers {
+            for n in seat_numbers(&row.seats, &at)? {
                 check_id(&format!("{at}.seats"), &n)?;
                 let id = format!("{}-{}-{}", sector.id, row.row, n);
                 if !ids.insert(id.clone()) {
                     return Err(ApiError::invalid(format!("{at}.seats"), format!("duplicate seat {id}")));
                 }
-                seats.push(Seat {
-                    id,
+                let place = Place {
                     sector: sector.id.clone(),
                     sector_name: sector.name.clone(),
                     row: row.row.clone(),
                     seat: n,
                     price_category: row.price_category.clone(),
-                });
+                };
+                seats.push(Seat { id, place });
             }
         }
     }
@@ -261,6 +253,37 @@ pub fn expand(map: &SeatMap, now: DateTime<Utc>) -> ApiResult<(Event, Vec<Seat>)
         created_at: now,
     };
     Ok((event, seats))
+}
+
+/// At least one category, unique ids, positive prices: the ids.
+fn check_categories(list: &[PriceCategorySpec]) -> ApiResult<HashSet<&str>> {
+    if list.is_empty() {
+        return Err(ApiError::invalid("price_categories", "at least one price category is required"));
+    }
+    let mut categories = HashSet::new();
+    for (i, c) in list.iter().enumerate() {
+        check_id(&format!("price_categories[{i}].id"), &c.id)?;
+        if !categories.insert(c.id.as_str()) {
+            return Err(ApiError::invalid(format!("price_categories[{i}].id"), "duplicate price category"));
+        }
+        if c.price <= Decimal::ZERO {
+            return Err(ApiError::invalid(format!("price_categories[{i}].price"), "must be positive"));
+        }
+    }
+    Ok(categories)
+}
+
+/// A row's seat numbers: a range of at most 1000 or a list.
+fn seat_numbers(spec: &SeatsSpec, at: &str) -> ApiResult<Vec<String>> {
+    match spec {
+        SeatsSpec::Range { from, to } if from <= to && to - from < 1000 => {
+            Ok((*from..=*to).map(|n| n.to_string()).collect())
+        }
+        SeatsSpec::Range { .. } => {
+            Err(ApiError::invalid(format!("{at}.seats"), "from must be ≤ to, at most 1000 seats"))
+        }
+        SeatsSpec::List(list) => Ok(list.clone()),
+    }
 }
 
 /// Creates an event from a seat map. The seats are written first (idempotently), the event
@@ -351,11 +374,8 @@ pub async fn seats(app: &App, event_id: &str) -> ApiResult<Vec<Seat>> {
 #[derive(Serialize)]
 pub struct SeatView {
     pub id: String,
-    pub sector: String,
-    pub sector_name: String,
-    pub row: String,
-    pub seat: String,
-    pub price_category: String,
+    #[serde(flatten)]
+    pub place: Place,
     #[serde(with = "money::number")]
     pub price: Decimal,
     pub free: bool,
@@ -372,25 +392,11 @@ pub async fn seat_list(app: &App, event_id: &str) -> ApiResult<(Event, Vec<SeatV
         .into_iter()
         .map(|s| SeatView {
             free: !holds.get(&s.id).is_some_and(|h| h.hold.blocks(now)),
-            price: prices.get(s.price_category.as_str()).copied().unwrap_or_default(),
+            price: prices.get(s.place.price_category.as_str()).copied().unwrap_or_default(),
             id: s.id,
-            sector: s.sector,
-            sector_name: s.sector_name,
-            row: s.row,
-            seat: s.seat,
-            price_category: s.price_category,
+            place: s.place,
         })
         .collect();
-    // Natural order: sector, row, seat number.
-    let num = |s: &str| s.parse::<u64>().unwrap_or(u64::MAX);
-    views.sort_by(|a, b| {
-        (a.sector.as_str(), num(&a.row), a.row.as_str(), num(&a.seat), a.seat.as_str()).cmp(&(
-            b.sector.as_str(),
-            num(&b.row),
-            b.row.as_str(),
-            num(&b.seat),
-            b.seat.as_str(),
-        ))
-    });
+    views.sort_by(|a, b| a.place.order_key().cmp(&b.place.order_key()));
     Ok((event, views))
 }

@@ -80,7 +80,6 @@ pub mod payment_owner;
 pub mod reservations;
 pub mod totals;
 
-use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
 
@@ -130,16 +129,10 @@ pub fn token_owner(token: &str) -> String {
     format!("token:{}", hex::encode(Sha256::digest(token.as_bytes())))
 }
 
-impl<S> FromRequestParts<S> for Buyer
-where
-    App: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+impl Buyer {
+    pub async fn from_parts(parts: &Parts, app: &App) -> ApiResult<Self> {
         let user = if parts.headers.contains_key(axum::http::header::AUTHORIZATION) {
-            Some(AuthUser::from_request_parts(parts, state).await?.0)
+            Some(AuthUser::from_parts(parts, app).await?.0)
         } else {
             None
         };
@@ -158,6 +151,8 @@ where
         Ok(Buyer { user, token })
     }
 }
+
+crate::extract_from_parts!(Buyer);
 
 /// Ids that become part of keys: 1 to 64 of `A-Z a-z 0-9 _ -`.
 pub fn check_id(field: &str, v: &str) -> ApiResult<()> {

@@ -44,9 +44,9 @@ pub fn order_mail(app: &App, o: &Order) -> ApiResult<TicketOrderMail> {
             .tickets
             .iter()
             .map(|t| SeatTicket {
-                sector: t.sector_name.clone(),
-                row: t.row.clone(),
-                seat: t.seat.clone(),
+                sector: t.place.sector_name.clone(),
+                row: t.place.row.clone(),
+                seat: t.place.seat.clone(),
                 price: t.price.into(),
                 code: t.bar_code.clone(),
                 qr_url: qr_url(app, &o.id, &t.bar_code),

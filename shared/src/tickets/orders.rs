@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::holds::{self, Hold, HoldState};
+use super::inventory::Place;
 use super::reservations::{self, StoredPr};
 use super::totals::{Customer, OrderType, Totals, TotalsView};
 use super::{Buyer, barcode, check_id, new_id, notices};
@@ -38,11 +39,8 @@ pub enum OrderStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ticket {
     pub seat_id: String,
-    pub sector: String,
-    pub sector_name: String,
-    pub row: String,
-    pub seat: String,
-    pub price_category: String,
+    #[serde(flatten)]
+    pub place: Place,
     pub price: Decimal,
     pub bar_code: String,
 }
@@ -274,11 +272,7 @@ async fn prepare(
             // Its bar code is drawn by each placement attempt.
             let ticket = Ticket {
                 seat_id: t.seat_id.clone(),
-                sector: t.sector.clone(),
-                sector_name: t.sector_name.clone(),
-                row: t.row.clone(),
-                seat: t.seat.clone(),
-                price_category: t.price_category.clone(),
+                place: t.place.clone(),
                 price: t.price,
                 bar_code: String::new(),
             };
@@ -314,11 +308,7 @@ fn placement(
         ops.push(WriteOp::Put { item, cond: Cond::NotExists });
     }
     let barcodes = first_barcode..ops.len();
-    ops.push(WriteOp::Delete {
-        pk: reservations::pk(&s.pr.id),
-        sk: "pr".into(),
-        cond: Cond::Version(s.version),
-    });
+    ops.push(s.delete_op());
     ops.push(reservations::checked_out_op(&s.pr, &order.id, order.created_at)?);
     if order.status == OrderStatus::Approved {
         ops.extend(crate::outbox::ops(app, &notices::approved(app, &order, "approved")?)?);
@@ -356,11 +346,8 @@ pub async fn place(app: &App, s: &StoredPr, status: OrderStatus) -> ApiResult<Or
 #[derive(Debug, Clone, Serialize)]
 pub struct TicketView {
     pub seat_id: String,
-    pub sector: String,
-    pub sector_name: String,
-    pub row: String,
-    pub seat: String,
-    pub price_category: String,
+    #[serde(flatten)]
+    pub place: Place,
     #[serde(with = "money::number")]
     pub price: Decimal,
     pub bar_code: String,
@@ -416,11 +403,7 @@ pub fn view(app: &App, o: &Order) -> OrderView {
             .iter()
             .map(|t| TicketView {
                 seat_id: t.seat_id.clone(),
-                sector: t.sector.clone(),
-                sector_name: t.sector_name.clone(),
-                row: t.row.clone(),
-                seat: t.seat.clone(),
-                price_category: t.price_category.clone(),
+                place: t.place.clone(),
                 price: t.price,
                 bar_code: t.bar_code.clone(),
                 qr_url: qr_url(app, &o.id, &t.bar_code),
@@ -578,17 +561,16 @@ pub async fn refund(
     Ok((order, r.state != RefundState::Completed))
 }
 
-/// One attempt at writing the refund: reserved on the order, `sending` on the payment.
-async fn reserve_refund(
-    app: &App,
-    id: &str,
+/// The refund rule without a store: only an approved (or partly refunded) online order, and
+/// never more than is left of what was paid. Answers the order with the refund reserved.
+fn with_refund(
+    o: &Order,
     amount: Decimal,
     reason: &str,
     by: &str,
     refund_id: &str,
-) -> ApiResult<Step<String>> {
-    let s = get(app, id).await?;
-    let o = &s.order;
+    now: DateTime<Utc>,
+) -> ApiResult<Order> {
     if !o.order_type.online() || !matches!(o.status, OrderStatus::Approved | OrderStatus::Refunded) {
         return Err(ApiError::bad_request("status", "only approved online orders can be refunded"));
     }
@@ -603,21 +585,35 @@ async fn reserve_refund(
             ),
         ));
     }
-    let pid =
-        o.payment_id.clone().ok_or_else(|| ApiError::Internal("online order without a payment".into()))?;
-    let p = payments::get(app, &pid).await?;
     let mut next = o.clone();
     next.status = OrderStatus::Refunded;
     next.refunded = money::round(o.refunded + amount);
-    next.updated_at = app.clock.now();
+    next.updated_at = now;
     next.refunds.push(Refund {
         id: refund_id.to_owned(),
         amount,
         reason: reason.to_owned(),
         by: by.to_owned(),
-        at: next.updated_at,
+        at: now,
         state: "pending".into(),
     });
+    Ok(next)
+}
+
+/// One attempt at writing the refund: reserved on the order, `sending` on the payment.
+async fn reserve_refund(
+    app: &App,
+    id: &str,
+    amount: Decimal,
+    reason: &str,
+    by: &str,
+    refund_id: &str,
+) -> ApiResult<Step<String>> {
+    let s = get(app, id).await?;
+    let next = with_refund(&s.order, amount, reason, by, refund_id, app.clock.now())?;
+    let pid =
+        next.payment_id.clone().ok_or_else(|| ApiError::Internal("online order without a payment".into()))?;
+    let p = payments::get(app, &pid).await?;
     let mut r = refunds::Refund::new(
         app,
         &p,
@@ -634,4 +630,80 @@ async fn reserve_refund(
         Step::Done(()) => Step::Done(pid),
         Step::Again => Step::Again,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::named;
+    use rust_decimal_macros::dec;
+
+    fn order(order_type: OrderType, status: OrderStatus) -> Order {
+        let now = Utc::now();
+        Order {
+            id: "o1".into(),
+            status,
+            event_id: "e1".into(),
+            event_title: "Концерт".into(),
+            starts_at: "2099-01-01T19:00:00Z".into(),
+            venue: None,
+            reservation_id: "r1".into(),
+            owner: "user:u1".into(),
+            order_type,
+            customer: Customer {
+                name: "Иван".into(),
+                email: "ivan@example.com".into(),
+                phone: "+79991111111".into(),
+                address: None,
+            },
+            tickets: vec![],
+            totals: Totals {
+                tickets: dec!(2000),
+                commission: dec!(100),
+                delivery: dec!(0),
+                total: dec!(2100),
+            },
+            created_at: now,
+            updated_at: now,
+            payment_id: Some("TO_1".into()),
+            payment_url: None,
+            refunded: Decimal::ZERO,
+            refunds: vec![],
+            payment_error: None,
+        }
+    }
+
+    #[test]
+    fn refunds_add_up_to_what_was_paid_and_no_more() {
+        let now = Utc::now();
+        let o = order(OrderType::EmailOnline, OrderStatus::Approved);
+        let once = with_refund(&o, dec!(2000.00), "seat broken", "admin", "rf1", now).unwrap();
+        assert_eq!(
+            (once.status, once.refunded, once.refunds.len()),
+            (OrderStatus::Refunded, dec!(2000.00), 1)
+        );
+        let e = with_refund(&once, dec!(100.01), "more", "admin", "rf2", now).unwrap_err();
+        assert_eq!(named(&e), "amount");
+        let all = with_refund(&once, dec!(100.00), "the rest", "admin", "rf2", now).unwrap();
+        assert_eq!(all.refunded, all.totals.total);
+        assert_eq!(all.refunds.iter().map(|r| r.state.as_str()).collect::<Vec<_>>(), ["pending", "pending"]);
+    }
+
+    #[test]
+    fn only_approved_online_orders_are_refunded() {
+        let now = Utc::now();
+        for (t, s) in [
+            (OrderType::SelfCash, OrderStatus::Approved),
+            (OrderType::CourierCash, OrderStatus::Approved),
+            (OrderType::SelfOnline, OrderStatus::Ordered),
+            (OrderType::SelfOnline, OrderStatus::Cancelled),
+        ] {
+            let e = with_refund(&order(t, s), dec!(1.00), "x", "admin", "rf", now).unwrap_err();
+            assert_eq!(named(&e), "status", "{t:?} {s:?}");
+        }
+        assert!(
+            with_refund(&order(OrderType::SelfOnline, OrderStatus::Approved), dec!(1.00), "", "a", "rf", now)
+                .is_ok()
+        );
+    }
 }

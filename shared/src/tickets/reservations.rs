@@ -71,6 +71,13 @@ pub struct StoredPr {
     pub version: u64,
 }
 
+impl StoredPr {
+    /// Deletes the PR if it is still this version.
+    pub fn delete_op(&self) -> WriteOp {
+        WriteOp::Delete { pk: pk(&self.pr.id), sk: SK.into(), cond: Cond::Version(self.version) }
+    }
+}
+
 /// The pointer from an owner to their current PR.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Cart {
@@ -191,11 +198,7 @@ pub async fn initialize(app: &App, buyer: &Buyer, event_id: &str) -> ApiResult<I
                     }
                     // Another event: only one PR per buyer; delete it and free its seats.
                     ops.extend(free_ops(app, &old.pr).await?);
-                    ops.push(WriteOp::Delete {
-                        pk: pk(&old.pr.id),
-                        sk: SK.into(),
-                        cond: Cond::Version(old.version),
-                    });
+                    ops.push(old.delete_op());
                 }
                 Cond::Version(item.version)
             }
@@ -264,37 +267,53 @@ pub async fn hold(app: &App, buyer: &Buyer, id: &str, seat_id: &str) -> ApiResul
     retrying(app, buyer, id, |s| try_hold(app, s, seat_id)).await
 }
 
-async fn try_hold(app: &App, s: StoredPr, seat_id: &str) -> ApiResult<Option<StoredPr>> {
-    let StoredPr { mut pr, version } = s;
-    let now = app.clock.now();
-    let (seat, live, current) = match cached_live(&pr, now) {
-        Some(live) => {
-            let (seat, current) = tokio::try_join!(
-                inventory::get_seat(app, &pr.event_id, seat_id),
-                holds::get(app, &pr.event_id, seat_id),
-            )?;
-            (seat, live, current)
-        }
-        None => {
-            let (seat, live, current) = tokio::try_join!(
-                inventory::get_seat(app, &pr.event_id, seat_id),
-                live_seats(app, &pr, now),
-                holds::get(app, &pr.event_id, seat_id),
-            )?;
-            let live = live
-                .into_iter()
-                .filter_map(|(seat_id, h)| {
-                    Some(HeldSeat { seat_id, expires_at: h.hold.expires_at?, seat: h.hold.seat? })
-                })
-                .collect();
-            (seat, live, current)
-        }
-    };
-    let Some(seat) = seat else {
-        return Err(ApiError::invalid("seat_id", "no such seat in this event"));
-    };
+/// The seat, the PR's live holds (with their seats) and the seat's current hold.
+async fn hold_inputs(
+    app: &App,
+    pr: &Reservation,
+    seat_id: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<(Option<inventory::Seat>, Vec<HeldSeat>, Option<holds::Stored>)> {
+    if let Some(live) = cached_live(pr, now) {
+        let (seat, current) = tokio::try_join!(
+            inventory::get_seat(app, &pr.event_id, seat_id),
+            holds::get(app, &pr.event_id, seat_id),
+        )?;
+        return Ok((seat, live, current));
+    }
+    let (seat, live, current) = tokio::try_join!(
+        inventory::get_seat(app, &pr.event_id, seat_id),
+        live_seats(app, pr, now),
+        holds::get(app, &pr.event_id, seat_id),
+    )?;
+    let live = live
+        .into_iter()
+        .filter_map(|(seat_id, h)| {
+            Some(HeldSeat { seat_id, expires_at: h.hold.expires_at?, seat: h.hold.seat? })
+        })
+        .collect();
+    Ok((seat, live, current))
+}
+
+/// What holding a seat takes.
+#[derive(Debug, PartialEq, Eq)]
+enum HoldPlan {
+    /// The PR holds it already.
+    Mine,
+    /// Write the hold on this condition, as this version.
+    Take { cond: Cond, version: u64 },
+}
+
+/// The hold decision without a store: a seat held by someone else (or sold) is taken (409);
+/// a PR holds at most [`MAX_SEATS`]; an expired hold is taken over on the version read.
+fn plan_hold(
+    live: &[HeldSeat],
+    current: Option<&holds::Stored>,
+    seat_id: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<HoldPlan> {
     if live.iter().any(|h| h.seat_id == seat_id) {
-        return Ok(Some(StoredPr { pr, version }));
+        return Ok(HoldPlan::Mine);
     }
     if live.len() >= MAX_SEATS {
         return Err(ApiError::bad_request(
@@ -302,11 +321,23 @@ async fn try_hold(app: &App, s: StoredPr, seat_id: &str) -> ApiResult<Option<Sto
             format!("a reservation holds at most {MAX_SEATS} seats"),
         ));
     }
-    let (cond, hold_version) = match current {
-        None => (Cond::NotExists, 1),
-        Some(h) if h.hold.blocks(now) => return Err(taken(seat_id)),
-        // Expired: take it over, on the version read.
-        Some(h) => (Cond::Version(h.version), h.version + 1),
+    match current {
+        None => Ok(HoldPlan::Take { cond: Cond::NotExists, version: 1 }),
+        Some(h) if h.hold.blocks(now) => Err(taken(seat_id)),
+        Some(h) => Ok(HoldPlan::Take { cond: Cond::Version(h.version), version: h.version + 1 }),
+    }
+}
+
+async fn try_hold(app: &App, s: StoredPr, seat_id: &str) -> ApiResult<Option<StoredPr>> {
+    let StoredPr { mut pr, version } = s;
+    let now = app.clock.now();
+    let (seat, live, current) = hold_inputs(app, &pr, seat_id, now).await?;
+    let Some(seat) = seat else {
+        return Err(ApiError::invalid("seat_id", "no such seat in this event"));
+    };
+    let (cond, hold_version) = match plan_hold(&live, current.as_ref(), seat_id, now)? {
+        HoldPlan::Mine => return Ok(Some(StoredPr { pr, version })),
+        HoldPlan::Take { cond, version } => (cond, version),
     };
     let expires_at =
         now + chrono::Duration::from_std(app.config.seat_timeout).unwrap_or(chrono::Duration::MAX);
@@ -349,11 +380,7 @@ async fn try_release(app: &App, s: StoredPr, seat_id: &str) -> ApiResult<Option<
         && h.hold.state == HoldState::Held
         && h.hold.reservation_id.as_deref() == Some(pr.id.as_str())
     {
-        ops.push(WriteOp::Delete {
-            pk: holds::pk(&pr.event_id, seat_id),
-            sk: holds::SK.into(),
-            cond: Cond::Version(h.version),
-        });
+        ops.push(h.delete_op(&pr.event_id, seat_id));
     }
     pr.seats.retain(|seat| seat != seat_id);
     pr.held.retain(|h| h.seat_id != seat_id);
@@ -373,7 +400,7 @@ pub async fn delete(app: &App, buyer: &Buyer, id: &str) -> ApiResult<()> {
 
 async fn try_delete(app: &App, s: StoredPr) -> ApiResult<Option<()>> {
     let mut ops = free_ops(app, &s.pr).await?;
-    ops.push(WriteOp::Delete { pk: pk(&s.pr.id), sk: SK.into(), cond: Cond::Version(s.version) });
+    ops.push(s.delete_op());
     match app.store.transact(ops).await {
         Ok(()) => Ok(Some(())),
         Err(e) if e.is_conflict() => Ok(None),
@@ -408,13 +435,10 @@ pub async fn set_order_type(
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct TicketView {
+pub struct HeldTicket {
     pub seat_id: String,
-    pub sector: String,
-    pub sector_name: String,
-    pub row: String,
-    pub seat: String,
-    pub price_category: String,
+    #[serde(flatten)]
+    pub place: inventory::Place,
     #[serde(with = "money::number")]
     pub price: rust_decimal::Decimal,
     pub held_until: Option<DateTime<Utc>>,
@@ -427,7 +451,7 @@ pub struct ReservationView {
     pub event_title: String,
     /// Always `reserved` while the PR exists.
     pub status: &'static str,
-    pub tickets: Vec<TicketView>,
+    pub tickets: Vec<HeldTicket>,
     pub max_tickets: usize,
     pub order_type: Option<OrderType>,
     pub customer: Option<Customer>,
@@ -442,7 +466,7 @@ pub struct ReservationView {
 pub async fn priced(
     app: &App,
     pr: &Reservation,
-) -> ApiResult<(Event, Vec<(TicketView, holds::Stored)>, Totals)> {
+) -> ApiResult<(Event, Vec<(HeldTicket, holds::Stored)>, Totals)> {
     let now = app.clock.now();
     let (event, live) = tokio::try_join!(inventory::get_event(app, &pr.event_id), live_seats(app, pr, now))?;
     let event = event.ok_or_else(|| ApiError::NotFound("event".into()))?;
@@ -457,25 +481,9 @@ pub async fn priced(
             None => fetched.next().flatten(),
         };
         let Some(seat) = seat else { continue };
-        let price = event
-            .price_of(&seat.price_category)
-            .ok_or_else(|| ApiError::Internal(format!("seat {seat_id} has an unknown price category")))?;
-        tickets.push((
-            TicketView {
-                seat_id,
-                sector: seat.sector,
-                sector_name: seat.sector_name,
-                row: seat.row,
-                seat: seat.seat,
-                price_category: seat.price_category,
-                price,
-                held_until: h.hold.expires_at,
-            },
-            h,
-        ));
+        tickets.push((held_ticket(&event, seat_id, seat, h.hold.expires_at)?, h));
     }
-    let prices: Vec<_> = tickets.iter().map(|(t, _)| t.price).collect();
-    let totals = totals::compute(&app.config, pr.order_type, &prices);
+    let totals = totals_of(app, pr, tickets.iter().map(|(t, _)| t));
     Ok((event, tickets, totals))
 }
 
@@ -484,28 +492,33 @@ async fn priced_cached(
     app: &App,
     pr: &Reservation,
     live: Vec<HeldSeat>,
-) -> ApiResult<(Event, Vec<TicketView>, Totals)> {
+) -> ApiResult<(Event, Vec<HeldTicket>, Totals)> {
     let event =
         inventory::get_event(app, &pr.event_id).await?.ok_or_else(|| ApiError::NotFound("event".into()))?;
-    let mut tickets = Vec::new();
-    for h in live {
-        let price = event
-            .price_of(&h.seat.price_category)
-            .ok_or_else(|| ApiError::Internal(format!("seat {} has an unknown price category", h.seat_id)))?;
-        tickets.push(TicketView {
-            seat_id: h.seat_id,
-            sector: h.seat.sector,
-            sector_name: h.seat.sector_name,
-            row: h.seat.row,
-            seat: h.seat.seat,
-            price_category: h.seat.price_category,
-            price,
-            held_until: Some(h.expires_at),
-        });
-    }
-    let prices: Vec<_> = tickets.iter().map(|t| t.price).collect();
-    let totals = totals::compute(&app.config, pr.order_type, &prices);
+    let tickets = live
+        .into_iter()
+        .map(|h| held_ticket(&event, h.seat_id, h.seat, Some(h.expires_at)))
+        .collect::<ApiResult<Vec<_>>>()?;
+    let totals = totals_of(app, pr, tickets.iter());
     Ok((event, tickets, totals))
+}
+
+/// A held seat as the PR shows it, priced from the event.
+fn held_ticket(
+    event: &Event,
+    seat_id: String,
+    seat: inventory::Seat,
+    held_until: Option<DateTime<Utc>>,
+) -> ApiResult<HeldTicket> {
+    let price = event
+        .price_of(&seat.place.price_category)
+        .ok_or_else(|| ApiError::Internal(format!("seat {seat_id} has an unknown price category")))?;
+    Ok(HeldTicket { seat_id, place: seat.place, price, held_until })
+}
+
+fn totals_of<'a>(app: &App, pr: &Reservation, tickets: impl Iterator<Item = &'a HeldTicket>) -> Totals {
+    let prices: Vec<_> = tickets.map(|t| t.price).collect();
+    totals::compute(&app.config, pr.order_type, &prices)
 }
 
 pub async fn view(app: &App, s: &StoredPr) -> ApiResult<ReservationView> {
@@ -531,4 +544,77 @@ pub async fn view(app: &App, s: &StoredPr) -> ApiResult<ReservationView> {
         created_at: pr.created_at,
         updated_at: pr.updated_at,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::named;
+    use chrono::Duration;
+
+    fn held(seat_id: &str, now: DateTime<Utc>) -> HeldSeat {
+        let place = inventory::Place {
+            sector: "A".into(),
+            sector_name: "Партер".into(),
+            row: "1".into(),
+            seat: seat_id.into(),
+            price_category: "std".into(),
+        };
+        HeldSeat {
+            seat_id: seat_id.into(),
+            expires_at: now + Duration::minutes(5),
+            seat: inventory::Seat { id: seat_id.into(), place },
+        }
+    }
+
+    fn hold_of(state: HoldState, expires_at: Option<DateTime<Utc>>, version: u64) -> holds::Stored {
+        let hold = Hold {
+            event_id: "e".into(),
+            seat_id: "s1".into(),
+            state,
+            reservation_id: Some("other".into()),
+            order_id: None,
+            held_at: Utc::now(),
+            expires_at,
+            seat: None,
+        };
+        holds::Stored { hold, version }
+    }
+
+    #[test]
+    fn a_free_seat_is_taken_only_if_nobody_wrote_it_meanwhile() {
+        let now = Utc::now();
+        assert_eq!(
+            plan_hold(&[], None, "s1", now).unwrap(),
+            HoldPlan::Take { cond: Cond::NotExists, version: 1 }
+        );
+    }
+
+    #[test]
+    fn an_expired_hold_is_taken_over_on_the_version_read() {
+        let now = Utc::now();
+        let expired = hold_of(HoldState::Held, Some(now - Duration::seconds(1)), 7);
+        let plan = plan_hold(&[], Some(&expired), "s1", now).unwrap();
+        assert_eq!(plan, HoldPlan::Take { cond: Cond::Version(7), version: 8 });
+    }
+
+    #[test]
+    fn a_seat_held_or_sold_by_another_is_taken() {
+        let now = Utc::now();
+        let live = hold_of(HoldState::Held, Some(now + Duration::seconds(1)), 2);
+        assert_eq!(named(&plan_hold(&[], Some(&live), "s1", now).unwrap_err()), "conflict");
+        let sold = hold_of(HoldState::Sold, None, 3);
+        assert_eq!(named(&plan_hold(&[], Some(&sold), "s1", now).unwrap_err()), "conflict");
+    }
+
+    #[test]
+    fn a_seat_already_mine_is_no_new_hold_and_the_cap_counts_live_holds() {
+        let now = Utc::now();
+        let mine = [held("s1", now)];
+        let other = hold_of(HoldState::Held, Some(now + Duration::minutes(1)), 2);
+        assert_eq!(plan_hold(&mine, Some(&other), "s1", now).unwrap(), HoldPlan::Mine);
+        let full: Vec<_> = (0..MAX_SEATS).map(|i| held(&format!("x{i}"), now)).collect();
+        assert_eq!(named(&plan_hold(&full, None, "s1", now).unwrap_err()), "seat_id");
+        assert!(plan_hold(&full[1..], None, "s1", now).is_ok());
+    }
 }

@@ -35,13 +35,14 @@ pub mod tariff;
 
 use std::collections::BTreeMap;
 
-use chrono::{NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::App;
 use crate::auth::Claims;
+use crate::config::Config;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::money;
 use crate::payments::{self, OwnerRef, Payment, Status};
@@ -308,21 +309,21 @@ fn visit_moment(e: &mut Errors, field: &str, date: &str, time: &str) -> Option<c
     msk.from_local_datetime(&NaiveDateTime::new(d?, t?)).single().map(|m| m.with_timezone(&Utc))
 }
 
+#[derive(Debug)]
 struct Valid {
     total: Decimal,
     lines: Vec<Line>,
     methods: Vec<String>,
 }
 
-fn validate(app: &App, req: &CreateSession, tariff: &Tariff) -> ApiResult<Valid> {
+/// The rules of a new session without a store: every field checked, every error named; the
+/// prices are the tariff's and the total their sum (a buyer cannot pick either).
+fn validate(cfg: &Config, now: DateTime<Utc>, req: &CreateSession, tariff: &Tariff) -> ApiResult<Valid> {
     let mut e = Errors::default();
-    let now = app.clock.now();
     check_text(&mut e, "session_id", &req.session_id, 128);
     check_text(&mut e, "order.order_id", &req.order.order_id, 128);
     let total = check_money(&mut e, "order.total_amount", &req.order.total_amount);
-    if let Some(d) = &req.description
-        && d.chars().count() > 1000
-    {
+    if req.description.as_ref().is_some_and(|d| d.chars().count() > 1000) {
         e.add("description", "description is longer than 1000 characters");
     }
     let (items, base) = match (&req.order.items, &req.items) {
@@ -333,69 +334,8 @@ fn validate(app: &App, req: &CreateSession, tariff: &Tariff) -> ApiResult<Valid>
             return Err(ApiError::Validation(e.0));
         }
     };
-    if items.is_empty() {
-        e.add(base, "at least one item is required");
-    }
-    if items.len() > MAX_LINES {
-        e.add(base, format!("at most {MAX_LINES} items"));
-    }
-    let mut sum = Decimal::ZERO;
-    let mut sum_ok = true;
-    let mut tickets = 0i64;
-    let mut lines = Vec::new();
-    for (i, it) in items.iter().enumerate() {
-        let f = format!("{base}[{i}]");
-        check_text(&mut e, &format!("{f}.ticket_type"), &it.ticket_type, 64);
-        if it.quantity < 1 {
-            e.add(format!("{f}.quantity"), "quantity must be a positive whole number");
-        } else if it.quantity > MAX_TICKETS {
-            e.add(format!("{f}.quantity"), format!("at most {MAX_TICKETS} tickets per session"));
-        }
-        tickets = tickets.saturating_add(it.quantity.max(0));
-        let price = check_money(&mut e, &format!("{f}.unit_price"), &it.unit_price);
-        match tariff.prices.get(it.ticket_type.trim()) {
-            None if !it.ticket_type.trim().is_empty() => e.add(
-                format!("{f}.ticket_type"),
-                format!(
-                    "unknown ticket type; the tariff has {}",
-                    tariff.prices.keys().cloned().collect::<Vec<_>>().join(", ")
-                ),
-            ),
-            Some(p) if price.is_some_and(|given| given != *p) => e.add(
-                format!("{f}.unit_price.value"),
-                format!("the tariff price of {} is {}", it.ticket_type.trim(), money::format(*p)),
-            ),
-            _ => {}
-        }
-        if it.visit_time.len() == 5 && !app.config.zoo.visit_times.contains(&it.visit_time) {
-            e.add(
-                format!("{f}.visit_time"),
-                format!("visits start at {}", app.config.zoo.visit_times.join(", ")),
-            );
-        }
-        match price {
-            Some(p) if it.quantity >= 1 => sum += p * Decimal::from(it.quantity.min(MAX_TICKETS)),
-            _ => sum_ok = false,
-        }
-        if let Some(m) = visit_moment(&mut e, &f, &it.visit_date, &it.visit_time)
-            && m <= now
-        {
-            e.add(format!("{f}.visit_date"), "the visit date and time must be in the future");
-        }
-        lines.push(Line {
-            ticket_type: it.ticket_type.trim().to_owned(),
-            quantity: it.quantity,
-            unit_price: price.unwrap_or_default(),
-            visit_date: it.visit_date.clone(),
-            visit_time: it.visit_time.clone(),
-        });
-    }
-    if tickets > MAX_TICKETS {
-        e.add(base, format!("at most {MAX_TICKETS} tickets per session"));
-    }
-    if let Some(t) = total
-        && sum_ok
-        && !items.is_empty()
+    let (lines, sum) = check_lines(&mut e, cfg, now, tariff, items, base);
+    if let (Some(t), Some(sum)) = (total, sum)
         && money::round(sum) != t
     {
         e.add(
@@ -407,15 +347,110 @@ fn validate(app: &App, req: &CreateSession, tariff: &Tariff) -> ApiResult<Valid>
             ),
         );
     }
-    if !valid_email(&req.customer.email) {
+    check_customer(&mut e, &req.customer);
+    let methods = req.payment_methods.clone().unwrap_or_else(|| vec!["bank_card".into()]);
+    check_methods(&mut e, &methods);
+    check_confirmation(&mut e, cfg, &req.confirmation);
+    if let Some(m) = &req.metadata {
+        check_metadata(&mut e, m);
+    }
+    e.finish()?;
+    Ok(Valid { total: total.unwrap_or_default(), lines, methods })
+}
+
+/// The lines and, when every line could be priced, their sum.
+fn check_lines(
+    e: &mut Errors,
+    cfg: &Config,
+    now: DateTime<Utc>,
+    tariff: &Tariff,
+    items: &[LineIn],
+    base: &str,
+) -> (Vec<Line>, Option<Decimal>) {
+    if items.is_empty() {
+        e.add(base, "at least one item is required");
+    }
+    if items.len() > MAX_LINES {
+        e.add(base, format!("at most {MAX_LINES} items"));
+    }
+    let mut sum = Some(Decimal::ZERO).filter(|_| !items.is_empty());
+    let mut tickets = 0i64;
+    let mut lines = Vec::new();
+    for (i, it) in items.iter().enumerate() {
+        let line = check_line(e, cfg, now, tariff, it, &format!("{base}[{i}]"));
+        tickets = tickets.saturating_add(it.quantity.max(0));
+        sum = match (sum, line.1) {
+            (Some(s), Some(p)) if it.quantity >= 1 => {
+                Some(s + p * Decimal::from(it.quantity.min(MAX_TICKETS)))
+            }
+            _ => None,
+        };
+        lines.push(line.0);
+    }
+    if tickets > MAX_TICKETS {
+        e.add(base, format!("at most {MAX_TICKETS} tickets per session"));
+    }
+    (lines, sum)
+}
+
+/// One line: a known ticket type at its tariff price, a whole positive quantity, a visit in
+/// the future at one of the visit times. Answers the line and its unit price if valid.
+fn check_line(
+    e: &mut Errors,
+    cfg: &Config,
+    now: DateTime<Utc>,
+    tariff: &Tariff,
+    it: &LineIn,
+    f: &str,
+) -> (Line, Option<Decimal>) {
+    check_text(e, &format!("{f}.ticket_type"), &it.ticket_type, 64);
+    if it.quantity < 1 {
+        e.add(format!("{f}.quantity"), "quantity must be a positive whole number");
+    } else if it.quantity > MAX_TICKETS {
+        e.add(format!("{f}.quantity"), format!("at most {MAX_TICKETS} tickets per session"));
+    }
+    let price = check_money(e, &format!("{f}.unit_price"), &it.unit_price);
+    let kind = it.ticket_type.trim();
+    match tariff.prices.get(kind) {
+        None if !kind.is_empty() => e.add(
+            format!("{f}.ticket_type"),
+            format!(
+                "unknown ticket type; the tariff has {}",
+                tariff.prices.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        ),
+        Some(p) if price.is_some_and(|given| given != *p) => e.add(
+            format!("{f}.unit_price.value"),
+            format!("the tariff price of {kind} is {}", money::format(*p)),
+        ),
+        _ => {}
+    }
+    if it.visit_time.len() == 5 && !cfg.zoo.visit_times.contains(&it.visit_time) {
+        e.add(format!("{f}.visit_time"), format!("visits start at {}", cfg.zoo.visit_times.join(", ")));
+    }
+    if visit_moment(e, f, &it.visit_date, &it.visit_time).is_some_and(|m| m <= now) {
+        e.add(format!("{f}.visit_date"), "the visit date and time must be in the future");
+    }
+    let line = Line {
+        ticket_type: kind.to_owned(),
+        quantity: it.quantity,
+        unit_price: price.unwrap_or_default(),
+        visit_date: it.visit_date.clone(),
+        visit_time: it.visit_time.clone(),
+    };
+    (line, price)
+}
+
+fn check_customer(e: &mut Errors, c: &CustomerIn) {
+    if !valid_email(&c.email) {
         e.add("customer.email", "customer.email is not a valid email address");
     }
-    if let Some(p) = &req.customer.phone
-        && !valid_phone(p)
-    {
+    if c.phone.as_deref().is_some_and(|p| !valid_phone(p)) {
         e.add("customer.phone", "customer.phone must be +<country code><number>, 10 to 15 digits");
     }
-    let methods = req.payment_methods.clone().unwrap_or_else(|| vec!["bank_card".into()]);
+}
+
+fn check_methods(e: &mut Errors, methods: &[String]) {
     for (i, m) in methods.iter().enumerate() {
         if !PAYMENT_METHODS.contains(&m.as_str()) {
             e.add(
@@ -427,22 +462,18 @@ fn validate(app: &App, req: &CreateSession, tariff: &Tariff) -> ApiResult<Valid>
     if methods.is_empty() {
         e.add("payment_methods", "at least one payment method");
     }
-    if req.confirmation.kind != "redirect" {
+}
+
+/// A redirect confirmation back to one of the allowed sites.
+fn check_confirmation(e: &mut Errors, cfg: &Config, c: &ConfirmationIn) {
+    if c.kind != "redirect" {
         e.add("confirmation.type", "confirmation.type must be redirect");
     }
-    for (f, u) in [
-        ("confirmation.return_url", &req.confirmation.return_url),
-        ("confirmation.cancel_url", &req.confirmation.cancel_url),
-    ] {
-        if let Err(why) = crate::redirects::check(&app.config, u) {
+    for (f, u) in [("confirmation.return_url", &c.return_url), ("confirmation.cancel_url", &c.cancel_url)] {
+        if let Err(why) = crate::redirects::check(cfg, u) {
             e.add(f, why.message(f));
         }
     }
-    if let Some(m) = &req.metadata {
-        check_metadata(&mut e, m);
-    }
-    e.finish()?;
-    Ok(Valid { total: total.unwrap_or_default(), lines, methods })
 }
 
 // ---------- operations ----------
@@ -458,7 +489,7 @@ fn base_metadata(user: Option<&Map<String, Value>>) -> Map<String, Value> {
 /// gateway, writes payment and session together. Places are given back if any later step fails.
 pub async fn create_session(app: &App, owner: &str, req: CreateSession) -> ApiResult<(Payment, Session)> {
     let tariff = tariff::current(app).await?;
-    let valid = validate(app, &req, &tariff)?;
+    let valid = validate(&app.config, app.clock.now(), &req, &tariff)?;
     // Places per slot, reserved in a fixed order.
     let mut per_slot: BTreeMap<(String, String), (i64, usize)> = BTreeMap::new();
     for (i, l) in valid.lines.iter().enumerate() {
@@ -733,7 +764,7 @@ fn check_update(req: &UpdatePayment, full: bool) -> ApiResult<Option<Decimal>> {
 /// The amount rule of an update: the session's amount is what it expects (the tariff total,
 /// or a manager's amount); a buyer may repeat it, a manager may change it with a reason.
 fn apply_amount(
-    app: &App,
+    now: DateTime<Utc>,
     who: &Claims,
     req: &UpdatePayment,
     asked: Decimal,
@@ -760,7 +791,7 @@ fn apply_amount(
         amount: asked,
         reason,
         by: who.sub.clone(),
-        at: app.clock.now(),
+        at: now,
     });
     s.amount_due = Some(asked);
     Ok(true)
@@ -817,7 +848,7 @@ pub async fn update(
     let mut ns = Session { version: s.version + 1, ..s.clone() };
     let mut changed: Vec<&str> = Vec::new();
     if let Some(a) = amount
-        && apply_amount(app, who, &req, a, &mut ns)?
+        && apply_amount(app.clock.now(), who, &req, a, &mut ns)?
     {
         np.amount = a;
         changed.push("amount");
@@ -872,4 +903,145 @@ pub async fn delete(app: &App, who: &Claims, id: &str) -> ApiResult<chrono::Date
     ops.push(WriteOp::Delete { pk: payments::pk(id), sk: SK_SESSION.into(), cond: Cond::Version(s.version) });
     app.store.transact(ops).await?;
     Ok(app.clock.now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::named;
+    use rust_decimal_macros::dec;
+
+    fn body(f: impl FnOnce(&mut Value)) -> CreateSession {
+        let mut v = json!({
+            "session_id": "session_abc123",
+            "order": {
+                "order_id": "ZT-20241025-001",
+                "total_amount": { "value": "2500.00", "currency": "RUB" },
+                "items": [
+                    { "ticket_type": "adult", "quantity": 2, "unit_price": { "value": "1000.00", "currency": "RUB" },
+                      "visit_date": "2099-10-25", "visit_time": "10:00" },
+                    { "ticket_type": "child", "quantity": 1, "unit_price": { "value": "500.00", "currency": "RUB" },
+                      "visit_date": "2099-10-25", "visit_time": "10:00" }
+                ]
+            },
+            "customer": { "email": "visitor@example.com", "phone": "+79991111111" },
+            "confirmation": { "type": "redirect", "return_url": "https://zooticket.ru/ok", "cancel_url": "https://zooticket.ru/no" }
+        });
+        f(&mut v);
+        serde_json::from_value(v).expect("a session body")
+    }
+
+    fn check(req: &CreateSession) -> Result<Valid, String> {
+        let cfg = Config::for_tests();
+        let tariff = Tariff { prices: cfg.zoo.tariff.clone(), version: None, updated_at: None };
+        validate(&cfg, Utc::now(), req, &tariff).map_err(|e| named(&e))
+    }
+
+    #[test]
+    fn a_valid_session_is_priced_by_the_tariff() {
+        let v = check(&body(|_| {})).unwrap();
+        assert_eq!(v.total, dec!(2500.00));
+        assert_eq!(v.methods, ["bank_card"]);
+        assert_eq!(v.lines.iter().map(|l| l.quantity).sum::<i64>(), 3);
+    }
+
+    #[test]
+    fn a_buyer_cannot_pick_the_price_or_the_total() {
+        let cheap = body(|v| v["order"]["items"][0]["unit_price"]["value"] = json!("1.00"));
+        assert!(check(&cheap).unwrap_err().contains("order.items[0].unit_price.value"));
+        let short = body(|v| v["order"]["total_amount"]["value"] = json!("2000.00"));
+        assert_eq!(check(&short).unwrap_err(), "order.total_amount.value");
+        let dollars = body(|v| v["order"]["total_amount"]["currency"] = json!("USD"));
+        assert_eq!(check(&dollars).unwrap_err(), "order.total_amount.currency");
+        let unknown = body(|v| v["order"]["items"][1]["ticket_type"] = json!("vip"));
+        assert!(check(&unknown).unwrap_err().contains("order.items[1].ticket_type"));
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        type Break = fn(&mut Value);
+        let cases: [(Break, &str); 8] = [
+            (|v| v["order"]["items"][0]["quantity"] = json!(0), "order.items[0].quantity"),
+            (|v| v["order"]["items"][0]["visit_date"] = json!("2001-01-01"), "order.items[0].visit_date"),
+            (|v| v["order"]["items"][0]["visit_time"] = json!("03:17"), "order.items[0].visit_time"),
+            (|v| v["customer"]["email"] = json!("nobody"), "customer.email"),
+            (|v| v["customer"]["phone"] = json!("12"), "customer.phone"),
+            (|v| v["payment_methods"] = json!(["cash"]), "payment_methods[0]"),
+            (|v| v["confirmation"]["type"] = json!("embedded"), "confirmation.type"),
+            (|v| v["confirmation"]["return_url"] = json!("javascript:alert(1)"), "confirmation.return_url"),
+        ];
+        for (bad, field) in cases {
+            let e = check(&body(bad)).err().unwrap_or_else(|| panic!("{field} passed"));
+            assert!(e.split(',').any(|f| f == field), "{field}: {e}");
+        }
+        let none = body(|v| {
+            v["order"].as_object_mut().unwrap().remove("items");
+        });
+        assert_eq!(check(&none).unwrap_err(), "order.items");
+        let many = body(|v| v["order"]["items"][0]["quantity"] = json!(MAX_TICKETS + 1));
+        assert!(check(&many).unwrap_err().contains("order.items[0].quantity"));
+    }
+
+    fn update(v: Value) -> UpdatePayment {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn put_needs_amount_and_description_and_patch_needs_something() {
+        let e = check_update(&update(json!({"metadata": {}})), true).unwrap_err();
+        assert_eq!(named(&e), "amount,description");
+        let e = check_update(&update(json!({})), false).unwrap_err();
+        assert_eq!(named(&e), "body");
+        let amount = json!({"amount": {"value": "2500.00", "currency": "RUB"}});
+        assert_eq!(check_update(&update(amount), false).unwrap(), Some(dec!(2500.00)));
+        let zero = json!({"amount": {"value": "0.00", "currency": "RUB"}});
+        assert_eq!(named(&check_update(&update(zero), false).unwrap_err()), "amount.value");
+    }
+
+    fn session() -> Session {
+        let cfg = Config::for_tests();
+        let tariff = Tariff { prices: cfg.zoo.tariff.clone(), version: None, updated_at: None };
+        let req = body(|v| v["metadata"] = json!({"source": "site", "campaign": "x"}));
+        let valid = validate(&cfg, Utc::now(), &req, &tariff).unwrap();
+        let app = App::new(std::sync::Arc::new(crate::store::memory::MemoryStore::new()), cfg);
+        let (payment, session) = draft(&app, "user:u1", &req, &valid, &[]);
+        assert_eq!(payment.amount, dec!(2500.00));
+        session
+    }
+
+    #[test]
+    fn put_replaces_the_metadata_and_patch_merges_it() {
+        let mut s = session();
+        assert!(apply_metadata(json!({"campaign": null, "more": 1}).as_object().unwrap(), false, &mut s));
+        assert_eq!(s.metadata.get("source"), Some(&json!("site")));
+        assert_eq!((s.metadata.get("campaign"), s.metadata.get("more")), (None, Some(&json!(1))));
+        assert!(apply_metadata(&Map::new(), true, &mut s));
+        assert_eq!(s.metadata.get("source"), None, "PUT without metadata leaves none of the user's");
+        assert_eq!(s.metadata.get("tickets_activated"), Some(&json!(false)), "system keys stay");
+        assert!(!apply_metadata(&Map::new(), true, &mut s), "nothing more to change");
+    }
+
+    #[test]
+    fn only_a_manager_sets_another_amount_and_says_why() {
+        let now = Utc::now();
+        let buyer = Claims::new("u1", chrono::Duration::hours(1));
+        let mut manager = Claims::new("m1", chrono::Duration::hours(1));
+        manager.roles = vec!["manager".into()];
+        let mut s = session();
+        let same = update(json!({}));
+        assert!(
+            !apply_amount(now, &buyer, &same, dec!(2500.00), &mut s).unwrap(),
+            "the same amount is no change"
+        );
+        assert_eq!(named(&apply_amount(now, &buyer, &same, dec!(1.00), &mut s).unwrap_err()), "amount");
+        assert_eq!(
+            named(&apply_amount(now, &manager, &same, dec!(1.00), &mut s).unwrap_err()),
+            "amount_reason"
+        );
+        let why = update(json!({"amount_reason": "a staff discount"}));
+        assert!(apply_amount(now, &manager, &why, dec!(2000.00), &mut s).unwrap());
+        assert_eq!(s.amount_due(), dec!(2000.00));
+        let o = s.amount_override.as_ref().unwrap();
+        assert_eq!((o.tariff_total, o.by.as_str()), (dec!(2500.00), "m1"));
+    }
 }

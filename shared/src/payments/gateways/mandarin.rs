@@ -214,11 +214,8 @@ impl Gateway for Mandarin {
         let Some(id) = &r.gateway_ref else { return Ok(RefundRemote::Unknown) };
         let res =
             self.call(http().get(format!("{}/api/transactions/{id}", c.base_url)), "Mandarin status").await?;
-        Ok(match res["status"].as_str() {
-            Some("success") => RefundRemote::Done { gateway_ref: Some(id.clone()) },
-            Some("failed") => RefundRemote::Refused("Mandarin declined the reversal".into()),
-            _ => RefundRemote::Unknown,
-        })
+        let word = res["status"].as_str();
+        Ok(RefundRemote::from_word(word, ["success", "failed"], id, "Mandarin declined the reversal"))
     }
 }
 

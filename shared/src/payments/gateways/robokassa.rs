@@ -317,11 +317,8 @@ impl Gateway for Robokassa {
             .map_err(|e| gateway_err("Robokassa Refund/GetState", e))?;
         let body: serde_json::Value =
             res.json().await.map_err(|e| gateway_err("Robokassa Refund/GetState", e))?;
-        Ok(match body["label"].as_str() {
-            Some("finished") => RefundRemote::Done { gateway_ref: Some(id.clone()) },
-            Some("canceled") => RefundRemote::Refused("the refund was canceled on Robokassa".into()),
-            _ => RefundRemote::Unknown,
-        })
+        let why = "the refund was canceled on Robokassa";
+        Ok(RefundRemote::from_word(body["label"].as_str(), ["finished", "canceled"], id, why))
     }
 }
 
