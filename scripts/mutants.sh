@@ -29,8 +29,11 @@ esac
 args=()
 for f in "${files[@]}"; do args+=(--file "$f"); done
 # Whole-function replacements with values a Result alias cannot be built from are skipped
-# (they do not compile).
+# (they do not compile). The unmutated tree's run is `make test`'s: cargo-mutants' own baseline
+# would test only the mutated package, which holds none of the HTTP and store suites; the
+# warm target directory is copied so that each mutant rebuilds only what it touches.
 scripts/with-moto.sh cargo mutants "${args[@]}" --re "$re" \
   --exclude-re 'with ApiResult::|with Default::default\(\)|Result::from|::new\(\)' \
-  --test-package api-tests --test-package shared --timeout 600 --jobs 1 \
+  --test-package api-tests --test-package shared --copy-target=true --baseline=skip \
+  --timeout 600 --build-timeout 1800 --jobs 1 \
   -- "${tests[@]}" --lib
