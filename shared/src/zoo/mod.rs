@@ -925,7 +925,11 @@ mod tests {
                 ]
             },
             "customer": { "email": "visitor@example.com", "phone": "+79991111111" },
-            "confirmation": { "type": "redirect", "return_url": "https://zooticket.ru/ok", "cancel_url": "https://zooticket.ru/no" }
+            "confirmation": {
+                "type": "redirect",
+                "return_url": "https://zooticket.ru/ok",
+                "cancel_url": "https://zooticket.ru/no"
+            }
         });
         f(&mut v);
         serde_json::from_value(v).expect("a session body")
