@@ -102,6 +102,37 @@ pub struct PathArg<T>(pub T);
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct QueryArg<T>(pub T);
 
+/// The head most handlers share: the app, who asks (`U`: `AuthUser`, `AdminUser`, a ticket
+/// `Buyer`) and the id of the resource the path names (`{id}`, as `I`). Who asks is checked
+/// first (401 before anything about the path).
+pub struct On<U, I> {
+    pub app: crate::App,
+    pub user: U,
+    pub id: I,
+}
+
+#[derive(serde::Deserialize)]
+struct IdPath<I> {
+    id: I,
+}
+
+impl<U, I> FromRequestParts<crate::App> for On<U, I>
+where
+    U: FromRequestParts<crate::App, Rejection = ApiError> + Send,
+    I: DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        app: &crate::App,
+    ) -> Result<Self, Self::Rejection> {
+        let user = U::from_request_parts(parts, app).await?;
+        let PathArg(IdPath { id }) = PathArg::<IdPath<I>>::from_request_parts(parts, app).await?;
+        Ok(On { app: app.clone(), user, id })
+    }
+}
+
 /// JSON 404 for unknown routes.
 pub async fn not_found() -> ApiError {
     ApiError::NotFound("route".into())

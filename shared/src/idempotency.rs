@@ -18,6 +18,8 @@
 
 use std::future::Future;
 
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -25,6 +27,7 @@ use sha2::{Digest, Sha256};
 
 use crate::App;
 use crate::error::{ApiError, ApiResult};
+use crate::http::RawJson;
 use crate::retry::{Step, again_on_conflict, optimistic};
 use crate::store::{Cond, Item, StoreError};
 
@@ -61,6 +64,34 @@ pub fn stored<T: serde::Serialize>(status: StatusCode, body: &T) -> ApiResult<St
 /// The HTTP response of a stored answer.
 pub fn respond((status, body): Stored) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// A POST that may carry an `Idempotency-Key`: the key (1 to 255 visible ASCII characters,
+/// else 400) and the raw JSON body it is bound to (rejected as [`RawJson`] rejects it).
+pub struct Keyed {
+    pub key: Option<String>,
+    pub body: Bytes,
+}
+
+impl<S: Send + Sync> FromRequest<S> for Keyed {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let key = key_from(req.headers())?;
+        let RawJson(body) = RawJson::from_request(req, state).await?;
+        Ok(Keyed { key, body })
+    }
+}
+
+impl Keyed {
+    /// [`run`] with this request's key and body, answered as HTTP.
+    pub async fn answer<F, Fut>(&self, app: &App, scope: &str, caller: &str, f: F) -> ApiResult<Response>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = ApiResult<Stored>>,
+    {
+        run(app, scope, caller, self.key.as_deref(), &self.body, f).await.map(respond)
+    }
 }
 
 /// Runs `f` at most once per (scope, caller, key); see the module docs.

@@ -84,7 +84,7 @@ struct Routed {
 /// Every routed `(METHOD, path)` of every endpoint group.
 fn routes() -> BTreeMap<(String, String), Routed> {
     let route = Regex::new(r"\.route\(\s*").unwrap();
-    let path_lit = Regex::new(r#"^"([^"]+)"\s*,"#).unwrap();
+    let path_lit = Regex::new(r#"^\s*"([^"]+)"\s*,"#).unwrap();
     let method =
         Regex::new(r"(?:^|[^A-Za-z0-9_])(get|put|post|delete|options|head|patch|trace)\s*\(").unwrap();
     let mut found = BTreeMap::new();
@@ -152,9 +152,9 @@ fn handler_auth(handler: &str, sources: &[(PathBuf, String)]) -> Auth {
     let decl = Regex::new(&format!(r"fn\s+{fn_name}\s*[(<]")).unwrap();
     for (_, src) in sources {
         if let Some(m) = decl.find(src) {
-            let rest = &src[m.start()..];
-            let sig = &rest[..rest.find('{').unwrap_or(rest.len())];
-            return takes(sig);
+            // The parameters, which may destructure a struct (`On { app, .. }: On<AuthUser, i64>`).
+            let params = call_args(src, m.start() + src[m.start()..].find('(').expect("a parameter list"));
+            return takes(params);
         }
     }
     panic!("handler {handler} not found in its group's source")

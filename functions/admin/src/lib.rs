@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use shared::auth::AdminUser;
-use shared::http::{PathArg, parse_json};
+use shared::http::{On, PathArg, parse_json};
 use shared::payments::refunds::{self, Refund};
 use shared::tickets::inventory::EventView;
 use shared::tickets::orders::OrderView;
@@ -58,29 +58,17 @@ async fn list_events(State(app): State<App>, _admin: AdminUser) -> ApiResult<Jso
     Ok(Json(EventsBody { events: events.iter().map(inventory::Event::view).collect() }))
 }
 
-async fn show_order(
-    State(app): State<App>,
-    _admin: AdminUser,
-    PathArg(id): PathArg<String>,
-) -> ApiResult<Json<OrderBody>> {
+async fn show_order(On { app, id, .. }: On<AdminUser, String>) -> ApiResult<Json<OrderBody>> {
     let s = orders::get(&app, &id).await?;
     Ok(Json(OrderBody { success: true, order: orders::view(&app, &s.order) }))
 }
 
-async fn resend_email(
-    State(app): State<App>,
-    _admin: AdminUser,
-    PathArg(id): PathArg<String>,
-) -> ApiResult<Json<OrderBody>> {
+async fn resend_email(On { app, id, .. }: On<AdminUser, String>) -> ApiResult<Json<OrderBody>> {
     let order = orders::resend_email(&app, &id).await?;
     Ok(Json(OrderBody { success: true, order: orders::view(&app, &order) }))
 }
 
-async fn cancel(
-    State(app): State<App>,
-    admin: AdminUser,
-    PathArg(id): PathArg<String>,
-) -> ApiResult<Json<OrderBody>> {
+async fn cancel(On { app, user: admin, id }: On<AdminUser, String>) -> ApiResult<Json<OrderBody>> {
     let order = orders::cancel(&app, &id).await?;
     tracing::info!(order = %order.id, by = %admin.0.sub, "ticket order cancelled");
     Ok(Json(OrderBody { success: true, order: orders::view(&app, &order) }))
@@ -98,12 +86,7 @@ struct RefundRequest {
 /// Refunds part or all of an approved online order through its gateway: 200 when the
 /// gateway made it, 202 when its answer was lost (the refund stays pending on the order and
 /// the reconciliation job finishes it), 502 when it refused.
-async fn refund(
-    State(app): State<App>,
-    admin: AdminUser,
-    PathArg(id): PathArg<String>,
-    body: Bytes,
-) -> ApiResult<Response> {
+async fn refund(On { app, user: admin, id }: On<AdminUser, String>, body: Bytes) -> ApiResult<Response> {
     let req: RefundRequest = parse_json(&body)?;
     let amount = orders::parse_amount(req.amount.get())?;
     let (order, pending) =

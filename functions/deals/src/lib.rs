@@ -1,7 +1,7 @@
 //! Escrow deals (seed 003) over HTTP: parse, call the domain, answer.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -14,7 +14,8 @@ use shared::deals::model::ChangeType;
 use shared::deals::payment_owner::{CardPayment, card_payment};
 use shared::deals::view::DealView;
 use shared::deals::{self, DealFields, Payer, PaymentRequest, Role};
-use shared::http::{JsonBody, PathArg, QueryArg, RawJson, parse_json};
+use shared::http::{JsonBody, On, PathArg, QueryArg, parse_json};
+use shared::idempotency::Keyed;
 use shared::payments::GatewayKind;
 use shared::{ApiError, ApiResult, App, idempotency, money, redirects, users};
 
@@ -61,36 +62,23 @@ struct OrderRequest {
     order: DealFields,
 }
 
-async fn create(
-    State(app): State<App>,
-    AuthUser(who): AuthUser,
-    headers: HeaderMap,
-    RawJson(body): RawJson,
-) -> ApiResult<Response> {
-    let key = idempotency::key_from(&headers)?;
-    idempotency::run(&app, "deal-create", &who.sub, key.as_deref(), &body, || async {
-        let req: OrderRequest = parse_json(&body)?;
+async fn create(State(app): State<App>, AuthUser(who): AuthUser, req: Keyed) -> ApiResult<Response> {
+    req.answer(&app, "deal-create", &who.sub, || async {
+        let req: OrderRequest = parse_json(&req.body)?;
         let deal = deals::create(&app, &who, req.order).await?;
         let role = deal.role_of(&who.sub).unwrap_or(Role::Supplier);
         idempotency::stored(StatusCode::CREATED, &OrderBody { order: view(&app, &deal, role).await? })
     })
     .await
-    .map(idempotency::respond)
 }
 
-async fn show(
-    State(app): State<App>,
-    AuthUser(who): AuthUser,
-    PathArg(id): PathArg<i64>,
-) -> ApiResult<Json<OrderBody>> {
+async fn show(On { app, user: AuthUser(who), id }: On<AuthUser, i64>) -> ApiResult<Json<OrderBody>> {
     let (loaded, role) = deals::load_for(&app, &who, id).await?;
     Ok(Json(OrderBody { order: view(&app, &loaded.deal, role).await? }))
 }
 
 async fn patch(
-    State(app): State<App>,
-    AuthUser(who): AuthUser,
-    PathArg(id): PathArg<i64>,
+    On { app, user: AuthUser(who), id }: On<AuthUser, i64>,
     JsonBody(req): JsonBody<OrderRequest>,
 ) -> ApiResult<Json<OrderBody>> {
     let loaded = deals::patch(&app, &who, id, req.order).await?;
@@ -237,9 +225,7 @@ fn check_url(app: &App, field: &str, v: &Option<String>) -> ApiResult<()> {
 }
 
 async fn payment_info(
-    State(app): State<App>,
-    AuthUser(who): AuthUser,
-    PathArg(id): PathArg<i64>,
+    On { app, user: AuthUser(who), id }: On<AuthUser, i64>,
     QueryArg(q): QueryArg<PaymentInfoQuery>,
 ) -> ApiResult<Json<PaymentInfo>> {
     check_url(&app, "redirect_to", &q.redirect_to)?;
@@ -306,39 +292,25 @@ fn payment_json(p: &deals::model::InvoicePayment) -> Value {
 }
 
 async fn create_payment(
-    State(app): State<App>,
-    AuthUser(who): AuthUser,
-    PathArg(id): PathArg<i64>,
-    headers: HeaderMap,
-    RawJson(body): RawJson,
+    On { app, user: AuthUser(who), id }: On<AuthUser, i64>,
+    req: Keyed,
 ) -> ApiResult<Response> {
-    let key = idempotency::key_from(&headers)?;
-    let scope = format!("deal-payment-{id}");
-    idempotency::run(&app, &scope, &who.sub, key.as_deref(), &body, || async {
-        let req: PaymentBody = parse_json(&body)?;
-        let p = deals::create_payment(&app, &who, id, req.payment).await?;
+    req.answer(&app, &format!("deal-payment-{id}"), &who.sub, || async {
+        let body: PaymentBody = parse_json(&req.body)?;
+        let p = deals::create_payment(&app, &who, id, body.payment).await?;
         idempotency::stored(StatusCode::CREATED, &payment_json(&p))
     })
     .await
-    .map(idempotency::respond)
 }
 
-async fn show_payment(
-    State(app): State<App>,
-    AuthUser(who): AuthUser,
-    PathArg(id): PathArg<i64>,
-) -> ApiResult<Json<Value>> {
+async fn show_payment(On { app, user: AuthUser(who), id }: On<AuthUser, i64>) -> ApiResult<Json<Value>> {
     let (loaded, _) = deals::load_for(&app, &who, id).await?;
     let p =
         loaded.deal.payment.as_ref().ok_or_else(|| ApiError::NotFound(format!("payment of order {id}")))?;
     Ok(Json(payment_json(p)))
 }
 
-async fn download_invoice(
-    State(app): State<App>,
-    AuthUser(who): AuthUser,
-    PathArg(id): PathArg<i64>,
-) -> ApiResult<Response> {
+async fn download_invoice(On { app, user: AuthUser(who), id }: On<AuthUser, i64>) -> ApiResult<Response> {
     let (loaded, _) = deals::load_for(&app, &who, id).await?;
     let deal = &loaded.deal;
     let users = deals::parties(&app, std::slice::from_ref(deal)).await?;
@@ -362,11 +334,7 @@ async fn download_invoice(
         .into_response())
 }
 
-async fn transitions(
-    State(app): State<App>,
-    AuthUser(who): AuthUser,
-    PathArg(id): PathArg<i64>,
-) -> ApiResult<Json<Value>> {
+async fn transitions(On { app, user: AuthUser(who), id }: On<AuthUser, i64>) -> ApiResult<Json<Value>> {
     let (loaded, role) = deals::load_for(&app, &who, id).await?;
     let list = deals::machine::available(&loaded.deal, deals::machine::Actor::of(role));
     Ok(Json(json!({ "transitions": list })))
@@ -385,9 +353,7 @@ struct TransitionFields {
 }
 
 async fn perform_transition(
-    State(app): State<App>,
-    AuthUser(who): AuthUser,
-    PathArg(id): PathArg<i64>,
+    On { app, user: AuthUser(who), id }: On<AuthUser, i64>,
     JsonBody(req): JsonBody<TransitionBody>,
 ) -> ApiResult<StatusCode> {
     deals::transition(&app, &who, id, &req.transition.to_state).await?;
@@ -402,9 +368,7 @@ struct ClaimBody {
 }
 
 async fn claim(
-    State(app): State<App>,
-    AuthUser(who): AuthUser,
-    PathArg(id): PathArg<i64>,
+    On { app, user: AuthUser(who), id }: On<AuthUser, i64>,
     JsonBody(req): JsonBody<ClaimBody>,
 ) -> ApiResult<Json<OrderBody>> {
     let loaded = deals::claim(&app, &who, id, req.reason, req.description).await?;
@@ -426,16 +390,11 @@ struct ChangeFields {
 }
 
 async fn request_change(
-    State(app): State<App>,
-    AuthUser(who): AuthUser,
-    PathArg(id): PathArg<i64>,
-    headers: HeaderMap,
-    RawJson(body): RawJson,
+    On { app, user: AuthUser(who), id }: On<AuthUser, i64>,
+    req: Keyed,
 ) -> ApiResult<Response> {
-    let key = idempotency::key_from(&headers)?;
-    let scope = format!("deal-change-{id}");
-    idempotency::run(&app, &scope, &who.sub, key.as_deref(), &body, || async {
-        let c = parse_json::<ChangeBody>(&body)?.order_change;
+    req.answer(&app, &format!("deal-change-{id}"), &who.sub, || async {
+        let c = parse_json::<ChangeBody>(&req.body)?.order_change;
         let change = ChangeRequest {
             change_type: c.change_type,
             new_cost: c.new_cost,
@@ -446,14 +405,12 @@ async fn request_change(
         idempotency::stored(StatusCode::CREATED, &OrderBody { order: view(&app, &loaded.deal, role).await? })
     })
     .await
-    .map(idempotency::respond)
 }
 
 /// Confirms (`ACCEPT`) or rejects a change request.
 async fn answer<const ACCEPT: bool>(
-    State(app): State<App>,
-    AuthUser(who): AuthUser,
-    PathArg((id, cid)): PathArg<(i64, i64)>,
+    On { app, user: AuthUser(who), id }: On<AuthUser, i64>,
+    PathArg((_, cid)): PathArg<(i64, i64)>,
 ) -> ApiResult<Json<OrderBody>> {
     let loaded = deals::answer_change(&app, &who, id, cid, ACCEPT).await?;
     let role = loaded.deal.role_of(&who.sub).unwrap_or(Role::Manager);
@@ -461,9 +418,8 @@ async fn answer<const ACCEPT: bool>(
 }
 
 async fn attachment(
-    State(app): State<App>,
-    AuthUser(who): AuthUser,
-    PathArg((id, aid)): PathArg<(i64, String)>,
+    On { app, user: AuthUser(who), id }: On<AuthUser, i64>,
+    PathArg((_, aid)): PathArg<(i64, String)>,
 ) -> ApiResult<Response> {
     let (name, content_type, bytes) = deals::attachment(&app, &who, id, &aid).await?;
     let disposition = format!("attachment; filename=\"{}\"", name.replace(['"', '\r', '\n'], "_"));

@@ -3,23 +3,26 @@
 //! to the token's `sub` and is 404 for anyone else.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use shared::auth::Claims;
 use shared::auth::{AdminUser, AuthUser};
 use shared::http::RawJson;
 use shared::http::{PathArg, QueryArg, parse_json};
+use shared::idempotency::{self, Keyed};
 use shared::zoo::{self, CreateSession, UpdatePayment, tariff};
-use shared::{ApiError, ApiResult, App, idempotency};
+use shared::{ApiError, ApiResult, App};
 
 pub fn router() -> Router<App> {
     Router::new()
         .route("/v1/payments/sessions", post(create))
-        .route("/v1/payments/{payment_id}", get(read).put(replace).patch(patch).delete(remove))
+        .route(
+            "/v1/payments/{payment_id}",
+            get(read).put(update::<true>).patch(update::<false>).delete(remove),
+        )
         .route("/v1/slots", get(slot))
         .route("/v1/tariff", get(tariff).put(set_tariff))
 }
@@ -28,16 +31,10 @@ fn envelope(message: &str, data: Value) -> Json<Value> {
     Json(json!({ "success": true, "message": message, "data": data }))
 }
 
-async fn create(
-    State(app): State<App>,
-    AuthUser(user): AuthUser,
-    headers: HeaderMap,
-    RawJson(body): RawJson,
-) -> ApiResult<Response> {
-    let key = idempotency::key_from(&headers)?;
-    idempotency::run(&app, "zoo-session", &user.sub, key.as_deref(), &body, || async {
-        let req: CreateSession = parse_json(&body)?;
-        let (p, s) = zoo::create_session(&app, &user.sub, req).await?;
+async fn create(State(app): State<App>, AuthUser(user): AuthUser, req: Keyed) -> ApiResult<Response> {
+    req.answer(&app, "zoo-session", &user.sub, || async {
+        let body: CreateSession = parse_json(&req.body)?;
+        let (p, s) = zoo::create_session(&app, &user.sub, body).await?;
         let data = json!({
             "payment_id": p.id,
             "session_id": s.session_id,
@@ -48,7 +45,6 @@ async fn create(
         idempotency::stored(StatusCode::CREATED, &envelope("Payment session created successfully", data).0)
     })
     .await
-    .map(idempotency::respond)
 }
 
 async fn read(
@@ -60,28 +56,16 @@ async fn read(
     Ok(envelope("Payment retrieved successfully", zoo::view(&p, &s)))
 }
 
-async fn update(app: App, user: &Claims, id: &str, body: &[u8], full: bool) -> ApiResult<Json<Value>> {
-    let req: UpdatePayment = parse_json(body)?;
-    let (p, s) = zoo::update(&app, user, id, req, full).await?;
+/// PUT (`FULL`: the body replaces the updatable fields) or PATCH (only the fields given).
+async fn update<const FULL: bool>(
+    State(app): State<App>,
+    AuthUser(user): AuthUser,
+    PathArg(id): PathArg<String>,
+    RawJson(body): RawJson,
+) -> ApiResult<Json<Value>> {
+    let req: UpdatePayment = parse_json(&body)?;
+    let (p, s) = zoo::update(&app, &user, &id, req, FULL).await?;
     Ok(envelope("Payment updated successfully", zoo::view(&p, &s)))
-}
-
-async fn replace(
-    State(app): State<App>,
-    AuthUser(user): AuthUser,
-    PathArg(id): PathArg<String>,
-    RawJson(body): RawJson,
-) -> ApiResult<Json<Value>> {
-    update(app, &user, &id, &body, true).await
-}
-
-async fn patch(
-    State(app): State<App>,
-    AuthUser(user): AuthUser,
-    PathArg(id): PathArg<String>,
-    RawJson(body): RawJson,
-) -> ApiResult<Json<Value>> {
-    update(app, &user, &id, &body, false).await
 }
 
 async fn remove(

@@ -1,17 +1,15 @@
 //! Seated-event ticket ordering (seed 000) over HTTP: events and seats, preliminary
 //! reservations, checkout and the step-3 order view.
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use shared::http::RawJson;
-use shared::http::{JsonBody, PathArg, parse_json};
-use shared::idempotency;
+use shared::http::{JsonBody, On, PathArg, parse_json};
+use shared::idempotency::{self, Keyed};
 use shared::tickets::inventory::{EventView, SeatView};
 use shared::tickets::orders::OrderView;
 use shared::tickets::reservations::ReservationView;
@@ -78,31 +76,24 @@ async fn reservation_json(app: &App, s: &reservations::StoredPr) -> ApiResult<Js
     Ok(Json(ReservationBody { reservation: reservations::view(app, s).await?, token: None }))
 }
 
-async fn initialize(
-    State(app): State<App>,
-    buyer: Buyer,
-    headers: HeaderMap,
-    RawJson(raw): RawJson,
-) -> ApiResult<Response> {
-    let key = idempotency::key_from(&headers)?;
+async fn initialize(State(app): State<App>, buyer: Buyer, req: Keyed) -> ApiResult<Response> {
     let caller = idempotency_caller(&buyer);
-    if caller == ANONYMOUS && key.as_ref().is_some_and(|k| k.len() < MIN_ANONYMOUS_KEY) {
+    if caller == ANONYMOUS && req.key.as_ref().is_some_and(|k| k.len() < MIN_ANONYMOUS_KEY) {
         return Err(ApiError::invalid(
             idempotency::HEADER,
             "without a token the key alone identifies the caller and replays its reservation token: \
              use a secret of at least 32 characters (a UUID)",
         ));
     }
-    idempotency::run(&app, "ticket-reservation", &caller, key.as_deref(), &raw, || async {
-        let req: InitRequest = parse_json(&raw)?;
-        let init = reservations::initialize(&app, &buyer, &req.event_id).await?;
-        let mut body = reservation_json(&app, &init.stored).await?;
-        body.0.token = init.token;
+    req.answer(&app, "ticket-reservation", &caller, || async {
+        let body: InitRequest = parse_json(&req.body)?;
+        let init = reservations::initialize(&app, &buyer, &body.event_id).await?;
+        let mut view = reservation_json(&app, &init.stored).await?;
+        view.0.token = init.token;
         let status = if init.created { StatusCode::CREATED } else { StatusCode::OK };
-        idempotency::stored(status, &body.0)
+        idempotency::stored(status, &view.0)
     })
     .await
-    .map(idempotency::respond)
 }
 
 const ANONYMOUS: &str = "anonymous";
@@ -117,19 +108,13 @@ fn idempotency_caller(buyer: &Buyer) -> String {
 }
 
 async fn show_reservation(
-    State(app): State<App>,
-    buyer: Buyer,
-    PathArg(id): PathArg<String>,
+    On { app, user: buyer, id }: On<Buyer, String>,
 ) -> ApiResult<Json<ReservationBody>> {
     let s = reservations::load(&app, &buyer, &id).await?;
     reservation_json(&app, &s).await
 }
 
-async fn delete_reservation(
-    State(app): State<App>,
-    buyer: Buyer,
-    PathArg(id): PathArg<String>,
-) -> ApiResult<Json<Value>> {
+async fn delete_reservation(On { app, user: buyer, id }: On<Buyer, String>) -> ApiResult<Json<Value>> {
     reservations::delete(&app, &buyer, &id).await?;
     Ok(Json(json!({ "success": true })))
 }
@@ -141,9 +126,7 @@ struct HoldRequest {
 }
 
 async fn hold(
-    State(app): State<App>,
-    buyer: Buyer,
-    PathArg(id): PathArg<String>,
+    On { app, user: buyer, id }: On<Buyer, String>,
     JsonBody(req): JsonBody<HoldRequest>,
 ) -> ApiResult<Json<ReservationBody>> {
     let s = reservations::hold(&app, &buyer, &id, &req.seat_id).await?;
@@ -151,9 +134,8 @@ async fn hold(
 }
 
 async fn release(
-    State(app): State<App>,
-    buyer: Buyer,
-    PathArg((id, seat_id)): PathArg<(String, String)>,
+    On { app, user: buyer, id }: On<Buyer, String>,
+    PathArg((_, seat_id)): PathArg<(String, String)>,
 ) -> ApiResult<Json<ReservationBody>> {
     let s = reservations::release(&app, &buyer, &id, &seat_id).await?;
     reservation_json(&app, &s).await
@@ -167,35 +149,24 @@ struct OrderTypeRequest {
 }
 
 async fn order_type(
-    State(app): State<App>,
-    buyer: Buyer,
-    PathArg(id): PathArg<String>,
+    On { app, user: buyer, id }: On<Buyer, String>,
     JsonBody(req): JsonBody<OrderTypeRequest>,
 ) -> ApiResult<Json<ReservationBody>> {
     let s = reservations::set_order_type(&app, &buyer, &id, req.order_type, req.customer).await?;
     reservation_json(&app, &s).await
 }
 
-async fn checkout(
-    State(app): State<App>,
-    buyer: Buyer,
-    headers: HeaderMap,
-    PathArg(id): PathArg<String>,
-    raw: Bytes,
-) -> ApiResult<Response> {
-    let key = idempotency::key_from(&headers)?;
+async fn checkout(On { app, user: buyer, id }: On<Buyer, String>, req: Keyed) -> ApiResult<Response> {
     let caller = idempotency_caller(&buyer);
     // The PR id is part of the scope: one key checks out one reservation. The body carries
     // nothing, but a different body with the same key is still refused.
-    let scope = format!("ticket-checkout#{id}");
-    idempotency::run(&app, &scope, &caller, key.as_deref(), &raw, || async {
+    req.answer(&app, &format!("ticket-checkout#{id}"), &caller, || async {
         let done = orders::checkout(&app, &buyer, &id).await?;
         let status = if done.repeated { StatusCode::OK } else { StatusCode::CREATED };
         let body = CheckoutBody { order: orders::view(&app, &done.order), payment_url: done.payment_url };
         idempotency::stored(status, &body)
     })
     .await
-    .map(idempotency::respond)
 }
 
 #[derive(Serialize)]
@@ -210,11 +181,7 @@ struct OrderBody {
     order: OrderView,
 }
 
-async fn show_order(
-    State(app): State<App>,
-    buyer: Buyer,
-    PathArg(id): PathArg<String>,
-) -> ApiResult<Json<OrderBody>> {
+async fn show_order(On { app, user: buyer, id }: On<Buyer, String>) -> ApiResult<Json<OrderBody>> {
     let s = orders::get_for(&app, &buyer, &id).await?;
     Ok(Json(OrderBody { order: orders::view(&app, &s.order) }))
 }
