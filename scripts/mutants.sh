@@ -4,7 +4,8 @@
 #   scripts/mutants.sh          the conditional writes (both stores, own-retry detection) and
 #                               settlement with its amount rule
 #   scripts/mutants.sh seats    seat holds, zoo slot capacity, the payment and deal state machines
-# Installs cargo-mutants if missing. The report lands in mutants.out/ (caught.txt, missed.txt,
+# MUTANTS_IN_PLACE=1 mutates this checkout itself and reuses its target directory (fastest; for a
+# spare clone, as an interrupted run leaves a mutant in the source). Installs cargo-mutants if missing. The report lands in mutants.out/ (caught.txt, missed.txt,
 # timeout.txt, unviable.txt, outcomes.json). Not part of `make test`: each phase takes hours on
 # two cores (every mutant is a rebuild and a test run).
 set -euo pipefail
@@ -32,8 +33,9 @@ for f in "${files[@]}"; do args+=(--file "$f"); done
 # (they do not compile). The unmutated tree's run is `make test`'s: cargo-mutants' own baseline
 # would test only the mutated package, which holds none of the HTTP and store suites; the
 # warm target directory is copied so that each mutant rebuilds only what it touches.
-scripts/with-moto.sh cargo mutants "${args[@]}" --re "$re" \
+if [ "${MUTANTS_IN_PLACE:-0}" = 1 ]; then where=(--in-place); else where=(--copy-target=true); fi
+scripts/with-moto.sh cargo mutants "${args[@]}" --re "$re" "${where[@]}" \
   --exclude-re 'with ApiResult::|with Default::default\(\)|Result::from|::new\(\)' \
-  --test-package api-tests --test-package shared --copy-target=true --baseline=skip \
+  --test-package api-tests --test-package shared --baseline=skip \
   --timeout 600 --build-timeout 1800 --jobs 1 \
   -- "${tests[@]}" --lib
