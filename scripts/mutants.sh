@@ -33,9 +33,9 @@ for f in "${files[@]}"; do args+=(--file "$f"); done
 # (they do not compile). The unmutated tree's run is `make test`'s: cargo-mutants' own baseline
 # would test only the mutated package, which holds none of the HTTP and store suites; the
 # warm target directory is copied so that each mutant rebuilds only what it touches.
-if [ "${MUTANTS_IN_PLACE:-0}" = 1 ]; then where=(--in-place); else where=(--copy-target=true); fi
+if [ "${MUTANTS_IN_PLACE:-0}" = 1 ]; then where=(--in-place); else where=(--copy-target=true --jobs 1); fi
 scripts/with-moto.sh cargo mutants "${args[@]}" --re "$re" "${where[@]}" \
   --exclude-re 'with ApiResult::|with Default::default\(\)|Result::from|::new\(\)' \
   --test-package api-tests --test-package shared --baseline=skip \
-  --timeout 600 --build-timeout 1800 --jobs 1 \
+  --timeout 600 --build-timeout 1800 \
   -- "${tests[@]}" --lib

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::App;
 use crate::auth::Claims;
 use crate::error::ApiResult;
-use crate::store::{Cond, Item};
+use crate::store::{Cond, Item, WriteOp};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
@@ -50,6 +50,15 @@ pub async fn get(app: &App, id: &str) -> ApiResult<Option<User>> {
         Some(item) => Some(item.decode()?),
         None => None,
     })
+}
+
+/// The write that records `fresh` as its user's profile (last writer wins: the newest
+/// token's claims are the truth), or `None` when `known` says it is stored already.
+pub fn record_op(fresh: &User, known: Option<&User>) -> ApiResult<Option<WriteOp>> {
+    if known == Some(fresh) {
+        return Ok(None);
+    }
+    Ok(Some(WriteOp::Put { item: Item::from_value(pk(&fresh.id), "profile", fresh)?, cond: Cond::Always }))
 }
 
 /// Records the caller's profile from their claims; writes only when it changed.

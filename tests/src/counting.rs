@@ -9,10 +9,18 @@ use async_trait::async_trait;
 use crate::hooked::{Hook, Hooked, Op};
 use shared::store::Store;
 
+/// Round trips since the last reset: how many, and how many one after another.
+///
+/// `depth` is the longest chain of calls each of which started after the one before it had
+/// ended: calls made together (`join`, one batch) count once. That is what latency adds up
+/// over on DynamoDB, where every round trip costs a few milliseconds. A call's level is one
+/// more than the highest level among the calls that had ended when it started.
 #[derive(Default, Debug)]
 pub struct Counts {
     pub reads: AtomicU64,
     pub writes: AtomicU64,
+    ended: AtomicU64,
+    depth: AtomicU64,
 }
 
 impl Counts {
@@ -20,9 +28,16 @@ impl Counts {
         self.reads.load(Ordering::Relaxed) + self.writes.load(Ordering::Relaxed)
     }
 
+    /// The longest chain of sequential round trips.
+    pub fn depth(&self) -> u64 {
+        self.depth.load(Ordering::SeqCst)
+    }
+
     pub fn reset(&self) {
         self.reads.store(0, Ordering::Relaxed);
         self.writes.store(0, Ordering::Relaxed);
+        self.ended.store(0, Ordering::SeqCst);
+        self.depth.store(0, Ordering::SeqCst);
     }
 }
 
@@ -37,7 +52,19 @@ impl Hook for Counter {
     async fn before(&self, op: Op) -> Result<(), super::StoreError> {
         let n = if op.is_read() { &self.counts.reads } else { &self.counts.writes };
         n.fetch_add(1, Ordering::Relaxed);
+        // The embedded store answers without yielding: let calls made together start
+        // together, as they would against DynamoDB.
+        tokio::task::yield_now().await;
         Ok(())
+    }
+
+    fn started(&self, _op: Op) -> u64 {
+        self.counts.ended.load(Ordering::SeqCst) + 1
+    }
+
+    fn finished(&self, _op: Op, level: u64) {
+        self.counts.ended.fetch_max(level, Ordering::SeqCst);
+        self.counts.depth.fetch_max(level, Ordering::SeqCst);
     }
 }
 

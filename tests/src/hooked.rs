@@ -41,6 +41,13 @@ pub trait Hook: Send + Sync + 'static {
     }
     /// Told when the call's condition failed (a lost race).
     fn conflict(&self, _op: Op) {}
+    /// Told when the call starts (before [`Hook::before`]); what it answers is handed to
+    /// [`Hook::finished`] when the same call ends.
+    fn started(&self, _op: Op) -> u64 {
+        0
+    }
+    /// Told when the call has ended (after [`Hook::after`]), with what `started` answered.
+    fn finished(&self, _op: Op, _started: u64) {}
 }
 
 /// A store whose every call goes through `hook`. Derefs to the hook, so its controls
@@ -65,6 +72,16 @@ impl<H> Deref for Hooked<H> {
 
 impl<H: Hook> Hooked<H> {
     async fn around<T, F>(&self, op: Op, call: F) -> Result<T, StoreError>
+    where
+        F: std::future::Future<Output = Result<T, StoreError>> + Send,
+    {
+        let ticket = self.hook.started(op);
+        let result = self.call(op, call).await;
+        self.hook.finished(op, ticket);
+        result
+    }
+
+    async fn call<T, F>(&self, op: Op, call: F) -> Result<T, StoreError>
     where
         F: std::future::Future<Output = Result<T, StoreError>> + Send,
     {

@@ -678,6 +678,31 @@ async fn dynamo_mandarin() {
     mandarin(store).await;
 }
 
+/// A gateway's settlement callback on the critical path: the payment, the owner's record
+/// (the zoo session), then one transaction (payment, session, tickets, the email).
+#[tokio::test]
+async fn mandarin_settlement_round_trips() {
+    let counting = Arc::new(api_tests::counting::CountingStore::counting(api_tests::memory_store()));
+    let counts = counting.counts.clone();
+    // As in AWS: the outbox is relayed from the table's stream, not by the request.
+    let config = |c: &mut shared::Config, me: &str| {
+        mandarin_config(c, me);
+        c.outbox_relay = shared::config::Relay::Stream;
+    };
+    let (srv, peer) = start(mandarin_peer(), counting, config).await;
+    let tok = token("21", &[]);
+    let (s, created) = srv.post("/v1/payments/sessions", Some(&tok), &session_body(2, "10:00")).await;
+    assert_eq!(s, 201, "{created}");
+    let url = created["data"]["confirmation_url"].as_str().unwrap();
+    let tx = url.split("transaction=").nth(1).expect("the peer's userWebLink").to_owned();
+    counts.reset();
+    assert_eq!(post_to(format!("{}/test/settle/{tx}/success", peer.me)).await, (200, "OK".to_owned()));
+    println!("mandarin settlement: {} round trips, {} one after another", counts.total(), counts.depth());
+    assert_eq!((counts.total(), counts.depth()), (3, 3));
+    let id = created["data"]["payment_id"].as_str().unwrap();
+    assert_eq!(status_of(&srv, &tok, id).await["status"], "succeeded");
+}
+
 async fn mandarin(store: Arc<dyn Store>) {
     let (srv, peer) = start(mandarin_peer(), store, mandarin_config).await;
     let tok = token("21", &[]);

@@ -136,7 +136,7 @@ async fn gateways_sample_event() {
         commission_payer: Some(Payer::Consumer),
         ..DealFields::default()
     };
-    let deal = deals::create(&app, &claims("21"), fields).await.unwrap();
+    let deal = deals::create(&app, &claims("21"), fields).await.unwrap().deal;
     assert_eq!(deal.id, 1);
     let amount = deals::payment_owner::card_amount(&app, &deal, GatewayKind::Sandbox);
     assert_eq!(amount.to_string(), "1070.16");

@@ -31,7 +31,7 @@ async fn deal_calls_use_the_minimum_round_trips() {
             counts.reset();
             let (status, _) = srv.call(method, &path, Some(t), body.as_ref()).await;
             assert!(status < 300, "{name}: {status}");
-            measured.push((name.to_owned(), counts.total()));
+            measured.push((name.to_owned(), counts.total(), counts.depth()));
         };
     measure(
         "calc_commission",
@@ -60,17 +60,41 @@ async fn deal_calls_use_the_minimum_round_trips() {
         Some(json!({"transition": {"to_state": "cancelled"}})),
     )
     .await;
-    for (name, n) in &measured {
-        println!("{name}: {n}");
+    for (name, n, depth) in &measured {
+        println!("{name}: {n} round trips, {depth} one after another");
     }
+    // (round trips, how many of them one after another)
     let expected = [
-        ("calc_commission", 0),
-        ("create deal (known user)", 4), // profile read, id counter, one transaction, party profiles
-        ("get deal", 2),                 // deal, party profiles (one batch)
-        ("list deals", 3),               // memberships, deals (one batch), profiles (one batch)
-        ("transitions", 1),
-        ("perform transition", 3), // deal, party profiles (its emails), one transaction (deal + outbox)
+        ("calc_commission", 0, 0),
+        // Party profiles (one batch) while the deal number is drawn; one transaction.
+        ("create deal (known user)", 3, 2),
+        ("get deal", 2, 2),    // deal, party profiles (one batch)
+        ("list deals", 3, 3),  // memberships, deals (one batch), profiles (one batch)
+        ("transitions", 1, 1), // the deal
+        // Deal, party profiles (its emails), one transaction (deal + outbox).
+        ("perform transition", 3, 3),
     ];
-    let got: Vec<(&str, u64)> = measured.iter().map(|(n, c)| (n.as_str(), *c)).collect();
+    let got: Vec<(&str, u64, u64)> = measured.iter().map(|(n, c, d)| (n.as_str(), *c, *d)).collect();
     assert_eq!(got, expected);
+}
+
+/// A zoo session create: the tariff, the slot's places (a one-op transaction on a shard),
+/// then one transaction (payment and session). (A gateway's settlement: `gateways.rs`.)
+#[tokio::test]
+async fn zoo_session_create_round_trips() {
+    let counting = Arc::new(CountingStore::counting(memory_store()));
+    let counts = counting.counts.clone();
+    let srv = TestServer::start_stream_relayed(counting).await;
+    let tok = token("21", &[]);
+    let body = json!({
+        "session_id": "s-depth", "order": {"order_id": "ZT-DEPTH", "total_amount": {"value": "2000.00", "currency": "RUB"},
+        "items": [{"ticket_type": "adult", "quantity": 2, "unit_price": {"value": "1000.00", "currency": "RUB"},
+                   "visit_date": api_tests::emails::visit_date(), "visit_time": "10:00"}]},
+        "customer": {"email": "visitor@example.com"},
+        "confirmation": {"type": "redirect", "return_url": "https://zoo.example/ok", "cancel_url": "https://zoo.example/no"}
+    });
+    counts.reset();
+    let (status, created) = srv.post("/v1/payments/sessions", Some(&tok), &body).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!((counts.total(), counts.depth()), (3, 3));
 }

@@ -65,9 +65,10 @@ struct OrderRequest {
 async fn create(State(app): State<App>, AuthUser(who): AuthUser, req: Keyed) -> ApiResult<Response> {
     req.answer(&app, "deal-create", &who.sub, || async {
         let req: OrderRequest = parse_json(&req.body)?;
-        let deal = deals::create(&app, &who, req.order).await?;
-        let role = deal.role_of(&who.sub).unwrap_or(Role::Supplier);
-        idempotency::stored(StatusCode::CREATED, &OrderBody { order: view(&app, &deal, role).await? })
+        let made = deals::create(&app, &who, req.order).await?;
+        let role = made.deal.role_of(&who.sub).unwrap_or(Role::Supplier);
+        let order = DealView::new(&made.deal, role, &made.users, &app.config.public_url);
+        idempotency::stored(StatusCode::CREATED, &OrderBody { order })
     })
     .await
 }

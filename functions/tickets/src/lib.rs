@@ -88,10 +88,9 @@ async fn initialize(State(app): State<App>, buyer: Buyer, req: Keyed) -> ApiResu
     req.answer(&app, "ticket-reservation", &caller, || async {
         let body: InitRequest = parse_json(&req.body)?;
         let init = reservations::initialize(&app, &buyer, &body.event_id).await?;
-        let mut view = reservation_json(&app, &init.stored).await?;
-        view.0.token = init.token;
+        let reservation = reservations::view_with(&app, &init.stored, Some(init.event)).await?;
         let status = if init.created { StatusCode::CREATED } else { StatusCode::OK };
-        idempotency::stored(status, &view.0)
+        idempotency::stored(status, &ReservationBody { reservation, token: init.token })
     })
     .await
 }
@@ -129,8 +128,9 @@ async fn hold(
     On { app, user: buyer, id }: On<Buyer, String>,
     JsonBody(req): JsonBody<HoldRequest>,
 ) -> ApiResult<Json<ReservationBody>> {
-    let s = reservations::hold(&app, &buyer, &id, &req.seat_id).await?;
-    reservation_json(&app, &s).await
+    let (s, event) = reservations::hold(&app, &buyer, &id, &req.seat_id).await?;
+    let reservation = reservations::view_with(&app, &s, Some(event)).await?;
+    Ok(Json(ReservationBody { reservation, token: None }))
 }
 
 async fn release(

@@ -349,13 +349,22 @@ pub fn draft(
     Ok(deal)
 }
 
-/// `POST /orders`.
-pub async fn create(app: &App, who: &Claims, mut f: DealFields) -> ApiResult<Deal> {
+/// A deal just made, with its parties' profiles (for the answer).
+pub struct Created {
+    pub deal: Deal,
+    pub users: HashMap<String, User>,
+}
+
+/// `POST /orders`: two store round trips one after the other. The parties' profiles are read
+/// while the deal number is drawn; the deal, its attachments, the memberships and the
+/// creator's profile (when their claims changed it) are written in one transaction.
+pub async fn create(app: &App, who: &Claims, mut f: DealFields) -> ApiResult<Created> {
     let uploads = f.attachments.take().unwrap_or_default();
     // Checked before a deal number is drawn: a refused create spends none.
     let mut deal = draft(who, f, 0, app.clock.now(), &app.config.commission)?;
-    users::sync(app, who).await?;
-    let id = app.store.add("counter#deal", "counter", "n", 1, None, None).await?;
+    let (mut users, id) = tokio::try_join!(parties(app, std::slice::from_ref(&deal)), async {
+        Ok(app.store.add("counter#deal", "counter", "n", 1, None, None).await?)
+    })?;
     deal.id = id;
     let mut ops = take_attachments(app, &mut deal, uploads)?;
     ops.insert(0, WriteOp::Put { item: deal_item(&deal, 1)?, cond: Cond::NotExists });
@@ -363,12 +372,15 @@ pub async fn create(app: &App, who: &Claims, mut f: DealFields) -> ApiResult<Dea
     for user in parties {
         ops.push(WriteOp::Put { item: member_item(user, id), cond: Cond::Always });
     }
+    let fresh = User::from_claims(who);
+    ops.extend(users::record_op(&fresh, users.get(&fresh.id))?);
+    users.insert(fresh.id.clone(), fresh);
     match app.store.transact(ops).await {
-        Ok(()) => Ok(deal),
+        Ok(()) => Ok(Created { deal, users }),
         // A failure that may have been applied (a timeout): the deal tells. Read, so that a
         // create the store did make is answered as made, not retried into a second deal.
         Err(e) if !e.is_conflict() => match app.store.get(&deal_pk(id), "deal").await {
-            Ok(Some(_)) => Ok(deal),
+            Ok(Some(_)) => Ok(Created { deal, users }),
             _ => Err(e.into()),
         },
         Err(e) => Err(e.into()),

@@ -99,7 +99,18 @@ fn same_currency(reported: Option<&str>, ours: &str) -> bool {
 /// Settles an open payment: exactly one caller wins the conditional write and dispatches.
 /// A success for a payment already canceled or failed is recorded as a late payment.
 pub async fn settle(app: &App, id: &str, outcome: Outcome) -> ApiResult<Settled> {
-    let settled = optimistic("the payment", || attempt(app, id, &outcome)).await?;
+    settle_read(app, id, None, outcome).await
+}
+
+/// [`settle`] whose first attempt starts from `read` (the payment as just read) instead of
+/// reading it again; an attempt that lost a race reads it afresh.
+async fn settle_read(app: &App, id: &str, read: Option<Payment>, outcome: Outcome) -> ApiResult<Settled> {
+    let first = std::sync::Mutex::new(read);
+    let settled = optimistic("the payment", || {
+        let known = first.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        attempt(app, id, known, &outcome)
+    })
+    .await?;
     if let Settled::Now(p) = &settled {
         tracing::info!(payment = %p.id, status = p.status.as_str(), anomaly = ?p.anomaly.as_ref().map(|a| a.kind), "payment settled");
         if let Some(a) = &p.anomaly {
@@ -110,8 +121,11 @@ pub async fn settle(app: &App, id: &str, outcome: Outcome) -> ApiResult<Settled>
     Ok(settled)
 }
 
-async fn attempt(app: &App, id: &str, outcome: &Outcome) -> ApiResult<Step<Settled>> {
-    let current = get(app, id).await?;
+async fn attempt(app: &App, id: &str, known: Option<Payment>, outcome: &Outcome) -> ApiResult<Step<Settled>> {
+    let current = match known {
+        Some(p) => p,
+        None => get(app, id).await?,
+    };
     if !current.status.is_open() {
         return already_final(app, current, outcome).await;
     }
@@ -269,7 +283,7 @@ pub async fn apply_callback(app: &App, event: &CallbackEvent) -> ApiResult<Optio
             Ok(None)
         }
         other => match Outcome::of(other.clone()) {
-            Some(outcome) => settle(app, &p.id, outcome).await.map(Some),
+            Some(outcome) => settle_read(app, &event.payment_id, Some(p), outcome).await.map(Some),
             None => Ok(None),
         },
     }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::holds::{self, Hold, HoldState};
-use super::inventory::Place;
+use super::inventory::{Event, Place};
 use super::reservations::{self, StoredPr};
 use super::totals::{Customer, OrderType, Totals, TotalsView};
 use super::{Buyer, barcode, check_id, new_id, notices};
@@ -136,7 +136,7 @@ pub struct Checkout {
 /// Checkout of the caller's PR. A PR already checked out answers the order it became, so
 /// a checkout retried after a lost answer or an ambiguous failure finishes the job.
 pub async fn checkout(app: &App, buyer: &Buyer, reservation_id: &str) -> ApiResult<Checkout> {
-    let s = match reservations::load(app, buyer, reservation_id).await {
+    let (s, event) = match reservations::load_with_event(app, buyer, reservation_id).await {
         Err(ApiError::NotFound(what)) => {
             return match reservations::checked_out(app, buyer, reservation_id).await? {
                 Some(order_id) => repeated(app, &order_id).await,
@@ -151,10 +151,10 @@ pub async fn checkout(app: &App, buyer: &Buyer, reservation_id: &str) -> ApiResu
         return Err(ApiError::invalid("customer", "the buyer's details are required"));
     }
     if order_type.online() {
-        return online_checkout(app, s).await;
+        return online_checkout(app, s, event).await;
     }
     // A cash order is confirmed at once, its emails written with it.
-    let order = place(app, &s, OrderStatus::Approved).await?;
+    let order = place(app, &s, event, OrderStatus::Approved).await?;
     Ok(Checkout { order, payment_url: None, repeated: false })
 }
 
@@ -175,9 +175,9 @@ async fn repeated(app: &App, order_id: &str) -> ApiResult<Checkout> {
 /// payment is never shown to anyone and never paid. Its settlement moves the order (see
 /// [`super::payment_owner`]); a payment never completed is cancelled by the reconciliation job,
 /// which cancels the order and frees its seats.
-pub async fn online_checkout(app: &App, s: StoredPr) -> ApiResult<Checkout> {
+pub async fn online_checkout(app: &App, s: StoredPr, event: Option<Event>) -> ApiResult<Checkout> {
     let gateway = app.config.payments.tickets_gateway;
-    let (template, held) = prepare(app, &s, OrderStatus::Ordered).await?;
+    let (template, held) = prepare(app, &s, event, OrderStatus::Ordered).await?;
     // A bar code collision draws new codes (and registers the payment anew).
     optimistic("the order's bar codes", || async {
         let Placement { mut order, mut ops, barcodes } = placement(app, &s, &template, &held)?;
@@ -227,6 +227,7 @@ struct Placement {
 async fn prepare(
     app: &App,
     s: &StoredPr,
+    event: Option<Event>,
     status: OrderStatus,
 ) -> ApiResult<(Order, Vec<(Ticket, Hold, u64)>)> {
     let pr = &s.pr;
@@ -235,7 +236,7 @@ async fn prepare(
         (None, _) => return Err(ApiError::invalid("order_type", "choose an order type first")),
         (_, None) => return Err(ApiError::invalid("customer", "the buyer's details are required")),
     };
-    let (event, tickets, totals) = reservations::priced(app, pr).await?;
+    let (event, tickets, totals) = reservations::priced_with(app, pr, event).await?;
     if let Some(lost) = pr.seats.iter().find(|seat| !tickets.iter().any(|(t, _)| &t.seat_id == *seat)) {
         return Err(ApiError::Conflict(format!(
             "seat {lost} is no longer held by this reservation (its time ran out); add it again"
@@ -332,8 +333,8 @@ async fn commit(app: &App, ops: Vec<WriteOp>, barcodes: &std::ops::Range<usize>)
 
 /// Creates the order from the PR with `status`: re-checks every hold, then one transaction
 /// creates the order, sells the seats, reserves the bar codes and deletes the PR.
-pub async fn place(app: &App, s: &StoredPr, status: OrderStatus) -> ApiResult<Order> {
-    let (template, held) = prepare(app, s, status).await?;
+pub async fn place(app: &App, s: &StoredPr, event: Option<Event>, status: OrderStatus) -> ApiResult<Order> {
+    let (template, held) = prepare(app, s, event, status).await?;
     // A bar code collision is astronomically rare; the transaction would refuse it, and
     // another attempt draws new codes.
     optimistic("the order's bar codes", || async {

@@ -51,6 +51,30 @@ pub struct HeldSeat {
     pub seat_id: String,
     pub expires_at: DateTime<Utc>,
     pub seat: inventory::Seat,
+    /// When it was held and the hold item's version as this PR wrote it: with them checkout
+    /// writes the seat as sold on that version without reading the hold (absent in copies
+    /// written before they were kept).
+    #[serde(default)]
+    pub held_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub version: Option<u64>,
+}
+
+impl HeldSeat {
+    /// The hold item this copy was made with, if the copy says enough.
+    fn hold_item(&self, pr: &Reservation) -> Option<holds::Stored> {
+        let hold = Hold {
+            event_id: pr.event_id.clone(),
+            seat_id: self.seat_id.clone(),
+            state: HoldState::Held,
+            reservation_id: Some(pr.id.clone()),
+            order_id: None,
+            held_at: self.held_at?,
+            expires_at: Some(self.expires_at),
+            seat: Some(self.seat.clone()),
+        };
+        Some(holds::Stored { hold, version: self.version? })
+    }
 }
 
 /// The PR's live holds from its own copies, or `None` when a seat has no copy.
@@ -105,8 +129,25 @@ fn put_pr(pr: &Reservation, version: u64) -> Result<WriteOp, StoreError> {
     Ok(WriteOp::Put { item: pr_item(pr, version)?, cond })
 }
 
+/// A new PR id for `event_id`: 32 random hex digits, `-`, the event id. As the id names its
+/// event, a hold reads the PR, the event, the seat and its hold all at once.
+fn new_pr_id(event_id: &str) -> String {
+    format!("{}-{event_id}", new_id())
+}
+
+/// The event a PR id names (`None` for an id of another shape).
+fn event_of(id: &str) -> Option<&str> {
+    let (random, event) = (id.get(..32)?, id.get(32..)?.strip_prefix('-')?);
+    (random.bytes().all(|b| b.is_ascii_hexdigit()) && super::check_id("id", event).is_ok()).then_some(event)
+}
+
+/// A well-formed PR id: 1 to 100 characters of A-Z, a-z, 0-9, _ and -.
+fn is_pr_id(id: &str) -> bool {
+    (1..=100).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 async fn get_pr(app: &App, id: &str) -> ApiResult<Option<StoredPr>> {
-    if super::check_id("id", id).is_err() {
+    if !is_pr_id(id) {
         return Ok(None);
     }
     Ok(match app.store.get(&pk(id), SK).await? {
@@ -133,12 +174,20 @@ pub fn checked_out_op(pr: &Reservation, order_id: &str, now: DateTime<Utc>) -> R
 
 /// The order the caller's PR `id` became at checkout, if it was checked out (within a day).
 pub async fn checked_out(app: &App, buyer: &Buyer, id: &str) -> ApiResult<Option<String>> {
-    if super::check_id("id", id).is_err() {
+    if !is_pr_id(id) {
         return Ok(None);
     }
     let Some(item) = app.store.get(&pk(id), CHECKED_OUT_SK).await? else { return Ok(None) };
     let c: CheckedOut = item.decode()?;
     Ok(buyer.owns(&c.owner).then_some(c.order_id))
+}
+
+/// The caller's PR and its event, read together when the PR id names the event.
+pub async fn load_with_event(app: &App, buyer: &Buyer, id: &str) -> ApiResult<(StoredPr, Option<Event>)> {
+    match event_of(id) {
+        Some(event_id) => tokio::try_join!(load(app, buyer, id), inventory::get_event(app, event_id)),
+        None => Ok((load(app, buyer, id).await?, None)),
+    }
 }
 
 /// The caller's PR by id; someone else's (or none) is 404.
@@ -160,6 +209,8 @@ async fn free_ops(app: &App, pr: &Reservation) -> ApiResult<Vec<WriteOp>> {
 /// What initialize answers.
 pub struct Initialized {
     pub stored: StoredPr,
+    /// Its event (read to check it exists).
+    pub event: Event,
     /// A newly created PR (201) or the caller's live one (200).
     pub created: bool,
     /// The reservation token, for an anonymous caller.
@@ -170,9 +221,9 @@ pub struct Initialized {
 /// for another event is deleted with its holds in the same transaction that creates the
 /// new one.
 pub async fn initialize(app: &App, buyer: &Buyer, event_id: &str) -> ApiResult<Initialized> {
-    if inventory::get_event(app, event_id).await?.is_none() {
+    let Some(event) = inventory::get_event(app, event_id).await? else {
         return Err(ApiError::invalid("event_id", "no such event"));
-    }
+    };
     let (owner, token) = match (&buyer.user, &buyer.token) {
         (Some(u), _) => (user_owner(&u.sub), None),
         (None, Some(t)) => (token_owner(t), Some(t.clone())),
@@ -192,6 +243,7 @@ pub async fn initialize(app: &App, buyer: &Buyer, event_id: &str) -> ApiResult<I
                     if old.pr.event_id == event_id && old.pr.owner == owner {
                         return Ok(Step::Done(Initialized {
                             stored: old,
+                            event: event.clone(),
                             created: false,
                             token: token.clone(),
                         }));
@@ -205,7 +257,7 @@ pub async fn initialize(app: &App, buyer: &Buyer, event_id: &str) -> ApiResult<I
         };
         let now = app.clock.now();
         let pr = Reservation {
-            id: new_id(),
+            id: new_pr_id(event_id),
             owner: owner.clone(),
             event_id: event_id.to_owned(),
             seats: Vec::new(),
@@ -221,7 +273,12 @@ pub async fn initialize(app: &App, buyer: &Buyer, event_id: &str) -> ApiResult<I
             .with_version(cart_version);
         ops.push(put_pr(&pr, 1)?);
         ops.push(WriteOp::Put { item: cart_item, cond: cart_cond });
-        let made = Initialized { stored: StoredPr { pr, version: 1 }, created: true, token: token.clone() };
+        let made = Initialized {
+            stored: StoredPr { pr, version: 1 },
+            event: event.clone(),
+            created: true,
+            token: token.clone(),
+        };
         Ok(again_on_conflict(app.store.transact(ops).await)?.map(|()| made))
     })
     .await
@@ -262,37 +319,69 @@ fn taken(seat_id: &str) -> ApiError {
     ApiError::Conflict(format!("seat {seat_id} is already taken"))
 }
 
-/// Holds one seat for the PR.
-pub async fn hold(app: &App, buyer: &Buyer, id: &str, seat_id: &str) -> ApiResult<StoredPr> {
-    retrying(app, buyer, id, |s| try_hold(app, s, seat_id)).await
+/// Holds one seat for the PR; answers it with its event. Two store round trips one after the
+/// other: the PR, the event, the seat and its hold are read together (the PR id names the
+/// event), then one transaction writes the hold and the PR.
+pub async fn hold(app: &App, buyer: &Buyer, id: &str, seat_id: &str) -> ApiResult<(StoredPr, Event)> {
+    optimistic("the reservation", || async {
+        let inputs = hold_inputs(app, buyer, id, seat_id).await?;
+        Ok(try_hold(app, inputs, seat_id).await?.map_or(Step::Again, Step::Done))
+    })
+    .await
 }
 
-/// The seat, the PR's live holds (with their seats) and the seat's current hold.
-async fn hold_inputs(
-    app: &App,
-    pr: &Reservation,
-    seat_id: &str,
+/// What a hold decides on.
+struct HoldInputs {
+    stored: StoredPr,
+    event: Event,
+    seat: Option<inventory::Seat>,
+    /// The PR's live holds (with their seats).
+    live: Vec<HeldSeat>,
+    /// The seat's hold item.
+    current: Option<holds::Stored>,
     now: DateTime<Utc>,
-) -> ApiResult<(Option<inventory::Seat>, Vec<HeldSeat>, Option<holds::Stored>)> {
-    if let Some(live) = cached_live(pr, now) {
-        let (seat, current) = tokio::try_join!(
-            inventory::get_seat(app, &pr.event_id, seat_id),
-            holds::get(app, &pr.event_id, seat_id),
-        )?;
-        return Ok((seat, live, current));
-    }
-    let (seat, live, current) = tokio::try_join!(
-        inventory::get_seat(app, &pr.event_id, seat_id),
-        live_seats(app, pr, now),
-        holds::get(app, &pr.event_id, seat_id),
-    )?;
-    let live = live
-        .into_iter()
-        .filter_map(|(seat_id, h)| {
-            Some(HeldSeat { seat_id, expires_at: h.hold.expires_at?, seat: h.hold.seat? })
-        })
-        .collect();
-    Ok((seat, live, current))
+}
+
+/// Reads what a hold needs: at once when the PR id names its event and the PR carries copies
+/// of its holds (every PR this version writes); PRs of another shape the old way.
+async fn hold_inputs(app: &App, buyer: &Buyer, id: &str, seat_id: &str) -> ApiResult<HoldInputs> {
+    let now = app.clock.now();
+    let (stored, event, seat, current) = match event_of(id) {
+        Some(event_id) => tokio::try_join!(
+            load(app, buyer, id),
+            inventory::get_event(app, event_id),
+            inventory::get_seat(app, event_id, seat_id),
+            holds::get(app, event_id, seat_id),
+        )?,
+        None => {
+            let stored = load(app, buyer, id).await?;
+            let event_id = stored.pr.event_id.clone();
+            let (event, seat, current) = tokio::try_join!(
+                inventory::get_event(app, &event_id),
+                inventory::get_seat(app, &event_id, seat_id),
+                holds::get(app, &event_id, seat_id),
+            )?;
+            (stored, event, seat, current)
+        }
+    };
+    let event = event.ok_or_else(|| ApiError::NotFound("event".into()))?;
+    let live = match cached_live(&stored.pr, now) {
+        Some(live) => live,
+        None => live_seats(app, &stored.pr, now)
+            .await?
+            .into_iter()
+            .filter_map(|(seat_id, h)| {
+                Some(HeldSeat {
+                    seat_id,
+                    expires_at: h.hold.expires_at?,
+                    seat: h.hold.seat?,
+                    held_at: Some(h.hold.held_at),
+                    version: Some(h.version),
+                })
+            })
+            .collect(),
+    };
+    Ok(HoldInputs { stored, event, seat, live, current, now })
 }
 
 /// What holding a seat takes.
@@ -328,15 +417,13 @@ fn plan_hold(
     }
 }
 
-async fn try_hold(app: &App, s: StoredPr, seat_id: &str) -> ApiResult<Option<StoredPr>> {
-    let StoredPr { mut pr, version } = s;
-    let now = app.clock.now();
-    let (seat, live, current) = hold_inputs(app, &pr, seat_id, now).await?;
+async fn try_hold(app: &App, inputs: HoldInputs, seat_id: &str) -> ApiResult<Option<(StoredPr, Event)>> {
+    let HoldInputs { stored: StoredPr { mut pr, version }, event, seat, live, current, now } = inputs;
     let Some(seat) = seat else {
         return Err(ApiError::invalid("seat_id", "no such seat in this event"));
     };
     let (cond, hold_version) = match plan_hold(&live, current.as_ref(), seat_id, now)? {
-        HoldPlan::Mine => return Ok(Some(StoredPr { pr, version })),
+        HoldPlan::Mine => return Ok(Some((StoredPr { pr, version }, event))),
         HoldPlan::Take { cond, version } => (cond, version),
     };
     let expires_at =
@@ -354,11 +441,17 @@ async fn try_hold(app: &App, s: StoredPr, seat_id: &str) -> ApiResult<Option<Sto
     pr.seats = live.iter().map(|h| h.seat_id.clone()).collect();
     pr.seats.push(seat_id.to_owned());
     pr.held = live;
-    pr.held.push(HeldSeat { seat_id: seat_id.to_owned(), expires_at, seat });
+    pr.held.push(HeldSeat {
+        seat_id: seat_id.to_owned(),
+        expires_at,
+        seat,
+        held_at: Some(now),
+        version: Some(hold_version),
+    });
     pr.updated_at = now;
     let ops = vec![WriteOp::Put { item: holds::item(&hold, hold_version)?, cond }, put_pr(&pr, version + 1)?];
     match app.store.transact(ops).await {
-        Ok(()) => Ok(Some(StoredPr { pr, version: version + 1 })),
+        Ok(()) => Ok(Some((StoredPr { pr, version: version + 1 }, event))),
         Err(StoreError::Conflict { index: Some(0) }) => Err(taken(seat_id)),
         Err(e) if e.is_conflict() => Ok(None),
         Err(e) => Err(e.into()),
@@ -462,6 +555,25 @@ pub struct ReservationView {
     pub updated_at: DateTime<Utc>,
 }
 
+/// [`priced`] from the PR's own hold copies when they say enough (every PR this version
+/// writes) and its event is at hand: no store read. Otherwise [`priced`].
+pub async fn priced_with(
+    app: &App,
+    pr: &Reservation,
+    event: Option<Event>,
+) -> ApiResult<(Event, Vec<(HeldTicket, holds::Stored)>, Totals)> {
+    let copies = cached_live(pr, app.clock.now()).and_then(|live| {
+        live.into_iter().map(|h| h.hold_item(pr).map(|stored| (h, stored))).collect::<Option<Vec<_>>>()
+    });
+    let (Some(event), Some(copies)) = (event, copies) else { return priced(app, pr).await };
+    let tickets = copies
+        .into_iter()
+        .map(|(h, stored)| Ok((held_ticket(&event, h.seat_id, h.seat, Some(h.expires_at))?, stored)))
+        .collect::<ApiResult<Vec<_>>>()?;
+    let totals = totals_of(app, pr, tickets.iter().map(|(t, _)| t));
+    Ok((event, tickets, totals))
+}
+
 /// The live tickets of a PR with their seats and prices, and the totals.
 pub async fn priced(
     app: &App,
@@ -492,9 +604,14 @@ async fn priced_cached(
     app: &App,
     pr: &Reservation,
     live: Vec<HeldSeat>,
+    event: Option<Event>,
 ) -> ApiResult<(Event, Vec<HeldTicket>, Totals)> {
-    let event =
-        inventory::get_event(app, &pr.event_id).await?.ok_or_else(|| ApiError::NotFound("event".into()))?;
+    let event = match event {
+        Some(e) => e,
+        None => inventory::get_event(app, &pr.event_id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound("event".into()))?,
+    };
     let tickets = live
         .into_iter()
         .map(|h| held_ticket(&event, h.seat_id, h.seat, Some(h.expires_at)))
@@ -522,8 +639,13 @@ fn totals_of<'a>(app: &App, pr: &Reservation, tickets: impl Iterator<Item = &'a 
 }
 
 pub async fn view(app: &App, s: &StoredPr) -> ApiResult<ReservationView> {
+    view_with(app, s, None).await
+}
+
+/// [`view`] with the PR's event when the caller has read it already.
+pub async fn view_with(app: &App, s: &StoredPr, event: Option<Event>) -> ApiResult<ReservationView> {
     let (event, tickets, totals) = match cached_live(&s.pr, app.clock.now()) {
-        Some(live) => priced_cached(app, &s.pr, live).await?,
+        Some(live) => priced_cached(app, &s.pr, live, event).await?,
         None => {
             let (event, tickets, totals) = priced(app, &s.pr).await?;
             (event, tickets.into_iter().map(|(t, _)| t).collect(), totals)
@@ -564,6 +686,8 @@ mod tests {
             seat_id: seat_id.into(),
             expires_at: now + Duration::minutes(5),
             seat: inventory::Seat { id: seat_id.into(), place },
+            held_at: Some(now),
+            version: Some(1),
         }
     }
 
