@@ -308,3 +308,24 @@ pub async fn check_with_gateway(app: &App, p: Payment) -> ApiResult<Payment> {
 pub(super) fn dispatch_index(shard: u32) -> String {
     format!("payments#dispatch#{shard}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::same_currency;
+
+    #[test]
+    fn a_reported_currency_must_be_the_payments() {
+        // Not reported: the amount alone decides.
+        assert!(same_currency(None, "RUB"));
+        assert!(same_currency(Some(" rub "), "RUB"));
+        // The rouble's old code and its ISO number are the rouble.
+        assert!(same_currency(Some("RUR"), "RUB"));
+        assert!(same_currency(Some("643"), "RUB"));
+        assert!(!same_currency(Some("USD"), "RUB"));
+        assert!(!same_currency(Some("RUB"), "USD"));
+        // Only for a rouble payment.
+        assert!(!same_currency(Some("RUR"), "USD"));
+        assert!(!same_currency(Some("643"), "EUR"));
+        assert!(same_currency(Some("usd"), "USD"));
+    }
+}
