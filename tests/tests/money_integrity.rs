@@ -373,6 +373,9 @@ async fn a_signed_notice_for_a_smaller_sum(store: Arc<dyn Store>) {
         "{p}"
     );
     assert!(p["tickets"].as_array().unwrap().is_empty());
+    // The record behind the view: all that came in went back, nothing is still on its way.
+    let stored = shared::payments::load(&srv.app, &id).await.unwrap().expect("the payment");
+    assert_eq!((stored.refunded_amount.to_string(), stored.refunding.is_zero()), ("1.00".to_owned(), true));
     assert_eq!(p["confirmation"]["confirmation_url"], Value::Null);
     assert_eq!(reserved(&srv, "13:00").await, 0, "the places are free again");
     let mismatch = sent(&srv, "payment_mismatch");

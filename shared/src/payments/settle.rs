@@ -311,7 +311,33 @@ pub(super) fn dispatch_index(shard: u32) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::same_currency;
+    use super::*;
+    use crate::payments::{GatewayKind, OwnerRef};
+
+    /// Money that came in for the wrong sum is on its way back in full: `refunding` holds it
+    /// until the gateway confirms, so no other refund can take it twice.
+    #[tokio::test]
+    async fn a_mismatch_returns_what_came_in() {
+        let app = App::in_memory(crate::Config::for_tests());
+        let p = Payment::new(
+            &app,
+            "ZT_1".into(),
+            1,
+            "21".into(),
+            OwnerRef::new("nobody", "1"),
+            GatewayKind::Sandbox,
+            Decimal::new(200_000, 2),
+            "x".into(),
+        );
+        let mut next = p.next(&app);
+        let received = Decimal::new(100, 2);
+        let ops = mismatch(&app, &mut next, received, "RUB".into(), Some(p.amount)).await.unwrap();
+        assert_eq!(next.refunding, received);
+        let a = next.anomaly.as_ref().expect("the anomaly");
+        assert_eq!((a.kind, a.received, a.expected), (AnomalyKind::AmountMismatch, received, Some(p.amount)));
+        // The refund, the managers' email and the dispatch marker (the unknown owner adds none).
+        assert_eq!(ops.len(), 3, "{ops:?}");
+    }
 
     #[test]
     fn a_reported_currency_must_be_the_payments() {
