@@ -8,11 +8,11 @@ ROLES ?=
 
 ## run: the whole API on 127.0.0.1:$(PORT) with the embedded store (no AWS, no Docker)
 run:
-	PORT=$(PORT) LOG_FORMAT=$${LOG_FORMAT:-text} $(CARGO) run --release -p local
+	PORT=$(PORT) LOG_FORMAT=$${LOG_FORMAT:-text} $(CARGO) run --profile local -p local
 
 ## token: print a dev JWT (SUB=user id, ROLES="admin manager")
 token:
-	@$(CARGO) run -q --release -p local -- token $(SUB) $(ROLES)
+	@$(CARGO) run -q --profile local -p local -- token $(SUB) $(ROLES)
 
 ## test: format and lint checks, template lint, every test (DynamoDB/SQS/SES against moto)
 test: venv lint cfn-lint

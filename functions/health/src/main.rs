@@ -1,4 +1,4 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::http::run_lambda(health::router()).await
+    lambda_http::run(health::router::<()>()).await
 }
