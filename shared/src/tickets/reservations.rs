@@ -224,14 +224,7 @@ pub async fn initialize(app: &App, buyer: &Buyer, event_id: &str) -> ApiResult<I
     let Some(event) = inventory::get_event(app, event_id).await? else {
         return Err(ApiError::invalid("event_id", "no such event"));
     };
-    let (owner, token) = match (&buyer.user, &buyer.token) {
-        (Some(u), _) => (user_owner(&u.sub), None),
-        (None, Some(t)) => (token_owner(t), Some(t.clone())),
-        (None, None) => {
-            let t = format!("{}{}", new_id(), new_id());
-            (token_owner(&t), Some(t))
-        }
-    };
+    let (owner, token) = owner_and_token(buyer);
     optimistic("the reservation", || async {
         let cart = app.store.get(&cart_pk(&owner), CART_SK).await?;
         let mut ops = Vec::new();
@@ -256,17 +249,7 @@ pub async fn initialize(app: &App, buyer: &Buyer, event_id: &str) -> ApiResult<I
             }
         };
         let now = app.clock.now();
-        let pr = Reservation {
-            id: new_pr_id(event_id),
-            owner: owner.clone(),
-            event_id: event_id.to_owned(),
-            seats: Vec::new(),
-            held: Vec::new(),
-            order_type: None,
-            customer: None,
-            created_at: now,
-            updated_at: now,
-        };
+        let pr = empty_pr(&owner, event_id, now);
         let cart_version = cart.as_ref().map_or(1, |c| c.version + 1);
         let cart_item = Item::from_value(cart_pk(&owner), CART_SK, &Cart { reservation_id: pr.id.clone() })?
             .with_ttl(day_after(now))
@@ -282,6 +265,33 @@ pub async fn initialize(app: &App, buyer: &Buyer, event_id: &str) -> ApiResult<I
         Ok(again_on_conflict(app.store.transact(ops).await)?.map(|()| made))
     })
     .await
+}
+
+/// Whose a new PR is (the user, or a reservation token's hash) and the token to answer (an
+/// anonymous first caller gets a new one).
+fn owner_and_token(buyer: &Buyer) -> (String, Option<String>) {
+    match (&buyer.user, &buyer.token) {
+        (Some(u), _) => (user_owner(&u.sub), None),
+        (None, Some(t)) => (token_owner(t), Some(t.clone())),
+        (None, None) => {
+            let t = format!("{}{}", new_id(), new_id());
+            (token_owner(&t), Some(t))
+        }
+    }
+}
+
+fn empty_pr(owner: &str, event_id: &str, now: DateTime<Utc>) -> Reservation {
+    Reservation {
+        id: new_pr_id(event_id),
+        owner: owner.to_owned(),
+        event_id: event_id.to_owned(),
+        seats: Vec::new(),
+        held: Vec::new(),
+        order_type: None,
+        customer: None,
+        created_at: now,
+        updated_at: now,
+    }
 }
 
 /// Runs `step` on a fresh read of the PR until it does not lose a race on the PR item.
