@@ -316,11 +316,9 @@ mod tests {
 
     /// Money that came in for the wrong sum is on its way back in full: `refunding` holds it
     /// until the gateway confirms, so no other refund can take it twice.
-    #[tokio::test]
-    async fn a_mismatch_returns_what_came_in() {
-        let app = App::in_memory(crate::Config::for_tests());
-        let p = Payment::new(
-            &app,
+    fn payment(app: &App) -> Payment {
+        Payment::new(
+            app,
             "ZT_1".into(),
             1,
             "21".into(),
@@ -328,7 +326,30 @@ mod tests {
             GatewayKind::Sandbox,
             Decimal::new(200_000, 2),
             "x".into(),
+        )
+    }
+
+    /// Money for a payment already failed or cancelled goes back in full, recorded once.
+    #[test]
+    fn a_late_payment_returns_what_came_in() {
+        let app = App::in_memory(crate::Config::for_tests());
+        let current = Payment { status: Status::Failed, ..payment(&app) };
+        let (next, ops) = late_payment(&app, &current, Decimal::new(200_000, 2), Some("RUB")).unwrap();
+        assert_eq!(
+            (next.refunding, next.refunded_amount, next.status),
+            (current.amount, Decimal::ZERO, Status::Failed)
         );
+        let a = next.anomaly.as_ref().expect("the anomaly");
+        assert_eq!((a.kind, a.received, a.expected), (AnomalyKind::LatePayment, current.amount, None));
+        // The payment, the refund and the dispatch marker (no managers' address is set here,
+        // so no email).
+        assert_eq!(ops.len(), 3, "{ops:?}");
+    }
+
+    #[tokio::test]
+    async fn a_mismatch_returns_what_came_in() {
+        let app = App::in_memory(crate::Config::for_tests());
+        let p = payment(&app);
         let mut next = p.next(&app);
         let received = Decimal::new(100, 2);
         let ops = mismatch(&app, &mut next, received, "RUB".into(), Some(p.amount)).await.unwrap();
