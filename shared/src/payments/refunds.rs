@@ -358,10 +358,7 @@ pub async fn complete(
         if r.kind == RefundKind::Owner {
             ops.extend(owner_refund_ops(app, &np, &nr, true).await?);
         }
-        Ok(match again_on_conflict(app.store.transact(ops).await)? {
-            Step::Done(()) => Step::Done(Some((np, nr))),
-            Step::Again => Step::Again,
-        })
+        Ok(again_on_conflict(app.store.transact(ops).await)?.map(|()| Some((np, nr))))
     })
     .await?;
     match done {
@@ -412,10 +409,7 @@ pub async fn to_person(app: &App, payment_id: &str, refund_id: &str, why: &str) 
         let mut nr = r.next(app, RefundState::Manual);
         nr.error = Some(why.chars().take(500).collect());
         let ops = vec![nr.write()?, crate::outbox::op(&notices::manual_refund(app, &p, &nr), nr.updated_at)?];
-        Ok(match again_on_conflict(app.store.transact(ops).await)? {
-            Step::Done(()) => Step::Done(Some((p, nr))),
-            Step::Again => Step::Again,
-        })
+        Ok(again_on_conflict(app.store.transact(ops).await)?.map(|()| Some((p, nr))))
     })
     .await?;
     match moved {

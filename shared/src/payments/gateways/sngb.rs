@@ -385,6 +385,17 @@ fn paymentid<'a>(p: &'a Payment, f: Option<&'a Fields>) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
+/// POSTs a form to one of the bank's servlets: the status and the body.
+async fn post_servlet(
+    c: &Config,
+    servlet: &str,
+    form: &[(&str, &str)],
+) -> Result<(reqwest::StatusCode, String), reqwest::Error> {
+    let res = http().post(format!("{}/{servlet}", c.base_url)).form(form).send().await?;
+    let status = res.status();
+    Ok((status, res.text().await?))
+}
+
 #[async_trait]
 impl Gateway for Sngb {
     fn kind(&self) -> GatewayKind {
@@ -409,14 +420,8 @@ impl Gateway for Sngb {
             ("udf5", udf5.as_str()),
         ];
         let what = "SNGB PaymentInitServlet";
-        let res = http()
-            .post(format!("{}/PaymentInitServlet", c.base_url))
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| gateway_err(what, e))?;
-        let status = res.status();
-        let body = res.text().await.map_err(|e| gateway_err(what, e))?;
+        let (status, body) =
+            post_servlet(c, "PaymentInitServlet", &form).await.map_err(|e| gateway_err(what, e))?;
         let body = body.trim();
         let shown = || body.chars().take(200).collect::<String>();
         if !status.is_success() {
@@ -511,14 +516,8 @@ impl Gateway for Sngb {
             ("udf5", udf5.as_str()),
         ];
         let what = "SNGB PaymentTranServlet";
-        let res = http()
-            .post(format!("{}/PaymentTranServlet", c.base_url))
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| refund_transport_err(what, e))?;
-        let status = res.status();
-        let body = res.text().await.map_err(|e| RefundError::Unknown(format!("{what}: {e}")))?;
+        let (status, body) =
+            post_servlet(c, "PaymentTranServlet", &form).await.map_err(|e| refund_transport_err(what, e))?;
         let shown = || body.trim().chars().take(200).collect::<String>();
         if status.is_server_error() {
             return Err(RefundError::Unknown(format!("{what}: {status} {}", shown())));
