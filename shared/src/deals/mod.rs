@@ -342,6 +342,7 @@ pub fn draft(
         escalation_date: None,
         manager_comment: None,
         history: vec![],
+        contacts: Default::default(),
         created_at: now,
         updated_at: now,
     };
@@ -367,7 +368,6 @@ pub async fn create(app: &App, who: &Claims, mut f: DealFields) -> ApiResult<Cre
     })?;
     deal.id = id;
     let mut ops = take_attachments(app, &mut deal, uploads)?;
-    ops.insert(0, WriteOp::Put { item: deal_item(&deal, 1)?, cond: Cond::NotExists });
     let parties = std::iter::once(&deal.supplier_id).chain(deal.consumer_id.as_ref());
     for user in parties {
         ops.push(WriteOp::Put { item: member_item(user, id), cond: Cond::Always });
@@ -375,6 +375,12 @@ pub async fn create(app: &App, who: &Claims, mut f: DealFields) -> ApiResult<Cre
     let fresh = User::from_claims(who);
     ops.extend(users::record_op(&fresh, users.get(&fresh.id))?);
     users.insert(fresh.id.clone(), fresh);
+    for party in std::iter::once(&deal.supplier_id).chain(deal.consumer_id.as_ref()) {
+        if let Some(email) = users.get(party).and_then(|u| u.email.clone()) {
+            deal.contacts.insert(party.clone(), email);
+        }
+    }
+    ops.insert(0, WriteOp::Put { item: deal_item(&deal, 1)?, cond: Cond::NotExists });
     match app.store.transact(ops).await {
         Ok(()) => Ok(Created { deal, users }),
         // A failure that may have been applied (a timeout): the deal tells. Read, so that a
@@ -508,7 +514,8 @@ pub async fn patch(app: &App, who: &Claims, id: i64, f: DealFields) -> ApiResult
         extra.extend(payment_owner::cancel_open_ops(app, id).await?);
     }
     users::sync(app, who).await?;
-    let told = notices::of_terms(app, before, &deal, loaded.version + 1, role).await?;
+    deal.acted_by(who);
+    let told = notices::of_terms(app, before, &mut deal, loaded.version + 1, role).await?;
     extra.extend(crate::outbox::ops(app, told.as_slice())?);
     let version = save(app, &loaded, &deal, extra).await?;
     Ok(Loaded { deal, version })
@@ -548,9 +555,18 @@ pub async fn parties(app: &App, deals: &[Deal]) -> ApiResult<HashMap<String, Use
     items.iter().map(|i| i.decode::<User>().map(|u| (u.id.clone(), u)).map_err(Into::into)).collect()
 }
 
-/// Writes a move of the deal with its emails (to each party but `by`), in one transaction.
-async fn save_move(app: &App, loaded: &Loaded, deal: &Deal, by: Option<Role>) -> ApiResult<u64> {
-    let told = notices::of_move(app, deal, loaded.version + 1, by).await?;
+/// Writes a move of the deal with its emails (to each party but the one moving it, `by`), in
+/// one transaction; a party's move records their address from their token.
+async fn save_move(
+    app: &App,
+    loaded: &Loaded,
+    deal: &mut Deal,
+    by: Option<(Role, &Claims)>,
+) -> ApiResult<u64> {
+    if let Some((_, who)) = by {
+        deal.acted_by(who);
+    }
+    let told = notices::of_move(app, deal, loaded.version + 1, by.map(|(role, _)| role)).await?;
     save(app, loaded, deal, crate::outbox::ops(app, &told)?).await
 }
 
@@ -568,7 +584,7 @@ pub async fn transition(app: &App, who: &Claims, id: i64, to: &str) -> ApiResult
     }
     let mut deal = loaded.deal.clone();
     machine::transition(&mut deal, actor, to, app.clock.now())?;
-    save_move(app, &loaded, &deal, Some(role)).await?;
+    save_move(app, &loaded, &mut deal, Some((role, who))).await?;
     Ok(())
 }
 
@@ -589,7 +605,7 @@ pub async fn claim(
     let (loaded, role) = load_for(app, who, id).await?;
     let mut deal = loaded.deal.clone();
     machine::file_claim(&mut deal, Actor::of(role), reason, description, app.clock.now())?;
-    let version = save_move(app, &loaded, &deal, Some(role)).await?;
+    let version = save_move(app, &loaded, &mut deal, Some((role, who))).await?;
     Ok(Loaded { deal, version })
 }
 
@@ -603,7 +619,7 @@ pub async fn request_change(
     let (loaded, role) = load_for(app, who, id).await?;
     let mut deal = loaded.deal.clone();
     changes::request(&mut deal, role, req, app.clock.now())?;
-    let version = save_move(app, &loaded, &deal, Some(role)).await?;
+    let version = save_move(app, &loaded, &mut deal, Some((role, who))).await?;
     Ok(Loaded { deal, version })
 }
 
@@ -617,7 +633,7 @@ pub async fn answer_change(app: &App, who: &Claims, id: i64, change: i64, accept
     } else {
         changes::reject(&mut deal, role, change, now)?;
     }
-    let version = save_move(app, &loaded, &deal, Some(role)).await?;
+    let version = save_move(app, &loaded, &mut deal, Some((role, who))).await?;
     Ok(Loaded { deal, version })
 }
 
@@ -704,7 +720,7 @@ pub async fn sweep(app: &App) -> ApiResult<Tally> {
         if machine::system_move(&mut deal, to, now).is_err() {
             continue;
         }
-        match save_move(app, &loaded, &deal, None).await {
+        match save_move(app, &loaded, &mut deal, None).await {
             Ok(_) => report.changed += 1,
             Err(ApiError::Conflict(_)) => {}
             Err(e) => return Err(e),

@@ -1,5 +1,7 @@
 //! The deal record as stored.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -194,11 +196,26 @@ pub struct Deal {
     pub escalation_date: Option<DateTime<Utc>>,
     pub manager_comment: Option<String>,
     pub history: Vec<HistoryEntry>,
+    /// The parties' email addresses as last known (user id → address): from their profiles
+    /// when the deal is created and whenever a move had to read them, from a party's own token
+    /// whenever they change the deal. A move's emails need no profile read while the deal
+    /// knows its parties' addresses.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub contacts: BTreeMap<String, String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 impl Deal {
+    /// Records the address of a party who is changing the deal, from their token.
+    pub fn acted_by(&mut self, who: &crate::auth::Claims) {
+        if let Some(email) = who.email.as_ref().filter(|e| !e.is_empty())
+            && self.role_of(&who.sub).is_some()
+        {
+            self.contacts.insert(who.sub.clone(), email.clone());
+        }
+    }
+
     /// Recomputes the commission figures from the cost and payer.
     pub fn reprice(&mut self, table: &CommissionTable) {
         let b = table.compute(self.cost, self.commission_payer);

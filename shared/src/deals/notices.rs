@@ -1,6 +1,8 @@
 //! The emails a deal causes, built from the deal itself and written in the same transaction
 //! as the change (see [`crate::outbox`]).
 
+use std::collections::HashMap;
+
 use super::locale;
 use super::model::{Deal, Role, State};
 use crate::App;
@@ -65,30 +67,47 @@ pub fn terms(d: &Deal) -> DealTerms {
     }
 }
 
-fn email_of(
-    users: &std::collections::HashMap<String, crate::users::User>,
-    user: Option<&String>,
-) -> Option<String> {
-    user.and_then(|u| users.get(u)).and_then(|u| u.email.clone())
+/// The addresses of `users` (parties of `deal`): from the deal's contacts when it knows them
+/// all, else from the parties' profiles (one read); what was read is kept in the contacts, so
+/// the deal written with these emails knows it next time.
+async fn addresses(app: &App, deal: &mut Deal, users: &[String]) -> ApiResult<HashMap<String, String>> {
+    if !users.iter().all(|u| deal.contacts.contains_key(u)) {
+        let profiles = super::parties(app, std::slice::from_ref(deal)).await?;
+        for u in users {
+            if let Some(email) = profiles.get(u).and_then(|p| p.email.clone()) {
+                deal.contacts.insert(u.clone(), email);
+            }
+        }
+    }
+    Ok(users.iter().filter_map(|u| Some((u.clone(), deal.contacts.get(u)?.clone()))).collect())
 }
 
 /// The emails of the move that makes `deal` version `version`: to each party but `by` (both
-/// for the system's and the manager's moves). Reads the parties' addresses.
-pub async fn of_move(app: &App, deal: &Deal, version: u64, by: Option<Role>) -> ApiResult<Vec<Notification>> {
-    let users = super::parties(app, std::slice::from_ref(deal)).await?;
+/// for the system's and the manager's moves). Their addresses come from the deal's contacts
+/// (read from the profiles, and kept in `deal`, when it lacks one).
+pub async fn of_move(
+    app: &App,
+    deal: &mut Deal,
+    version: u64,
+    by: Option<Role>,
+) -> ApiResult<Vec<Notification>> {
+    let recipients: Vec<(Role, String)> =
+        [(Role::Supplier, Some(deal.supplier_id.clone())), (Role::Consumer, deal.consumer_id.clone())]
+            .into_iter()
+            .filter_map(|(role, user)| Some((role, user?)))
+            .filter(|(role, _)| by != Some(*role))
+            .collect();
+    let ids: Vec<String> = recipients.iter().map(|(_, u)| u.clone()).collect();
+    let emails = addresses(app, deal, &ids).await?;
     let mut out = Vec::new();
-    for (role, user) in
-        [(Role::Supplier, Some(&deal.supplier_id)), (Role::Consumer, deal.consumer_id.as_ref())]
-    {
-        let Some(email) = email_of(&users, user) else { continue };
-        if by == Some(role) {
-            continue;
-        }
+    for (role, user) in recipients {
+        let Some(email) = emails.get(&user) else { continue };
         let message = match escalated_mail(deal).filter(|_| deal.state == State::Escalation) {
             Some(m) => Message::DealEscalated(m),
             None => Message::DealStateChanged(state_mail(deal)),
         };
-        out.push(Notification::new(format!("deal-{}-v{version}-{}", deal.id, role.as_str()), email, message));
+        let id = format!("deal-{}-v{version}-{}", deal.id, role.as_str());
+        out.push(Notification::new(id, email.clone(), message));
     }
     Ok(out)
 }
@@ -97,7 +116,7 @@ pub async fn of_move(app: &App, deal: &Deal, version: u64, by: Option<Role>) -> 
 pub async fn of_terms(
     app: &App,
     before: &Deal,
-    after: &Deal,
+    after: &mut Deal,
     version: u64,
     by: Role,
 ) -> ApiResult<Option<Notification>> {
@@ -106,8 +125,8 @@ pub async fn of_terms(
         return Ok(None);
     }
     let Some(other) = after.other_party(by).map(str::to_owned) else { return Ok(None) };
-    let users = super::parties(app, std::slice::from_ref(after)).await?;
-    let Some(email) = email_of(&users, Some(&other)) else { return Ok(None) };
+    let emails = addresses(app, after, std::slice::from_ref(&other)).await?;
+    let Some(email) = emails.get(&other).cloned() else { return Ok(None) };
     let to_role = if by == Role::Supplier { Role::Consumer } else { Role::Supplier };
     let mail = DealTermsMail {
         deal_id: after.id,

@@ -138,9 +138,10 @@ impl PaymentOwner for DealPayments {
         machine::card_paid(&mut next, &p.id, app.clock.now())?;
         // The move to `paid` and its emails, in the settling transaction.
         let version = loaded.version + 1;
+        let told = notices::of_move(app, &mut next, version, None).await?;
         let mut ops =
             vec![WriteOp::Put { item: deal_item(&next, version)?, cond: Cond::Version(loaded.version) }];
-        ops.extend(crate::outbox::ops(app, &notices::of_move(app, &next, version, None).await?)?);
+        ops.extend(crate::outbox::ops(app, &told)?);
         Ok(Settlement { expects, ops })
     }
 }
