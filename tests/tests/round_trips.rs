@@ -78,8 +78,8 @@ async fn deal_calls_use_the_minimum_round_trips() {
     assert_eq!(got, expected);
 }
 
-/// A zoo session create: the tariff, the slot's places (a one-op transaction on a shard),
-/// then one transaction (payment and session). (A gateway's settlement: `gateways.rs`.)
+/// A zoo session create: the tariff, then one transaction (payment, session and the slot's
+/// places). (A gateway's settlement: `gateways.rs`.)
 #[tokio::test]
 async fn zoo_session_create_round_trips() {
     let counting = Arc::new(CountingStore::counting(memory_store()));
@@ -96,5 +96,5 @@ async fn zoo_session_create_round_trips() {
     counts.reset();
     let (status, created) = srv.post("/v1/payments/sessions", Some(&tok), &body).await;
     assert_eq!(status, 201, "{created}");
-    assert_eq!((counts.total(), counts.depth()), (3, 3));
+    assert_eq!((counts.total(), counts.depth()), (2, 2));
 }

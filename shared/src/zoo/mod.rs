@@ -46,7 +46,7 @@ use crate::config::Config;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::money;
 use crate::payments::{self, OwnerRef, Payment, Status};
-use crate::retry::{Step, optimistic};
+
 use crate::store::{Cond, Item, QueryOpts, StoreError, WriteOp};
 use slots::Reservation;
 use tariff::Tariff;
@@ -485,91 +485,78 @@ fn base_metadata(user: Option<&Map<String, Value>>) -> Map<String, Value> {
     m
 }
 
-/// Creates a session: validates, reserves slot places, registers the payment with the
-/// gateway, writes payment and session together. Places are given back if any later step fails.
+/// Creates a session: validates against the tariff (one read), registers the payment with
+/// the gateway, then writes the payment, the session and its slot places in one transaction:
+/// two store round trips one after the other while the first shards tried have room.
 pub async fn create_session(app: &App, owner: &str, req: CreateSession) -> ApiResult<(Payment, Session)> {
     let tariff = tariff::current(app).await?;
     let valid = validate(&app.config, app.clock.now(), &req, &tariff)?;
-    // Places per slot, reserved in a fixed order.
+    // Places per slot, asked for in a fixed order.
     let mut per_slot: BTreeMap<(String, String), (i64, usize)> = BTreeMap::new();
     for (i, l) in valid.lines.iter().enumerate() {
         let e = per_slot.entry((l.visit_date.clone(), l.visit_time.clone())).or_insert((0, i));
         e.0 += l.quantity;
     }
     let base = if req.order.items.is_some() { "order.items" } else { "items" };
-    let mut held: Vec<Reservation> = Vec::new();
-    for ((date, time), (q, first)) in &per_slot {
-        match slots::reserve(app, date, time, *q, &format!("{base}[{first}].quantity")).await {
-            Ok(r) => held.extend(r),
-            Err(e) => {
-                slots::release(app, &held).await;
-                return Err(e);
-            }
-        }
-    }
-    match write_session(app, owner, &req, valid, &held).await {
-        Ok(done) => Ok(done),
-        Err(NotWritten { error, keep_places }) => {
-            if !keep_places {
-                slots::release(app, &held).await;
-            }
-            Err(error)
-        }
-    }
+    let mut asks: Vec<slots::Ask> = per_slot
+        .iter()
+        .map(|((date, time), (q, first))| {
+            slots::Ask::new(app, date, time, *q, format!("{base}[{first}].quantity"))
+        })
+        .collect();
+    write_session(app, owner, &req, &valid, &mut asks).await
 }
 
-/// Why a session was not written; `keep_places` when it may exist after all.
-struct NotWritten {
-    error: ApiError,
-    keep_places: bool,
-}
-
-impl From<ApiError> for NotWritten {
-    fn from(error: ApiError) -> Self {
-        NotWritten { error, keep_places: false }
-    }
-}
-
-impl From<StoreError> for NotWritten {
-    fn from(e: StoreError) -> Self {
-        ApiError::from(e).into()
-    }
-}
-
+/// Writes the payment, the session and the places of `asks` together. A shard without the
+/// room moves its ask on (the next shard, then a split, then sold out); a payment id already
+/// taken draws another (registered anew); contention retries as it was.
 async fn write_session(
     app: &App,
     owner: &str,
     req: &CreateSession,
-    valid: Valid,
-    held: &[Reservation],
-) -> Result<(Payment, Session), NotWritten> {
-    // An id already taken draws another.
-    let written = optimistic("the payment id", || async {
-        let (mut p, s) = draft(app, owner, req, &valid, held);
-        payments::register(app, &mut p).await?;
+    valid: &Valid,
+    asks: &mut [slots::Ask],
+) -> ApiResult<(Payment, Session)> {
+    let attempts = asks.iter().map(slots::Ask::attempts).sum::<u32>().saturating_add(crate::retry::ATTEMPTS);
+    let mut registered: Option<Payment> = None;
+    for _ in 0..attempts {
+        let p = match registered.take() {
+            Some(p) => p,
+            None => {
+                let mut p = draft_payment(app, owner, req, valid);
+                payments::register(app, &mut p).await?;
+                p
+            }
+        };
+        let held: Vec<Reservation> = asks.iter().flat_map(|a| a.plan.iter().cloned()).collect();
+        let s = draft_session(owner, req, valid, &p, &held);
         let mut ops = payments::create_ops(&p)?;
         ops.push(WriteOp::Put { item: s.to_item()?, cond: Cond::NotExists });
-        Ok(match app.store.transact(ops).await {
-            Ok(()) => Step::Done(Ok((p, s))),
-            Err(StoreError::Conflict { .. }) => Step::Again,
-            Err(e) => Step::Done(Err((p, s, e))),
-        })
-    })
-    .await?;
-    match written {
-        Ok(done) => Ok(done),
-        Err((p, s, e)) => outcome_unknown(app, p, s, e).await,
+        let mut owners = vec![None; ops.len()];
+        for (k, a) in asks.iter().enumerate() {
+            let places = a.ops();
+            owners.extend(std::iter::repeat_n(Some(k), places.len()));
+            ops.extend(places);
+        }
+        match app.store.transact(ops).await {
+            Ok(()) => return Ok((p, s)),
+            Err(StoreError::Conflict { index: Some(i) }) => {
+                // A shard without the room moves its ask on; else the payment id was taken.
+                if let Some(k) = owners.get(i).copied().flatten() {
+                    asks[k].next(app).await?;
+                    registered = Some(p);
+                }
+            }
+            // Contended: the same again.
+            Err(StoreError::Conflict { index: None }) => registered = Some(p),
+            Err(e) => return outcome_unknown(app, p, s, e).await,
+        }
     }
+    Err(crate::retry::conflict("the visit slot"))
 }
 
-/// The payment and its session as they will be written (pure).
-fn draft(
-    app: &App,
-    owner: &str,
-    req: &CreateSession,
-    valid: &Valid,
-    held: &[Reservation],
-) -> (Payment, Session) {
+/// The payment as it will be written, with a new id (pure).
+fn draft_payment(app: &App, owner: &str, req: &CreateSession, valid: &Valid) -> Payment {
     let inv = payments::new_inv_id();
     let id = format!("ZT_{inv}");
     let description =
@@ -589,8 +576,19 @@ fn draft(
     p.return_url = Some(req.confirmation.return_url.clone());
     p.cancel_url = Some(req.confirmation.cancel_url.clone());
     p.payment_method = valid.methods.first().cloned();
-    let s = Session {
-        payment_id: id,
+    p
+}
+
+/// The session of payment `p` holding the places `held` (pure).
+fn draft_session(
+    owner: &str,
+    req: &CreateSession,
+    valid: &Valid,
+    p: &Payment,
+    held: &[Reservation],
+) -> Session {
+    Session {
+        payment_id: p.id.clone(),
         session_id: req.session_id.clone(),
         order_id: req.order.order_id.clone(),
         items: valid.lines.clone(),
@@ -611,19 +609,13 @@ fn draft(
         amount_due: Some(valid.total),
         amount_override: None,
         version: 1,
-    };
-    (p, s)
+    }
 }
 
 /// A session write that failed in a way that may have been applied (a timeout): the payment
-/// tells. Releasing the places of a session that exists would let them be sold twice, and
-/// "not there yet" is not enough (the write may still land), so it is fenced off first.
-async fn outcome_unknown(
-    app: &App,
-    p: Payment,
-    s: Session,
-    e: StoreError,
-) -> Result<(Payment, Session), NotWritten> {
+/// tells. "Not there yet" is not enough (the write may still land after the client was told
+/// it failed, and its retry would take the places again), so it is fenced off first.
+async fn outcome_unknown(app: &App, p: Payment, s: Session, e: StoreError) -> ApiResult<(Payment, Session)> {
     let found = match app.store.get(&payments::pk(&p.id), payments::SK_PAYMENT).await {
         Ok(Some(_)) => Ok(true),
         Ok(None) => payments::fence(app, &p).await,
@@ -633,10 +625,10 @@ async fn outcome_unknown(
         Ok(true) => Ok((p, s)),
         Ok(false) => Err(e.into()),
         Err(again) => {
-            // Unknown: keep the places (never oversell); the session, if it was made,
-            // releases them when its payment ends.
+            // Unknown. The places were asked for in the same transaction: taken with the
+            // session (which releases them when its payment ends) or not at all.
             tracing::error!(payment = %p.id, error = %again, "session write outcome unknown");
-            Err(NotWritten { error: e.into(), keep_places: true })
+            Err(e.into())
         }
     }
 }
@@ -1008,9 +1000,9 @@ mod tests {
         let req = body(|v| v["metadata"] = json!({"source": "site", "campaign": "x"}));
         let valid = validate(&cfg, Utc::now(), &req, &tariff).unwrap();
         let app = App::new(std::sync::Arc::new(crate::store::memory::MemoryStore::new()), cfg);
-        let (payment, session) = draft(&app, "user:u1", &req, &valid, &[]);
+        let payment = draft_payment(&app, "user:u1", &req, &valid);
         assert_eq!(payment.amount, dec!(2500.00));
-        session
+        draft_session("user:u1", &req, &valid, &payment, &[])
     }
 
     #[test]

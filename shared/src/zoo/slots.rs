@@ -3,13 +3,14 @@
 //! A slot's capacity (`ZOO_SLOT_CAPACITY`) is split over `ZOO_SLOT_SHARDS` counter items
 //! (`pk = zoo#slot#<date>#<time>`, `sk = shard#<i>`, attribute `taken`), so a flash sale
 //! spreads its writes over several keys. Shard `i` holds `capacity / n` places, the first
-//! `capacity % n` shards one more. A reservation of `q` places tries the shards in turn,
-//! starting at a random one, each with the store's atomic bounded `add` (`taken + q <=
-//! shard capacity`); a request fails only when no shard has room for it at the moment it
-//! asks, so exactly `capacity` single places can ever be taken. A multi-ticket request
-//! that fits in no single shard is split over several shards in one transaction. Releases
-//! subtract with a lower bound of 0 and happen in the same transaction as the payment's
-//! settlement, so they happen once.
+//! `capacity % n` shards one more. A session's places ([`Ask`]) are a bounded `add` (`taken +
+//! q <= shard capacity`) inside the very transaction that writes the session and its payment,
+//! so places and session exist together or not at all. The shards are tried in turn, starting
+//! at a random one; a request fails only when no shard has room for it at the moment it asks,
+//! so exactly `capacity` single places can ever be taken. A multi-ticket request that fits in
+//! no single shard is split over several shards as they stand. Releases subtract with a lower
+//! bound of 0 and happen in the same transaction as the payment's settlement, so they happen
+//! once.
 
 use std::collections::BTreeMap;
 
@@ -18,8 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::App;
 use crate::error::{ApiError, ApiResult};
-use crate::retry::{Step, again_on_conflict, optimistic};
-use crate::store::{QueryOpts, StoreError, WriteOp};
+use crate::store::{QueryOpts, WriteOp};
 
 pub const FIELD: &str = "taken";
 
@@ -92,47 +92,88 @@ impl Slot<'_> {
     }
 }
 
-/// Reserves `quantity` places in a slot, or fails with 400 naming `field` when it is sold out.
-pub async fn reserve(
-    app: &App,
-    date: &str,
-    time: &str,
+/// One slot's places as a session asks for them: the shards this attempt takes them on
+/// ([`Ask::ops`], written in the session's transaction) and, when that loses, where to try next.
+pub struct Ask {
+    date: String,
+    time: String,
+    capacity: i64,
+    shards: i64,
+    start: i64,
     quantity: i64,
-    field: &str,
-) -> ApiResult<Vec<Reservation>> {
-    let (capacity, shards) = (app.config.zoo.slot_capacity, app.config.zoo.slot_shards);
-    let slot = Slot { date, time, capacity, shards, start: rand::rng().random_range(0..shards) };
-    for i in slot.order() {
-        // A one-op transaction rather than a plain add: its client request token makes the
-        // SDK's retry of an add whose answer was lost a success, not a second add (or a
-        // "full" shard that is only full of this very request).
-        let r = slot.reservation(i, quantity);
-        match app.store.transact(vec![slot.add_op(&r)]).await {
-            Ok(()) => return Ok(vec![r]),
-            Err(StoreError::Conflict { .. }) => continue,
-            Err(e) => return Err(e.into()),
+    /// The request field a sold-out answer names.
+    field: String,
+    /// Attempts so far: single shards first, then splits over several.
+    tried: i64,
+    /// Where this attempt takes the places.
+    pub plan: Vec<Reservation>,
+}
+
+impl Ask {
+    pub fn new(app: &App, date: &str, time: &str, quantity: i64, field: String) -> Ask {
+        let (capacity, shards) = (app.config.zoo.slot_capacity, app.config.zoo.slot_shards);
+        let start = rand::rng().random_range(0..shards);
+        let (date, time) = (date.to_owned(), time.to_owned());
+        let plan =
+            vec![Reservation { visit_date: date.clone(), visit_time: time.clone(), shard: start, quantity }];
+        Ask { date, time, capacity, shards, start, quantity, field, tried: 0, plan }
+    }
+
+    fn slot(&self) -> Slot<'_> {
+        Slot {
+            date: &self.date,
+            time: &self.time,
+            capacity: self.capacity,
+            shards: self.shards,
+            start: self.start,
         }
     }
-    // No single shard has room: split over several, all or nothing.
-    let split = optimistic("the visit slot", || async {
-        let Some(plan) = slot.plan(&taken_by_shard(app, date, time).await?, quantity) else {
-            return Ok(Step::Done(None));
-        };
-        let ops = plan.iter().map(|r| slot.add_op(r)).collect();
-        Ok(again_on_conflict(app.store.transact(ops).await)?.map(|()| Some(plan)))
-    })
-    .await;
-    match split {
-        Ok(Some(plan)) => Ok(plan),
-        Ok(None) | Err(ApiError::Conflict(_)) => {
-            let (capacity, reserved) = availability(app, date, time).await?;
-            let left = (capacity - reserved).max(0);
-            let message = format!(
-                "sold out: the visit slot {date} {time} has {left} of {capacity} places left, {quantity} requested"
-            );
-            Err(ApiError::bad_request(field, message))
+
+    /// The bounded adds of this attempt's plan.
+    pub fn ops(&self) -> Vec<WriteOp> {
+        let slot = self.slot();
+        self.plan.iter().map(|r| slot.add_op(r)).collect()
+    }
+
+    /// This attempt's plan did not fit (a shard had not the room, or changed meanwhile): the
+    /// next single shard; once each was tried, a split over several as they stand now (a read);
+    /// 400 naming the field when the slot has not the places.
+    pub async fn next(&mut self, app: &App) -> ApiResult<()> {
+        self.tried += 1;
+        if self.tried < self.shards {
+            let shard = (self.start + self.tried) % self.shards;
+            self.plan = vec![self.slot().reservation(shard, self.quantity)];
+            return Ok(());
         }
-        Err(e) => Err(e),
+        let splits = self.tried - self.shards;
+        let plan = if splits < i64::from(crate::retry::ATTEMPTS) {
+            let taken = taken_by_shard(app, &self.date, &self.time).await?;
+            self.slot().plan(&taken, self.quantity)
+        } else {
+            None
+        };
+        match plan {
+            Some(plan) => {
+                self.plan = plan;
+                Ok(())
+            }
+            None => Err(self.sold_out(app).await?),
+        }
+    }
+
+    /// How many attempts this ask may take at most.
+    pub fn attempts(&self) -> u32 {
+        u32::try_from(self.shards).unwrap_or(u32::MAX).saturating_add(crate::retry::ATTEMPTS)
+    }
+
+    async fn sold_out(&self, app: &App) -> ApiResult<ApiError> {
+        let (capacity, reserved) = availability(app, &self.date, &self.time).await?;
+        let left = (capacity - reserved).max(0);
+        let message = format!(
+            "sold out: the visit slot {} {} has {left} of {capacity} places left, {} requested",
+            self.date, self.time, self.quantity
+        );
+        Ok(ApiError::bad_request(&self.field, message))
     }
 }
 
@@ -164,20 +205,40 @@ pub fn release_ops(reservations: &[Reservation]) -> Vec<WriteOp> {
         .collect()
 }
 
-/// Gives places back outside a settlement (a session that could not be created).
-pub async fn release(app: &App, reservations: &[Reservation]) {
-    for op in release_ops(reservations) {
-        if let WriteOp::Add { pk, sk, field, delta, min, max } = op
-            && let Err(e) = app.store.add(&pk, &sk, &field, delta, min, max).await
-        {
-            tracing::error!(error = %e, %pk, %sk, delta, "could not release slot places");
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An ask tries every shard once, then splits over the shards as they stand, then says
+    /// sold out naming its field.
+    #[tokio::test]
+    async fn an_ask_walks_the_shards_then_splits_then_is_sold_out() {
+        let mut config = crate::Config::for_tests();
+        (config.zoo.slot_capacity, config.zoo.slot_shards) = (10, 4);
+        let app = App::in_memory(config);
+        let mut ask = Ask::new(&app, "2026-12-20", "10:00", 3, "items[0].quantity".into());
+        let mut shards = vec![ask.plan[0].shard];
+        for _ in 1..4 {
+            ask.next(&app).await.unwrap();
+            assert_eq!((ask.plan.len(), ask.plan[0].quantity), (1, 3));
+            shards.push(ask.plan[0].shard);
+        }
+        shards.sort();
+        assert_eq!(shards, [0, 1, 2, 3], "each shard once");
+        // Every shard refused (here: nothing is taken, so the split fits in one shard of 3).
+        ask.next(&app).await.unwrap();
+        assert_eq!(ask.plan.iter().map(|r| r.quantity).sum::<i64>(), 3);
+        // The slot full: sold out, with what is left.
+        for i in 0..4 {
+            let delta = shard_capacity(10, 4, i);
+            let pk = slot_pk("2026-12-20", "10:00");
+            let op = WriteOp::Add { pk, sk: shard_sk(i), field: FIELD.into(), delta, min: None, max: None };
+            app.store.transact(vec![op]).await.unwrap();
+        }
+        let err = ask.next(&app).await.unwrap_err();
+        assert_eq!(crate::error::named(&err), "items[0].quantity");
+        assert!(err.to_string().contains("has 0 of 10 places left"), "{err}");
+    }
 
     #[test]
     fn a_split_fills_the_shards_in_order_or_says_sold_out() {
