@@ -24,6 +24,9 @@ pub struct Config {
     pub return_url_hosts: Option<Vec<String>>,
     /// The local server's port (`PORT`, default 3000).
     pub port: u16,
+    /// The local server only (`make bench`): every store round trip waits this long first
+    /// (`STORE_DELAY_MS`), as DynamoDB's would take.
+    pub store_delay: Option<std::time::Duration>,
     /// The notifier's sender address (`MAIL_FROM`, default `noreply@example.com`), a verified
     /// SES identity.
     pub mail_from: String,
@@ -213,6 +216,9 @@ impl Config {
                 None => None,
             },
             port,
+            store_delay: Some(v.parsed::<u64>("STORE_DELAY_MS", 0)?)
+                .filter(|ms| *ms > 0)
+                .map(std::time::Duration::from_millis),
             mail_from: v.get("MAIL_FROM").unwrap_or_else(|| "noreply@example.com".to_owned()),
             table_name,
             public_url: v
@@ -250,6 +256,7 @@ impl Config {
             ticket_key: "test-ticket-key".into(),
             return_url_hosts: None,
             port: 3000,
+            store_delay: None,
             mail_from: "noreply@example.com".into(),
             table_name: None,
             public_url: "http://127.0.0.1:3000".into(),

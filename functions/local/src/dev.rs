@@ -6,6 +6,8 @@
 //! - `GET /dev/outbox/{id}`: that email's HTML with its images inline (`data:` URLs), to open
 //!   in a browser.
 //! - [`spawn_jobs`]: ticks every scheduled job in-process every `JOB_INTERVAL` seconds.
+//! - [`Delayed`]: a store whose every round trip waits `STORE_DELAY_MS` first (`make bench`'s
+//!   second run: what each call costs when a round trip takes as long as DynamoDB's).
 
 use axum::extract::State;
 use axum::http::header;
@@ -17,6 +19,7 @@ use serde_json::{Value, json};
 use shared::http::PathArg;
 use shared::jobs::{self, Job};
 use shared::mail::Notification;
+use shared::store::{Cond, Item, QueryOpts, Store, StoreError, WriteOp};
 use shared::{ApiError, ApiResult, App};
 
 pub fn router() -> Router<App> {
@@ -94,4 +97,66 @@ pub fn spawn_jobs(app: App) -> tokio::task::JoinHandle<()> {
             }
         }
     })
+}
+
+/// A store that waits before every call, as if each round trip went over the network: with
+/// DynamoDB's typical in-region latency (about 5 ms) a call's latency shows how many round
+/// trips it makes one after another. For `make bench` only.
+pub struct Delayed {
+    inner: std::sync::Arc<dyn Store>,
+    delay: std::time::Duration,
+}
+
+impl Delayed {
+    pub fn new(inner: std::sync::Arc<dyn Store>, delay: std::time::Duration) -> Self {
+        Delayed { inner, delay }
+    }
+
+    async fn wait(&self) {
+        tokio::time::sleep(self.delay).await;
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for Delayed {
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
+        self.wait().await;
+        self.inner.get(pk, sk).await
+    }
+    async fn batch_get(&self, keys: &[(String, String)]) -> Result<Vec<Item>, StoreError> {
+        self.wait().await;
+        self.inner.batch_get(keys).await
+    }
+    async fn put(&self, item: Item, cond: Cond) -> Result<(), StoreError> {
+        self.wait().await;
+        self.inner.put(item, cond).await
+    }
+    async fn delete(&self, pk: &str, sk: &str, cond: Cond) -> Result<(), StoreError> {
+        self.wait().await;
+        self.inner.delete(pk, sk, cond).await
+    }
+    async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        self.wait().await;
+        self.inner.transact(ops).await
+    }
+    async fn query(&self, pk: &str, opts: QueryOpts) -> Result<Vec<Item>, StoreError> {
+        self.wait().await;
+        self.inner.query(pk, opts).await
+    }
+    async fn query_gsi1(&self, pk: &str, opts: QueryOpts) -> Result<Vec<Item>, StoreError> {
+        self.wait().await;
+        self.inner.query_gsi1(pk, opts).await
+    }
+    async fn add(
+        &self,
+        pk: &str,
+        sk: &str,
+        field: &str,
+        delta: i64,
+        min: Option<i64>,
+        max: Option<i64>,
+    ) -> Result<i64, StoreError> {
+        self.wait().await;
+        self.inner.add(pk, sk, field, delta, min, max).await
+    }
 }

@@ -29,7 +29,10 @@ async fn run() -> Result<(), String> {
         return Ok(());
     }
     shared::telemetry::init();
-    let app = App::from_env().await?;
+    let mut app = App::from_env().await?;
+    if let Some(delay) = app.config.store_delay {
+        app.store = std::sync::Arc::new(local::dev::Delayed::new(app.store.clone(), delay));
+    }
     let addr = format!("127.0.0.1:{}", app.config.port);
     shared::tickets::inventory::load_demo(&app).await.map_err(|e| format!("demo event: {e}"))?;
     let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| format!("bind {addr}: {e}"))?;
