@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Benchmarks on loopback: throughput and latency of API calls next to a bare axum hello-world,
-process start-to-first-response time and peak RSS of the local server and of each Lambda binary.
+the same calls again with every store round trip delayed by 5 ms (DynamoDB's typical in-region
+latency), process start-to-first-response time and peak RSS of the local server and of each Lambda
+binary next to a bare lambda_runtime hello-world (the median of five starts each).
 
-Run by `make bench` after a release build. Prints a Markdown table (also written to
+Run by `make bench` after a release build. Prints Markdown tables (also written to
 target/bench.md). Uses wrk (Debian package) as the load generator.
 """
-import json, os, re, socket, subprocess, sys, tempfile, threading, time, urllib.request
+import json, os, re, socket, statistics, subprocess, sys, tempfile, threading, time, urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -13,6 +15,8 @@ REL = os.path.join(ROOT, "target", "release")
 DURATION = os.environ.get("BENCH_SECONDS", "8")
 CONNECTIONS = os.environ.get("BENCH_CONNECTIONS", "32")
 THREADS = "2"
+STARTS = int(os.environ.get("BENCH_STARTS", "5"))
+DELAY_MS = os.environ.get("BENCH_STORE_DELAY_MS", "5")
 
 
 def free_port():
@@ -169,49 +173,100 @@ def lambda_cold_start(binary, event_file):
     return ms if ok else None, rss
 
 
+def load_cases(api_port, hello_port=None):
+    """The calls under load: (name, port, path, method, token, body, *custom wrk script)."""
+    supplier, consumer = token("21"), token("14")
+    deal = call(api_port, "POST", "/api/v1/orders", supplier, {"order": {
+        "order_description": "bench", "verify_days": 3, "commission_payer": "consumer", "cost": 1000,
+        "supplier_id": "21", "consumer_id": "14"}})["order"]["id"]
+    cases = [("hello world (bare axum)", hello_port, "/hello", "GET", None, None)] if hello_port else []
+    cases.append(("POST /api/v1/orders/calc_commission", api_port, "/api/v1/orders/calc_commission", "POST",
+                  supplier, {"cost": 10000000, "commission_payer": "50/50"}))
+    cases.append((f"GET /api/v1/orders/:id", api_port, f"/api/v1/orders/{deal}", "GET", consumer, None))
+    cases.append(("GET /v1/health", api_port, "/v1/health", "GET", None, None))
+    cases.extend(extra_cases(api_port))
+    return cases
+
+
+def run_cases(cases, connections=CONNECTIONS):
+    rows, base = [], None
+    for name, port, path, method, tok, body, *custom in cases:
+        script, threads, conns = (custom + [None, THREADS, connections][len(custom):])[:3]
+        rps, p50, p99, bad = wrk(port, path, method, tok, body, script, threads, conns)
+        base = base or rps
+        rows.append((name, rps, p50, p99, rps / base, bad))
+    return rows
+
+
+def delayed_run():
+    """The local server with every store round trip delayed by DELAY_MS (and the outbox relayed
+    off the request path, as the table's stream does in AWS): each call's latency."""
+    port = free_port()
+    env = {"JOB_INTERVAL": "3600", "ZOO_SLOT_CAPACITY": "100000000", "STORE_DELAY_MS": DELAY_MS,
+           "OUTBOX_RELAY": "stream"}
+    api, _ = start_server(os.path.join(REL, "local"), port, env)
+    try:
+        return run_cases(load_cases(port), connections="8")
+    finally:
+        api.kill()
+
+
+def median_start(binary, event):
+    runs = [lambda_cold_start(binary, event) for _ in range(STARTS)]
+    times = [ms for ms, _ in runs if ms is not None]
+    rss = max((r for _, r in runs if r), default=None)
+    return (statistics.median(times) if len(times) == len(runs) else None), rss
+
+
 def main():
-    rows, starts = [], []
+    starts = []
     hello_port, api_port = free_port(), free_port()
     hello, hello_ms = start_server(os.path.join(REL, "hello"), hello_port, path="/hello")
     api, api_ms = start_server(os.path.join(REL, "local"), api_port,
                                {"JOB_INTERVAL": "3600", "ZOO_SLOT_CAPACITY": "100000000"})
     try:
-        supplier, consumer = token("21"), token("14")
-        deal = call(api_port, "POST", "/api/v1/orders", supplier, {"order": {
-            "order_description": "bench", "verify_days": 3, "commission_payer": "consumer", "cost": 1000,
-            "supplier_id": "21", "consumer_id": "14"}})["order"]["id"]
-        cases = [("hello world (bare axum)", hello_port, "/hello", "GET", None, None)]
-        cases.append(("POST /api/v1/orders/calc_commission", api_port, "/api/v1/orders/calc_commission", "POST",
-                      supplier, {"cost": 10000000, "commission_payer": "50/50"}))
-        cases.append((f"GET /api/v1/orders/:id", api_port, f"/api/v1/orders/{deal}", "GET", consumer, None))
-        cases.append(("GET /v1/health", api_port, "/v1/health", "GET", None, None))
-        cases.extend(extra_cases(api_port))
-        base = None
-        for name, port, path, method, tok, body, *custom in cases:
-            rps, p50, p99, bad = wrk(port, path, method, tok, body, *custom)
-            base = base or rps
-            rows.append((name, rps, p50, p99, rps / base, bad))
+        rows = run_cases(load_cases(api_port, hello_port))
         starts.append(("local server (all groups)", api_ms, peak_rss_kib(api.pid)))
         starts.append(("hello world (bare axum)", hello_ms, peak_rss_kib(hello.pid)))
     finally:
         api.kill()
         hello.kill()
+    delayed = delayed_run()
+    lambdas = []
+    base_ms, base_rss = median_start(os.path.join(REL, "lambda_hello"), os.path.join(ROOT, "events", "health.json"))
+    lambdas.append(("lambda_runtime hello world", base_ms, base_rss))
     for binary, event in lambda_binaries():
-        ms, rss = lambda_cold_start(os.path.join(REL, binary), event)
-        starts.append((f"lambda `{binary}` (first invocation)", ms, rss))
+        ms, rss = median_start(os.path.join(REL, binary), event)
+        lambdas.append((f"`{binary}`", ms, rss))
 
     out = ["| call | req/s | p50 ms | p99 ms | vs hello | non-2xx |", "|---|---:|---:|---:|---:|---:|"]
     for name, rps, p50, p99, ratio, bad in rows:
         out.append(f"| {name} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {ratio:.2f} | {bad} |")
+    out += ["", f"Every store round trip delayed by {DELAY_MS} ms (8 connections):", "",
+            "| call | req/s | p50 ms | p99 ms | non-2xx |", "|---|---:|---:|---:|---:|"]
+    for name, rps, p50, p99, _, bad in delayed:
+        out.append(f"| {name} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {bad} |")
     out += ["", "| process | start to first response, ms | peak RSS, MiB |", "|---|---:|---:|"]
     for name, ms, rss in starts:
-        ms_s = f"{ms:.1f}" if ms is not None else "failed"
-        rss_s = f"{rss / 1024:.1f}" if rss else "?"
-        out.append(f"| {name} | {ms_s} | {rss_s} |")
+        out.append(f"| {name} | {fmt_ms(ms)} | {fmt_rss(rss)} |")
+    out += ["", f"Lambda binaries on a fake runtime API, first invocation (median of {STARTS} starts):", "",
+            "| function | start to first response, ms | vs lambda_runtime hello | peak RSS, MiB |",
+            "|---|---:|---:|---:|"]
+    for name, ms, rss in lambdas:
+        ratio = f"{ms / base_ms:.2f}" if ms and base_ms else "?"
+        out.append(f"| {name} | {fmt_ms(ms)} | {ratio} | {fmt_rss(rss)} |")
     text = "\n".join(out)
     print(text)
     with open(os.path.join(ROOT, "target", "bench.md"), "w") as f:
         f.write(text + "\n")
+
+
+def fmt_ms(ms):
+    return f"{ms:.1f}" if ms is not None else "failed"
+
+
+def fmt_rss(rss):
+    return f"{rss / 1024:.1f}" if rss else "?"
 
 
 HOLD_RELEASE = """

@@ -277,3 +277,22 @@ macro_rules! suite {
 
 suite!(memory, || async { Some(api_tests::memory_store() as Arc<dyn Store>) });
 suite!(dynamo, || async { api_tests::dynamo_store().await.map(|s| s as Arc<dyn Store>) });
+
+/// Only a failed condition is a conflict: any other refusal of a conditional write (here, a
+/// table that does not exist) leaves the store unavailable, never a 409 that tells the client
+/// someone else won.
+#[tokio::test]
+async fn dynamo_an_error_that_is_not_a_failed_condition_is_not_a_conflict() {
+    if api_tests::moto_endpoint().is_none() {
+        return;
+    }
+    let missing = shared::store::dynamo::DynamoStore::from_env("no-such-table").await;
+    let item = Item::new("p", "s", Default::default());
+    for res in [
+        missing.put(item.clone(), Cond::NotExists).await,
+        missing.delete("p", "s", Cond::Exists).await,
+        missing.add("p", "s", "n", 1, None, Some(5)).await.map(|_| ()),
+    ] {
+        assert!(matches!(res, Err(StoreError::Unavailable(_))), "{res:?}");
+    }
+}
