@@ -42,6 +42,11 @@ async fn round_trips_of_the_hot_paths() {
     counts.reset();
     assert_eq!(buyer.hold(&pr, "s-1-7").await.0, 200);
     let seventh_hold = take(&counts);
+    let path = format!("/api/v1/reservations/{pr}/tickets/s-1-7");
+    assert_eq!(buyer.call(reqwest::Method::DELETE, &path, None).await.0, 200);
+    let release = take(&counts);
+    assert_eq!(buyer.hold(&pr, "s-1-7").await.0, 200);
+    counts.reset();
     let body = json!({"order_type": "self_cash", "customer": {"name": "A", "email": "a@b.ru", "phone": "89991234567"}});
     let (status, _) =
         buyer.call(reqwest::Method::PUT, &format!("/api/v1/reservations/{pr}/order_type"), Some(&body)).await;
@@ -52,7 +57,7 @@ async fn round_trips_of_the_hot_paths() {
     let checkout = take(&counts);
 
     println!(
-        "store round trips (reads, writes, depth): seats {seats:?}, initialize {init:?}, first hold {first_hold:?}, seventh hold {seventh_hold:?}, checkout of 7 {checkout:?}"
+        "store round trips (reads, writes, depth): seats {seats:?}, initialize {init:?}, first hold {first_hold:?}, seventh hold {seventh_hold:?}, release {release:?}, checkout of 7 {checkout:?}"
     );
     // The seat list: the event, its seats (one query) and the hold index shards, read at once.
     assert_eq!(seats, (2 + shared::tickets::holds::INDEX_SHARDS as u64, 0, 2));
@@ -63,6 +68,8 @@ async fn round_trips_of_the_hot_paths() {
     // other hold), then one transaction. The same whatever the PR holds already.
     assert_eq!(first_hold, (4, 1, 2));
     assert_eq!(seventh_hold, (4, 1, 2));
+    // A release: the PR, the event and the seat's hold together, then one transaction.
+    assert_eq!(release, (3, 1, 2));
     // Checkout of 7 seats: the PR and the event together; the holds are written as sold on
     // the versions the PR's copies name, in the one transaction that makes the order.
     assert_eq!(checkout, (2, 1, 2));

@@ -137,8 +137,9 @@ async fn release(
     On { app, user: buyer, id }: On<Buyer, String>,
     PathArg((_, seat_id)): PathArg<(String, String)>,
 ) -> ApiResult<Json<ReservationBody>> {
-    let s = reservations::release(&app, &buyer, &id, &seat_id).await?;
-    reservation_json(&app, &s).await
+    let (s, event) = reservations::release(&app, &buyer, &id, &seat_id).await?;
+    let reservation = reservations::view_with(&app, &s, event).await?;
+    Ok(Json(ReservationBody { reservation, token: None }))
 }
 
 #[derive(Deserialize)]

@@ -469,17 +469,47 @@ async fn try_hold(app: &App, inputs: HoldInputs, seat_id: &str) -> ApiResult<Opt
 }
 
 /// Releases one seat of the PR.
-pub async fn release(app: &App, buyer: &Buyer, id: &str, seat_id: &str) -> ApiResult<StoredPr> {
-    retrying(app, buyer, id, |s| try_release(app, s, seat_id)).await
+/// Two store round trips one after the other when the PR id names its event: the PR, the
+/// event (for the answer) and the seat's hold read together, then one transaction.
+pub async fn release(
+    app: &App,
+    buyer: &Buyer,
+    id: &str,
+    seat_id: &str,
+) -> ApiResult<(StoredPr, Option<Event>)> {
+    if super::check_id("seat_id", seat_id).is_err() {
+        return Err(ApiError::NotFound("ticket".into()));
+    }
+    optimistic("the reservation", || async {
+        let (s, event, hold) = match event_of(id) {
+            Some(event_id) => tokio::try_join!(
+                load(app, buyer, id),
+                inventory::get_event(app, event_id),
+                holds::get(app, event_id, seat_id),
+            )?,
+            None => {
+                let s = load(app, buyer, id).await?;
+                let hold = holds::get(app, &s.pr.event_id, seat_id).await?;
+                (s, None, hold)
+            }
+        };
+        Ok(try_release(app, s, seat_id, hold).await?.map_or(Step::Again, |s| Step::Done((s, event))))
+    })
+    .await
 }
 
-async fn try_release(app: &App, s: StoredPr, seat_id: &str) -> ApiResult<Option<StoredPr>> {
+async fn try_release(
+    app: &App,
+    s: StoredPr,
+    seat_id: &str,
+    hold: Option<holds::Stored>,
+) -> ApiResult<Option<StoredPr>> {
     let StoredPr { mut pr, version } = s;
     if !pr.seats.iter().any(|seat| seat == seat_id) {
         return Err(ApiError::NotFound("ticket".into()));
     }
     let mut ops = Vec::new();
-    if let Some(h) = holds::get(app, &pr.event_id, seat_id).await?
+    if let Some(h) = hold
         && h.hold.state == HoldState::Held
         && h.hold.reservation_id.as_deref() == Some(pr.id.as_str())
     {
