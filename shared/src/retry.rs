@@ -62,7 +62,7 @@ pub fn again_on_conflict<T>(r: Result<T, StoreError>) -> ApiResult<Step<T>> {
 }
 
 /// Nothing the first time; then up to 1, 2, 4 ... ms (capped at 16), randomized.
-async fn backoff(attempt: u32) {
+pub async fn backoff(attempt: u32) {
     if attempt == 0 {
         return;
     }

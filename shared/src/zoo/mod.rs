@@ -46,7 +46,6 @@ use crate::config::Config;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::money;
 use crate::payments::{self, OwnerRef, Payment, Status};
-
 use crate::store::{Cond, Item, QueryOpts, StoreError, WriteOp};
 use slots::Reservation;
 use tariff::Tariff;
@@ -519,7 +518,7 @@ async fn write_session(
 ) -> ApiResult<(Payment, Session)> {
     let attempts = asks.iter().map(slots::Ask::attempts).sum::<u32>().saturating_add(crate::retry::ATTEMPTS);
     let mut registered: Option<Payment> = None;
-    for _ in 0..attempts {
+    for n in 0..attempts {
         let p = match registered.take() {
             Some(p) => p,
             None => {
@@ -540,15 +539,20 @@ async fn write_session(
         }
         match app.store.transact(ops).await {
             Ok(()) => return Ok((p, s)),
-            Err(StoreError::Conflict { index: Some(i) }) => {
-                // A shard without the room moves its ask on; else the payment id was taken.
-                if let Some(k) = owners.get(i).copied().flatten() {
+            Err(StoreError::Conflict { index: Some(i) }) => match owners.get(i).copied().flatten() {
+                // A shard without the room: that slot tries elsewhere at once.
+                Some(k) => {
                     asks[k].next(app).await?;
                     registered = Some(p);
                 }
+                // The payment id was taken: another one, after a pause.
+                None => crate::retry::backoff(n + 1).await,
+            },
+            // Contended: the same again, after a pause.
+            Err(StoreError::Conflict { index: None }) => {
+                registered = Some(p);
+                crate::retry::backoff(n + 1).await;
             }
-            // Contended: the same again.
-            Err(StoreError::Conflict { index: None }) => registered = Some(p),
             Err(e) => return outcome_unknown(app, p, s, e).await,
         }
     }
