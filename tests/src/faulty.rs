@@ -12,7 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::hooked::Op;
-use shared::store::{Cond, Item, QueryOpts, Store, StoreError, WriteOp};
+use shared::store::{Cond, Counter, Item, QueryOpts, Store, StoreError, WriteOp};
 
 /// How the chosen call fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +63,7 @@ enum Write {
     Put(Item, Cond),
     Delete(String, String, Cond),
     Transact(Vec<WriteOp>),
-    Add(String, String, String, i64, Option<i64>, Option<i64>),
+    Add(Counter),
 }
 
 impl Write {
@@ -71,7 +71,7 @@ impl Write {
     fn conditional(&self) -> bool {
         match self {
             Write::Put(_, cond) | Write::Delete(_, _, cond) => *cond != Cond::Always,
-            Write::Add(_, _, _, _, min, max) => min.is_some() || max.is_some(),
+            Write::Add(c) => c.min.is_some() || c.max.is_some(),
             Write::Transact(_) => false,
         }
     }
@@ -81,9 +81,7 @@ impl Write {
             Write::Put(item, cond) => store.put(item, cond).await,
             Write::Delete(pk, sk, cond) => store.delete(&pk, &sk, cond).await,
             Write::Transact(ops) => store.transact(ops).await,
-            Write::Add(pk, sk, field, delta, min, max) => {
-                store.add(&pk, &sk, &field, delta, min, max).await.map(drop)
-            }
+            Write::Add(c) => store.add(c).await.map(drop),
         }
     }
 }
@@ -256,21 +254,10 @@ impl Store for FaultyStore {
     async fn query_gsi1(&self, pk: &str, opts: QueryOpts) -> Result<Vec<Item>, StoreError> {
         self.read(Op::QueryGsi1, self.inner.query_gsi1(pk, opts)).await
     }
-    async fn add(
-        &self,
-        pk: &str,
-        sk: &str,
-        field: &str,
-        delta: i64,
-        min: Option<i64>,
-        max: Option<i64>,
-    ) -> Result<i64, StoreError> {
+    async fn add(&self, c: Counter) -> Result<i64, StoreError> {
         match self.strikes(Op::Add) {
-            None => self.inner.add(pk, sk, field, delta, min, max).await,
-            Some(fault) => {
-                let w = Write::Add(pk.into(), sk.into(), field.into(), delta, min, max);
-                self.inflict(fault, w).await.map(|()| 0)
-            }
+            None => self.inner.add(c).await,
+            Some(fault) => self.inflict(fault, Write::Add(c)).await.map(|()| 0),
         }
     }
 }

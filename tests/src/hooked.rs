@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use shared::store::{Cond, Item, QueryOpts, Store, StoreError, WriteOp};
+use shared::store::{Cond, Counter, Item, QueryOpts, Store, StoreError, WriteOp};
 
 /// Which store call is being made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,15 +118,7 @@ impl<H: Hook> Store for Hooked<H> {
     async fn query_gsi1(&self, pk: &str, opts: QueryOpts) -> Result<Vec<Item>, StoreError> {
         self.around(Op::QueryGsi1, self.inner.query_gsi1(pk, opts)).await
     }
-    async fn add(
-        &self,
-        pk: &str,
-        sk: &str,
-        field: &str,
-        delta: i64,
-        min: Option<i64>,
-        max: Option<i64>,
-    ) -> Result<i64, StoreError> {
-        self.around(Op::Add, self.inner.add(pk, sk, field, delta, min, max)).await
+    async fn add(&self, c: Counter) -> Result<i64, StoreError> {
+        self.around(Op::Add, self.inner.add(c)).await
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
-use shared::store::{Cond, Item, QueryOpts, Store, StoreError, WriteOp};
+use shared::store::{Cond, Counter, Item, QueryOpts, Store, StoreError, WriteOp};
 
 fn data(v: Value) -> Map<String, Value> {
     match v {
@@ -67,7 +67,7 @@ pub async fn transaction_is_all_or_nothing(s: Arc<dyn Store>) {
     s.transact(vec![
         WriteOp::Put { item: item("a", "a", json!({"x": 1})), cond: Cond::NotExists },
         WriteOp::Delete { pk: "b".into(), sk: "b".into(), cond: Cond::Version(1) },
-        WriteOp::Add { pk: "c".into(), sk: "c".into(), field: "n".into(), delta: 2, min: None, max: Some(5) },
+        WriteOp::Add(Counter::new("c", "c", "n", 2).within(None, Some(5))),
     ])
     .await
     .unwrap();
@@ -78,14 +78,7 @@ pub async fn transaction_is_all_or_nothing(s: Arc<dyn Store>) {
     let res = s
         .transact(vec![
             WriteOp::Check { pk: "a".into(), sk: "a".into(), cond: Cond::Version(1) },
-            WriteOp::Add {
-                pk: "c".into(),
-                sk: "c".into(),
-                field: "n".into(),
-                delta: 4,
-                min: None,
-                max: Some(5),
-            },
+            WriteOp::Add(Counter::new("c", "c", "n", 4).within(None, Some(5))),
         ])
         .await;
     assert_eq!(res, Err(StoreError::Conflict { index: Some(1) }));
@@ -95,15 +88,18 @@ pub async fn transaction_is_all_or_nothing(s: Arc<dyn Store>) {
 
 pub async fn bounded_counter(s: Arc<dyn Store>) {
     for expected in 1..=3 {
-        assert_eq!(s.add("slot", "cap", "held", 1, Some(0), Some(3)).await.unwrap(), expected);
+        assert_eq!(
+            s.add(Counter::new("slot", "cap", "held", 1).within(Some(0), Some(3))).await.unwrap(),
+            expected
+        );
     }
-    conflict(s.add("slot", "cap", "held", 1, Some(0), Some(3)).await);
-    assert_eq!(s.add("slot", "cap", "held", -3, Some(0), Some(3)).await.unwrap(), 0);
-    conflict(s.add("slot", "cap", "held", -1, Some(0), Some(3)).await);
-    conflict(s.add("fresh", "cap", "held", 5, Some(0), Some(3)).await);
+    conflict(s.add(Counter::new("slot", "cap", "held", 1).within(Some(0), Some(3))).await);
+    assert_eq!(s.add(Counter::new("slot", "cap", "held", -3).within(Some(0), Some(3))).await.unwrap(), 0);
+    conflict(s.add(Counter::new("slot", "cap", "held", -1).within(Some(0), Some(3))).await);
+    conflict(s.add(Counter::new("fresh", "cap", "held", 5).within(Some(0), Some(3))).await);
     assert_eq!(s.get("fresh", "cap").await.unwrap(), None);
-    assert_eq!(s.add("seq", "deal", "n", 1, None, None).await.unwrap(), 1);
-    assert_eq!(s.add("seq", "deal", "n", 1, None, None).await.unwrap(), 2);
+    assert_eq!(s.add(Counter::new("seq", "deal", "n", 1)).await.unwrap(), 1);
+    assert_eq!(s.add(Counter::new("seq", "deal", "n", 1)).await.unwrap(), 2);
 }
 
 pub async fn query_by_prefix_and_order(s: Arc<dyn Store>) {
@@ -243,7 +239,7 @@ pub async fn race_counter(s: Arc<dyn Store>) {
             let (s, barrier) = (s.clone(), barrier.clone());
             tokio::spawn(async move {
                 barrier.wait().await;
-                s.add("cap", "cap", "held", 1, Some(0), Some(10)).await.is_ok()
+                s.add(Counter::new("cap", "cap", "held", 1).within(Some(0), Some(10))).await.is_ok()
             })
         })
         .collect();
@@ -291,7 +287,7 @@ async fn dynamo_an_error_that_is_not_a_failed_condition_is_not_a_conflict() {
     for res in [
         missing.put(item.clone(), Cond::NotExists).await,
         missing.delete("p", "s", Cond::Exists).await,
-        missing.add("p", "s", "n", 1, None, Some(5)).await.map(|_| ()),
+        missing.add(Counter::new("p", "s", "n", 1).within(None, Some(5))).await.map(|_| ()),
     ] {
         assert!(matches!(res, Err(StoreError::Unavailable(_))), "{res:?}");
     }

@@ -16,7 +16,7 @@ use api_tests::{SECRET, TestServer, press, token};
 use async_trait::async_trait;
 use serde_norway::Value as Yaml;
 use shared::App;
-use shared::store::{Cond, Item, QueryOpts, Store, StoreError, WriteOp};
+use shared::store::{Cond, Counter, Item, QueryOpts, Store, StoreError, WriteOp};
 
 fn template() -> Yaml {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
@@ -253,7 +253,7 @@ impl Store for Recording {
                 WriteOp::Put { .. } => "dynamodb:PutItem",
                 WriteOp::Delete { .. } => "dynamodb:DeleteItem",
                 WriteOp::Check { .. } => "dynamodb:ConditionCheckItem",
-                WriteOp::Add { .. } => "dynamodb:UpdateItem",
+                WriteOp::Add(_) => "dynamodb:UpdateItem",
             };
             self.note(action, false, op.key().0);
         }
@@ -267,17 +267,9 @@ impl Store for Recording {
         self.note("dynamodb:Query", true, pk);
         self.inner.query_gsi1(pk, opts).await
     }
-    async fn add(
-        &self,
-        pk: &str,
-        sk: &str,
-        field: &str,
-        delta: i64,
-        min: Option<i64>,
-        max: Option<i64>,
-    ) -> Result<i64, StoreError> {
-        self.note("dynamodb:UpdateItem", false, pk);
-        self.inner.add(pk, sk, field, delta, min, max).await
+    async fn add(&self, c: Counter) -> Result<i64, StoreError> {
+        self.note("dynamodb:UpdateItem", false, &c.pk);
+        self.inner.add(c).await
     }
 }
 

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use shared::http::PathArg;
 use shared::jobs::{self, Job};
 use shared::mail::Notification;
-use shared::store::{Cond, Item, QueryOpts, Store, StoreError, WriteOp};
+use shared::store::{Cond, Counter, Item, QueryOpts, Store, StoreError, WriteOp};
 use shared::{ApiError, ApiResult, App};
 
 pub fn router() -> Router<App> {
@@ -147,16 +147,8 @@ impl Store for Delayed {
         self.wait().await;
         self.inner.query_gsi1(pk, opts).await
     }
-    async fn add(
-        &self,
-        pk: &str,
-        sk: &str,
-        field: &str,
-        delta: i64,
-        min: Option<i64>,
-        max: Option<i64>,
-    ) -> Result<i64, StoreError> {
+    async fn add(&self, c: Counter) -> Result<i64, StoreError> {
         self.wait().await;
-        self.inner.add(pk, sk, field, delta, min, max).await
+        self.inner.add(c).await
     }
 }

@@ -35,7 +35,7 @@ pub use model::{Deal, Role, State};
 
 use crate::auth::Claims;
 use crate::error::{ApiError, ApiResult};
-use crate::store::{Cond, Item, QueryOpts, WriteOp};
+use crate::store::{Cond, Counter, Item, QueryOpts, WriteOp};
 use crate::users::{self, User};
 use crate::{App, Tally};
 
@@ -364,7 +364,7 @@ pub async fn create(app: &App, who: &Claims, mut f: DealFields) -> ApiResult<Cre
     // Checked before a deal number is drawn: a refused create spends none.
     let mut deal = draft(who, f, 0, app.clock.now(), &app.config.commission)?;
     let (mut users, id) = tokio::try_join!(parties(app, std::slice::from_ref(&deal)), async {
-        Ok(app.store.add("counter#deal", "counter", "n", 1, None, None).await?)
+        Ok(app.store.add(Counter::new("counter#deal", "counter", "n", 1)).await?)
     })?;
     deal.id = id;
     let mut ops = take_attachments(app, &mut deal, uploads)?;
@@ -673,7 +673,7 @@ pub async fn create_payment(
     if deal.payment.is_some() {
         return Err(ApiError::bad_request("payment", "the deal already has a payment"));
     }
-    let pid = app.store.add("counter#deal_payment", "counter", "n", 1, None, None).await?;
+    let pid = app.store.add(Counter::new("counter#deal_payment", "counter", "n", 1)).await?;
     let payment = InvoicePayment {
         id: pid,
         name: req.name,

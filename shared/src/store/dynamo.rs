@@ -18,7 +18,9 @@ use aws_sdk_dynamodb::types::{
 };
 use serde_json::{Map, Value};
 
-use super::{Cond, Item, QueryOpts, Store, StoreError, WriteOp, check_data, validate_ops, validate_query};
+use super::{
+    Cond, Counter, Item, QueryOpts, Store, StoreError, WriteOp, check_data, validate_ops, validate_query,
+};
 
 pub const GSI1: &str = "gsi1";
 
@@ -165,8 +167,10 @@ pub fn item_from_attrs(mut attrs: Attrs) -> Result<Item, StoreError> {
 }
 
 /// The update expression of an `Add` op: new = old + delta within bounds.
-fn add_expr(field: &str, delta: i64, min: Option<i64>, max: Option<i64>) -> (String, Expr) {
-    let names = HashMap::from([("#f".to_owned(), field.to_owned())]);
+fn add_expr(c: &Counter) -> (String, Expr) {
+    let Counter { field, delta, min, max, .. } = c;
+    let (delta, min, max) = (*delta, *min, *max);
+    let names = HashMap::from([("#f".to_owned(), field.clone())]);
     let mut values = HashMap::from([(":d".to_owned(), n(delta)), (":zero".to_owned(), n(0))]);
     // Bounds on the stored value before the add.
     let mut bounds = Vec::new();
@@ -309,12 +313,12 @@ impl DynamoStore {
                 .build()
             }
             WriteOp::Check { pk, sk, cond } => b.condition_check(self.tx_check(&pk, &sk, cond)?).build(),
-            WriteOp::Add { pk, sk, field, delta, min, max } => {
-                let (update, e) = add_expr(&field, delta, min, max);
+            WriteOp::Add(c) => {
+                let (update, e) = add_expr(&c);
                 b.update(
                     Update::builder()
                         .table_name(&self.table)
-                        .set_key(Some(key_attrs(&pk, &sk)))
+                        .set_key(Some(key_attrs(&c.pk, &c.sk)))
                         .update_expression(update)
                         .conditioned(e)
                         .build()
@@ -518,21 +522,13 @@ impl Store for DynamoStore {
         self.query_inner(Some(GSI1), pk, opts).await
     }
 
-    async fn add(
-        &self,
-        pk: &str,
-        sk: &str,
-        field: &str,
-        delta: i64,
-        min: Option<i64>,
-        max: Option<i64>,
-    ) -> Result<i64, StoreError> {
-        let (update, e) = add_expr(field, delta, min, max);
+    async fn add(&self, c: Counter) -> Result<i64, StoreError> {
+        let (update, e) = add_expr(&c);
         let res = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key_attrs(pk, sk)))
+            .set_key(Some(key_attrs(&c.pk, &c.sk)))
             .update_expression(update)
             .conditioned(e)
             .return_values(ReturnValue::UpdatedNew)
@@ -540,7 +536,7 @@ impl Store for DynamoStore {
             .await;
         conditional(res)?
             .attributes
-            .and_then(|mut a| take_n(&mut a, field))
-            .ok_or_else(|| StoreError::Codec(format!("counter {pk}/{sk}.{field} not returned")))
+            .and_then(|mut a| take_n(&mut a, &c.field))
+            .ok_or_else(|| StoreError::Codec(format!("counter {}/{}.{} not returned", c.pk, c.sk, c.field)))
     }
 }

@@ -6,7 +6,9 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{Cond, Item, QueryOpts, Store, StoreError, WriteOp, check_data, validate_ops, validate_query};
+use super::{
+    Cond, Counter, Item, QueryOpts, Store, StoreError, WriteOp, check_data, validate_ops, validate_query,
+};
 
 type Key = (String, String);
 
@@ -49,10 +51,10 @@ fn key(pk: &str, sk: &str) -> Key {
     (pk.to_owned(), sk.to_owned())
 }
 
-fn added(current: Option<&Item>, field: &str, delta: i64, min: Option<i64>, max: Option<i64>) -> Option<i64> {
-    let base = current.map(|i| i.number(field)).unwrap_or(0);
-    let next = base.checked_add(delta)?;
-    if min.is_some_and(|m| next < m) || max.is_some_and(|m| next > m) {
+fn added(current: Option<&Item>, c: &Counter) -> Option<i64> {
+    let base = current.map(|i| i.number(&c.field)).unwrap_or(0);
+    let next = base.checked_add(c.delta)?;
+    if c.min.is_some_and(|m| next < m) || c.max.is_some_and(|m| next > m) {
         return None;
     }
     Some(next)
@@ -126,15 +128,13 @@ impl Store for MemoryStore {
                     holds(current, *cond)
                 }
                 WriteOp::Delete { cond, .. } | WriteOp::Check { cond, .. } => holds(current, *cond),
-                WriteOp::Add { field, delta, min, max, .. } => {
-                    match added(current, field, *delta, *min, *max) {
-                        Some(v) => {
-                            adds.push(v);
-                            true
-                        }
-                        None => false,
+                WriteOp::Add(c) => match added(current, c) {
+                    Some(v) => {
+                        adds.push(v);
+                        true
                     }
-                }
+                    None => false,
+                },
             };
             if !ok {
                 return Err(StoreError::Conflict { index: Some(index) });
@@ -150,9 +150,9 @@ impl Store for MemoryStore {
                     map.remove(&key(&pk, &sk));
                 }
                 WriteOp::Check { .. } => {}
-                WriteOp::Add { pk, sk, field, .. } => {
+                WriteOp::Add(c) => {
                     let v = adds.next().expect("one value per add op");
-                    apply_add(&mut map, &pk, &sk, &field, v);
+                    apply_add(&mut map, &c.pk, &c.sk, &c.field, v);
                 }
             }
         }
@@ -174,19 +174,10 @@ impl Store for MemoryStore {
         Ok(select(items, &opts, |i| i.gsi1.as_ref().map(|(_, s)| s.clone()).unwrap_or_default()))
     }
 
-    async fn add(
-        &self,
-        pk: &str,
-        sk: &str,
-        field: &str,
-        delta: i64,
-        min: Option<i64>,
-        max: Option<i64>,
-    ) -> Result<i64, StoreError> {
+    async fn add(&self, c: Counter) -> Result<i64, StoreError> {
         let mut map = self.lock();
-        let v = added(map.get(&key(pk, sk)), field, delta, min, max)
-            .ok_or(StoreError::Conflict { index: None })?;
-        apply_add(&mut map, pk, sk, field, v);
+        let v = added(map.get(&key(&c.pk, &c.sk)), &c).ok_or(StoreError::Conflict { index: None })?;
+        apply_add(&mut map, &c.pk, &c.sk, &c.field, v);
         Ok(v)
     }
 }

@@ -113,25 +113,45 @@ pub enum WriteOp {
         sk: String,
         cond: Cond,
     },
-    /// Adds `delta` to the numeric attribute `field`, creating it at 0; fails if the
-    /// result would leave `[min, max]`.
-    Add {
-        pk: String,
-        sk: String,
-        field: String,
+    /// A bounded addition (see [`Counter`]).
+    Add(Counter),
+}
+
+/// Adds `delta` to the numeric attribute `field` of item (`pk`, `sk`), creating it at 0; fails
+/// (a conflict) if the result would leave `[min, max]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counter {
+    pub pk: String,
+    pub sk: String,
+    pub field: String,
+    pub delta: i64,
+    pub min: Option<i64>,
+    pub max: Option<i64>,
+}
+
+impl Counter {
+    /// An unbounded addition.
+    pub fn new(
+        pk: impl Into<String>,
+        sk: impl Into<String>,
+        field: impl Into<String>,
         delta: i64,
-        min: Option<i64>,
-        max: Option<i64>,
-    },
+    ) -> Counter {
+        Counter { pk: pk.into(), sk: sk.into(), field: field.into(), delta, min: None, max: None }
+    }
+
+    /// The same addition, refused when the result would leave `[min, max]`.
+    pub fn within(self, min: Option<i64>, max: Option<i64>) -> Counter {
+        Counter { min, max, ..self }
+    }
 }
 
 impl WriteOp {
     pub fn key(&self) -> (&str, &str) {
         match self {
             WriteOp::Put { item, .. } => (&item.pk, &item.sk),
-            WriteOp::Delete { pk, sk, .. } | WriteOp::Check { pk, sk, .. } | WriteOp::Add { pk, sk, .. } => {
-                (pk, sk)
-            }
+            WriteOp::Delete { pk, sk, .. } | WriteOp::Check { pk, sk, .. } => (pk, sk),
+            WriteOp::Add(c) => (&c.pk, &c.sk),
         }
     }
 }
@@ -188,15 +208,7 @@ pub trait Store: Send + Sync + 'static {
     async fn query_gsi1(&self, pk: &str, opts: QueryOpts) -> Result<Vec<Item>, StoreError>;
     /// Atomically adds `delta` to a numeric attribute (creating item and attribute at 0)
     /// within bounds; returns the new value. Out of bounds is a `Conflict`.
-    async fn add(
-        &self,
-        pk: &str,
-        sk: &str,
-        field: &str,
-        delta: i64,
-        min: Option<i64>,
-        max: Option<i64>,
-    ) -> Result<i64, StoreError>;
+    async fn add(&self, c: Counter) -> Result<i64, StoreError>;
 }
 
 /// A store wrapped around another that changes only its writes (put and transact) and
@@ -231,16 +243,8 @@ impl<L: WriteLayer> Store for L {
     async fn query_gsi1(&self, pk: &str, opts: QueryOpts) -> Result<Vec<Item>, StoreError> {
         self.inner().query_gsi1(pk, opts).await
     }
-    async fn add(
-        &self,
-        pk: &str,
-        sk: &str,
-        field: &str,
-        delta: i64,
-        min: Option<i64>,
-        max: Option<i64>,
-    ) -> Result<i64, StoreError> {
-        self.inner().add(pk, sk, field, delta, min, max).await
+    async fn add(&self, c: Counter) -> Result<i64, StoreError> {
+        self.inner().add(c).await
     }
 }
 

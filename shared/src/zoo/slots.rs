@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::App;
 use crate::error::{ApiError, ApiResult};
-use crate::store::{QueryOpts, WriteOp};
+use crate::store::{Counter, QueryOpts, WriteOp};
 
 pub const FIELD: &str = "taken";
 
@@ -65,14 +65,11 @@ impl Slot<'_> {
 
     /// Takes `r.quantity` places on its shard, within the shard's capacity.
     fn add_op(&self, r: &Reservation) -> WriteOp {
-        WriteOp::Add {
-            pk: slot_pk(self.date, self.time),
-            sk: shard_sk(r.shard),
-            field: FIELD.into(),
-            delta: r.quantity,
-            min: None,
-            max: Some(shard_capacity(self.capacity, self.shards, r.shard)),
-        }
+        let max = shard_capacity(self.capacity, self.shards, r.shard);
+        WriteOp::Add(
+            Counter::new(slot_pk(self.date, self.time), shard_sk(r.shard), FIELD, r.quantity)
+                .within(None, Some(max)),
+        )
     }
 
     /// How to split `quantity` over the shards given what each has taken; `None` when the
@@ -201,7 +198,7 @@ pub fn release_ops(reservations: &[Reservation]) -> Vec<WriteOp> {
     }
     by_key
         .into_iter()
-        .map(|((pk, sk), q)| WriteOp::Add { pk, sk, field: FIELD.into(), delta: -q, min: Some(0), max: None })
+        .map(|((pk, sk), q)| WriteOp::Add(Counter::new(pk, sk, FIELD, -q).within(Some(0), None)))
         .collect()
 }
 
@@ -232,7 +229,7 @@ mod tests {
         for i in 0..4 {
             let delta = shard_capacity(10, 4, i);
             let pk = slot_pk("2026-12-20", "10:00");
-            let op = WriteOp::Add { pk, sk: shard_sk(i), field: FIELD.into(), delta, min: None, max: None };
+            let op = WriteOp::Add(Counter::new(pk, shard_sk(i), FIELD, delta));
             app.store.transact(vec![op]).await.unwrap();
         }
         let err = ask.next(&app).await.unwrap_err();
