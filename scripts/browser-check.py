@@ -94,6 +94,9 @@ def main(base, token):
         email = zoo_email(base, session["payment_id"])
         if len(email["attachments"]) != 3:
             fail(f"email {email['id']} has {len(email['attachments'])} attachments, not 3")
+        # A page of its own: the paying page is still being sent to the return URL (aborted
+        # above, so it lands on the browser's error page), which would interrupt a navigation.
+        page = context.new_page()
         page.goto(f"{base}/dev/outbox/{urllib.parse.quote(email['id'])}")
         page.wait_for_load_state("load")
 
