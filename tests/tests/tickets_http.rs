@@ -439,3 +439,21 @@ async fn a_signed_in_buyer_owns_their_order_by_user_id() {
     assert_ne!(body["reservation"]["id"], pr.as_str());
     assert_eq!(body["reservation"]["tickets"].as_array().map(Vec::len), Some(0));
 }
+
+/// A reservation id names its event, and the seat and hold are read by that name: an id whose
+/// event is not the reservation's own (copied under another name) reaches nothing.
+#[tokio::test]
+async fn a_reservation_id_must_name_its_own_event() {
+    let srv = TestServer::memory().await;
+    create_event(&srv, "ea").await;
+    create_event(&srv, "eb").await;
+    let mut buyer = Buyer::user(&srv, "31");
+    let pr = buyer.init("ea").await;
+    let item = srv.app.store.get(&shared::tickets::reservations::pk(&pr), "pr").await.unwrap().unwrap();
+    let forged = format!("{}-eb", &pr[..32]);
+    let copy = shared::store::Item { pk: shared::tickets::reservations::pk(&forged), ..item };
+    srv.app.store.put(copy, shared::store::Cond::NotExists).await.unwrap();
+    assert_eq!(buyer.hold(&forged, "s-1-1").await.0, 404);
+    assert!(taken_seats(&srv, "eb").await.is_empty());
+    assert_eq!(buyer.hold(&pr, "s-1-1").await.0, 200);
+}

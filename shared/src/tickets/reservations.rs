@@ -190,10 +190,13 @@ pub async fn load_with_event(app: &App, buyer: &Buyer, id: &str) -> ApiResult<(S
     }
 }
 
-/// The caller's PR by id; someone else's (or none) is 404.
+/// The caller's PR by id; someone else's (or none) is 404. A PR whose id names an event other
+/// than its own is 404 too: the reads made beside it by the id's event (its seat, its hold)
+/// must be of the PR's event.
 pub async fn load(app: &App, buyer: &Buyer, id: &str) -> ApiResult<StoredPr> {
+    let named = |s: &StoredPr| event_of(id).is_none_or(|e| e == s.pr.event_id);
     match get_pr(app, id).await? {
-        Some(s) if buyer.owns(&s.pr.owner) => Ok(s),
+        Some(s) if buyer.owns(&s.pr.owner) && named(&s) => Ok(s),
         _ => Err(ApiError::NotFound("reservation".into())),
     }
 }
@@ -712,6 +715,18 @@ pub async fn view_with(app: &App, s: &StoredPr, event: Option<Event>) -> ApiResu
 mod tests {
     use super::*;
     use crate::error::named;
+
+    #[test]
+    fn a_pr_id_names_its_event() {
+        let id = new_pr_id("demo-concert");
+        assert_eq!(event_of(&id), Some("demo-concert"));
+        assert!(is_pr_id(&id));
+        // Ids of another shape name none: the PR is read first, the old way.
+        assert_eq!(event_of(&new_id()), None);
+        assert_eq!(event_of(&format!("{}-", new_id())), None);
+        assert_eq!(event_of(&format!("{}x{}", "z".repeat(32), "e")), None);
+        assert_eq!(event_of(&format!("{}-e", "z".repeat(32))), None, "not hex");
+    }
     use chrono::Duration;
 
     fn held(seat_id: &str, now: DateTime<Utc>) -> HeldSeat {
