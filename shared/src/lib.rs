@@ -4,6 +4,7 @@
 //! routers; everything that decides anything lives here.
 
 pub mod auth;
+pub mod aws;
 pub mod config;
 pub mod de;
 pub mod deals;
@@ -81,6 +82,9 @@ pub struct App {
     /// What payments pay for: every owner of a payment, by kind (the composition root of
     /// the payment-owner port).
     pub owners: Arc<Owners>,
+    /// The AWS SDK configuration when something deployed is named (loaded once, shared by every
+    /// client the process makes).
+    pub sdk: Option<aws_config::SdkConfig>,
 }
 
 /// The payment owners of this backend.
@@ -117,6 +121,7 @@ impl App {
             config: Arc::new(config),
             clock: Clock::default(),
             owners: Arc::new(owners()),
+            sdk: None,
         }
     }
 
@@ -144,7 +149,7 @@ impl App {
     pub async fn from_vars(vars: config::Vars) -> Result<App, String> {
         let aws = ["TABLE_NAME", "QUEUE_URL", "SECRETS_PREFIX"].iter().any(|n| vars.get(n).is_some());
         let sdk = match aws {
-            true => Some(aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await),
+            true => Some(aws::load().await),
             false => None,
         };
         let vars = secrets::overlay(vars, sdk.as_ref()).await?;
@@ -160,12 +165,14 @@ impl App {
             }
             _ => Arc::new(MemoryStore::new()),
         };
-        Ok(match (config.queue_url.clone(), &sdk) {
+        let mut app = match (config.queue_url.clone(), &sdk) {
             (Some(url), Some(sdk)) => {
                 let queue = Arc::new(queue_sqs::SqsQueue::new(aws_sdk_sqs::Client::new(sdk), url));
                 App::with_queue(store, config, queue, None)
             }
             _ => App::new(store, config),
-        })
+        };
+        app.sdk = sdk;
+        Ok(app)
     }
 }

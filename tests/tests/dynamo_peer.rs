@@ -52,6 +52,7 @@ async fn store(reasons: Vec<&'static str>, cancelled: usize) -> (DynamoStore, Ar
     let conf = aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
+        .http_client(shared::aws::https())
         .endpoint_url(url)
         .credentials_provider(Credentials::new("test", "test", None, None, "test"))
         .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())

@@ -235,7 +235,7 @@ async fn sngb_failures_leak_nothing() {
 async fn dynamodb_failures_leak_nothing() {
     logs();
     let upstream = closed_port().await;
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let sdk = shared::aws::loader()
         .endpoint_url(&upstream)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("k", "s", None, None, "test"))
@@ -410,7 +410,7 @@ async fn secrets_come_from_parameter_store() {
     if api_tests::moto_endpoint().is_none() {
         return;
     }
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = shared::aws::load().await;
     let ssm = aws_sdk_ssm::Client::new(&sdk);
     let stack = format!("/stack-{}", uuid::Uuid::new_v4().simple());
     let jwt = "jwt-from-parameter-store-0123456789abcdef";

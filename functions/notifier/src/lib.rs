@@ -59,19 +59,32 @@ pub trait Mailer: Send + Sync + 'static {
 
 /// SES (v2) with a raw MIME message: text and HTML alternatives plus inline QR images.
 pub struct SesMailer {
-    client: aws_sdk_sesv2::Client,
+    client: tokio::sync::OnceCell<aws_sdk_sesv2::Client>,
+    /// What the client is made from when the first email is sent.
+    sdk: Option<aws_config::SdkConfig>,
     from: String,
 }
 
 impl SesMailer {
     pub fn new(client: aws_sdk_sesv2::Client, from: impl Into<String>) -> Self {
-        SesMailer { client, from: from.into() }
+        SesMailer { client: client.into(), sdk: None, from: from.into() }
     }
 
-    /// A client from the environment (`AWS_ENDPOINT_URL`, `AWS_REGION`, credentials).
-    pub async fn from_env(from: impl Into<String>) -> Self {
-        let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        SesMailer::new(aws_sdk_sesv2::Client::new(&conf), from)
+    /// A client made when the first email is sent (a batch of duplicates never needs one), from
+    /// `sdk` (the process's AWS configuration), else from the environment.
+    pub fn lazy(sdk: Option<aws_config::SdkConfig>, from: impl Into<String>) -> Self {
+        SesMailer { client: tokio::sync::OnceCell::new(), sdk, from: from.into() }
+    }
+
+    async fn client(&self) -> &aws_sdk_sesv2::Client {
+        self.client
+            .get_or_init(|| async {
+                match &self.sdk {
+                    Some(sdk) => aws_sdk_sesv2::Client::new(sdk),
+                    None => aws_sdk_sesv2::Client::new(&shared::aws::load().await),
+                }
+            })
+            .await
     }
 
     pub fn from_address(&self) -> &str {
@@ -108,7 +121,8 @@ impl Mailer for SesMailer {
             .build()
             .map_err(|e| SendError::NotSent(e.to_string()))?;
         let res = self
-            .client
+            .client()
+            .await
             .send_email()
             .from_email_address(&self.from)
             .destination(Destination::builder().to_addresses(&email.to).build())
@@ -154,7 +168,7 @@ impl Deps {
     pub async fn from_env() -> Result<Deps, String> {
         let app = shared::App::from_env().await?;
         let from = app.config.mail_from.clone();
-        Ok(Deps::new(app.store, Arc::new(SesMailer::from_env(from).await)))
+        Ok(Deps::new(app.store, Arc::new(SesMailer::lazy(app.sdk, from))))
     }
 }
 
