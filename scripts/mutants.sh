@@ -20,7 +20,7 @@ run() {
   while [ "$1" != -- ]; do args+=(--file "$1"); shift; done
   shift
   tests=("$@")
-  local out=(); [ "$name" = money ] || out=(--output "mutants.out/$name")
+  local out=(); [ "$name" = money ] || { mkdir -p "mutants.out/$name"; out=(--output "mutants.out/$name"); }
   local wrap=(); [ "$peer" = moto ] && wrap=(scripts/with-moto.sh)
   "${wrap[@]}" cargo mutants "${args[@]}" --re "$re" "${where[@]}" "${out[@]}" \
     --exclude-re 'with ApiResult::|with Default::default\(\)|Result::from|::new\(\)' \
