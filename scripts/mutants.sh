@@ -46,10 +46,15 @@ case "${1:-money}" in
     # embedded one (the moto halves of these suites skip), each group by the suites that drive it.
     re='in (Hold::\w+|try_hold|try_release|try_delete|put_pr|reserve|release_ops|shard_capacity|Status::can_move_to|Payment::refundable|applies|check|apply|transition|due|system_move|card_paid|missing_fields)$'
     timeout=240
+    # Each mutant's build is most of its time (every test binary is rebuilt), so each group
+    # runs every suite that touches its code.
     run seats-holds embedded shared/src/tickets/holds.rs shared/src/tickets/reservations.rs \
-      -- --test tickets_http --test tickets_race
-    run seats-zoo embedded shared/src/zoo/slots.rs shared/src/payments/mod.rs -- --test zoo_payments
-    run seats-machines embedded shared/src/deals/machine.rs -- --test deals_http
+      -- --test tickets_http --test tickets_race --test tickets_lifecycle --test tickets_online \
+      --test tickets_round_trips
+    run seats-zoo embedded shared/src/zoo/slots.rs shared/src/payments/mod.rs \
+      -- --test zoo_payments --test gateways --test money_integrity --test round_trips --test faults
+    run seats-machines embedded shared/src/deals/machine.rs \
+      -- --test deals_http --test round_trips --test emails --test faults --test outbox
     ;;
   *) echo "usage: $0 [money|seats]" >&2; exit 2 ;;
 esac

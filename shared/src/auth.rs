@@ -3,6 +3,7 @@
 //! `JWT_MAX_AGE` (default 24 h: from its `iat`, or from now when it has none). During a key
 //! rotation a token signed with `JWT_SECRET_PREVIOUS` is accepted too. Anything else is 401.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::http::request::Parts;
@@ -101,8 +102,35 @@ fn unauthorized(e: &jsonwebtoken::errors::Error) -> ApiError {
     ApiError::Unauthorized(why.into())
 }
 
+/// Tokens this process verified recently, by token: a client sends the same token with every
+/// call for hours, and a signature check with its parsing is the larger part of a small call's
+/// work. A hit is the exact token under the exact rules, and it is checked again for expiry and
+/// maximum age; anything else is verified in full. Bounded: emptied when full.
+static VERIFIED: std::sync::LazyLock<std::sync::Mutex<HashMap<String, (JwtRules, Claims)>>> =
+    std::sync::LazyLock::new(Default::default);
+const VERIFIED_MAX: usize = 4096;
+
 /// Verifies a token under `rules`: the current key, then the previous one.
 pub fn verify(rules: &JwtRules, token: &str) -> Result<Claims, ApiError> {
+    let hit = {
+        let cache = VERIFIED.lock().unwrap_or_else(|p| p.into_inner());
+        cache.get(token).filter(|(r, _)| r == rules).map(|(_, c)| c.clone())
+    };
+    let now = chrono::Utc::now().timestamp();
+    if let Some(claims) = hit.filter(|c| c.exp >= now - LEEWAY as i64) {
+        return within_max_age(claims, rules.max_age);
+    }
+    let claims = verify_signed(rules, token)?;
+    let mut cache = VERIFIED.lock().unwrap_or_else(|p| p.into_inner());
+    if cache.len() >= VERIFIED_MAX {
+        cache.clear();
+    }
+    cache.insert(token.to_owned(), (rules.clone(), claims.clone()));
+    Ok(claims)
+}
+
+/// [`verify`] without the cache: the signature, the registered claims, the maximum age.
+fn verify_signed(rules: &JwtRules, token: &str) -> Result<Claims, ApiError> {
     let mut validation = Validation::new(Algorithm::HS256);
     validation.leeway = LEEWAY;
     validation.validate_nbf = true;
@@ -255,6 +283,32 @@ mod tests {
         assert!(matches!(verify(&rules(), "not-a-jwt"), Err(ApiError::Unauthorized(_))));
         let no_exp = raw("k", json!({"sub": "1"}));
         assert!(matches!(verify(&rules(), &no_exp), Err(ApiError::Unauthorized(_))));
+    }
+
+    #[test]
+    fn a_remembered_token_is_checked_again() {
+        // Verified under one key, the same token is refused under other rules.
+        let token = issue("k", &claims(now() + 60));
+        assert!(verify(&rules(), &token).is_ok());
+        assert!(matches!(verify(&JwtRules::new("other"), &token), Err(ApiError::Unauthorized(_))));
+        let mut short = rules();
+        short.max_age = Duration::from_secs(1);
+        let old = Claims { iat: Some(now() - 120), ..claims(now() + 60) };
+        let old_token = issue("k", &old);
+        assert!(verify(&rules(), &old_token).is_ok());
+        assert!(matches!(verify(&short, &old_token), Err(ApiError::Unauthorized(_))));
+        // A remembered token past its expiry is refused as any expired token is.
+        let lapsed = claims(now() - 3600);
+        let token = issue("k", &lapsed);
+        VERIFIED.lock().unwrap().insert(token.clone(), (rules(), lapsed));
+        assert_eq!(verify(&rules(), &token).unwrap_err(), ApiError::Unauthorized("token expired".into()));
+        // Its maximum age too.
+        let aged = Claims { iat: Some(now() - 7200), ..claims(now() + 60) };
+        let token = issue("k", &aged);
+        let mut hour = rules();
+        hour.max_age = Duration::from_secs(3600);
+        VERIFIED.lock().unwrap().insert(token.clone(), (hour.clone(), aged));
+        assert!(matches!(verify(&hour, &token), Err(ApiError::Unauthorized(_))));
     }
 
     #[test]

@@ -4,6 +4,9 @@
 use shared::App;
 use shared::auth::{Claims, issue};
 
+#[global_allocator]
+static ALLOC: shared::Allocator = shared::Allocator;
+
 #[tokio::main]
 async fn main() {
     if let Err(e) = run().await {

@@ -3,6 +3,9 @@ use std::sync::Arc;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
+#[global_allocator]
+static ALLOC: shared::Allocator = shared::Allocator;
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();

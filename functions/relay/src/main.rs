@@ -3,6 +3,9 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 /// The table and the queue, from the configuration every function reads (`TABLE_NAME`,
 /// `QUEUE_URL`; no secret of any kind).
+#[global_allocator]
+static ALLOC: shared::Allocator = shared::Allocator;
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let app = shared::App::start().await?;

@@ -2,6 +2,9 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use scheduler::JobDetail;
 
+#[global_allocator]
+static ALLOC: shared::Allocator = shared::Allocator;
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let app = shared::App::start().await?;

@@ -71,8 +71,7 @@ impl Item {
 
     /// Decodes the data into a domain type.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, StoreError> {
-        serde_json::from_value(Value::Object(self.data.clone()))
-            .map_err(|e| StoreError::Codec(format!("{}/{}: {e}", self.pk, self.sk)))
+        T::deserialize(&self.data).map_err(|e| StoreError::Codec(format!("{}/{}: {e}", self.pk, self.sk)))
     }
 
     /// A numeric attribute (counters written by [`Store::add`]).
