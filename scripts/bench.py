@@ -11,7 +11,7 @@ import json, os, re, socket, statistics, subprocess, sys, tempfile, threading, t
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-REL = os.path.join(ROOT, "target", "release")
+REL = os.path.join(ROOT, "target", os.environ.get("BENCH_PROFILE", "release"))
 DURATION = os.environ.get("BENCH_SECONDS", "8")
 CONNECTIONS = os.environ.get("BENCH_CONNECTIONS", "32")
 THREADS = "2"

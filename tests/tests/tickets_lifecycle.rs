@@ -193,3 +193,47 @@ async fn payment_settlement_approves_or_cancels() {
         .await;
     assert_eq!(status, 400);
 }
+
+/// A reservation stored without its seat copies (as an earlier release wrote them) is read from
+/// the holds themselves: its own unexpired holds count, an expired one or a seat someone else
+/// holds now does not.
+async fn without_copies(store: Arc<dyn Store>) {
+    let srv = server(store, 120).await;
+    create_event(&srv, "old").await;
+    let mut first = Buyer::anonymous(&srv);
+    let pr = first.init("old").await;
+    assert_eq!(first.hold(&pr, "s-1-1").await.0, 200);
+    assert_eq!(first.hold(&pr, "s-1-2").await.0, 200);
+    let key = shared::tickets::reservations::pk(&pr);
+    let mut item = srv.app.store.get(&key, "pr").await.unwrap().expect("the reservation");
+    assert!(item.data.remove("held").is_some(), "the copies are what this test takes away");
+    let version = item.version;
+    srv.app.store.put(item.with_version(version + 1), shared::store::Cond::Version(version)).await.unwrap();
+    let seats = |body: &serde_json::Value| -> Vec<String> {
+        let tickets = body["reservation"]["tickets"].as_array().cloned().unwrap_or_default();
+        tickets.iter().map(|t| t["seat_id"].as_str().unwrap_or_default().to_owned()).collect()
+    };
+    let (status, body) = first.get(&format!("/api/v1/reservations/{pr}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(seats(&body), ["s-1-1", "s-1-2"], "its own holds: {body}");
+
+    srv.app.clock.advance(chrono::Duration::seconds(121));
+    let mut second = Buyer::anonymous(&srv);
+    let other = second.init("old").await;
+    assert_eq!(second.hold(&other, "s-1-1").await.0, 200);
+    let (status, body) = first.get(&format!("/api/v1/reservations/{pr}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(seats(&body).is_empty(), "one expired, one held by another buyer: {body}");
+    assert_eq!(body["reservation"]["totals"]["total"], json!(0.0));
+}
+
+#[tokio::test]
+async fn memory_a_reservation_without_copies() {
+    without_copies(api_tests::memory_store()).await;
+}
+
+#[tokio::test]
+async fn dynamo_a_reservation_without_copies() {
+    let Some(store) = api_tests::dynamo_store().await else { return };
+    without_copies(store).await;
+}
