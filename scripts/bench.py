@@ -4,7 +4,7 @@ the same calls again with every store round trip delayed by 5 ms (DynamoDB's typ
 latency), process start-to-first-response time and peak RSS of the local server and of each Lambda
 binary next to a bare lambda_runtime hello-world (the median of five starts each).
 
-Run by `make bench` after a release build. Prints Markdown tables (also written to
+Run by `make bench` after a release build (BENCH_PROFILE=local measures the `make run` build instead). Prints Markdown tables (also written to
 target/bench.md). Uses wrk (Debian package) as the load generator.
 """
 import json, os, re, socket, statistics, subprocess, sys, tempfile, threading, time, urllib.request
