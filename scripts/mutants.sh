@@ -13,20 +13,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo-mutants >/dev/null || cargo install --locked cargo-mutants
-# One run of cargo-mutants: run <name> <moto|embedded> <files...> -- <test args...>, with $re.
+# One run of cargo-mutants: run <name> <moto|embedded> <files...> -- <suites...>, with $re.
+# The suites (and the domain crate's unit tests) are named to cargo for the build as well as
+# the run, so each mutant rebuilds only those test binaries, not every suite of the workspace.
 run() {
   local name=$1 peer=$2; shift 2
-  local args=() tests=()
+  local args=() tests=(--cargo-arg=--lib)
   while [ "$1" != -- ]; do args+=(--file "$1"); shift; done
   shift
-  tests=("$@")
+  for suite in "$@"; do tests+=("--cargo-arg=--test=$suite"); done
   local out=(); [ "$name" = money ] || { mkdir -p "mutants.out/$name"; out=(--output "mutants.out/$name"); }
   local wrap=(); [ "$peer" = moto ] && wrap=(scripts/with-moto.sh)
-  "${wrap[@]}" cargo mutants "${args[@]}" --re "$re" "${where[@]}" "${out[@]}" \
+  "${wrap[@]}" cargo mutants "${args[@]}" --re "$re" "${where[@]}" "${out[@]}" "${tests[@]}" \
     --exclude-re 'with ApiResult::|with Default::default\(\)|Result::from|::new\(\)' \
     --test-package api-tests --test-package shared --baseline=skip \
-    --timeout "$timeout" --build-timeout 1800 \
-    -- "${tests[@]}" --lib
+    --timeout "$timeout" --build-timeout 1800
 }
 # Whole-function replacements with values a Result alias cannot be built from are skipped
 # (they do not compile). The unmutated tree's run is `make test`'s: cargo-mutants' own baseline
@@ -39,22 +40,20 @@ case "${1:-money}" in
     re='in (holds|added|<impl (Store|WriteLayer) for \w+>::(put|delete|transact|add)|conditional|cond_expr|add_expr|OwnWrites::applied|attempt|already_final|mismatch|late_payment|same_currency|Outcome::of)$'
     timeout=600
     run money moto shared/src/store/memory.rs shared/src/store/dynamo.rs shared/src/store/own_writes.rs \
-      shared/src/payments/settle.rs -- --test store_conformance --test money_integrity --test faults --test deals_http
+      shared/src/payments/settle.rs -- store_conformance money_integrity faults deals_http
     ;;
   seats)
     # The seat, capacity and state-machine rules decide the same on either store: judged on the
     # embedded one (the moto halves of these suites skip), each group by the suites that drive it.
     re='in (Hold::\w+|try_hold|try_release|try_delete|put_pr|reserve|release_ops|shard_capacity|Status::can_move_to|Payment::refundable|applies|check|apply|transition|due|system_move|card_paid|missing_fields)$'
     timeout=240
-    # Each mutant's build is most of its time (every test binary is rebuilt), so each group
-    # runs every suite that touches its code.
+    # Each group runs every suite that touches its code.
     run seats-holds embedded shared/src/tickets/holds.rs shared/src/tickets/reservations.rs \
-      -- --test tickets_http --test tickets_race --test tickets_lifecycle --test tickets_online \
-      --test tickets_round_trips
+      -- tickets_http tickets_race tickets_lifecycle tickets_online tickets_round_trips
     run seats-zoo embedded shared/src/zoo/slots.rs shared/src/payments/mod.rs \
-      -- --test zoo_payments --test gateways --test money_integrity --test round_trips --test faults
+      -- zoo_payments gateways money_integrity round_trips faults
     run seats-machines embedded shared/src/deals/machine.rs \
-      -- --test deals_http --test round_trips --test emails --test faults --test outbox
+      -- deals_http round_trips emails faults outbox
     ;;
   *) echo "usage: $0 [money|seats]" >&2; exit 2 ;;
 esac
