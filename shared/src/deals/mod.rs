@@ -12,6 +12,7 @@
 
 pub mod changes;
 pub mod commission;
+#[cfg(feature = "invoice")]
 pub mod invoice;
 pub mod locale;
 pub mod machine;
