@@ -237,3 +237,61 @@ async fn dynamo_a_reservation_without_copies() {
     let Some(store) = api_tests::dynamo_store().await else { return };
     without_copies(store).await;
 }
+
+/// A hold whose transaction the store refuses is 503 and holds nothing; the buyer's retry holds
+/// the seat. (Only a lost race is tried again by the server.)
+#[tokio::test]
+async fn a_refused_hold_is_unavailable_not_retried() {
+    use api_tests::faulty::{Fault, FaultyStore};
+    let faulty = Arc::new(FaultyStore::faulty(api_tests::memory_store()));
+    let srv = server(faulty.clone(), 120).await;
+    create_event(&srv, "down").await;
+    let mut buyer = Buyer::anonymous(&srv);
+    let pr = buyer.init("down").await;
+    faulty.inject(0, Fault::Before);
+    assert_eq!(buyer.hold(&pr, "s-1-1").await.0, 200);
+    let writes = faulty.write_steps();
+    assert_eq!(writes.len(), 1, "a hold is one transaction: {writes:?}");
+    faulty.inject(writes[0], Fault::Before);
+    let (status, body) = buyer.hold(&pr, "s-1-2").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(faulty.struck().is_some(), "the transaction was the call refused");
+    assert_eq!(taken_seats(&srv, "down").await, ["s-1-1"], "nothing held by the refused call");
+    assert_eq!(buyer.hold(&pr, "s-1-2").await.0, 200, "the retry holds it");
+    assert_eq!(taken_seats(&srv, "down").await, ["s-1-1", "s-1-2"]);
+
+    // The same for a release: 503, nothing freed; the retry frees it.
+    let release = format!("/api/v1/reservations/{pr}/tickets/s-1-2");
+    faulty.inject(0, Fault::Before);
+    let (status, body) = buyer.call(reqwest::Method::DELETE, &release, None).await;
+    assert!(status < 300, "{status} {body}");
+    let writes = faulty.write_steps();
+    assert_eq!(writes.len(), 1, "a release is one transaction: {writes:?}");
+    assert_eq!(buyer.hold(&pr, "s-1-2").await.0, 200);
+    faulty.inject(writes[0], Fault::Before);
+    let (status, body) = buyer.call(reqwest::Method::DELETE, &release, None).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(taken_seats(&srv, "down").await, ["s-1-1", "s-1-2"], "nothing freed");
+    let (status, body) = buyer.call(reqwest::Method::DELETE, &release, None).await;
+    assert!(status < 300, "the retry frees it: {status} {body}");
+    assert_eq!(taken_seats(&srv, "down").await, ["s-1-1"]);
+
+    // And for deleting a reservation (another buyer's, one seat, counts the steps first).
+    let mut other = Buyer::anonymous(&srv);
+    let gone = other.init("down").await;
+    assert_eq!(other.hold(&gone, "s-2-1").await.0, 200);
+    faulty.inject(0, Fault::Before);
+    let (status, body) =
+        other.call(reqwest::Method::DELETE, &format!("/api/v1/reservations/{gone}"), None).await;
+    assert!(status < 300, "{status} {body}");
+    let writes = faulty.write_steps();
+    assert_eq!(writes.len(), 1, "a delete is one transaction: {writes:?}");
+    let delete = format!("/api/v1/reservations/{pr}");
+    faulty.inject(writes[0], Fault::Before);
+    let (status, body) = buyer.call(reqwest::Method::DELETE, &delete, None).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(taken_seats(&srv, "down").await, ["s-1-1"], "nothing freed");
+    let (status, body) = buyer.call(reqwest::Method::DELETE, &delete, None).await;
+    assert!(status < 300, "the retry deletes it: {status} {body}");
+    assert!(taken_seats(&srv, "down").await.is_empty());
+}
