@@ -295,3 +295,46 @@ async fn a_refused_hold_is_unavailable_not_retried() {
     assert!(status < 300, "the retry deletes it: {status} {body}");
     assert!(taken_seats(&srv, "down").await.is_empty());
 }
+
+/// Before the next transaction, once: the reservation `key` is written again (its version moves
+/// on), as a second tab of the same buyer would.
+struct Bump {
+    inner: Arc<dyn Store>,
+    key: std::sync::Mutex<Option<String>>,
+    conflicts: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl api_tests::hooked::Hook for Bump {
+    async fn before(&self, op: api_tests::hooked::Op) -> Result<(), shared::store::StoreError> {
+        if op != api_tests::hooked::Op::Transact {
+            return Ok(());
+        }
+        let Some(key) = self.key.lock().unwrap().take() else { return Ok(()) };
+        let item = self.inner.get(&key, "pr").await?.expect("the reservation");
+        let v = item.version;
+        self.inner.put(item.with_version(v + 1), shared::store::Cond::Version(v)).await
+    }
+    fn conflict(&self, _op: api_tests::hooked::Op) {
+        self.conflicts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A hold that loses the race on its reservation to another write of it is tried again from a
+/// fresh read and succeeds: the buyer sees 200, not 409.
+#[tokio::test]
+async fn a_hold_that_loses_the_race_on_its_reservation_is_tried_again() {
+    let inner = api_tests::memory_store();
+    let bump = Bump { inner: inner.clone(), key: Default::default(), conflicts: Default::default() };
+    let hooked = Arc::new(api_tests::hooked::Hooked::new(inner, bump));
+    let srv = server(hooked.clone(), 120).await;
+    create_event(&srv, "race").await;
+    let mut buyer = Buyer::anonymous(&srv);
+    let pr = buyer.init("race").await;
+    assert_eq!(buyer.hold(&pr, "s-1-1").await.0, 200);
+    *hooked.key.lock().unwrap() = Some(shared::tickets::reservations::pk(&pr));
+    let (status, body) = buyer.hold(&pr, "s-1-2").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(hooked.conflicts.load(std::sync::atomic::Ordering::SeqCst), 1, "the first attempt lost");
+    assert_eq!(taken_seats(&srv, "race").await, ["s-1-1", "s-1-2"]);
+}
