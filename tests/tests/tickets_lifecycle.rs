@@ -337,4 +337,17 @@ async fn a_hold_that_loses_the_race_on_its_reservation_is_tried_again() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(hooked.conflicts.load(std::sync::atomic::Ordering::SeqCst), 1, "the first attempt lost");
     assert_eq!(taken_seats(&srv, "race").await, ["s-1-1", "s-1-2"]);
+    // A release, and a delete of the reservation, likewise.
+    for path in [format!("/api/v1/reservations/{pr}/tickets/s-1-2"), format!("/api/v1/reservations/{pr}")] {
+        *hooked.key.lock().unwrap() = Some(shared::tickets::reservations::pk(&pr));
+        let before = hooked.conflicts.load(std::sync::atomic::Ordering::SeqCst);
+        let (status, body) = buyer.call(reqwest::Method::DELETE, &path, None).await;
+        assert!(status < 300, "{path}: {status} {body}");
+        assert_eq!(
+            hooked.conflicts.load(std::sync::atomic::Ordering::SeqCst),
+            before + 1,
+            "{path}: lost once"
+        );
+    }
+    assert!(taken_seats(&srv, "race").await.is_empty());
 }
