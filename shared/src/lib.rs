@@ -88,8 +88,8 @@ pub struct App {
     /// the payment-owner port).
     pub owners: Arc<Owners>,
     /// The AWS SDK configuration when something deployed is named (loaded once, shared by every
-    /// client the process makes).
-    pub sdk: Option<aws_config::SdkConfig>,
+    /// client the process makes; behind an `Arc`, as the app is cloned for every request).
+    pub sdk: Option<Arc<aws_config::SdkConfig>>,
 }
 
 /// The payment owners of this backend.
@@ -177,7 +177,7 @@ impl App {
             }
             _ => App::new(store, config),
         };
-        app.sdk = sdk;
+        app.sdk = sdk.map(Arc::new);
         Ok(app)
     }
 }

@@ -61,7 +61,7 @@ pub trait Mailer: Send + Sync + 'static {
 pub struct SesMailer {
     client: tokio::sync::OnceCell<aws_sdk_sesv2::Client>,
     /// What the client is made from when the first email is sent.
-    sdk: Option<aws_config::SdkConfig>,
+    sdk: Option<Arc<aws_config::SdkConfig>>,
     from: String,
 }
 
@@ -72,7 +72,7 @@ impl SesMailer {
 
     /// A client made when the first email is sent (a batch of duplicates never needs one), from
     /// `sdk` (the process's AWS configuration), else from the environment.
-    pub fn lazy(sdk: Option<aws_config::SdkConfig>, from: impl Into<String>) -> Self {
+    pub fn lazy(sdk: Option<Arc<aws_config::SdkConfig>>, from: impl Into<String>) -> Self {
         SesMailer { client: tokio::sync::OnceCell::new(), sdk, from: from.into() }
     }
 
