@@ -510,6 +510,58 @@ impl PaymentsConfig {
 #[cfg(test)]
 mod tests {
     use super::Status::*;
+    use super::*;
+
+    fn paid(app: &App, amount: i64) -> Payment {
+        let owner = OwnerRef::new("nobody", "1");
+        let p = Payment::new(
+            app,
+            "ZT_1".into(),
+            1,
+            "21".into(),
+            owner,
+            GatewayKind::Sandbox,
+            amount.into(),
+            "x".into(),
+        );
+        Payment { status: Succeeded, ..p }
+    }
+
+    /// What is left to refund: what came in, less what was refunded and what is being refunded.
+    #[test]
+    fn refundable_is_what_came_in_less_refunds() {
+        let app = App::in_memory(crate::Config::for_tests());
+        let p = Payment { refunded_amount: 30.into(), refunding: 20.into(), ..paid(&app, 100) };
+        assert_eq!(p.refundable(), Decimal::from(50));
+        assert_eq!(Payment { status: Refunded, ..p.clone() }.refundable(), Decimal::from(50));
+        assert_eq!(Payment { status: Pending, ..p.clone() }.refundable(), Decimal::ZERO, "nothing came in");
+        assert_eq!(
+            Payment { refunded_amount: 90.into(), ..p.clone() }.refundable(),
+            Decimal::ZERO,
+            "never below 0"
+        );
+        // A wrong sum that came in is what can go back, not the payment's amount.
+        let anomaly = Anomaly {
+            kind: AnomalyKind::AmountMismatch,
+            received: 70.into(),
+            currency: "RUB".into(),
+            expected: Some(100.into()),
+            at: app.clock.now(),
+            refund_id: "r".into(),
+        };
+        let odd = Payment {
+            anomaly: Some(anomaly),
+            refunded_amount: 10.into(),
+            refunding: 5.into(),
+            ..paid(&app, 100)
+        };
+        assert_eq!(odd.refundable(), Decimal::from(55));
+        assert_eq!(
+            Payment { status: Failed, ..odd }.refundable(),
+            Decimal::from(55),
+            "late money counts too"
+        );
+    }
 
     #[test]
     fn state_machine() {
