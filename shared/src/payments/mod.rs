@@ -527,6 +527,18 @@ mod tests {
         Payment { status: Succeeded, ..p }
     }
 
+    /// The next version of a payment is one version on and stamped with the time of the change.
+    #[test]
+    fn the_next_version_is_stamped_now() {
+        let app = App::in_memory(crate::Config::for_tests());
+        let p = paid(&app, 100);
+        app.clock.advance(chrono::Duration::minutes(5));
+        let next = p.next(&app);
+        assert_eq!(next.version, p.version + 1);
+        assert!(next.updated_at > p.updated_at, "{} then {}", p.updated_at, next.updated_at);
+        assert_eq!(next.amount, p.amount);
+    }
+
     /// What is left to refund: what came in, less what was refunded and what is being refunded.
     #[test]
     fn refundable_is_what_came_in_less_refunds() {
