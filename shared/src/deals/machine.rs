@@ -394,6 +394,14 @@ mod tests {
         let pay = listed.iter().find(|t| t.to_state == "payment_verification").unwrap();
         assert!(!pay.can_perform && pay.required_fields == ["consumer_id", "payment"]);
         assert!(listed.iter().any(|t| t.to_state == "cancelled" && t.can_perform));
+        // Paid needs a payment, Rejected a claim.
+        let mut d = fixture("s", PaymentVerification);
+        d.payment = None;
+        d.gateway_payment = None;
+        assert_eq!(missing_fields(&d, Paid), ["payment"]);
+        let mut d = fixture("s", Shipping);
+        d.claim = None;
+        assert_eq!(missing_fields(&d, Rejected), ["claim"]);
     }
 
     #[test]
