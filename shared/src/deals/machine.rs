@@ -206,7 +206,8 @@ fn apply(deal: &mut Deal, actor: Actor, to: State, now: DateTime<Utc>) {
             deal.end_of_protection = None;
             deal.escalation_date = Some(now + Duration::days(super::ESCALATION_DAYS));
         }
-        Received | AwaitReturning if from == Rejected => deal.escalation_date = None,
+        // Only a rejected deal has an escalation date; leaving it for either ends the wait.
+        Received | AwaitReturning => deal.escalation_date = None,
         _ => {}
     }
     // A change asked for in the old state no longer applies.
