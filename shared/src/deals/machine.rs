@@ -438,8 +438,10 @@ mod tests {
         assert_eq!(due(&d, now + Duration::seconds(1)), Some(Received));
         assert_eq!(due_at(&d), d.end_of_protection);
         let mut r = fixture("s", Rejected);
-        r.escalation_date = Some(now);
-        assert_eq!(due(&r, now), Some(Escalation));
+        r.escalation_date = Some(now + Duration::seconds(1));
+        assert_eq!(due(&r, now), None, "a claim still within its answer period");
+        assert_eq!(due(&r, now + Duration::seconds(1)), Some(Escalation));
+        assert_eq!(due_at(&r), r.escalation_date);
         for s in [Received, Returned] {
             assert_eq!(due(&fixture("s", s), now), Some(PayoutInitiated));
         }
