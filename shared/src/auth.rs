@@ -83,7 +83,82 @@ impl JwtRules {
     }
 }
 
+/// The cryptography behind `jsonwebtoken`: HMAC-SHA256 and nothing else. Its stock providers
+/// bring RSA, ECDSA and EdDSA along (a few hundred KiB in every binary that checks a token);
+/// a token under any other algorithm is refused before any key is touched.
+mod hs256 {
+    use hmac::{Hmac, Mac};
+    use jsonwebtoken::crypto::{CryptoProvider, JwtSigner, JwtVerifier, KeyUtils};
+    use jsonwebtoken::errors::{ErrorKind, Result};
+    use jsonwebtoken::signature::{Error, Signer, Verifier};
+    use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+    use sha2::Sha256;
+
+    struct Hs256(Hmac<Sha256>);
+
+    impl Hs256 {
+        fn new(alg: &Algorithm, key: &[u8]) -> Result<Hs256> {
+            if *alg != Algorithm::HS256 {
+                return Err(ErrorKind::InvalidAlgorithm.into());
+            }
+            Ok(Hs256(Hmac::new_from_slice(key).map_err(|_| ErrorKind::InvalidKeyFormat)?))
+        }
+    }
+
+    impl Signer<Vec<u8>> for Hs256 {
+        fn try_sign(&self, msg: &[u8]) -> std::result::Result<Vec<u8>, Error> {
+            let mut mac = self.0.clone();
+            mac.update(msg);
+            Ok(mac.finalize().into_bytes().to_vec())
+        }
+    }
+
+    impl Verifier<Vec<u8>> for Hs256 {
+        fn verify(&self, msg: &[u8], signature: &Vec<u8>) -> std::result::Result<(), Error> {
+            let mut mac = self.0.clone();
+            mac.update(msg);
+            mac.verify_slice(signature).map_err(Error::from_source)
+        }
+    }
+
+    impl JwtSigner for Hs256 {
+        fn algorithm(&self) -> Algorithm {
+            Algorithm::HS256
+        }
+    }
+
+    impl JwtVerifier for Hs256 {
+        fn algorithm(&self) -> Algorithm {
+            Algorithm::HS256
+        }
+    }
+
+    fn signer(alg: &Algorithm, key: &EncodingKey) -> Result<Box<dyn JwtSigner>> {
+        Ok(Box::new(Hs256::new(alg, key.as_bytes())?))
+    }
+
+    fn verifier(alg: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifier>> {
+        Ok(Box::new(Hs256::new(alg, key.try_get_as_bytes()?)?))
+    }
+
+    pub(super) static PROVIDER: CryptoProvider = CryptoProvider {
+        signer_factory: signer,
+        verifier_factory: verifier,
+        key_utils: KeyUtils::new_unimplemented(),
+    };
+}
+
+/// Installs the HS256-only provider as `jsonwebtoken`'s (once per process; later calls do
+/// nothing). Everything here that signs or verifies calls it first.
+pub fn install_crypto() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = hs256::PROVIDER.install_default();
+    });
+}
+
 pub fn issue(secret: &str, claims: &Claims) -> String {
+    install_crypto();
     encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret.as_bytes()))
         .expect("HS256 signing with an in-memory key cannot fail")
 }
@@ -131,6 +206,7 @@ pub fn verify(rules: &JwtRules, token: &str) -> Result<Claims, ApiError> {
 
 /// [`verify`] without the cache: the signature, the registered claims, the maximum age.
 fn verify_signed(rules: &JwtRules, token: &str) -> Result<Claims, ApiError> {
+    install_crypto();
     let mut validation = Validation::new(Algorithm::HS256);
     validation.leeway = LEEWAY;
     validation.validate_nbf = true;
@@ -258,11 +334,43 @@ mod tests {
     }
 
     fn raw(key: &str, body: serde_json::Value) -> String {
+        install_crypto();
         encode(&Header::new(Algorithm::HS256), &body, &EncodingKey::from_secret(key.as_bytes())).unwrap()
     }
 
     fn rules() -> JwtRules {
         JwtRules::new("k")
+    }
+
+    #[test]
+    fn the_crypto_provider_knows_hs256_only() {
+        install_crypto();
+        let key = EncodingKey::from_secret(b"k");
+        for alg in [Algorithm::HS384, Algorithm::HS512] {
+            let e = encode(&Header::new(alg), &claims(now() + 60), &key).unwrap_err();
+            assert_eq!(*e.kind(), ErrorKind::InvalidAlgorithm, "{alg:?}");
+        }
+        let token = raw("k", json!({"sub": "1", "exp": now() + 60}));
+        let parts: Vec<&str> = token.split('.').collect();
+        let msg = format!("{}.{}", parts[0], parts[1]);
+        assert!(
+            jsonwebtoken::crypto::verify(
+                parts[2],
+                msg.as_bytes(),
+                &DecodingKey::from_secret(b"k"),
+                Algorithm::HS256
+            )
+            .unwrap()
+        );
+        assert!(
+            !jsonwebtoken::crypto::verify(
+                parts[2],
+                msg.as_bytes(),
+                &DecodingKey::from_secret(b"x"),
+                Algorithm::HS256
+            )
+            .unwrap()
+        );
     }
 
     #[test]

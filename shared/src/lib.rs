@@ -89,7 +89,7 @@ pub struct App {
     pub owners: Arc<Owners>,
     /// The AWS SDK configuration when something deployed is named (loaded once, shared by every
     /// client the process makes; behind an `Arc`, as the app is cloned for every request).
-    pub sdk: Option<Arc<aws_config::SdkConfig>>,
+    pub sdk: Option<Arc<aws::SdkConfig>>,
 }
 
 /// The payment owners of this backend.
@@ -154,7 +154,7 @@ impl App {
     pub async fn from_vars(vars: config::Vars) -> Result<App, String> {
         let aws = ["TABLE_NAME", "QUEUE_URL", "SECRETS_PREFIX"].iter().any(|n| vars.get(n).is_some());
         let sdk = match aws {
-            true => Some(aws::load().await),
+            true => Some(aws::load()),
             false => None,
         };
         let vars = secrets::overlay(vars, sdk.as_ref()).await?;

@@ -27,7 +27,7 @@ impl SqsQueue {
 
     /// A client from the environment (`AWS_ENDPOINT_URL`, `AWS_REGION`, credentials).
     pub async fn from_env(queue_url: impl Into<String>) -> Self {
-        let conf = crate::aws::load().await;
+        let conf = crate::aws::load();
         SqsQueue::new(Client::new(&conf), queue_url)
     }
 

@@ -46,7 +46,7 @@ pub fn names(list: &str) -> Result<Vec<String>, String> {
 /// The environment with this function's secrets laid over it. Parameters that do not exist are
 /// left out (the configuration then refuses to start if the function needs them); any other
 /// failure to read them stops the start.
-pub async fn overlay(vars: Vars, sdk: Option<&aws_config::SdkConfig>) -> Result<Vars, String> {
+pub async fn overlay(vars: Vars, sdk: Option<&crate::aws::SdkConfig>) -> Result<Vars, String> {
     let (Some(prefix), Some(sdk)) = (vars.get("SECRETS_PREFIX"), sdk) else {
         return Ok(vars);
     };

@@ -1,12 +1,22 @@
-//! Logging: JSON lines (for CloudWatch) unless `LOG_FORMAT=text`; level from `RUST_LOG`.
+//! Logging: JSON lines (for CloudWatch) unless `LOG_FORMAT=text`; level from `RUST_LOG`
+//! (`info` by default; a level, or targets with levels: `warn,shared::payments=debug`).
+//! `RUST_LOG` is read as a list of targets, not as an `EnvFilter`: no regular expressions to
+//! compile at start and none in the binary.
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::prelude::*;
 
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let text = crate::config::log_text();
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO));
+    let layer = tracing_subscriber::fmt::layer().with_target(false);
     // A second init (tests) is harmless.
-    let _ =
-        if text { builder.try_init() } else { builder.json().flatten_event(true).without_time().try_init() };
+    let _ = if crate::config::log_text() {
+        tracing_subscriber::registry().with(layer.with_filter(filter)).try_init()
+    } else {
+        let json = layer.json().flatten_event(true).without_time();
+        tracing_subscriber::registry().with(json.with_filter(filter)).try_init()
+    };
 }

@@ -235,12 +235,12 @@ async fn sngb_failures_leak_nothing() {
 async fn dynamodb_failures_leak_nothing() {
     logs();
     let upstream = closed_port().await;
-    let sdk = shared::aws::loader()
-        .endpoint_url(&upstream)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("k", "s", None, None, "test"))
-        .load()
-        .await;
+    let sdk = shared::aws::from_vars(|name| match name {
+        "AWS_ENDPOINT_URL" => Some(upstream.clone()),
+        "AWS_REGION" => Some("us-east-1".into()),
+        "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some("k".into()),
+        _ => None,
+    });
     let store: Arc<dyn Store> = Arc::new(shared::store::dynamo::DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&sdk),
         "secret-table-name",
@@ -378,6 +378,7 @@ async fn the_previous_key_works_during_a_rotation() {
         }
         c
     };
+    shared::auth::install_crypto();
     let sign = |key: &str, body: Value| {
         jsonwebtoken::encode(
             &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
@@ -410,7 +411,7 @@ async fn secrets_come_from_parameter_store() {
     if api_tests::moto_endpoint().is_none() {
         return;
     }
-    let sdk = shared::aws::load().await;
+    let sdk = shared::aws::load();
     let ssm = aws_sdk_ssm::Client::new(&sdk);
     let stack = format!("/stack-{}", uuid::Uuid::new_v4().simple());
     let jwt = "jwt-from-parameter-store-0123456789abcdef";

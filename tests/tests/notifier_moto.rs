@@ -28,7 +28,7 @@ struct Env {
 
 async fn env() -> Option<Env> {
     let endpoint = api_tests::moto_endpoint()?;
-    let conf = shared::aws::load().await;
+    let conf = shared::aws::load();
     let ses = aws_sdk_sesv2::Client::new(&conf);
     // moto only sends from a created identity; a second create is refused, which is fine.
     let _ = ses.create_email_identity().email_identity(FROM).send().await;
@@ -279,7 +279,7 @@ async fn a_good_message_in_a_batch_with_a_poison_one_is_sent() {
 #[tokio::test]
 async fn a_refused_send_is_retried_and_then_sent_once() {
     let Some(env) = env().await else { return };
-    let conf = shared::aws::load().await;
+    let conf = shared::aws::load();
     // SES refuses a sender that is not a verified identity: nothing is sent, the claim is
     // released, and a later delivery (here with the right sender) sends the email.
     let unverified = format!("nobody-{}@unverified.example", uuid::Uuid::new_v4().simple());

@@ -61,7 +61,7 @@ pub trait Mailer: Send + Sync + 'static {
 pub struct SesMailer {
     client: tokio::sync::OnceCell<aws_sdk_sesv2::Client>,
     /// What the client is made from when the first email is sent.
-    sdk: Option<Arc<aws_config::SdkConfig>>,
+    sdk: Option<Arc<shared::aws::SdkConfig>>,
     from: String,
 }
 
@@ -72,7 +72,7 @@ impl SesMailer {
 
     /// A client made when the first email is sent (a batch of duplicates never needs one), from
     /// `sdk` (the process's AWS configuration), else from the environment.
-    pub fn lazy(sdk: Option<Arc<aws_config::SdkConfig>>, from: impl Into<String>) -> Self {
+    pub fn lazy(sdk: Option<Arc<shared::aws::SdkConfig>>, from: impl Into<String>) -> Self {
         SesMailer { client: tokio::sync::OnceCell::new(), sdk, from: from.into() }
     }
 
@@ -81,7 +81,7 @@ impl SesMailer {
             .get_or_init(|| async {
                 match &self.sdk {
                     Some(sdk) => aws_sdk_sesv2::Client::new(sdk),
-                    None => aws_sdk_sesv2::Client::new(&shared::aws::load().await),
+                    None => aws_sdk_sesv2::Client::new(&shared::aws::load()),
                 }
             })
             .await

@@ -199,7 +199,7 @@ impl DynamoStore {
 
     /// A client from the environment (`AWS_ENDPOINT_URL`, `AWS_REGION`, credentials).
     pub async fn from_env(table: impl Into<String>) -> Self {
-        let conf = crate::aws::load().await;
+        let conf = crate::aws::load();
         DynamoStore::new(Client::new(&conf), table)
     }
 
