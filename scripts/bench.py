@@ -156,11 +156,30 @@ class FakeRuntime(BaseHTTPRequestHandler):
             FakeRuntime.done(self.path, body)
 
 
+# The secret the Lambda starts are configured with, and the caller each sample event is sent as:
+# the samples carry no token (they are for `cargo lambda invoke`), and a first answer of 401
+# would time the refusal, not the call.
+LAMBDA_SECRET = "bench-lambda-secret-0123456789abcdef0123456789"
+EVENT_CALLER = {"admin": ("1", ("admin",)), "deals": ("21", ()), "payments": ("21", ())}
+
+
+def with_token(event_bytes, name):
+    caller = EVENT_CALLER.get(name)
+    if caller is None:
+        return event_bytes
+    out = subprocess.run([os.path.join(REL, "local"), "token", caller[0], *caller[1]], capture_output=True,
+                         text=True, check=True, env=dict(os.environ, JWT_SECRET=LAMBDA_SECRET))
+    event = json.loads(event_bytes)
+    event.setdefault("headers", {})["authorization"] = f"Bearer {out.stdout.strip()}"
+    return json.dumps(event).encode()
+
+
 def lambda_cold_start(binary, event_file):
-    """Start the binary against a fake runtime API; time until it posts its first response."""
+    """Start the binary against a fake runtime API; time until it posts its first response.
+    Returns (ms, peak RSS KiB, the answer's HTTP status)."""
     port = free_port()
     with open(event_file, "rb") as f:
-        FakeRuntime.event = f.read()
+        FakeRuntime.event = with_token(f.read(), os.path.basename(binary))
     finished = threading.Event()
     result = {}
 
@@ -177,7 +196,7 @@ def lambda_cold_start(binary, event_file):
                AWS_LAMBDA_LOG_FORMAT="json", RUST_LOG="error", SSL_CERT_FILE=CERT_BUNDLE,
                # Lambda hands every function its role's credentials in the environment.
                AWS_ACCESS_KEY_ID="ASIABENCH", AWS_SECRET_ACCESS_KEY="bench", AWS_SESSION_TOKEN="bench",
-               AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}")
+               AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}", JWT_SECRET=LAMBDA_SECRET)
     # Lambda's environment has no certificate directory or extra CA bundle; this machine's may.
     for name in ("TABLE_NAME", "SSL_CERT_DIR", "AWS_CA_BUNDLE"):
         env.pop(name, None)
@@ -190,7 +209,11 @@ def lambda_cold_start(binary, event_file):
     proc.wait()
     server.shutdown()
     ok = ok and "/response" in result.get("path", "")
-    return ms if ok else None, rss
+    try:
+        status = json.loads(result.get("body") or b"{}").get("statusCode")
+    except ValueError:
+        status = None
+    return (ms if ok else None), rss, status
 
 
 def load_cases(api_port, hello_port=None):
@@ -234,12 +257,13 @@ def delayed_run():
 def median_start(binary, event):
     """The median of STARTS first invocations (of those that answered) and the peak RSS."""
     runs = [lambda_cold_start(binary, event) for _ in range(STARTS)]
-    times = [ms for ms, _ in runs if ms is not None]
-    rss = max((r for _, r in runs if r), default=None)
+    times = [ms for ms, _, _ in runs if ms is not None]
+    rss = max((r for _, r, _ in runs if r), default=None)
+    status = runs[-1][2]
     if len(times) < len(runs):
         print(f"{os.path.basename(binary)}: {len(runs) - len(times)} of {len(runs)} starts did not answer",
               file=sys.stderr)
-    return (statistics.median(times) if times else None), rss
+    return (statistics.median(times) if times else None), rss, status
 
 
 def main():
@@ -257,11 +281,11 @@ def main():
         hello.kill()
     delayed = delayed_run()
     lambdas = []
-    base_ms, base_rss = median_start(os.path.join(REL, "lambda_hello"), os.path.join(ROOT, "events", "health.json"))
-    lambdas.append(("lambda_runtime hello world", base_ms, base_rss))
+    base_ms, base_rss, base_status = median_start(os.path.join(REL, "lambda_hello"),
+                                                  os.path.join(ROOT, "events", "health.json"))
+    lambdas.append(("lambda_runtime hello world", base_ms, base_rss, base_status))
     for binary, event in lambda_binaries():
-        ms, rss = median_start(os.path.join(REL, binary), event)
-        lambdas.append((f"`{binary}`", ms, rss))
+        lambdas.append((f"`{binary}`", *median_start(os.path.join(REL, binary), event)))
 
     out = ["| call | req/s | p50 ms | p99 ms | vs hello | non-2xx |", "|---|---:|---:|---:|---:|---:|"]
     for name, rps, p50, p99, ratio, bad in rows:
@@ -274,11 +298,11 @@ def main():
     for name, ms, rss in starts:
         out.append(f"| {name} | {fmt_ms(ms)} | {fmt_rss(rss)} |")
     out += ["", f"Lambda binaries on a fake runtime API, first invocation (median of {STARTS} starts):", "",
-            "| function | start to first response, ms | vs lambda_runtime hello | peak RSS, MiB |",
-            "|---|---:|---:|---:|"]
-    for name, ms, rss in lambdas:
+            "| function | start to first response, ms | vs lambda_runtime hello | peak RSS, MiB | answer |",
+            "|---|---:|---:|---:|---:|"]
+    for name, ms, rss, status in lambdas:
         ratio = f"{ms / base_ms:.2f}" if ms and base_ms else "?"
-        out.append(f"| {name} | {fmt_ms(ms)} | {ratio} | {fmt_rss(rss)} |")
+        out.append(f"| {name} | {fmt_ms(ms)} | {ratio} | {fmt_rss(rss)} | {status} |")
     text = "\n".join(out)
     print(text)
     with open(os.path.join(ROOT, "target", "bench.md"), "w") as f:
