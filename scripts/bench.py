@@ -259,7 +259,8 @@ def median_start(binary, event):
     runs = [lambda_cold_start(binary, event) for _ in range(STARTS)]
     times = [ms for ms, _, _ in runs if ms is not None]
     rss = max((r for _, r, _ in runs if r), default=None)
-    status = runs[-1][2]
+    # Every start's answer, so that a start that answered differently shows.
+    status = "/".join(sorted({str(st) for _, _, st in runs}))
     if len(times) < len(runs):
         print(f"{os.path.basename(binary)}: {len(runs) - len(times)} of {len(runs)} starts did not answer",
               file=sys.stderr)
