@@ -10,7 +10,7 @@
 # server on DynamoDB (under scripts/with-moto.sh) instead of the embedded store.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build -q -p local --bin local
+cargo build -q -p local --features aws --bin local   # DynamoDB when SCHEMATHESIS_STORE=dynamo
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 log=$(mktemp -t local-server.XXXXXX.log)
 export JWT_SECRET=schemathesis-secret-0123456789abcdef PORT="$port" LOG_FORMAT=text RUST_LOG=warn

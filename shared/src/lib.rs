@@ -4,6 +4,7 @@
 //! routers; everything that decides anything lives here.
 
 pub mod auth;
+#[cfg(feature = "aws")]
 pub mod aws;
 pub mod config;
 pub mod de;
@@ -18,6 +19,7 @@ pub mod metrics;
 pub mod money;
 pub mod outbox;
 pub mod payments;
+#[cfg(feature = "aws")]
 pub mod queue_sqs;
 pub mod redirects;
 pub mod retry;
@@ -43,6 +45,7 @@ pub use error::{ApiError, ApiResult};
 use outbox::{MemoryQueue, Queue, Relaying};
 use payments::Owners;
 use store::Store;
+#[cfg(feature = "aws")]
 use store::dynamo::DynamoStore;
 use store::memory::MemoryStore;
 
@@ -89,6 +92,7 @@ pub struct App {
     pub owners: Arc<Owners>,
     /// The AWS SDK configuration when something deployed is named (loaded once, shared by every
     /// client the process makes; behind an `Arc`, as the app is cloned for every request).
+    #[cfg(feature = "aws")]
     pub sdk: Option<Arc<aws::SdkConfig>>,
 }
 
@@ -126,6 +130,7 @@ impl App {
             config: Arc::new(config),
             clock: Clock::default(),
             owners: Arc::new(owners()),
+            #[cfg(feature = "aws")]
             sdk: None,
         }
     }
@@ -151,9 +156,9 @@ impl App {
 
     /// As [`App::from_env`], from the given settings. The AWS configuration is loaded once, and
     /// only when something deployed is named.
+    #[cfg(feature = "aws")]
     pub async fn from_vars(vars: config::Vars) -> Result<App, String> {
-        let aws = ["TABLE_NAME", "QUEUE_URL", "SECRETS_PREFIX"].iter().any(|n| vars.get(n).is_some());
-        let sdk = match aws {
+        let sdk = match AWS_VARS.iter().any(|n| vars.get(n).is_some()) {
             true => Some(aws::load()),
             false => None,
         };
@@ -180,4 +185,22 @@ impl App {
         app.sdk = sdk.map(Arc::new);
         Ok(app)
     }
+
+    /// As [`App::from_env`], from the given settings, in a build without the AWS adapters (the
+    /// local server's default): the embedded store and queue; naming an AWS resource is refused
+    /// rather than silently run on the embedded store.
+    #[cfg(not(feature = "aws"))]
+    pub async fn from_vars(vars: config::Vars) -> Result<App, String> {
+        // The configuration first: a deployed-looking one with a weak secret is refused for that.
+        let config = Config::from_vars(&vars)?;
+        if let Some(name) = AWS_VARS.iter().find(|n| vars.get(n).is_some()) {
+            return Err(format!(
+                "{name} names an AWS resource, but this build has no AWS adapters (build it with `--features aws`)"
+            ));
+        }
+        Ok(App::in_memory(config))
+    }
 }
+
+/// The settings that name something deployed on AWS.
+const AWS_VARS: [&str; 3] = ["TABLE_NAME", "QUEUE_URL", "SECRETS_PREFIX"];

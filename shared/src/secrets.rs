@@ -7,8 +7,10 @@
 //! (`jwt-secret` → `JWT_SECRET`). The values live in the process only; nothing else caches
 //! them. Without `SECRETS_PREFIX` (local runs, tests) the environment is used as it is.
 
+#[cfg(feature = "aws")]
 use std::collections::HashMap;
 
+#[cfg(feature = "aws")]
 use crate::config::Vars;
 
 /// Every secret a function may name, with the variable it stands for.
@@ -46,6 +48,7 @@ pub fn names(list: &str) -> Result<Vec<String>, String> {
 /// The environment with this function's secrets laid over it. Parameters that do not exist are
 /// left out (the configuration then refuses to start if the function needs them); any other
 /// failure to read them stops the start.
+#[cfg(feature = "aws")]
 pub async fn overlay(vars: Vars, sdk: Option<&crate::aws::SdkConfig>) -> Result<Vars, String> {
     let (Some(prefix), Some(sdk)) = (vars.get("SECRETS_PREFIX"), sdk) else {
         return Ok(vars);
@@ -56,6 +59,7 @@ pub async fn overlay(vars: Vars, sdk: Option<&crate::aws::SdkConfig>) -> Result<
 }
 
 /// `<prefix>/<name>` for each name, decrypted, keyed by variable.
+#[cfg(feature = "aws")]
 pub async fn fetch(
     client: &aws_sdk_ssm::Client,
     prefix: &str,

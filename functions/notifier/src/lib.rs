@@ -22,20 +22,21 @@
 //!   longer than SQS keeps a message (14 days at most).
 
 pub mod render;
+#[cfg(feature = "ses")]
+mod ses;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use aws_sdk_sesv2::error::{DisplayErrorContext, SdkError};
-use aws_sdk_sesv2::primitives::Blob;
-use aws_sdk_sesv2::types::{Destination, EmailContent, RawMessage};
 use serde_json::json;
 use shared::Clock;
 use shared::mail::Notification;
 use shared::store::{Cond, Item, Store, StoreError};
 
 pub use render::{Email, RenderError, Renderer};
+#[cfg(feature = "ses")]
+pub use ses::SesMailer;
 
 /// How long a claim is kept (seconds): longer than SQS can keep a message.
 pub const CLAIM_TTL_SECS: i64 = 15 * 24 * 3600;
@@ -55,41 +56,6 @@ pub enum SendError {
 #[async_trait]
 pub trait Mailer: Send + Sync + 'static {
     async fn send(&self, email: &Email) -> Result<(), SendError>;
-}
-
-/// SES (v2) with a raw MIME message: text and HTML alternatives plus inline QR images.
-pub struct SesMailer {
-    client: tokio::sync::OnceCell<aws_sdk_sesv2::Client>,
-    /// What the client is made from when the first email is sent.
-    sdk: Option<Arc<shared::aws::SdkConfig>>,
-    from: String,
-}
-
-impl SesMailer {
-    pub fn new(client: aws_sdk_sesv2::Client, from: impl Into<String>) -> Self {
-        SesMailer { client: client.into(), sdk: None, from: from.into() }
-    }
-
-    /// A client made when the first email is sent (a batch of duplicates never needs one), from
-    /// `sdk` (the process's AWS configuration), else from the environment.
-    pub fn lazy(sdk: Option<Arc<shared::aws::SdkConfig>>, from: impl Into<String>) -> Self {
-        SesMailer { client: tokio::sync::OnceCell::new(), sdk, from: from.into() }
-    }
-
-    async fn client(&self) -> &aws_sdk_sesv2::Client {
-        self.client
-            .get_or_init(|| async {
-                match &self.sdk {
-                    Some(sdk) => aws_sdk_sesv2::Client::new(sdk),
-                    None => aws_sdk_sesv2::Client::new(&shared::aws::load()),
-                }
-            })
-            .await
-    }
-
-    pub fn from_address(&self) -> &str {
-        &self.from
-    }
 }
 
 /// The MIME message for an email.
@@ -112,44 +78,6 @@ pub fn mime(from: &str, email: &Email) -> Result<Vec<u8>, String> {
     msg.write_to_vec().map_err(|e| e.to_string())
 }
 
-#[async_trait]
-impl Mailer for SesMailer {
-    async fn send(&self, email: &Email) -> Result<(), SendError> {
-        let data = mime(&self.from, email).map_err(SendError::NotSent)?;
-        let raw = RawMessage::builder()
-            .data(Blob::new(data))
-            .build()
-            .map_err(|e| SendError::NotSent(e.to_string()))?;
-        let res = self
-            .client()
-            .await
-            .send_email()
-            .from_email_address(&self.from)
-            .destination(Destination::builder().to_addresses(&email.to).build())
-            .content(EmailContent::builder().raw(raw).build())
-            .send()
-            .await;
-        match res {
-            Ok(out) => {
-                tracing::info!(id = %email.id, ses_message_id = out.message_id().unwrap_or(""), "email sent");
-                Ok(())
-            }
-            Err(err) => {
-                let text = DisplayErrorContext(&err).to_string();
-                // A service error is SES refusing; a construction or connection failure never
-                // reached it. A timeout or an unreadable response may follow a send.
-                match err {
-                    SdkError::ServiceError(_) | SdkError::ConstructionFailure(_) => {
-                        Err(SendError::NotSent(text))
-                    }
-                    SdkError::DispatchFailure(ref d) if !d.is_timeout() => Err(SendError::NotSent(text)),
-                    _ => Err(SendError::Unknown(text)),
-                }
-            }
-        }
-    }
-}
-
 /// What the handler needs.
 pub struct Deps {
     pub store: Arc<dyn Store>,
@@ -165,6 +93,7 @@ impl Deps {
 
     /// From the environment: the store as configured for every function (`TABLE_NAME`),
     /// SES with the sender `MAIL_FROM` (default `noreply@example.com`).
+    #[cfg(feature = "ses")]
     pub async fn from_env() -> Result<Deps, String> {
         let app = shared::App::from_env().await?;
         let from = app.config.mail_from.clone();

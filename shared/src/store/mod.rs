@@ -7,6 +7,7 @@
 //! for `make run` and fast tests) and [`dynamo::DynamoStore`]; both pass the same
 //! conformance suite in `tests/tests/store_conformance.rs`.
 
+#[cfg(feature = "aws")]
 pub mod dynamo;
 pub mod memory;
 pub mod own_writes;
