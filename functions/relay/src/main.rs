@@ -6,7 +6,8 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 #[global_allocator]
 static ALLOC: shared::Allocator = shared::Allocator;
 
-#[tokio::main]
+// A Lambda process serves one event at a time: a single-threaded runtime, no worker threads to start.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let app = shared::App::start().await?;
     if app.config.table_name.is_none() || app.config.queue_url.is_none() {

@@ -5,7 +5,8 @@ use scheduler::JobDetail;
 #[global_allocator]
 static ALLOC: shared::Allocator = shared::Allocator;
 
-#[tokio::main]
+// A Lambda process serves one event at a time: a single-threaded runtime, no worker threads to start.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let app = shared::App::start().await?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<EventBridgeEvent<JobDetail>>| {
