@@ -37,7 +37,7 @@ pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> SdkConfig {
         Some(_) => Trust::System,
         None => Trust::Amazon,
     };
-    let mut b = builder().http_client(https_trusting(trust));
+    let mut b = builder(trust);
     b.set_region(var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")).map(Region::new));
     b.set_endpoint_url(endpoint);
     if let (Some(key), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
@@ -47,12 +47,13 @@ pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> SdkConfig {
     b.build()
 }
 
-/// What every configuration starts from: the latest behaviour, standard retries (3 attempts),
-/// a 3.1 s connect timeout (as `aws-config` sets them), Tokio's timer and the system clock.
-pub fn builder() -> aws_types::sdk_config::Builder {
+/// What every configuration starts from: the latest behaviour, an HTTPS client trusting `trust`,
+/// standard retries (3 attempts), a 3.1 s connect timeout (as `aws-config` sets them), Tokio's
+/// timer and the system clock.
+pub fn builder(trust: Trust) -> aws_types::sdk_config::Builder {
     SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
-        .http_client(https())
+        .http_client(https_trusting(trust))
         .retry_config(RetryConfig::standard())
         .timeout_config(TimeoutConfig::builder().connect_timeout(Duration::from_millis(3100)).build())
         .sleep_impl(TokioSleep::new())
