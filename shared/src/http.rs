@@ -145,7 +145,7 @@ pub fn finish(router: axum::Router<crate::App>, app: crate::App) -> axum::Router
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(app.config.max_body_bytes))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
-        .layer(axum::middleware::from_fn(request_id))
+        .layer(RequestIdLayer)
         .with_state(app)
 }
 
@@ -154,10 +154,43 @@ pub const REQUEST_ID: &str = "x-request-id";
 /// Every request runs in a span carrying its id, so that whatever it logs (an upstream
 /// failure's detail, say) can be found from the `x-request-id` header of its answer. The id
 /// is API Gateway's own when there is one (as in its access log), else a sane one the client
-/// sent, else a new one.
-async fn request_id(req: Request, next: axum::middleware::Next) -> axum::response::Response {
+/// sent, else a new one. A plain tower layer: no boxed future and no service clone per request.
+#[derive(Clone, Copy)]
+struct RequestIdLayer;
+
+impl<S> tower::Layer<S> for RequestIdLayer {
+    type Service = RequestIdService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestIdService(inner)
+    }
+}
+
+#[derive(Clone)]
+struct RequestIdService<S>(S);
+
+impl<S> tower::Service<Request> for RequestIdService<S>
+where
+    S: tower::Service<Request, Response = axum::response::Response>,
+{
+    type Response = axum::response::Response;
+    type Error = S::Error;
+    type Future = WithRequestId<tracing::instrument::Instrumented<S::Future>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        use tracing::Instrument;
+        let id = request_id(&req);
+        let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+        let header = axum::http::HeaderValue::from_str(&id).ok();
+        WithRequestId { inner: self.0.call(req).instrument(span), header }
+    }
+}
+
+fn request_id(req: &Request) -> String {
     use lambda_http::RequestExt;
-    use tracing::Instrument;
     let from_gateway = req.request_context_ref().and_then(|c| match c {
         lambda_http::request::RequestContext::ApiGatewayV2(c) => c.request_id.clone(),
         lambda_http::request::RequestContext::ApiGatewayV1(c) => c.request_id.clone(),
@@ -167,16 +200,35 @@ async fn request_id(req: Request, next: axum::middleware::Next) -> axum::respons
     let from_client = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).filter(|v| {
         (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     });
-    let id = from_gateway
-        .or_else(|| from_client.map(str::to_owned))
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let span =
-        tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
-    let mut res = next.run(req).instrument(span).await;
-    if let Ok(v) = axum::http::HeaderValue::from_str(&id) {
-        res.headers_mut().insert(REQUEST_ID, v);
+    from_gateway.or_else(|| from_client.map(str::to_owned)).unwrap_or_else(|| {
+        let mut buf = uuid::Uuid::encode_buffer();
+        uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf).to_owned()
+    })
+}
+
+pin_project_lite::pin_project! {
+    /// The inner answer with the request id added.
+    struct WithRequestId<F> {
+        #[pin]
+        inner: F,
+        header: Option<axum::http::HeaderValue>,
     }
-    res
+}
+
+impl<F, E> std::future::Future for WithRequestId<F>
+where
+    F: std::future::Future<Output = Result<axum::response::Response, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<F::Output> {
+        let this = self.project();
+        let mut res = std::task::ready!(this.inner.poll(cx))?;
+        if let Some(v) = this.header.take() {
+            res.headers_mut().insert(REQUEST_ID, v);
+        }
+        std::task::Poll::Ready(Ok(res))
+    }
 }
 
 /// A handler that panicked (a bug: nothing a client sends should get here) answers the usual

@@ -75,10 +75,28 @@ pub struct Tally {
     pub changed: usize,
 }
 
-/// Everything a handler needs: the store, the outbox, the configuration, the clock, and the
-/// payment owners.
+/// Everything a handler needs ([`Parts`]), behind one `Arc`: the app is cloned for every
+/// request (axum's state), so a clone is one reference count, not one per part. Changing a part
+/// (`app.store = ...`) changes this app only: the parts are copied first if shared.
 #[derive(Clone)]
-pub struct App {
+pub struct App(Arc<Parts>);
+
+impl std::ops::Deref for App {
+    type Target = Parts;
+    fn deref(&self) -> &Parts {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for App {
+    fn deref_mut(&mut self) -> &mut Parts {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+/// The store, the outbox, the configuration, the clock, and the payment owners.
+#[derive(Clone)]
+pub struct Parts {
     /// The store; locally (`OUTBOX_RELAY=inline`) it relays outbox items as they are written.
     pub store: Arc<dyn Store>,
     /// Where the outbox relay puts notifications for the notifier (SQS in AWS).
@@ -123,7 +141,7 @@ impl App {
             config::Relay::Inline => Arc::new(Relaying::new(store, queue.clone())),
             config::Relay::Stream => store,
         };
-        App {
+        App(Arc::new(Parts {
             store,
             queue,
             local_queue,
@@ -132,7 +150,7 @@ impl App {
             owners: Arc::new(owners()),
             #[cfg(feature = "aws")]
             sdk: None,
-        }
+        }))
     }
 
     /// The embedded in-process store with the given configuration.

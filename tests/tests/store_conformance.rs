@@ -156,7 +156,7 @@ pub async fn data_round_trips(s: Arc<dyn Store>) {
     let it = item("rt", "rt", v.clone()).with_ttl(Some(1_900_000_000)).with_gsi1("g", "h");
     s.put(it.clone(), Cond::NotExists).await.unwrap();
     let got = s.get("rt", "rt").await.unwrap().unwrap();
-    assert_eq!(Value::Object(got.data.clone()), v);
+    assert_eq!(Value::Object((*got.data).clone()), v);
     assert_eq!(got, it);
     assert!(matches!(
         s.put(item("x", "x", json!({"pk": "evil"})), Cond::Always).await,

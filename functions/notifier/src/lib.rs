@@ -97,7 +97,7 @@ impl Deps {
     pub async fn from_env() -> Result<Deps, String> {
         let app = shared::App::from_env().await?;
         let from = app.config.mail_from.clone();
-        Ok(Deps::new(app.store, Arc::new(SesMailer::lazy(app.sdk, from))))
+        Ok(Deps::new(app.store.clone(), Arc::new(SesMailer::lazy(app.sdk.clone(), from))))
     }
 }
 

@@ -119,7 +119,8 @@ fn cond_expr(cond: Cond) -> Expr {
 
 fn to_attrs(item: &Item) -> Result<Attrs, StoreError> {
     check_data(&item.data)?;
-    let mut attrs: Attrs = serde_dynamo::to_item(&item.data).map_err(|e| StoreError::Codec(e.to_string()))?;
+    let mut attrs: Attrs =
+        serde_dynamo::to_item(item.data.as_ref()).map_err(|e| StoreError::Codec(e.to_string()))?;
     attrs.insert("pk".into(), s(&item.pk));
     attrs.insert("sk".into(), s(&item.sk));
     attrs.insert("_v".into(), n(item.version));
@@ -163,7 +164,7 @@ pub fn item_from_attrs(mut attrs: Attrs) -> Result<Item, StoreError> {
     let stamp = take_s(&mut attrs, "_w");
     let data: Map<String, Value> =
         serde_dynamo::from_item(attrs).map_err(|e| StoreError::Codec(format!("{pk}/{sk}: {e}")))?;
-    Ok(Item { pk, sk, version, gsi1, ttl, stamp, data })
+    Ok(Item { pk, sk, version, gsi1, ttl, stamp, data: data.into() })
 }
 
 /// The update expression of an `Add` op: new = old + delta within bounds.

@@ -1,7 +1,11 @@
 //! In-process store with the same conditional semantics as the DynamoDB adapter.
+//!
+//! Items are kept by partition, then by sort key, so that a read looks both up by reference
+//! (no key is allocated) and a query walks one partition. A read hands out the item with its
+//! data shared (`Item::data` is an `Arc`): no deep copy under the lock.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -10,11 +14,12 @@ use super::{
     Cond, Counter, Item, QueryOpts, Store, StoreError, WriteOp, check_data, validate_ops, validate_query,
 };
 
-type Key = (String, String);
+/// Partition key -> sort key -> item.
+type Items = BTreeMap<String, BTreeMap<String, Item>>;
 
 #[derive(Default)]
 pub struct MemoryStore {
-    items: Mutex<BTreeMap<Key, Item>>,
+    items: Mutex<Items>,
 }
 
 impl MemoryStore {
@@ -24,14 +29,14 @@ impl MemoryStore {
 
     /// Number of stored items (for tests and the local dev endpoints).
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().values().map(BTreeMap::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Key, Item>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Items> {
         // A panic while holding the lock cannot leave a half-written map (every write is
         // a single insert/remove after all checks), so a poisoned lock is safe to reuse.
         self.items.lock().unwrap_or_else(|p| p.into_inner())
@@ -47,8 +52,30 @@ fn holds(current: Option<&Item>, cond: Cond) -> bool {
     }
 }
 
-fn key(pk: &str, sk: &str) -> Key {
-    (pk.to_owned(), sk.to_owned())
+fn lookup<'a>(map: &'a Items, pk: &str, sk: &str) -> Option<&'a Item> {
+    map.get(pk)?.get(sk)
+}
+
+fn insert(map: &mut Items, item: Item) {
+    // The partition's key is allocated only when the partition is new.
+    match map.get_mut(item.pk.as_str()) {
+        Some(partition) => {
+            partition.insert(item.sk.clone(), item);
+        }
+        None => {
+            let pk = item.pk.clone();
+            map.insert(pk, BTreeMap::from([(item.sk.clone(), item)]));
+        }
+    }
+}
+
+fn remove(map: &mut Items, pk: &str, sk: &str) {
+    if let Some(partition) = map.get_mut(pk) {
+        partition.remove(sk);
+        if partition.is_empty() {
+            map.remove(pk);
+        }
+    }
 }
 
 fn added(current: Option<&Item>, c: &Counter) -> Option<i64> {
@@ -60,74 +87,79 @@ fn added(current: Option<&Item>, c: &Counter) -> Option<i64> {
     Some(next)
 }
 
-fn apply_add(map: &mut BTreeMap<Key, Item>, pk: &str, sk: &str, field: &str, value: i64) {
-    let item = map.entry(key(pk, sk)).or_insert_with(|| Item::new(pk, sk, Default::default()));
-    item.data.insert(field.to_owned(), Value::from(value));
+fn apply_add(map: &mut Items, c: &Counter, value: i64) {
+    let partition = map.entry(c.pk.clone()).or_default();
+    let item = partition.entry(c.sk.clone()).or_insert_with(|| Item::new(&c.pk, &c.sk, Default::default()));
+    Arc::make_mut(&mut item.data).insert(c.field.clone(), Value::from(value));
 }
 
-fn select(items: Vec<Item>, opts: &QueryOpts, sort_key: impl Fn(&Item) -> String) -> Vec<Item> {
-    let mut items: Vec<Item> = items
-        .into_iter()
+fn select<'a>(
+    items: impl Iterator<Item = &'a Item>,
+    opts: &QueryOpts,
+    sort_key: impl Fn(&Item) -> &str,
+) -> Vec<Item> {
+    let mut items: Vec<&Item> = items
         .filter(|i| opts.sk_prefix.as_deref().is_none_or(|p| sort_key(i).starts_with(p)))
-        .filter(|i| opts.sk_until.as_deref().is_none_or(|u| sort_key(i).as_str() <= u))
+        .filter(|i| opts.sk_until.as_deref().is_none_or(|u| sort_key(i) <= u))
         .collect();
-    items.sort_by_key(&sort_key);
+    items.sort_by(|a, b| sort_key(a).cmp(sort_key(b)));
     if opts.descending {
         items.reverse();
     }
     if let Some(limit) = opts.limit {
         items.truncate(limit);
     }
-    items
+    items.into_iter().cloned().collect()
 }
 
 #[async_trait]
 impl Store for MemoryStore {
     async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
-        Ok(self.lock().get(&key(pk, sk)).cloned())
+        Ok(lookup(&self.lock(), pk, sk).cloned())
     }
 
     async fn batch_get(&self, keys: &[(String, String)]) -> Result<Vec<Item>, StoreError> {
         let map = self.lock();
-        let unique: std::collections::BTreeSet<&Key> = keys.iter().collect();
-        Ok(unique.into_iter().filter_map(|k| map.get(k).cloned()).collect())
+        let unique: std::collections::BTreeSet<&(String, String)> = keys.iter().collect();
+        Ok(unique.into_iter().filter_map(|(pk, sk)| lookup(&map, pk, sk).cloned()).collect())
     }
 
     async fn put(&self, item: Item, cond: Cond) -> Result<(), StoreError> {
         check_data(&item.data)?;
         let mut map = self.lock();
-        let k = key(&item.pk, &item.sk);
-        if !holds(map.get(&k), cond) {
+        if !holds(lookup(&map, &item.pk, &item.sk), cond) {
             return Err(StoreError::Conflict { index: None });
         }
-        map.insert(k, item);
+        insert(&mut map, item);
         Ok(())
     }
 
     async fn delete(&self, pk: &str, sk: &str, cond: Cond) -> Result<(), StoreError> {
         let mut map = self.lock();
-        let k = key(pk, sk);
-        if !holds(map.get(&k), cond) {
+        if !holds(lookup(&map, pk, sk), cond) {
             return Err(StoreError::Conflict { index: None });
         }
-        map.remove(&k);
+        remove(&mut map, pk, sk);
         Ok(())
     }
 
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         validate_ops(&ops)?;
+        for op in &ops {
+            if let WriteOp::Put { item, .. } = op {
+                check_data(&item.data)?;
+            }
+        }
         let mut map = self.lock();
         // Check every condition first, then apply: all or nothing under one lock.
         let mut adds = Vec::new();
         for (index, op) in ops.iter().enumerate() {
             let (pk, sk) = op.key();
-            let current = map.get(&key(pk, sk));
+            let current = lookup(&map, pk, sk);
             let ok = match op {
-                WriteOp::Put { item, cond } => {
-                    check_data(&item.data)?;
+                WriteOp::Put { cond, .. } | WriteOp::Delete { cond, .. } | WriteOp::Check { cond, .. } => {
                     holds(current, *cond)
                 }
-                WriteOp::Delete { cond, .. } | WriteOp::Check { cond, .. } => holds(current, *cond),
                 WriteOp::Add(c) => match added(current, c) {
                     Some(v) => {
                         adds.push(v);
@@ -143,16 +175,12 @@ impl Store for MemoryStore {
         let mut adds = adds.into_iter();
         for op in ops {
             match op {
-                WriteOp::Put { item, .. } => {
-                    map.insert(key(&item.pk, &item.sk), item);
-                }
-                WriteOp::Delete { pk, sk, .. } => {
-                    map.remove(&key(&pk, &sk));
-                }
+                WriteOp::Put { item, .. } => insert(&mut map, item),
+                WriteOp::Delete { pk, sk, .. } => remove(&mut map, &pk, &sk),
                 WriteOp::Check { .. } => {}
                 WriteOp::Add(c) => {
                     let v = adds.next().expect("one value per add op");
-                    apply_add(&mut map, &c.pk, &c.sk, &c.field, v);
+                    apply_add(&mut map, &c, v);
                 }
             }
         }
@@ -162,22 +190,22 @@ impl Store for MemoryStore {
     async fn query(&self, pk: &str, opts: QueryOpts) -> Result<Vec<Item>, StoreError> {
         validate_query(&opts)?;
         let map = self.lock();
-        let items =
-            map.range(key(pk, "")..).take_while(|((p, _), _)| p == pk).map(|(_, i)| i.clone()).collect();
-        Ok(select(items, &opts, |i| i.sk.clone()))
+        let Some(partition) = map.get(pk) else { return Ok(Vec::new()) };
+        Ok(select(partition.values(), &opts, |i| i.sk.as_str()))
     }
 
     async fn query_gsi1(&self, pk: &str, opts: QueryOpts) -> Result<Vec<Item>, StoreError> {
         validate_query(&opts)?;
         let map = self.lock();
-        let items = map.values().filter(|i| i.gsi1.as_ref().is_some_and(|(p, _)| p == pk)).cloned().collect();
-        Ok(select(items, &opts, |i| i.gsi1.as_ref().map(|(_, s)| s.clone()).unwrap_or_default()))
+        let items =
+            map.values().flat_map(BTreeMap::values).filter(|i| i.gsi1.as_ref().is_some_and(|(p, _)| p == pk));
+        Ok(select(items, &opts, |i| i.gsi1.as_ref().map_or("", |(_, s)| s.as_str())))
     }
 
     async fn add(&self, c: Counter) -> Result<i64, StoreError> {
         let mut map = self.lock();
-        let v = added(map.get(&key(&c.pk, &c.sk)), &c).ok_or(StoreError::Conflict { index: None })?;
-        apply_add(&mut map, &c.pk, &c.sk, &c.field, v);
+        let v = added(lookup(&map, &c.pk, &c.sk), &c).ok_or(StoreError::Conflict { index: None })?;
+        apply_add(&mut map, &c, v);
         Ok(v)
     }
 }

@@ -12,6 +12,8 @@ pub mod dynamo;
 pub mod memory;
 pub mod own_writes;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value};
@@ -34,13 +36,23 @@ pub struct Item {
     /// Which write put the item there (`_w`): set by [`own_writes::OwnWrites`] so that a
     /// conditional write reported as a conflict can tell its own earlier attempt.
     pub stamp: Option<String>,
-    /// The domain data: a JSON object (reserved names excluded).
-    pub data: Map<String, Value>,
+    /// The domain data: a JSON object (reserved names excluded). Shared, not copied, when an
+    /// item is cloned: the embedded store hands out its items without a deep copy per read
+    /// (`Arc::make_mut` to change one).
+    pub data: Arc<Map<String, Value>>,
 }
 
 impl Item {
     pub fn new(pk: impl Into<String>, sk: impl Into<String>, data: Map<String, Value>) -> Self {
-        Item { pk: pk.into(), sk: sk.into(), version: 1, gsi1: None, ttl: None, stamp: None, data }
+        Item {
+            pk: pk.into(),
+            sk: sk.into(),
+            version: 1,
+            gsi1: None,
+            ttl: None,
+            stamp: None,
+            data: Arc::new(data),
+        }
     }
 
     /// Builds an item from any serializable value (it must serialize to an object).
@@ -72,7 +84,8 @@ impl Item {
 
     /// Decodes the data into a domain type.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, StoreError> {
-        T::deserialize(&self.data).map_err(|e| StoreError::Codec(format!("{}/{}: {e}", self.pk, self.sk)))
+        T::deserialize(self.data.as_ref())
+            .map_err(|e| StoreError::Codec(format!("{}/{}: {e}", self.pk, self.sk)))
     }
 
     /// A numeric attribute (counters written by [`Store::add`]).
