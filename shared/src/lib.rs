@@ -26,6 +26,7 @@ pub mod retry;
 pub mod secrets;
 pub mod store;
 pub mod telemetry;
+pub mod ticket_keys;
 pub mod tickets;
 pub mod users;
 pub mod zoo;

@@ -320,6 +320,42 @@ pub fn decode_qr_png(bytes: &[u8]) -> String {
     grids[0].decode().expect("a readable QR code").1
 }
 
+/// Decodes the QR code of an SVG as the tickets API draws them (one path of module squares).
+pub fn decode_qr_svg(svg: &str) -> String {
+    let size: usize = svg.split("viewBox=\"0 0 ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    let d = svg.split(" d=\"").nth(1).unwrap().split('"').next().unwrap();
+    let mut dark = vec![false; size * size];
+    for square in d.split('z').filter(|s| !s.is_empty()) {
+        let xy = square.strip_prefix('M').unwrap().strip_suffix("h1v1h-1").unwrap();
+        let (x, y) = xy.split_once(' ').unwrap();
+        dark[y.parse::<usize>().unwrap() * size + x.parse::<usize>().unwrap()] = true;
+    }
+    let scale = 8;
+    let px = size * scale;
+    let mut img = rqrr::PreparedImage::prepare_from_greyscale(px, px, |x, y| {
+        if dark[(y / scale) * size + x / scale] { 0 } else { 255 }
+    });
+    let grids = img.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code in the image");
+    grids[0].decode().expect("a readable QR code").1
+}
+
+/// The project's Python (the venv `make test` builds), or `None` outside `make test` when it
+/// is missing (under `make test` a missing venv fails the test).
+pub fn venv_python() -> Option<std::path::PathBuf> {
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    match python.exists() {
+        true => Some(python),
+        false if std::env::var("REQUIRE_MOTO").is_ok_and(|v| v == "1") => {
+            panic!("the test venv is missing: run through `make test`")
+        }
+        false => {
+            eprintln!("skipped: no .venv (run `make venv`)");
+            None
+        }
+    }
+}
+
 /// Emails made by the domain itself, through the API, as a reader will get them.
 pub mod emails {
     use serde_json::{Value, json};

@@ -203,7 +203,16 @@ async fn cash_path(srv: TestServer) {
     let qr = srv.http.get(body["order"]["tickets"][0]["qr_url"].as_str().unwrap()).send().await.unwrap();
     assert_eq!(qr.status(), 200);
     assert_eq!(qr.headers()["content-type"], "image/svg+xml");
-    assert!(qr.text().await.unwrap().starts_with("<svg"));
+    let svg = qr.text().await.unwrap();
+    assert!(svg.starts_with("<svg"));
+    // The QR carries the ticket signed with the ticket key: a gate checks it with the public key.
+    let payload = api_tests::decode_qr_svg(&svg);
+    let key = shared::ticket_keys::of(&srv.app.config).unwrap();
+    let ticket = &body["order"]["tickets"][0];
+    assert_eq!(
+        key.public().verify(&payload).unwrap(),
+        ["TICKET", codes[0], &order_id, "gala", ticket["seat_id"].as_str().unwrap()]
+    );
     let (status, _) =
         srv.get(&format!("/api/v1/ticket_orders/{order_id}/tickets/2000000000000/qr"), None).await;
     assert_eq!(status, 404);

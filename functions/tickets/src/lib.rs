@@ -30,6 +30,7 @@ pub fn router() -> Router<App> {
         .route("/api/v1/ticket_orders/{id}", get(show_order))
         .route("/api/v1/ticket_orders/{id}/tickets/{bar_code}/qr", get(qr))
         .route("/api/v1/ticket_orders/{id}/payment_return", get(payment_return))
+        .route("/.well-known/ticket-keys.json", get(ticket_keys))
 }
 
 // Answers are typed structs serialized directly: money must not pass through
@@ -187,17 +188,25 @@ async fn show_order(On { app, user: buyer, id }: On<Buyer, String>) -> ApiResult
     Ok(Json(OrderBody { order: orders::view(&app, &s.order) }))
 }
 
-/// The QR image of one ticket's bar code. The order id and the bar code together are the
-/// credential (the link is sent in the e-ticket email).
+/// The QR image of one ticket: its payload signed with the ticket key (see
+/// [`shared::ticket_keys`]). The order id and the bar code together are the credential (the
+/// link is sent in the e-ticket email).
 async fn qr(
     State(app): State<App>,
     PathArg((id, bar_code)): PathArg<(String, String)>,
 ) -> ApiResult<Response> {
     let s = orders::get(&app, &id).await?;
-    if !barcode::is_valid(&bar_code) || !s.order.tickets.iter().any(|t| t.bar_code == bar_code) {
-        return Err(ApiError::NotFound("ticket".into()));
-    }
-    Ok(([(header::CONTENT_TYPE, "image/svg+xml")], barcode::qr_svg(&bar_code)).into_response())
+    let ticket = s.order.tickets.iter().find(|t| barcode::is_valid(&bar_code) && t.bar_code == bar_code);
+    let ticket = ticket.ok_or_else(|| ApiError::NotFound("ticket".into()))?;
+    let payload = orders::qr_payload(&shared::ticket_keys::of(&app.config)?, &s.order, ticket);
+    Ok(([(header::CONTENT_TYPE, "image/svg+xml")], barcode::qr_svg(&payload)).into_response())
+}
+
+/// The public keys that check tickets' QR payloads (a JSON Web Key Set, RFC 8037), for gate
+/// scanners that verify offline. Public; cached for an hour.
+async fn ticket_keys(State(app): State<App>) -> ApiResult<Response> {
+    let jwks = shared::ticket_keys::of(&app.config)?.jwks();
+    Ok(([(header::CACHE_CONTROL, "public, max-age=3600")], Json(jwks)).into_response())
 }
 
 /// The buyer's browser back from the payment gateway: the status is asked of the gateway,

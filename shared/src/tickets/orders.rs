@@ -387,6 +387,15 @@ pub struct RefundView {
     pub state: String,
 }
 
+/// The first field of a seated ticket's QR payload.
+pub const SEAT_TICKET: &str = "TICKET";
+
+/// What a seated ticket's QR code carries: `TICKET;<bar_code>;<order_id>;<event_id>;<seat_id>`,
+/// signed (see [`crate::ticket_keys`]).
+pub fn qr_payload(key: &crate::ticket_keys::TicketKey, order: &Order, ticket: &Ticket) -> String {
+    key.sign(&[SEAT_TICKET, &ticket.bar_code, &order.id, &order.event_id, &ticket.seat_id])
+}
+
 pub fn qr_url(app: &App, order_id: &str, bar_code: &str) -> String {
     format!("{}/api/v1/ticket_orders/{order_id}/tickets/{bar_code}/qr", app.config.public_url)
 }

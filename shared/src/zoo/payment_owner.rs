@@ -29,18 +29,13 @@ async fn load(app: &App, payment_id: &str) -> ApiResult<Option<Session>> {
 
 /// One ticket per visitor, each with its signed QR payload and image.
 fn issue(app: &App, p: &Payment, s: &Session) -> ApiResult<Vec<Ticket>> {
-    if app.config.ticket_key.is_empty() {
-        // A function deployed without the key (its SECRETS list misses it) must not sign.
-        return Err(ApiError::Internal("TICKET_SIGNING_KEY is not available to this function".into()));
-    }
+    let key = crate::ticket_keys::of(&app.config)?;
     let mut tickets = Vec::new();
     for l in &s.items {
         for _ in 0..l.quantity {
             let ticket_id = format!("{}-{}", p.id, tickets.len() + 1);
-            let payload = qr::payload(
-                &app.config.ticket_key,
-                &[&ticket_id, &p.id, &l.visit_date, &l.visit_time, &l.ticket_type],
-            );
+            let payload =
+                qr::payload(&key, &[&ticket_id, &p.id, &l.visit_date, &l.visit_time, &l.ticket_type]);
             let png = qr::png(&payload)?;
             tickets.push(Ticket {
                 ticket_id,

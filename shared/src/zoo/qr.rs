@@ -1,27 +1,26 @@
 //! QR codes for zoo tickets: PNG images (grayscale, 4 px per module, a 4-module quiet
 //! zone) from the `qrcode` encoder, returned as `data:image/png;base64,...` URLs.
 //!
-//! Payload: `ZOOTICKET;<ticket_id>;<payment_id>;<visit_date>;<visit_time>;<ticket_type>;<sig>`
-//! where `sig` is the first 16 hex digits of HMAC-SHA256 over everything before it, keyed
-//! by `JWT_SECRET`, so a gate scanner holding the key can tell a genuine ticket.
+//! Payload: `ZOOTICKET;<ticket_id>;<payment_id>;<visit_date>;<visit_time>;<ticket_type>;<kid>;<sig>`,
+//! signed with the deployment's Ed25519 ticket key (see [`crate::ticket_keys`]): a gate holding
+//! only the public key can tell a genuine ticket offline.
 
 use base64::Engine;
-use hmac::{Hmac, Mac};
 use qrcode::{Color, QrCode};
-use sha2::Sha256;
 
 use crate::error::{ApiError, ApiResult};
 
 const SCALE: usize = 4;
 const QUIET: usize = 4;
 
-pub fn payload(secret: &str, parts: &[&str]) -> String {
-    let body = format!("ZOOTICKET;{}", parts.join(";"));
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
-    mac.update(body.as_bytes());
-    let sig = hex::encode(mac.finalize().into_bytes());
-    format!("{body};{}", &sig[..16])
+pub fn payload(key: &crate::ticket_keys::TicketKey, parts: &[&str]) -> String {
+    let mut fields = vec![ZOO_TICKET];
+    fields.extend_from_slice(parts);
+    key.sign(&fields)
 }
+
+/// The first field of a zoo ticket's payload.
+pub const ZOO_TICKET: &str = "ZOOTICKET";
 
 /// A PNG with the QR code of `data`.
 pub fn png(data: &str) -> ApiResult<Vec<u8>> {
