@@ -292,6 +292,20 @@ impl AdminUser {
     }
 }
 
+/// Staff at the door: a caller with the `gate` or the `admin` role (403 otherwise).
+#[derive(Debug, Clone)]
+pub struct GateUser(pub Claims);
+
+impl GateUser {
+    pub async fn from_parts(parts: &Parts, app: &App) -> ApiResult<Self> {
+        let AuthUser(claims) = AuthUser::from_parts(parts, app).await?;
+        if !claims.has_role("gate") && !claims.has_role("admin") {
+            return Err(ApiError::Forbidden("the gate or admin role is required".into()));
+        }
+        Ok(GateUser(claims))
+    }
+}
+
 /// Makes each type an axum extractor through its `from_parts(&Parts, &App)`.
 #[macro_export]
 macro_rules! extract_from_parts {
@@ -313,7 +327,7 @@ macro_rules! extract_from_parts {
     )+};
 }
 
-extract_from_parts!(AuthUser, AdminUser);
+extract_from_parts!(AuthUser, AdminUser, GateUser);
 
 #[cfg(test)]
 mod tests {

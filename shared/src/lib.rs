@@ -23,6 +23,7 @@ pub mod payments;
 pub mod queue_sqs;
 pub mod redirects;
 pub mod retry;
+pub mod scans;
 pub mod secrets;
 pub mod store;
 pub mod telemetry;

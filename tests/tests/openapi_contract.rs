@@ -5,7 +5,7 @@
 //! `.route("PATH", get(a).post(b))`); axum writes path parameters as `{id}`, like OpenAPI, so the
 //! paths compare as they are. Every routed operation must be documented and every documented
 //! operation routed, so a new endpoint without documentation fails here. An operation whose
-//! handler takes `AuthUser`/`AdminUser` must require the bearer scheme; one whose handler takes
+//! handler takes `AuthUser`/`AdminUser`/`GateUser` must require the bearer scheme; one whose handler takes
 //! `Buyer` (an optional caller) must offer it next to anonymous access (`{}`); any other must
 //! declare `security: []`. The error answers each kind of operation can give must
 //! be documented with the `Error` body. schemathesis (`scripts/schemathesis.sh`) then checks the
@@ -66,7 +66,7 @@ fn call_args(src: &str, open: usize) -> &str {
 /// Who may call an operation, read from its handler's extractors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Auth {
-    /// `AuthUser`/`AdminUser`: a valid bearer token is required.
+    /// `AuthUser`/`AdminUser`/`GateUser`: a valid bearer token is required.
     Required,
     /// `Buyer`: anonymous, a bearer token (valid when sent) or a reservation token.
     Optional,
@@ -134,7 +134,7 @@ fn routes() -> BTreeMap<(String, String), Routed> {
 /// Who may call the handler (a function name or path, or a closure), from its extractors.
 fn handler_auth(handler: &str, sources: &[(PathBuf, String)]) -> Auth {
     let takes = |sig: &str| {
-        if sig.contains("AuthUser") || sig.contains("AdminUser") {
+        if sig.contains("AuthUser") || sig.contains("AdminUser") || sig.contains("GateUser") {
             Auth::Required
         } else if Regex::new(r"\bBuyer\b").unwrap().is_match(sig) {
             Auth::Optional

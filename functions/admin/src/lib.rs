@@ -1,5 +1,6 @@
 //! Box-office admin actions (role `admin`): event and seat-map management, resend the
-//! buyer's email, cancel an approved cash order.
+//! buyer's email, cancel an approved cash order; and the gates' ticket scans (role `gate` or
+//! `admin`).
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -8,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
-use shared::auth::AdminUser;
+use shared::auth::{AdminUser, GateUser};
 use shared::http::{On, PathArg, parse_json};
 use shared::payments::refunds::{self, Refund};
 use shared::tickets::inventory::EventView;
@@ -19,6 +20,7 @@ use shared::{ApiResult, App};
 pub fn router() -> Router<App> {
     Router::new()
         .route("/api/v1/admin/events", get(list_events).post(create_event))
+        .route("/api/v1/admin/scans", post(scan))
         .route("/api/v1/admin/ticket_orders/{id}", get(show_order))
         .route("/api/v1/admin/ticket_orders/{id}/resend_email", post(resend_email))
         .route("/api/v1/admin/ticket_orders/{id}/cancel", post(cancel))
@@ -66,6 +68,26 @@ async fn show_order(On { app, id, .. }: On<AdminUser, String>) -> ApiResult<Json
 async fn resend_email(On { app, id, .. }: On<AdminUser, String>) -> ApiResult<Json<OrderBody>> {
     let order = orders::resend_email(&app, &id).await?;
     Ok(Json(OrderBody { success: true, order: orders::view(&app, &order) }))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScanRequest {
+    code: String,
+    gate: String,
+}
+
+/// A gate scans a ticket: 200 with what to let in, once; 409 naming the first use after that;
+/// 422 naming `code` for a forged, refunded, unpaid or other day's ticket (see `shared::scans`).
+async fn scan(
+    State(app): State<App>,
+    GateUser(staff): GateUser,
+    body: Bytes,
+) -> ApiResult<Json<shared::scans::Admission>> {
+    let req: ScanRequest = parse_json(&body)?;
+    let admission = shared::scans::scan(&app, &req.code, &req.gate, &staff.sub).await?;
+    tracing::info!(ticket = %admission.ticket, order = %admission.order, gate = %req.gate, by = %staff.sub, "ticket admitted");
+    Ok(Json(admission))
 }
 
 async fn cancel(On { app, user: admin, id }: On<AdminUser, String>) -> ApiResult<Json<OrderBody>> {

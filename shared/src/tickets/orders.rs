@@ -104,6 +104,18 @@ fn barcode_pk(code: &str) -> String {
     format!("barcode#{code}")
 }
 
+/// The partition of a bar code: its pointer to the order, and its scan ([`crate::scans`]).
+pub fn barcode_key(code: &str) -> String {
+    barcode_pk(code)
+}
+
+/// The order and seat a bar code was drawn for, from its pointer item.
+pub async fn barcode_pointer(app: &App, code: &str) -> ApiResult<Option<(String, String)>> {
+    let Some(item) = app.store.get(&barcode_pk(code), "barcode").await? else { return Ok(None) };
+    let field = |n: &str| item.data.get(n).and_then(|v| v.as_str()).map(str::to_owned);
+    Ok(field("order_id").zip(field("seat_id")))
+}
+
 pub(super) fn order_item(order: &Order, version: u64) -> Result<Item, StoreError> {
     Ok(Item::from_value(pk(&order.id), SK, order)?.with_version(version))
 }
