@@ -87,11 +87,11 @@ const SECRETS: &[(&str, &str)] = &[
     ("RelayFunction", ""),
     (
         "TicketsFunction",
-        "jwt-secret,jwt-secret-previous,sandbox-secret,robokassa-password1,robokassa-password2,robokassa-password3,mandarin-secret,sngb-token,sngb-secret",
+        "jwt-secret,jwt-secret-previous,sandbox-secret,robokassa-password1,robokassa-password2,robokassa-password3,mandarin-secret,sngb-token,sngb-secret,ticket-signing-key",
     ),
     (
         "AdminFunction",
-        "jwt-secret,jwt-secret-previous,sandbox-secret,robokassa-password1,robokassa-password2,robokassa-password3,mandarin-secret,sngb-token,sngb-secret",
+        "jwt-secret,jwt-secret-previous,sandbox-secret,robokassa-password1,robokassa-password2,robokassa-password3,mandarin-secret,sngb-token,sngb-secret,ticket-signing-key",
     ),
 ];
 
