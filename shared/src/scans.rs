@@ -139,7 +139,7 @@ async fn scan_seat(app: &App, bar_code: &str, named: Option<&str>, used: Use) ->
     if today != starts.date_naive() {
         return Err(not_valid(format!("the ticket is for {}, not today", starts.date_naive())));
     }
-    let pk = orders::barcode_key(bar_code);
+    let pk = orders::barcode_pk(bar_code);
     let item = Item::from_value(&pk, SK_SCAN, &used)?;
     match app.store.put(item, Cond::NotExists).await {
         Ok(()) => Ok(Admission {

@@ -100,13 +100,9 @@ pub fn pk(id: &str) -> String {
     format!("ticket_order#{id}")
 }
 
-fn barcode_pk(code: &str) -> String {
-    format!("barcode#{code}")
-}
-
 /// The partition of a bar code: its pointer to the order, and its scan ([`crate::scans`]).
-pub fn barcode_key(code: &str) -> String {
-    barcode_pk(code)
+pub fn barcode_pk(code: &str) -> String {
+    format!("barcode#{code}")
 }
 
 /// The order and seat a bar code was drawn for, from its pointer item.
