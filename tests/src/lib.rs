@@ -320,6 +320,13 @@ pub fn decode_qr_png(bytes: &[u8]) -> String {
     grids[0].decode().expect("a readable QR code").1
 }
 
+/// Decodes the QR code of a `data:image/png;base64,...` URL (a zoo ticket's `qr_code`).
+pub fn decode_qr_data_url(url: &str) -> String {
+    use base64::Engine;
+    let b64 = url.strip_prefix("data:image/png;base64,").expect("a PNG data URL");
+    decode_qr_png(&base64::engine::general_purpose::STANDARD.decode(b64).expect("base64"))
+}
+
 /// Decodes the QR code of an SVG as the tickets API draws them (one path of module squares).
 pub fn decode_qr_svg(svg: &str) -> String {
     let size: usize = svg.split("viewBox=\"0 0 ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();

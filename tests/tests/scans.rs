@@ -7,7 +7,7 @@ mod tickets_support;
 use std::sync::Arc;
 
 use api_tests::emails::zoo_tickets;
-use api_tests::{TestServer, decode_qr_png, decode_qr_svg, race, token};
+use api_tests::{TestServer, decode_qr_data_url, decode_qr_svg, race, token};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde_json::{Value, json};
 use shared::ticket_keys::TicketKey;
@@ -149,16 +149,9 @@ async fn seated(srv: TestServer) {
 async fn zoo(srv: &TestServer) -> (Vec<String>, String, NaiveDate) {
     let (_, session) = zoo_tickets(srv).await;
     let tickets = session["tickets"].as_array().unwrap();
-    let codes = tickets.iter().map(|t| decode_qr_png(&png(t["qr_code"].as_str().unwrap()))).collect();
+    let codes = tickets.iter().map(|t| decode_qr_data_url(t["qr_code"].as_str().unwrap())).collect();
     let date = NaiveDate::parse_from_str(tickets[0]["visit_date"].as_str().unwrap(), "%Y-%m-%d").unwrap();
     (codes, session["payment_id"].as_str().unwrap().to_owned(), date)
-}
-
-fn png(url: &str) -> Vec<u8> {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD
-        .decode(url.strip_prefix("data:image/png;base64,").unwrap())
-        .unwrap()
 }
 
 /// `date` at `hh:mm` Moscow time.

@@ -3,7 +3,7 @@
 //! scanner would.
 
 use api_tests::emails::zoo_tickets;
-use api_tests::{TestServer, decode_qr_png, venv_python};
+use api_tests::{TestServer, decode_qr_data_url, venv_python};
 use serde_json::Value;
 
 /// Runs `scripts/verify-ticket.py` on the payloads with the key set `jwks`: its exit code and
@@ -43,7 +43,7 @@ async fn zoo_qr_payloads_verify_offline_with_the_public_key_alone() {
     assert_eq!(tickets.len(), 3);
     // What a scanner reads: the QR images' text.
     let payloads: Vec<String> =
-        tickets.iter().map(|t| decode_qr_png(&data_url_png(t["qr_code"].as_str().unwrap()))).collect();
+        tickets.iter().map(|t| decode_qr_data_url(t["qr_code"].as_str().unwrap())).collect();
     let Some((code, lines)) = verify_offline(&jwks, &payloads) else { return };
     assert_eq!(code, 0, "{lines:?}");
     let id = session["payment_id"].as_str().unwrap();
@@ -62,10 +62,4 @@ async fn zoo_qr_payloads_verify_offline_with_the_public_key_alone() {
     assert_eq!(code, 1);
     let valid: Vec<bool> = lines.iter().map(|l| l["valid"].as_bool().unwrap()).collect();
     assert_eq!(valid, [false, false, false, true]);
-}
-
-fn data_url_png(url: &str) -> Vec<u8> {
-    use base64::Engine;
-    let b64 = url.strip_prefix("data:image/png;base64,").expect("a PNG data URL");
-    base64::engine::general_purpose::STANDARD.decode(b64).unwrap()
 }
