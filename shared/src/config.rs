@@ -52,6 +52,9 @@ pub struct Config {
     pub online_commission: Decimal,
     /// Ticket orders: courier delivery price, roubles (`COURIER_PRICE`, default 300.00).
     pub courier_price: Decimal,
+    /// Ticket orders: how long a cash order waits for its payment at the box office or to the
+    /// courier (`CASH_PAYMENT_HOURS`, default 72; never past the event's start).
+    pub cash_payment_window: Duration,
     /// Ticket orders: the box office address that gets a copy of every order (`ADMIN_EMAIL`).
     pub admin_email: String,
     /// The escrow operator's manager: amount mismatches and refunds that need a person
@@ -234,6 +237,10 @@ impl Config {
             zoo: ZooConfig::from_vars(v)?,
             online_commission: v.parsed("ONLINE_COMMISSION", Decimal::from(3))?,
             courier_price: v.parsed("COURIER_PRICE", Decimal::from(300))?,
+            cash_payment_window: match v.parsed::<u64>("CASH_PAYMENT_HOURS", 72)? {
+                0 => return Err("CASH_PAYMENT_HOURS must be at least 1".into()),
+                h => Duration::from_secs(h.min(24 * 365) * 3600),
+            },
             manager_email: v.get("MANAGER_EMAIL").unwrap_or_else(|| admin_email.clone()),
             admin_email,
             outbox_relay: match v.get("OUTBOX_RELAY").as_deref().map(str::trim) {
@@ -268,6 +275,7 @@ impl Config {
             zoo: ZooConfig::default(),
             online_commission: Decimal::from(3),
             courier_price: Decimal::from(300),
+            cash_payment_window: Duration::from_secs(72 * 3600),
             admin_email: "admin@example.com".into(),
             manager_email: "manager@example.com".into(),
             queue_url: None,

@@ -14,7 +14,8 @@ pub enum Job {
     Deals,
     /// Payments open past their timeout: ask the gateway, then confirm or cancel.
     Payments,
-    /// Seat holds past `SEAT_TIMEOUT`: delete them.
+    /// Seat holds past `SEAT_TIMEOUT`: delete them. Cash orders unpaid at their deadline
+    /// (`CASH_PAYMENT_HOURS`): cancel them and free their seats.
     Reservations,
     /// Outbox items their relay did not move to the queue within a minute: relay them.
     Outbox,
@@ -40,7 +41,8 @@ pub async fn run(app: &App, job: Job) -> ApiResult<JobReport> {
         Job::Payments => crate::payments::reconcile(app).await?,
         Job::Reservations => {
             let (examined, changed) = crate::tickets::holds::sweep(app).await?;
-            Tally { examined, changed }
+            let (due, cancelled) = crate::tickets::orders::cancel_unpaid(app).await?;
+            Tally { examined: examined + due, changed: changed + cancelled }
         }
         Job::Outbox => crate::outbox::sweep(app).await?,
     };

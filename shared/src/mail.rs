@@ -96,10 +96,12 @@ pub enum Message {
     PaymentMismatch(PaymentNoticeMail),
     /// A refund needs a person, to the manager.
     RefundManual(ManualRefundMail),
+    /// A ticket order cancelled (unpaid at its deadline, or by the box office), to the buyer.
+    TicketOrderCancelled(TicketOrderCancelledMail),
 }
 
 impl Message {
-    pub const TEMPLATES: [&'static str; 11] = [
+    pub const TEMPLATES: [&'static str; 12] = [
         "ticket_order_buyer",
         "ticket_order_admin",
         "e_tickets",
@@ -111,6 +113,7 @@ impl Message {
         "payment_returned",
         "payment_mismatch",
         "refund_manual",
+        "ticket_order_cancelled",
     ];
 
     pub fn template(&self) -> &'static str {
@@ -126,13 +129,14 @@ impl Message {
             Message::PaymentReturned(_) => "payment_returned",
             Message::PaymentMismatch(_) => "payment_mismatch",
             Message::RefundManual(_) => "refund_manual",
+            Message::TicketOrderCancelled(_) => "ticket_order_cancelled",
         }
     }
 
     /// The codes to draw as QR images, in ticket order (e-tickets and zoo tickets).
     pub fn qr_codes(&self) -> Vec<&str> {
         match self {
-            Message::ETickets(m) => m.tickets.iter().map(|t| t.code.as_str()).collect(),
+            Message::ETickets(m) => m.tickets.iter().filter_map(|t| t.code.as_deref()).collect(),
             Message::ZooTickets(m) => m.tickets.iter().map(|t| t.code.as_str()).collect(),
             _ => Vec::new(),
         }
@@ -161,10 +165,11 @@ pub struct SeatTicket {
     pub row: String,
     pub seat: String,
     pub price: Rub,
-    /// The bar code (EAN-13): printed, and drawn as a QR image in e-tickets.
-    pub code: String,
-    /// The bar code as a QR image on the web.
-    pub qr_url: String,
+    /// The bar code (EAN-13): printed, and drawn as a QR image in e-tickets. Only for a paid
+    /// order (`null` while a cash order waits for its money).
+    pub code: Option<String>,
+    /// The bar code as a QR image on the web (with `code`).
+    pub qr_url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -186,9 +191,21 @@ pub struct TicketOrderMail {
     pub order_type_caption: String,
     pub tickets: Vec<SeatTicket>,
     pub totals: OrderTotals,
-    /// Paid online (else paid at the box office or on delivery).
+    /// Paid (online, or at the box office for a cash order); its tickets carry their codes.
     pub paid: bool,
+    /// A cash order waiting for its money: pay by then (in the event's offset), else it is
+    /// cancelled.
+    pub pay_by: Option<DateTime<FixedOffset>>,
     pub order_url: String,
+}
+
+/// A cancelled ticket order: the order as it was, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TicketOrderCancelledMail {
+    #[serde(flatten)]
+    pub order: TicketOrderMail,
+    /// Why, in Russian (shown to the buyer).
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

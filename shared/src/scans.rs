@@ -130,6 +130,10 @@ async fn scan_seat(app: &App, bar_code: &str, named: Option<&str>, used: Use) ->
         OrderStatus::Cancelled => return Err(not_valid("the order was cancelled")),
         OrderStatus::Reserved | OrderStatus::Ordered => return Err(not_valid("the order is not paid")),
     }
+    // A cash order is approved at checkout but good only once the box office took the money.
+    if !order.tickets_valid() {
+        return Err(not_valid("the order is not paid"));
+    }
     if !order.tickets.iter().any(|t| t.bar_code == bar_code) {
         return Err(not_valid("no ticket has this bar code"));
     }

@@ -26,8 +26,17 @@ fn travel(srv: &TestServer, at: DateTime<Utc>) {
     srv.app.clock.advance(at - srv.app.clock.now());
 }
 
-/// A cash order of `seats` (approved at once): its id and its tickets.
+/// A cash order of `seats`, paid at the box office: its id and its tickets.
 async fn cash_order(srv: &TestServer, event: &str, seats: &[&str]) -> (String, Vec<Value>) {
+    let (id, _) = unpaid_cash_order(srv, event, seats).await;
+    let (status, body) =
+        srv.post(&format!("/api/v1/admin/ticket_orders/{id}/paid"), Some(&admin()), &json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    (id, body["order"]["tickets"].as_array().unwrap().clone())
+}
+
+/// A cash order of `seats` (approved at once, not paid yet): its id and its tickets.
+async fn unpaid_cash_order(srv: &TestServer, event: &str, seats: &[&str]) -> (String, Vec<Value>) {
     let mut buyer = Buyer::anonymous(srv);
     let pr = buyer.init(event).await;
     for seat in seats {
@@ -132,9 +141,11 @@ async fn seated(srv: TestServer) {
     // A refunded online order's ticket is refused.
     let (buyer, pr) = online_pr(&srv, "door", &["s-2-1"], "self_online").await;
     let (refunded, url, body) = checkout(&buyer, &pr).await;
-    let bar_code = body["order"]["tickets"][0]["bar_code"].as_str().unwrap().to_owned();
+    assert!(body["order"]["tickets"][0]["bar_code"].is_null(), "not paid yet: {body}");
     let (status, _) = api_tests::press(&srv, &url, "succeeded").await;
     assert_eq!(status, 303);
+    let (_, body) = buyer.get(&format!("/api/v1/ticket_orders/{refunded}")).await;
+    let bar_code = body["order"]["tickets"][0]["bar_code"].as_str().unwrap().to_owned();
     let path = format!("/api/v1/admin/ticket_orders/{refunded}/refund");
     let (status, body) = srv.post(&path, Some(&admin()), &json!({"amount": "515.52"})).await;
     assert_eq!(status, 200, "{body}");

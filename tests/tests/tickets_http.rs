@@ -173,11 +173,12 @@ async fn cash_path(srv: TestServer) {
     assert_eq!(order["status"], "approved");
     assert!(body2["payment_url"].is_null());
     assert_eq!(order["totals"]["total"], json!(1800.5));
+    // Unpaid: no bar codes anywhere until the courier brings the money back.
+    assert_eq!(order["paid"], false);
+    assert!(order["pay_by"].is_string(), "{order}");
     let tickets = order["tickets"].as_array().unwrap();
     assert_eq!(tickets.len(), 2);
-    let codes: Vec<&str> = tickets.iter().map(|t| t["bar_code"].as_str().unwrap()).collect();
-    assert!(codes.iter().all(|c| barcode::is_valid(c)), "{codes:?}");
-    assert_ne!(codes[0], codes[1]);
+    assert!(tickets.iter().all(|t| t["bar_code"].is_null() && t["qr_url"].is_null()), "{tickets:?}");
     let mails = messages(&srv);
     assert_eq!(mails.len(), 2, "{mails:?}");
     assert_eq!(mails[0].template(), "ticket_order_buyer");
@@ -185,9 +186,28 @@ async fn cash_path(srv: TestServer) {
     assert_eq!(mails[0].id, format!("ticket-order-{order_id}-approved-buyer"));
     assert_eq!(mails[0].data()["totals"]["total"], "1800.50");
     assert_eq!(mails[0].data()["event"]["title"], "Test event gala");
-    assert_eq!(mails[0].data()["tickets"][0]["code"], codes[0]);
+    assert!(mails[0].data()["tickets"][0]["code"].is_null());
     assert_eq!(mails[1].template(), "ticket_order_admin");
     assert_eq!(mails[1].to, "admin@example.com");
+    assert!(mails[1].data()["tickets"][0]["code"].is_null());
+
+    // The box office marks it paid: now the codes.
+    let paid = format!("/api/v1/admin/ticket_orders/{order_id}/paid");
+    assert_eq!(srv.post(&paid, Some(&token("5", &[])), &json!({})).await.0, 403);
+    let (status, body) = srv.post(&paid, Some(&admin()), &json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["order"]["paid"].as_bool(), body["order"]["status"].as_str()),
+        (Some(true), Some("approved"))
+    );
+    let tickets = body["order"]["tickets"].as_array().unwrap();
+    let codes: Vec<&str> = tickets.iter().map(|t| t["bar_code"].as_str().unwrap()).collect();
+    assert!(codes.iter().all(|c| barcode::is_valid(c)), "{codes:?}");
+    assert_ne!(codes[0], codes[1]);
+    let mails = messages(&srv);
+    assert_eq!(mails.len(), 3, "{mails:?}");
+    assert_eq!(mails[2].id, format!("ticket-order-{order_id}-paid-buyer"));
+    assert_eq!(mails[2].data()["tickets"][0]["code"], codes[0]);
 
     // The PR is consumed; the seats stay sold; step 3 shows the order to its owner only.
     assert_eq!(buyer.get(&format!("/api/v1/reservations/{pr}")).await.0, 404);
@@ -223,14 +243,18 @@ async fn cash_path(srv: TestServer) {
     let (status, body) = srv.post(&resend, Some(&admin()), &json!({})).await;
     assert_eq!(status, 200, "{body}");
     let mails = messages(&srv);
-    assert_eq!(mails.len(), 3);
-    assert_eq!(mails[2].template(), "ticket_order_buyer");
-    assert_ne!(mails[2].id, mails[0].id);
+    assert_eq!(mails.len(), 4);
+    assert_eq!(mails[3].template(), "ticket_order_buyer");
+    assert_ne!(mails[3].id, mails[0].id);
+    assert_eq!(mails[3].data()["tickets"][1]["code"], codes[1]);
     let cancel = format!("/api/v1/admin/ticket_orders/{order_id}/cancel");
     let (status, body) = srv.post(&cancel, Some(&admin()), &json!({})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["order"]["status"], "cancelled");
+    assert!(body["order"]["tickets"][0]["bar_code"].is_null(), "a cancelled order's codes are gone");
     assert!(taken_seats(&srv, "gala").await.is_empty());
+    let told = messages(&srv).pop().unwrap();
+    assert_eq!((told.template(), told.to.as_str()), ("ticket_order_cancelled", "ivan@example.com"));
     let (status, body) = srv.post(&cancel, Some(&admin()), &json!({})).await;
     assert_eq!((status, body["error"]["field"].as_str()), (400, Some("status")));
     assert_eq!(srv.post(&resend, Some(&admin()), &json!({})).await.0, 400);

@@ -1,6 +1,6 @@
 //! Box-office admin actions (role `admin`): event and seat-map management, resend the
-//! buyer's email, cancel an approved cash order; and the gates' ticket scans (role `gate` or
-//! `admin`).
+//! buyer's email, mark a cash order paid or cancel it, refunds; and the gates' ticket scans
+//! (role `gate` or `admin`).
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -24,6 +24,7 @@ pub fn router() -> Router<App> {
         .route("/api/v1/admin/ticket_orders/{id}", get(show_order))
         .route("/api/v1/admin/ticket_orders/{id}/resend_email", post(resend_email))
         .route("/api/v1/admin/ticket_orders/{id}/cancel", post(cancel))
+        .route("/api/v1/admin/ticket_orders/{id}/paid", post(mark_paid))
         .route("/api/v1/admin/ticket_orders/{id}/refund", post(refund))
         .route("/api/v1/admin/refunds", get(manual_refunds))
         .route("/api/v1/admin/refunds/{payment_id}/{refund_id}/completed", post(refund_made_by_hand))
@@ -93,6 +94,14 @@ async fn scan(
 async fn cancel(On { app, user: admin, id }: On<AdminUser, String>) -> ApiResult<Json<OrderBody>> {
     let order = orders::cancel(&app, &id).await?;
     tracing::info!(order = %order.id, by = %admin.0.sub, "ticket order cancelled");
+    Ok(Json(OrderBody { success: true, order: orders::view(&app, &order) }))
+}
+
+/// The box office took the money of a cash order: 200 with the order, now with its bar codes
+/// (the buyer is emailed them); 409 when already paid or past its deadline.
+async fn mark_paid(On { app, user: admin, id }: On<AdminUser, String>) -> ApiResult<Json<OrderBody>> {
+    let order = orders::mark_paid(&app, &id, &admin.0.sub).await?;
+    tracing::info!(order = %order.id, by = %admin.0.sub, "cash ticket order paid");
     Ok(Json(OrderBody { success: true, order: orders::view(&app, &order) }))
 }
 

@@ -14,7 +14,7 @@ use serde_json::Value;
 use shared::mail::{Message, Notification};
 
 /// Every template a notification may name.
-pub const TEMPLATES: [&str; 11] = Message::TEMPLATES;
+pub const TEMPLATES: [&str; 12] = Message::TEMPLATES;
 
 macro_rules! embedded {
     ($($name:literal),* $(,)?) => {
@@ -38,6 +38,7 @@ const SOURCES: &[(&str, &str)] = embedded!(
     "payment_returned",
     "payment_mismatch",
     "refund_manual",
+    "ticket_order_cancelled",
 );
 
 const BASE: (&str, &str) = ("_base.html", include_str!("../templates/_base.html"));

@@ -196,7 +196,10 @@ async fn qr(
     PathArg((id, bar_code)): PathArg<(String, String)>,
 ) -> ApiResult<Response> {
     let s = orders::get(&app, &id).await?;
-    let ticket = s.order.tickets.iter().find(|t| barcode::is_valid(&bar_code) && t.bar_code == bar_code);
+    // Only a paid order's tickets have a code to show.
+    let valid = s.order.tickets_valid();
+    let ticket =
+        s.order.tickets.iter().find(|t| valid && barcode::is_valid(&bar_code) && t.bar_code == bar_code);
     let ticket = ticket.ok_or_else(|| ApiError::NotFound("ticket".into()))?;
     let payload = orders::qr_payload(&shared::ticket_keys::of(&app.config)?, &s.order, ticket);
     Ok(([(header::CONTENT_TYPE, "image/svg+xml")], barcode::qr_svg(&payload)).into_response())

@@ -16,7 +16,7 @@
 //! | hold / sold seat | `hold#<event>#<seat>` | `hold` | `holds#<event>#<shard>` / `held#<seat>`, `sold#<seat>` | expiry + 60 s while held |
 //! | reservation | `pr#<id>` | `pr` | — | last change + 1 day |
 //! | cart pointer | `cart#<owner>` | `cart` | — | last change + 1 day |
-//! | order | `ticket_order#<id>` | `order` | — | — |
+//! | order | `ticket_order#<id>` | `order` | `cash_due` / `<pay_by>#<id>` while a cash order waits for its money | — |
 //! | bar code | `barcode#<code>` | `barcode` | — | — |
 //!
 //! ## Decisions where the spec is silent
@@ -41,7 +41,11 @@
 //!   index partitions (by a hash of the seat id), so a flash sale does not funnel every index
 //!   write into one partition either; the seat list reads all shards.
 //! - **Checkout of cash orders** answers 201 even if queueing an email fails after the order
-//!   was committed (the failure is logged; an admin can resend).
+//!   was committed (the failure is logged; an admin can resend). A cash order is `approved`
+//!   but unpaid until the box office marks it paid ([`orders::mark_paid`]) before its deadline
+//!   (`pay_by`: `CASH_PAYMENT_HOURS` after checkout, never past the event's start); the
+//!   reservations job cancels it after that ([`orders::cancel_unpaid`]). Bar codes and QR codes
+//!   of any order are shown, emailed and admitted only while it is approved and paid.
 //! - **Online orders** ([`orders::online_checkout`]): checkout creates the order as `ordered`
 //!   with its seats sold to it (the hold sweep never frees them) and, in the same
 //!   transaction, a payment (`TO_<invoice>`, gateway `TICKETS_PAYMENT_GATEWAY`, default the

@@ -6,7 +6,8 @@ use super::totals::OrderType;
 use crate::App;
 use crate::error::{ApiError, ApiResult};
 use crate::mail::{
-    CustomerInfo, EventInfo, Message, Notification, OrderTotals, RefundMail, SeatTicket, TicketOrderMail,
+    CustomerInfo, EventInfo, Message, Notification, OrderTotals, RefundMail, SeatTicket,
+    TicketOrderCancelledMail, TicketOrderMail,
 };
 use crate::payments::refunds::Refund;
 
@@ -24,6 +25,8 @@ pub fn order_type_caption(t: OrderType) -> &'static str {
 pub fn order_mail(app: &App, o: &Order) -> ApiResult<TicketOrderMail> {
     let starts_at = chrono::DateTime::parse_from_rfc3339(&o.starts_at)
         .map_err(|e| ApiError::Internal(format!("event start {:?}: {e}", o.starts_at)))?;
+    // Codes only for tickets that let people in.
+    let valid = o.tickets_valid();
     Ok(TicketOrderMail {
         order_id: o.id.clone(),
         event: EventInfo {
@@ -48,8 +51,8 @@ pub fn order_mail(app: &App, o: &Order) -> ApiResult<TicketOrderMail> {
                 row: t.place.row.clone(),
                 seat: t.place.seat.clone(),
                 price: t.price.into(),
-                code: t.bar_code.clone(),
-                qr_url: qr_url(app, &o.id, &t.bar_code),
+                code: valid.then(|| t.bar_code.clone()),
+                qr_url: valid.then(|| qr_url(app, &o.id, &t.bar_code)),
             })
             .collect(),
         totals: OrderTotals {
@@ -58,7 +61,8 @@ pub fn order_mail(app: &App, o: &Order) -> ApiResult<TicketOrderMail> {
             delivery: o.totals.delivery.into(),
             total: o.totals.total.into(),
         },
-        paid: o.order_type.online(),
+        paid: o.is_paid(),
+        pay_by: o.pay_by.filter(|_| o.awaits_cash()).map(|t| t.with_timezone(starts_at.offset())),
         order_url: format!("{}/api/v1/ticket_orders/{}", app.config.public_url, o.id),
     })
 }
@@ -76,6 +80,35 @@ pub fn approved(app: &App, o: &Order, event: &str) -> ApiResult<Vec<Notification
         out.push(Notification::new(id("etickets"), &o.customer.email, Message::ETickets(mail)));
     }
     Ok(out)
+}
+
+/// The buyer's email when the box office marked a cash order paid: the order with its
+/// tickets' codes.
+pub fn paid(app: &App, o: &Order) -> ApiResult<Vec<Notification>> {
+    let mail = order_mail(app, o)?;
+    let id = format!("ticket-order-{}-paid-buyer", o.id);
+    Ok(vec![Notification::new(id, &o.customer.email, Message::TicketOrderBuyer(mail))])
+}
+
+/// Why a cash order was cancelled, as the buyer reads it.
+pub const CANCELLED_UNPAID: &str = "оплата не поступила до окончания срока";
+pub const CANCELLED_BY_BOX_OFFICE: &str = "заказ отменён кассой";
+
+/// The buyer's email of a cancelled order (`o` as it is after the cancellation); `event`
+/// names the business event in its id.
+pub fn cancelled(app: &App, o: &Order, event: &str, reason: &str) -> ApiResult<Notification> {
+    let mut order = order_mail(app, o)?;
+    // The deadline that passed, in the event's offset (for a cancellation for non-payment).
+    order.pay_by = o
+        .pay_by
+        .filter(|_| reason == CANCELLED_UNPAID)
+        .map(|t| t.with_timezone(order.event.starts_at.offset()));
+    let mail = TicketOrderCancelledMail { order, reason: reason.to_owned() };
+    Ok(Notification::new(
+        format!("ticket-order-{}-{event}-buyer", o.id),
+        &o.customer.email,
+        Message::TicketOrderCancelled(mail),
+    ))
 }
 
 /// The buyer's email of a completed refund (`o` as it is after the refund).

@@ -22,7 +22,7 @@ use crate::money;
 use crate::payments::refunds::{self, RefundKind, RefundState};
 use crate::payments::{self, OwnerRef, Payment};
 use crate::retry::{Step, optimistic};
-use crate::store::{Cond, Item, StoreError, WriteOp};
+use crate::store::{Cond, Item, QueryOpts, StoreError, WriteOp};
 
 const SK: &str = "order";
 
@@ -76,6 +76,38 @@ pub struct Order {
     /// shown on the order and passed to `TICKETS_ERROR_URL`.
     #[serde(default)]
     pub payment_error: Option<String>,
+    /// A cash order's payment deadline: `CASH_PAYMENT_HOURS` after checkout, never past the
+    /// event's start. Unpaid by then, the reservations job cancels it and frees its seats.
+    #[serde(default)]
+    pub pay_by: Option<DateTime<Utc>>,
+    /// When the box office marked a cash order paid, and who.
+    #[serde(default)]
+    pub paid_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub paid_by: Option<String>,
+}
+
+impl Order {
+    /// The buyer has paid: an online order once its payment went through (refunded ones
+    /// included), a cash order once the box office marked it paid.
+    pub fn is_paid(&self) -> bool {
+        if self.order_type.online() {
+            matches!(self.status, OrderStatus::Approved | OrderStatus::Refunded)
+        } else {
+            self.paid_at.is_some() && self.status != OrderStatus::Cancelled
+        }
+    }
+
+    /// Its tickets let people in: approved and paid. Bar codes and QR codes are shown and
+    /// emailed only then.
+    pub fn tickets_valid(&self) -> bool {
+        self.status == OrderStatus::Approved && self.is_paid()
+    }
+
+    /// A cash order still waiting for its money.
+    pub fn awaits_cash(&self) -> bool {
+        !self.order_type.online() && self.status == OrderStatus::Approved && self.paid_at.is_none()
+    }
 }
 
 /// One admin refund of an online order.
@@ -112,8 +144,23 @@ pub async fn barcode_pointer(app: &App, code: &str) -> ApiResult<Option<(String,
     Ok(field("order_id").zip(field("seat_id")))
 }
 
+/// The index partition of the cash orders waiting for their money, by deadline.
+const CASH_DUE: &str = "cash_due";
+
+/// A deadline as an index sort key: fixed width, so text order is time order.
+fn due_key(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 pub(super) fn order_item(order: &Order, version: u64) -> Result<Item, StoreError> {
-    Ok(Item::from_value(pk(&order.id), SK, order)?.with_version(version))
+    let item = Item::from_value(pk(&order.id), SK, order)?.with_version(version);
+    // Listed for the deadline sweep while it waits for cash (and only then).
+    Ok(match order.pay_by {
+        Some(due) if order.awaits_cash() => {
+            item.with_gsi1(CASH_DUE, format!("{}#{}", due_key(due), order.id))
+        }
+        _ => item,
+    })
 }
 
 pub async fn get(app: &App, id: &str) -> ApiResult<StoredOrder> {
@@ -274,6 +321,9 @@ async fn prepare(
         refunded: Decimal::ZERO,
         refunds: Vec::new(),
         payment_error: None,
+        pay_by: (!order_type.online()).then(|| cash_deadline(app, now, &event.starts_at)),
+        paid_at: None,
+        paid_by: None,
     };
     let held = tickets
         .into_iter()
@@ -289,6 +339,18 @@ async fn prepare(
         })
         .collect();
     Ok((order, held))
+}
+
+/// A cash order's payment deadline: `CASH_PAYMENT_HOURS` from `now`, but never past the
+/// event's start.
+fn cash_deadline(app: &App, now: DateTime<Utc>, starts_at: &str) -> DateTime<Utc> {
+    let window =
+        chrono::Duration::from_std(app.config.cash_payment_window).unwrap_or(chrono::Duration::hours(72));
+    let by = now + window;
+    match DateTime::parse_from_rfc3339(starts_at) {
+        Ok(start) => by.min(start.with_timezone(&Utc)),
+        Err(_) => by,
+    }
 }
 
 /// One attempt's writes, with a new order id and new bar codes (and, for an order confirmed
@@ -359,9 +421,10 @@ pub struct TicketView {
     pub place: Place,
     #[serde(with = "money::number")]
     pub price: Decimal,
-    pub bar_code: String,
-    /// The bar code as a QR image (SVG).
-    pub qr_url: String,
+    /// Only once the order is paid (`null` before, and after a cancellation or refund).
+    pub bar_code: Option<String>,
+    /// The bar code as a QR image (SVG), when `bar_code` is shown.
+    pub qr_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -383,6 +446,12 @@ pub struct OrderView {
     pub refunds: Vec<RefundView>,
     /// Why the online payment did not go through.
     pub payment_error: Option<String>,
+    /// The buyer has paid (online, or at the box office for a cash order).
+    pub paid: bool,
+    /// A cash order's payment deadline.
+    pub pay_by: Option<DateTime<Utc>>,
+    /// When the box office marked a cash order paid.
+    pub paid_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -410,6 +479,7 @@ pub fn qr_url(app: &App, order_id: &str, bar_code: &str) -> String {
 
 /// The step-3 summary.
 pub fn view(app: &App, o: &Order) -> OrderView {
+    let valid = o.tickets_valid();
     OrderView {
         id: o.id.clone(),
         status: o.status,
@@ -423,8 +493,8 @@ pub fn view(app: &App, o: &Order) -> OrderView {
                 seat_id: t.seat_id.clone(),
                 place: t.place.clone(),
                 price: t.price,
-                bar_code: t.bar_code.clone(),
-                qr_url: qr_url(app, &o.id, &t.bar_code),
+                bar_code: valid.then(|| t.bar_code.clone()),
+                qr_url: valid.then(|| qr_url(app, &o.id, &t.bar_code)),
             })
             .collect(),
         totals: o.totals.view(),
@@ -445,6 +515,9 @@ pub fn view(app: &App, o: &Order) -> OrderView {
             })
             .collect(),
         payment_error: o.payment_error.clone(),
+        paid: o.is_paid(),
+        pay_by: o.pay_by,
+        paid_at: o.paid_at,
     }
 }
 
@@ -472,26 +545,128 @@ pub(super) async fn free_seat_ops(app: &App, order: &Order) -> ApiResult<Vec<Wri
 }
 
 /// Moves an order to `cancelled` and frees its seats, in one transaction on the order's
-/// version.
-async fn cancel_and_free(app: &App, s: StoredOrder) -> ApiResult<Order> {
+/// version (with `notices`, built from the cancelled order).
+async fn cancel_and_free(
+    app: &App,
+    s: StoredOrder,
+    notices: impl FnOnce(&Order) -> ApiResult<Vec<crate::mail::Notification>>,
+) -> ApiResult<Order> {
     let mut order = s.order;
     let mut ops = free_seat_ops(app, &order).await?;
     order.status = OrderStatus::Cancelled;
     order.updated_at = app.clock.now();
     ops.insert(0, WriteOp::Put { item: order_item(&order, s.version + 1)?, cond: Cond::Version(s.version) });
+    ops.extend(crate::outbox::ops(app, &notices(&order)?)?);
     app.store.transact(ops).await?;
     Ok(order)
 }
 
-/// Admin: cancels an approved cash order; its seats are free again.
+/// Admin: cancels an approved cash order; its seats are free again and the buyer is told.
 pub async fn cancel(app: &App, id: &str) -> ApiResult<Order> {
     let s = get(app, id).await?;
     if s.order.status != OrderStatus::Approved || s.order.order_type.online() {
         return Err(ApiError::bad_request("status", "only approved cash orders can be cancelled"));
     }
-    // No email is queued: the box office cancels after talking to the buyer, and the
-    // notification templates have none for a cancellation.
-    cancel_and_free(app, s).await
+    cancel_and_free(app, s, |o| {
+        Ok(vec![notices::cancelled(app, o, "cancelled", notices::CANCELLED_BY_BOX_OFFICE)?])
+    })
+    .await
+    .map_err(lost_race)
+}
+
+/// A conditional write on the order lost: someone changed it meanwhile.
+fn lost_race(e: ApiError) -> ApiError {
+    match e {
+        ApiError::Conflict(_) => {
+            ApiError::Conflict("the order changed meanwhile (paid, cancelled or swept); re-read it".into())
+        }
+        other => other,
+    }
+}
+
+/// Admin (the box office): the buyer paid a cash order. Its bar codes become valid and the
+/// buyer gets an email with them. Refused (409) when it is already paid, past its deadline, or
+/// changed meanwhile; only approved cash orders can be paid.
+pub async fn mark_paid(app: &App, id: &str, by: &str) -> ApiResult<Order> {
+    let s = get(app, id).await?;
+    let o = &s.order;
+    if o.order_type.online() {
+        return Err(ApiError::bad_request("order_type", "online orders are paid through their gateway"));
+    }
+    if let (Some(at), Some(who)) = (o.paid_at, &o.paid_by) {
+        return Err(ApiError::Conflict(format!(
+            "the order was already marked paid at {} by {who}",
+            due_key(at)
+        )));
+    }
+    if o.status != OrderStatus::Approved {
+        return Err(ApiError::bad_request("status", format!("the order is {}", status_str(o.status))));
+    }
+    let now = app.clock.now();
+    if let Some(due) = o.pay_by
+        && due <= now
+    {
+        return Err(ApiError::Conflict(format!(
+            "the payment deadline passed at {}: the order is cancelled and its seats freed",
+            due_key(due)
+        )));
+    }
+    let mut next = s.order.clone();
+    next.paid_at = Some(now);
+    next.paid_by = Some(by.to_owned());
+    next.updated_at = now;
+    let mut ops =
+        vec![WriteOp::Put { item: order_item(&next, s.version + 1)?, cond: Cond::Version(s.version) }];
+    ops.extend(crate::outbox::ops(app, &notices::paid(app, &next)?)?);
+    app.store.transact(ops).await.map_err(|e| lost_race(e.into()))?;
+    Ok(next)
+}
+
+fn status_str(s: OrderStatus) -> &'static str {
+    match s {
+        OrderStatus::Reserved => "reserved",
+        OrderStatus::Ordered => "ordered",
+        OrderStatus::Approved => "approved",
+        OrderStatus::Cancelled => "cancelled",
+        OrderStatus::Refunded => "refunded",
+    }
+}
+
+/// The reservations job: cash orders past their payment deadline and still unpaid are
+/// cancelled, their seats freed and their buyers told (each on the order's version, so an
+/// order the box office marks paid at the same moment is either paid or cancelled, never
+/// both). Answers (examined, cancelled).
+pub async fn cancel_unpaid(app: &App) -> ApiResult<(usize, usize)> {
+    let now = app.clock.now();
+    let until = QueryOpts { sk_until: Some(due_key(now)), ..Default::default() };
+    let (mut examined, mut cancelled) = (0, 0);
+    for entry in app.store.query_gsi1(CASH_DUE, until).await? {
+        examined += 1;
+        // The index may lag: decide on the order as it is now.
+        let s = match get(app, entry.pk.trim_start_matches("ticket_order#")).await {
+            Ok(s) => s,
+            Err(ApiError::NotFound(_)) => continue,
+            Err(e) => return Err(e),
+        };
+        if !s.order.awaits_cash() || s.order.pay_by.is_none_or(|due| due > now) {
+            continue;
+        }
+        let id = s.order.id.clone();
+        match cancel_and_free(app, s, |o| {
+            Ok(vec![notices::cancelled(app, o, "unpaid", notices::CANCELLED_UNPAID)?])
+        })
+        .await
+        {
+            Ok(_) => {
+                cancelled += 1;
+                tracing::info!(order = %id, "unpaid cash order cancelled at its deadline");
+            }
+            // Paid or cancelled meanwhile: the next run sees it as it is.
+            Err(ApiError::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((examined, cancelled))
 }
 
 /// Where the buyer's browser goes after the payment page: the success page when the order
@@ -688,6 +863,9 @@ mod tests {
             refunded: Decimal::ZERO,
             refunds: vec![],
             payment_error: None,
+            pay_by: None,
+            paid_at: None,
+            paid_by: None,
         }
     }
 
