@@ -55,6 +55,8 @@ pub struct Config {
     /// Ticket orders: how long a cash order waits for its payment at the box office or to the
     /// courier (`CASH_PAYMENT_HOURS`, default 72; never past the event's start).
     pub cash_payment_window: Duration,
+    /// No hoarding: caps per caller on unpaid holds, orders and zoo sessions (`CAP_*`).
+    pub caps: crate::caps::CapsConfig,
     /// Ticket orders: the box office address that gets a copy of every order (`ADMIN_EMAIL`).
     pub admin_email: String,
     /// The escrow operator's manager: amount mismatches and refunds that need a person
@@ -241,6 +243,7 @@ impl Config {
                 0 => return Err("CASH_PAYMENT_HOURS must be at least 1".into()),
                 h => Duration::from_secs(h.min(24 * 365) * 3600),
             },
+            caps: crate::caps::CapsConfig::from_vars(v)?,
             manager_email: v.get("MANAGER_EMAIL").unwrap_or_else(|| admin_email.clone()),
             admin_email,
             outbox_relay: match v.get("OUTBOX_RELAY").as_deref().map(str::trim) {
@@ -276,6 +279,8 @@ impl Config {
             online_commission: Decimal::from(3),
             courier_price: Decimal::from(300),
             cash_payment_window: Duration::from_secs(72 * 3600),
+            // Tests play many buyers from one address; the cap tests turn them on.
+            caps: crate::caps::CapsConfig::off(),
             admin_email: "admin@example.com".into(),
             manager_email: "manager@example.com".into(),
             queue_url: None,

@@ -36,6 +36,10 @@ pub enum ApiError {
     /// 409: lost a race or the resource changed meanwhile; the client may re-read and retry.
     #[error("{0}")]
     Conflict(String),
+    /// 429: the caller holds as much as it may without paying (see `caps`); `retry_after`
+    /// seconds until room frees up.
+    #[error("{message}")]
+    TooMany { field: String, message: String, retry_after: u64 },
     /// 413: the body exceeds the limit.
     #[error("request body is too large")]
     PayloadTooLarge,
@@ -72,6 +76,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -88,6 +93,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
+            ApiError::TooMany { .. } => "too_many_requests",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Validation(_) => "validation_failed",
@@ -100,6 +106,7 @@ impl ApiError {
     pub fn field(&self) -> Option<&str> {
         match self {
             ApiError::BadRequest { field, .. } => field.as_deref(),
+            ApiError::TooMany { field, .. } => Some(field),
             ApiError::Validation(errors) => errors.first().map(|e| e.field.as_str()),
             ApiError::PayloadTooLarge | ApiError::UnsupportedMediaType => Some("body"),
             ApiError::Unauthorized(_) => Some("Authorization"),
@@ -148,7 +155,12 @@ impl IntoResponse for ApiError {
             }
             _ => tracing::debug!(error = %self, "request rejected"),
         }
-        (self.status(), axum::Json(self.body())).into_response()
+        let mut res = (self.status(), axum::Json(self.body())).into_response();
+        if let ApiError::TooMany { retry_after, .. } = &self {
+            res.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(*retry_after));
+        }
+        res
     }
 }
 

@@ -189,6 +189,36 @@ where
     }
 }
 
+/// The client's address: the source IP API Gateway reports, else the connection's peer (the
+/// local server). Never a header: a client could set any.
+pub fn client_address(parts: &axum::http::request::Parts) -> Option<String> {
+    use lambda_http::RequestExt;
+    let from_gateway = parts.request_context_ref().and_then(|c| match c {
+        lambda_http::request::RequestContext::ApiGatewayV2(c) => c.http.source_ip.clone(),
+        lambda_http::request::RequestContext::ApiGatewayV1(c) => c.identity.source_ip.clone(),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    });
+    from_gateway.or_else(|| {
+        let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()?;
+        Some(peer.0.ip().to_string())
+    })
+}
+
+/// The client address as a handler argument (see [`client_address`]).
+pub struct ClientAddress(pub Option<String>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddress(client_address(parts)))
+    }
+}
+
 fn request_id(req: &Request) -> String {
     use lambda_http::RequestExt;
     let from_gateway = req.request_context_ref().and_then(|c| match c {

@@ -6,6 +6,7 @@
 pub mod auth;
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod caps;
 pub mod config;
 pub mod de;
 pub mod deals;

@@ -23,6 +23,10 @@ pub enum Step<T> {
 }
 
 impl<T> Step<T> {
+    pub fn is_again(&self) -> bool {
+        matches!(self, Step::Again)
+    }
+
     pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Step<U> {
         match self {
             Step::Done(t) => Step::Done(f(t)),

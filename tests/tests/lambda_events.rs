@@ -337,3 +337,15 @@ fn every_function_has_a_sample_event() {
         assert!(known, "events/{name}.json is not an event any of our sources sends");
     }
 }
+
+/// The caps count the client address API Gateway reports (`requestContext.http.sourceIp`),
+/// never a header the client sets.
+#[test]
+fn the_client_address_is_api_gateways_source_ip() {
+    let mut event: Value = serde_json::from_str(&sample("tickets")).unwrap();
+    event["requestContext"]["http"]["sourceIp"] = "203.0.113.9".into();
+    event["headers"]["x-forwarded-for"] = "198.51.100.1".into();
+    let req = lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway event");
+    let (parts, _) = req.into_parts();
+    assert_eq!(shared::http::client_address(&parts).as_deref(), Some("203.0.113.9"));
+}

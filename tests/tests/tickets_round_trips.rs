@@ -74,3 +74,41 @@ async fn round_trips_of_the_hot_paths() {
     // the versions the PR's copies name, in the one transaction that makes the order.
     assert_eq!(checkout, (2, 1, 2));
 }
+
+/// With the caps on (their production defaults), a hold and a checkout read their caps
+/// ledgers alongside their other reads and write them in their one transaction: no round trip
+/// one after another is added.
+#[tokio::test]
+async fn the_caps_add_no_round_trip_one_after_another() {
+    let store = Arc::new(CountingStore::counting(api_tests::memory_store()));
+    let counts = store.counts.clone();
+    let mut config = shared::Config::for_tests();
+    config.jwt.secret = api_tests::SECRET.into();
+    config.outbox_relay = shared::config::Relay::Stream;
+    config.caps = shared::caps::CapsConfig::default();
+    let srv = TestServer::start_with(shared::App::new(store, config)).await;
+    create_event(&srv, "capped").await;
+    let mut buyer = Buyer::anonymous(&srv);
+    let pr = buyer.init("capped").await;
+    assert_eq!(buyer.hold(&pr, "s-1-1").await.0, 200);
+    counts.reset();
+    assert_eq!(buyer.hold(&pr, "s-1-2").await.0, 200);
+    let hold = take(&counts);
+    let body = json!({"order_type": "self_cash", "customer": {"name": "A", "email": "a@b.ru", "phone": "89991234567"}});
+    let path = format!("/api/v1/reservations/{pr}/order_type");
+    assert_eq!(buyer.call(reqwest::Method::PUT, &path, Some(&body)).await.0, 200);
+    counts.reset();
+    let (status, body) = buyer.post(&format!("/api/v1/reservations/{pr}/checkout"), &json!({})).await;
+    assert_eq!(status, 201, "{body}");
+    let checkout = take(&counts);
+    assert_eq!(
+        hold,
+        (5, 1, 2),
+        "hold: PR, event, seat, hold and the address's ledger at once; one transaction"
+    );
+    assert_eq!(
+        checkout,
+        (3, 1, 2),
+        "checkout: PR and event, then the ledgers with the holds; one transaction"
+    );
+}

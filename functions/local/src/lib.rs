@@ -22,7 +22,8 @@ pub fn router(app: App) -> Router {
 
 /// Serves the API on `listener` until the process ends.
 pub async fn serve(listener: tokio::net::TcpListener, app: App) -> std::io::Result<()> {
-    axum::serve(listener, router(app)).await
+    // The peer's address is the client address the caps count (API Gateway's source IP on AWS).
+    axum::serve(listener, router(app).into_make_service_with_connect_info::<std::net::SocketAddr>()).await
 }
 
 /// The OpenAPI 3.1 document of every endpoint (`openapi/openapi.json`).

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::auth::{AdminUser, AuthUser};
 use shared::http::RawJson;
-use shared::http::{PathArg, QueryArg, parse_json};
+use shared::http::{ClientAddress, PathArg, QueryArg, parse_json};
 use shared::idempotency::{self, Keyed};
 use shared::zoo::{self, CreateSession, UpdatePayment, tariff};
 use shared::{ApiError, ApiResult, App};
@@ -31,10 +31,15 @@ fn envelope(message: &str, data: Value) -> Json<Value> {
     Json(json!({ "success": true, "message": message, "data": data }))
 }
 
-async fn create(State(app): State<App>, AuthUser(user): AuthUser, req: Keyed) -> ApiResult<Response> {
+async fn create(
+    State(app): State<App>,
+    AuthUser(user): AuthUser,
+    ClientAddress(client): ClientAddress,
+    req: Keyed,
+) -> ApiResult<Response> {
     req.answer(&app, "zoo-session", &user.sub, || async {
         let body: CreateSession = parse_json(&req.body)?;
-        let (p, s) = zoo::create_session(&app, &user.sub, body).await?;
+        let (p, s) = zoo::create_session(&app, &user.sub, client.as_deref(), body).await?;
         let data = json!({
             "payment_id": p.id,
             "session_id": s.session_id,

@@ -78,6 +78,7 @@
 pub mod barcode;
 pub mod holds;
 pub mod inventory;
+pub mod limits;
 pub mod notices;
 pub mod orders;
 pub mod payment_owner;
@@ -103,6 +104,8 @@ pub const TOKEN_HEADER: &str = "x-reservation-token";
 pub struct Buyer {
     pub user: Option<Claims>,
     pub token: Option<String>,
+    /// The client address (see [`crate::http::client_address`]), for the caps.
+    pub client: Option<String>,
 }
 
 impl Buyer {
@@ -152,7 +155,7 @@ impl Buyer {
                 Some(t.to_owned())
             }
         };
-        Ok(Buyer { user, token })
+        Ok(Buyer { user, token, client: crate::http::client_address(parts) })
     }
 }
 

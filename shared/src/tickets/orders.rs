@@ -15,7 +15,7 @@ use super::holds::{self, Hold, HoldState};
 use super::inventory::{Event, Place};
 use super::reservations::{self, StoredPr};
 use super::totals::{Customer, OrderType, Totals, TotalsView};
-use super::{Buyer, barcode, check_id, new_id, notices};
+use super::{Buyer, barcode, check_id, limits, new_id, notices};
 use crate::App;
 use crate::error::{ApiError, ApiResult};
 use crate::money;
@@ -191,7 +191,17 @@ pub struct Checkout {
 /// Checkout of the caller's PR. A PR already checked out answers the order it became, so
 /// a checkout retried after a lost answer or an ambiguous failure finishes the job.
 pub async fn checkout(app: &App, buyer: &Buyer, reservation_id: &str) -> ApiResult<Checkout> {
-    let (s, event) = match reservations::load_with_event(app, buyer, reservation_id).await {
+    // The caps ledgers are read with the PR when its id names its event and the caller names
+    // its owner (else after it).
+    let guess = buyer.owner_keys().into_iter().next();
+    let early = async {
+        match (reservations::event_of(reservation_id), &guess) {
+            (Some(event_id), Some(owner)) => limits::read_orders(app, owner, buyer, event_id).await.map(Some),
+            _ => Ok(None),
+        }
+    };
+    let (loaded, early) = tokio::join!(reservations::load_with_event(app, buyer, reservation_id), early);
+    let (s, event) = match loaded {
         Err(ApiError::NotFound(what)) => {
             return match reservations::checked_out(app, buyer, reservation_id).await? {
                 Some(order_id) => repeated(app, &order_id).await,
@@ -205,11 +215,12 @@ pub async fn checkout(app: &App, buyer: &Buyer, reservation_id: &str) -> ApiResu
     if s.pr.customer.is_none() {
         return Err(ApiError::invalid("customer", "the buyer's details are required"));
     }
+    let early = early?.filter(|_| guess.as_deref() == Some(s.pr.owner.as_str()));
     if order_type.online() {
-        return online_checkout(app, s, event).await;
+        return online_checkout(app, buyer, s, event, early).await;
     }
     // A cash order is confirmed at once, its emails written with it.
-    let order = place(app, &s, event, OrderStatus::Approved).await?;
+    let order = place(app, buyer, &s, event, OrderStatus::Approved, early).await?;
     Ok(Checkout { order, payment_url: None, repeated: false })
 }
 
@@ -230,11 +241,20 @@ async fn repeated(app: &App, order_id: &str) -> ApiResult<Checkout> {
 /// payment is never shown to anyone and never paid. Its settlement moves the order (see
 /// [`super::payment_owner`]); a payment never completed is cancelled by the reconciliation job,
 /// which cancels the order and frees its seats.
-pub async fn online_checkout(app: &App, s: StoredPr, event: Option<Event>) -> ApiResult<Checkout> {
+pub async fn online_checkout(
+    app: &App,
+    buyer: &Buyer,
+    s: StoredPr,
+    event: Option<Event>,
+    ledgers: Option<Vec<(crate::caps::Stored, crate::caps::Limit)>>,
+) -> ApiResult<Checkout> {
     let gateway = app.config.payments.tickets_gateway;
-    let (template, held) = prepare(app, &s, event, OrderStatus::Ordered).await?;
+    let (template, held, ledgers) =
+        prepare_capped(app, buyer, &s, event, OrderStatus::Ordered, ledgers).await?;
+    let ledgers = std::sync::Mutex::new(Some(ledgers));
     // A bar code collision draws new codes (and registers the payment anew).
     optimistic("the order's bar codes", || async {
+        let caps = admitted(app, buyer, &s, &ledgers).await?;
         let Placement { mut order, mut ops, barcodes } = placement(app, &s, &template, &held)?;
         let inv = payments::new_inv_id();
         let mut p = Payment::new(
@@ -255,11 +275,13 @@ pub async fn online_checkout(app: &App, s: StoredPr, event: Option<Event>) -> Ap
         order.payment_url = p.confirmation_url.clone();
         ops[0] = WriteOp::Put { item: order_item(&order, 1)?, cond: Cond::NotExists };
         ops.extend(payments::create_ops(&p)?);
-        Ok(commit(app, ops, &barcodes).await?.map(|()| {
-            tracing::info!(order = %order.id, payment = %p.id, gateway = gateway.as_str(), "online ticket order placed");
-            let payment_url = order.payment_url.clone();
-            Checkout { order, payment_url, repeated: false }
-        }))
+        let capped = cap_ops(&mut ops, &caps, &order, p.expires_at, app.clock.now())?;
+        if commit(app, ops, &barcodes, &capped).await?.is_again() {
+            return Ok(Step::Again);
+        }
+        tracing::info!(order = %order.id, payment = %p.id, gateway = gateway.as_str(), "online ticket order placed");
+        let payment_url = order.payment_url.clone();
+        Ok(Step::Done(Checkout { order, payment_url, repeated: false }))
     })
     .await
 }
@@ -387,12 +409,20 @@ fn placement(
     Ok(Placement { order, ops, barcodes })
 }
 
-/// Writes a placement: a bar code collision is [`Step::Again`] (draw new codes); any other
-/// lost condition means the reservation changed meanwhile (409).
-async fn commit(app: &App, ops: Vec<WriteOp>, barcodes: &std::ops::Range<usize>) -> ApiResult<Step<()>> {
+/// Writes a placement: a bar code collision or a caps ledger changed meanwhile is
+/// [`Step::Again`] (draw new codes, re-read the ledgers); any other lost condition means the
+/// reservation changed meanwhile (409).
+async fn commit(
+    app: &App,
+    ops: Vec<WriteOp>,
+    barcodes: &std::ops::Range<usize>,
+    caps: &std::ops::Range<usize>,
+) -> ApiResult<Step<()>> {
     match app.store.transact(ops).await {
         Ok(()) => Ok(Step::Done(())),
-        Err(StoreError::Conflict { index: Some(i) }) if barcodes.contains(&i) => Ok(Step::Again),
+        Err(StoreError::Conflict { index: Some(i) }) if barcodes.contains(&i) || caps.contains(&i) => {
+            Ok(Step::Again)
+        }
         Err(e) if e.is_conflict() => Err(ApiError::Conflict(
             "the reservation changed during checkout (a seat was released or taken); re-read and retry"
                 .into(),
@@ -403,15 +433,88 @@ async fn commit(app: &App, ops: Vec<WriteOp>, barcodes: &std::ops::Range<usize>)
 
 /// Creates the order from the PR with `status`: re-checks every hold, then one transaction
 /// creates the order, sells the seats, reserves the bar codes and deletes the PR.
-pub async fn place(app: &App, s: &StoredPr, event: Option<Event>, status: OrderStatus) -> ApiResult<Order> {
-    let (template, held) = prepare(app, s, event, status).await?;
+pub async fn place(
+    app: &App,
+    buyer: &Buyer,
+    s: &StoredPr,
+    event: Option<Event>,
+    status: OrderStatus,
+    ledgers: Option<Vec<(crate::caps::Stored, crate::caps::Limit)>>,
+) -> ApiResult<Order> {
+    let (template, held, ledgers) = prepare_capped(app, buyer, s, event, status, ledgers).await?;
+    let ledgers = std::sync::Mutex::new(Some(ledgers));
     // A bar code collision is astronomically rare; the transaction would refuse it, and
     // another attempt draws new codes.
     optimistic("the order's bar codes", || async {
-        let p = placement(app, s, &template, &held)?;
-        Ok(commit(app, p.ops, &p.barcodes).await?.map(|()| p.order))
+        let caps = admitted(app, buyer, s, &ledgers).await?;
+        let mut p = placement(app, s, &template, &held)?;
+        // A cash order waits for its money until its deadline; an order confirmed otherwise
+        // (none today) is not unpaid.
+        let capped = match p.order.pay_by.filter(|_| p.order.awaits_cash()) {
+            Some(due) => cap_ops(&mut p.ops, &caps, &p.order, due, app.clock.now())?,
+            None => 0..0,
+        };
+        if commit(app, p.ops, &p.barcodes, &capped).await?.is_again() {
+            return Ok(Step::Again);
+        }
+        Ok(Step::Done(p.order))
     })
     .await
+}
+
+/// [`prepare`], with the caller's unpaid-order ledgers (read with the PR, else now, at the
+/// same time) admitted: 429 when one more unpaid order would pass a cap.
+async fn prepare_capped(
+    app: &App,
+    buyer: &Buyer,
+    s: &StoredPr,
+    event: Option<Event>,
+    status: OrderStatus,
+    early: Option<Vec<(crate::caps::Stored, crate::caps::Limit)>>,
+) -> ApiResult<(Order, Vec<(Ticket, Hold, u64)>, Vec<crate::caps::Stored>)> {
+    let ledgers = async {
+        match early {
+            Some(l) => Ok(l),
+            None => limits::read_orders(app, &s.pr.owner, buyer, &s.pr.event_id).await,
+        }
+    };
+    let ((template, held), ledgers) = tokio::try_join!(prepare(app, s, event, status), ledgers)?;
+    let probe = limits::order_entry(&template, app.clock.now());
+    let ledgers = limits::admit_order(app, ledgers, &probe).await?;
+    Ok((template, held, ledgers))
+}
+
+/// The admitted ledgers: as read with the checkout's first reads (taken once), or read again
+/// for a later attempt (one of them may have changed under the last).
+async fn admitted(
+    app: &App,
+    buyer: &Buyer,
+    s: &StoredPr,
+    ledgers: &std::sync::Mutex<Option<Vec<crate::caps::Stored>>>,
+) -> ApiResult<Vec<crate::caps::Stored>> {
+    let first = ledgers.lock().map_err(|_| ApiError::Internal("caps lock".into()))?.take();
+    if let Some(l) = first {
+        return Ok(l);
+    }
+    let read = limits::read_orders(app, &s.pr.owner, buyer, &s.pr.event_id).await?;
+    let probe = crate::caps::Entry { id: String::new(), weight: 1, until: app.clock.now() };
+    limits::admit_order(app, read, &probe).await
+}
+
+/// Adds the order's entry to each ledger's write; answers their range in `ops`.
+fn cap_ops(
+    ops: &mut Vec<WriteOp>,
+    caps: &[crate::caps::Stored],
+    order: &Order,
+    until: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> ApiResult<std::ops::Range<usize>> {
+    let start = ops.len();
+    let entry = limits::order_entry(order, until);
+    for ledger in caps {
+        ops.push(ledger.write(Some(&entry), now)?);
+    }
+    Ok(start..ops.len())
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -136,7 +136,7 @@ fn new_pr_id(event_id: &str) -> String {
 }
 
 /// The event a PR id names (`None` for an id of another shape).
-fn event_of(id: &str) -> Option<&str> {
+pub(super) fn event_of(id: &str) -> Option<&str> {
     let (random, event) = (id.get(..32)?, id.get(32..)?.strip_prefix('-')?);
     (random.bytes().all(|b| b.is_ascii_hexdigit()) && super::check_id("id", event).is_ok()).then_some(event)
 }
@@ -144,6 +144,11 @@ fn event_of(id: &str) -> Option<&str> {
 /// A well-formed PR id: 1 to 100 characters of A-Z, a-z, 0-9, _ and -.
 fn is_pr_id(id: &str) -> bool {
     (1..=100).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A PR by id, whoever owns it (for the caps' recount).
+pub async fn stored(app: &App, id: &str) -> ApiResult<Option<StoredPr>> {
+    get_pr(app, id).await
 }
 
 async fn get_pr(app: &App, id: &str) -> ApiResult<Option<StoredPr>> {
@@ -352,6 +357,8 @@ struct HoldInputs {
     live: Vec<HeldSeat>,
     /// The seat's hold item.
     current: Option<holds::Stored>,
+    /// The hold ledger of the caller's address, when that cap is on.
+    ledger: Option<crate::caps::Stored>,
     now: DateTime<Utc>,
 }
 
@@ -359,22 +366,24 @@ struct HoldInputs {
 /// of its holds (every PR this version writes); PRs of another shape the old way.
 async fn hold_inputs(app: &App, buyer: &Buyer, id: &str, seat_id: &str) -> ApiResult<HoldInputs> {
     let now = app.clock.now();
-    let (stored, event, seat, current) = match event_of(id) {
+    let (stored, event, seat, current, ledger) = match event_of(id) {
         Some(event_id) => tokio::try_join!(
             load(app, buyer, id),
             inventory::get_event(app, event_id),
             inventory::get_seat(app, event_id, seat_id),
             holds::get(app, event_id, seat_id),
+            super::limits::read_holds(app, buyer, event_id),
         )?,
         None => {
             let stored = load(app, buyer, id).await?;
             let event_id = stored.pr.event_id.clone();
-            let (event, seat, current) = tokio::try_join!(
+            let (event, seat, current, ledger) = tokio::try_join!(
                 inventory::get_event(app, &event_id),
                 inventory::get_seat(app, &event_id, seat_id),
                 holds::get(app, &event_id, seat_id),
+                super::limits::read_holds(app, buyer, &event_id),
             )?;
-            (stored, event, seat, current)
+            (stored, event, seat, current, ledger)
         }
     };
     let event = event.ok_or_else(|| ApiError::NotFound("event".into()))?;
@@ -394,7 +403,7 @@ async fn hold_inputs(app: &App, buyer: &Buyer, id: &str, seat_id: &str) -> ApiRe
             })
             .collect(),
     };
-    Ok(HoldInputs { stored, event, seat, live, current, now })
+    Ok(HoldInputs { stored, event, seat, live, current, ledger, now })
 }
 
 /// What holding a seat takes.
@@ -431,7 +440,7 @@ fn plan_hold(
 }
 
 async fn try_hold(app: &App, inputs: HoldInputs, seat_id: &str) -> ApiResult<Option<(StoredPr, Event)>> {
-    let HoldInputs { stored: StoredPr { mut pr, version }, event, seat, live, current, now } = inputs;
+    let HoldInputs { stored: StoredPr { mut pr, version }, event, seat, live, current, ledger, now } = inputs;
     let Some(seat) = seat else {
         return Err(ApiError::invalid("seat_id", "no such seat in this event"));
     };
@@ -462,7 +471,14 @@ async fn try_hold(app: &App, inputs: HoldInputs, seat_id: &str) -> ApiResult<Opt
         version: Some(hold_version),
     });
     pr.updated_at = now;
-    let ops = vec![WriteOp::Put { item: holds::item(&hold, hold_version)?, cond }, put_pr(&pr, version + 1)?];
+    let mut ops =
+        vec![WriteOp::Put { item: holds::item(&hold, hold_version)?, cond }, put_pr(&pr, version + 1)?];
+    // The caller's address may hold only so many seats (429 past it); its ledger is written
+    // on its version, so a race of two of its reservations re-reads it.
+    if let Some(ledger) = ledger {
+        let entry = super::limits::holds_entry(&pr, now);
+        ops.push(super::limits::admit_hold(app, ledger, &entry).await?.write(Some(&entry), now)?);
+    }
     match app.store.transact(ops).await {
         Ok(()) => Ok(Some((StoredPr { pr, version: version + 1 }, event))),
         Err(StoreError::Conflict { index: Some(0) }) => Err(taken(seat_id)),

@@ -487,7 +487,12 @@ fn base_metadata(user: Option<&Map<String, Value>>) -> Map<String, Value> {
 /// Creates a session: validates against the tariff (one read), registers the payment with
 /// the gateway, then writes the payment, the session and its slot places in one transaction:
 /// two store round trips one after the other while the first shards tried have room.
-pub async fn create_session(app: &App, owner: &str, req: CreateSession) -> ApiResult<(Payment, Session)> {
+pub async fn create_session(
+    app: &App,
+    owner: &str,
+    client: Option<&str>,
+    req: CreateSession,
+) -> ApiResult<(Payment, Session)> {
     let tariff = tariff::current(app).await?;
     let valid = validate(&app.config, app.clock.now(), &req, &tariff)?;
     // Places per slot, asked for in a fixed order.
@@ -503,7 +508,76 @@ pub async fn create_session(app: &App, owner: &str, req: CreateSession) -> ApiRe
             slots::Ask::new(app, date, time, *q, format!("{base}[{first}].quantity"))
         })
         .collect();
-    write_session(app, owner, &req, &valid, &mut asks).await
+    let caps = SessionCaps::new(app, owner, client, per_slot.keys(), base);
+    write_session(app, owner, &req, &valid, &mut asks, &caps).await
+}
+
+/// The caps on open (unpaid) sessions per visit slot: per user and per client address (see
+/// [`crate::caps`]). A session counts in the ledger of each slot it holds places in, until
+/// its payment's expiry; the recount keeps only payments still open.
+struct SessionCaps {
+    /// Each ledger's key and cap.
+    ledgers: Vec<(String, crate::caps::Limit)>,
+}
+
+impl SessionCaps {
+    fn new<'a>(
+        app: &App,
+        owner: &str,
+        client: Option<&str>,
+        slots: impl Iterator<Item = &'a (String, String)>,
+        field: &'static str,
+    ) -> Self {
+        use crate::caps::{Limit, address_key, pk};
+        let c = &app.config.caps;
+        let limit = |count, count_what| Limit { weight: 0, count, field, weight_what: "", count_what };
+        let mut ledgers = Vec::new();
+        for (date, time) in slots {
+            let scope = format!("zoo#{date}#{time}");
+            if c.user_zoo_sessions > 0 {
+                ledgers.push((
+                    pk(&scope, &crate::tickets::user_owner(owner)),
+                    limit(c.user_zoo_sessions, "open sessions per visit slot per user"),
+                ));
+            }
+            if let Some(addr) = client.filter(|_| c.address_zoo_sessions > 0) {
+                ledgers.push((
+                    pk(&scope, &address_key(addr)),
+                    limit(c.address_zoo_sessions, "open sessions per visit slot from one client address"),
+                ));
+            }
+        }
+        SessionCaps { ledgers }
+    }
+
+    /// Reads and admits every ledger for one more session: 429 when one is full.
+    async fn admit(&self, app: &App) -> ApiResult<Vec<crate::caps::Stored>> {
+        let probe = crate::caps::Entry { id: String::new(), weight: 1, until: app.clock.now() };
+        let pks = self.ledgers.iter().map(|(pk, _)| pk.clone()).collect();
+        let mut out = Vec::new();
+        for (ledger, (_, limit)) in crate::caps::read_many(app, pks).await?.into_iter().zip(&self.ledgers) {
+            out.push(ledger.admit(app, limit, &probe, &OpenPayments).await?);
+        }
+        Ok(out)
+    }
+}
+
+/// Sessions as they are: those whose payment is still open.
+struct OpenPayments;
+
+#[async_trait::async_trait]
+impl crate::caps::Recount for OpenPayments {
+    async fn recount(&self, app: &App, entries: &[crate::caps::Entry]) -> ApiResult<Vec<crate::caps::Entry>> {
+        let mut out = Vec::new();
+        for e in entries {
+            if let Ok(p) = payments::get(app, &e.id).await
+                && p.status.is_open()
+            {
+                out.push(e.clone());
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Writes the payment, the session and the places of `asks` together. A shard without the
@@ -515,9 +589,11 @@ async fn write_session(
     req: &CreateSession,
     valid: &Valid,
     asks: &mut [slots::Ask],
+    caps: &SessionCaps,
 ) -> ApiResult<(Payment, Session)> {
     let attempts = asks.iter().map(slots::Ask::attempts).sum::<u32>().saturating_add(crate::retry::ATTEMPTS);
     let mut registered: Option<Payment> = None;
+    let mut ledgers = caps.admit(app).await?;
     for n in 0..attempts {
         let p = match registered.take() {
             Some(p) => p,
@@ -537,8 +613,19 @@ async fn write_session(
             owners.extend(std::iter::repeat_n(Some(k), places.len()));
             ops.extend(places);
         }
+        // The caller's open sessions in these slots, on each ledger's version.
+        let capped = ops.len();
+        let entry = crate::caps::Entry { id: p.id.clone(), weight: 1, until: p.expires_at };
+        for ledger in &ledgers {
+            ops.push(ledger.write(Some(&entry), app.clock.now())?);
+        }
         match app.store.transact(ops).await {
             Ok(()) => return Ok((p, s)),
+            // A ledger changed meanwhile: read them again (429 if now full), same payment.
+            Err(StoreError::Conflict { index: Some(i) }) if i >= capped => {
+                ledgers = caps.admit(app).await?;
+                registered = Some(p);
+            }
             Err(StoreError::Conflict { index: Some(i) }) => match owners.get(i).copied().flatten() {
                 // A shard without the room: that slot tries elsewhere at once.
                 Some(k) => {
