@@ -330,6 +330,7 @@ fn the_error_schema_matches_the_error_body() {
         ApiError::Forbidden("m".into()),
         ApiError::NotFound("m".into()),
         ApiError::Conflict("m".into()),
+        ApiError::TooMany { field: "f".into(), message: "m".into(), retry_after: 1 },
         ApiError::PayloadTooLarge,
         ApiError::UnsupportedMediaType,
         ApiError::invalid("f", "m"),
