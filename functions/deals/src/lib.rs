@@ -91,6 +91,9 @@ async fn patch(
 struct ListQuery {
     page: Option<usize>,
     per: Option<usize>,
+    /// Only deals in this state: for a manager every deal in it (the queues, e.g.
+    /// `payment_verification`), for a party their own.
+    state: Option<String>,
 }
 
 async fn list(
@@ -106,7 +109,18 @@ async fn list(
     if !(1..=100).contains(&per) {
         return Err(ApiError::bad_request("per", "per must be 1 to 100"));
     }
-    let (page_deals, total) = deals::list(&app, &who, page, per).await?;
+    let state = match q.state.as_deref() {
+        None => None,
+        Some(s) => Some(
+            shared::deals::model::State::parse(s)
+                .ok_or_else(|| ApiError::bad_request("state", format!("{s:?} is not a deal state")))?,
+        ),
+    };
+    let (page_deals, total) = match state {
+        None => deals::list(&app, &who, page, per).await?,
+        Some(s) if who.has_role("manager") => deals::list_in_state(&app, s, page, per).await?,
+        Some(s) => deals::list_own_in_state(&app, &who, s, page, per).await?,
+    };
     let users = deals::parties(&app, &page_deals).await?;
     let orders: Vec<DealView> = page_deals
         .iter()
@@ -116,7 +130,10 @@ async fn list(
         .collect();
     let total_pages = total.div_ceil(per).max(1);
     let link = |p: usize| {
-        let per_part = if q.per.is_some() { format!("&per={per}") } else { String::new() };
+        let mut per_part = if q.per.is_some() { format!("&per={per}") } else { String::new() };
+        if let Some(s) = state {
+            per_part.push_str(&format!("&state={}", s.as_str()));
+        }
         Value::String(format!("{}/api/v1/orders?page={p}{per_part}", app.config.public_url))
     };
     let some_if = |cond: bool, p: usize| if cond { link(p) } else { Value::Null };

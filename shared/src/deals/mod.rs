@@ -84,6 +84,29 @@ fn deal_item(deal: &Deal, version: u64) -> ApiResult<Item> {
     Ok(item)
 }
 
+/// A deal's entry in its state's list (the managers' queues: `GET /api/v1/orders?state=`):
+/// `deals#state#<state>` / `<id, 12 digits>`, so a list is one query, newest first.
+fn state_key(state: State, id: i64) -> (String, String) {
+    (format!("deals#state#{}", state.as_str()), format!("{id:012}"))
+}
+
+/// The writes that move the deal's state entry from `old`'s state to `new`'s (none when the
+/// state is the same), in the transaction that writes the deal.
+pub(crate) fn state_ops(old: Option<&Deal>, new: &Deal) -> Vec<WriteOp> {
+    if old.is_some_and(|o| o.state == new.state) {
+        return Vec::new();
+    }
+    let mut ops = Vec::new();
+    if let Some(o) = old {
+        let (pk, sk) = state_key(o.state, o.id);
+        ops.push(WriteOp::Delete { pk, sk, cond: Cond::Always });
+    }
+    let (pk, sk) = state_key(new.state, new.id);
+    let data = json!({ "deal_id": new.id }).as_object().cloned().unwrap_or_default();
+    ops.push(WriteOp::Put { item: Item::new(pk, sk, data), cond: Cond::Always });
+    ops
+}
+
 fn member_item(user: &str, id: i64) -> Item {
     let (pk, sk) = member_key(user, id);
     Item::new(pk, sk, json!({ "deal_id": id }).as_object().cloned().unwrap_or_default())
@@ -112,6 +135,7 @@ pub async fn load_for(app: &App, who: &Claims, id: i64) -> ApiResult<(Loaded, Ro
 async fn save(app: &App, loaded: &Loaded, deal: &Deal, mut extra: Vec<WriteOp>) -> ApiResult<u64> {
     let version = loaded.version + 1;
     let item = deal_item(deal, version)?;
+    extra.extend(state_ops(Some(&loaded.deal), deal));
     if extra.is_empty() {
         app.store.put(item, Cond::Version(loaded.version)).await?;
     } else {
@@ -381,6 +405,7 @@ pub async fn create(app: &App, who: &Claims, mut f: DealFields) -> ApiResult<Cre
             deal.contacts.insert(party.clone(), email);
         }
     }
+    ops.extend(state_ops(None, &deal));
     ops.insert(0, WriteOp::Put { item: deal_item(&deal, 1)?, cond: Cond::NotExists });
     match app.store.transact(ops).await {
         Ok(()) => Ok(Created { deal, users }),
@@ -526,6 +551,29 @@ pub async fn patch(app: &App, who: &Claims, id: i64, f: DealFields) -> ApiResult
 pub async fn list(app: &App, who: &Claims, page: usize, per: usize) -> ApiResult<(Vec<Deal>, usize)> {
     let opts = QueryOpts { sk_prefix: Some("deal#".into()), descending: true, ..Default::default() };
     let members = app.store.query(&format!("user#{}", who.sub), opts).await?;
+    page_of(app, &members, page, per).await
+}
+
+/// The caller's deals in `state`, newest first: a page and the total. (A manager's queue of
+/// every deal in a state is [`list_in_state`].)
+pub async fn list_own_in_state(
+    app: &App,
+    who: &Claims,
+    state: State,
+    page: usize,
+    per: usize,
+) -> ApiResult<(Vec<Deal>, usize)> {
+    let opts = QueryOpts { sk_prefix: Some("deal#".into()), descending: true, ..Default::default() };
+    let members = app.store.query(&format!("user#{}", who.sub), opts).await?;
+    let (all, _) = page_of(app, &members, 1, members.len().max(1)).await?;
+    let mine: Vec<Deal> = all.into_iter().filter(|d| d.state == state).collect();
+    let total = mine.len();
+    Ok((mine.into_iter().skip((page - 1).saturating_mul(per)).take(per).collect(), total))
+}
+
+/// One page of the deals `members` name (items with a `deal_id`), newest first, and their
+/// total.
+async fn page_of(app: &App, members: &[Item], page: usize, per: usize) -> ApiResult<(Vec<Deal>, usize)> {
     let total = members.len();
     let keys: Vec<(String, String)> = members
         .iter()
@@ -534,10 +582,25 @@ pub async fn list(app: &App, who: &Claims, page: usize, per: usize) -> ApiResult
         .filter_map(|m| m.data.get("deal_id").and_then(Value::as_i64))
         .map(|id| (deal_pk(id), "deal".to_owned()))
         .collect();
+    if keys.is_empty() {
+        return Ok((Vec::new(), total));
+    }
     let mut deals: Vec<Deal> =
         app.store.batch_get(&keys).await?.iter().map(|i| i.decode()).collect::<Result<_, _>>()?;
     deals.sort_by_key(|d| std::cmp::Reverse(d.id));
     Ok((deals, total))
+}
+
+/// A manager's queue: every deal in `state`, newest first, one page of it and the total.
+pub async fn list_in_state(
+    app: &App,
+    state: State,
+    page: usize,
+    per: usize,
+) -> ApiResult<(Vec<Deal>, usize)> {
+    let (pk, _) = state_key(state, 0);
+    let entries = app.store.query(&pk, QueryOpts { descending: true, ..Default::default() }).await?;
+    page_of(app, &entries, page, per).await
 }
 
 /// The user records of the parties of these deals.

@@ -141,6 +141,7 @@ impl PaymentOwner for DealPayments {
         let told = notices::of_move(app, &mut next, version, None).await?;
         let mut ops =
             vec![WriteOp::Put { item: deal_item(&next, version)?, cond: Cond::Version(loaded.version) }];
+        ops.extend(super::state_ops(Some(deal), &next));
         ops.extend(crate::outbox::ops(app, &told)?);
         Ok(Settlement { expects, ops })
     }
