@@ -10,8 +10,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use shared::auth::{AdminUser, GateUser};
-use shared::http::{On, PathArg, parse_json};
+use shared::http::{On, PathArg, QueryArg, parse_json};
 use shared::payments::refunds::{self, Refund};
+use shared::tickets::back_office::{self, Search};
 use shared::tickets::inventory::EventView;
 use shared::tickets::orders::OrderView;
 use shared::tickets::{inventory, orders};
@@ -20,7 +21,11 @@ use shared::{ApiResult, App};
 pub fn router() -> Router<App> {
     Router::new()
         .route("/api/v1/admin/events", get(list_events).post(create_event))
+        .route("/api/v1/admin/events/{id}/report", get(report))
+        .route("/api/v1/admin/events/{id}/stop_sales", post(stop_sales))
+        .route("/api/v1/admin/events/{id}/resume_sales", post(resume_sales))
         .route("/api/v1/admin/scans", post(scan))
+        .route("/api/v1/admin/ticket_orders", get(search_orders))
         .route("/api/v1/admin/ticket_orders/{id}", get(show_order))
         .route("/api/v1/admin/ticket_orders/{id}/resend_email", post(resend_email))
         .route("/api/v1/admin/ticket_orders/{id}/cancel", post(cancel))
@@ -59,6 +64,106 @@ async fn create_event(State(app): State<App>, admin: AdminUser, body: Bytes) -> 
 async fn list_events(State(app): State<App>, _admin: AdminUser) -> ApiResult<Json<EventsBody>> {
     let events = inventory::list_events(&app).await?;
     Ok(Json(EventsBody { events: events.iter().map(inventory::Event::view).collect() }))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchQuery {
+    email: Option<String>,
+    phone: Option<String>,
+    bar_code: Option<String>,
+    page: Option<usize>,
+    per: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct OrdersBody {
+    success: bool,
+    orders: Vec<OrderView>,
+    meta: serde_json::Value,
+}
+
+/// Ticket orders found by exactly one of the buyer's `email`, `phone` or a `bar_code`, newest
+/// first, paged as the deals list is (`page`, `per` = 10, `meta`).
+async fn search_orders(
+    State(app): State<App>,
+    _admin: AdminUser,
+    QueryArg(q): QueryArg<SearchQuery>,
+) -> ApiResult<Json<OrdersBody>> {
+    let by = match (q.email.clone(), q.phone.clone(), q.bar_code.clone()) {
+        (Some(e), None, None) => Search::Email(e),
+        (None, Some(p), None) => Search::Phone(p),
+        (None, None, Some(b)) => Search::BarCode(b),
+        _ => {
+            return Err(shared::ApiError::bad_request(
+                "email",
+                "give exactly one of email, phone or bar_code",
+            ));
+        }
+    };
+    let page = q.page.unwrap_or(1);
+    let per = q.per.unwrap_or(10);
+    if page == 0 {
+        return Err(shared::ApiError::bad_request("page", "page starts at 1"));
+    }
+    if !(1..=100).contains(&per) {
+        return Err(shared::ApiError::bad_request("per", "per must be 1 to 100"));
+    }
+    let (found, total) = back_office::search(&app, &by, page, per).await?;
+    let total_pages = total.div_ceil(per).max(1);
+    let link = |p: usize| serde_json::Value::String(by.link(&app.config.public_url, p, per));
+    let some_if = |cond: bool, p: usize| if cond { link(p) } else { serde_json::Value::Null };
+    let meta = serde_json::json!({
+        "page": page,
+        "total": total,
+        "total_pages": total_pages,
+        "links": {
+            "self": link(page),
+            "next_page": some_if(page < total_pages, page.saturating_add(1)),
+            "previous_page": some_if(page > 1 && page <= total_pages, page - 1),
+            "first_page": some_if(page != 1, 1),
+            "last_page": some_if(page != total_pages, total_pages),
+        },
+    });
+    let orders = found.iter().map(|o| orders::view(&app, o)).collect();
+    Ok(Json(OrdersBody { success: true, orders, meta }))
+}
+
+/// An event's sales report: JSON, or CSV when the client accepts `text/csv`.
+async fn report(
+    On { app, id, .. }: On<AdminUser, String>,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<Response> {
+    let report = back_office::report(&app, &id).await?;
+    let csv = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/csv"));
+    if csv {
+        let name = format!("attachment; filename=\"report-{id}.csv\"");
+        return Ok((
+            [
+                (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+                (axum::http::header::CONTENT_DISPOSITION, name),
+            ],
+            report.csv(),
+        )
+            .into_response());
+    }
+    Ok(Json(report).into_response())
+}
+
+/// Stops an event's sales: holds and checkouts are refused until resumed.
+async fn stop_sales(On { app, user: admin, id }: On<AdminUser, String>) -> ApiResult<Json<EventBody>> {
+    let event = back_office::set_on_sale(&app, &id, false).await?;
+    tracing::info!(event = %event.id, by = %admin.0.sub, "sales stopped");
+    Ok(Json(EventBody { event: event.view() }))
+}
+
+async fn resume_sales(On { app, user: admin, id }: On<AdminUser, String>) -> ApiResult<Json<EventBody>> {
+    let event = back_office::set_on_sale(&app, &id, true).await?;
+    tracing::info!(event = %event.id, by = %admin.0.sub, "sales resumed");
+    Ok(Json(EventBody { event: event.view() }))
 }
 
 async fn show_order(On { app, id, .. }: On<AdminUser, String>) -> ApiResult<Json<OrderBody>> {

@@ -301,9 +301,7 @@ pub async fn create_event(app: &App, map: &SeatMap) -> ApiResult<Event> {
             .collect::<ApiResult<Vec<_>>>()?;
         app.store.transact(ops).await?;
     }
-    let item =
-        Item::from_value(&pk, META, &event)?.with_gsi1("events", format!("{}#{}", event.starts_at, event.id));
-    app.store.put(item, Cond::NotExists).await.map_err(|e| {
+    app.store.put(event_item(&event, 1)?, Cond::NotExists).await.map_err(|e| {
         if e.is_conflict() {
             ApiError::Conflict(format!("event {} already exists", event.id))
         } else {
@@ -320,6 +318,31 @@ pub async fn load_demo(app: &App) -> ApiResult<()> {
         Ok(_) | Err(ApiError::Conflict(_)) => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// The event's item (listed by start time in the `events` index).
+fn event_item(event: &Event, version: u64) -> ApiResult<Item> {
+    Ok(Item::from_value(event_pk(&event.id), META, event)?
+        .with_gsi1("events", format!("{}#{}", event.starts_at, event.id))
+        .with_version(version))
+}
+
+/// The event with its version.
+pub async fn get_versioned(app: &App, id: &str) -> ApiResult<Option<(Event, u64)>> {
+    if check_id("event_id", id).is_err() {
+        return Ok(None);
+    }
+    Ok(match app.store.get(&event_pk(id), META).await? {
+        Some(item) => Some((item.decode()?, item.version)),
+        None => None,
+    })
+}
+
+/// Writes the event if it is still at `version`.
+pub async fn put_event(app: &App, event: &Event, version: u64) -> Result<(), crate::store::StoreError> {
+    let item =
+        event_item(event, version + 1).map_err(|e| crate::store::StoreError::Invalid(e.to_string()))?;
+    app.store.put(item, Cond::Version(version)).await
 }
 
 pub async fn get_event(app: &App, id: &str) -> ApiResult<Option<Event>> {

@@ -75,6 +75,7 @@
 //! - **Bar codes** are EAN-13 numbers in the in-store range (first digit `2`), 11 random
 //!   digits and a check digit, unique through a `barcode#<code>` item created with the order.
 
+pub mod back_office;
 pub mod barcode;
 pub mod holds;
 pub mod inventory;

@@ -314,6 +314,7 @@ async fn prepare(
         (_, None) => return Err(ApiError::invalid("customer", "the buyer's details are required")),
     };
     let (event, tickets, totals) = reservations::priced_with(app, pr, event).await?;
+    super::back_office::check_on_sale(&event)?;
     if let Some(lost) = pr.seats.iter().find(|seat| !tickets.iter().any(|(t, _)| &t.seat_id == *seat)) {
         return Err(ApiError::Conflict(format!(
             "seat {lost} is no longer held by this reservation (its time ran out); add it again"
@@ -401,6 +402,7 @@ fn placement(
         ops.push(WriteOp::Put { item, cond: Cond::NotExists });
     }
     let barcodes = first_barcode..ops.len();
+    ops.extend(super::back_office::index_ops(&order));
     ops.push(s.delete_op());
     ops.push(reservations::checked_out_op(&s.pr, &order.id, order.created_at)?);
     if order.status == OrderStatus::Approved {

@@ -444,6 +444,7 @@ async fn try_hold(app: &App, inputs: HoldInputs, seat_id: &str) -> ApiResult<Opt
     let Some(seat) = seat else {
         return Err(ApiError::invalid("seat_id", "no such seat in this event"));
     };
+    super::back_office::check_on_sale(&event)?;
     let (cond, hold_version) = match plan_hold(&live, current.as_ref(), seat_id, now)? {
         HoldPlan::Mine => return Ok(Some((StoredPr { pr, version }, event))),
         HoldPlan::Take { cond, version } => (cond, version),

@@ -58,7 +58,7 @@ fn valid_email(e: &str) -> bool {
 
 /// `+7 (999) 123-45-67`, `89991234567`: 10 to 15 digits, an optional leading `+`, and
 /// spaces, dashes and parentheses between.
-fn normalized_phone(p: &str) -> Option<String> {
+pub(crate) fn normalized_phone(p: &str) -> Option<String> {
     let rest = p.strip_prefix('+').unwrap_or(p);
     if !rest.chars().all(|c| c.is_ascii_digit() || matches!(c, ' ' | '-' | '(' | ')')) {
         return None;

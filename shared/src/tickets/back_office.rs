@@ -1,0 +1,343 @@
+//! The box office's back office (role `admin`): ticket orders found by the buyer's email or
+//! phone or a bar code, an event's sales report, and stopping and resuming an event's sales.
+//!
+//! Search and report read index entries each order writes with itself at checkout (one
+//! transaction): `order_index#email#<email, lower case>`, `order_index#phone#<phone>` and
+//! `order_index#event#<event>`, each sorted by `<created_at>#<order id>`, so a search is one
+//! query (newest first) and one batch read, never a scan. Orders placed before these entries
+//! existed are found by bar code only.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use serde_json::json;
+
+use super::holds::{self, HoldState};
+use super::inventory::{self, Event};
+use super::orders::{self, Order};
+use crate::App;
+use crate::error::{ApiError, ApiResult};
+use crate::money;
+use crate::store::{Cond, Item, QueryOpts, WriteOp};
+
+const INDEX: &str = "order_index";
+
+fn index_pk(key: &str, value: &str) -> String {
+    format!("{INDEX}#{key}#{value}")
+}
+
+/// An email as it is searched: trimmed, lower case.
+fn email_key(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+/// The index entries of a new order (in its checkout transaction).
+pub fn index_ops(order: &Order) -> Vec<WriteOp> {
+    let sk =
+        format!("{}#{}", order.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true), order.id);
+    let data = json!({ "order_id": order.id }).as_object().cloned().unwrap_or_default();
+    [
+        index_pk("email", &email_key(&order.customer.email)),
+        index_pk("phone", order.customer.phone.trim()),
+        index_pk("event", &order.event_id),
+    ]
+    .into_iter()
+    .map(|pk| WriteOp::Put { item: Item::new(pk, sk.clone(), data.clone()), cond: Cond::Always })
+    .collect()
+}
+
+/// What to find orders by.
+pub enum Search {
+    Email(String),
+    Phone(String),
+    BarCode(String),
+}
+
+impl Search {
+    /// The URL of page `page` of this search.
+    pub fn link(&self, public_url: &str, page: usize, per: usize) -> String {
+        let (key, value) = match self {
+            Search::Email(v) => ("email", v),
+            Search::Phone(v) => ("phone", v),
+            Search::BarCode(v) => ("bar_code", v),
+        };
+        let value: String = url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
+        format!("{public_url}/api/v1/admin/ticket_orders?{key}={value}&page={page}&per={per}")
+    }
+}
+
+/// One page of the orders found, newest first, and how many were found.
+pub async fn search(app: &App, by: &Search, page: usize, per: usize) -> ApiResult<(Vec<Order>, usize)> {
+    let pk = match by {
+        Search::Email(e) if e.trim().is_empty() || e.len() > 254 => {
+            return Err(ApiError::bad_request("email", "an email address of at most 254 characters"));
+        }
+        Search::BarCode(code) if !super::barcode::is_valid(code) => {
+            return Err(ApiError::bad_request("bar_code", "a bar code is 13 digits (EAN-13)"));
+        }
+        Search::Email(e) => index_pk("email", &email_key(e)),
+        Search::Phone(p) => {
+            let phone = super::totals::normalized_phone(p.trim())
+                .ok_or_else(|| ApiError::bad_request("phone", "not a phone number"))?;
+            index_pk("phone", &phone)
+        }
+        Search::BarCode(code) => {
+            let found = match orders::barcode_pointer(app, code).await? {
+                Some((order_id, _)) => vec![orders::get(app, &order_id).await?.order],
+                None => Vec::new(),
+            };
+            let total = found.len();
+            return Ok((found.into_iter().skip((page - 1).saturating_mul(per)).take(per).collect(), total));
+        }
+    };
+    let entries = app.store.query(&pk, QueryOpts { descending: true, ..Default::default() }).await?;
+    let total = entries.len();
+    let ids: Vec<String> = entries
+        .iter()
+        .skip((page - 1).saturating_mul(per))
+        .take(per)
+        .filter_map(|e| e.data.get("order_id").and_then(|v| v.as_str()).map(str::to_owned))
+        .collect();
+    Ok((load_orders(app, &ids).await?, total))
+}
+
+/// The orders with these ids, newest first.
+async fn load_orders(app: &App, ids: &[String]) -> ApiResult<Vec<Order>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let keys: Vec<(String, String)> = ids.iter().map(|id| (orders::pk(id), "order".to_owned())).collect();
+    let mut found: Vec<Order> =
+        app.store.batch_get(&keys).await?.iter().map(|i| i.decode()).collect::<Result<_, _>>()?;
+    found.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.id.cmp(&a.id)));
+    Ok(found)
+}
+
+/// Every order of an event (from its index entries).
+async fn orders_of(app: &App, event_id: &str) -> ApiResult<Vec<Order>> {
+    let entries = app.store.query(&index_pk("event", event_id), QueryOpts::default()).await?;
+    let ids: Vec<String> = entries
+        .iter()
+        .filter_map(|e| e.data.get("order_id").and_then(|v| v.as_str()).map(str::to_owned))
+        .collect();
+    load_orders(app, &ids).await
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SeatCounts {
+    pub total: usize,
+    /// In orders (paid or waiting for their payment).
+    pub sold: usize,
+    /// In buyers' reservations, not yet expired.
+    pub held: usize,
+    pub free: usize,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CategoryRevenue {
+    pub price_category: String,
+    pub name: String,
+    pub tickets: usize,
+    #[serde(with = "money::number")]
+    pub amount: Decimal,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Revenue {
+    /// Ticket prices of paid orders, by price category.
+    pub by_price_category: Vec<CategoryRevenue>,
+    pub tickets: usize,
+    #[serde(with = "money::number")]
+    pub tickets_amount: Decimal,
+    #[serde(with = "money::number")]
+    pub commission: Decimal,
+    #[serde(with = "money::number")]
+    pub delivery: Decimal,
+    /// What paid orders brought in, before refunds.
+    #[serde(with = "money::number")]
+    pub total: Decimal,
+    /// `total` less refunds.
+    #[serde(with = "money::number")]
+    pub net: Decimal,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Refunds {
+    pub orders: usize,
+    #[serde(with = "money::number")]
+    pub amount: Decimal,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct OrderCounts {
+    pub total: usize,
+    pub paid: usize,
+    pub by_type: BTreeMap<String, usize>,
+    pub by_status: BTreeMap<String, usize>,
+}
+
+/// An event's sales report.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Report {
+    pub event: serde_json::Value,
+    pub generated_at: DateTime<Utc>,
+    pub seats: SeatCounts,
+    pub revenue: Revenue,
+    pub refunds: Refunds,
+    pub orders: OrderCounts,
+}
+
+fn as_text<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+/// The sales report of event `id`: seats sold, held and free (from the hold index), revenue
+/// by price category of the paid orders, refunds, and orders by type and status.
+pub async fn report(app: &App, id: &str) -> ApiResult<Report> {
+    let event = inventory::get_event(app, id).await?.ok_or_else(|| ApiError::NotFound("event".into()))?;
+    let (holds, orders) = tokio::try_join!(holds::of_event(app, id), orders_of(app, id))?;
+    let now = app.clock.now();
+    let sold = holds.values().filter(|h| h.hold.state == HoldState::Sold).count();
+    let held = holds.values().filter(|h| h.hold.state == HoldState::Held && !h.hold.expired(now)).count();
+    let seats = SeatCounts {
+        total: event.seat_count,
+        sold,
+        held,
+        free: event.seat_count.saturating_sub(sold + held),
+    };
+
+    let mut by_cat: BTreeMap<String, (usize, Decimal)> = BTreeMap::new();
+    let (mut commission, mut delivery) = (Decimal::ZERO, Decimal::ZERO);
+    let mut counts =
+        OrderCounts { total: orders.len(), paid: 0, by_type: BTreeMap::new(), by_status: BTreeMap::new() };
+    let mut refunds = Refunds { orders: 0, amount: Decimal::ZERO };
+    for o in &orders {
+        *counts.by_type.entry(o.order_type.as_str().to_owned()).or_default() += 1;
+        *counts.by_status.entry(as_text(&o.status)).or_default() += 1;
+        if o.refunded > Decimal::ZERO {
+            refunds.orders += 1;
+            refunds.amount += o.refunded;
+        }
+        if !o.is_paid() {
+            continue;
+        }
+        counts.paid += 1;
+        commission += o.totals.commission;
+        delivery += o.totals.delivery;
+        for t in &o.tickets {
+            let e = by_cat.entry(t.place.price_category.clone()).or_default();
+            e.0 += 1;
+            e.1 += t.price;
+        }
+    }
+    let by_price_category: Vec<CategoryRevenue> = event
+        .price_categories
+        .iter()
+        .map(|c| (c.id.clone(), c.name.clone()))
+        .chain(by_cat.keys().filter(|k| event.price_of(k).is_none()).map(|k| (k.clone(), k.clone())))
+        .map(|(id, name)| {
+            let (tickets, amount) = by_cat.get(&id).copied().unwrap_or_default();
+            CategoryRevenue { price_category: id, name, tickets, amount: money::round(amount) }
+        })
+        .collect();
+    let tickets_amount = money::round(by_price_category.iter().map(|c| c.amount).sum());
+    let total = money::round(tickets_amount + commission + delivery);
+    let revenue = Revenue {
+        tickets: by_price_category.iter().map(|c| c.tickets).sum(),
+        by_price_category,
+        tickets_amount,
+        commission: money::round(commission),
+        delivery: money::round(delivery),
+        total,
+        net: money::round(total - refunds.amount),
+    };
+    Ok(Report {
+        event: json!({"id": event.id, "title": event.title, "starts_at": event.starts_at, "on_sale": event.on_sale}),
+        generated_at: now,
+        seats,
+        revenue,
+        refunds: Refunds { orders: refunds.orders, amount: money::round(refunds.amount) },
+        orders: counts,
+    })
+}
+
+impl Report {
+    /// The report as CSV (`section,key,name,count,amount`, one figure per line), for a
+    /// spreadsheet.
+    pub fn csv(&self) -> String {
+        let mut out = String::from("section,key,name,count,amount\n");
+        let mut line =
+            |section: &str, key: &str, name: &str, count: Option<usize>, amount: Option<Decimal>| {
+                let count = count.map(|c| c.to_string()).unwrap_or_default();
+                let amount = amount.map(money::format).unwrap_or_default();
+                out.push_str(&format!("{section},{},{},{count},{amount}\n", field(key), field(name)));
+            };
+        let s = &self.seats;
+        for (k, v) in [("total", s.total), ("sold", s.sold), ("held", s.held), ("free", s.free)] {
+            line("seats", k, "", Some(v), None);
+        }
+        for c in &self.revenue.by_price_category {
+            line("revenue", &c.price_category, &c.name, Some(c.tickets), Some(c.amount));
+        }
+        let r = &self.revenue;
+        line("revenue", "tickets", "", Some(r.tickets), Some(r.tickets_amount));
+        line("revenue", "commission", "", None, Some(r.commission));
+        line("revenue", "delivery", "", None, Some(r.delivery));
+        line("revenue", "total", "", None, Some(r.total));
+        line("refunds", "total", "", Some(self.refunds.orders), Some(self.refunds.amount));
+        line("revenue", "net", "", None, Some(r.net));
+        line("orders", "total", "", Some(self.orders.total), None);
+        line("orders", "paid", "", Some(self.orders.paid), None);
+        for (k, v) in &self.orders.by_type {
+            line("orders_by_type", k, "", Some(*v), None);
+        }
+        for (k, v) in &self.orders.by_status {
+            line("orders_by_status", k, "", Some(*v), None);
+        }
+        out
+    }
+}
+
+/// A CSV field: quoted when it holds a comma, a quote or a line break; a leading `=`, `+`,
+/// `-` or `@` is prefixed with `'` so a spreadsheet never runs it as a formula.
+fn field(v: &str) -> String {
+    let v = if v.starts_with(['=', '+', '-', '@']) { format!("'{v}") } else { v.to_owned() };
+    if v.contains([',', '"', '\n', '\r']) { format!("\"{}\"", v.replace('"', "\"\"")) } else { v }
+}
+
+/// Stops (`false`) or resumes (`true`) an event's sales: while stopped, holds and checkouts
+/// are refused and the public list leaves the event out. A write on the event's version.
+pub async fn set_on_sale(app: &App, id: &str, on_sale: bool) -> ApiResult<Event> {
+    crate::retry::optimistic("the event", || async {
+        let (mut event, version) =
+            inventory::get_versioned(app, id).await?.ok_or_else(|| ApiError::NotFound("event".into()))?;
+        event.on_sale = on_sale;
+        Ok(crate::retry::again_on_conflict(inventory::put_event(app, &event, version).await)?
+            .map(|()| event.clone()))
+    })
+    .await
+}
+
+/// Refuses a hold or checkout while the event's sales are stopped.
+pub fn check_on_sale(event: &Event) -> ApiResult<()> {
+    if event.on_sale {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request("event_id", format!("sales of event {} are stopped", event.id)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::field;
+
+    #[test]
+    fn csv_fields_are_quoted_and_never_formulas() {
+        assert_eq!(field("A"), "A");
+        assert_eq!(field("Партер, левая сторона"), "\"Партер, левая сторона\"");
+        assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+    }
+}
