@@ -73,13 +73,13 @@ async fn back_office(srv: TestServer) {
     assert_eq!(meta["total_pages"], 2);
     assert!(meta["links"]["next_page"].as_str().unwrap().ends_with("page=2&per=2"), "{meta}");
     let (second, _) = search(&srv, "email=anna%40example.com&per=2&page=2").await;
-    assert_eq!(second, [unpaid.clone()]);
+    assert_eq!(second, [unpaid.as_str()]);
     let (by_phone, _) = search(&srv, "phone=%2B79990000001").await;
     assert_eq!(by_phone, [online.clone(), unpaid.clone()]);
     let (by_phone, _) = search(&srv, "phone=89990000002").await;
-    assert_eq!(by_phone, [paid.clone()]);
+    assert_eq!(by_phone, [paid.as_str()]);
     let (by_code, _) = search(&srv, &format!("bar_code={paid_code}")).await;
-    assert_eq!(by_code, [paid.clone()]);
+    assert_eq!(by_code, [paid.as_str()]);
     let (none, meta) = search(&srv, &format!("bar_code={}", shared::tickets::barcode::new_bar_code())).await;
     assert!(none.is_empty());
     assert_eq!(meta["total"], 0);
