@@ -15,7 +15,8 @@ pub enum Job {
     /// Payments open past their timeout: ask the gateway, then confirm or cancel.
     Payments,
     /// Seat holds past `SEAT_TIMEOUT`: delete them. Cash orders unpaid at their deadline
-    /// (`CASH_PAYMENT_HOURS`): cancel them and free their seats.
+    /// (`CASH_PAYMENT_HOURS`): cancel them and free their seats. Cancelled events: refund and
+    /// cancel their orders.
     Reservations,
     /// Outbox items their relay did not move to the queue within a minute: relay them.
     Outbox,
@@ -42,7 +43,8 @@ pub async fn run(app: &App, job: Job) -> ApiResult<JobReport> {
         Job::Reservations => {
             let (examined, changed) = crate::tickets::holds::sweep(app).await?;
             let (due, cancelled) = crate::tickets::orders::cancel_unpaid(app).await?;
-            Tally { examined: examined + due, changed: changed + cancelled }
+            let (orders, moved) = crate::tickets::back_office::cancel_events(app).await?;
+            Tally { examined: examined + due + orders, changed: changed + cancelled + moved }
         }
         Job::Outbox => crate::outbox::sweep(app).await?,
     };

@@ -22,6 +22,7 @@ pub fn router() -> Router<App> {
     Router::new()
         .route("/api/v1/admin/events", get(list_events).post(create_event))
         .route("/api/v1/admin/events/{id}/report", get(report))
+        .route("/api/v1/admin/events/{id}/cancel", post(cancel_event))
         .route("/api/v1/admin/events/{id}/stop_sales", post(stop_sales))
         .route("/api/v1/admin/events/{id}/resume_sales", post(resume_sales))
         .route("/api/v1/admin/scans", post(scan))
@@ -151,6 +152,15 @@ async fn report(
             .into_response());
     }
     Ok(Json(report).into_response())
+}
+
+/// Cancels an event: 202 with the event, its sales stopped and its cancellation `running`;
+/// the reservations job refunds its paid online orders through their gateways and cancels its
+/// cash orders (each buyer emailed), and records the progress on the event.
+async fn cancel_event(On { app, user: admin, id }: On<AdminUser, String>) -> ApiResult<Response> {
+    let event = back_office::cancel_event(&app, &id, &admin.0.sub).await?;
+    tracing::info!(event = %event.id, by = %admin.0.sub, "event cancelled");
+    Ok((StatusCode::ACCEPTED, Json(EventBody { event: event.view() })).into_response())
 }
 
 /// Stops an event's sales: holds and checkouts are refused until resumed.

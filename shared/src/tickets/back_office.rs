@@ -1,5 +1,6 @@
 //! The box office's back office (role `admin`): ticket orders found by the buyer's email or
-//! phone or a bar code, an event's sales report, and stopping and resuming an event's sales.
+//! phone or a bar code, an event's sales report, stopping and resuming an event's sales, and
+//! cancelling an event (its orders refunded and cancelled by the reservations job).
 //!
 //! Search and report read index entries each order writes with itself at checkout (one
 //! transaction): `order_index#email#<email, lower case>`, `order_index#phone#<phone>` and
@@ -16,7 +17,7 @@ use serde_json::json;
 
 use super::holds::{self, HoldState};
 use super::inventory::{self, Event};
-use super::orders::{self, Order};
+use super::orders::{self, Order, OrderStatus};
 use crate::App;
 use crate::error::{ApiError, ApiResult};
 use crate::money;
@@ -327,6 +328,125 @@ pub fn check_on_sale(event: &Event) -> ApiResult<()> {
     } else {
         Err(ApiError::bad_request("event_id", format!("sales of event {} are stopped", event.id)))
     }
+}
+
+/// Who the job's refunds are recorded as made by.
+const CANCELLER: &str = "system:event-cancellation";
+
+/// The reason a buyer's refund shows.
+const CANCEL_REASON: &str = "Мероприятие отменено";
+
+/// Cancels an event: sales stop and its cancellation starts (`running`), in one write on the
+/// event's version; the reservations job then refunds and cancels its orders. Cancelling an
+/// event already cancelled answers it as it is.
+pub async fn cancel_event(app: &App, id: &str, by: &str) -> ApiResult<Event> {
+    crate::retry::optimistic("the event", || async {
+        let (mut event, version) =
+            inventory::get_versioned(app, id).await?.ok_or_else(|| ApiError::NotFound("event".into()))?;
+        if event.cancellation.is_some() {
+            return Ok(crate::retry::Step::Done(event));
+        }
+        let now = app.clock.now();
+        event.on_sale = false;
+        event.cancellation = Some(inventory::Cancellation {
+            state: "running".into(),
+            by: by.to_owned(),
+            started_at: now,
+            updated_at: now,
+            finished_at: None,
+            orders: 0,
+            refunded: 0,
+            cancelled: 0,
+            waiting: 0,
+            failed: 0,
+        });
+        Ok(crate::retry::again_on_conflict(inventory::put_event(app, &event, version).await)?
+            .map(|()| event.clone()))
+    })
+    .await
+}
+
+/// The reservations job's part: one pass over every event being cancelled. Each pass derives
+/// what is left from the orders as they are (so a pass interrupted anywhere is finished by the
+/// next one, and nothing is done twice: each refund and cancellation is a write on the order's
+/// version), then records the progress on the event. Answers (orders examined, changed).
+pub async fn cancel_events(app: &App) -> ApiResult<(usize, usize)> {
+    let (mut examined, mut changed) = (0, 0);
+    for event in inventory::list_events(app).await? {
+        if event.cancellation.as_ref().is_some_and(|c| c.state == "running") {
+            let (e, c) = cancellation_pass(app, &event.id).await?;
+            examined += e;
+            changed += c;
+        }
+    }
+    Ok((examined, changed))
+}
+
+async fn cancellation_pass(app: &App, event_id: &str) -> ApiResult<(usize, usize)> {
+    let orders = orders_of(app, event_id).await?;
+    let (mut refunded, mut cancelled, mut waiting, mut failed, mut changed) = (0, 0, 0, 0, 0);
+    for o in &orders {
+        let left = o.totals.total - o.refunded;
+        let online_paid = matches!(o.status, OrderStatus::Approved | OrderStatus::Refunded);
+        match (o.order_type.online(), o.status) {
+            (_, OrderStatus::Cancelled) => cancelled += 1,
+            // Paid online: what is left of it goes back through its gateway (the buyer gets the
+            // refund email). A refund still pending counts as waiting.
+            (true, _) if online_paid && left > Decimal::ZERO => {
+                match orders::refund(app, &o.id, left, CANCEL_REASON.into(), CANCELLER).await {
+                    Ok((_, false)) => {
+                        refunded += 1;
+                        changed += 1;
+                    }
+                    Ok((_, true)) => waiting += 1,
+                    Err(e) => {
+                        tracing::warn!(order = %o.id, error = %e, "event cancellation: refund failed; retried next run");
+                        failed += 1;
+                    }
+                }
+            }
+            (true, _) if online_paid => {
+                if o.refunds.iter().any(|r| r.state != "completed") {
+                    waiting += 1;
+                } else {
+                    refunded += 1;
+                }
+            }
+            // Waiting for its payment: settled (then refunded) or expired (then cancelled) later.
+            (true, _) => waiting += 1,
+            // Cash, paid or not: cancelled, seats freed, the buyer told.
+            (false, OrderStatus::Approved) => match orders::cancel_for_event(app, &o.id).await {
+                Ok(_) => {
+                    cancelled += 1;
+                    changed += 1;
+                }
+                Err(ApiError::Conflict(_)) => waiting += 1,
+                Err(e) => return Err(e),
+            },
+            (false, _) => cancelled += 1,
+        }
+    }
+    let done = waiting == 0 && failed == 0;
+    crate::retry::optimistic("the event", || async {
+        let Some((mut event, version)) = inventory::get_versioned(app, event_id).await? else {
+            return Ok(crate::retry::Step::Done(()));
+        };
+        let now = app.clock.now();
+        let Some(c) = event.cancellation.as_mut() else { return Ok(crate::retry::Step::Done(())) };
+        c.orders = orders.len();
+        c.refunded = refunded;
+        c.cancelled = cancelled;
+        c.waiting = waiting;
+        c.failed = failed;
+        c.updated_at = now;
+        if done {
+            c.state = "done".into();
+            c.finished_at = Some(now);
+        }
+        crate::retry::again_on_conflict(inventory::put_event(app, &event, version).await)
+    })
+    .await?;
+    Ok((orders.len(), changed))
 }
 
 #[cfg(test)]

@@ -113,6 +113,29 @@ pub struct Event {
     pub seat_count: usize,
     pub on_sale: bool,
     pub created_at: DateTime<Utc>,
+    /// Set when the box office cancels the event: its orders are being refunded and
+    /// cancelled by the reservations job (see `back_office::cancel_event`).
+    #[serde(default)]
+    pub cancellation: Option<Cancellation>,
+}
+
+/// An event's cancellation and its progress, as the last run of the job left it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cancellation {
+    /// `running` until every order is refunded or cancelled, then `done`.
+    pub state: String,
+    pub by: String,
+    pub started_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(default)]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Orders of the event, and how many are refunded in full, cancelled, waiting (an online
+    /// payment still open, a refund the gateway has not confirmed) or failed at the last run.
+    pub orders: usize,
+    pub refunded: usize,
+    pub cancelled: usize,
+    pub waiting: usize,
+    pub failed: usize,
 }
 
 impl Event {
@@ -135,6 +158,7 @@ impl Event {
                 .iter()
                 .map(|c| PriceCategoryView { id: c.id.clone(), name: c.name.clone(), price: c.price })
                 .collect(),
+            cancellation: self.cancellation.clone(),
         }
     }
 }
@@ -151,6 +175,9 @@ pub struct EventView {
     pub seat_count: usize,
     pub on_sale: bool,
     pub price_categories: Vec<PriceCategoryView>,
+    /// The event's cancellation and its progress, once the box office cancelled it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancellation: Option<Cancellation>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -251,6 +278,7 @@ pub fn expand(map: &SeatMap, now: DateTime<Utc>) -> ApiResult<(Event, Vec<Seat>)
         seat_count: seats.len(),
         on_sale: true,
         created_at: now,
+        cancellation: None,
     };
     Ok((event, seats))
 }

@@ -93,6 +93,8 @@ pub fn paid(app: &App, o: &Order) -> ApiResult<Vec<Notification>> {
 /// Why a cash order was cancelled, as the buyer reads it.
 pub const CANCELLED_UNPAID: &str = "оплата не поступила до окончания срока";
 pub const CANCELLED_BY_BOX_OFFICE: &str = "заказ отменён кассой";
+pub const CANCELLED_EVENT: &str =
+    "мероприятие отменено; если вы уже заплатили в кассе или курьеру, деньги вернут в кассе";
 
 /// The buyer's email of a cancelled order (`o` as it is after the cancellation); `event`
 /// names the business event in its id.

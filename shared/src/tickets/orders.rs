@@ -679,6 +679,19 @@ pub async fn cancel(app: &App, id: &str) -> ApiResult<Order> {
     .map_err(lost_race)
 }
 
+/// An event's cancellation: cancels an approved cash order (paid or not), frees its seats and
+/// tells the buyer (once: the write is on the order's version).
+pub async fn cancel_for_event(app: &App, id: &str) -> ApiResult<Order> {
+    let s = get(app, id).await?;
+    if s.order.status != OrderStatus::Approved || s.order.order_type.online() {
+        return Err(ApiError::bad_request("status", "only approved cash orders are cancelled this way"));
+    }
+    cancel_and_free(app, s, |o| {
+        Ok(vec![notices::cancelled(app, o, "event-cancelled", notices::CANCELLED_EVENT)?])
+    })
+    .await
+}
+
 /// A conditional write on the order lost: someone changed it meanwhile.
 fn lost_race(e: ApiError) -> ApiError {
     match e {
