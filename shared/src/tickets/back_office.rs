@@ -208,13 +208,25 @@ pub async fn report(app: &App, id: &str) -> ApiResult<Report> {
         held,
         free: event.seat_count.saturating_sub(sold + held),
     };
+    let (revenue, refunds, orders) = sales(&event, &orders);
+    Ok(Report {
+        event: json!({"id": event.id, "title": event.title, "starts_at": event.starts_at, "on_sale": event.on_sale}),
+        generated_at: now,
+        seats,
+        revenue,
+        refunds,
+        orders,
+    })
+}
 
+/// The money side of a report, from the event's orders (pure).
+fn sales(event: &Event, orders: &[Order]) -> (Revenue, Refunds, OrderCounts) {
     let mut by_cat: BTreeMap<String, (usize, Decimal)> = BTreeMap::new();
     let (mut commission, mut delivery) = (Decimal::ZERO, Decimal::ZERO);
     let mut counts =
         OrderCounts { total: orders.len(), paid: 0, by_type: BTreeMap::new(), by_status: BTreeMap::new() };
     let mut refunds = Refunds { orders: 0, amount: Decimal::ZERO };
-    for o in &orders {
+    for o in orders {
         *counts.by_type.entry(o.order_type.as_str().to_owned()).or_default() += 1;
         *counts.by_status.entry(as_text(&o.status)).or_default() += 1;
         if o.refunded > Decimal::ZERO {
@@ -233,6 +245,7 @@ pub async fn report(app: &App, id: &str) -> ApiResult<Report> {
             e.1 += t.price;
         }
     }
+    // Every category of the event, in its order, then any a ticket names that it no longer has.
     let by_price_category: Vec<CategoryRevenue> = event
         .price_categories
         .iter()
@@ -245,6 +258,7 @@ pub async fn report(app: &App, id: &str) -> ApiResult<Report> {
         .collect();
     let tickets_amount = money::round(by_price_category.iter().map(|c| c.amount).sum());
     let total = money::round(tickets_amount + commission + delivery);
+    refunds.amount = money::round(refunds.amount);
     let revenue = Revenue {
         tickets: by_price_category.iter().map(|c| c.tickets).sum(),
         by_price_category,
@@ -254,14 +268,7 @@ pub async fn report(app: &App, id: &str) -> ApiResult<Report> {
         total,
         net: money::round(total - refunds.amount),
     };
-    Ok(Report {
-        event: json!({"id": event.id, "title": event.title, "starts_at": event.starts_at, "on_sale": event.on_sale}),
-        generated_at: now,
-        seats,
-        revenue,
-        refunds: Refunds { orders: refunds.orders, amount: money::round(refunds.amount) },
-        orders: counts,
-    })
+    (revenue, refunds, counts)
 }
 
 impl Report {
@@ -382,71 +389,93 @@ pub async fn cancel_events(app: &App) -> ApiResult<(usize, usize)> {
     Ok((examined, changed))
 }
 
+/// What an event's cancellation still has to do with one order, judged from the order alone.
+#[derive(Debug, PartialEq)]
+enum Left {
+    /// Paid online: refund what is left of it through its gateway.
+    Refund(Decimal),
+    /// Cash, paid or not: cancel it.
+    Cancel,
+    /// Refunded in full (every refund completed).
+    Refunded,
+    Cancelled,
+    /// Its online payment still open, or a refund not yet confirmed by the gateway.
+    Waiting,
+}
+
+fn left_to_do(o: &Order) -> Left {
+    let paid_online =
+        o.order_type.online() && matches!(o.status, OrderStatus::Approved | OrderStatus::Refunded);
+    match o.status {
+        OrderStatus::Cancelled => Left::Cancelled,
+        _ if paid_online && o.totals.total > o.refunded => Left::Refund(o.totals.total - o.refunded),
+        _ if paid_online && o.refunds.iter().any(|r| r.state != "completed") => Left::Waiting,
+        _ if paid_online => Left::Refunded,
+        _ if o.order_type.online() => Left::Waiting,
+        OrderStatus::Approved => Left::Cancel,
+        _ => Left::Cancelled,
+    }
+}
+
+/// How far an event's cancellation got: orders refunded, cancelled, waiting, failed.
+#[derive(Debug, Default)]
+struct Progress {
+    refunded: usize,
+    cancelled: usize,
+    waiting: usize,
+    failed: usize,
+    changed: usize,
+}
+
 async fn cancellation_pass(app: &App, event_id: &str) -> ApiResult<(usize, usize)> {
     let orders = orders_of(app, event_id).await?;
-    let (mut refunded, mut cancelled, mut waiting, mut failed, mut changed) = (0, 0, 0, 0, 0);
+    let mut p = Progress::default();
     for o in &orders {
-        let left = o.totals.total - o.refunded;
-        let online_paid = matches!(o.status, OrderStatus::Approved | OrderStatus::Refunded);
-        match (o.order_type.online(), o.status) {
-            (_, OrderStatus::Cancelled) => cancelled += 1,
-            // Paid online: what is left of it goes back through its gateway (the buyer gets the
-            // refund email). A refund still pending counts as waiting.
-            (true, _) if online_paid && left > Decimal::ZERO => {
-                match orders::refund(app, &o.id, left, CANCEL_REASON.into(), CANCELLER).await {
-                    Ok((_, false)) => {
-                        refunded += 1;
-                        changed += 1;
-                    }
-                    Ok((_, true)) => waiting += 1,
+        match left_to_do(o) {
+            Left::Refunded => p.refunded += 1,
+            Left::Cancelled => p.cancelled += 1,
+            Left::Waiting => p.waiting += 1,
+            // The usual refund path; the buyer gets the refund email. Pending: waiting.
+            Left::Refund(amount) => {
+                match orders::refund(app, &o.id, amount, CANCEL_REASON.into(), CANCELLER).await {
+                    Ok((_, false)) => (p.refunded, p.changed) = (p.refunded + 1, p.changed + 1),
+                    Ok((_, true)) => p.waiting += 1,
                     Err(e) => {
                         tracing::warn!(order = %o.id, error = %e, "event cancellation: refund failed; retried next run");
-                        failed += 1;
+                        p.failed += 1;
                     }
                 }
             }
-            (true, _) if online_paid => {
-                if o.refunds.iter().any(|r| r.state != "completed") {
-                    waiting += 1;
-                } else {
-                    refunded += 1;
-                }
-            }
-            // Waiting for its payment: settled (then refunded) or expired (then cancelled) later.
-            (true, _) => waiting += 1,
-            // Cash, paid or not: cancelled, seats freed, the buyer told.
-            (false, OrderStatus::Approved) => match orders::cancel_for_event(app, &o.id).await {
-                Ok(_) => {
-                    cancelled += 1;
-                    changed += 1;
-                }
-                Err(ApiError::Conflict(_)) => waiting += 1,
+            // Seats freed, the buyer told.
+            Left::Cancel => match orders::cancel_for_event(app, &o.id).await {
+                Ok(_) => (p.cancelled, p.changed) = (p.cancelled + 1, p.changed + 1),
+                Err(ApiError::Conflict(_)) => p.waiting += 1,
                 Err(e) => return Err(e),
             },
-            (false, _) => cancelled += 1,
         }
     }
-    let done = waiting == 0 && failed == 0;
+    record_progress(app, event_id, orders.len(), &p).await?;
+    Ok((orders.len(), p.changed))
+}
+
+/// Writes the pass's progress on the event (`done` when nothing is left).
+async fn record_progress(app: &App, event_id: &str, orders: usize, p: &Progress) -> ApiResult<()> {
     crate::retry::optimistic("the event", || async {
         let Some((mut event, version)) = inventory::get_versioned(app, event_id).await? else {
             return Ok(crate::retry::Step::Done(()));
         };
         let now = app.clock.now();
         let Some(c) = event.cancellation.as_mut() else { return Ok(crate::retry::Step::Done(())) };
-        c.orders = orders.len();
-        c.refunded = refunded;
-        c.cancelled = cancelled;
-        c.waiting = waiting;
-        c.failed = failed;
+        (c.orders, c.refunded, c.cancelled, c.waiting, c.failed) =
+            (orders, p.refunded, p.cancelled, p.waiting, p.failed);
         c.updated_at = now;
-        if done {
+        if p.waiting == 0 && p.failed == 0 {
             c.state = "done".into();
             c.finished_at = Some(now);
         }
         crate::retry::again_on_conflict(inventory::put_event(app, &event, version).await)
     })
-    .await?;
-    Ok((orders.len(), changed))
+    .await
 }
 
 #[cfg(test)]
