@@ -203,12 +203,7 @@ impl Config {
         Ok(Config {
             jwt: crate::auth::JwtRules {
                 secret: jwt_secret,
-                previous: match v.get("JWT_SECRET_PREVIOUS") {
-                    Some(p) if deployed && weak_secret(&p, DEV_JWT_SECRET) => {
-                        return Err("JWT_SECRET_PREVIOUS, when set, must be at least 32 characters (not the development default)".into());
-                    }
-                    p => p,
-                },
+                previous: previous_jwt_secret(v, deployed)?,
                 issuer: v.get("JWT_ISSUER"),
                 audience: v.get("JWT_AUDIENCE"),
                 max_age: Duration::from_secs(v.parsed("JWT_MAX_AGE", 24 * 3600)?),
@@ -239,10 +234,7 @@ impl Config {
             zoo: ZooConfig::from_vars(v)?,
             online_commission: v.parsed("ONLINE_COMMISSION", Decimal::from(3))?,
             courier_price: v.parsed("COURIER_PRICE", Decimal::from(300))?,
-            cash_payment_window: match v.parsed::<u64>("CASH_PAYMENT_HOURS", 72)? {
-                0 => return Err("CASH_PAYMENT_HOURS must be at least 1".into()),
-                h => Duration::from_secs(h.min(24 * 365) * 3600),
-            },
+            cash_payment_window: cash_payment_window(v)?,
             caps: crate::caps::CapsConfig::from_vars(v)?,
             manager_email: v.get("MANAGER_EMAIL").unwrap_or_else(|| admin_email.clone()),
             admin_email,
@@ -289,6 +281,25 @@ impl Config {
             tickets_success_url: None,
             tickets_error_url: None,
         }
+    }
+}
+
+/// `JWT_SECRET_PREVIOUS` (a rotated-out secret still accepted): as strong as the secret.
+fn previous_jwt_secret(v: &Vars, deployed: bool) -> Result<Option<String>, String> {
+    match v.get("JWT_SECRET_PREVIOUS") {
+        Some(p) if deployed && weak_secret(&p, DEV_JWT_SECRET) => {
+            Err("JWT_SECRET_PREVIOUS, when set, must be at least 32 characters (not the development default)"
+                .into())
+        }
+        p => Ok(p),
+    }
+}
+
+/// `CASH_PAYMENT_HOURS`: at least one hour, at most a year.
+fn cash_payment_window(v: &Vars) -> Result<Duration, String> {
+    match v.parsed::<u64>("CASH_PAYMENT_HOURS", 72)? {
+        0 => Err("CASH_PAYMENT_HOURS must be at least 1".into()),
+        h => Ok(Duration::from_secs(h.min(24 * 365) * 3600)),
     }
 }
 

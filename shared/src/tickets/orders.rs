@@ -323,31 +323,7 @@ async fn prepare(
     if tickets.is_empty() {
         return Err(ApiError::bad_request("tickets", "the reservation holds no tickets"));
     }
-    let now = app.clock.now();
-    let order = Order {
-        id: String::new(),
-        status,
-        event_id: event.id.clone(),
-        event_title: event.title.clone(),
-        starts_at: event.starts_at.clone(),
-        venue: event.venue.clone(),
-        reservation_id: pr.id.clone(),
-        owner: pr.owner.clone(),
-        order_type,
-        customer,
-        tickets: Vec::new(),
-        totals: totals.clone(),
-        created_at: now,
-        updated_at: now,
-        payment_id: None,
-        payment_url: None,
-        refunded: Decimal::ZERO,
-        refunds: Vec::new(),
-        payment_error: None,
-        pay_by: (!order_type.online()).then(|| cash_deadline(app, now, &event.starts_at)),
-        paid_at: None,
-        paid_by: None,
-    };
+    let order = draft(app, pr, &event, (order_type, customer), totals, status);
     let held = tickets
         .into_iter()
         .map(|(t, h)| {
@@ -362,6 +338,42 @@ async fn prepare(
         })
         .collect();
     Ok((order, held))
+}
+
+/// The order a PR becomes (no id, tickets or bar codes yet: each placement attempt draws them).
+fn draft(
+    app: &App,
+    pr: &reservations::Reservation,
+    event: &Event,
+    (order_type, customer): (OrderType, Customer),
+    totals: Totals,
+    status: OrderStatus,
+) -> Order {
+    let now = app.clock.now();
+    Order {
+        id: String::new(),
+        status,
+        event_id: event.id.clone(),
+        event_title: event.title.clone(),
+        starts_at: event.starts_at.clone(),
+        venue: event.venue.clone(),
+        reservation_id: pr.id.clone(),
+        owner: pr.owner.clone(),
+        order_type,
+        customer,
+        tickets: Vec::new(),
+        totals,
+        created_at: now,
+        updated_at: now,
+        payment_id: None,
+        payment_url: None,
+        refunded: Decimal::ZERO,
+        refunds: Vec::new(),
+        payment_error: None,
+        pay_by: (!order_type.online()).then(|| cash_deadline(app, now, &event.starts_at)),
+        paid_at: None,
+        paid_by: None,
+    }
 }
 
 /// A cash order's payment deadline: `CASH_PAYMENT_HOURS` from `now`, but never past the

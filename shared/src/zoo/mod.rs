@@ -550,6 +550,12 @@ impl SessionCaps {
         SessionCaps { ledgers }
     }
 
+    /// The ledgers' writes that count the session of payment `p` until it expires.
+    fn writes(app: &App, ledgers: &[crate::caps::Stored], p: &Payment) -> ApiResult<Vec<WriteOp>> {
+        let entry = crate::caps::Entry { id: p.id.clone(), weight: 1, until: p.expires_at };
+        ledgers.iter().map(|l| l.write(Some(&entry), app.clock.now())).collect()
+    }
+
     /// Reads and admits every ledger for one more session: 429 when one is full.
     async fn admit(&self, app: &App) -> ApiResult<Vec<crate::caps::Stored>> {
         let probe = crate::caps::Entry { id: String::new(), weight: 1, until: app.clock.now() };
@@ -615,10 +621,7 @@ async fn write_session(
         }
         // The caller's open sessions in these slots, on each ledger's version.
         let capped = ops.len();
-        let entry = crate::caps::Entry { id: p.id.clone(), weight: 1, until: p.expires_at };
-        for ledger in &ledgers {
-            ops.push(ledger.write(Some(&entry), app.clock.now())?);
-        }
+        ops.extend(SessionCaps::writes(app, &ledgers, &p)?);
         match app.store.transact(ops).await {
             Ok(()) => return Ok((p, s)),
             // A ledger changed meanwhile: read them again (429 if now full), same payment.
