@@ -55,6 +55,10 @@ pub struct Config {
     /// Ticket orders: how long a cash order waits for its payment at the box office or to the
     /// courier (`CASH_PAYMENT_HOURS`, default 72; never past the event's start).
     pub cash_payment_window: Duration,
+    /// Browser origins allowed to call the API from another origin (`CORS_ORIGINS`, comma
+    /// separated, `*` for any; default none). On AWS the HTTP API answers CORS itself (the
+    /// `CorsOrigins` stack parameter); this is the same rule for the local server.
+    pub cors_origins: Vec<String>,
     /// No hoarding: caps per caller on unpaid holds, orders and zoo sessions (`CAP_*`).
     pub caps: crate::caps::CapsConfig,
     /// Ticket orders: the box office address that gets a copy of every order (`ADMIN_EMAIL`).
@@ -235,6 +239,7 @@ impl Config {
             online_commission: v.parsed("ONLINE_COMMISSION", Decimal::from(3))?,
             courier_price: v.parsed("COURIER_PRICE", Decimal::from(300))?,
             cash_payment_window: cash_payment_window(v)?,
+            cors_origins: cors_origins(v)?,
             caps: crate::caps::CapsConfig::from_vars(v)?,
             manager_email: v.get("MANAGER_EMAIL").unwrap_or_else(|| admin_email.clone()),
             admin_email,
@@ -271,6 +276,7 @@ impl Config {
             online_commission: Decimal::from(3),
             courier_price: Decimal::from(300),
             cash_payment_window: Duration::from_secs(72 * 3600),
+            cors_origins: Vec::new(),
             // Tests play many buyers from one address; the cap tests turn them on.
             caps: crate::caps::CapsConfig::off(),
             admin_email: "admin@example.com".into(),
@@ -293,6 +299,27 @@ fn previous_jwt_secret(v: &Vars, deployed: bool) -> Result<Option<String>, Strin
         }
         p => Ok(p),
     }
+}
+
+/// `CORS_ORIGINS`: `*`, or origins (`https://tickets.example`, `http://127.0.0.1:8080`:
+/// a scheme, a host and maybe a port, nothing after).
+fn cors_origins(v: &Vars) -> Result<Vec<String>, String> {
+    let Some(list) = v.get("CORS_ORIGINS") else { return Ok(Vec::new()) };
+    let origins: Vec<String> =
+        list.split(',').map(str::trim).filter(|o| !o.is_empty()).map(str::to_owned).collect();
+    for o in &origins {
+        let ok = o == "*"
+            || url::Url::parse(o).is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host_str().is_some()
+                    && u.origin().ascii_serialization() == o.trim_end_matches('/')
+                    && !o.ends_with('/')
+            });
+        if !ok {
+            return Err(format!("CORS_ORIGINS: {o:?} is not an origin (scheme://host[:port]) or *"));
+        }
+    }
+    Ok(origins)
 }
 
 /// `CASH_PAYMENT_HOURS`: at least one hour, at most a year.

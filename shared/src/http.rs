@@ -141,12 +141,49 @@ pub async fn not_found() -> ApiError {
 /// Finishes a group's router for serving: JSON 404 for unknown routes, the body limit,
 /// the request id, and the state.
 pub fn finish(router: axum::Router<crate::App>, app: crate::App) -> axum::Router {
-    router
+    let cors = cors(&app.config.cors_origins);
+    let router = router
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(app.config.max_body_bytes))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
-        .layer(RequestIdLayer)
-        .with_state(app)
+        .layer(RequestIdLayer);
+    // Outermost: a preflight is answered before routing (no route has OPTIONS).
+    let router = match cors {
+        Some(layer) => router.layer(layer),
+        None => router,
+    };
+    router.with_state(app)
+}
+
+/// The headers a browser front end sends beyond the simple ones.
+pub const CORS_ALLOW_HEADERS: [&str; 5] =
+    ["authorization", "content-type", "idempotency-key", "x-reservation-token", "x-request-id"];
+
+/// The answer headers a browser front end may read.
+pub const CORS_EXPOSE_HEADERS: [&str; 3] = ["x-request-id", "retry-after", "location"];
+
+/// CORS for browser front ends on their own origin (`CORS_ORIGINS`): the same rule as the
+/// HTTP API's `CorsConfiguration` in `template.yaml`. No credentials (cookies) are involved:
+/// the API's credentials are headers.
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{HeaderName, HeaderValue, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+            .allow_headers(CORS_ALLOW_HEADERS.map(HeaderName::from_static))
+            .expose_headers(CORS_EXPOSE_HEADERS.map(HeaderName::from_static))
+            .max_age(std::time::Duration::from_secs(600)),
+    )
 }
 
 pub const REQUEST_ID: &str = "x-request-id";

@@ -371,3 +371,31 @@ async fn the_gateways_function_touches_only_its_leading_keys() {
     let denied: Vec<&Access> = seen.iter().filter(|a| !allowed(&gateways, a)).collect();
     assert!(denied.is_empty(), "GatewaysFunction's policy would deny: {denied:#?}");
 }
+
+/// CORS on AWS: the HTTP API grants only the `CorsOrigins` parameter's origins (none by
+/// default), with the API's own headers allowed: the rule the local server applies
+/// (`shared::http::CORS_ALLOW_HEADERS`, tested in `tests/tests/cors.rs`).
+#[test]
+fn the_http_api_grants_cors_only_to_the_configured_origins() {
+    let t = template();
+    assert_eq!(text(&t["Parameters"]["CorsOrigins"]["Default"]), "", "no origin by default");
+    assert_eq!(text(&t["Conditions"]["HasCorsOrigins"]), "Not:Equals:Join:,,Ref:CorsOrigins,");
+    let api = t["Resources"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .find(|r| r["Type"].as_str() == Some("AWS::Serverless::HttpApi"));
+    let cors = &api.expect("the HTTP API")["Properties"]["CorsConfiguration"];
+    let Yaml::Tagged(tagged) = cors else { panic!("CorsConfiguration is conditional: {cors:?}") };
+    assert_eq!(tagged.tag.to_string(), "!If");
+    let branches = list(&tagged.value);
+    assert_eq!(text(&branches[0]), "HasCorsOrigins");
+    assert_eq!(text(&branches[2]), "Ref:AWS::NoValue", "no CORS configuration at all without origins");
+    let on = &branches[1];
+    assert_eq!(text(&on["AllowOrigins"]), "Ref:CorsOrigins");
+    let headers: Vec<String> = list(&on["AllowHeaders"]).iter().map(text).collect();
+    assert_eq!(headers, shared::http::CORS_ALLOW_HEADERS);
+    let exposed: Vec<String> = list(&on["ExposeHeaders"]).iter().map(text).collect();
+    assert_eq!(exposed, shared::http::CORS_EXPOSE_HEADERS);
+    assert!(on.get("AllowCredentials").is_none(), "credentials are headers, never cookies");
+}
