@@ -31,6 +31,7 @@ pub mod telemetry;
 pub mod ticket_keys;
 pub mod tickets;
 pub mod users;
+pub mod webhooks;
 pub mod zoo;
 
 /// The allocator every binary built on this crate declares (`#[global_allocator]` in its

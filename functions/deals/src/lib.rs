@@ -34,6 +34,47 @@ pub fn router() -> Router<App> {
         .route("/api/v1/orders/{id}/order_changes/{cid}/confirm", post(answer::<true>))
         .route("/api/v1/orders/{id}/order_changes/{cid}/reject", post(answer::<false>))
         .route("/api/v1/orders/{id}/attachments/{aid}", get(attachment))
+        .route("/api/v1/webhooks/endpoint", get(webhook_endpoint).put(register_webhook))
+        .route("/api/v1/webhooks/endpoint/ping", post(ping_webhook))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndpointRequest {
+    url: String,
+}
+
+/// The caller's webhook endpoint and its secret (`whsec_...`, for checking signatures).
+fn endpoint_body(e: &shared::webhooks::Endpoint) -> Json<Value> {
+    Json(
+        json!({"endpoint": {"url": e.url, "secret": e.secret, "created_at": e.created_at, "updated_at": e.updated_at}}),
+    )
+}
+
+/// Registers or moves the caller's webhook endpoint (https; in production never an internal
+/// address): 200 with its URL and secret (made on the first registration, kept after).
+async fn register_webhook(
+    State(app): State<App>,
+    AuthUser(who): AuthUser,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    let req: EndpointRequest = parse_json(&body)?;
+    let e = shared::webhooks::register(&app, &who.sub, &req.url).await?;
+    tracing::info!(owner = %who.sub, "webhook endpoint registered");
+    Ok(endpoint_body(&e))
+}
+
+async fn webhook_endpoint(State(app): State<App>, AuthUser(who): AuthUser) -> ApiResult<Json<Value>> {
+    let e = shared::webhooks::endpoint(&app, &who.sub)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("webhook endpoint".into()))?;
+    Ok(endpoint_body(&e))
+}
+
+/// Sends the endpoint a signed `webhook.ping` now and answers what the receiver said.
+async fn ping_webhook(State(app): State<App>, AuthUser(who): AuthUser) -> ApiResult<Json<Value>> {
+    let attempt = shared::webhooks::ping(&app, &who.sub).await?;
+    Ok(Json(json!({"attempt": attempt})))
 }
 
 async fn me(State(app): State<App>, AuthUser(claims): AuthUser) -> ApiResult<Json<Value>> {

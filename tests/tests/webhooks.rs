@@ -1,0 +1,155 @@
+//! Partner webhooks over HTTP: a user registers an endpoint and gets its `whsec_` secret; a
+//! ping reaches a local receiver signed per the Standard Webhooks specification, which the
+//! specification's reference library (`standardwebhooks`, PyPI, in the test venv) verifies;
+//! a tampered message is refused by it. In production an endpoint on an internal address or
+//! over plain http is refused (SSRF).
+
+use std::sync::{Arc, Mutex};
+
+use api_tests::{TestServer, token};
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+use shared::App;
+
+/// What a receiver got: headers and body, as it read them.
+type Inbox = Arc<Mutex<Vec<(HeaderMap, String)>>>;
+
+/// A webhook receiver on 127.0.0.1 answering `status`: its URL and what it received.
+async fn receiver(status: StatusCode) -> (String, Inbox) {
+    let inbox: Inbox = Arc::default();
+    let seen = inbox.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push((headers, body));
+                status
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, inbox)
+}
+
+/// `scripts/verify-webhook.py` on what was received: the library's verdict.
+fn verify(secret: &str, headers: &HeaderMap, body: &str) -> Option<Value> {
+    let python = api_tests::venv_python()?;
+    let headers: serde_json::Map<String, Value> =
+        headers.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_str().unwrap().to_owned()))).collect();
+    let input = json!({"secret": secret, "headers": headers, "body": body}).to_string();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/verify-webhook.py");
+    let mut child = std::process::Command::new(python)
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let verdict: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(verdict["verified"].as_bool(), Some(out.status.success()), "{verdict}");
+    Some(verdict)
+}
+
+#[tokio::test]
+async fn a_ping_reaches_the_receiver_signed_as_the_specification_says() {
+    let srv = TestServer::memory().await;
+    let (url, inbox) = receiver(StatusCode::NO_CONTENT).await;
+    let user = token("21", &[]);
+    assert_eq!(srv.get("/api/v1/webhooks/endpoint", Some(&user)).await.0, 404);
+    assert_eq!(
+        srv.call(reqwest::Method::PUT, "/api/v1/webhooks/endpoint", None, Some(&json!({"url": url}))).await.0,
+        401
+    );
+    let (status, body) = srv
+        .call(reqwest::Method::PUT, "/api/v1/webhooks/endpoint", Some(&user), Some(&json!({"url": url})))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let secret = body["endpoint"]["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_") && secret.len() > 40, "{secret}");
+    let (_, shown) = srv.get("/api/v1/webhooks/endpoint", Some(&user)).await;
+    assert_eq!(shown["endpoint"]["secret"], secret.as_str());
+
+    let (status, body) = srv.post("/api/v1/webhooks/endpoint/ping", Some(&user), &json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["attempt"]["ok"].as_bool(), body["attempt"]["status"].as_u64()),
+        (Some(true), Some(204)),
+        "{body}"
+    );
+    let (headers, received) = inbox.lock().unwrap().pop().expect("the receiver got the ping");
+    let id = headers["webhook-id"].to_str().unwrap().to_owned();
+    assert_eq!(body["attempt"]["message_id"], id.as_str());
+    assert!(headers["webhook-signature"].to_str().unwrap().starts_with("v1,"));
+    let message: Value = serde_json::from_str(&received).unwrap();
+    assert_eq!(message["type"], "webhook.ping");
+
+    // The reference library accepts it, and refuses it changed or under another secret.
+    let Some(verdict) = verify(&secret, &headers, &received) else { return };
+    assert_eq!(verdict["verified"], true, "{verdict}");
+    assert_eq!(verdict["message"]["type"], "webhook.ping");
+    let tampered = received.replace("webhook.ping", "webhook.pong");
+    assert_eq!(verify(&secret, &headers, &tampered).unwrap()["verified"], false);
+    let other = shared::webhooks::new_secret();
+    assert_eq!(verify(&other, &headers, &received).unwrap()["verified"], false);
+
+    // Moving the endpoint keeps the secret.
+    let (moved, _) = receiver(StatusCode::OK).await;
+    let (_, body) = srv
+        .call(reqwest::Method::PUT, "/api/v1/webhooks/endpoint", Some(&user), Some(&json!({"url": moved})))
+        .await;
+    assert_eq!(body["endpoint"]["secret"], secret.as_str());
+}
+
+#[tokio::test]
+async fn a_receiver_that_fails_is_reported_not_trusted() {
+    let srv = TestServer::memory().await;
+    let (url, inbox) = receiver(StatusCode::INTERNAL_SERVER_ERROR).await;
+    let user = token("22", &[]);
+    srv.call(reqwest::Method::PUT, "/api/v1/webhooks/endpoint", Some(&user), Some(&json!({"url": url})))
+        .await;
+    let (_, body) = srv.post("/api/v1/webhooks/endpoint/ping", Some(&user), &json!({})).await;
+    assert_eq!(
+        (body["attempt"]["ok"].as_bool(), body["attempt"]["status"].as_u64()),
+        (Some(false), Some(500)),
+        "{body}"
+    );
+    assert_eq!(inbox.lock().unwrap().len(), 1);
+    // Nobody listening: an error without the URL in it.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/hook", l.local_addr().unwrap())
+    };
+    srv.call(reqwest::Method::PUT, "/api/v1/webhooks/endpoint", Some(&user), Some(&json!({"url": closed})))
+        .await;
+    let (_, body) = srv.post("/api/v1/webhooks/endpoint/ping", Some(&user), &json!({})).await;
+    assert_eq!(body["attempt"]["ok"], false);
+    assert!(!body["attempt"]["error"].as_str().unwrap().contains("127.0.0.1"), "{body}");
+}
+
+#[tokio::test]
+async fn production_refuses_internal_and_plain_http_endpoints() {
+    let mut config = shared::Config::for_tests();
+    config.jwt.secret = api_tests::SECRET.into();
+    config.table_name = Some("tickets".into()); // deployed: the production rules
+    let srv = TestServer::start_with(App::new(api_tests::memory_store(), config)).await;
+    let user = token("23", &[]);
+    for url in [
+        "http://partner.example/hook",
+        "https://127.0.0.1/hook",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://10.1.2.3/hook",
+        "https://[::1]/hook",
+        "https://localhost/hook",
+        "not a url",
+    ] {
+        let (status, body) = srv
+            .call(reqwest::Method::PUT, "/api/v1/webhooks/endpoint", Some(&user), Some(&json!({"url": url})))
+            .await;
+        assert_eq!((status, body["error"]["field"].as_str()), (422, Some("url")), "{url}: {body}");
+    }
+}
