@@ -21,7 +21,7 @@ test: venv lint cfn-lint
 	scripts/fail-closed.sh                           # a deployed process refuses blank or development secrets
 	scripts/schemathesis.sh
 	SCHEMATHESIS_STORE=dynamo SCHEMATHESIS_MAX_EXAMPLES=10 scripts/with-moto.sh scripts/schemathesis.sh
-	scripts/browser-check.sh                         # the zoo-tickets email's QR images in headless Chromium
+	scripts/browser-check.sh                         # the zoo-tickets email's QR images and /docs in headless Chromium
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -19,6 +19,7 @@ from pathlib import Path
 from playwright.sync_api import Error as PlaywrightError, sync_playwright
 
 SCREENSHOT = Path(__file__).resolve().parent.parent / "target/screenshots/email-zoo-tickets.png"
+DOCS_SCREENSHOT = SCREENSHOT.with_name("api-docs.png")
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -117,10 +118,30 @@ def main(base, token):
 
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+        operations = check_docs(context.new_page(), base)
         browser.close()
 
     print(f"browser-check: OK: email {email['id']}, 3 QR images loaded, "
           f"visit {visit:%d.%m.%Y} 10:00; screenshot {SCREENSHOT}")
+    print(f"browser-check: OK: /docs renders the API document ({operations} operations); screenshot {DOCS_SCREENSHOT}")
+
+
+def check_docs(page, base):
+    """/docs: the vendored Swagger UI renders /openapi.json (title and every operation)."""
+    page.goto(f"{base}/docs")
+    page.wait_for_selector(".swagger-ui .info .title", timeout=15000)
+    title = page.inner_text(".swagger-ui .info .title")
+    if "Tickets" not in title:
+        fail(f"/docs title is {title!r}")
+    _, document = api(base, "/openapi.json")
+    expected = sum(1 for item in document["paths"].values() for m in item if m in ("get", "post", "put", "patch", "delete"))
+    page.wait_for_function(f"document.querySelectorAll('.opblock').length >= {expected}", timeout=15000)
+    shown = page.eval_on_selector_all(".opblock", "els => els.length")
+    if shown != expected:
+        fail(f"/docs shows {shown} operations, the document has {expected}")
+    page.screenshot(path=str(DOCS_SCREENSHOT))
+    return shown
 
 
 if __name__ == "__main__":

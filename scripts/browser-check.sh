@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Headless-browser check of the zoo-tickets email: starts the debug build of the local server
+# Headless-browser check of the zoo-tickets email and the API docs page: starts the debug build of the local server
 # (embedded store, sandbox gateway) on a free 127.0.0.1 port, pays a zoo order on the sandbox page
 # in Debian's Chromium (installed here with apt-get if missing) and checks that /dev/outbox/{id}
 # shows the three QR images (scripts/browser-check.py). Screenshot:

@@ -147,3 +147,28 @@ fn make_run_names_the_local_binary() {
     let bins = std::fs::read_dir(format!("{root}/functions/local/src/bin")).map(|d| d.count()).unwrap_or(0);
     assert!(bins == 0 || manifest.contains("default-run = \"local\""), "functions/local needs default-run");
 }
+
+/// `/docs` on the local server: the viewer page, which loads the vendored Swagger UI and the
+/// API's own document; the assets are the npm package's files, byte for byte.
+#[tokio::test]
+async fn the_api_docs_are_served_with_their_viewer() {
+    let srv = TestServer::memory().await;
+    let res = srv.http.get(srv.url("/docs")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let page = res.text().await.unwrap();
+    for src in ["/docs/swagger-ui-bundle.js", "/docs/swagger-ui.css", "/docs/init.js"] {
+        assert!(page.contains(src), "{src} in the page");
+    }
+    let init = srv.http.get(srv.url("/docs/init.js")).send().await.unwrap().text().await.unwrap();
+    assert!(init.contains("\"/openapi.json\""), "{init}");
+    let vendored = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/api/vendor/swagger-ui-dist-5.35.0/");
+    for asset in ["swagger-ui-bundle.js", "swagger-ui.css", "LICENSE"] {
+        let res = srv.http.get(srv.url(&format!("/docs/{asset}"))).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{asset}");
+        let served = res.bytes().await.unwrap();
+        assert_eq!(served.as_ref(), std::fs::read(format!("{vendored}{asset}")).unwrap(), "{asset}");
+    }
+    assert_eq!(srv.http.get(srv.url("/docs/../Cargo.toml")).send().await.unwrap().status(), 404);
+    assert_eq!(srv.http.get(srv.url("/docs/nope.js")).send().await.unwrap().status(), 404);
+}

@@ -16,7 +16,10 @@ pub fn router(app: App) -> Router {
         .merge(tickets::router())
         .merge(admin::router())
         .merge(dev::router());
-    let groups = groups.route("/openapi.json", axum::routing::get(openapi));
+    let groups = groups
+        .route("/openapi.json", axum::routing::get(openapi))
+        .route("/docs", axum::routing::get(docs_page))
+        .route("/docs/{asset}", axum::routing::get(docs_asset));
     shared::http::finish(groups, app)
 }
 
@@ -28,6 +31,52 @@ pub async fn serve(listener: tokio::net::TcpListener, app: App) -> std::io::Resu
 
 /// The OpenAPI 3.1 document of every endpoint (`openapi/openapi.json`).
 pub const OPENAPI_JSON: &str = include_str!("../../../openapi/openapi.json");
+
+/// The API docs viewer (Swagger UI, vendored from its npm package; see `docs/api/`): the local
+/// server's `/docs`, rendering `/openapi.json` with its request examples.
+const DOCS_ASSETS: [(&str, &str, &[u8]); 6] = [
+    ("init.js", "text/javascript; charset=utf-8", include_bytes!("../../../docs/api/init.js")),
+    (
+        "swagger-ui-bundle.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../../docs/api/vendor/swagger-ui-dist-5.35.0/swagger-ui-bundle.js"),
+    ),
+    (
+        "swagger-ui.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../../docs/api/vendor/swagger-ui-dist-5.35.0/swagger-ui.css"),
+    ),
+    (
+        "LICENSE",
+        "text/plain; charset=utf-8",
+        include_bytes!("../../../docs/api/vendor/swagger-ui-dist-5.35.0/LICENSE"),
+    ),
+    (
+        "NOTICE",
+        "text/plain; charset=utf-8",
+        include_bytes!("../../../docs/api/vendor/swagger-ui-dist-5.35.0/NOTICE"),
+    ),
+    (
+        "swagger-ui-bundle.js.LICENSE.txt",
+        "text/plain; charset=utf-8",
+        include_bytes!("../../../docs/api/vendor/swagger-ui-dist-5.35.0/swagger-ui-bundle.js.LICENSE.txt"),
+    ),
+];
+
+async fn docs_page() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        include_str!("../../../docs/api/index.html"),
+    )
+}
+
+async fn docs_asset(axum::extract::Path(asset): axum::extract::Path<String>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match DOCS_ASSETS.iter().find(|(name, _, _)| *name == asset) {
+        Some((_, kind, bytes)) => ([(axum::http::header::CONTENT_TYPE, *kind)], *bytes).into_response(),
+        None => shared::ApiError::NotFound("docs asset".into()).into_response(),
+    }
+}
 
 async fn openapi() -> impl axum::response::IntoResponse {
     ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI_JSON)
