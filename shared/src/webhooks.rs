@@ -217,6 +217,7 @@ pub async fn send(app: &App, url: &str, secret: &str, message_id: &str, body: &V
     let url = check_url(url, loopback)?;
     let at = app.clock.now();
     let body = serde_json::to_string(body).map_err(|e| ApiError::Internal(e.to_string()))?;
+    // The wall clock, not the app's: receivers refuse timestamps more than 5 minutes from theirs.
     let timestamp = Utc::now().timestamp();
     let signature = sign(secret, message_id, timestamp, &body)?;
     let failed = |why: &str| Attempt {
