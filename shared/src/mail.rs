@@ -7,7 +7,7 @@
 //! On the wire (the outbox item, the SQS body) a [`Notification`] is
 //! `{"id": ..., "to": ..., "template": "<variant>", "data": {...}}`.
 
-use chrono::{DateTime, FixedOffset, NaiveDate};
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -98,6 +98,30 @@ pub enum Message {
     RefundManual(ManualRefundMail),
     /// A ticket order cancelled (unpaid at its deadline, or by the box office), to the buyer.
     TicketOrderCancelled(TicketOrderCancelledMail),
+    /// Not an email: a partner webhook message, POSTed to the endpoint of the user `to` names
+    /// (see `crate::webhooks`). The notifier delivers it instead of rendering it.
+    Webhook(WebhookMessage),
+}
+
+/// A webhook message and where it stands in its retries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookMessage {
+    /// `deal.state_changed`, ...
+    pub kind: String,
+    /// When the event happened (the message's `timestamp`, and the start of its 3 days of
+    /// retries).
+    pub occurred_at: DateTime<Utc>,
+    pub data: serde_json::Value,
+    /// The attempt this queue message makes (1 first).
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+    /// A retry is not made before then (a wait longer than a queue delay takes several hops).
+    #[serde(default)]
+    pub not_before: Option<DateTime<Utc>>,
+}
+
+fn first_attempt() -> u32 {
+    1
 }
 
 impl Message {
@@ -130,6 +154,7 @@ impl Message {
             Message::PaymentMismatch(_) => "payment_mismatch",
             Message::RefundManual(_) => "refund_manual",
             Message::TicketOrderCancelled(_) => "ticket_order_cancelled",
+            Message::Webhook(_) => "webhook",
         }
     }
 

@@ -80,7 +80,13 @@ pub fn decode(item: &Item) -> Result<Notification, StoreError> {
 #[async_trait]
 pub trait Queue: Send + Sync + 'static {
     async fn send(&self, n: &Notification) -> Result<(), ApiError>;
+    /// Sends `n` to be received no sooner than `delay` from now (at most 15 minutes, the
+    /// SQS limit; a longer wait is several hops: see `webhooks`).
+    async fn send_delayed(&self, n: &Notification, delay: std::time::Duration) -> Result<(), ApiError>;
 }
+
+/// The longest delay a queue message can have (SQS `DelaySeconds`).
+pub const MAX_DELAY: std::time::Duration = std::time::Duration::from_secs(900);
 
 /// In-process queue for local runs and tests. It records every send; [`messages`] lists one
 /// per id, as the notifier would send them.
@@ -89,26 +95,39 @@ pub trait Queue: Send + Sync + 'static {
 #[derive(Default)]
 pub struct MemoryQueue {
     sent: Mutex<Vec<Notification>>,
+    /// Delayed sends not yet taken: each with the delay asked for.
+    delayed: Mutex<Vec<(Notification, std::time::Duration)>>,
 }
 
 impl MemoryQueue {
-    /// Every send, oldest first: an id enqueued twice is here twice (the notifier would send
-    /// it once).
+    /// Every email sent, oldest first: an id enqueued twice is here twice (the notifier would
+    /// send it once). Webhook messages are [`MemoryQueue::webhooks`].
     pub fn messages(&self) -> Vec<Notification> {
-        self.sent.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        let sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+        sent.iter().filter(|n| !matches!(n.message, Message::Webhook(_))).cloned().collect()
+    }
+
+    /// Every webhook message sent (not delayed), oldest first.
+    pub fn webhooks(&self) -> Vec<Notification> {
+        let sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+        sent.iter().filter(|n| matches!(n.message, Message::Webhook(_))).cloned().collect()
     }
 
     /// What would be emailed: the first send of each id, oldest first (the notifier's
     /// de-duplication).
     pub fn distinct(&self) -> Vec<Notification> {
-        let sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
         let mut seen = std::collections::HashSet::new();
-        sent.iter().filter(|n| seen.insert(n.id.clone())).cloned().collect()
+        self.messages().into_iter().filter(|n| seen.insert(n.id.clone())).collect()
     }
 
     /// How many times a notification id was put on the queue.
     pub fn sends(&self, id: &str) -> usize {
         self.sent.lock().unwrap_or_else(|p| p.into_inner()).iter().filter(|n| n.id == id).count()
+    }
+
+    /// Takes the delayed sends (a local dispatcher or a test delivers them, having waited).
+    pub fn take_delayed(&self) -> Vec<(Notification, std::time::Duration)> {
+        std::mem::take(&mut *self.delayed.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
 
@@ -117,6 +136,12 @@ impl Queue for MemoryQueue {
     async fn send(&self, n: &Notification) -> Result<(), ApiError> {
         tracing::info!(id = %n.id, template = n.template(), to = %n.to, "notification queued");
         self.sent.lock().unwrap_or_else(|p| p.into_inner()).push(n.clone());
+        Ok(())
+    }
+
+    async fn send_delayed(&self, n: &Notification, delay: std::time::Duration) -> Result<(), ApiError> {
+        tracing::info!(id = %n.id, delay_s = delay.as_secs(), "notification queued with a delay");
+        self.delayed.lock().unwrap_or_else(|p| p.into_inner()).push((n.clone(), delay.min(MAX_DELAY)));
         Ok(())
     }
 }

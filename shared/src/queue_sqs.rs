@@ -39,6 +39,10 @@ impl SqsQueue {
 #[async_trait]
 impl Queue for SqsQueue {
     async fn send(&self, n: &Notification) -> Result<(), ApiError> {
+        self.send_delayed(n, std::time::Duration::ZERO).await
+    }
+
+    async fn send_delayed(&self, n: &Notification, delay: std::time::Duration) -> Result<(), ApiError> {
         let body = serde_json::to_string(n).map_err(|e| ApiError::Internal(e.to_string()))?;
         let id = MessageAttributeValue::builder()
             .data_type("String")
@@ -50,6 +54,7 @@ impl Queue for SqsQueue {
             .queue_url(&self.queue_url)
             .message_body(body)
             .message_attributes(ID_ATTRIBUTE, id)
+            .delay_seconds(delay.min(crate::outbox::MAX_DELAY).as_secs() as i32)
             .send()
             .await
             .map_err(|e| {

@@ -26,7 +26,9 @@ use sha2::Sha256;
 
 use crate::App;
 use crate::error::{ApiError, ApiResult};
-use crate::store::{Cond, Item};
+use crate::mail::{Message, Notification, WebhookMessage};
+use crate::outbox::{MAX_DELAY, Queue};
+use crate::store::{Cond, Item, QueryOpts, Store};
 
 const SECRET_PREFIX: &str = "whsec_";
 const SK: &str = "endpoint";
@@ -156,7 +158,11 @@ fn allow_loopback(app: &App) -> bool {
 }
 
 pub async fn endpoint(app: &App, owner: &str) -> ApiResult<Option<Endpoint>> {
-    Ok(match app.store.get(&pk(owner), SK).await? {
+    endpoint_in(app.store.as_ref(), owner).await
+}
+
+async fn endpoint_in(store: &dyn Store, owner: &str) -> ApiResult<Option<Endpoint>> {
+    Ok(match store.get(&pk(owner), SK).await? {
         Some(item) => Some(item.decode()?),
         None => None,
     })
@@ -194,7 +200,7 @@ pub async fn register(app: &App, owner: &str, url: &str) -> ApiResult<Endpoint> 
 }
 
 /// One delivery attempt's outcome.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Attempt {
     pub message_id: String,
     pub at: DateTime<Utc>,
@@ -213,9 +219,18 @@ pub fn message(kind: &str, at: DateTime<Utc>, data: Value) -> Value {
 
 /// POSTs one signed message to `url`: the address checked and pinned, no redirects, 5 s.
 pub async fn send(app: &App, url: &str, secret: &str, message_id: &str, body: &Value) -> ApiResult<Attempt> {
-    let loopback = allow_loopback(app);
+    send_to(allow_loopback(app), app.clock.now(), url, secret, message_id, body).await
+}
+
+async fn send_to(
+    loopback: bool,
+    at: DateTime<Utc>,
+    url: &str,
+    secret: &str,
+    message_id: &str,
+    body: &Value,
+) -> ApiResult<Attempt> {
     let url = check_url(url, loopback)?;
-    let at = app.clock.now();
     let body = serde_json::to_string(body).map_err(|e| ApiError::Internal(e.to_string()))?;
     // The wall clock, not the app's: receivers refuse timestamps more than 5 minutes from theirs.
     let timestamp = Utc::now().timestamp();
@@ -270,6 +285,187 @@ pub async fn ping(app: &App, owner: &str) -> ApiResult<Attempt> {
     let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
     let body = message("webhook.ping", app.clock.now(), json!({"endpoint": e.url}));
     send(app, &e.url, &e.secret, &id, &body).await
+}
+
+/// How long a message is retried: three days from its event.
+pub const RETRY_FOR: chrono::Duration = chrono::Duration::days(3);
+
+/// The wait after failed attempt `n` (1 first): 30 s, 2 min, 10 min, 30 min, 1 h, 2 h, 4 h,
+/// 8 h, then every 12 h, for up to [`RETRY_FOR`] after the event.
+pub fn backoff(n: u32) -> chrono::Duration {
+    const STEPS: [i64; 8] = [30, 120, 600, 1800, 3600, 7200, 14400, 28800];
+    chrono::Duration::seconds(STEPS.get(n.saturating_sub(1) as usize).copied().unwrap_or(43200))
+}
+
+/// A message's deliveries to one endpoint: every attempt and where it stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub message_id: String,
+    pub kind: String,
+    pub occurred_at: DateTime<Utc>,
+    /// `retrying` (another attempt is queued), `delivered` (a 2xx: no more attempts) or
+    /// `failed` (three days of attempts without one).
+    pub state: String,
+    pub attempts: Vec<Attempt>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+fn delivery_key(owner: &str, occurred_at: DateTime<Utc>, id: &str) -> (String, String) {
+    (
+        format!("webhook_delivery#{owner}"),
+        format!("{}#{id}", occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+    )
+}
+
+/// A webhook message for `owner` about an event now (for the outbox, in the transaction of
+/// the change): its id is the receiver's `webhook-id`, kept by every retry.
+pub fn notice(id: String, owner: &str, kind: &str, at: DateTime<Utc>, data: Value) -> Notification {
+    let m = WebhookMessage { kind: kind.to_owned(), occurred_at: at, data, attempt: 1, not_before: None };
+    Notification::new(id, owner, Message::Webhook(m))
+}
+
+/// What became of one queue message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dispatched {
+    /// A 2xx.
+    Delivered,
+    /// Not a 2xx: another attempt is queued.
+    Retrying,
+    /// Not a 2xx, and its three days are over.
+    Failed,
+    /// Its owner has no endpoint: nothing to do.
+    NoEndpoint,
+    /// Delivered before, or this attempt was made before (a queue message delivered twice).
+    Duplicate,
+    /// Too early for this retry: queued again for later.
+    Waiting,
+}
+
+/// What dispatching needs: the table, the queue for retries, the time, and whether loopback
+/// receivers are allowed (the local server).
+pub struct Dispatcher<'a> {
+    pub store: &'a dyn Store,
+    pub queue: &'a dyn Queue,
+    pub now: DateTime<Utc>,
+    pub allow_loopback: bool,
+}
+
+impl Dispatcher<'_> {
+    /// Delivers one webhook message (`n` carries `m`): one attempt, recorded on the delivery;
+    /// a failure queues the next attempt after [`backoff`] (as several queue delays of at most
+    /// 15 minutes when longer), until three days after the event.
+    pub async fn dispatch(&self, n: &Notification, m: &WebhookMessage) -> ApiResult<Dispatched> {
+        if let Some(at) = m.not_before.filter(|at| *at > self.now) {
+            self.queue.send_delayed(n, wait(at - self.now)).await?;
+            return Ok(Dispatched::Waiting);
+        }
+        let Some(endpoint) = endpoint_in(self.store, &n.to).await? else { return Ok(Dispatched::NoEndpoint) };
+        let (pk, sk) = delivery_key(&n.to, m.occurred_at, &n.id);
+        let stored = self.store.get(&pk, &sk).await?;
+        let (mut d, cond, version) = match &stored {
+            Some(item) => (item.decode::<Delivery>()?, Cond::Version(item.version), item.version + 1),
+            None => (
+                Delivery {
+                    message_id: n.id.clone(),
+                    kind: m.kind.clone(),
+                    occurred_at: m.occurred_at,
+                    state: "retrying".into(),
+                    attempts: Vec::new(),
+                    next_attempt_at: None,
+                },
+                Cond::NotExists,
+                1,
+            ),
+        };
+        if d.state == "delivered" || d.attempts.len() >= m.attempt as usize {
+            return Ok(Dispatched::Duplicate);
+        }
+        let body = message(&m.kind, m.occurred_at, m.data.clone());
+        let attempt =
+            match send_to(self.allow_loopback, self.now, &endpoint.url, &endpoint.secret, &n.id, &body).await
+            {
+                Ok(a) => a,
+                // The endpoint is no longer acceptable (moved inside the network): a failed attempt.
+                Err(e) => Attempt {
+                    message_id: n.id.clone(),
+                    at: self.now,
+                    status: None,
+                    ok: false,
+                    error: Some(e.to_string()),
+                },
+            };
+        let ok = attempt.ok;
+        d.attempts.push(attempt);
+        let retry_at =
+            Some(self.now + backoff(m.attempt)).filter(|at| !ok && *at < m.occurred_at + RETRY_FOR);
+        d.state = if ok {
+            "delivered"
+        } else if retry_at.is_some() {
+            "retrying"
+        } else {
+            "failed"
+        }
+        .into();
+        d.next_attempt_at = retry_at;
+        let item = Item::from_value(pk, sk, &d)?
+            .with_version(version)
+            .with_ttl(Some((m.occurred_at + chrono::Duration::days(30)).timestamp()));
+        self.store.put(item, cond).await?;
+        if let Some(at) = retry_at {
+            let next = WebhookMessage { attempt: m.attempt + 1, not_before: Some(at), ..m.clone() };
+            let again = Notification::new(n.id.clone(), n.to.clone(), Message::Webhook(next));
+            self.queue.send_delayed(&again, wait(at - self.now)).await?;
+        }
+        tracing::info!(message = %n.id, owner = %n.to, attempt = m.attempt, ok, state = %d.state, "webhook attempt");
+        Ok(if ok {
+            Dispatched::Delivered
+        } else if retry_at.is_some() {
+            Dispatched::Retrying
+        } else {
+            Dispatched::Failed
+        })
+    }
+}
+
+/// A queue delay for a wait: at most the queue's limit (a longer wait is another hop).
+fn wait(d: chrono::Duration) -> std::time::Duration {
+    d.to_std().unwrap_or_default().min(MAX_DELAY)
+}
+
+/// The owner's latest deliveries, newest first.
+pub async fn deliveries(app: &App, owner: &str, limit: usize) -> ApiResult<Vec<Delivery>> {
+    let opts = QueryOpts { descending: true, limit: Some(limit), ..Default::default() };
+    let items = app.store.query(&format!("webhook_delivery#{owner}"), opts).await?;
+    items.iter().map(|i| i.decode().map_err(ApiError::from)).collect()
+}
+
+/// Delivers the webhook messages the in-process queue holds (the local server and tests):
+/// those sent without delay since `from` (answers the new position), and every delayed one,
+/// re-dispatched as if its delay had passed (a retry early for its time waits again).
+pub async fn dispatch_local(app: &App, from: usize) -> ApiResult<(usize, Vec<Dispatched>)> {
+    let Some(queue) = app.local_queue.as_ref() else { return Ok((from, Vec::new())) };
+    let d = Dispatcher {
+        store: app.store.as_ref(),
+        queue: queue.as_ref(),
+        now: app.clock.now(),
+        allow_loopback: allow_loopback(app),
+    };
+    let fresh = queue.webhooks();
+    let mut out = Vec::new();
+    let delayed: Vec<Notification> = queue.take_delayed().into_iter().map(|(n, _)| n).collect();
+    for n in fresh.iter().skip(from).chain(&delayed) {
+        if let Message::Webhook(m) = &n.message {
+            match d.dispatch(n, m).await {
+                Ok(done) => out.push(done),
+                // Tried again later, as SQS would redeliver it.
+                Err(e) => {
+                    tracing::warn!(message = %n.id, error = %e, "webhook dispatch failed; retried");
+                    queue.send_delayed(n, std::time::Duration::from_secs(30)).await?;
+                }
+            }
+        }
+    }
+    Ok((fresh.len(), out))
 }
 
 #[cfg(test)]

@@ -365,3 +365,60 @@ async fn concurrent_deliveries_send_once_dynamo() {
     let Some(store) = api_tests::dynamo_store().await else { return };
     concurrent_deliveries_send_once(store).await;
 }
+
+/// A webhook message on SQS (a deal's move, made by the domain): the notifier POSTs it to the
+/// party's endpoint; the receiver refuses, so the notifier records the attempt and puts the
+/// next one back on SQS with a delay (`DelaySeconds`), and the first message is consumed.
+#[tokio::test]
+async fn a_failed_webhook_is_queued_again_with_a_delay() {
+    let Some(mut env) = env().await else { return };
+    let q = queue(&env.sqs, 3).await;
+    let sqs = Arc::new(SqsQueue::new(env.sqs.clone(), &q.url));
+    env.deps.queue = Some(sqs.clone());
+    env.deps.allow_loopback = true;
+    // A receiver that refuses everything.
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = hits.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { axum::http::StatusCode::SERVICE_UNAVAILABLE }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    // The endpoint, and a deal its supplier (21) approves, in the table the notifier reads.
+    let srv = api_tests::TestServer::start(env.deps.store.clone()).await;
+    let supplier = "21";
+    shared::webhooks::register(&srv.app, supplier, &url).await.unwrap();
+    let id = api_tests::emails::deal_to_approve(&srv).await;
+    assert_eq!(api_tests::emails::approve(&srv, id).await, 204);
+    let queued = srv.app.local_queue.as_ref().unwrap().webhooks();
+    let n = queued.iter().find(|n| n.to == supplier).expect("the supplier's webhook message");
+    sqs.send(n).await.unwrap();
+
+    let (response, got) = poll(&env, &q.url).await;
+    assert_eq!(got, 1);
+    assert!(response.batch_item_failures.is_empty(), "consumed: the retry is a message of its own");
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let attrs = env
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&q.url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await
+        .unwrap();
+    let delayed = &attrs.attributes().unwrap()[&QueueAttributeName::ApproximateNumberOfMessagesDelayed];
+    assert_eq!(delayed, "1", "the next attempt waits on the queue");
+    let log = shared::webhooks::deliveries(&srv.app, supplier, 100).await.unwrap();
+    let mine = log.iter().find(|d| d.message_id == n.id).expect("its delivery");
+    assert_eq!(
+        (mine.state.as_str(), mine.attempts.len(), mine.kind.as_str()),
+        ("retrying", 1, "deal.state_changed")
+    );
+    assert_eq!(mine.attempts[0].status, Some(503));
+}

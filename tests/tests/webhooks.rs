@@ -153,3 +153,152 @@ async fn production_refuses_internal_and_plain_http_endpoints() {
         assert_eq!((status, body["error"]["field"].as_str()), (422, Some("url")), "{url}: {body}");
     }
 }
+
+/// A receiver answering 500 for its first `failures` requests, then 200.
+async fn flaky_receiver(failures: usize) -> (String, Inbox) {
+    let inbox: Inbox = Arc::default();
+    let seen = inbox.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let seen = seen.clone();
+            async move {
+                let mut got = seen.lock().unwrap();
+                got.push((headers, body));
+                if got.len() <= failures { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::OK }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, inbox)
+}
+
+async fn dispatch(srv: &TestServer, seen: &mut usize) -> Vec<shared::webhooks::Dispatched> {
+    let (next, done) = shared::webhooks::dispatch_local(&srv.app, *seen).await.unwrap();
+    *seen = next;
+    done
+}
+
+/// A deal's move reaches its supplier's endpoint; the receiver fails twice, then takes it: three
+/// attempts of one message (one `webhook-id`) after the backoff's waits, exactly one success,
+/// every one signed; a second delivery of the same queue message sends nothing.
+#[tokio::test]
+async fn a_deal_move_is_delivered_once_through_failures() {
+    use shared::webhooks::Dispatched::*;
+    let srv = TestServer::memory().await;
+    let (url, inbox) = flaky_receiver(2).await;
+    let supplier = token("21", &[]);
+    let (status, body) = srv
+        .call(reqwest::Method::PUT, "/api/v1/webhooks/endpoint", Some(&supplier), Some(&json!({"url": url})))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let secret = body["endpoint"]["secret"].as_str().unwrap().to_owned();
+    let id = api_tests::emails::deal_to_approve(&srv).await;
+    let mut seen = 0;
+    dispatch(&srv, &mut seen).await; // the create made no move
+    assert_eq!(api_tests::emails::approve(&srv, id).await, 204);
+
+    // First attempt: 500. The consumer (14) registered nothing.
+    assert_eq!(dispatch(&srv, &mut seen).await, [Retrying, NoEndpoint]);
+    // Not before its time: queued again for later.
+    assert_eq!(dispatch(&srv, &mut seen).await, [Waiting]);
+    srv.app.clock.advance(chrono::Duration::seconds(31));
+    assert_eq!(dispatch(&srv, &mut seen).await, [Retrying]);
+    srv.app.clock.advance(chrono::Duration::seconds(121));
+    assert_eq!(dispatch(&srv, &mut seen).await, [Delivered]);
+    assert_eq!(
+        dispatch(&srv, &mut seen).await,
+        [] as [shared::webhooks::Dispatched; 0],
+        "nothing more queued"
+    );
+
+    let got = inbox.lock().unwrap().clone();
+    assert_eq!(got.len(), 3);
+    let ids: Vec<&str> = got.iter().map(|(h, _)| h["webhook-id"].to_str().unwrap()).collect();
+    assert!(ids.iter().all(|i| *i == ids[0]), "one message id through its retries: {ids:?}");
+    let message: Value = serde_json::from_str(&got[2].1).unwrap();
+    assert_eq!(message["type"], "deal.state_changed");
+    assert_eq!(
+        (message["data"]["deal_id"].as_i64(), message["data"]["state"].as_str()),
+        (Some(id), Some("approved"))
+    );
+    for (headers, body) in &got {
+        if let Some(verdict) = verify(&secret, headers, body) {
+            assert_eq!(verdict["verified"], true, "{verdict}");
+        }
+    }
+
+    // The deliveries log: one message, three attempts, delivered.
+    let (status, body) = srv.get("/api/v1/webhooks/deliveries", Some(&supplier)).await;
+    assert_eq!(status, 200, "{body}");
+    let d = &body["deliveries"][0];
+    assert_eq!((d["state"].as_str(), d["message_id"].as_str()), (Some("delivered"), Some(ids[0])), "{body}");
+    let statuses: Vec<u64> =
+        d["attempts"].as_array().unwrap().iter().map(|a| a["status"].as_u64().unwrap()).collect();
+    assert_eq!(statuses, [500, 500, 200]);
+    assert_eq!(body["deliveries"].as_array().unwrap().len(), 1);
+
+    // The queue delivers the first message again (SQS is at least once): nothing is sent.
+    let first = srv.app.local_queue.as_ref().unwrap().webhooks()[0].clone();
+    let shared::mail::Message::Webhook(m) = &first.message else { unreachable!() };
+    let q = srv.app.local_queue.as_ref().unwrap();
+    let d = shared::webhooks::Dispatcher {
+        store: srv.app.store.as_ref(),
+        queue: q.as_ref(),
+        now: srv.app.clock.now(),
+        allow_loopback: true,
+    };
+    assert_eq!(d.dispatch(&first, m).await.unwrap(), Duplicate);
+    assert_eq!(inbox.lock().unwrap().len(), 3);
+}
+
+/// A receiver that never answers 2xx: attempts with growing waits for three days, then the
+/// message is `failed` and nothing more is queued.
+#[tokio::test]
+async fn a_message_is_retried_for_three_days_then_failed() {
+    use shared::webhooks::Dispatched::*;
+    let srv = TestServer::memory().await;
+    let (url, inbox) = flaky_receiver(usize::MAX).await;
+    let supplier = token("21", &[]);
+    srv.call(reqwest::Method::PUT, "/api/v1/webhooks/endpoint", Some(&supplier), Some(&json!({"url": url})))
+        .await;
+    let id = api_tests::emails::deal_to_approve(&srv).await;
+    let start = srv.app.clock.now();
+    assert_eq!(api_tests::emails::approve(&srv, id).await, 204);
+    let mut seen = 0;
+    let mut outcomes = Vec::new();
+    for _ in 0..40 {
+        outcomes.extend(
+            dispatch(&srv, &mut seen).await.into_iter().filter(|o| *o != NoEndpoint && *o != Waiting),
+        );
+        if outcomes.last() == Some(&Failed) {
+            break;
+        }
+        srv.app.clock.advance(chrono::Duration::minutes(15));
+        // Jump the long waits: hop from one 15-minute delay to the next until the retry is due.
+        for _ in 0..48 {
+            let done = dispatch(&srv, &mut seen).await;
+            if done.iter().any(|o| *o != Waiting) {
+                outcomes.extend(done);
+                break;
+            }
+            srv.app.clock.advance(chrono::Duration::minutes(15));
+        }
+        if outcomes.last() == Some(&Failed) {
+            break;
+        }
+    }
+    assert_eq!(outcomes.last(), Some(&Failed), "{outcomes:?}");
+    assert!(outcomes[..outcomes.len() - 1].iter().all(|o| *o == Retrying), "{outcomes:?}");
+    let attempts = inbox.lock().unwrap().len();
+    assert_eq!(attempts, outcomes.len());
+    assert!((9..=14).contains(&attempts), "{attempts} attempts in three days");
+    assert!(srv.app.clock.now() - start <= chrono::Duration::days(3) + chrono::Duration::hours(13));
+    let (_, body) = srv.get("/api/v1/webhooks/deliveries", Some(&supplier)).await;
+    assert_eq!(body["deliveries"][0]["state"], "failed");
+    assert!(body["deliveries"][0]["next_attempt_at"].is_null());
+    srv.app.clock.advance(chrono::Duration::days(1));
+    assert!(dispatch(&srv, &mut seen).await.is_empty(), "nothing more");
+}

@@ -36,6 +36,7 @@ pub fn router() -> Router<App> {
         .route("/api/v1/orders/{id}/attachments/{aid}", get(attachment))
         .route("/api/v1/webhooks/endpoint", get(webhook_endpoint).put(register_webhook))
         .route("/api/v1/webhooks/endpoint/ping", post(ping_webhook))
+        .route("/api/v1/webhooks/deliveries", get(webhook_deliveries))
 }
 
 #[derive(Deserialize)]
@@ -69,6 +70,13 @@ async fn webhook_endpoint(State(app): State<App>, AuthUser(who): AuthUser) -> Ap
         .await?
         .ok_or_else(|| ApiError::NotFound("webhook endpoint".into()))?;
     Ok(endpoint_body(&e))
+}
+
+/// The caller's latest webhook deliveries (100), newest first: each message's attempts and
+/// where it stands (`retrying`, `delivered`, `failed`).
+async fn webhook_deliveries(State(app): State<App>, AuthUser(who): AuthUser) -> ApiResult<Json<Value>> {
+    let deliveries = shared::webhooks::deliveries(&app, &who.sub, 100).await?;
+    Ok(Json(json!({"deliveries": deliveries})))
 }
 
 /// Sends the endpoint a signed `webhook.ping` now and answers what the receiver said.

@@ -99,6 +99,23 @@ pub fn spawn_jobs(app: App) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// Delivers the webhook messages of the in-process queue every 2 seconds (on AWS the notifier
+/// does, from SQS): the local server's stand-in, so that a local receiver gets them.
+pub fn spawn_webhooks(app: App) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut seen = 0;
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match shared::webhooks::dispatch_local(&app, seen).await {
+                Ok((next, _)) => seen = next,
+                Err(e) => tracing::error!(error = %e, "webhook dispatch failed"),
+            }
+        }
+    })
+}
+
 /// A store that waits before every call, as if each round trip went over the network: with
 /// DynamoDB's typical in-region latency (about 5 ms) a call's latency shows how many round
 /// trips it makes one after another. For `make bench` only.

@@ -41,5 +41,6 @@ async fn run() -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| format!("bind {addr}: {e}"))?;
     tracing::info!(%addr, store = if app.config.table_name.is_some() { "dynamodb" } else { "memory" }, "listening");
     local::dev::spawn_jobs(app.clone());
+    local::dev::spawn_webhooks(app.clone());
     local::serve(listener, app).await.map_err(|e| e.to_string())
 }

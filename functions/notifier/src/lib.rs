@@ -84,11 +84,22 @@ pub struct Deps {
     pub mailer: Arc<dyn Mailer>,
     pub renderer: Renderer,
     pub clock: Clock,
+    /// Where a webhook's next attempt is queued (the notification queue itself).
+    pub queue: Option<Arc<dyn shared::outbox::Queue>>,
+    /// Webhooks may reach loopback over http (the local server only).
+    pub allow_loopback: bool,
 }
 
 impl Deps {
     pub fn new(store: Arc<dyn Store>, mailer: Arc<dyn Mailer>) -> Deps {
-        Deps { store, mailer, renderer: Renderer::new(), clock: Clock::default() }
+        Deps {
+            store,
+            mailer,
+            renderer: Renderer::new(),
+            clock: Clock::default(),
+            queue: None,
+            allow_loopback: false,
+        }
     }
 
     /// From the environment: the store as configured for every function (`TABLE_NAME`),
@@ -97,7 +108,9 @@ impl Deps {
     pub async fn from_env() -> Result<Deps, String> {
         let app = shared::App::from_env().await?;
         let from = app.config.mail_from.clone();
-        Ok(Deps::new(app.store.clone(), Arc::new(SesMailer::lazy(app.sdk.clone(), from))))
+        let mut deps = Deps::new(app.store.clone(), Arc::new(SesMailer::lazy(app.sdk.clone(), from)));
+        deps.queue = Some(app.queue.clone());
+        Ok(deps)
     }
 }
 
@@ -124,6 +137,27 @@ fn claim_key(id: &str) -> (String, String) {
     (format!("mail#{id}"), "mail".to_owned())
 }
 
+async fn webhook(
+    deps: &Deps,
+    n: &Notification,
+    m: &shared::mail::WebhookMessage,
+) -> Result<Outcome, Failure> {
+    use shared::webhooks::{Dispatched, Dispatcher};
+    let queue = deps.queue.as_ref().ok_or_else(|| Failure::Retry("no queue for webhook retries".into()))?;
+    let d = Dispatcher {
+        store: deps.store.as_ref(),
+        queue: queue.as_ref(),
+        now: deps.clock.now(),
+        allow_loopback: deps.allow_loopback,
+    };
+    match d.dispatch(n, m).await {
+        Ok(Dispatched::Delivered) => Ok(Outcome::Sent),
+        // Done with this queue message: a retry, if any, is a message of its own.
+        Ok(_) => Ok(Outcome::Duplicate),
+        Err(e) => Err(Failure::Retry(format!("webhook {}: {e}", n.id))),
+    }
+}
+
 /// Parses a message body into a notification.
 pub fn decode(body: Option<&str>) -> Result<Notification, Failure> {
     let body = body.ok_or_else(|| Failure::Poison("message without a body".into()))?;
@@ -135,8 +169,12 @@ pub fn decode(body: Option<&str>) -> Result<Notification, Failure> {
     Ok(n)
 }
 
-/// Renders and sends one notification, at most once per notification id.
+/// Renders and sends one notification, at most once per notification id. A webhook message
+/// is delivered instead (`shared::webhooks`: one attempt; a failure queues the next).
 pub async fn process(deps: &Deps, n: &Notification) -> Result<Outcome, Failure> {
+    if let shared::mail::Message::Webhook(m) = &n.message {
+        return webhook(deps, n, m).await;
+    }
     let email = deps.renderer.render(n).map_err(|e| Failure::Poison(e.to_string()))?;
     let (pk, sk) = claim_key(&n.id);
     let unavailable = |e: StoreError| Failure::Retry(format!("store: {e}"));

@@ -109,7 +109,27 @@ pub async fn of_move(
         let id = format!("deal-{}-v{version}-{}", deal.id, role.as_str());
         out.push(Notification::new(id, email.clone(), message));
     }
+    out.extend(webhooks_of_move(app, deal, version));
     Ok(out)
+}
+
+/// The webhook messages of a move: one to each party (the mover included: a partner platform
+/// follows every change), delivered to their endpoints if they registered one.
+fn webhooks_of_move(app: &App, deal: &Deal, version: u64) -> Vec<Notification> {
+    let data = serde_json::json!({
+        "deal_id": deal.id,
+        "state": deal.state.as_str(),
+        "version": version,
+        "title": deal.title,
+    });
+    [Some(&deal.supplier_id), deal.consumer_id.as_ref()]
+        .into_iter()
+        .flatten()
+        .map(|party| {
+            let id = format!("msg_deal-{}-v{version}-{party}", deal.id);
+            crate::webhooks::notice(id, party, "deal.state_changed", app.clock.now(), data.clone())
+        })
+        .collect()
 }
 
 /// The email of a change of terms to the other party, with the old and the new terms.
