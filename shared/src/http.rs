@@ -188,6 +188,39 @@ fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
 
 pub const REQUEST_ID: &str = "x-request-id";
 
+/// A page number and size from a list's query (`page` from 1, `per` 1 to 100, default 10).
+pub fn paging(page: Option<usize>, per: Option<usize>) -> crate::ApiResult<(usize, usize)> {
+    let (page, per) = (page.unwrap_or(1), per.unwrap_or(10));
+    if page == 0 {
+        return Err(crate::ApiError::bad_request("page", "page starts at 1"));
+    }
+    if !(1..=100).contains(&per) {
+        return Err(crate::ApiError::bad_request("per", "per must be 1 to 100"));
+    }
+    Ok((page, per))
+}
+
+/// A list's `meta` as seed 003 shows it: the page, the totals, and the links (`link(n)` is
+/// page `n`'s URL; a link that does not apply is `null`).
+pub fn page_meta(page: usize, per: usize, total: usize, link: impl Fn(usize) -> String) -> serde_json::Value {
+    let total_pages = total.div_ceil(per).max(1);
+    let some_if = |cond: bool, p: usize| {
+        if cond { serde_json::Value::String(link(p)) } else { serde_json::Value::Null }
+    };
+    serde_json::json!({
+        "page": page,
+        "total": total,
+        "total_pages": total_pages,
+        "links": {
+            "self": link(page),
+            "next_page": some_if(page < total_pages, page.saturating_add(1)),
+            "previous_page": some_if(page > 1 && page <= total_pages, page - 1),
+            "first_page": some_if(page != 1, 1),
+            "last_page": some_if(page != total_pages, total_pages),
+        },
+    })
+}
+
 /// Every request runs in a span carrying its id, so that whatever it logs (an upstream
 /// failure's detail, say) can be found from the `x-request-id` header of its answer. The id
 /// is API Gateway's own when there is one (as in its access log), else a sane one the client

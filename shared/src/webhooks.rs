@@ -361,22 +361,7 @@ impl Dispatcher<'_> {
         }
         let Some(endpoint) = endpoint_in(self.store, &n.to).await? else { return Ok(Dispatched::NoEndpoint) };
         let (pk, sk) = delivery_key(&n.to, m.occurred_at, &n.id);
-        let stored = self.store.get(&pk, &sk).await?;
-        let (mut d, cond, version) = match &stored {
-            Some(item) => (item.decode::<Delivery>()?, Cond::Version(item.version), item.version + 1),
-            None => (
-                Delivery {
-                    message_id: n.id.clone(),
-                    kind: m.kind.clone(),
-                    occurred_at: m.occurred_at,
-                    state: "retrying".into(),
-                    attempts: Vec::new(),
-                    next_attempt_at: None,
-                },
-                Cond::NotExists,
-                1,
-            ),
-        };
+        let (mut d, cond, version) = self.delivery(&pk, &sk, n, m).await?;
         if d.state == "delivered" || d.attempts.len() >= m.attempt as usize {
             return Ok(Dispatched::Duplicate);
         }
@@ -407,14 +392,10 @@ impl Dispatcher<'_> {
         }
         .into();
         d.next_attempt_at = retry_at;
-        let item = Item::from_value(pk, sk, &d)?
-            .with_version(version)
-            .with_ttl(Some((m.occurred_at + chrono::Duration::days(30)).timestamp()));
-        self.store.put(item, cond).await?;
+        let ttl = (m.occurred_at + chrono::Duration::days(30)).timestamp();
+        self.store.put(Item::from_value(pk, sk, &d)?.with_version(version).with_ttl(Some(ttl)), cond).await?;
         if let Some(at) = retry_at {
-            let next = WebhookMessage { attempt: m.attempt + 1, not_before: Some(at), ..m.clone() };
-            let again = Notification::new(n.id.clone(), n.to.clone(), Message::Webhook(next));
-            self.queue.send_delayed(&again, wait(at - self.now)).await?;
+            self.queue_retry(n, m, at).await?;
         }
         tracing::info!(message = %n.id, owner = %n.to, attempt = m.attempt, ok, state = %d.state, "webhook attempt");
         Ok(if ok {
@@ -424,6 +405,41 @@ impl Dispatcher<'_> {
         } else {
             Dispatched::Failed
         })
+    }
+}
+
+impl Dispatcher<'_> {
+    /// The message's delivery record as stored (with the condition and version to write it
+    /// on), or a new one.
+    async fn delivery(
+        &self,
+        pk: &str,
+        sk: &str,
+        n: &Notification,
+        m: &WebhookMessage,
+    ) -> ApiResult<(Delivery, Cond, u64)> {
+        Ok(match self.store.get(pk, sk).await? {
+            Some(item) => (item.decode::<Delivery>()?, Cond::Version(item.version), item.version + 1),
+            None => (
+                Delivery {
+                    message_id: n.id.clone(),
+                    kind: m.kind.clone(),
+                    occurred_at: m.occurred_at,
+                    state: "retrying".into(),
+                    attempts: Vec::new(),
+                    next_attempt_at: None,
+                },
+                Cond::NotExists,
+                1,
+            ),
+        })
+    }
+
+    /// Queues the next attempt of the message, due `at`.
+    async fn queue_retry(&self, n: &Notification, m: &WebhookMessage, at: DateTime<Utc>) -> ApiResult<()> {
+        let next = WebhookMessage { attempt: m.attempt + 1, not_before: Some(at), ..m.clone() };
+        let again = Notification::new(n.id.clone(), n.to.clone(), Message::Webhook(next));
+        self.queue.send_delayed(&again, wait(at - self.now)).await
     }
 }
 

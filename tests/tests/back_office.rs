@@ -10,17 +10,8 @@ use tickets_support::{Buyer, admin, checkout, create_event, online_pr};
 
 /// A cash order of `seats` by a buyer with this email and phone: the order id.
 async fn cash_order(srv: &TestServer, seats: &[&str], email: &str, phone: &str) -> String {
-    let mut buyer = Buyer::anonymous(srv);
-    let pr = buyer.init("bo").await;
-    for seat in seats {
-        assert_eq!(buyer.hold(&pr, seat).await.0, 200);
-    }
     let customer = json!({"name": "Анна", "email": email, "phone": phone});
-    let body = json!({"order_type": "self_cash", "customer": customer});
-    let path = format!("/api/v1/reservations/{pr}/order_type");
-    assert_eq!(buyer.call(reqwest::Method::PUT, &path, Some(&body)).await.0, 200);
-    let (status, body) = buyer.post(&format!("/api/v1/reservations/{pr}/checkout"), &json!({})).await;
-    assert_eq!(status, 201, "{body}");
+    let (_, body) = tickets_support::cash_checkout(srv, "bo", seats, customer).await;
     body["order"]["id"].as_str().unwrap().to_owned()
 }
 

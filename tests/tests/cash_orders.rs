@@ -22,17 +22,7 @@ fn queued(srv: &TestServer) -> Vec<Notification> {
 /// A `self_cash` order of `seats` by a new anonymous buyer: the buyer and the order as
 /// checkout answered it.
 async fn cash_order(srv: &TestServer, event: &str, seats: &[&str]) -> (Buyer, Value) {
-    let mut buyer = Buyer::anonymous(srv);
-    let pr = buyer.init(event).await;
-    for seat in seats {
-        assert_eq!(buyer.hold(&pr, seat).await.0, 200);
-    }
-    let customer = json!({"name": "Анна", "email": "anna@example.com", "phone": "+79990000001"});
-    let path = format!("/api/v1/reservations/{pr}/order_type");
-    let body = json!({"order_type": "self_cash", "customer": customer});
-    assert_eq!(buyer.call(reqwest::Method::PUT, &path, Some(&body)).await.0, 200);
-    let (status, body) = buyer.post(&format!("/api/v1/reservations/{pr}/checkout"), &json!({})).await;
-    assert_eq!(status, 201, "{body}");
+    let (buyer, body) = tickets_support::cash_checkout(srv, event, seats, tickets_support::anna()).await;
     (buyer, body["order"].clone())
 }
 

@@ -29,20 +29,8 @@ async fn sell(srv: &TestServer) -> Sale {
         assert_eq!(press(srv, &url, "succeeded").await.0, 303);
         online.push(id);
     }
-    let mut buyer = Buyer::anonymous(srv);
-    let pr = buyer.init("gone").await;
-    assert_eq!(buyer.hold(&pr, "s-2-1").await.0, 200);
     let customer = json!({"name": "Анна", "email": "cash@example.com", "phone": "+79990000001"});
-    let body = json!({"order_type": "self_cash", "customer": customer});
-    assert_eq!(
-        buyer
-            .call(reqwest::Method::PUT, &format!("/api/v1/reservations/{pr}/order_type"), Some(&body))
-            .await
-            .0,
-        200
-    );
-    let (status, body) = buyer.post(&format!("/api/v1/reservations/{pr}/checkout"), &json!({})).await;
-    assert_eq!(status, 201, "{body}");
+    let (_, body) = tickets_support::cash_checkout(srv, "gone", &["s-2-1"], customer).await;
     Sale { online, cash: body["order"]["id"].as_str().unwrap().to_owned() }
 }
 

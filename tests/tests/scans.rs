@@ -11,7 +11,7 @@ use api_tests::{TestServer, decode_qr_data_url, decode_qr_svg, race, token};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde_json::{Value, json};
 use shared::ticket_keys::TicketKey;
-use tickets_support::{Buyer, admin, checkout, create_event, online_pr};
+use tickets_support::{admin, checkout, create_event, online_pr};
 
 fn gate() -> String {
     token("77", &["gate"])
@@ -37,17 +37,7 @@ async fn cash_order(srv: &TestServer, event: &str, seats: &[&str]) -> (String, V
 
 /// A cash order of `seats` (approved at once, not paid yet): its id and its tickets.
 async fn unpaid_cash_order(srv: &TestServer, event: &str, seats: &[&str]) -> (String, Vec<Value>) {
-    let mut buyer = Buyer::anonymous(srv);
-    let pr = buyer.init(event).await;
-    for seat in seats {
-        assert_eq!(buyer.hold(&pr, seat).await.0, 200);
-    }
-    let customer = json!({"name": "Анна", "email": "anna@example.com", "phone": "+79990000001"});
-    let path = format!("/api/v1/reservations/{pr}/order_type");
-    let body = json!({"order_type": "self_cash", "customer": customer});
-    assert_eq!(buyer.call(reqwest::Method::PUT, &path, Some(&body)).await.0, 200);
-    let (status, body) = buyer.post(&format!("/api/v1/reservations/{pr}/checkout"), &json!({})).await;
-    assert_eq!(status, 201, "{body}");
+    let (_, body) = tickets_support::cash_checkout(srv, event, seats, tickets_support::anna()).await;
     let order = &body["order"];
     (order["id"].as_str().unwrap().to_owned(), order["tickets"].as_array().unwrap().clone())
 }

@@ -14,17 +14,19 @@ use shared::App;
 /// What a receiver got: headers and body, as it read them.
 type Inbox = Arc<Mutex<Vec<(HeaderMap, String)>>>;
 
-/// A webhook receiver on 127.0.0.1 answering `status`: its URL and what it received.
-async fn receiver(status: StatusCode) -> (String, Inbox) {
+/// A webhook receiver on 127.0.0.1 answering `status(n)` to its `n`th request (from 1): its
+/// URL and what it received.
+async fn answering(status: impl Fn(usize) -> StatusCode + Clone + Send + Sync + 'static) -> (String, Inbox) {
     let inbox: Inbox = Arc::default();
     let seen = inbox.clone();
     let app = axum::Router::new().route(
         "/hook",
         axum::routing::post(move |headers: HeaderMap, body: String| {
-            let seen = seen.clone();
+            let (seen, status) = (seen.clone(), status.clone());
             async move {
-                seen.lock().unwrap().push((headers, body));
-                status
+                let mut got = seen.lock().unwrap();
+                got.push((headers, body));
+                status(got.len())
             }
         }),
     );
@@ -32,6 +34,16 @@ async fn receiver(status: StatusCode) -> (String, Inbox) {
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
     (url, inbox)
+}
+
+/// A receiver that always answers `status`.
+async fn receiver(status: StatusCode) -> (String, Inbox) {
+    answering(move |_| status).await
+}
+
+/// A receiver answering 500 for its first `failures` requests, then 200.
+async fn flaky_receiver(failures: usize) -> (String, Inbox) {
+    answering(move |n| if n <= failures { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::OK }).await
 }
 
 /// `scripts/verify-webhook.py` on what was received: the library's verdict.
@@ -152,27 +164,6 @@ async fn production_refuses_internal_and_plain_http_endpoints() {
             .await;
         assert_eq!((status, body["error"]["field"].as_str()), (422, Some("url")), "{url}: {body}");
     }
-}
-
-/// A receiver answering 500 for its first `failures` requests, then 200.
-async fn flaky_receiver(failures: usize) -> (String, Inbox) {
-    let inbox: Inbox = Arc::default();
-    let seen = inbox.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |headers: HeaderMap, body: String| {
-            let seen = seen.clone();
-            async move {
-                let mut got = seen.lock().unwrap();
-                got.push((headers, body));
-                if got.len() <= failures { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::OK }
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, inbox)
 }
 
 async fn dispatch(srv: &TestServer, seen: &mut usize) -> Vec<shared::webhooks::Dispatched> {

@@ -102,30 +102,9 @@ async fn search_orders(
             ));
         }
     };
-    let page = q.page.unwrap_or(1);
-    let per = q.per.unwrap_or(10);
-    if page == 0 {
-        return Err(shared::ApiError::bad_request("page", "page starts at 1"));
-    }
-    if !(1..=100).contains(&per) {
-        return Err(shared::ApiError::bad_request("per", "per must be 1 to 100"));
-    }
+    let (page, per) = shared::http::paging(q.page, q.per)?;
     let (found, total) = back_office::search(&app, &by, page, per).await?;
-    let total_pages = total.div_ceil(per).max(1);
-    let link = |p: usize| serde_json::Value::String(by.link(&app.config.public_url, p, per));
-    let some_if = |cond: bool, p: usize| if cond { link(p) } else { serde_json::Value::Null };
-    let meta = serde_json::json!({
-        "page": page,
-        "total": total,
-        "total_pages": total_pages,
-        "links": {
-            "self": link(page),
-            "next_page": some_if(page < total_pages, page.saturating_add(1)),
-            "previous_page": some_if(page > 1 && page <= total_pages, page - 1),
-            "first_page": some_if(page != 1, 1),
-            "last_page": some_if(page != total_pages, total_pages),
-        },
-    });
+    let meta = shared::http::page_meta(page, per, total, |p| by.link(&app.config.public_url, p, per));
     let orders = found.iter().map(|o| orders::view(&app, o)).collect();
     Ok(Json(OrdersBody { success: true, orders, meta }))
 }

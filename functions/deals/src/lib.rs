@@ -150,14 +150,7 @@ async fn list(
     AuthUser(who): AuthUser,
     QueryArg(q): QueryArg<ListQuery>,
 ) -> ApiResult<Json<Value>> {
-    let page = q.page.unwrap_or(1);
-    let per = q.per.unwrap_or(10);
-    if page == 0 {
-        return Err(ApiError::bad_request("page", "page starts at 1"));
-    }
-    if !(1..=100).contains(&per) {
-        return Err(ApiError::bad_request("per", "per must be 1 to 100"));
-    }
+    let (page, per) = shared::http::paging(q.page, q.per)?;
     let state = match q.state.as_deref() {
         None => None,
         Some(s) => Some(
@@ -177,30 +170,14 @@ async fn list(
             DealView::new(d, d.role_of(&who.sub).unwrap_or(Role::Manager), &users, &app.config.public_url)
         })
         .collect();
-    let total_pages = total.div_ceil(per).max(1);
     let link = |p: usize| {
         let mut per_part = if q.per.is_some() { format!("&per={per}") } else { String::new() };
         if let Some(s) = state {
             per_part.push_str(&format!("&state={}", s.as_str()));
         }
-        Value::String(format!("{}/api/v1/orders?page={p}{per_part}", app.config.public_url))
+        format!("{}/api/v1/orders?page={p}{per_part}", app.config.public_url)
     };
-    let some_if = |cond: bool, p: usize| if cond { link(p) } else { Value::Null };
-    Ok(Json(json!({
-        "orders": orders,
-        "meta": {
-            "page": page,
-            "total": total,
-            "total_pages": total_pages,
-            "links": {
-                "self": link(page),
-                "next_page": some_if(page < total_pages, page.saturating_add(1)),
-                "previous_page": some_if(page > 1 && page <= total_pages, page - 1),
-                "first_page": some_if(page != 1, 1),
-                "last_page": some_if(page != total_pages, total_pages),
-            },
-        },
-    })))
+    Ok(Json(json!({ "orders": orders, "meta": shared::http::page_meta(page, per, total, link) })))
 }
 
 #[derive(Deserialize)]

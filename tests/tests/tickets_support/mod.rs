@@ -157,3 +157,26 @@ pub async fn admin_order(srv: &TestServer, order: &str) -> Value {
 pub async fn payment_of(srv: &TestServer, order: &str) -> String {
     shared::tickets::orders::get(&srv.app, order).await.unwrap().order.payment_id.expect("an online order")
 }
+
+/// A new anonymous buyer's `self_cash` checkout of `seats`, as `customer` (name, email,
+/// phone): the buyer and the checkout's answer (its status asserted 201).
+pub async fn cash_checkout(srv: &TestServer, event: &str, seats: &[&str], customer: Value) -> (Buyer, Value) {
+    let mut buyer = Buyer::anonymous(srv);
+    let pr = buyer.init(event).await;
+    for seat in seats {
+        let (status, body) = buyer.hold(&pr, seat).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let body = json!({"order_type": "self_cash", "customer": customer});
+    let path = format!("/api/v1/reservations/{pr}/order_type");
+    let (status, answer) = buyer.call(reqwest::Method::PUT, &path, Some(&body)).await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, body) = buyer.post(&format!("/api/v1/reservations/{pr}/checkout"), &json!({})).await;
+    assert_eq!(status, 201, "{body}");
+    (buyer, body)
+}
+
+/// The customer of the ticket tests' cash orders.
+pub fn anna() -> Value {
+    json!({"name": "Анна", "email": "anna@example.com", "phone": "+79990000001"})
+}
