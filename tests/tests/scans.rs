@@ -218,9 +218,19 @@ async fn zoo_gate(srv: TestServer) {
 /// two tickets of one session scanned at once are both admitted (the session's activation is
 /// retried, not lost).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn ten_gates_one_code_one_admission() {
-    let (srv, store) = api_tests::jittery_server().await;
-    let srv = Arc::new(srv);
+async fn memory_ten_gates_one_code_one_admission() {
+    ten_gates(api_tests::memory_store()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dynamo_ten_gates_one_code_one_admission() {
+    let Some(store) = api_tests::dynamo_store().await else { return };
+    ten_gates(store).await;
+}
+
+async fn ten_gates(inner: Arc<dyn shared::store::Store>) {
+    let store = Arc::new(api_tests::jittery(inner));
+    let srv = Arc::new(TestServer::start(store.clone()).await);
     let (codes, id, date) = zoo(&srv).await;
     travel(&srv, msk(date, 10, 1));
 
