@@ -118,6 +118,9 @@ pub struct WebhookMessage {
     /// A retry is not made before then (a wait longer than a queue delay takes several hops).
     #[serde(default)]
     pub not_before: Option<DateTime<Utc>>,
+    /// Where to POST it instead of the owner's endpoint (a deal's `callback_url`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 fn first_attempt() -> u32 {

@@ -1,7 +1,10 @@
 //! Partner webhooks per the Standard Webhooks specification (<https://www.standardwebhooks.com>).
 //!
 //! A user registers one endpoint (`PUT /api/v1/webhooks/endpoint {url}`) and gets its secret,
-//! `whsec_` + base64 of 32 random bytes. Every message is POSTed as JSON
+//! `whsec_` + base64 of 32 random bytes. A deal may also name its own `callback_url`: the
+//! deal's messages go there too, signed with the secret of the party who set it (made for them
+//! then if they had none; `GET /api/v1/webhooks/endpoint` shows it, with `url` null when they
+//! registered no endpoint of their own). Every message is POSTed as JSON
 //! `{type, timestamp, data}` with the headers `webhook-id` (the message id: one per event, the
 //! receiver's de-duplication key), `webhook-timestamp` (Unix seconds) and `webhook-signature`
 //! (`v1,` + base64 HMAC-SHA256, keyed with the secret's decoded bytes, of
@@ -138,11 +141,13 @@ async fn resolve(url: &url::Url, allow_loopback: bool) -> ApiResult<SocketAddr> 
     }
 }
 
-/// A user's registered endpoint.
+/// A user's registered endpoint and signing secret.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Endpoint {
     pub owner: String,
-    pub url: String,
+    /// None for a user who has only a deal's `callback_url` (a secret, no endpoint of their own).
+    #[serde(default)]
+    pub url: Option<String>,
     pub secret: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -178,14 +183,14 @@ pub async fn register(app: &App, owner: &str, url: &str) -> ApiResult<Endpoint> 
         let (endpoint, cond, version) = match &current {
             Some(item) => {
                 let mut e: Endpoint = item.decode()?;
-                e.url = url.to_string();
+                e.url = Some(url.to_string());
                 e.updated_at = now;
                 (e, Cond::Version(item.version), item.version + 1)
             }
             None => {
                 let e = Endpoint {
                     owner: owner.to_owned(),
-                    url: url.to_string(),
+                    url: Some(url.to_string()),
                     secret: new_secret(),
                     created_at: now,
                     updated_at: now,
@@ -197,6 +202,40 @@ pub async fn register(app: &App, owner: &str, url: &str) -> ApiResult<Endpoint> 
         Ok(crate::retry::again_on_conflict(app.store.put(item, cond).await)?.map(|()| endpoint.clone()))
     })
     .await
+}
+
+/// Checks a deal's `callback_url` as a webhook URL of this deployment, naming `field`.
+pub fn check_callback(app: &App, field: &str, raw: &str) -> ApiResult<String> {
+    if raw.len() > 2000 {
+        return Err(ApiError::invalid(field, "at most 2000 characters"));
+    }
+    match check_url(raw, allow_loopback(app)) {
+        Ok(url) => Ok(url.to_string()),
+        Err(ApiError::Validation(errors)) => Err(ApiError::Validation(
+            errors.into_iter().map(|e| crate::error::FieldError { field: field.to_owned(), ..e }).collect(),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+/// Makes sure `owner` has a signing secret (for a deal's `callback_url` they set): a secret
+/// without an endpoint URL when they have none. Two at once make one (the loser reads it).
+pub async fn ensure_secret(app: &App, owner: &str) -> ApiResult<()> {
+    if app.store.get(&pk(owner), SK).await?.is_some() {
+        return Ok(());
+    }
+    let now = app.clock.now();
+    let e = Endpoint {
+        owner: owner.to_owned(),
+        url: None,
+        secret: new_secret(),
+        created_at: now,
+        updated_at: now,
+    };
+    match app.store.put(Item::from_value(pk(owner), SK, &e)?.with_version(1), Cond::NotExists).await {
+        Err(e) if e.is_conflict() => Ok(()),
+        other => Ok(other?),
+    }
 }
 
 /// One delivery attempt's outcome.
@@ -282,9 +321,10 @@ async fn send_to(
 /// Sends the owner's endpoint a `webhook.ping` message now (to try a receiver).
 pub async fn ping(app: &App, owner: &str) -> ApiResult<Attempt> {
     let e = endpoint(app, owner).await?.ok_or_else(|| ApiError::NotFound("webhook endpoint".into()))?;
+    let url = e.url.ok_or_else(|| ApiError::NotFound("webhook endpoint".into()))?;
     let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
-    let body = message("webhook.ping", app.clock.now(), json!({"endpoint": e.url}));
-    send(app, &e.url, &e.secret, &id, &body).await
+    let body = message("webhook.ping", app.clock.now(), json!({"endpoint": url}));
+    send(app, &url, &e.secret, &id, &body).await
 }
 
 /// How long a message is retried: three days from its event.
@@ -320,8 +360,32 @@ fn delivery_key(owner: &str, occurred_at: DateTime<Utc>, id: &str) -> (String, S
 /// A webhook message for `owner` about an event now (for the outbox, in the transaction of
 /// the change): its id is the receiver's `webhook-id`, kept by every retry.
 pub fn notice(id: String, owner: &str, kind: &str, at: DateTime<Utc>, data: Value) -> Notification {
-    let m = WebhookMessage { kind: kind.to_owned(), occurred_at: at, data, attempt: 1, not_before: None };
+    let m = WebhookMessage {
+        kind: kind.to_owned(),
+        occurred_at: at,
+        data,
+        attempt: 1,
+        not_before: None,
+        url: None,
+    };
     Notification::new(id, owner, Message::Webhook(m))
+}
+
+/// A webhook message to `url` (a deal's `callback_url`), signed with `owner`'s secret and
+/// logged in their deliveries.
+pub fn notice_to(
+    id: String,
+    owner: &str,
+    url: &str,
+    kind: &str,
+    at: DateTime<Utc>,
+    data: Value,
+) -> Notification {
+    let mut n = notice(id, owner, kind, at, data);
+    if let Message::Webhook(m) = &mut n.message {
+        m.url = Some(url.to_owned());
+    }
+    n
 }
 
 /// What became of one queue message.
@@ -333,7 +397,7 @@ pub enum Dispatched {
     Retrying,
     /// Not a 2xx, and its three days are over.
     Failed,
-    /// Its owner has no endpoint: nothing to do.
+    /// Its owner has no endpoint (and the message names no URL of its own): nothing to do.
     NoEndpoint,
     /// Delivered before, or this attempt was made before (a queue message delivered twice).
     Duplicate,
@@ -360,25 +424,25 @@ impl Dispatcher<'_> {
             return Ok(Dispatched::Waiting);
         }
         let Some(endpoint) = endpoint_in(self.store, &n.to).await? else { return Ok(Dispatched::NoEndpoint) };
+        let Some(url) = m.url.as_ref().or(endpoint.url.as_ref()) else { return Ok(Dispatched::NoEndpoint) };
         let (pk, sk) = delivery_key(&n.to, m.occurred_at, &n.id);
         let (mut d, cond, version) = self.delivery(&pk, &sk, n, m).await?;
         if d.state == "delivered" || d.attempts.len() >= m.attempt as usize {
             return Ok(Dispatched::Duplicate);
         }
         let body = message(&m.kind, m.occurred_at, m.data.clone());
-        let attempt =
-            match send_to(self.allow_loopback, self.now, &endpoint.url, &endpoint.secret, &n.id, &body).await
-            {
-                Ok(a) => a,
-                // The endpoint is no longer acceptable (moved inside the network): a failed attempt.
-                Err(e) => Attempt {
-                    message_id: n.id.clone(),
-                    at: self.now,
-                    status: None,
-                    ok: false,
-                    error: Some(e.to_string()),
-                },
-            };
+        let attempt = match send_to(self.allow_loopback, self.now, url, &endpoint.secret, &n.id, &body).await
+        {
+            Ok(a) => a,
+            // The endpoint is no longer acceptable (moved inside the network): a failed attempt.
+            Err(e) => Attempt {
+                message_id: n.id.clone(),
+                at: self.now,
+                status: None,
+                ok: false,
+                error: Some(e.to_string()),
+            },
+        };
         let ok = attempt.ok;
         d.attempts.push(attempt);
         let retry_at =

@@ -293,3 +293,159 @@ async fn a_message_is_retried_for_three_days_then_failed() {
     srv.app.clock.advance(chrono::Duration::days(1));
     assert!(dispatch(&srv, &mut seen).await.is_empty(), "nothing more");
 }
+
+/// The messages a receiver got: (type, data), in order.
+fn received(inbox: &Inbox) -> Vec<(String, Value)> {
+    let got = inbox.lock().unwrap();
+    got.iter()
+        .map(|(_, body)| {
+            let m: Value = serde_json::from_str(body).unwrap();
+            (m["type"].as_str().unwrap().to_owned(), m["data"].clone())
+        })
+        .collect()
+}
+
+/// Everything queued until nothing more comes.
+async fn dispatch_all(srv: &TestServer, seen: &mut usize) {
+    while !dispatch(srv, seen).await.is_empty() {}
+}
+
+/// A deal's own `callback_url`, set by its supplier at creation: the deal's moves and its
+/// payment's outcome go there, signed with the supplier's secret (made for them then: they
+/// registered no endpoint), and to the consumer's own endpoint under theirs; a repeated gateway
+/// callback sends nothing twice; the consumer's PATCH with `""` removes the URL.
+#[tokio::test]
+async fn a_deals_callback_url_gets_its_moves_and_payment_events() {
+    let srv = TestServer::memory().await;
+    let (supplier, consumer) = (token("21", &[]), token("14", &[]));
+    let (hook, inbox) = receiver(StatusCode::OK).await;
+    let (own, consumer_inbox) = receiver(StatusCode::OK).await;
+    let (_, body) = srv
+        .call(reqwest::Method::PUT, "/api/v1/webhooks/endpoint", Some(&consumer), Some(&json!({"url": own})))
+        .await;
+    let consumer_secret = body["endpoint"]["secret"].as_str().unwrap().to_owned();
+    let order = |cb: &str| {
+        json!({"order": {"order_description": "Сапоги", "verify_days": 3, "commission_payer": "consumer",
+            "cost": "23", "supplier_id": "21", "consumer_id": "14", "callback_url": cb}})
+    };
+    for bad in ["ftp://partner.example/hook", "not a url", "http://user:pw@127.0.0.1/hook"] {
+        let (status, body) = srv.post("/api/v1/orders", Some(&supplier), &order(bad)).await;
+        assert_eq!(
+            (status, body["error"]["field"].as_str()),
+            (422, Some("order.callback_url")),
+            "{bad}: {body}"
+        );
+    }
+    let (status, created) = srv.post("/api/v1/orders", Some(&supplier), &order(&hook)).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["order"]["callback_url"], hook.as_str());
+    let id = created["order"]["id"].as_i64().unwrap();
+    let (status, shown) = srv.get("/api/v1/webhooks/endpoint", Some(&supplier)).await;
+    assert_eq!(status, 200, "the supplier has a secret now: {shown}");
+    assert!(shown["endpoint"]["url"].is_null(), "{shown}");
+    let secret = shown["endpoint"]["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"));
+
+    // The consumer pays by card on the sandbox page; the gateway calls back twice.
+    let (_, info) = srv.get(&format!("/api/v1/orders/{id}/payment_info"), Some(&consumer)).await;
+    let url = info["gateway_url"].as_str().unwrap().to_owned();
+    let html = srv.http.get(&url).send().await.unwrap().text().await.unwrap();
+    let (action, fields) = api_tests::forms(&html).remove("succeeded").expect("a Pay button");
+    assert!(srv.http.post(&action).form(&fields).send().await.unwrap().status().as_u16() < 400);
+    let mut seen = 0;
+    dispatch_all(&srv, &mut seen).await;
+    assert!(srv.http.post(&action).form(&fields).send().await.unwrap().status().as_u16() < 500);
+    dispatch_all(&srv, &mut seen).await;
+
+    let got = received(&inbox);
+    let kinds: Vec<&str> = got.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "deal.payment_succeeded").count(), 1, "{kinds:?}");
+    let paid = &got.iter().find(|(k, _)| k == "deal.payment_succeeded").unwrap().1;
+    let card = shared::deals::payment_owner::card_amount(
+        &srv.app,
+        &shared::deals::load(&srv.app, id).await.unwrap().unwrap().deal,
+        shared::payments::GatewayKind::Sandbox,
+    );
+    assert_eq!(
+        (paid["deal_id"].as_i64(), paid["amount"].as_str(), paid["status"].as_str()),
+        (Some(id), Some(card.to_string().as_str()), Some("succeeded")),
+        "{paid}"
+    );
+    assert!(
+        got.iter().any(|(k, d)| k == "deal.state_changed" && d["state"] == "paid"),
+        "the move to paid: {kinds:?}"
+    );
+    for (headers, body) in inbox.lock().unwrap().iter() {
+        if let Some(verdict) = verify(&secret, headers, body) {
+            assert_eq!(verdict["verified"], true, "signed with the supplier's secret: {verdict}");
+        }
+    }
+    let theirs = received(&consumer_inbox);
+    assert_eq!(theirs.iter().filter(|(k, _)| k == "deal.payment_succeeded").count(), 1, "{theirs:?}");
+    for (headers, body) in consumer_inbox.lock().unwrap().iter() {
+        if let Some(verdict) = verify(&consumer_secret, headers, body) {
+            assert_eq!(verdict["verified"], true, "{verdict}");
+        }
+    }
+    // The supplier's deliveries show the callback's messages.
+    let (_, log) = srv.get("/api/v1/webhooks/deliveries", Some(&supplier)).await;
+    assert_eq!(log["deliveries"].as_array().unwrap().len(), got.len(), "{log}");
+
+    // The consumer removes the URL: the next move goes to their endpoint only.
+    let (status, patched) = srv
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/orders/{id}"),
+            Some(&consumer),
+            Some(&json!({"order": {"callback_url": ""}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{patched}");
+    assert!(patched["order"]["callback_url"].is_null(), "{patched}");
+}
+
+/// A failed card payment is a `deal.payment_failed` message.
+#[tokio::test]
+async fn a_declined_card_payment_is_a_payment_failed_message() {
+    let srv = TestServer::memory().await;
+    let (supplier, consumer) = (token("21", &[]), token("14", &[]));
+    let (hook, inbox) = receiver(StatusCode::OK).await;
+    let body = json!({"order": {"order_description": "Сапоги", "verify_days": 3, "commission_payer": "consumer",
+        "cost": "23", "supplier_id": "21", "consumer_id": "14", "callback_url": hook}});
+    let (status, created) = srv.post("/api/v1/orders", Some(&supplier), &body).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["order"]["id"].as_i64().unwrap();
+    let (_, info) = srv.get(&format!("/api/v1/orders/{id}/payment_info"), Some(&consumer)).await;
+    let html =
+        srv.http.get(info["gateway_url"].as_str().unwrap()).send().await.unwrap().text().await.unwrap();
+    let forms = api_tests::forms(&html);
+    let (action, fields) = forms.get("failed").expect("a Decline button");
+    assert!(srv.http.post(action).form(fields).send().await.unwrap().status().as_u16() < 400);
+    let mut seen = 0;
+    dispatch_all(&srv, &mut seen).await;
+    let got = received(&inbox);
+    let failed: Vec<&Value> =
+        got.iter().filter(|(k, _)| k == "deal.payment_failed").map(|(_, d)| d).collect();
+    assert_eq!(failed.len(), 1, "{got:?}");
+    assert_eq!((failed[0]["deal_id"].as_i64(), failed[0]["status"].as_str()), (Some(id), Some("failed")));
+    assert!(!got.iter().any(|(k, _)| k == "deal.payment_succeeded"));
+}
+
+/// In production a deal's `callback_url` follows the endpoint rules (SSRF).
+#[tokio::test]
+async fn production_refuses_an_internal_callback_url() {
+    let mut config = shared::Config::for_tests();
+    config.jwt.secret = api_tests::SECRET.into();
+    config.table_name = Some("tickets".into());
+    let srv = TestServer::start_with(App::new(api_tests::memory_store(), config)).await;
+    for url in ["http://partner.example/hook", "https://10.1.2.3/hook", "https://localhost/hook"] {
+        let body = json!({"order": {"order_description": "x", "verify_days": 3, "commission_payer": "consumer",
+            "cost": "23", "supplier_id": "21", "callback_url": url}});
+        let (status, body) = srv.post("/api/v1/orders", Some(&token("21", &[])), &body).await;
+        assert_eq!(
+            (status, body["error"]["field"].as_str()),
+            (422, Some("order.callback_url")),
+            "{url}: {body}"
+        );
+    }
+}

@@ -199,6 +199,9 @@ pub struct DealFields {
     pub consumer_billing_info: Option<Value>,
     /// Shipping details (needed to move to `shipping`).
     pub shipping_info: Option<Value>,
+    /// Where the deal's webhook messages also go (https; in production never an internal
+    /// address), signed with the setter's webhook secret; `""` in a PATCH removes it.
+    pub callback_url: Option<String>,
 }
 
 fn text(field: &str, v: &Option<String>, max: usize) -> ApiResult<()> {
@@ -368,6 +371,8 @@ pub fn draft(
         manager_comment: None,
         history: vec![],
         contacts: Default::default(),
+        callback_url: None,
+        callback_owner: None,
         created_at: now,
         updated_at: now,
     };
@@ -386,11 +391,23 @@ pub struct Created {
 /// creator's profile (when their claims changed it) are written in one transaction.
 pub async fn create(app: &App, who: &Claims, mut f: DealFields) -> ApiResult<Created> {
     let uploads = f.attachments.take().unwrap_or_default();
+    let callback = f.callback_url.take();
     // Checked before a deal number is drawn: a refused create spends none.
     let mut deal = draft(who, f, 0, app.clock.now(), &app.config.commission)?;
-    let (mut users, id) = tokio::try_join!(parties(app, std::slice::from_ref(&deal)), async {
-        Ok(app.store.add(Counter::new("counter#deal", "counter", "n", 1)).await?)
-    })?;
+    if let Some(raw) = callback {
+        deal.callback_url = Some(crate::webhooks::check_callback(app, "order.callback_url", &raw)?);
+        deal.callback_owner = Some(who.sub.clone());
+    }
+    let (mut users, id, ()) = tokio::try_join!(
+        parties(app, std::slice::from_ref(&deal)),
+        async { Ok(app.store.add(Counter::new("counter#deal", "counter", "n", 1)).await?) },
+        async {
+            match deal.callback_url {
+                Some(_) => crate::webhooks::ensure_secret(app, &who.sub).await,
+                None => Ok(()),
+            }
+        }
+    )?;
     deal.id = id;
     let mut ops = take_attachments(app, &mut deal, uploads)?;
     let parties = std::iter::once(&deal.supplier_id).chain(deal.consumer_id.as_ref());
@@ -487,6 +504,22 @@ pub fn apply_patch(deal: &mut Deal, role: Role, f: DealFields) -> ApiResult<Patc
     Ok(Patched { consumer, uploads: f.attachments })
 }
 
+/// A party sets (or with `""` removes) the deal's `callback_url` while the deal is open; the
+/// messages sent there are signed with their webhook secret (made now if they had none).
+async fn set_callback(app: &App, who: &Claims, deal: &mut Deal, raw: &str) -> ApiResult<()> {
+    if matches!(deal.state, State::Done | State::Cancelled) {
+        return Err(ApiError::bad_request("order.callback_url", "the deal is closed"));
+    }
+    if raw.trim().is_empty() {
+        deal.callback_url = None;
+        deal.callback_owner = None;
+        return Ok(());
+    }
+    deal.callback_url = Some(crate::webhooks::check_callback(app, "order.callback_url", raw)?);
+    deal.callback_owner = Some(who.sub.clone());
+    crate::webhooks::ensure_secret(app, &who.sub).await
+}
+
 /// The supplier stays; the consumer may be handed over by the supplier's side only.
 fn hand_over(
     deal: &mut Deal,
@@ -513,11 +546,15 @@ fn hand_over(
 
 /// `PATCH /orders/:id`: creation fields only while `pending`; billing and shipping details
 /// by their owner while the deal is open.
-pub async fn patch(app: &App, who: &Claims, id: i64, f: DealFields) -> ApiResult<Loaded> {
+pub async fn patch(app: &App, who: &Claims, id: i64, mut f: DealFields) -> ApiResult<Loaded> {
     validate_fields(&f)?;
+    let callback = f.callback_url.take();
     let (loaded, role) = load_for(app, who, id).await?;
     let mut deal = loaded.deal.clone();
     let patched = apply_patch(&mut deal, role, f)?;
+    if let Some(raw) = callback {
+        set_callback(app, who, &mut deal, &raw).await?;
+    }
     let mut extra = Vec::new();
     if let Some((old, new)) = &patched.consumer {
         if let Some(old) = old {

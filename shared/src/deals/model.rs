@@ -202,6 +202,12 @@ pub struct Deal {
     /// knows its parties' addresses.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub contacts: BTreeMap<String, String>,
+    /// Where the deal's webhook messages also go (https), set by a party at create or PATCH,
+    /// and that party (whose secret signs them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_owner: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

@@ -113,8 +113,7 @@ pub async fn of_move(
     Ok(out)
 }
 
-/// The webhook messages of a move: one to each party (the mover included: a partner platform
-/// follows every change), delivered to their endpoints if they registered one.
+/// The webhook messages of a move (`deal.state_changed`).
 fn webhooks_of_move(app: &App, deal: &Deal, version: u64) -> Vec<Notification> {
     let data = serde_json::json!({
         "deal_id": deal.id,
@@ -122,14 +121,74 @@ fn webhooks_of_move(app: &App, deal: &Deal, version: u64) -> Vec<Notification> {
         "version": version,
         "title": deal.title,
     });
-    [Some(&deal.supplier_id), deal.consumer_id.as_ref()]
+    webhooks(app, deal, &format!("v{version}"), "deal.state_changed", data)
+}
+
+/// The webhook messages of one event of `deal`: one to each party (the mover included: a
+/// partner platform follows every change), delivered to their endpoints if they registered
+/// one, and one to the deal's `callback_url` when a party set it (signed with that party's
+/// secret). `key` names the event in the message ids (`msg_deal-<id>-<key>-<recipient>`), the
+/// receivers' de-duplication key.
+pub fn webhooks(app: &App, deal: &Deal, key: &str, kind: &str, data: serde_json::Value) -> Vec<Notification> {
+    let now = app.clock.now();
+    let mut out: Vec<Notification> = [Some(&deal.supplier_id), deal.consumer_id.as_ref()]
         .into_iter()
         .flatten()
         .map(|party| {
-            let id = format!("msg_deal-{}-v{version}-{party}", deal.id);
-            crate::webhooks::notice(id, party, "deal.state_changed", app.clock.now(), data.clone())
+            let id = format!("msg_deal-{}-{key}-{party}", deal.id);
+            crate::webhooks::notice(id, party, kind, now, data.clone())
         })
-        .collect()
+        .collect();
+    if let (Some(url), Some(owner)) = (&deal.callback_url, &deal.callback_owner) {
+        let id = format!("msg_deal-{}-{key}-callback", deal.id);
+        out.push(crate::webhooks::notice_to(id, owner, url, kind, now, data));
+    }
+    out
+}
+
+/// The webhook messages of a card payment of `deal` reaching its outcome:
+/// `deal.payment_succeeded` (it paid the deal) or `deal.payment_failed` (declined, cancelled,
+/// expired, or money the deal did not expect, which is returned).
+pub fn of_payment(
+    app: &App,
+    deal: &Deal,
+    p: &crate::payments::Payment,
+    paid_the_deal: bool,
+) -> Vec<Notification> {
+    let kind = if paid_the_deal { "deal.payment_succeeded" } else { "deal.payment_failed" };
+    let reason = p.anomaly.as_ref().map(|a| a.kind.as_str().to_owned()).or_else(|| p.failure_reason.clone());
+    let data = serde_json::json!({
+        "deal_id": deal.id,
+        "payment_id": p.id,
+        "gateway": p.gateway.as_str(),
+        "amount": p.amount.round_dp(2).to_string(),
+        "currency": p.currency,
+        "status": p.status.as_str(),
+        "reason": reason,
+    });
+    webhooks(app, deal, &format!("payment-{}-{}", p.id, p.status.as_str()), kind, data)
+}
+
+/// The webhook messages of a refund of a card payment of `deal` that ended:
+/// `deal.payment_refunded` (the money went back) or `deal.refund_failed`.
+pub fn of_refund(
+    app: &App,
+    deal: &Deal,
+    p: &crate::payments::Payment,
+    r: &crate::payments::refunds::Refund,
+    completed: bool,
+) -> Vec<Notification> {
+    let kind = if completed { "deal.payment_refunded" } else { "deal.refund_failed" };
+    let data = serde_json::json!({
+        "deal_id": deal.id,
+        "payment_id": p.id,
+        "refund_id": r.id,
+        "gateway": p.gateway.as_str(),
+        "amount": r.amount.round_dp(2).to_string(),
+        "currency": p.currency,
+        "reason": r.reason,
+    });
+    webhooks(app, deal, &format!("refund-{}-{}", r.id, if completed { "done" } else { "failed" }), kind, data)
 }
 
 /// The email of a change of terms to the other party, with the old and the new terms.

@@ -21,6 +21,7 @@ use super::{OWNER_KIND, deal_item, deal_pk, load, notices};
 use crate::App;
 use crate::auth::Claims;
 use crate::error::{ApiError, ApiResult};
+use crate::payments::refunds::Refund;
 use crate::payments::{self, GatewayKind, OwnerRef, Payment, PaymentOwner, Settlement};
 use crate::store::{Cond, Item, QueryOpts, WriteOp};
 
@@ -132,17 +133,38 @@ impl PaymentOwner for DealPayments {
         let deal = &loaded.deal;
         let expects = deal.payable().then(|| card_amount(app, deal, p.gateway));
         if !delivered || expects.is_none() {
-            return Ok(Settlement { expects, ops: vec![] });
+            // Declined, cancelled, expired, or money the deal does not take (returned): the
+            // parties' platforms hear of it.
+            let told = notices::of_payment(app, deal, p, false);
+            return Ok(Settlement { expects, ops: crate::outbox::ops(app, &told)? });
         }
         let mut next = deal.clone();
         machine::card_paid(&mut next, &p.id, app.clock.now())?;
         // The move to `paid` and its emails, in the settling transaction.
         let version = loaded.version + 1;
-        let told = notices::of_move(app, &mut next, version, None).await?;
+        let mut told = notices::of_move(app, &mut next, version, None).await?;
+        told.extend(notices::of_payment(app, &next, p, true));
         let mut ops =
             vec![WriteOp::Put { item: deal_item(&next, version)?, cond: Cond::Version(loaded.version) }];
         ops.extend(super::state_ops(Some(deal), &next));
         ops.extend(crate::outbox::ops(app, &told)?);
         Ok(Settlement { expects, ops })
+    }
+
+    /// A refund of a deal's payment that ended is a webhook message to the parties.
+    async fn refund_ops(
+        &self,
+        app: &App,
+        p: &Payment,
+        r: &Refund,
+        completed: bool,
+    ) -> ApiResult<Vec<WriteOp>> {
+        let Some(loaded) = (match deal_id(p) {
+            Some(id) => load(app, id).await?,
+            None => None,
+        }) else {
+            return Ok(vec![]);
+        };
+        crate::outbox::ops(app, &notices::of_refund(app, &loaded.deal, p, r, completed))
     }
 }

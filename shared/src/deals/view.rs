@@ -102,6 +102,8 @@ pub struct DealView {
     pub requested_change: Option<ChangeView>,
     pub transitions: Vec<TransitionInfo>,
     pub locale: DealLocale,
+    /// Where the deal's webhook messages also go (see `webhooks`), when a party set it.
+    pub callback_url: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -164,6 +166,7 @@ impl DealView {
                 state: locale::state(deal.state),
                 display_state: locale::display_state(deal),
             },
+            callback_url: deal.callback_url.clone(),
             created_at: deal.created_at,
             updated_at: deal.updated_at,
         }
