@@ -244,7 +244,9 @@ where
 {
     type Response = axum::response::Response;
     type Error = S::Error;
-    type Future = WithRequestId<tracing::instrument::Instrumented<S::Future>>;
+    type Future = WithRequestId<
+        tokio::task::futures::TaskLocalFuture<String, tracing::instrument::Instrumented<S::Future>>,
+    >;
 
     fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), S::Error>> {
         self.0.poll_ready(cx)
@@ -255,7 +257,10 @@ where
         let id = request_id(&req);
         let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
         let header = axum::http::HeaderValue::from_str(&id).ok();
-        WithRequestId { inner: self.0.call(req).instrument(span), header }
+        // The id is also the task's: what the request queues (emails, webhooks) carries it
+        // to the notifier's log lines (`telemetry::request_id`).
+        let inner = crate::telemetry::REQUEST_ID.scope(id, self.0.call(req).instrument(span));
+        WithRequestId { inner, header }
     }
 }
 

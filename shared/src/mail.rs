@@ -50,11 +50,14 @@ pub struct Notification {
     pub to: String,
     #[serde(flatten)]
     pub message: Message,
+    /// The API request that caused it (its `x-request-id`), for the notifier's log lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 impl Notification {
     pub fn new(id: impl Into<String>, to: impl Into<String>, message: Message) -> Notification {
-        Notification { id: id.into(), to: to.into(), message }
+        Notification { id: id.into(), to: to.into(), message, request_id: crate::telemetry::request_id() }
     }
 
     pub fn template(&self) -> &'static str {

@@ -6,6 +6,16 @@
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::prelude::*;
 
+tokio::task_local! {
+    /// The id of the HTTP request being served (set by `http::finish`'s request-id layer).
+    pub static REQUEST_ID: String;
+}
+
+/// The id of the request this task serves, if it serves one.
+pub fn request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
 pub fn init() {
     let filter = std::env::var("RUST_LOG")
         .ok()

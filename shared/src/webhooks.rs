@@ -462,6 +462,7 @@ impl Dispatcher<'_> {
             self.queue_retry(n, m, at).await?;
         }
         tracing::info!(message = %n.id, owner = %n.to, attempt = m.attempt, ok, state = %d.state, "webhook attempt");
+        crate::metrics::count("WebhookAttempts", &[("Outcome", d.state.as_str())]);
         Ok(if ok {
             Dispatched::Delivered
         } else if retry_at.is_some() {
@@ -502,7 +503,7 @@ impl Dispatcher<'_> {
     /// Queues the next attempt of the message, due `at`.
     async fn queue_retry(&self, n: &Notification, m: &WebhookMessage, at: DateTime<Utc>) -> ApiResult<()> {
         let next = WebhookMessage { attempt: m.attempt + 1, not_before: Some(at), ..m.clone() };
-        let again = Notification::new(n.id.clone(), n.to.clone(), Message::Webhook(next));
+        let again = Notification { message: Message::Webhook(next), ..n.clone() };
         self.queue.send_delayed(&again, wait(at - self.now)).await
     }
 }

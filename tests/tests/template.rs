@@ -399,3 +399,79 @@ fn the_http_api_grants_cors_only_to_the_configured_origins() {
     assert_eq!(exposed, shared::http::CORS_EXPOSE_HEADERS);
     assert!(on.get("AllowCredentials").is_none(), "credentials are headers, never cookies");
 }
+
+/// Every `"Name"` string literal in the source of the functions and the domain crate.
+fn literals_in_source() -> String {
+    fn walk(dir: &std::path::Path, out: &mut String) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") && !path.ends_with("metrics.rs") {
+                out.push_str(&std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+    let mut out = String::new();
+    for dir in ["shared/src", "functions"] {
+        walk(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir), &mut out);
+    }
+    out
+}
+
+/// Tracing is on for every function; the dashboard's body is JSON naming only metrics the
+/// code writes (each written somewhere), and the alarms on them watch their totals (no
+/// dimensions: the metric lines declare an empty dimension set for that).
+#[test]
+fn the_stack_is_traced_and_its_metrics_watched() {
+    let t = template();
+    assert_eq!(text(&t["Globals"]["Function"]["Tracing"]), "Active");
+    let source = literals_in_source();
+    for name in shared::metrics::NAMES {
+        assert!(source.contains(&format!("\"{name}\"")), "{name} is written somewhere");
+    }
+    let resources = t["Resources"].as_mapping().unwrap();
+    let dashboard = resources
+        .values()
+        .find(|r| r["Type"].as_str() == Some("AWS::CloudWatch::Dashboard"))
+        .expect("a dashboard");
+    let Yaml::Tagged(sub) = &dashboard["Properties"]["DashboardBody"] else {
+        panic!("DashboardBody is a !Sub")
+    };
+    let body = text(&list(&sub.value)[0]);
+    let body = regex_lite::Regex::new(r"\$\{[A-Za-z:]+\}").unwrap().replace_all(&body, "x").to_string();
+    let parsed: serde_json::Value = serde_json::from_str(&body).expect("the dashboard body is JSON");
+    let widgets = parsed["widgets"].as_array().unwrap();
+    assert!(widgets.len() >= 6);
+    let named: Vec<String> = regex_lite::Regex::new(r#"(?:"TicketsBackend", "|MetricName=\\")([A-Za-z]+)"#)
+        .unwrap()
+        .captures_iter(&text(&list(&sub.value)[0]))
+        .map(|c| c[1].to_owned())
+        .collect();
+    for name in
+        ["SeatsHeld", "SeatsSold", "PaymentsSettled", "AmountMismatches", "LatePayments", "EmailsSent"]
+    {
+        assert!(named.iter().any(|n| n == name), "{name} on the dashboard: {named:?}");
+    }
+    for n in &named {
+        assert!(
+            shared::metrics::NAMES.contains(&n.as_str()) || n == "Errors",
+            "{n} is a metric the code writes"
+        );
+    }
+    assert!(body.contains("ApproximateNumberOfMessagesVisible"), "the DLQ's depth");
+    let alarms: Vec<&Yaml> = resources
+        .values()
+        .filter(|r| r["Type"].as_str() == Some("AWS::CloudWatch::Alarm"))
+        .filter(|r| r["Properties"]["Namespace"].as_str() == Some("TicketsBackend"))
+        .collect();
+    let watched: Vec<&str> = alarms.iter().map(|a| a["Properties"]["MetricName"].as_str().unwrap()).collect();
+    for name in ["AmountMismatches", "LatePayments"] {
+        assert!(watched.contains(&name), "an alarm on {name}");
+    }
+    for a in alarms {
+        let name = a["Properties"]["MetricName"].as_str().unwrap();
+        assert!(shared::metrics::NAMES.contains(&name), "{name}");
+        assert!(a["Properties"].get("Dimensions").is_none(), "{name}: the alarm watches the total");
+    }
+}

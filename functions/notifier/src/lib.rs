@@ -199,6 +199,7 @@ pub async fn process(deps: &Deps, n: &Notification) -> Result<Outcome, Failure> 
     }
     match deps.mailer.send(&email).await {
         Ok(()) => {
+            shared::metrics::count("EmailsSent", &[("Template", n.template())]);
             let sent = claim("sent").map_err(unavailable)?.with_version(2);
             if let Err(e) = deps.store.put(sent, Cond::Version(1)).await {
                 // The email is out; the claim stays `sending`, so a redelivery will not send again.
@@ -221,26 +222,42 @@ pub async fn process(deps: &Deps, n: &Notification) -> Result<Outcome, Failure> 
 
 /// One SQS record.
 pub async fn handle_message(deps: &Deps, msg: &SqsMessage) -> Result<Outcome, Failure> {
-    let n = decode(msg.body.as_deref())?;
-    process(deps, &n).await
+    use tracing::Instrument;
+    let message_id = msg.message_id.clone().unwrap_or_default();
+    let n = match decode(msg.body.as_deref()) {
+        Ok(n) => n,
+        Err(failure) => {
+            tracing::error!(%message_id, error = %failure, "message failed");
+            return Err(failure);
+        }
+    };
+    // Every line about it names the notification (its id names the deal, order or payment)
+    // and the API request that caused it.
+    let span = tracing::info_span!("notification", notification = %n.id, template = n.template(),
+        request_id = n.request_id.as_deref().unwrap_or("-"));
+    async {
+        let result = process(deps, &n).await;
+        match &result {
+            Ok(outcome) => tracing::info!(%message_id, ?outcome, "message handled"),
+            Err(failure @ Failure::Poison(_)) => {
+                tracing::error!(%message_id, error = %failure, "message failed")
+            }
+            Err(failure) => tracing::warn!(%message_id, error = %failure, "message failed"),
+        }
+        result
+    }
+    .instrument(span)
+    .await
 }
 
 /// The Lambda handler: every record on its own, failures reported for redelivery.
 pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
     let mut failures = Vec::new();
     for msg in &event.records {
-        let message_id = msg.message_id.clone().unwrap_or_default();
-        match handle_message(deps, msg).await {
-            Ok(outcome) => tracing::info!(%message_id, ?outcome, "message handled"),
-            Err(failure) => {
-                match &failure {
-                    Failure::Poison(_) => tracing::error!(%message_id, error = %failure, "message failed"),
-                    Failure::Retry(_) => tracing::warn!(%message_id, error = %failure, "message failed"),
-                }
-                let mut item = BatchItemFailure::default();
-                item.item_identifier = message_id;
-                failures.push(item);
-            }
+        if handle_message(deps, msg).await.is_err() {
+            let mut item = BatchItemFailure::default();
+            item.item_identifier = msg.message_id.clone().unwrap_or_default();
+            failures.push(item);
         }
     }
     let mut response = SqsBatchResponse::default();

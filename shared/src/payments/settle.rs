@@ -113,6 +113,8 @@ async fn settle_read(app: &App, id: &str, read: Option<Payment>, outcome: Outcom
     .await?;
     if let Settled::Now(p) = &settled {
         tracing::info!(payment = %p.id, status = p.status.as_str(), anomaly = ?p.anomaly.as_ref().map(|a| a.kind), "payment settled");
+        let outcome = if p.anomaly.is_some() { "returned" } else { p.status.as_str() };
+        crate::metrics::count("PaymentsSettled", &[("Gateway", p.gateway.as_str()), ("Outcome", outcome)]);
         if let Some(a) = &p.anomaly {
             notices::count(p, a);
             dispatch(app, p).await?;

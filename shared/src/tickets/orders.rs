@@ -216,12 +216,16 @@ pub async fn checkout(app: &App, buyer: &Buyer, reservation_id: &str) -> ApiResu
         return Err(ApiError::invalid("customer", "the buyer's details are required"));
     }
     let early = early?.filter(|_| guess.as_deref() == Some(s.pr.owner.as_str()));
-    if order_type.online() {
-        return online_checkout(app, buyer, s, event, early).await;
-    }
-    // A cash order is confirmed at once, its emails written with it.
-    let order = place(app, buyer, &s, event, OrderStatus::Approved, early).await?;
-    Ok(Checkout { order, payment_url: None, repeated: false })
+    let done = if order_type.online() {
+        online_checkout(app, buyer, s, event, early).await?
+    } else {
+        // A cash order is confirmed at once, its emails written with it.
+        let order = place(app, buyer, &s, event, OrderStatus::Approved, early).await?;
+        Checkout { order, payment_url: None, repeated: false }
+    };
+    // Seats taken by an order (an online order's return to sale if unpaid is not subtracted).
+    crate::metrics::add("SeatsSold", &[("OrderType", order_type.as_str())], done.order.tickets.len() as u64);
+    Ok(done)
 }
 
 /// A repeated checkout: the order as it is now (its emails were written with it); an

@@ -341,11 +341,13 @@ fn taken(seat_id: &str) -> ApiError {
 /// other: the PR, the event, the seat and its hold are read together (the PR id names the
 /// event), then one transaction writes the hold and the PR.
 pub async fn hold(app: &App, buyer: &Buyer, id: &str, seat_id: &str) -> ApiResult<(StoredPr, Event)> {
-    optimistic("the reservation", || async {
+    let held = optimistic("the reservation", || async {
         let inputs = hold_inputs(app, buyer, id, seat_id).await?;
         Ok(try_hold(app, inputs, seat_id).await?.map_or(Step::Again, Step::Done))
     })
-    .await
+    .await?;
+    crate::metrics::count("SeatsHeld", &[]);
+    Ok(held)
 }
 
 /// What a hold decides on.
