@@ -1,7 +1,8 @@
 //! The drawn seat map, `GET /api/v1/events/{event_id}/seatmap.svg`, on the local server
 //! (memory store): one seat element per seat with its state after a hold and after a paid
 //! order, the legend, positions from the seat map honoured, bad positions refused naming
-//! their field, and names from the seat map escaped.
+//! their field (positions also stored and read back on DynamoDB, moto), and names from the seat
+//! map escaped.
 
 mod tickets_support;
 
@@ -227,7 +228,16 @@ fn positioned(id: &str) -> Value {
 
 #[tokio::test]
 async fn positions_from_the_seat_map_are_honoured() {
-    let srv = TestServer::memory().await;
+    positions(TestServer::memory().await).await;
+}
+
+#[tokio::test]
+async fn dynamo_positions_from_the_seat_map_are_honoured() {
+    let Some(store) = api_tests::dynamo_store().await else { return };
+    positions(TestServer::start(store).await).await;
+}
+
+async fn positions(srv: TestServer) {
     let (status, body) = srv.post("/api/v1/admin/events", Some(&admin()), &positioned("hall")).await;
     assert_eq!(status, 201, "{body}");
     let (svg, p) = picture(&srv, "hall").await;
