@@ -6,7 +6,8 @@ API_BASE is the local server (started with CORS_ORIGINS=DEMO_ORIGIN and TICKETS_
 pointing at DEMO_ORIGIN/order.html); DEMO_ORIGIN serves the repository's demo/ folder (a plain
 static server). In headless Chromium a buyer opens the event list with ?api=API_BASE, picks the
 demo concert, holds two seats on the drawn seat map, meets a second buyer who clicks one of them
-on a stale map and is told it is taken, fills the buyer's form, checks out, pays on the sandbox
+on a stale map and is told it is taken, fills the buyer's form (a bad phone number is explained
+next to its field), checks out, pays on the sandbox
 page and lands on the order page where the two QR images load; a third browser context then sees
 both seats sold on the seat map. Last, the zoo page (signed in with JWT) buys two timed tickets
 through /v1/payments and shows their two QR images back from the sandbox page. Screenshots:
@@ -102,6 +103,12 @@ def buy(page, api):
     page.select_option("#order-type", "self_online")
     page.fill("#name", "Анна Иванова")
     page.fill("#email", "anna@example.com")
+    page.fill("#phone", "12-34")
+    page.click("#save-buyer")
+    page.wait_for_selector("#phone.invalid + .field-error", timeout=10000)
+    said = page.inner_text("#phone + .field-error")
+    if "Телефон" not in said or "цифр" not in said:
+        fail(f"a bad phone number was explained as {said!r}")
     page.fill("#phone", "+7 912 345-67-89")
     page.click("#save-buyer")
     page.wait_for_selector("#totals tr.total", timeout=10000)
