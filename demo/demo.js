@@ -246,6 +246,7 @@ async function eventPage() {
     Demo.notice(msg, "error", Demo.humanError(err));
   }
   document.getElementById("seatmap").addEventListener("click", onSeatClick);
+  document.getElementById("seatmap").addEventListener("keydown", onSeatKey);
   document.getElementById("order-type").addEventListener("change", showAddress);
   document.getElementById("buyer").addEventListener("submit", onBuyer);
   document.getElementById("checkout").addEventListener("click", onCheckout);
@@ -257,7 +258,18 @@ async function initReservation() {
   const answer = await Demo.call("POST", "/api/v1/reservations", { event_id: Seats.eventId }, { reservation: true });
   if (answer.token) Demo.setToken(answer.token);
   Seats.pr = answer.reservation;
+  prefill(Seats.pr);
   renderReservation();
+}
+
+/** A resumed reservation's order type and buyer, back in the form. */
+function prefill(pr) {
+  const form = document.getElementById("buyer");
+  if (pr.order_type) form.elements.order_type.value = pr.order_type;
+  for (const name of ["name", "email", "phone", "address"]) {
+    if (pr.customer && pr.customer[name]) form.elements[name].value = pr.customer[name];
+  }
+  showAddress();
 }
 
 /** Draws the seat map: the API's SVG inlined, the buyer's own seats marked. */
@@ -272,6 +284,16 @@ async function refreshMap() {
   const mine = new Set((Seats.pr ? Seats.pr.tickets : []).map((t) => t.seat_id));
   for (const g of box.querySelectorAll(".seat")) {
     if (mine.has(g.dataset.seatId)) g.classList.add("mine");
+    // Seats can be chosen from the keyboard too (Tab, then Enter or Space).
+    g.setAttribute("tabindex", "0");
+    g.setAttribute("role", "button");
+  }
+}
+
+function onSeatKey(ev) {
+  if ((ev.key === "Enter" || ev.key === " ") && ev.target.closest(".seat")) {
+    ev.preventDefault();
+    onSeatClick(ev);
   }
 }
 
