@@ -474,12 +474,17 @@ function renderOrder(o) {
   document.getElementById("title").textContent = `Заказ ${o.id}`;
   document.getElementById("event").textContent = `${o.event.title} · ${Demo.when(o.event.starts_at)}${o.event.venue ? " · " + o.event.venue : ""}`;
   const status = document.getElementById("status");
-  status.textContent = Demo.ORDER_STATUS[o.status] || o.status;
-  status.className = `status ${o.status}`;
+  const unpaid = o.status === "approved" && !o.paid;
+  status.textContent = unpaid ? "ждёт оплаты наличными" : Demo.ORDER_STATUS[o.status] || o.status;
+  status.className = `status ${unpaid ? "ordered" : o.status}`;
   document.getElementById("order-type").textContent = Demo.ORDER_TYPES[o.order_type] || o.order_type;
   document.getElementById("total").textContent = Demo.rub(o.totals.total);
   if (o.status === "approved" && o.paid) Demo.notice(msg, "ok", "Оплата прошла. Билеты ниже — покажите QR-код на входе.");
-  else if (o.status === "approved") Demo.notice(msg, "info", "Заказ принят. Оплатите его в кассе — после оплаты здесь появятся билеты.");
+  else if (o.status === "approved") {
+    const until = o.pay_by ? ` до ${new Date(o.pay_by).toLocaleString("ru-RU", { timeZone: "Europe/Moscow" })} (мск)` : "";
+    const how = o.order_type === "courier_cash" ? "Оплатите его курьеру наличными" : "Оплатите его в кассе";
+    Demo.notice(msg, "info", `Заказ принят. ${how}${until} — после оплаты здесь появятся билеты.`);
+  }
   else if (o.status === "ordered") {
     Demo.notice(msg, "info", "Оплата ещё не завершена.");
     if (o.payment_url) msg.append(Demo.el("a", { class: "button", href: o.payment_url }, "Перейти к оплате"));
