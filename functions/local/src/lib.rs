@@ -19,8 +19,51 @@ pub fn router(app: App) -> Router {
     let groups = groups
         .route("/openapi.json", axum::routing::get(openapi))
         .route("/docs", axum::routing::get(docs_page))
-        .route("/docs/{asset}", axum::routing::get(docs_asset));
+        .route("/docs/{asset}", axum::routing::get(docs_asset))
+        .route("/demo/", axum::routing::get(demo_page))
+        .route("/demo/{asset}", axum::routing::get(demo_asset));
     shared::http::finish(groups, app)
+}
+
+/// The demo front end's pages (`demo/`: plain HTML, CSS and JavaScript, no build step): the
+/// local server's `/demo/`. The same folder works from any other origin (`?api=` names the
+/// API, see `demo/demo.js`).
+const DEMO_ASSETS: [(&str, &str, &[u8]); 6] = [
+    ("index.html", "text/html; charset=utf-8", include_bytes!("../../../demo/index.html")),
+    ("event.html", "text/html; charset=utf-8", include_bytes!("../../../demo/event.html")),
+    ("order.html", "text/html; charset=utf-8", include_bytes!("../../../demo/order.html")),
+    ("zoo.html", "text/html; charset=utf-8", include_bytes!("../../../demo/zoo.html")),
+    ("demo.js", "text/javascript; charset=utf-8", include_bytes!("../../../demo/demo.js")),
+    ("demo.css", "text/css; charset=utf-8", include_bytes!("../../../demo/demo.css")),
+];
+
+async fn demo_page() -> axum::response::Response {
+    demo_file("index.html")
+}
+
+async fn demo_asset(axum::extract::Path(asset): axum::extract::Path<String>) -> axum::response::Response {
+    demo_file(&asset)
+}
+
+fn demo_file(asset: &str) -> axum::response::Response {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    match DEMO_ASSETS.iter().find(|(name, _, _)| *name == asset) {
+        Some((_, kind, bytes)) => {
+            ([(header::CONTENT_TYPE, *kind), (header::CACHE_CONTROL, "no-cache")], *bytes).into_response()
+        }
+        None => shared::ApiError::NotFound("demo page".into()).into_response(),
+    }
+}
+
+/// The local server's default pages after a ticket payment: the demo's order page, unless
+/// `TICKETS_SUCCESS_URL` / `TICKETS_ERROR_URL` name others.
+pub fn with_demo_return_pages(config: &shared::Config) -> shared::Config {
+    let page = format!("{}/demo/order.html?order={{order_id}}", config.public_url);
+    let mut config = config.clone();
+    config.tickets_success_url.get_or_insert_with(|| page.clone());
+    config.tickets_error_url.get_or_insert(page);
+    config
 }
 
 /// Serves the API on `listener` until the process ends.

@@ -33,6 +33,7 @@ async fn run() -> Result<(), String> {
     }
     shared::telemetry::init();
     let mut app = App::from_env().await?;
+    app.config = std::sync::Arc::new(local::with_demo_return_pages(&app.config));
     if let Some(delay) = app.config.store_delay {
         app.store = std::sync::Arc::new(local::dev::Delayed::new(app.store.clone(), delay));
     }

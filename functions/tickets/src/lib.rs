@@ -21,6 +21,7 @@ pub fn router() -> Router<App> {
     Router::new()
         .route("/api/v1/events", get(list_events))
         .route("/api/v1/events/{event_id}/seats", get(seats))
+        .route("/api/v1/events/{event_id}/seatmap.svg", get(seatmap_svg))
         .route("/api/v1/reservations", post(initialize))
         .route("/api/v1/reservations/{id}", get(show_reservation).delete(delete_reservation))
         .route("/api/v1/reservations/{id}/tickets", post(hold))
@@ -57,6 +58,14 @@ async fn seats(State(app): State<App>, PathArg(event_id): PathArg<String>) -> Ap
     let (event, seats) = inventory::seat_list(&app, &event_id).await?;
     let free_count = seats.iter().filter(|s| s.free).count();
     Ok(Json(SeatsBody { event: event.view(), free_count, seats }))
+}
+
+/// The drawn seat map (see [`shared::tickets::seatmap`]). Public, never cached: the states
+/// change with every hold.
+async fn seatmap_svg(State(app): State<App>, PathArg(event_id): PathArg<String>) -> ApiResult<Response> {
+    let svg = shared::tickets::seatmap::svg(&app, &event_id).await?;
+    let headers = [(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "no-store")];
+    Ok((headers, svg).into_response())
 }
 
 #[derive(Deserialize)]

@@ -13,6 +13,26 @@
 //!
 //! Prices are strings with two decimals (or integers), never floats. A seat's id is
 //! `<sector>-<row>-<seat>`.
+//!
+//! ## Positions (the drawn seat map, `GET /api/v1/events/:id/seatmap.svg`)
+//!
+//! A seat map may say where each seat is drawn, in whole units of the drawing (SVG user
+//! units, about a pixel; `x` grows to the right, `y` away from the stage), each from 0 to
+//! [`MAX_COORD`]. Everything is optional:
+//!
+//! - per row, `"x"` and `"y"` (together): the centre of the row's first seat; `"step"`: the
+//!   distance between seat centres (default [`DEFAULT_STEP`]); `"bend"`: how many units the
+//!   row's two ends lie closer to the stage than its middle (a curved row, along a parabola;
+//!   default 0, at most `y`);
+//! - per row, `"seat_positions": [{"seat": "5", "x": 120, "y": 300}]`: single seats placed by
+//!   hand (an aisle, a box), over the row's line;
+//! - at the top, `"stage": {"x": 100, "y": 20, "width": 600, "height": 50, "label": "Сцена"}`.
+//!
+//! Rows without `x`/`y` get an automatic layout: sector after sector, row after row, each
+//! row centred, below every positioned row (and below the stage). Without a `stage` the
+//! drawing puts one above the seats. A bad value (negative, a fraction, a string, too large,
+//! a row running past [`MAX_COORD`]) is refused naming its field. Each seat item stores its
+//! `x` and `y` ([`Located`]); the seat list answers them.
 
 use std::collections::{HashMap, HashSet};
 
@@ -34,6 +54,18 @@ pub const DEMO_SEAT_MAP: &str = include_str!("../../data/demo_event.json");
 /// for concurrent transactions), which must fit the function's timeout.
 pub const MAX_EVENT_SEATS: usize = 10_000;
 
+/// The largest coordinate (and stage size) a seat map may give.
+pub const MAX_COORD: u32 = 10_000;
+
+/// The distance between seat centres in a row, unless the row gives its `step`.
+pub const DEFAULT_STEP: u32 = 30;
+
+/// The automatic layout: distance between rows, extra gap between sectors, first row's `y`
+/// when nothing else is placed.
+const AUTO_ROW_PITCH: u32 = 34;
+const AUTO_SECTOR_GAP: u32 = 30;
+const AUTO_TOP: u32 = 100;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SeatMap {
@@ -46,6 +78,21 @@ pub struct SeatMap {
     pub description: Option<String>,
     pub price_categories: Vec<PriceCategorySpec>,
     pub sectors: Vec<SectorSpec>,
+    /// Where the stage is drawn.
+    #[serde(default)]
+    pub stage: Option<Stage>,
+}
+
+/// The stage of a drawn seat map: a rectangle and its label (default "Сцена").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stage {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+    #[serde(default)]
+    pub label: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -71,6 +118,29 @@ pub struct RowSpec {
     pub row: String,
     pub price_category: String,
     pub seats: SeatsSpec,
+    /// The centre of the row's first seat (with `y`).
+    #[serde(default)]
+    pub x: Option<u32>,
+    /// The row's line (with `x`).
+    #[serde(default)]
+    pub y: Option<u32>,
+    /// Distance between seat centres (default [`DEFAULT_STEP`]).
+    #[serde(default)]
+    pub step: Option<u32>,
+    /// How much closer to the stage the row's ends are than its middle.
+    #[serde(default)]
+    pub bend: Option<u32>,
+    /// Seats placed one by one, over the row's line.
+    #[serde(default)]
+    pub seat_positions: Vec<SeatPosition>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeatPosition {
+    pub seat: String,
+    pub x: u32,
+    pub y: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -117,6 +187,9 @@ pub struct Event {
     /// cancelled by the reservations job (see `back_office::cancel_event`).
     #[serde(default)]
     pub cancellation: Option<Cancellation>,
+    /// Where the seat map puts the stage (absent: above the seats).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<Stage>,
 }
 
 /// An event's cancellation and its progress, as the last run of the job left it.
@@ -214,6 +287,19 @@ pub struct Seat {
     pub place: Place,
 }
 
+/// A seat item as stored: the seat and where it is drawn (`x`, `y` next to the seat's
+/// fields; absent for events loaded before seat maps had positions, which the drawing lays
+/// out automatically). Holds, reservations and tickets copy only the [`Seat`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Located {
+    #[serde(flatten)]
+    pub seat: Seat,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub y: Option<u32>,
+}
+
 pub fn event_pk(id: &str) -> String {
     format!("event#{id}")
 }
@@ -224,38 +310,26 @@ fn seat_sk(seat_id: &str) -> String {
     format!("seat#{seat_id}")
 }
 
-/// Checks a seat map and expands it into an event and its seats.
-pub fn expand(map: &SeatMap, now: DateTime<Utc>) -> ApiResult<(Event, Vec<Seat>)> {
+/// Checks a seat map and expands it into an event and its seats, each placed (see the
+/// module docs on positions).
+pub fn expand(map: &SeatMap, now: DateTime<Utc>) -> ApiResult<(Event, Vec<Located>)> {
     check_id("id", &map.id)?;
     if map.title.trim().is_empty() {
         return Err(ApiError::invalid("title", "must not be empty"));
     }
     let categories = check_categories(&map.price_categories)?;
+    if let Some(stage) = &map.stage {
+        check_stage(stage)?;
+    }
     let mut seats = Vec::new();
     let mut ids = HashSet::new();
     for (si, sector) in map.sectors.iter().enumerate() {
         check_id(&format!("sectors[{si}].id"), &sector.id)?;
         for (ri, row) in sector.rows.iter().enumerate() {
             let at = format!("sectors[{si}].rows[{ri}]");
-            check_id(&format!("{at}.row"), &row.row)?;
-            if !categories.contains(row.price_category.as_str()) {
-                return Err(ApiError::invalid(format!("{at}.price_category"), "no such price category"));
-            }
-            for n in seat_numbers(&row.seats, &at)? {
-                check_id(&format!("{at}.seats"), &n)?;
-                let id = format!("{}-{}-{}", sector.id, row.row, n);
-                if !ids.insert(id.clone()) {
-                    return Err(ApiError::invalid(format!("{at}.seats"), format!("duplicate seat {id}")));
-                }
-                let place = Place {
-                    sector: sector.id.clone(),
-                    sector_name: sector.name.clone(),
-                    row: row.row.clone(),
-                    seat: n,
-                    price_category: row.price_category.clone(),
-                };
-                seats.push(Seat { id, place });
-            }
+            let start = seats.len();
+            row_seats(sector, row, &at, &categories, &mut ids, &mut seats)?;
+            place_row(row, &at, &mut seats[start..])?;
         }
     }
     if seats.is_empty() {
@@ -264,6 +338,10 @@ pub fn expand(map: &SeatMap, now: DateTime<Utc>) -> ApiResult<(Event, Vec<Seat>)
     if seats.len() > MAX_EVENT_SEATS {
         return Err(ApiError::invalid("sectors", format!("at most {MAX_EVENT_SEATS} seats per event")));
     }
+    let placed_bottom = seats.iter().filter_map(|s| s.y).max();
+    let stage_bottom = map.stage.as_ref().map(|s| s.y + s.height);
+    let top = placed_bottom.max(stage_bottom).map_or(AUTO_TOP, |b| b + AUTO_ROW_PITCH + AUTO_SECTOR_GAP);
+    auto_place(&mut seats, top);
     let event = Event {
         id: map.id.clone(),
         title: map.title.trim().to_owned(),
@@ -279,8 +357,152 @@ pub fn expand(map: &SeatMap, now: DateTime<Utc>) -> ApiResult<(Event, Vec<Seat>)
         on_sale: true,
         created_at: now,
         cancellation: None,
+        stage: map.stage.clone(),
     };
     Ok((event, seats))
+}
+
+/// Checks one row and appends its seats, not placed yet.
+fn row_seats(
+    sector: &SectorSpec,
+    row: &RowSpec,
+    at: &str,
+    categories: &HashSet<&str>,
+    ids: &mut HashSet<String>,
+    seats: &mut Vec<Located>,
+) -> ApiResult<()> {
+    check_id(&format!("{at}.row"), &row.row)?;
+    if !categories.contains(row.price_category.as_str()) {
+        return Err(ApiError::invalid(format!("{at}.price_category"), "no such price category"));
+    }
+    for n in seat_numbers(&row.seats, at)? {
+        check_id(&format!("{at}.seats"), &n)?;
+        let id = format!("{}-{}-{}", sector.id, row.row, n);
+        if !ids.insert(id.clone()) {
+            return Err(ApiError::invalid(format!("{at}.seats"), format!("duplicate seat {id}")));
+        }
+        let place = Place {
+            sector: sector.id.clone(),
+            sector_name: sector.name.clone(),
+            row: row.row.clone(),
+            seat: n,
+            price_category: row.price_category.clone(),
+        };
+        seats.push(Located { seat: Seat { id, place }, x: None, y: None });
+    }
+    Ok(())
+}
+
+/// A coordinate within the drawing.
+fn coord(field: &str, v: u32) -> ApiResult<u32> {
+    match v <= MAX_COORD {
+        true => Ok(v),
+        false => Err(ApiError::invalid(field, format!("must be an integer from 0 to {MAX_COORD}"))),
+    }
+}
+
+fn check_stage(stage: &Stage) -> ApiResult<()> {
+    coord("stage.x", stage.x)?;
+    coord("stage.y", stage.y)?;
+    for (field, v) in [("stage.width", stage.width), ("stage.height", stage.height)] {
+        if v == 0 || v > MAX_COORD {
+            return Err(ApiError::invalid(field, format!("must be an integer from 1 to {MAX_COORD}")));
+        }
+    }
+    if stage.label.as_ref().is_some_and(|l| l.chars().count() > 100) {
+        return Err(ApiError::invalid("stage.label", "at most 100 characters"));
+    }
+    Ok(())
+}
+
+/// Places a row's seats along its line (`x`, `y`, `step`, `bend`), then its single seats
+/// (`seat_positions`). A row without a line is left to [`auto_place`].
+fn place_row(row: &RowSpec, at: &str, seats: &mut [Located]) -> ApiResult<()> {
+    let field = |name: &str| format!("{at}.{name}");
+    match (row.x, row.y) {
+        (Some(x), Some(y)) => {
+            let (x, y) = (coord(&field("x"), x)?, coord(&field("y"), y)?);
+            let step = row.step.unwrap_or(DEFAULT_STEP);
+            if step == 0 || step > MAX_COORD {
+                return Err(ApiError::invalid(field("step"), format!("must be from 1 to {MAX_COORD}")));
+            }
+            let bend = row.bend.unwrap_or(0);
+            if bend > y {
+                return Err(ApiError::invalid(field("bend"), "must be at most the row's y"));
+            }
+            let n = seats.len() as u64;
+            let last = u64::from(x) + u64::from(step) * n.saturating_sub(1);
+            if last > u64::from(MAX_COORD) {
+                let why = format!("the row's last seat would be at x = {last}, past {MAX_COORD}");
+                return Err(ApiError::invalid(field("step"), why));
+            }
+            for (i, s) in seats.iter_mut().enumerate() {
+                s.x = Some(x + step * i as u32);
+                s.y = Some(y - curve(bend, i as u64, n));
+            }
+        }
+        (None, None) if row.step.is_none() && row.bend.is_none() => {}
+        (None, None) => {
+            let name = if row.step.is_some() { "step" } else { "bend" };
+            return Err(ApiError::invalid(field(name), "needs the row's x and y"));
+        }
+        (Some(_), None) => return Err(ApiError::invalid(field("y"), "is required with x")),
+        (None, Some(_)) => return Err(ApiError::invalid(field("x"), "is required with y")),
+    }
+    for (k, p) in row.seat_positions.iter().enumerate() {
+        let at = field(&format!("seat_positions[{k}]"));
+        let (x, y) = (coord(&format!("{at}.x"), p.x)?, coord(&format!("{at}.y"), p.y)?);
+        let seat = seats.iter_mut().find(|s| s.seat.place.seat == p.seat);
+        let seat = seat.ok_or_else(|| ApiError::invalid(format!("{at}.seat"), "no such seat in this row"))?;
+        (seat.x, seat.y) = (Some(x), Some(y));
+    }
+    Ok(())
+}
+
+/// How much closer to the stage seat `i` of `n` is: `bend` at the ends, 0 in the middle,
+/// along a parabola (whole units).
+fn curve(bend: u32, i: u64, n: u64) -> u32 {
+    if n < 2 || bend == 0 {
+        return 0;
+    }
+    let d = (2 * i).abs_diff(n - 1);
+    let den = (n - 1) * (n - 1);
+    ((u64::from(bend) * d * d + den / 2) / den) as u32
+}
+
+/// The automatic layout of every seat without a position: row after row (a row is a run of
+/// seats of one sector and row), each centred on one line, from `top` down, with a gap
+/// between sectors.
+pub fn auto_place(seats: &mut [Located], top: u32) {
+    let mut groups: Vec<std::ops::Range<usize>> = Vec::new();
+    for i in 0..seats.len() {
+        if seats[i].x.is_some() && seats[i].y.is_some() {
+            continue;
+        }
+        let same_row = |g: &std::ops::Range<usize>| {
+            let (a, b) = (&seats[g.start].seat.place, &seats[i].seat.place);
+            g.end == i && a.sector == b.sector && a.row == b.row
+        };
+        match groups.last_mut() {
+            Some(g) if same_row(g) => g.end = i + 1,
+            _ => groups.push(i..i + 1),
+        }
+    }
+    let widest = groups.iter().map(|g| g.len() as u32).max().unwrap_or(1);
+    let centre = 40 + (widest - 1) * DEFAULT_STEP / 2;
+    let mut y = top;
+    for (k, g) in groups.iter().enumerate() {
+        if k > 0 {
+            y += AUTO_ROW_PITCH;
+            if seats[g.start].seat.place.sector != seats[groups[k - 1].start].seat.place.sector {
+                y += AUTO_SECTOR_GAP;
+            }
+        }
+        let left = centre - (g.len() as u32 - 1) * DEFAULT_STEP / 2;
+        for (i, s) in seats[g.clone()].iter_mut().enumerate() {
+            (s.x, s.y) = (Some(left + i as u32 * DEFAULT_STEP), Some(y));
+        }
+    }
 }
 
 /// At least one category, unique ids, positive prices: the ids.
@@ -325,7 +547,9 @@ pub async fn create_event(app: &App, map: &SeatMap) -> ApiResult<Event> {
     for chunk in seats.chunks(100) {
         let ops = chunk
             .iter()
-            .map(|s| Ok(WriteOp::Put { item: Item::from_value(&pk, seat_sk(&s.id), s)?, cond: Cond::Always }))
+            .map(|s| {
+                Ok(WriteOp::Put { item: Item::from_value(&pk, seat_sk(&s.seat.id), s)?, cond: Cond::Always })
+            })
             .collect::<ApiResult<Vec<_>>>()?;
         app.store.transact(ops).await?;
     }
@@ -417,7 +641,7 @@ pub async fn get_seats(app: &App, event_id: &str, seat_ids: &[String]) -> ApiRes
     Ok(out)
 }
 
-pub async fn seats(app: &App, event_id: &str) -> ApiResult<Vec<Seat>> {
+pub async fn seats(app: &App, event_id: &str) -> ApiResult<Vec<Located>> {
     let items = app.store.query(&event_pk(event_id), QueryOpts::prefix("seat#")).await?;
     items.iter().map(|i| i.decode().map_err(ApiError::from)).collect()
 }
@@ -430,24 +654,48 @@ pub struct SeatView {
     #[serde(with = "money::number")]
     pub price: Decimal,
     pub free: bool,
+    /// Where the seat is drawn (absent for events loaded before seat maps had positions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub y: Option<u32>,
+}
+
+/// An event's seats in natural order, each with its hold or sale if one blocks it now
+/// (what the seat list and the drawn seat map show).
+pub async fn seat_states(
+    app: &App,
+    event_id: &str,
+) -> ApiResult<(Event, Vec<(Located, Option<holds::HoldState>)>)> {
+    let event = get_event(app, event_id).await?.ok_or_else(|| ApiError::NotFound("event".into()))?;
+    let (seats, holds) = tokio::try_join!(seats(app, event_id), holds::of_event(app, event_id))?;
+    let now = app.clock.now();
+    let mut out: Vec<_> = seats
+        .into_iter()
+        .map(|s| {
+            let state = holds.get(&s.seat.id).filter(|h| h.hold.blocks(now)).map(|h| h.hold.state);
+            (s, state)
+        })
+        .collect();
+    out.sort_by(|(a, _), (b, _)| a.seat.place.order_key().cmp(&b.seat.place.order_key()));
+    Ok((event, out))
 }
 
 /// The seat list of an event with prices and whether each seat is free now.
 pub async fn seat_list(app: &App, event_id: &str) -> ApiResult<(Event, Vec<SeatView>)> {
-    let event = get_event(app, event_id).await?.ok_or_else(|| ApiError::NotFound("event".into()))?;
-    let (seats, holds) = tokio::try_join!(seats(app, event_id), holds::of_event(app, event_id))?;
-    let now = app.clock.now();
+    let (event, seats) = seat_states(app, event_id).await?;
     let prices: HashMap<&str, Decimal> =
         event.price_categories.iter().map(|c| (c.id.as_str(), c.price)).collect();
-    let mut views: Vec<SeatView> = seats
+    let views = seats
         .into_iter()
-        .map(|s| SeatView {
-            free: !holds.get(&s.id).is_some_and(|h| h.hold.blocks(now)),
-            price: prices.get(s.place.price_category.as_str()).copied().unwrap_or_default(),
-            id: s.id,
-            place: s.place,
+        .map(|(s, state)| SeatView {
+            free: state.is_none(),
+            price: prices.get(s.seat.place.price_category.as_str()).copied().unwrap_or_default(),
+            id: s.seat.id,
+            place: s.seat.place,
+            x: s.x,
+            y: s.y,
         })
         .collect();
-    views.sort_by(|a, b| a.place.order_key().cmp(&b.place.order_key()));
     Ok((event, views))
 }

@@ -84,6 +84,7 @@ pub mod notices;
 pub mod orders;
 pub mod payment_owner;
 pub mod reservations;
+pub mod seatmap;
 pub mod totals;
 
 use axum::http::request::Parts;
