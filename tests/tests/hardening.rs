@@ -3,8 +3,7 @@
 //! tokens signed with the previous key are accepted during a rotation, and secrets come from
 //! Parameter Store (moto) with a deployed process refusing to start without them.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use api_tests::{SECRET, TestServer, token};
 use axum::Router;
@@ -18,18 +17,7 @@ use shared::store::Store;
 
 // ---------- captured logs ----------
 
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+type Logs = api_tests::LogLines;
 
 /// JSON log lines of this test binary, as the functions write them.
 fn logs() -> &'static Logs {
@@ -50,12 +38,7 @@ fn logs() -> &'static Logs {
 
 /// Logged lines that carry this request id.
 fn logged_for(request_id: &str) -> Vec<Value> {
-    let bytes = logs().0.lock().unwrap().clone();
-    String::from_utf8_lossy(&bytes)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v.to_string().contains(request_id))
-        .collect()
+    logs().json().into_iter().filter(|v| v.to_string().contains(request_id)).collect()
 }
 
 // ---------- upstream failures ----------

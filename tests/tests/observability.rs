@@ -7,34 +7,12 @@
 
 mod tickets_support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use api_tests::{TestServer, press};
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use serde_json::Value;
 use tickets_support::{create_event, online_order, payment_of};
-
-/// A log writer keeping every line.
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Lines {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Lines {
-    fn json(&self) -> Vec<Value> {
-        let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
-        text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
-    }
-}
 
 /// The EMF documents captured for `metric`: (its value, its dimensions by name).
 fn emf(lines: &[String], metric: &str) -> Vec<(u64, Value)> {
@@ -61,7 +39,7 @@ fn emf(lines: &[String], metric: &str) -> Vec<(u64, Value)> {
 
 #[tokio::test]
 async fn a_purchase_is_counted_and_its_email_names_the_request() {
-    let logs = Lines::default();
+    let logs = api_tests::LogLines::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
         .json()

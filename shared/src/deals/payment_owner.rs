@@ -112,8 +112,12 @@ pub async fn cancel_open_ops(app: &App, deal_id: i64) -> ApiResult<Vec<WriteOp>>
 
 pub struct DealPayments;
 
-fn deal_id(p: &Payment) -> Option<i64> {
-    p.purpose.id.parse().ok()
+/// The deal a payment is for, as stored.
+async fn deal_of(app: &App, p: &Payment) -> ApiResult<Option<super::Loaded>> {
+    match p.purpose.id.parse() {
+        Ok(id) => load(app, id).await,
+        Err(_) => Ok(None),
+    }
 }
 
 #[async_trait]
@@ -123,10 +127,7 @@ impl PaymentOwner for DealPayments {
     }
 
     async fn settlement(&self, app: &App, p: &Payment, delivered: bool) -> ApiResult<Settlement> {
-        let Some(loaded) = (match deal_id(p) {
-            Some(id) => load(app, id).await?,
-            None => None,
-        }) else {
+        let Some(loaded) = deal_of(app, p).await? else {
             tracing::error!(payment = %p.id, deal = %p.purpose.id, "payment for a deal that does not exist");
             return Ok(Settlement::default());
         };
@@ -159,12 +160,7 @@ impl PaymentOwner for DealPayments {
         r: &Refund,
         completed: bool,
     ) -> ApiResult<Vec<WriteOp>> {
-        let Some(loaded) = (match deal_id(p) {
-            Some(id) => load(app, id).await?,
-            None => None,
-        }) else {
-            return Ok(vec![]);
-        };
+        let Some(loaded) = deal_of(app, p).await? else { return Ok(vec![]) };
         crate::outbox::ops(app, &notices::of_refund(app, &loaded.deal, p, r, completed))
     }
 }
