@@ -271,6 +271,23 @@ async fn deal_terms_changed_after_the_link_was_taken(store: Arc<dyn Store>) {
     assert_eq!(p.status, shared::payments::Status::Canceled);
     assert_eq!(p.anomaly.as_ref().map(|a| a.kind), Some(shared::payments::AnomalyKind::LatePayment));
     assert_eq!(p.refunded_amount.to_string(), "21.40", "returned through the sandbox");
+    // The parties' platforms hear of the money returned (a webhook message to each).
+    let refunded: Vec<Value> = srv
+        .app
+        .local_queue
+        .as_ref()
+        .unwrap()
+        .webhooks()
+        .into_iter()
+        .filter_map(|n| match n.message {
+            shared::mail::Message::Webhook(m) if m.kind == "deal.payment_refunded" => Some(m.data),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(refunded.len(), 2, "one to each party: {refunded:?}");
+    for d in &refunded {
+        assert_eq!((d["payment_id"].as_str(), d["amount"].as_str()), (Some(pid), Some("21.40")), "{d}");
+    }
     // Paid twice? The late notice again changes nothing.
     assert!(submit(&srv, &old_pay).await.0 < 500);
     assert_eq!(sent(&srv, "payment_returned").len(), 1);

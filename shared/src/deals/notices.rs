@@ -187,6 +187,12 @@ pub fn of_refund(
         "amount": r.amount.round_dp(2).to_string(),
         "currency": p.currency,
         "reason": r.reason,
+        // `owner`: a refund of the deal's payment; `returned`: money the deal did not take
+        // (a late payment, an amount it did not expect).
+        "kind": match r.kind {
+            crate::payments::refunds::RefundKind::Owner => "owner",
+            crate::payments::refunds::RefundKind::Returned => "returned",
+        },
     });
     webhooks(app, deal, &format!("refund-{}-{}", r.id, if completed { "done" } else { "failed" }), kind, data)
 }

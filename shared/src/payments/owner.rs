@@ -66,7 +66,9 @@ pub trait PaymentOwner: Send + Sync {
 
     /// The owner's writes in the transaction that ends a refund of its payment: `completed`
     /// (the money went back) or not (the gateway refused). A refund the owner did not ask for
-    /// (one the gateway reports on its own) arrives completed, with an id it has not seen.
+    /// (one the gateway reports on its own) arrives completed, with an id it has not seen; money
+    /// it never took, returned (`RefundKind::Returned`: a mismatch, a late payment), arrives
+    /// too, for the owner to tell whom it concerns, never to count as its refund.
     async fn refund_ops(
         &self,
         _app: &App,

@@ -355,9 +355,9 @@ pub async fn complete(
             np.status = Status::Refunded;
         }
         let mut ops = vec![np.write()?, nr.write()?];
-        if r.kind == RefundKind::Owner {
-            ops.extend(owner_refund_ops(app, &np, &nr, true).await?);
-        }
+        // Every refund's end reaches the owner: its own, and money it never took, returned
+        // (`kind` tells them apart).
+        ops.extend(owner_refund_ops(app, &np, &nr, true).await?);
         Ok(again_on_conflict(app.store.transact(ops).await)?.map(|()| Some((np, nr))))
     })
     .await?;

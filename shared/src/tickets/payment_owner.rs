@@ -89,6 +89,10 @@ impl PaymentOwner for OrderPayments {
         r: &Refund,
         completed: bool,
     ) -> ApiResult<Vec<WriteOp>> {
+        // Money the order never took (a mismatch, a late payment) is not the order's refund.
+        if r.kind != crate::payments::refunds::RefundKind::Owner {
+            return Ok(vec![]);
+        }
         let Some(s) = order_of(app, p).await? else { return Ok(vec![]) };
         let mut order = s.order.clone();
         order.updated_at = app.clock.now();
