@@ -391,15 +391,19 @@ async fn a_deals_callback_url_gets_its_moves_and_payment_events() {
     let (_, log) = srv.get("/api/v1/webhooks/deliveries", Some(&supplier)).await;
     assert_eq!(log["deliveries"].as_array().unwrap().len(), got.len(), "{log}");
 
-    // The consumer removes the URL: the next move goes to their endpoint only.
-    let (status, patched) = srv
-        .call(
-            reqwest::Method::PATCH,
-            &format!("/api/v1/orders/{id}"),
-            Some(&consumer),
-            Some(&json!({"order": {"callback_url": ""}})),
-        )
-        .await;
+    // The URL is the supplier's: the consumer can neither move nor remove it; the supplier can.
+    let patch = |who: String, url: String| {
+        let path = format!("/api/v1/orders/{id}");
+        let srv = &srv;
+        async move {
+            let body = json!({"order": {"callback_url": url}});
+            srv.call(reqwest::Method::PATCH, &path, Some(&who), Some(&body)).await
+        }
+    };
+    let (status, body) = patch(consumer.clone(), own.clone()).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(patch(consumer.clone(), String::new()).await.0, 403);
+    let (status, patched) = patch(supplier.clone(), String::new()).await;
     assert_eq!(status, 200, "{patched}");
     assert!(patched["order"]["callback_url"].is_null(), "{patched}");
 }

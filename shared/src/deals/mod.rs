@@ -505,10 +505,16 @@ pub fn apply_patch(deal: &mut Deal, role: Role, f: DealFields) -> ApiResult<Patc
 }
 
 /// A party sets (or with `""` removes) the deal's `callback_url` while the deal is open; the
-/// messages sent there are signed with their webhook secret (made now if they had none).
+/// messages sent there are signed with their webhook secret (made now if they had none). Once
+/// set, it is that party's: the other cannot move it (their own endpoint gets every message).
 async fn set_callback(app: &App, who: &Claims, deal: &mut Deal, raw: &str) -> ApiResult<()> {
     if matches!(deal.state, State::Done | State::Cancelled) {
         return Err(ApiError::bad_request("order.callback_url", "the deal is closed"));
+    }
+    if deal.callback_owner.as_ref().is_some_and(|owner| *owner != who.sub) {
+        return Err(ApiError::Forbidden(
+            "order.callback_url was set by the other party; only they may change it".into(),
+        ));
     }
     if raw.trim().is_empty() {
         deal.callback_url = None;
