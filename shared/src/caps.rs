@@ -176,6 +176,11 @@ pub async fn read_many(app: &App, pks: Vec<String>) -> ApiResult<Vec<Stored>> {
 }
 
 impl Stored {
+    /// The ledger's key.
+    pub fn pk(&self) -> &str {
+        &self.pk
+    }
+
     /// The entries that still count at `now`, but for the one named `except`.
     fn live<'a>(&'a self, now: DateTime<Utc>, except: &'a str) -> impl Iterator<Item = &'a Entry> + 'a {
         self.entries.iter().filter(move |e| e.until > now && e.id != except)

@@ -78,13 +78,18 @@ async fn deal_calls_use_the_minimum_round_trips() {
     assert_eq!(got, expected);
 }
 
-/// A zoo session create: the tariff, then one transaction (payment, session and the slot's
-/// places). (A gateway's settlement: `gateways.rs`.)
+/// A zoo session create: the tariff and the caller's cap ledgers (with the caps as deployed:
+/// per user and per client address), then one transaction (payment, session, the slot's places
+/// and the ledgers). (A gateway's settlement: `gateways.rs`.)
 #[tokio::test]
 async fn zoo_session_create_round_trips() {
     let counting = Arc::new(CountingStore::counting(memory_store()));
     let counts = counting.counts.clone();
-    let srv = TestServer::start_stream_relayed(counting).await;
+    let mut config = shared::Config::for_tests();
+    config.jwt.secret = api_tests::SECRET.into();
+    config.outbox_relay = shared::config::Relay::Stream;
+    config.caps = shared::caps::CapsConfig::default();
+    let srv = TestServer::start_with(shared::App::new(counting, config)).await;
     let tok = token("21", &[]);
     let body = json!({
         "session_id": "s-depth", "order": {"order_id": "ZT-DEPTH", "total_amount": {"value": "2000.00", "currency": "RUB"},
@@ -96,5 +101,15 @@ async fn zoo_session_create_round_trips() {
     counts.reset();
     let (status, created) = srv.post("/v1/payments/sessions", Some(&tok), &body).await;
     assert_eq!(status, 201, "{created}");
-    assert_eq!((counts.total(), counts.depth()), (2, 2));
+    // The tariff and the two ledgers (one batch) together, then the transaction.
+    assert_eq!((counts.total(), counts.depth()), (3, 2));
+    let ledgers = srv
+        .app
+        .store
+        .query(
+            &shared::caps::pk(&format!("zoo#{}#10:00", api_tests::emails::visit_date()), "user:21"),
+            Default::default(),
+        )
+        .await;
+    assert_eq!(ledgers.expect("the user's ledger").len(), 1, "the session is counted in its user's ledger");
 }

@@ -33,7 +33,7 @@ pub mod qr;
 pub mod slots;
 pub mod tariff;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use rust_decimal::Decimal;
@@ -484,16 +484,21 @@ fn base_metadata(user: Option<&Map<String, Value>>) -> Map<String, Value> {
     m
 }
 
-/// Creates a session: validates against the tariff (one read), registers the payment with
-/// the gateway, then writes the payment, the session and its slot places in one transaction:
-/// two store round trips one after the other while the first shards tried have room.
+/// Creates a session: validates against the tariff (one read, with the caller's cap ledgers
+/// read beside it), registers the payment with the gateway, then writes the payment, the
+/// session, its slot places and the ledgers in one transaction: two store round trips one after
+/// the other while the first shards tried have room.
 pub async fn create_session(
     app: &App,
     owner: &str,
     client: Option<&str>,
     req: CreateSession,
 ) -> ApiResult<(Payment, Session)> {
-    let tariff = tariff::current(app).await?;
+    let base = if req.order.items.is_some() { "order.items" } else { "items" };
+    // The ledgers named by the slots as asked (a date and a time of the right shape), read with
+    // the tariff; used if validation keeps those slots (it copies them as given), else read anew.
+    let early = SessionCaps::new(app, owner, client, asked_slots(&req).iter(), base);
+    let (tariff, read) = tokio::try_join!(tariff::current(app), early.read(app))?;
     let valid = validate(&app.config, app.clock.now(), &req, &tariff)?;
     // Places per slot, asked for in a fixed order.
     let mut per_slot: BTreeMap<(String, String), (i64, usize)> = BTreeMap::new();
@@ -501,7 +506,6 @@ pub async fn create_session(
         let e = per_slot.entry((l.visit_date.clone(), l.visit_time.clone())).or_insert((0, i));
         e.0 += l.quantity;
     }
-    let base = if req.order.items.is_some() { "order.items" } else { "items" };
     let mut asks: Vec<slots::Ask> = per_slot
         .iter()
         .map(|((date, time), (q, first))| {
@@ -509,7 +513,23 @@ pub async fn create_session(
         })
         .collect();
     let caps = SessionCaps::new(app, owner, client, per_slot.keys(), base);
-    write_session(app, owner, &req, &valid, &mut asks, &caps).await
+    write_session(app, owner, &req, &valid, &mut asks, &caps, read).await
+}
+
+/// The visit slots a request asks for, when every one has the shape of a date and a time (the
+/// keys of its cap ledgers are then short and known before validation); else none.
+fn asked_slots(req: &CreateSession) -> BTreeSet<(String, String)> {
+    let items = req.order.items.as_ref().or(req.items.as_ref()).map_or(&[][..], Vec::as_slice);
+    let shaped = |it: &LineIn| {
+        let (d, t) = (it.visit_date.as_bytes(), it.visit_time.as_bytes());
+        d.len() == 10
+            && t.len() == 5
+            && d.iter().chain(t).all(|b| b.is_ascii_digit() || matches!(b, b'-' | b':'))
+    };
+    if !items.iter().all(shaped) {
+        return BTreeSet::new();
+    }
+    items.iter().map(|it| (it.visit_date.clone(), it.visit_time.clone())).collect()
 }
 
 /// The caps on open (unpaid) sessions per visit slot: per user and per client address (see
@@ -556,12 +576,26 @@ impl SessionCaps {
         ledgers.iter().map(|l| l.write(Some(&entry), app.clock.now())).collect()
     }
 
-    /// Reads and admits every ledger for one more session: 429 when one is full.
-    async fn admit(&self, app: &App) -> ApiResult<Vec<crate::caps::Stored>> {
+    /// The ledgers' keys, in order.
+    fn keys(&self) -> Vec<&str> {
+        self.ledgers.iter().map(|(pk, _)| pk.as_str()).collect()
+    }
+
+    /// Reads every ledger (none to read when the caps are off).
+    async fn read(&self, app: &App) -> ApiResult<Vec<crate::caps::Stored>> {
+        crate::caps::read_many(app, self.keys().into_iter().map(str::to_owned).collect()).await
+    }
+
+    /// Admits one more session into every ledger as read (read again unless `read` is exactly
+    /// these ledgers): 429 when one is full.
+    async fn admit(&self, app: &App, read: Vec<crate::caps::Stored>) -> ApiResult<Vec<crate::caps::Stored>> {
+        let read = match read.iter().map(crate::caps::Stored::pk).eq(self.keys()) {
+            true => read,
+            false => self.read(app).await?,
+        };
         let probe = crate::caps::Entry { id: String::new(), weight: 1, until: app.clock.now() };
-        let pks = self.ledgers.iter().map(|(pk, _)| pk.clone()).collect();
         let mut out = Vec::new();
-        for (ledger, (_, limit)) in crate::caps::read_many(app, pks).await?.into_iter().zip(&self.ledgers) {
+        for (ledger, (_, limit)) in read.into_iter().zip(&self.ledgers) {
             out.push(ledger.admit(app, limit, &probe, &OpenPayments).await?);
         }
         Ok(out)
@@ -596,10 +630,11 @@ async fn write_session(
     valid: &Valid,
     asks: &mut [slots::Ask],
     caps: &SessionCaps,
+    read: Vec<crate::caps::Stored>,
 ) -> ApiResult<(Payment, Session)> {
     let attempts = asks.iter().map(slots::Ask::attempts).sum::<u32>().saturating_add(crate::retry::ATTEMPTS);
     let mut registered: Option<Payment> = None;
-    let mut ledgers = caps.admit(app).await?;
+    let mut ledgers = caps.admit(app, read).await?;
     for n in 0..attempts {
         let p = match registered.take() {
             Some(p) => p,
@@ -626,7 +661,7 @@ async fn write_session(
             Ok(()) => return Ok((p, s)),
             // A ledger changed meanwhile: read them again (429 if now full), same payment.
             Err(StoreError::Conflict { index: Some(i) }) if i >= capped => {
-                ledgers = caps.admit(app).await?;
+                ledgers = caps.admit(app, caps.read(app).await?).await?;
                 registered = Some(p);
             }
             Err(StoreError::Conflict { index: Some(i) }) => match owners.get(i).copied().flatten() {
@@ -1029,6 +1064,18 @@ mod tests {
         });
         f(&mut v);
         serde_json::from_value(v).expect("a session body")
+    }
+
+    #[test]
+    fn the_cap_ledgers_are_named_before_validation_only_from_shaped_slots() {
+        let slots = |req: &CreateSession| asked_slots(req).into_iter().collect::<Vec<_>>();
+        assert_eq!(slots(&body(|_| {})), vec![("2099-10-25".to_owned(), "10:00".to_owned())]);
+        let later = body(|v| v["order"]["items"][1]["visit_time"] = json!("12:30"));
+        assert_eq!(slots(&later).len(), 2);
+        // A slot that is not a date and a time names no ledger key before validation refuses it.
+        for bad in [json!("2099-10-25T10:00"), json!("x".repeat(2000)), json!("10:0")] {
+            assert!(slots(&body(|v| v["order"]["items"][0]["visit_time"] = bad)).is_empty());
+        }
     }
 
     fn check(req: &CreateSession) -> Result<Valid, String> {
