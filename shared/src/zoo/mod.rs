@@ -516,8 +516,9 @@ pub async fn create_session(
     write_session(app, owner, &req, &valid, &mut asks, &caps, read).await
 }
 
-/// The visit slots a request asks for, when every one has the shape of a date and a time (the
-/// keys of its cap ledgers are then short and known before validation); else none.
+/// The visit slots a request asks for, when it has at most [`MAX_LINES`] items and every one has
+/// the shape of a date and a time (the keys of its cap ledgers are then few, short and known
+/// before validation); else none (a request validation refuses reads no ledger).
 fn asked_slots(req: &CreateSession) -> BTreeSet<(String, String)> {
     let items = req.order.items.as_ref().or(req.items.as_ref()).map_or(&[][..], Vec::as_slice);
     let shaped = |it: &LineIn| {
@@ -526,7 +527,7 @@ fn asked_slots(req: &CreateSession) -> BTreeSet<(String, String)> {
             && t.len() == 5
             && d.iter().chain(t).all(|b| b.is_ascii_digit() || matches!(b, b'-' | b':'))
     };
-    if !items.iter().all(shaped) {
+    if items.len() > MAX_LINES || !items.iter().all(shaped) {
         return BTreeSet::new();
     }
     items.iter().map(|it| (it.visit_date.clone(), it.visit_time.clone())).collect()
@@ -1076,6 +1077,12 @@ mod tests {
         for bad in [json!("2099-10-25T10:00"), json!("x".repeat(2000)), json!("10:0")] {
             assert!(slots(&body(|v| v["order"]["items"][0]["visit_time"] = bad)).is_empty());
         }
+        // Nor does a request with more items than a session may have (it could name thousands).
+        let many = body(|v| {
+            let item = v["order"]["items"][0].clone();
+            v["order"]["items"] = Value::Array(vec![item; MAX_LINES + 1]);
+        });
+        assert!(slots(&many).is_empty());
     }
 
     fn check(req: &CreateSession) -> Result<Valid, String> {
