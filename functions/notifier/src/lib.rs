@@ -108,7 +108,9 @@ impl Deps {
     pub async fn from_env() -> Result<Deps, String> {
         let app = shared::App::from_env().await?;
         let from = app.config.mail_from.clone();
-        let mut deps = Deps::new(app.store.clone(), Arc::new(SesMailer::lazy(app.sdk.clone(), from)));
+        let mailer = Arc::new(SesMailer::lazy(app.sdk.clone(), from));
+        mailer.warm();
+        let mut deps = Deps::new(app.store.clone(), mailer);
         deps.queue = Some(app.queue.clone());
         Ok(deps)
     }

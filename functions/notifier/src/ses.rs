@@ -23,10 +23,20 @@ impl SesMailer {
         SesMailer { client: client.into(), sdk: None, from: from.into() }
     }
 
-    /// A client made when the first email is sent (a batch of duplicates never needs one), from
-    /// `sdk` (the process's AWS configuration), else from the environment.
+    /// A client made when first needed (or when [`SesMailer::warm`] asks), from `sdk` (the
+    /// process's AWS configuration), else from the environment.
     pub fn lazy(sdk: Option<Arc<shared::aws::SdkConfig>>, from: impl Into<String>) -> Self {
         SesMailer { client: tokio::sync::OnceCell::new(), sdk, from: from.into() }
+    }
+
+    /// Makes the client now, in a task of its own: a function's start does this while it waits
+    /// for its first event (the runtime API's answer), so that the first email does not. A
+    /// batch of duplicates that never sends leaves the work done and unused.
+    pub fn warm(self: &Arc<Self>) {
+        let mailer = self.clone();
+        tokio::spawn(async move {
+            mailer.client().await;
+        });
     }
 
     async fn client(&self) -> &aws_sdk_sesv2::Client {
