@@ -140,19 +140,25 @@ pub async fn not_found() -> ApiError {
 
 /// Finishes a group's router for serving: JSON 404 for unknown routes, the body limit,
 /// the request id, and the state.
+///
+/// The layers wrap the routed router once, as one service, instead of through
+/// `Router::layer`, which wraps every route in each layer and a boxed service of its own: a
+/// request then went through four boxed services (one allocation and a clone each) to reach its
+/// handler, and now through two.
 pub fn finish(router: axum::Router<crate::App>, app: crate::App) -> axum::Router {
+    use tower::ServiceBuilder;
     let cors = cors(&app.config.cors_origins);
-    let router = router
-        .fallback(not_found)
-        .layer(axum::extract::DefaultBodyLimit::max(app.config.max_body_bytes))
+    let limit = app.config.max_body_bytes;
+    let routed = router.fallback(not_found).with_state(app);
+    let layered = ServiceBuilder::new()
+        // Outermost: a preflight is answered before routing (no route has OPTIONS).
+        .option_layer(cors)
+        .layer(RequestIdLayer)
+        .map_response(axum::response::IntoResponse::into_response)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
-        .layer(RequestIdLayer);
-    // Outermost: a preflight is answered before routing (no route has OPTIONS).
-    let router = match cors {
-        Some(layer) => router.layer(layer),
-        None => router,
-    };
-    router.with_state(app)
+        .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .service(routed);
+    axum::Router::new().fallback_service(layered)
 }
 
 /// The headers a browser front end sends beyond the simple ones.
