@@ -14,8 +14,11 @@ use super::{
     Cond, Counter, Item, QueryOpts, Store, StoreError, WriteOp, check_data, validate_ops, validate_query,
 };
 
-/// Partition key -> sort key -> item.
-type Items = BTreeMap<String, BTreeMap<String, Item>>;
+/// Partition key -> sort key -> item. Items are boxed: a B-tree node holds room for eleven
+/// entries, and most partitions (a payment, a deal's counter) hold one to three items, so a
+/// node of whole items (about 150 bytes each) was mostly empty room; the boxes keep the nodes
+/// small and the store about a sixth smaller per zoo session.
+type Items = BTreeMap<String, BTreeMap<String, Box<Item>>>;
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -53,18 +56,18 @@ fn holds(current: Option<&Item>, cond: Cond) -> bool {
 }
 
 fn lookup<'a>(map: &'a Items, pk: &str, sk: &str) -> Option<&'a Item> {
-    map.get(pk)?.get(sk)
+    map.get(pk)?.get(sk).map(|b| &**b)
 }
 
 fn insert(map: &mut Items, item: Item) {
     // The partition's key is allocated only when the partition is new.
     match map.get_mut(item.pk.as_str()) {
         Some(partition) => {
-            partition.insert(item.sk.clone(), item);
+            partition.insert(item.sk.clone(), Box::new(item));
         }
         None => {
             let pk = item.pk.clone();
-            map.insert(pk, BTreeMap::from([(item.sk.clone(), item)]));
+            map.insert(pk, BTreeMap::from([(item.sk.clone(), Box::new(item))]));
         }
     }
 }
@@ -89,7 +92,9 @@ fn added(current: Option<&Item>, c: &Counter) -> Option<i64> {
 
 fn apply_add(map: &mut Items, c: &Counter, value: i64) {
     let partition = map.entry(c.pk.clone()).or_default();
-    let item = partition.entry(c.sk.clone()).or_insert_with(|| Item::new(&c.pk, &c.sk, Default::default()));
+    let item = partition
+        .entry(c.sk.clone())
+        .or_insert_with(|| Box::new(Item::new(&c.pk, &c.sk, Default::default())));
     Arc::make_mut(&mut item.data).insert(c.field.clone(), Value::from(value));
 }
 
@@ -191,14 +196,17 @@ impl Store for MemoryStore {
         validate_query(&opts)?;
         let map = self.lock();
         let Some(partition) = map.get(pk) else { return Ok(Vec::new()) };
-        Ok(select(partition.values(), &opts, |i| i.sk.as_str()))
+        Ok(select(partition.values().map(|b| &**b), &opts, |i| i.sk.as_str()))
     }
 
     async fn query_gsi1(&self, pk: &str, opts: QueryOpts) -> Result<Vec<Item>, StoreError> {
         validate_query(&opts)?;
         let map = self.lock();
-        let items =
-            map.values().flat_map(BTreeMap::values).filter(|i| i.gsi1.as_ref().is_some_and(|(p, _)| p == pk));
+        let items = map
+            .values()
+            .flat_map(BTreeMap::values)
+            .map(|b| &**b)
+            .filter(|i| i.gsi1.as_ref().is_some_and(|(p, _)| p == pk));
         Ok(select(items, &opts, |i| i.gsi1.as_ref().map_or("", |(_, s)| s.as_str())))
     }
 
