@@ -1,10 +1,11 @@
 //! In-process store with the same conditional semantics as the DynamoDB adapter.
 //!
-//! Items are kept by partition, then by sort key, so that a read looks both up by reference
-//! (no key is allocated) and a query walks one partition. A read hands out the item with its
+//! Items are kept by partition (a hash map: a store of a few hundred thousand partitions is
+//! not walked key by key, with a cache miss at each, on every read), then by sort key, so that
+//! a read looks both up by reference (no key is allocated) and a query walks one partition. A read hands out the item with its
 //! data shared (`Item::data` is an `Arc`): no deep copy under the lock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -18,7 +19,7 @@ use super::{
 /// entries, and most partitions (a payment, a deal's counter) hold one to three items, so a
 /// node of whole items (about 150 bytes each) was mostly empty room; the boxes keep the nodes
 /// small and the store about a sixth smaller per zoo session.
-type Items = BTreeMap<String, BTreeMap<String, Box<Item>>>;
+type Items = HashMap<String, BTreeMap<String, Box<Item>>>;
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -107,7 +108,9 @@ fn select<'a>(
         .filter(|i| opts.sk_prefix.as_deref().is_none_or(|p| sort_key(i).starts_with(p)))
         .filter(|i| opts.sk_until.as_deref().is_none_or(|u| sort_key(i) <= u))
         .collect();
-    items.sort_by(|a, b| sort_key(a).cmp(sort_key(b)));
+    // Equal sort keys (an index's) in the order of the items' keys: the same answer for the
+    // same items, whatever order the partitions are kept in.
+    items.sort_by(|a, b| sort_key(a).cmp(sort_key(b)).then_with(|| (&a.pk, &a.sk).cmp(&(&b.pk, &b.sk))));
     if opts.descending {
         items.reverse();
     }
