@@ -2,8 +2,9 @@
 //!
 //! Items are kept by partition (a hash map: a store of a few hundred thousand partitions is
 //! not walked key by key, with a cache miss at each, on every read), then by sort key, so that
-//! a read looks both up by reference (no key is allocated) and a query walks one partition. A read hands out the item with its
-//! data shared (`Item::data` is an `Arc`): no deep copy under the lock.
+//! a read looks both up by reference (no key is allocated) and a query walks one partition. A
+//! read hands out the item with its data shared (`Item::data` is an `Arc`): no deep copy under
+//! the lock.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -218,5 +219,26 @@ impl Store for MemoryStore {
         let v = added(lookup(&map, &c.pk, &c.sk), &c).ok_or(StoreError::Conflict { index: None })?;
         apply_add(&mut map, &c, v);
         Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Items of equal index sort keys come in the order of their keys, whatever order the
+    /// hash map keeps the partitions in.
+    #[tokio::test]
+    async fn equal_index_keys_in_key_order() {
+        let store = MemoryStore::new();
+        let mut keys: Vec<String> = (0..64).map(|n| format!("p#{n:03}")).collect();
+        for pk in keys.iter().rev() {
+            let item = Item::new(pk.as_str(), "x", Default::default()).with_gsi1("open", "same");
+            store.put(item, Cond::NotExists).await.unwrap();
+        }
+        let got: Vec<String> =
+            store.query_gsi1("open", QueryOpts::default()).await.unwrap().into_iter().map(|i| i.pk).collect();
+        keys.sort();
+        assert_eq!(got, keys);
     }
 }
