@@ -28,7 +28,7 @@ const SHARDS: usize = 64;
 /// Partition key -> partition, in [`SHARDS`] hash maps chosen by the key's hash. A hash map
 /// grows by moving every entry into a table twice the size, under the store's lock: one map of
 /// a few hundred thousand partitions held every request for tens of milliseconds at each
-/// doubling (a zoo load's p99 went from 3-10 ms to 18-110 ms); a sixty-fourth of them moves in
+/// doubling (a zoo load's p99 went from 3-10 ms to 13-110 ms); a sixty-fourth of them moves in
 /// well under one.
 struct Items {
     shards: Vec<HashMap<String, Partition>>,
