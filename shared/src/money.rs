@@ -79,6 +79,26 @@ mod tests {
     use rust_decimal_macros::dec;
 
     #[test]
+    fn amounts_are_json_numbers_as_written() {
+        #[derive(serde::Serialize)]
+        struct Amounts {
+            #[serde(with = "number")]
+            money: Decimal,
+            #[serde(with = "number_opt")]
+            none: Option<Decimal>,
+            #[serde(with = "plain")]
+            percent: Decimal,
+        }
+        let json = |money, percent| serde_json::to_string(&Amounts { money, none: None, percent }).unwrap();
+        assert_eq!(json(dec!(2500), dec!(2.90)), r#"{"money":2500.00,"none":null,"percent":2.9}"#);
+        assert_eq!(json(dec!(-0.005), dec!(0)), r#"{"money":-0.01,"none":null,"percent":0}"#);
+        // Every digit of a long amount, as no float could carry it; rounded to kopecks.
+        let big = dec!(-12345678901234567890123456.789);
+        assert_eq!(json(big, big), format!(r#"{{"money":{},"none":null,"percent":{big}}}"#, format(big)));
+        assert_eq!(format(big), "-12345678901234567890123456.79");
+    }
+
+    #[test]
     fn rounds_half_up_to_kopecks() {
         assert_eq!(round(dec!(1.005)), dec!(1.01));
         assert_eq!(round(dec!(1.004)), dec!(1.00));
