@@ -493,6 +493,13 @@ async fn flash_sale_memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn flash_sale_dynamo() {
     let Some(store) = dynamo_store().await else { return };
+    // Should a create answer 503 here, the store's error line (what DynamoDB or the SDK
+    // answered) is printed with the failure.
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .try_init();
     flash_sale(store).await;
 }
 
