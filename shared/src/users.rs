@@ -21,23 +21,44 @@ impl User {
         User { id: c.sub.clone(), email: c.email.clone(), phone: c.phone.clone(), name: c.name.clone() }
     }
 
-    /// The id as a JSON number when it is one (the seed shows integer user ids).
-    pub fn id_json(id: &str) -> serde_json::Value {
-        id.parse::<i64>().map(Into::into).unwrap_or_else(|_| id.into())
+    /// How the API shows this user (the id as a JSON number when it is one).
+    pub fn view(&self) -> UserView {
+        UserView {
+            id: UserId(self.id.clone()),
+            email: self.email.clone(),
+            phone: self.phone.clone(),
+            name: self.name.clone(),
+        }
     }
+}
 
+/// A user id as the API shows it: a JSON number when it is one (the seed shows integer user
+/// ids), else a string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserId(pub String);
+
+impl Serialize for UserId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.parse::<i64>() {
+            Ok(n) => s.serialize_i64(n),
+            Err(_) => s.serialize_str(&self.0),
+        }
+    }
+}
+
+/// A user as answers show them: `{"id", "email", "phone", "name"}`, `null` for what is unknown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserView {
+    pub id: UserId,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub name: Option<String>,
+}
+
+impl UserView {
     /// A party whose profile was never recorded (they have not called the API yet).
-    pub fn id_only(id: &str) -> serde_json::Value {
-        serde_json::json!({ "id": User::id_json(id), "email": null, "phone": null, "name": null })
-    }
-
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "id": User::id_json(&self.id),
-            "email": self.email,
-            "phone": self.phone,
-            "name": self.name,
-        })
+    pub fn id_only(id: &str) -> UserView {
+        UserView { id: UserId(id.to_owned()), email: None, phone: None, name: None }
     }
 }
 
@@ -69,4 +90,30 @@ pub async fn sync(app: &App, claims: &Claims) -> ApiResult<User> {
         app.store.put(Item::from_value(pk(&fresh.id), "profile", &fresh)?, Cond::Always).await?;
     }
     Ok(fresh)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_show_as_numbers_when_they_are() {
+        let known =
+            User {
+                id: "21".into(), email: Some("a@b.ru".into()), phone: None, name: Some("Анна".into())
+            };
+        assert_eq!(
+            serde_json::to_string(&known.view()).unwrap(),
+            r#"{"id":21,"email":"a@b.ru","phone":null,"name":"Анна"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&UserView::id_only("auth0|x7")).unwrap(),
+            r#"{"id":"auth0|x7","email":null,"phone":null,"name":null}"#
+        );
+        // Past i64, an id stays a string rather than losing digits.
+        assert_eq!(
+            serde_json::to_string(&UserId("92233720368547758070".into())).unwrap(),
+            r#""92233720368547758070""#
+        );
+    }
 }

@@ -87,7 +87,7 @@ async fn ping_webhook(State(app): State<App>, AuthUser(who): AuthUser) -> ApiRes
 
 async fn me(State(app): State<App>, AuthUser(claims): AuthUser) -> ApiResult<Json<Value>> {
     let user = users::sync(&app, &claims).await?;
-    Ok(Json(json!({ "user": user.to_json() })))
+    Ok(Json(json!({ "user": user.view() })))
 }
 
 /// One deal as the caller sees it. The parties' profiles are decoration: when they cannot be

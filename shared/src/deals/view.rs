@@ -12,7 +12,7 @@ use super::locale;
 use super::machine::{self, Actor, TransitionInfo};
 use super::model::{Attachment, ChangeStatus, Deal, OrderChange, Role};
 use crate::money;
-use crate::users::User;
+use crate::users::{User, UserId, UserView};
 
 #[derive(Serialize)]
 pub struct AttachmentView {
@@ -82,11 +82,11 @@ pub struct DealView {
     pub supplier_receive: Decimal,
     #[serde(with = "money::number")]
     pub pay_back: Decimal,
-    pub owner_id: Value,
-    pub supplier_id: Value,
-    pub supplier: Option<Value>,
-    pub consumer_id: Option<Value>,
-    pub consumer: Option<Value>,
+    pub owner_id: UserId,
+    pub supplier_id: UserId,
+    pub supplier: Option<UserView>,
+    pub consumer_id: Option<UserId>,
+    pub consumer: Option<UserView>,
     pub client_data: Option<Value>,
     pub end_of_protection: Option<DateTime<Utc>>,
     pub escalation_date: Option<DateTime<Utc>>,
@@ -120,7 +120,7 @@ fn attachment(base: &str, deal: i64, a: &Attachment) -> AttachmentView {
 
 impl DealView {
     pub fn new(deal: &Deal, role: Role, users: &HashMap<String, User>, base_url: &str) -> DealView {
-        let user = |id: &str| users.get(id).map(User::to_json).unwrap_or_else(|| User::id_only(id));
+        let user = |id: &str| users.get(id).map(User::view).unwrap_or_else(|| UserView::id_only(id));
         let billing_info = match role {
             Role::Supplier => deal.supplier_billing_info.clone(),
             Role::Consumer => deal.consumer_billing_info.clone(),
@@ -143,10 +143,10 @@ impl DealView {
             consumer_pay: deal.consumer_pay,
             supplier_receive: deal.supplier_receive,
             pay_back: deal.pay_back,
-            owner_id: User::id_json(&deal.owner_id),
-            supplier_id: User::id_json(&deal.supplier_id),
+            owner_id: UserId(deal.owner_id.clone()),
+            supplier_id: UserId(deal.supplier_id.clone()),
             supplier: Some(user(&deal.supplier_id)),
-            consumer_id: deal.consumer_id.as_deref().map(User::id_json),
+            consumer_id: deal.consumer_id.clone().map(UserId),
             consumer: deal.consumer_id.as_deref().map(user),
             client_data: deal.client_data.clone(),
             end_of_protection: deal.end_of_protection,
