@@ -99,6 +99,7 @@ pub struct Entry {
     /// How much of the cap it takes (seats; 1 otherwise).
     pub weight: u32,
     /// It counts at most until then.
+    #[serde(with = "crate::time::utc")]
     pub until: DateTime<Utc>,
 }
 

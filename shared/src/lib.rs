@@ -30,6 +30,7 @@ pub mod store;
 pub mod telemetry;
 pub mod ticket_keys;
 pub mod tickets;
+pub mod time;
 pub mod users;
 pub mod webhooks;
 pub mod zoo;

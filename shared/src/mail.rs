@@ -113,13 +113,14 @@ pub struct WebhookMessage {
     pub kind: String,
     /// When the event happened (the message's `timestamp`, and the start of its 3 days of
     /// retries).
+    #[serde(with = "crate::time::utc")]
     pub occurred_at: DateTime<Utc>,
     pub data: serde_json::Value,
     /// The attempt this queue message makes (1 first).
     #[serde(default = "first_attempt")]
     pub attempt: u32,
     /// A retry is not made before then (a wait longer than a queue delay takes several hops).
-    #[serde(default)]
+    #[serde(default, with = "crate::time::utc_opt")]
     pub not_before: Option<DateTime<Utc>>,
     /// Where to POST it instead of the owner's endpoint (a deal's `callback_url`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

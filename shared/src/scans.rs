@@ -32,6 +32,7 @@ const ATTEMPTS: usize = 5;
 /// A first use: when and where.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Use {
+    #[serde(with = "crate::time::utc")]
     pub used_at: DateTime<Utc>,
     pub gate: String,
     /// The staff member (JWT `sub`) who scanned it.

@@ -149,7 +149,9 @@ pub struct Endpoint {
     #[serde(default)]
     pub url: Option<String>,
     pub secret: String,
+    #[serde(with = "crate::time::utc")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::time::utc")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -242,6 +244,7 @@ pub async fn ensure_secret(app: &App, owner: &str) -> ApiResult<()> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Attempt {
     pub message_id: String,
+    #[serde(with = "crate::time::utc")]
     pub at: DateTime<Utc>,
     /// The receiver's HTTP status, when it answered.
     pub status: Option<u16>,
@@ -342,11 +345,13 @@ pub fn backoff(n: u32) -> chrono::Duration {
 pub struct Delivery {
     pub message_id: String,
     pub kind: String,
+    #[serde(with = "crate::time::utc")]
     pub occurred_at: DateTime<Utc>,
     /// `retrying` (another attempt is queued), `delivered` (a 2xx: no more attempts) or
     /// `failed` (three days of attempts without one).
     pub state: String,
     pub attempts: Vec<Attempt>,
+    #[serde(default, with = "crate::time::utc_opt")]
     pub next_attempt_at: Option<DateTime<Utc>>,
 }
 

@@ -102,6 +102,7 @@ pub struct InvoicePayment {
     pub name: String,
     pub payment_method: String,
     pub info: Option<Value>,
+    #[serde(with = "crate::time::utc")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -109,6 +110,7 @@ pub struct InvoicePayment {
 pub struct Claim {
     pub reason: String,
     pub description: Option<String>,
+    #[serde(with = "crate::time::utc")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -145,8 +147,11 @@ pub struct OrderChange {
     pub status: ChangeStatus,
     pub requested_by: Role,
     pub new_cost: Option<Decimal>,
+    #[serde(default, with = "crate::time::utc_opt")]
     pub prolong_protection_to: Option<DateTime<Utc>>,
+    #[serde(with = "crate::time::utc")]
     pub created_at: DateTime<Utc>,
+    #[serde(default, with = "crate::time::utc_opt")]
     pub resolved_at: Option<DateTime<Utc>>,
 }
 
@@ -157,6 +162,7 @@ pub struct HistoryEntry {
     pub to: State,
     /// `supplier`, `consumer`, `manager`, `system` or `gateway`.
     pub by: String,
+    #[serde(with = "crate::time::utc")]
     pub at: DateTime<Utc>,
 }
 
@@ -192,7 +198,9 @@ pub struct Deal {
     pub gateway_payment: Option<String>,
     pub claim: Option<Claim>,
     pub changes: Vec<OrderChange>,
+    #[serde(default, with = "crate::time::utc_opt")]
     pub end_of_protection: Option<DateTime<Utc>>,
+    #[serde(default, with = "crate::time::utc_opt")]
     pub escalation_date: Option<DateTime<Utc>>,
     pub manager_comment: Option<String>,
     pub history: Vec<HistoryEntry>,
@@ -208,7 +216,9 @@ pub struct Deal {
     pub callback_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_owner: Option<String>,
+    #[serde(with = "crate::time::utc")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::time::utc")]
     pub updated_at: DateTime<Utc>,
 }
 

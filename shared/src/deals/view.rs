@@ -31,7 +31,9 @@ pub struct ChangeView {
     pub requested_by: &'static str,
     #[serde(with = "money::number_opt")]
     pub new_cost: Option<Decimal>,
+    #[serde(default, with = "crate::time::utc_opt")]
     pub prolong_protection_to: Option<DateTime<Utc>>,
+    #[serde(with = "crate::time::utc")]
     pub created_at: DateTime<Utc>,
     pub locale: changes::ChangeLocale,
 }
@@ -88,7 +90,9 @@ pub struct DealView {
     pub consumer_id: Option<UserId>,
     pub consumer: Option<UserView>,
     pub client_data: Option<Value>,
+    #[serde(default, with = "crate::time::utc_opt")]
     pub end_of_protection: Option<DateTime<Utc>>,
+    #[serde(default, with = "crate::time::utc_opt")]
     pub escalation_date: Option<DateTime<Utc>>,
     pub attachments: Vec<AttachmentView>,
     pub manager_comment: Option<String>,
@@ -104,7 +108,9 @@ pub struct DealView {
     pub locale: DealLocale,
     /// Where the deal's webhook messages also go (see `webhooks`), when a party set it.
     pub callback_url: Option<String>,
+    #[serde(with = "crate::time::utc")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::time::utc")]
     pub updated_at: DateTime<Utc>,
 }
 

@@ -168,6 +168,7 @@ pub struct Anomaly {
     /// What the owner expected at that moment (`None`: it took no payment any more).
     #[serde(default, with = "rust_decimal::serde::str_option")]
     pub expected: Option<Decimal>,
+    #[serde(with = "crate::time::utc")]
     pub at: DateTime<Utc>,
     /// The refund that returns the money (see [`refunds`]).
     pub refund_id: String,
@@ -213,12 +214,15 @@ pub struct Payment {
     /// Money received that the owner did not take (and its refund).
     #[serde(default)]
     pub anomaly: Option<Anomaly>,
+    #[serde(with = "crate::time::utc")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::time::utc")]
     pub updated_at: DateTime<Utc>,
+    #[serde(with = "crate::time::utc")]
     pub expires_at: DateTime<Utc>,
-    #[serde(default)]
+    #[serde(default, with = "crate::time::utc_opt")]
     pub captured_at: Option<DateTime<Utc>>,
-    #[serde(default)]
+    #[serde(default, with = "crate::time::utc_opt")]
     pub settled_at: Option<DateTime<Utc>>,
     #[serde(skip)]
     pub version: u64,

@@ -89,7 +89,9 @@ pub struct Refund {
     /// Why it failed or waits for a person.
     #[serde(default)]
     pub error: Option<String>,
+    #[serde(with = "crate::time::utc")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::time::utc")]
     pub updated_at: DateTime<Utc>,
     #[serde(skip)]
     pub version: u64,

@@ -183,6 +183,7 @@ pub struct OrderCounts {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Report {
     pub event: serde_json::Value,
+    #[serde(with = "crate::time::utc")]
     pub generated_at: DateTime<Utc>,
     pub seats: SeatCounts,
     pub revenue: Revenue,

@@ -32,8 +32,10 @@ pub struct Hold {
     pub reservation_id: Option<String>,
     #[serde(default)]
     pub order_id: Option<String>,
+    #[serde(with = "crate::time::utc")]
     pub held_at: DateTime<Utc>,
     /// When a `held` seat becomes free again; `None` once sold.
+    #[serde(default, with = "crate::time::utc_opt")]
     pub expires_at: Option<DateTime<Utc>>,
     /// The seat as it was when held (so a reservation's view needs no seat reads).
     #[serde(default)]

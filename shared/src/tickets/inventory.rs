@@ -182,6 +182,7 @@ pub struct Event {
     pub price_categories: Vec<PriceCategory>,
     pub seat_count: usize,
     pub on_sale: bool,
+    #[serde(with = "crate::time::utc")]
     pub created_at: DateTime<Utc>,
     /// Set when the box office cancels the event: its orders are being refunded and
     /// cancelled by the reservations job (see `back_office::cancel_event`).
@@ -198,9 +199,11 @@ pub struct Cancellation {
     /// `running` until every order is refunded or cancelled, then `done`.
     pub state: String,
     pub by: String,
+    #[serde(with = "crate::time::utc")]
     pub started_at: DateTime<Utc>,
+    #[serde(with = "crate::time::utc")]
     pub updated_at: DateTime<Utc>,
-    #[serde(default)]
+    #[serde(default, with = "crate::time::utc_opt")]
     pub finished_at: Option<DateTime<Utc>>,
     /// Orders of the event, and how many are refunded in full, cancelled, waiting (an online
     /// payment still open, a refund the gateway has not confirmed) or failed at the last run.

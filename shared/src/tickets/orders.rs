@@ -59,7 +59,9 @@ pub struct Order {
     pub customer: Customer,
     pub tickets: Vec<Ticket>,
     pub totals: Totals,
+    #[serde(with = "crate::time::utc")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::time::utc")]
     pub updated_at: DateTime<Utc>,
     /// The online payment of the order (`TO_<invoice number>`).
     #[serde(default)]
@@ -78,10 +80,10 @@ pub struct Order {
     pub payment_error: Option<String>,
     /// A cash order's payment deadline: `CASH_PAYMENT_HOURS` after checkout, never past the
     /// event's start. Unpaid by then, the reservations job cancels it and frees its seats.
-    #[serde(default)]
+    #[serde(default, with = "crate::time::utc_opt")]
     pub pay_by: Option<DateTime<Utc>>,
     /// When the box office marked a cash order paid, and who.
-    #[serde(default)]
+    #[serde(default, with = "crate::time::utc_opt")]
     pub paid_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub paid_by: Option<String>,
@@ -117,6 +119,7 @@ pub struct Refund {
     pub amount: Decimal,
     pub reason: String,
     pub by: String,
+    #[serde(with = "crate::time::utc")]
     pub at: DateTime<Utc>,
     /// `pending` while the gateway is asked, then `completed`.
     pub state: String,
@@ -557,7 +560,9 @@ pub struct OrderView {
     pub customer: Customer,
     pub tickets: Vec<TicketView>,
     pub totals: TotalsView,
+    #[serde(with = "crate::time::utc")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::time::utc")]
     pub updated_at: DateTime<Utc>,
     /// The gateway page of an online order's payment.
     pub payment_url: Option<String>,
@@ -570,8 +575,10 @@ pub struct OrderView {
     /// The buyer has paid (online, or at the box office for a cash order).
     pub paid: bool,
     /// A cash order's payment deadline.
+    #[serde(default, with = "crate::time::utc_opt")]
     pub pay_by: Option<DateTime<Utc>>,
     /// When the box office marked a cash order paid.
+    #[serde(default, with = "crate::time::utc_opt")]
     pub paid_at: Option<DateTime<Utc>>,
 }
 
@@ -581,6 +588,7 @@ pub struct RefundView {
     #[serde(with = "money::number")]
     pub amount: Decimal,
     pub reason: String,
+    #[serde(with = "crate::time::utc")]
     pub at: DateTime<Utc>,
     pub state: String,
 }

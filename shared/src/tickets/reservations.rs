@@ -41,7 +41,9 @@ pub struct Reservation {
     pub held: Vec<HeldSeat>,
     pub order_type: Option<OrderType>,
     pub customer: Option<Customer>,
+    #[serde(with = "crate::time::utc")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::time::utc")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -49,12 +51,13 @@ pub struct Reservation {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HeldSeat {
     pub seat_id: String,
+    #[serde(with = "crate::time::utc")]
     pub expires_at: DateTime<Utc>,
     pub seat: inventory::Seat,
     /// When it was held and the hold item's version as this PR wrote it: with them checkout
     /// writes the seat as sold on that version without reading the hold (absent in copies
     /// written before they were kept).
-    #[serde(default)]
+    #[serde(default, with = "crate::time::utc_opt")]
     pub held_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub version: Option<u64>,
@@ -596,6 +599,7 @@ pub struct HeldTicket {
     pub place: inventory::Place,
     #[serde(with = "money::number")]
     pub price: rust_decimal::Decimal,
+    #[serde(default, with = "crate::time::utc_opt")]
     pub held_until: Option<DateTime<Utc>>,
 }
 
@@ -612,8 +616,11 @@ pub struct ReservationView {
     pub customer: Option<Customer>,
     pub totals: TotalsView,
     /// When the first of the held seats is released.
+    #[serde(default, with = "crate::time::utc_opt")]
     pub expires_at: Option<DateTime<Utc>>,
+    #[serde(with = "crate::time::utc")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::time::utc")]
     pub updated_at: DateTime<Utc>,
 }
 

@@ -208,6 +208,7 @@ pub struct AmountOverride {
     pub amount: Decimal,
     pub reason: String,
     pub by: String,
+    #[serde(with = "crate::time::utc")]
     pub at: chrono::DateTime<Utc>,
 }
 

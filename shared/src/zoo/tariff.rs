@@ -34,6 +34,7 @@ pub struct Tariff {
 struct Stored {
     prices: BTreeMap<String, String>,
     updated_by: String,
+    #[serde(with = "crate::time::utc")]
     updated_at: DateTime<Utc>,
 }
 
