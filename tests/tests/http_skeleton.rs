@@ -53,6 +53,36 @@ async fn dev_token_is_accepted_and_bad_tokens_are_401() {
         assert_eq!(body["error"]["field"], "Authorization");
     }
     assert_eq!(srv.get("/api/v1/me", None).await.0, 401);
+    // Headers that are not `Bearer <token>`, or whose token is not ASCII (UTF-8 or not): 401.
+    let raw: [&[u8]; 6] = [
+        b"Basic dXNlcjpwYXNz",
+        b"Bearer",
+        b"Bearer   ",
+        "Bearer тест".as_bytes(),
+        b"Bearer \xff\xfe",
+        b"Token abc",
+    ];
+    for header in raw {
+        let res = srv
+            .http
+            .get(srv.url("/api/v1/me"))
+            .header("authorization", reqwest::header::HeaderValue::from_bytes(header).unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 401, "{header:?}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["field"], "Authorization", "{header:?}: {body}");
+    }
+    // The scheme's name in lower case works as well.
+    let lower = srv
+        .http
+        .get(srv.url("/api/v1/me"))
+        .header("authorization", format!("bearer {good}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lower.status().as_u16(), 200);
 }
 
 #[tokio::test]
