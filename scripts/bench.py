@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Benchmarks on loopback: throughput and latency of API calls next to a bare axum hello-world,
-the same calls again with every store round trip delayed by 5 ms (DynamoDB's typical in-region
+"""Benchmarks on loopback: throughput and latency of API calls next to a bare axum hello-world
+(and the framework's floor for two of them: their requests answered by a constant body of the
+same size), the same calls again with every store round trip delayed by 5 ms (DynamoDB's typical in-region
 latency), process start-to-first-response time and peak RSS of the local server and of each Lambda
 binary next to a bare lambda_runtime hello-world (the median of five starts each).
 
@@ -235,6 +236,34 @@ def load_cases(api_port, hello_port=None):
     return cases
 
 
+def answer_bytes(port, path, method, tok, body):
+    """The length of a call's answer body."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method)
+    req.add_header("content-type", "application/json")
+    if tok:
+        req.add_header("authorization", f"Bearer {tok}")
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return len(r.read())
+
+
+def floor_run(cases, hello_rps):
+    """calc_commission's and GET deal's exact requests sent to the `floor` server, which answers
+    them with a constant body of the same size through the same framework: what each call would
+    reach if its handler cost nothing (a ratio to the same run's hello-world)."""
+    calc = next(c for c in cases if "calc_commission" in c[0])
+    deal = next(c for c in cases if c[0].startswith("GET /api/v1/orders/"))
+    port = free_port()
+    env = {"FLOOR_POST_BYTES": str(answer_bytes(*calc[1:6])), "FLOOR_GET_BYTES": str(answer_bytes(*deal[1:6]))}
+    floor, _ = start_server(os.path.join(REL, "floor"), port, env, path="/hello")
+    try:
+        rows = run_cases([(f"floor of {calc[0]} ({env['FLOOR_POST_BYTES']}-byte answer)", port, "/floor", "POST", calc[4], calc[5]),
+                          (f"floor of GET /api/v1/orders/:id ({env['FLOOR_GET_BYTES']}-byte answer)", port, "/floor", "GET", deal[4], None)])
+    finally:
+        floor.kill()
+    return [(name, rps, p50, p99, rps / hello_rps, bad) for name, rps, p50, p99, _, bad in rows]
+
+
 def run_cases(cases, connections=CONNECTIONS):
     """Each call under wrk; its ratio is to the first case run with the same wrk threads and
     connections (the hello-world at that concurrency: a call with fewer connections keeps the
@@ -288,7 +317,9 @@ def main():
     api, api_ms = start_server(os.path.join(REL, "local"), api_port,
                                {"JOB_INTERVAL": "3600", "ZOO_SLOT_CAPACITY": "100000000", **CAPS_OFF})
     try:
-        rows = run_cases(load_cases(api_port, hello_port))
+        cases = load_cases(api_port, hello_port)
+        rows = run_cases(cases)
+        rows += floor_run(cases, rows[0][1])
         starts.append(("local server (all groups)", api_ms, peak_rss_kib(api.pid)))
         starts.append(("hello world (bare axum)", hello_ms, peak_rss_kib(hello.pid)))
     finally:
