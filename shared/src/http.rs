@@ -58,6 +58,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             Err(e) => Err(ApiError::bad_request("body", format!("malformed JSON: {e}"))),
         };
     }
+    // Read plainly first: tracking the path of every field is work on every well-formed body
+    // (3% of a calc_commission or a zoo session create under load). Only a refused body is read
+    // a second time, the same way with its path tracked, for the error to name the field.
+    if let Ok(value) = serde_json::from_slice(bytes) {
+        return Ok(value);
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();
