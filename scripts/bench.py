@@ -118,9 +118,19 @@ class FakeRuntime(BaseHTTPRequestHandler):
     """The Lambda runtime API, enough for one invocation."""
     event = b"{}"
     done = None
+    # Keep-alive, as the real runtime API: an HTTP/1.0 server closes each connection after its
+    # answer, and a client that sends its next request on the pooled connection before it sees
+    # the close fails the start (about one start in 150: "IncompleteMessage").
+    protocol_version = "HTTP/1.1"
 
     def log_message(self, *a):
         pass
+
+    def handle(self):
+        try:
+            super().handle()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the function was stopped while its next poll was open
 
     served = False
 
@@ -135,10 +145,12 @@ class FakeRuntime(BaseHTTPRequestHandler):
             self.send_header("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 30000))
             self.send_header("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:000000000000:function:bench")
             self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(FakeRuntime.event)))
             self.end_headers()
             self.wfile.write(FakeRuntime.event)
         else:
             self.send_response(404)
+            self.send_header("content-length", "0")
             self.end_headers()
 
     def do_POST(self):
@@ -156,6 +168,7 @@ class FakeRuntime(BaseHTTPRequestHandler):
             self.wfile.write(answer)
             return
         self.send_response(202)
+        self.send_header("content-length", "0")
         self.end_headers()
         if FakeRuntime.done is not None:
             FakeRuntime.done(self.path, body)
