@@ -64,7 +64,8 @@ def start_server(binary, port, env_extra=None, path="/v1/health"):
     return proc, (time.perf_counter() - t0) * 1000
 
 
-def call(port, method, path, token=None, body=None, headers=None):
+def call_raw(port, method, path, token=None, body=None, headers=None):
+    """One request; the answer's body as bytes."""
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method)
     req.add_header("content-type", "application/json")
@@ -73,8 +74,12 @@ def call(port, method, path, token=None, body=None, headers=None):
     for k, v in (headers or {}).items():
         req.add_header(k, v)
     with urllib.request.urlopen(req, timeout=5) as r:
-        raw = r.read()
-        return json.loads(raw) if raw else None
+        return r.read()
+
+
+def call(port, method, path, token=None, body=None, headers=None):
+    raw = call_raw(port, method, path, token, body, headers)
+    return json.loads(raw) if raw else None
 
 
 def token(sub, roles=()):
@@ -249,17 +254,6 @@ def load_cases(api_port, hello_port=None):
     return cases
 
 
-def answer_bytes(port, path, method, tok, body):
-    """The length of a call's answer body."""
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method)
-    req.add_header("content-type", "application/json")
-    if tok:
-        req.add_header("authorization", f"Bearer {tok}")
-    with urllib.request.urlopen(req, timeout=5) as r:
-        return len(r.read())
-
-
 def floor_run(cases, hello_rps):
     """calc_commission's and GET deal's exact requests sent to the `floor` server, which answers
     them with a constant body of the same size through the same framework: what each call would
@@ -267,7 +261,8 @@ def floor_run(cases, hello_rps):
     calc = next(c for c in cases if "calc_commission" in c[0])
     deal = next(c for c in cases if c[0].startswith("GET /api/v1/orders/"))
     port = free_port()
-    env = {"FLOOR_POST_BYTES": str(answer_bytes(*calc[1:6])), "FLOOR_GET_BYTES": str(answer_bytes(*deal[1:6]))}
+    size = lambda case: str(len(call_raw(case[1], case[3], case[2], case[4], case[5])))
+    env = {"FLOOR_POST_BYTES": size(calc), "FLOOR_GET_BYTES": size(deal)}
     floor, _ = start_server(os.path.join(REL, "floor"), port, env, path="/hello")
     try:
         rows = run_cases([(f"floor of {calc[0]} ({env['FLOOR_POST_BYTES']}-byte answer)", port, "/floor", "POST", calc[4], calc[5]),
