@@ -79,7 +79,7 @@ pub fn record_op(fresh: &User, known: Option<&User>) -> ApiResult<Option<WriteOp
     if known == Some(fresh) {
         return Ok(None);
     }
-    Ok(Some(WriteOp::Put { item: Item::from_value(pk(&fresh.id), "profile", fresh)?, cond: Cond::Always }))
+    Ok(Some(WriteOp::Put { item: Item::typed(pk(&fresh.id), "profile", fresh.clone())?, cond: Cond::Always }))
 }
 
 /// Records the caller's profile from their claims; writes only when it changed.
@@ -87,7 +87,7 @@ pub async fn sync(app: &App, claims: &Claims) -> ApiResult<User> {
     let fresh = User::from_claims(claims);
     if get(app, &fresh.id).await?.as_ref() != Some(&fresh) {
         // Last writer wins: the newest token's claims are the truth for a profile.
-        app.store.put(Item::from_value(pk(&fresh.id), "profile", &fresh)?, Cond::Always).await?;
+        app.store.put(Item::typed(pk(&fresh.id), "profile", fresh.clone())?, Cond::Always).await?;
     }
     Ok(fresh)
 }

@@ -206,10 +206,7 @@ async fn without_copies(store: Arc<dyn Store>) {
     assert_eq!(first.hold(&pr, "s-1-2").await.0, 200);
     let key = shared::tickets::reservations::pk(&pr);
     let mut item = srv.app.store.get(&key, "pr").await.unwrap().expect("the reservation");
-    assert!(
-        std::sync::Arc::make_mut(&mut item.data).remove("held").is_some(),
-        "the copies are what this test takes away"
-    );
+    assert!(item.data.make_mut().remove("held").is_some(), "the copies are what this test takes away");
     let version = item.version;
     srv.app.store.put(item.with_version(version + 1), shared::store::Cond::Version(version)).await.unwrap();
     let seats = |body: &serde_json::Value| -> Vec<String> {

@@ -77,7 +77,7 @@ pub struct Loaded {
 }
 
 fn deal_item(deal: &Deal, version: u64) -> ApiResult<Item> {
-    let mut item = Item::from_value(deal_pk(deal.id), "deal", deal)?.with_version(version);
+    let mut item = Item::typed(deal_pk(deal.id), "deal", deal.clone())?.with_version(version);
     if let Some(at) = machine::due_at(deal) {
         item = item.with_gsi1(DUE_INDEX, format!("{}#{:012}", due_key(at), deal.id));
     }

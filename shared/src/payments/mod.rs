@@ -296,7 +296,7 @@ impl Payment {
     }
 
     pub fn to_item(&self) -> Result<Item, StoreError> {
-        let mut item = Item::from_value(pk(&self.id), SK_PAYMENT, self)?.with_version(self.version);
+        let mut item = Item::typed(pk(&self.id), SK_PAYMENT, self.clone())?.with_version(self.version);
         if self.status.is_open() {
             item = item.with_gsi1(
                 format!("payments#open#{}", shard(&self.id)),

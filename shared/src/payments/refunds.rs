@@ -147,7 +147,7 @@ impl Refund {
     }
 
     fn item(&self) -> Result<Item, StoreError> {
-        let item = Item::from_value(pk(&self.payment_id), sk(&self.id), self)?.with_version(self.version);
+        let item = Item::typed(pk(&self.payment_id), sk(&self.id), self.clone())?.with_version(self.version);
         let at = format!("{}#{}#{}", ts(self.updated_at), self.payment_id, self.id);
         Ok(match self.state {
             RefundState::Queued | RefundState::Sending => {

@@ -120,7 +120,7 @@ fn cond_expr(cond: Cond) -> Expr {
 fn to_attrs(item: &Item) -> Result<Attrs, StoreError> {
     check_data(&item.data)?;
     let mut attrs: Attrs =
-        serde_dynamo::to_item(item.data.as_ref()).map_err(|e| StoreError::Codec(e.to_string()))?;
+        serde_dynamo::to_item(item.data.map()?).map_err(|e| StoreError::Codec(e.to_string()))?;
     attrs.insert("pk".into(), s(&item.pk));
     attrs.insert("sk".into(), s(&item.sk));
     attrs.insert("_v".into(), n(item.version));

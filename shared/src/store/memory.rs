@@ -7,7 +7,7 @@
 //! the lock.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -148,7 +148,7 @@ fn apply_add(map: &mut Items, c: &Counter, value: i64) {
     let item = partition
         .entry(c.sk.clone())
         .or_insert_with(|| Box::new(Item::new(&c.pk, &c.sk, Default::default())));
-    Arc::make_mut(&mut item.data).insert(c.field.clone(), Value::from(value));
+    item.data.make_mut().insert(c.field.clone(), Value::from(value));
 }
 
 fn select<'a>(

@@ -36,10 +36,113 @@ pub struct Item {
     /// Which write put the item there (`_w`): set by [`own_writes::OwnWrites`] so that a
     /// conditional write reported as a conflict can tell its own earlier attempt.
     pub stamp: Option<String>,
-    /// The domain data: a JSON object (reserved names excluded). Shared, not copied, when an
-    /// item is cloned: the embedded store hands out its items without a deep copy per read
-    /// (`Arc::make_mut` to change one).
-    pub data: Arc<Map<String, Value>>,
+    /// The domain data: a JSON object (reserved names excluded), or the domain value it is
+    /// made from (see [`Data`]). Shared, not copied, when an item is cloned: the embedded store
+    /// hands out its items without a deep copy per read ([`Data::make_mut`] to change one).
+    pub data: Data,
+}
+
+/// An item's domain data: a JSON object, or the domain value it was made from.
+///
+/// A record written with [`Item::typed`] keeps the value itself (shared, not copied, when the
+/// item is cloned), and [`Item::decode`] into the same type hands back a clone of it: the
+/// embedded store then never builds a JSON map for the records of its hot paths (a zoo session
+/// create built two maps of some forty keys each and kept them, 13 KiB per session). Whatever
+/// else reads the data (a field of a pointer, the DynamoDB codec, a decode into another type)
+/// sees it as the JSON object it serializes to, made once per item value on first use.
+///
+/// That a typed value reads back the same after the JSON round trip DynamoDB puts it through,
+/// and uses no reserved name, is checked each time one is made in a debug build (every test
+/// run): a type that did not round-trip would read back differently from DynamoDB. A field the
+/// JSON leaves out (`#[serde(skip)]`: only the `version` of a payment, a refund and a zoo
+/// session, which their loaders set from the item) is the loader's to set either way.
+#[derive(Clone, Default)]
+pub struct Data {
+    typed: Option<Arc<dyn Record>>,
+    map: std::sync::OnceLock<Arc<Map<String, Value>>>,
+}
+
+/// A domain value kept as an item's data (see [`Data`]).
+pub trait Record: Send + Sync + 'static {
+    fn as_any(&self) -> &dyn std::any::Any;
+    fn to_map(&self) -> Result<Map<String, Value>, StoreError>;
+}
+
+impl<T: Serialize + Send + Sync + 'static> Record for T {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+    fn to_map(&self) -> Result<Map<String, Value>, StoreError> {
+        match serde_json::to_value(self).map_err(|e| StoreError::Codec(e.to_string()))? {
+            Value::Object(map) => Ok(map),
+            _ => Err(StoreError::Codec("item data must be an object".into())),
+        }
+    }
+}
+
+impl Data {
+    /// The data as a JSON object (made from the typed value on first use).
+    pub fn map(&self) -> Result<&Map<String, Value>, StoreError> {
+        if let Some(map) = self.map.get() {
+            return Ok(map);
+        }
+        let made = match &self.typed {
+            Some(record) => record.to_map()?,
+            None => Map::new(),
+        };
+        Ok(self.map.get_or_init(|| Arc::new(made)))
+    }
+
+    /// The typed value, when the data holds one of type `T`.
+    pub fn typed<T: 'static>(&self) -> Option<&T> {
+        self.typed.as_ref()?.as_any().downcast_ref()
+    }
+
+    /// The JSON object to change in place (the typed value, if any, is let go; one that cannot
+    /// be written as an object, which [`Item::typed`] refuses in every debug build, becomes an
+    /// empty object).
+    pub fn make_mut(&mut self) -> &mut Map<String, Value> {
+        if self.map().is_err() {
+            let _ = self.map.set(Arc::default());
+        }
+        self.typed = None;
+        Arc::make_mut(self.map.get_mut().expect("set just above"))
+    }
+
+    fn holds_record(&self) -> bool {
+        self.typed.is_some()
+    }
+}
+
+impl From<Map<String, Value>> for Data {
+    fn from(map: Map<String, Value>) -> Self {
+        Data { typed: None, map: Arc::new(map).into() }
+    }
+}
+
+/// The JSON object (an empty one for a typed value that cannot be written as one, which
+/// [`Item::typed`] refuses in every debug build).
+impl std::ops::Deref for Data {
+    type Target = Map<String, Value>;
+    fn deref(&self) -> &Map<String, Value> {
+        static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
+        self.map().unwrap_or(&EMPTY)
+    }
+}
+
+impl PartialEq for Data {
+    fn eq(&self, other: &Data) -> bool {
+        self.map().ok() == other.map().ok()
+    }
+}
+
+impl std::fmt::Debug for Data {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.map() {
+            Ok(map) => map.fmt(f),
+            Err(e) => write!(f, "<{e}>"),
+        }
+    }
 }
 
 impl Item {
@@ -51,8 +154,31 @@ impl Item {
             gsi1: None,
             ttl: None,
             stamp: None,
-            data: Arc::new(data),
+            data: data.into(),
         }
+    }
+
+    /// An item holding a domain value itself (see [`Data`]): the records of the hot paths.
+    pub fn typed<T>(pk: impl Into<String>, sk: impl Into<String>, value: T) -> Result<Self, StoreError>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let (pk, sk) = (pk.into(), sk.into());
+        if cfg!(debug_assertions) {
+            let map = value.to_map()?;
+            check_map(&map)?;
+            let back = T::deserialize(&map).map_err(|e| StoreError::Codec(format!("{pk}/{sk}: {e}")))?;
+            assert_eq!(back.to_map()?, map, "{pk}/{sk} reads back differently after the JSON round trip");
+        }
+        Ok(Item {
+            pk,
+            sk,
+            version: 1,
+            gsi1: None,
+            ttl: None,
+            stamp: None,
+            data: Data { typed: Some(Arc::new(value)), map: Default::default() },
+        })
     }
 
     /// Builds an item from any serializable value (it must serialize to an object).
@@ -82,9 +208,13 @@ impl Item {
         self
     }
 
-    /// Decodes the data into a domain type.
-    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, StoreError> {
-        T::deserialize(self.data.as_ref())
+    /// Decodes the data into a domain type: a clone of the value itself when the item holds
+    /// one of that type (see [`Data`]).
+    pub fn decode<T: DeserializeOwned + Clone + 'static>(&self) -> Result<T, StoreError> {
+        if let Some(value) = self.data.typed::<T>() {
+            return Ok(value.clone());
+        }
+        T::deserialize(self.data.map()?)
             .map_err(|e| StoreError::Codec(format!("{}/{}: {e}", self.pk, self.sk)))
     }
 
@@ -283,9 +413,87 @@ pub(crate) fn validate_ops(ops: &[WriteOp]) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub(crate) fn check_data(data: &Map<String, Value>) -> Result<(), StoreError> {
+/// Refuses data that uses a reserved name. A typed value's names are its type's, checked each
+/// time one is made in a debug build ([`Item::typed`]).
+pub(crate) fn check_data(data: &Data) -> Result<(), StoreError> {
+    if data.holds_record() { Ok(()) } else { check_map(data.map()?) }
+}
+
+fn check_map(data: &Map<String, Value>) -> Result<(), StoreError> {
     match RESERVED.iter().find(|k| data.contains_key(**k)) {
         Some(k) => Err(StoreError::Invalid(format!("data uses reserved name {k}"))),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct Seat {
+        row: u32,
+        label: String,
+        #[serde(skip)]
+        version: u64,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Deserialize)]
+    struct RowOnly {
+        row: u32,
+    }
+
+    fn seat() -> Seat {
+        Seat { row: 7, label: "A-7".into(), version: 0 }
+    }
+
+    /// A typed item reads back as itself, and as the JSON object it serializes to for every
+    /// other reader: a field, another type, a counter's change, and equality with the same
+    /// data kept as a map.
+    #[test]
+    fn typed_data_reads_as_its_value_and_as_its_json() {
+        let item = Item::typed("p", "s", seat()).unwrap();
+        assert!(item.data.typed::<Seat>().is_some());
+        assert_eq!(item.decode::<Seat>().unwrap(), seat());
+        assert_eq!(item.decode::<RowOnly>().unwrap(), RowOnly { row: 7 });
+        assert_eq!(item.data.get("label"), Some(&Value::from("A-7")));
+        assert_eq!(item.number("row"), 7);
+        let as_map = Item::from_value("p", "s", &seat()).unwrap();
+        assert!(as_map.data.typed::<Seat>().is_none());
+        assert_eq!(item, as_map);
+        assert_eq!(check_data(&item.data), Ok(()));
+
+        let mut changed = item.clone();
+        changed.data.make_mut().insert("row".into(), Value::from(8));
+        assert!(changed.data.typed::<Seat>().is_none());
+        assert_eq!(changed.decode::<Seat>().unwrap().row, 8);
+        assert_eq!(item.decode::<Seat>().unwrap().row, 7, "the clone's change stays its own");
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    struct Lossy {
+        kept: u32,
+        #[serde(skip_deserializing)]
+        lost: u32,
+    }
+
+    /// A type that would read back from DynamoDB differently from what the embedded store
+    /// hands back is refused where it is made (in a debug build: every test run).
+    #[test]
+    #[should_panic(expected = "reads back differently after the JSON round trip")]
+    fn a_type_that_does_not_round_trip_is_refused() {
+        let _ = Item::typed("p", "s", Lossy { kept: 1, lost: 2 });
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    struct UsesReserved {
+        ttl: i64,
+    }
+
+    #[test]
+    fn a_typed_value_with_a_reserved_name_is_refused() {
+        let e = Item::typed("p", "s", UsesReserved { ttl: 1 }).unwrap_err();
+        assert_eq!(e, StoreError::Invalid("data uses reserved name ttl".into()));
     }
 }

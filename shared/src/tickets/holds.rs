@@ -107,7 +107,7 @@ fn index_sk(hold: &Hold) -> String {
 
 /// The item for a hold at `version`.
 pub fn item(hold: &Hold, version: u64) -> Result<Item, StoreError> {
-    Ok(Item::from_value(pk(&hold.event_id, &hold.seat_id), SK, hold)?
+    Ok(Item::typed(pk(&hold.event_id, &hold.seat_id), SK, hold.clone())?
         .with_gsi1(index_pk(&hold.event_id, shard(&hold.seat_id)), index_sk(hold))
         .with_ttl(hold.expires_at.map(|e| e.timestamp() + 60))
         .with_version(version))

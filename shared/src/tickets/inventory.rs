@@ -551,7 +551,10 @@ pub async fn create_event(app: &App, map: &SeatMap) -> ApiResult<Event> {
         let ops = chunk
             .iter()
             .map(|s| {
-                Ok(WriteOp::Put { item: Item::from_value(&pk, seat_sk(&s.seat.id), s)?, cond: Cond::Always })
+                Ok(WriteOp::Put {
+                    item: Item::typed(&pk, seat_sk(&s.seat.id), s.clone())?,
+                    cond: Cond::Always,
+                })
             })
             .collect::<ApiResult<Vec<_>>>()?;
         app.store.transact(ops).await?;
@@ -577,7 +580,7 @@ pub async fn load_demo(app: &App) -> ApiResult<()> {
 
 /// The event's item (listed by start time in the `events` index).
 fn event_item(event: &Event, version: u64) -> ApiResult<Item> {
-    Ok(Item::from_value(event_pk(&event.id), META, event)?
+    Ok(Item::typed(event_pk(&event.id), META, event.clone())?
         .with_gsi1("events", format!("{}#{}", event.starts_at, event.id))
         .with_version(version))
 }

@@ -156,7 +156,7 @@ fn due_key(at: DateTime<Utc>) -> String {
 }
 
 pub(super) fn order_item(order: &Order, version: u64) -> Result<Item, StoreError> {
-    let item = Item::from_value(pk(&order.id), SK, order)?.with_version(version);
+    let item = Item::typed(pk(&order.id), SK, order.clone())?.with_version(version);
     // Listed for the deadline sweep while it waits for cash (and only then).
     Ok(match order.pay_by {
         Some(due) if order.awaits_cash() => {

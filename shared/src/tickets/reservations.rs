@@ -124,7 +124,7 @@ fn day_after(t: DateTime<Utc>) -> Option<i64> {
 }
 
 fn pr_item(pr: &Reservation, version: u64) -> Result<Item, StoreError> {
-    Ok(Item::from_value(pk(&pr.id), SK, pr)?.with_ttl(day_after(pr.updated_at)).with_version(version))
+    Ok(Item::typed(pk(&pr.id), SK, pr.clone())?.with_ttl(day_after(pr.updated_at)).with_version(version))
 }
 
 fn put_pr(pr: &Reservation, version: u64) -> Result<WriteOp, StoreError> {

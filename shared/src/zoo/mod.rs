@@ -214,7 +214,7 @@ pub struct AmountOverride {
 
 impl Session {
     pub(crate) fn to_item(&self) -> ApiResult<Item> {
-        Ok(Item::from_value(payments::pk(&self.payment_id), SK_SESSION, self)?.with_version(self.version))
+        Ok(Item::typed(payments::pk(&self.payment_id), SK_SESSION, self.clone())?.with_version(self.version))
     }
 
     /// The tariff total of the items.

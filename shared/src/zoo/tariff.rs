@@ -30,7 +30,7 @@ pub struct Tariff {
     pub updated_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct Stored {
     prices: BTreeMap<String, String>,
     updated_by: String,
