@@ -3,10 +3,9 @@
 //! Items are kept by partition (a hash map: a store of a few hundred thousand partitions is
 //! not walked key by key, with a cache miss at each, on every read), then by sort key, so that
 //! a read looks both up by reference (no key is allocated) and a query walks one partition. A
-//! read hands out the item with its data shared (`Item::data` is an `Arc`): no deep copy under
-//! the lock.
+//! read hands out the item with its data shared (see `Data`): no deep copy under the lock.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -16,11 +15,62 @@ use super::{
     Cond, Counter, Item, QueryOpts, Store, StoreError, WriteOp, check_data, validate_ops, validate_query,
 };
 
-/// Sort key -> item. Items are boxed: a B-tree node holds room for eleven entries, and most
-/// partitions (a payment, a deal's counter) hold one to three items, so a node of whole items
-/// (about 150 bytes each) was mostly empty room; the boxes keep the nodes small and the store
-/// about a sixth smaller per zoo session.
-type Partition = BTreeMap<String, Box<Item>>;
+/// One partition's items, ordered by sort key. Most partitions (a payment, a deal, a hold)
+/// hold one to three items: a vector of them, searched by halves, is one allocation where a
+/// B-tree's first node had room for eleven entries and a copy of each sort key (a zoo session
+/// create made three partitions of some 400 bytes each, and a box for each item). An event's
+/// partition holds every seat: thousands, still a search by halves to read, and a move of the
+/// later items to write, once per seat when the event is loaded.
+#[derive(Default)]
+struct Partition {
+    items: Vec<Item>,
+}
+
+impl Partition {
+    fn find(&self, sk: &str) -> Result<usize, usize> {
+        self.items.binary_search_by(|i| i.sk.as_str().cmp(sk))
+    }
+
+    fn get(&self, sk: &str) -> Option<&Item> {
+        self.find(sk).ok().map(|at| &self.items[at])
+    }
+
+    fn get_or_insert_with(&mut self, sk: &str, make: impl FnOnce() -> Item) -> &mut Item {
+        let at = match self.find(sk) {
+            Ok(at) => at,
+            Err(at) => {
+                self.items.insert(at, make());
+                at
+            }
+        };
+        &mut self.items[at]
+    }
+
+    fn insert(&mut self, item: Item) {
+        match self.find(&item.sk) {
+            Ok(at) => self.items[at] = item,
+            Err(at) => self.items.insert(at, item),
+        }
+    }
+
+    fn remove(&mut self, sk: &str) {
+        if let Ok(at) = self.find(sk) {
+            self.items.remove(at);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Item> {
+        self.items.iter()
+    }
+}
 
 /// How many hash maps the partitions are spread over.
 const SHARDS: usize = 64;
@@ -30,21 +80,28 @@ const SHARDS: usize = 64;
 /// a few hundred thousand partitions held every request for tens of milliseconds at each
 /// doubling (a zoo load's p99 went from 3-10 ms to 13-110 ms); a sixty-fourth of them moves in
 /// well under one.
+///
+/// Keys are hashed with foldhash (seeded per process), not the standard library's SipHash: a
+/// zoo session create spent 2% of its time hashing keys, mostly while a map grew. SipHash's
+/// guard against keys chosen to collide is for a server facing the internet; this store serves
+/// one developer's machine and the tests (deployed functions use DynamoDB).
 struct Items {
-    shards: Vec<HashMap<String, Partition>>,
+    shards: Vec<HashMap<String, Partition, foldhash::fast::RandomState>>,
 }
 
 impl Default for Items {
     fn default() -> Self {
         // `HashMap::new` allocates nothing until its first entry.
-        Items { shards: (0..SHARDS).map(|_| HashMap::new()).collect() }
+        Items { shards: (0..SHARDS).map(|_| HashMap::default()).collect() }
     }
 }
 
 impl Items {
+    /// The shard of a key: a hash with a seed of its own (the maps' are random), so that the
+    /// keys of one shard are not alike in the bits its map chooses buckets by.
     fn shard(pk: &str) -> usize {
-        use std::hash::{BuildHasher, BuildHasherDefault};
-        let hash = BuildHasherDefault::<std::hash::DefaultHasher>::default().hash_one(pk);
+        use std::hash::BuildHasher;
+        let hash = foldhash::fast::FixedState::with_seed(0x005e_ed5a_1d0f_5a4d).hash_one(pk);
         (hash % SHARDS as u64) as usize
     }
 
@@ -85,7 +142,7 @@ impl MemoryStore {
 
     /// Number of stored items (for tests and the local dev endpoints).
     pub fn len(&self) -> usize {
-        self.lock().values().map(BTreeMap::len).sum()
+        self.lock().values().map(Partition::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -109,18 +166,16 @@ fn holds(current: Option<&Item>, cond: Cond) -> bool {
 }
 
 fn lookup<'a>(map: &'a Items, pk: &str, sk: &str) -> Option<&'a Item> {
-    map.get(pk)?.get(sk).map(|b| &**b)
+    map.get(pk)?.get(sk)
 }
 
 fn insert(map: &mut Items, item: Item) {
     // The partition's key is allocated only when the partition is new.
     match map.get_mut(item.pk.as_str()) {
-        Some(partition) => {
-            partition.insert(item.sk.clone(), Box::new(item));
-        }
+        Some(partition) => partition.insert(item),
         None => {
             let pk = item.pk.clone();
-            map.insert(pk, BTreeMap::from([(item.sk.clone(), Box::new(item))]));
+            map.insert(pk, Partition { items: vec![item] });
         }
     }
 }
@@ -145,9 +200,7 @@ fn added(current: Option<&Item>, c: &Counter) -> Option<i64> {
 
 fn apply_add(map: &mut Items, c: &Counter, value: i64) {
     let partition = map.entry(c.pk.clone()).or_default();
-    let item = partition
-        .entry(c.sk.clone())
-        .or_insert_with(|| Box::new(Item::new(&c.pk, &c.sk, Default::default())));
+    let item = partition.get_or_insert_with(&c.sk, || Item::new(&c.pk, &c.sk, Default::default()));
     item.data.make_mut().insert(c.field.clone(), Value::from(value));
 }
 
@@ -251,7 +304,7 @@ impl Store for MemoryStore {
         validate_query(&opts)?;
         let map = self.lock();
         let Some(partition) = map.get(pk) else { return Ok(Vec::new()) };
-        Ok(select(partition.values().map(|b| &**b), &opts, |i| i.sk.as_str()))
+        Ok(select(partition.values(), &opts, |i| i.sk.as_str()))
     }
 
     async fn query_gsi1(&self, pk: &str, opts: QueryOpts) -> Result<Vec<Item>, StoreError> {
@@ -259,8 +312,7 @@ impl Store for MemoryStore {
         let map = self.lock();
         let items = map
             .values()
-            .flat_map(BTreeMap::values)
-            .map(|b| &**b)
+            .flat_map(Partition::values)
             .filter(|i| i.gsi1.as_ref().is_some_and(|(p, _)| p == pk));
         Ok(select(items, &opts, |i| i.gsi1.as_ref().map_or("", |(_, s)| s.as_str())))
     }

@@ -624,9 +624,15 @@ pub async fn get_seat(app: &App, event_id: &str, seat_id: &str) -> ApiResult<Opt
         return Ok(None);
     }
     Ok(match app.store.get(&event_pk(event_id), &seat_sk(seat_id)).await? {
-        Some(item) => Some(item.decode()?),
+        Some(item) => Some(seat_of(&item)?),
         None => None,
     })
+}
+
+/// The seat of a seat item (read as the [`Located`] it is written as: the embedded store then
+/// hands back a copy of the value instead of decoding its JSON).
+fn seat_of(item: &crate::store::Item) -> ApiResult<Seat> {
+    Ok(item.decode::<Located>()?.seat)
 }
 
 /// Several seats of an event, read concurrently, in the order given.
@@ -641,7 +647,7 @@ pub async fn get_seats(app: &App, event_id: &str, seat_ids: &[String]) -> ApiRes
     while let Some(res) = tasks.join_next().await {
         let (i, item) = res.map_err(|e| ApiError::Internal(e.to_string()))?;
         if let Some(item) = item? {
-            out[i] = Some(item.decode()?);
+            out[i] = Some(seat_of(&item)?);
         }
     }
     Ok(out)
