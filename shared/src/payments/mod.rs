@@ -345,17 +345,18 @@ impl Payment {
 
 /// Writes that create a payment: the payment item and its invoice-number lookup item.
 pub fn create_ops(p: &Payment) -> ApiResult<Vec<WriteOp>> {
+    let pointer = InvPointer { payment_id: p.id.clone() };
     Ok(vec![
         WriteOp::Put { item: p.to_item()?, cond: Cond::NotExists },
-        WriteOp::Put {
-            item: Item::new(
-                inv_pk(p.inv_id),
-                "inv",
-                json!({ "payment_id": p.id }).as_object().cloned().unwrap_or_default(),
-            ),
-            cond: Cond::NotExists,
-        },
+        WriteOp::Put { item: Item::typed(inv_pk(p.inv_id), "inv", pointer)?, cond: Cond::NotExists },
     ])
+}
+
+/// The lookup item from an invoice number to its payment (a fence, see [`fence`], holds
+/// `fenced` instead).
+#[derive(Clone, Serialize, Deserialize)]
+struct InvPointer {
+    payment_id: String,
 }
 
 /// After a create whose outcome is unknown (a timeout) and a read that did not find it: makes

@@ -118,7 +118,7 @@ pub async fn set(app: &App, req: &TariffIn, by: &str) -> ApiResult<Tariff> {
         Some(v) => (v + 1, Cond::Version(v)),
         None => (1, Cond::NotExists),
     };
-    app.store.put(Item::from_value(PK, SK, &stored)?.with_version(version), cond).await?;
+    app.store.put(Item::typed(PK, SK, stored)?.with_version(version), cond).await?;
     tracing::info!(by, types = prices.len(), "zoo tariff replaced");
     Ok(Tariff { prices, version: Some(version), updated_at: Some(now) })
 }
