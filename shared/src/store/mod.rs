@@ -73,10 +73,15 @@ impl<T: Serialize + Send + Sync + 'static> Record for T {
         self
     }
     fn to_map(&self) -> Result<Map<String, Value>, StoreError> {
-        match serde_json::to_value(self).map_err(|e| StoreError::Codec(e.to_string()))? {
-            Value::Object(map) => Ok(map),
-            _ => Err(StoreError::Codec("item data must be an object".into())),
-        }
+        object(self)
+    }
+}
+
+/// A value as the JSON object an item's data is (it must serialize to one).
+fn object<T: Serialize + ?Sized>(value: &T) -> Result<Map<String, Value>, StoreError> {
+    match serde_json::to_value(value).map_err(|e| StoreError::Codec(e.to_string()))? {
+        Value::Object(map) => Ok(map),
+        _ => Err(StoreError::Codec("item data must be an object".into())),
     }
 }
 
@@ -187,10 +192,7 @@ impl Item {
         sk: impl Into<String>,
         value: &T,
     ) -> Result<Self, StoreError> {
-        match serde_json::to_value(value).map_err(|e| StoreError::Codec(e.to_string()))? {
-            Value::Object(map) => Ok(Item::new(pk, sk, map)),
-            _ => Err(StoreError::Codec("item data must be an object".into())),
-        }
+        Ok(Item::new(pk, sk, object(value)?))
     }
 
     pub fn with_gsi1(mut self, pk: impl Into<String>, sk: impl Into<String>) -> Self {
