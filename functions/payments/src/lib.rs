@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use shared::auth::{AdminUser, AuthUser};
 use shared::http::RawJson;
@@ -27,8 +27,29 @@ pub fn router() -> Router<App> {
         .route("/v1/tariff", get(tariff).put(set_tariff))
 }
 
-fn envelope(message: &str, data: Value) -> Json<Value> {
-    Json(json!({ "success": true, "message": message, "data": data }))
+/// The seed's `{success, message, data}`, its fields in the order a JSON object of them is
+/// written (by name), as every answer of this group writes them.
+#[derive(Serialize)]
+struct Envelope<T> {
+    data: T,
+    message: &'static str,
+    success: bool,
+}
+
+type Answer = ApiResult<Json<Envelope<Value>>>;
+
+fn envelope<T>(message: &'static str, data: T) -> Json<Envelope<T>> {
+    Json(Envelope { data, message, success: true })
+}
+
+/// A created session's `data`, written straight from the payment (no JSON object built first).
+#[derive(Serialize)]
+struct Created<'a> {
+    confirmation_url: &'a Option<String>,
+    expires_at: String,
+    payment_id: &'a str,
+    session_id: &'a str,
+    status: &'static str,
 }
 
 async fn create(
@@ -39,24 +60,20 @@ async fn create(
 ) -> ApiResult<Response> {
     req.answer(&app, "zoo-session", &user.sub, || async {
         let body: CreateSession = parse_json(&req.body)?;
-        let (p, s) = zoo::create_session(&app, &user.sub, client.as_deref(), body).await?;
-        let data = json!({
-            "payment_id": p.id,
-            "session_id": s.session_id,
-            "status": p.status.as_str(),
-            "confirmation_url": p.confirmation_url,
-            "expires_at": shared::payments::ts(p.expires_at),
-        });
+        let (p, session_id) = zoo::create_session(&app, &user.sub, client.as_deref(), body).await?;
+        let data = Created {
+            confirmation_url: &p.confirmation_url,
+            expires_at: shared::payments::ts(p.expires_at),
+            payment_id: &p.id,
+            session_id: &session_id,
+            status: p.status.as_str(),
+        };
         idempotency::stored(StatusCode::CREATED, &envelope("Payment session created successfully", data).0)
     })
     .await
 }
 
-async fn read(
-    State(app): State<App>,
-    AuthUser(user): AuthUser,
-    PathArg(id): PathArg<String>,
-) -> ApiResult<Json<Value>> {
+async fn read(State(app): State<App>, AuthUser(user): AuthUser, PathArg(id): PathArg<String>) -> Answer {
     let (p, s) = zoo::load_for(&app, &user, &id).await?;
     Ok(envelope("Payment retrieved successfully", zoo::view(&p, &s)))
 }
@@ -67,17 +84,13 @@ async fn update<const FULL: bool>(
     AuthUser(user): AuthUser,
     PathArg(id): PathArg<String>,
     RawJson(body): RawJson,
-) -> ApiResult<Json<Value>> {
+) -> Answer {
     let req: UpdatePayment = parse_json(&body)?;
     let (p, s) = zoo::update(&app, &user, &id, req, FULL).await?;
     Ok(envelope("Payment updated successfully", zoo::view(&p, &s)))
 }
 
-async fn remove(
-    State(app): State<App>,
-    AuthUser(user): AuthUser,
-    PathArg(id): PathArg<String>,
-) -> ApiResult<Json<Value>> {
+async fn remove(State(app): State<App>, AuthUser(user): AuthUser, PathArg(id): PathArg<String>) -> Answer {
     let at = zoo::delete(&app, &user, &id).await?;
     Ok(envelope(
         "Payment deleted successfully",
@@ -92,7 +105,7 @@ struct SlotQuery {
 }
 
 /// Places of one visit slot: `{capacity, reserved, available}`.
-async fn slot(State(app): State<App>, QueryArg(q): QueryArg<SlotQuery>) -> ApiResult<Json<Value>> {
+async fn slot(State(app): State<App>, QueryArg(q): QueryArg<SlotQuery>) -> Answer {
     if q.visit_date.len() > 10 || q.visit_time.len() > 5 {
         return Err(ApiError::bad_request("visit_date", "visit_date is YYYY-MM-DD and visit_time HH:MM"));
     }
@@ -110,17 +123,13 @@ async fn slot(State(app): State<App>, QueryArg(q): QueryArg<SlotQuery>) -> ApiRe
 }
 
 /// The zoo's tariff (ticket types and prices) and visit times: public, like a price list.
-async fn tariff(State(app): State<App>) -> ApiResult<Json<Value>> {
+async fn tariff(State(app): State<App>) -> Answer {
     let t = tariff::current(&app).await?;
     Ok(envelope("Tariff retrieved successfully", tariff::view(&app, &t)))
 }
 
 /// Replaces the tariff (role `admin`).
-async fn set_tariff(
-    State(app): State<App>,
-    admin: AdminUser,
-    RawJson(body): RawJson,
-) -> ApiResult<Json<Value>> {
+async fn set_tariff(State(app): State<App>, admin: AdminUser, RawJson(body): RawJson) -> Answer {
     let req: tariff::TariffIn = parse_json(&body)?;
     let t = tariff::set(&app, &req, &admin.0.sub).await?;
     Ok(envelope("Tariff updated successfully", tariff::view(&app, &t)))

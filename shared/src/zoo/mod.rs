@@ -214,7 +214,13 @@ pub struct AmountOverride {
 
 impl Session {
     pub(crate) fn to_item(&self) -> ApiResult<Item> {
-        Ok(Item::typed(payments::pk(&self.payment_id), SK_SESSION, self.clone())?.with_version(self.version))
+        self.clone().into_item()
+    }
+
+    /// The stored item, holding the session itself (no copy of it).
+    pub(crate) fn into_item(self) -> ApiResult<Item> {
+        let (pk, version) = (payments::pk(&self.payment_id), self.version);
+        Ok(Item::typed(pk, SK_SESSION, self)?.with_version(version))
     }
 
     /// The tariff total of the items.
@@ -488,13 +494,13 @@ fn base_metadata(user: Option<&Map<String, Value>>) -> Map<String, Value> {
 /// Creates a session: validates against the tariff (one read, with the caller's cap ledgers
 /// read beside it), registers the payment with the gateway, then writes the payment, the
 /// session, its slot places and the ledgers in one transaction: two store round trips one after
-/// the other while the first shards tried have room.
+/// the other while the first shards tried have room. Answers the payment and the session's id.
 pub async fn create_session(
     app: &App,
     owner: &str,
     client: Option<&str>,
     req: CreateSession,
-) -> ApiResult<(Payment, Session)> {
+) -> ApiResult<(Payment, String)> {
     let base = if req.order.items.is_some() { "order.items" } else { "items" };
     // The ledgers named by the slots as asked (a date and a time of the right shape), read with
     // the tariff; used if validation keeps those slots (it copies them as given), else read anew.
@@ -633,7 +639,7 @@ async fn write_session(
     asks: &mut [slots::Ask],
     caps: &SessionCaps,
     read: Vec<crate::caps::Stored>,
-) -> ApiResult<(Payment, Session)> {
+) -> ApiResult<(Payment, String)> {
     let attempts = asks.iter().map(slots::Ask::attempts).sum::<u32>().saturating_add(crate::retry::ATTEMPTS);
     let mut registered: Option<Payment> = None;
     let mut ledgers = caps.admit(app, read).await?;
@@ -647,9 +653,9 @@ async fn write_session(
             }
         };
         let held: Vec<Reservation> = asks.iter().flat_map(|a| a.plan.iter().cloned()).collect();
-        let s = draft_session(owner, req, valid, &p, &held);
+        let session = draft_session(owner, req, valid, &p, &held);
         let mut ops = payments::create_ops(&p)?;
-        ops.push(WriteOp::Put { item: s.to_item()?, cond: Cond::NotExists });
+        ops.push(WriteOp::Put { item: session.into_item()?, cond: Cond::NotExists });
         let mut owners = vec![None; ops.len()];
         for (k, a) in asks.iter().enumerate() {
             let places = a.ops();
@@ -660,7 +666,7 @@ async fn write_session(
         let capped = ops.len();
         ops.extend(SessionCaps::writes(app, &ledgers, &p)?);
         match app.store.transact(ops).await {
-            Ok(()) => return Ok((p, s)),
+            Ok(()) => return Ok((p, req.session_id.clone())),
             // A ledger changed meanwhile: read them again (429 if now full), same payment.
             Err(StoreError::Conflict { index: Some(i) }) if i >= capped => {
                 ledgers = caps.admit(app, caps.read(app).await?).await?;
@@ -680,7 +686,7 @@ async fn write_session(
                 registered = Some(p);
                 crate::retry::backoff(n + 1).await;
             }
-            Err(e) => return outcome_unknown(app, p, s, e).await,
+            Err(e) => return outcome_unknown(app, p, req.session_id.clone(), e).await,
         }
     }
     Err(crate::retry::conflict("the visit slot"))
@@ -746,14 +752,19 @@ fn draft_session(
 /// A session write that failed in a way that may have been applied (a timeout): the payment
 /// tells. "Not there yet" is not enough (the write may still land after the client was told
 /// it failed, and its retry would take the places again), so it is fenced off first.
-async fn outcome_unknown(app: &App, p: Payment, s: Session, e: StoreError) -> ApiResult<(Payment, Session)> {
+async fn outcome_unknown(
+    app: &App,
+    p: Payment,
+    session_id: String,
+    e: StoreError,
+) -> ApiResult<(Payment, String)> {
     let found = match app.store.get(&payments::pk(&p.id), payments::SK_PAYMENT).await {
         Ok(Some(_)) => Ok(true),
         Ok(None) => payments::fence(app, &p).await,
         Err(again) => Err(again.into()),
     };
     match found {
-        Ok(true) => Ok((p, s)),
+        Ok(true) => Ok((p, session_id)),
         Ok(false) => Err(e.into()),
         Err(again) => {
             // Unknown. The places were asked for in the same transaction: taken with the
