@@ -69,8 +69,13 @@ pub struct Breakdown {
 impl Breakdown {
     /// "4%", "2.5%".
     pub fn description(&self) -> String {
-        format!("{}%", self.percent.normalize())
+        describe(self.percent)
     }
+}
+
+/// A commission percent as the API writes it: "4%", "2.5%".
+pub fn describe(percent: Decimal) -> String {
+    format!("{}%", percent.normalize())
 }
 
 impl CommissionTable {

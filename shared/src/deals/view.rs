@@ -145,7 +145,7 @@ impl DealView {
             verify_days: deal.verify_days,
             commission_payer: deal.commission_payer,
             commission: deal.commission,
-            commission_description: format!("{}%", deal.commission_percent.normalize()),
+            commission_description: super::commission::describe(deal.commission_percent),
             consumer_pay: deal.consumer_pay,
             supplier_receive: deal.supplier_receive,
             pay_back: deal.pay_back,
