@@ -135,7 +135,7 @@ pub trait Recount: Send + Sync {
 
 /// The ledger of `caller` in `scope`.
 pub fn pk(scope: &str, caller: &str) -> String {
-    format!("caps#{scope}#{caller}")
+    ["caps#", scope, "#", caller].concat()
 }
 
 /// A ledger as read: its entries and the version to write on.

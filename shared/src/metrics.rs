@@ -31,8 +31,15 @@ pub const NAMES: [&str; 8] = [
 pub fn line(name: &str, dimensions: &[(&str, &str)], value: u64, at_ms: i64) -> String {
     use std::fmt::Write;
     fn quoted(out: &mut String, s: &str) {
-        // A `&str` always serialises.
-        out.push_str(&serde_json::to_string(s).unwrap_or_default());
+        // Names and most values need no escape: written as they are, without an allocation.
+        if s.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\' || b == b' ') {
+            out.push('"');
+            out.push_str(s);
+            out.push('"');
+        } else {
+            // A `&str` always serialises.
+            out.push_str(&serde_json::to_string(s).unwrap_or_default());
+        }
     }
     let unit = if name.starts_with("Seats") { "None" } else { "Count" };
     let mut out = String::with_capacity(256);
@@ -116,6 +123,19 @@ mod tests {
         assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"], "None");
         assert_eq!(v["_aws"]["Timestamp"], 5);
         assert_eq!(v.as_object().map(|o| o.len()), Some(2));
+    }
+
+    /// Every value, written plainly or escaped, reads back as itself in the document.
+    #[test]
+    fn every_character_reads_back() {
+        let mut values: Vec<String> = (0u8..128).map(|b| format!("a{}b", b as char)).collect();
+        values.extend(["", " ", "Ünïcode", "tab\tand\nline", "sandbox", "ok/err:1"].map(String::from));
+        for value in values {
+            let v: serde_json::Value =
+                serde_json::from_str(&super::line("EmailsSent", &[("Template", &value)], 1, 7))
+                    .unwrap_or_else(|e| panic!("{value:?}: {e}"));
+            assert_eq!(v["Template"], value.as_str());
+        }
     }
 
     #[test]

@@ -63,7 +63,7 @@ impl UserView {
 }
 
 fn pk(id: &str) -> String {
-    format!("user#{id}")
+    ["user#", id].concat()
 }
 
 pub async fn get(app: &App, id: &str) -> ApiResult<Option<User>> {

@@ -63,7 +63,7 @@ const DUE_INDEX: &str = "deals#due";
 pub const OWNER_KIND: &str = "deal";
 
 fn deal_pk(id: i64) -> String {
-    format!("deal#{id}")
+    ["deal#", itoa::Buffer::new().format(id)].concat()
 }
 
 fn member_key(user: &str, id: i64) -> (String, String) {

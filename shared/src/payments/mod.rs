@@ -229,7 +229,7 @@ pub struct Payment {
 }
 
 pub fn pk(id: &str) -> String {
-    format!("payment#{id}")
+    ["payment#", id].concat()
 }
 
 fn inv_pk(inv_id: i64) -> String {

@@ -79,7 +79,7 @@ impl Stored {
 }
 
 pub fn pk(event_id: &str, seat_id: &str) -> String {
-    format!("hold#{event_id}#{seat_id}")
+    ["hold#", event_id, "#", seat_id].concat()
 }
 
 /// FNV-1a: a stable hash (the shard of a seat must never change between releases).
@@ -93,7 +93,7 @@ fn shard(seat_id: &str) -> u32 {
 }
 
 pub fn index_pk(event_id: &str, shard: u32) -> String {
-    format!("holds#{event_id}#{shard}")
+    ["holds#", event_id, "#", itoa::Buffer::new().format(shard)].concat()
 }
 
 /// `held#<seat>` or `sold#<seat>`: the sweep reads only the held ones.
@@ -102,7 +102,7 @@ fn index_sk(hold: &Hold) -> String {
         HoldState::Held => "held",
         HoldState::Sold => "sold",
     };
-    format!("{state}#{}", hold.seat_id)
+    [state, "#", &hold.seat_id].concat()
 }
 
 /// The item for a hold at `version`.

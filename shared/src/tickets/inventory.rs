@@ -304,13 +304,13 @@ pub struct Located {
 }
 
 pub fn event_pk(id: &str) -> String {
-    format!("event#{id}")
+    ["event#", id].concat()
 }
 
 const META: &str = "meta";
 
 fn seat_sk(seat_id: &str) -> String {
-    format!("seat#{seat_id}")
+    ["seat#", seat_id].concat()
 }
 
 /// Checks a seat map and expands it into an event and its seats, each placed (see the

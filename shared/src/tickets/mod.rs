@@ -123,14 +123,17 @@ impl Buyer {
         keys
     }
 
+    /// Whether `owner` is one of [`Buyer::owner_keys`] (compared in place: a seat hold asks
+    /// on every call).
     pub fn owns(&self, owner: &str) -> bool {
-        self.owner_keys().iter().any(|k| k == owner)
+        let user = self.user.as_ref().is_some_and(|u| owner.strip_prefix("user:") == Some(u.sub.as_str()));
+        user || self.token.as_ref().is_some_and(|t| owner.starts_with("token:") && token_owner(t) == owner)
     }
 }
 
 /// The owner key of an authenticated user.
 pub fn user_owner(sub: &str) -> String {
-    format!("user:{sub}")
+    ["user:", sub].concat()
 }
 
 /// The owner key of a reservation token (its hash: the token itself is never stored).
@@ -177,4 +180,42 @@ pub fn check_id(field: &str, v: &str) -> ApiResult<()> {
 /// A new random opaque id.
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `owns` compares in place what `owner_keys` lists: the same answer for every key.
+    #[test]
+    fn owns_exactly_the_owner_keys() {
+        let claims = |sub: &str| Claims::new(sub, chrono::Duration::minutes(5));
+        let buyers = [
+            Buyer::default(),
+            Buyer { user: Some(claims("12")), ..Default::default() },
+            Buyer { token: Some("t0k".into()), ..Default::default() },
+            Buyer { user: Some(claims("1")), token: Some("t0k".into()), client: None },
+        ];
+        let owners = [
+            "user:12".to_owned(),
+            "user:1".into(),
+            "user:".into(),
+            "user:123".into(),
+            "user:21".into(),
+            "user:x12".into(),
+            "user12".into(),
+            token_owner("t0k"),
+            token_owner("t0kx"),
+            token_owner("t0k").replace("token:", "user:"),
+            "token:t0k".into(),
+        ];
+        for b in &buyers {
+            for o in &owners {
+                assert_eq!(b.owns(o), b.owner_keys().contains(o), "{b:?} {o}");
+            }
+        }
+        assert!(
+            buyers[1].owns("user:12") && !buyers[1].owns("user:1") && buyers[2].owns(&token_owner("t0k"))
+        );
+    }
 }

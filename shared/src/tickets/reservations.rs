@@ -112,11 +112,11 @@ struct Cart {
 }
 
 pub fn pk(id: &str) -> String {
-    format!("pr#{id}")
+    ["pr#", id].concat()
 }
 
 fn cart_pk(owner: &str) -> String {
-    format!("cart#{owner}")
+    ["cart#", owner].concat()
 }
 
 fn day_after(t: DateTime<Utc>) -> Option<i64> {
