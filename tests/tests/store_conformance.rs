@@ -164,6 +164,23 @@ pub async fn data_round_trips(s: Arc<dyn Store>) {
     ));
 }
 
+/// A read of an item's version and data alone answers what a whole read does.
+pub async fn data_and_version_alone(s: Arc<dyn Store>) {
+    assert!(s.get_data("nope", "nope").await.unwrap().is_none());
+    s.put(item("d", "d", json!({"n": 1, "text": "Сделка"})), Cond::NotExists).await.unwrap();
+    s.put(item("d", "d", json!({"n": 2, "text": "Сделка"})).with_version(2), Cond::Version(1)).await.unwrap();
+    let whole = s.get("d", "d").await.unwrap().unwrap();
+    let (version, data) = s.get_data("d", "d").await.unwrap().unwrap();
+    assert_eq!((version, &*data), (2, &*whole.data));
+    assert_eq!(data["n"], 2);
+    // Through a layer as the functions stack them (it hands the read to the store under it).
+    let layered: Arc<dyn Store> = Arc::new(shared::store::own_writes::OwnWrites::new(s.clone()));
+    let (version, data) = layered.get_data("d", "d").await.unwrap().unwrap();
+    assert_eq!((version, &*data), (2, &*whole.data));
+    assert_eq!(layered.get("d", "d").await.unwrap(), Some(whole));
+    assert!(layered.get_data("d", "nope").await.unwrap().is_none());
+}
+
 pub async fn batch_get_many(s: Arc<dyn Store>) {
     for i in 0..130 {
         s.put(item(&format!("b#{i}"), "x", json!({"i": i})), Cond::NotExists).await.unwrap();
@@ -255,7 +272,7 @@ macro_rules! suite {
             suite!(@tests $make; get_missing_is_none, create_only_once, versioned_update,
                 conditional_delete, transaction_is_all_or_nothing, bounded_counter,
                 query_by_prefix_and_order, secondary_index, data_round_trips, race_one_winner,
-                race_same_version, race_counter, batch_get_many);
+                race_same_version, race_counter, batch_get_many, data_and_version_alone);
         }
     };
     (@tests $make:expr; $($name:ident),*) => {

@@ -113,8 +113,9 @@ fn member_item(user: &str, id: i64) -> Item {
 }
 
 pub async fn load(app: &App, id: i64) -> ApiResult<Option<Loaded>> {
-    Ok(match app.store.get(&deal_pk(id), "deal").await? {
-        Some(item) => Some(Loaded { deal: item.decode()?, version: item.version }),
+    let pk = deal_pk(id);
+    Ok(match app.store.get_data(&pk, "deal").await? {
+        Some((version, data)) => Some(Loaded { deal: data.decode(&pk, "deal")?, version }),
         None => None,
     })
 }

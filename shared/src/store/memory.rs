@@ -231,6 +231,10 @@ impl Store for MemoryStore {
         Ok(lookup(&self.lock(), pk, sk).cloned())
     }
 
+    async fn get_data(&self, pk: &str, sk: &str) -> Result<Option<(u64, crate::store::Data)>, StoreError> {
+        Ok(lookup(&self.lock(), pk, sk).map(|item| (item.version, item.data.clone())))
+    }
+
     async fn batch_get(&self, keys: &[(String, String)]) -> Result<Vec<Item>, StoreError> {
         let map = self.lock();
         let unique: std::collections::BTreeSet<&(String, String)> = keys.iter().collect();

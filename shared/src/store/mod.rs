@@ -114,6 +114,14 @@ impl Data {
         Arc::make_mut(self.map.get_mut().expect("set just above"))
     }
 
+    /// The data as a domain type (see [`Item::decode`]); `pk` and `sk` name the item in an error.
+    pub fn decode<T: DeserializeOwned + Clone + 'static>(&self, pk: &str, sk: &str) -> Result<T, StoreError> {
+        if let Some(value) = self.typed::<T>() {
+            return Ok(value.clone());
+        }
+        T::deserialize(self.map()?).map_err(|e| StoreError::Codec(format!("{pk}/{sk}: {e}")))
+    }
+
     fn holds_record(&self) -> bool {
         self.typed.is_some()
     }
@@ -213,11 +221,7 @@ impl Item {
     /// Decodes the data into a domain type: a clone of the value itself when the item holds
     /// one of that type (see [`Data`]).
     pub fn decode<T: DeserializeOwned + Clone + 'static>(&self) -> Result<T, StoreError> {
-        if let Some(value) = self.data.typed::<T>() {
-            return Ok(value.clone());
-        }
-        T::deserialize(self.data.map()?)
-            .map_err(|e| StoreError::Codec(format!("{}/{}: {e}", self.pk, self.sk)))
+        self.data.decode(&self.pk, &self.sk)
     }
 
     /// A numeric attribute (counters written by [`Store::add`]).
@@ -340,6 +344,11 @@ impl QueryOpts {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError>;
+    /// An item's version and data, for a read that needs neither its key nor its index entry
+    /// (the embedded store then copies no strings).
+    async fn get_data(&self, pk: &str, sk: &str) -> Result<Option<(u64, Data)>, StoreError> {
+        Ok(self.get(pk, sk).await?.map(|item| (item.version, item.data)))
+    }
     /// Several items by key in one round trip (per 100 keys); missing ones are left out,
     /// the order is unspecified. Duplicate keys are read once.
     async fn batch_get(&self, keys: &[(String, String)]) -> Result<Vec<Item>, StoreError>;
@@ -365,31 +374,70 @@ pub trait WriteLayer: Send + Sync + 'static {
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>;
 }
 
+/// A call's future as [`Store`]'s methods answer it (`async_trait`'s boxed future).
+type Answer<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// A layer hands every read (and a delete) to the store under it as that store's own future:
+/// one boxed future per call however many layers there are, not one more per layer (a seat hold
+/// reads four items through two layers).
 #[async_trait]
 impl<L: WriteLayer> Store for L {
-    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
-        self.inner().get(pk, sk).await
+    fn get<'s, 'p, 'k, 'a>(&'s self, pk: &'p str, sk: &'k str) -> Answer<'a, Option<Item>>
+    where
+        's: 'a,
+        'p: 'a,
+        'k: 'a,
+    {
+        self.inner().get(pk, sk)
     }
-    async fn batch_get(&self, keys: &[(String, String)]) -> Result<Vec<Item>, StoreError> {
-        self.inner().batch_get(keys).await
+    fn get_data<'s, 'p, 'k, 'a>(&'s self, pk: &'p str, sk: &'k str) -> Answer<'a, Option<(u64, Data)>>
+    where
+        's: 'a,
+        'p: 'a,
+        'k: 'a,
+    {
+        self.inner().get_data(pk, sk)
+    }
+    fn batch_get<'s, 'k, 'a>(&'s self, keys: &'k [(String, String)]) -> Answer<'a, Vec<Item>>
+    where
+        's: 'a,
+        'k: 'a,
+    {
+        self.inner().batch_get(keys)
     }
     async fn put(&self, item: Item, cond: Cond) -> Result<(), StoreError> {
         WriteLayer::put(self, item, cond).await
     }
-    async fn delete(&self, pk: &str, sk: &str, cond: Cond) -> Result<(), StoreError> {
-        self.inner().delete(pk, sk, cond).await
+    fn delete<'s, 'p, 'k, 'a>(&'s self, pk: &'p str, sk: &'k str, cond: Cond) -> Answer<'a, ()>
+    where
+        's: 'a,
+        'p: 'a,
+        'k: 'a,
+    {
+        self.inner().delete(pk, sk, cond)
     }
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         WriteLayer::transact(self, ops).await
     }
-    async fn query(&self, pk: &str, opts: QueryOpts) -> Result<Vec<Item>, StoreError> {
-        self.inner().query(pk, opts).await
+    fn query<'s, 'k, 'a>(&'s self, pk: &'k str, opts: QueryOpts) -> Answer<'a, Vec<Item>>
+    where
+        's: 'a,
+        'k: 'a,
+    {
+        self.inner().query(pk, opts)
     }
-    async fn query_gsi1(&self, pk: &str, opts: QueryOpts) -> Result<Vec<Item>, StoreError> {
-        self.inner().query_gsi1(pk, opts).await
+    fn query_gsi1<'s, 'k, 'a>(&'s self, pk: &'k str, opts: QueryOpts) -> Answer<'a, Vec<Item>>
+    where
+        's: 'a,
+        'k: 'a,
+    {
+        self.inner().query_gsi1(pk, opts)
     }
-    async fn add(&self, c: Counter) -> Result<i64, StoreError> {
-        self.inner().add(c).await
+    fn add<'s, 'a>(&'s self, c: Counter) -> Answer<'a, i64>
+    where
+        's: 'a,
+    {
+        self.inner().add(c)
     }
 }
 

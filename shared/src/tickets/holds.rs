@@ -114,8 +114,9 @@ pub fn item(hold: &Hold, version: u64) -> Result<Item, StoreError> {
 }
 
 pub async fn get(app: &App, event_id: &str, seat_id: &str) -> ApiResult<Option<Stored>> {
-    Ok(match app.store.get(&pk(event_id, seat_id), SK).await? {
-        Some(item) => Some(Stored { hold: item.decode()?, version: item.version }),
+    let key = pk(event_id, seat_id);
+    Ok(match app.store.get_data(&key, SK).await? {
+        Some((version, data)) => Some(Stored { hold: data.decode(&key, SK)?, version }),
         None => None,
     })
 }

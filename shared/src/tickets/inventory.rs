@@ -607,8 +607,9 @@ pub async fn get_event(app: &App, id: &str) -> ApiResult<Option<Event>> {
     if check_id("event_id", id).is_err() {
         return Ok(None);
     }
-    Ok(match app.store.get(&event_pk(id), META).await? {
-        Some(item) => Some(item.decode()?),
+    let pk = event_pk(id);
+    Ok(match app.store.get_data(&pk, META).await? {
+        Some((_, data)) => Some(data.decode(&pk, META)?),
         None => None,
     })
 }
@@ -623,8 +624,9 @@ pub async fn get_seat(app: &App, event_id: &str, seat_id: &str) -> ApiResult<Opt
     if check_id("seat_id", seat_id).is_err() {
         return Ok(None);
     }
-    Ok(match app.store.get(&event_pk(event_id), &seat_sk(seat_id)).await? {
-        Some(item) => Some(seat_of(&item)?),
+    let (pk, sk) = (event_pk(event_id), seat_sk(seat_id));
+    Ok(match app.store.get_data(&pk, &sk).await? {
+        Some((_, data)) => Some(data.decode::<Located>(&pk, &sk)?.seat),
         None => None,
     })
 }

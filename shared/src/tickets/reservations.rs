@@ -158,8 +158,9 @@ async fn get_pr(app: &App, id: &str) -> ApiResult<Option<StoredPr>> {
     if !is_pr_id(id) {
         return Ok(None);
     }
-    Ok(match app.store.get(&pk(id), SK).await? {
-        Some(item) => Some(StoredPr { pr: item.decode()?, version: item.version }),
+    let key = pk(id);
+    Ok(match app.store.get_data(&key, SK).await? {
+        Some((version, data)) => Some(StoredPr { pr: data.decode(&key, SK)?, version }),
         None => None,
     })
 }
