@@ -65,11 +65,15 @@ pub struct Data {
 /// A domain value kept as an item's data (see [`Data`]).
 pub trait Record: Send + Sync + 'static {
     fn as_any(&self) -> &dyn std::any::Any;
+    fn shared(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync>;
     fn to_map(&self) -> Result<Map<String, Value>, StoreError>;
 }
 
 impl<T: Serialize + Send + Sync + 'static> Record for T {
     fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+    fn shared(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
         self
     }
     fn to_map(&self) -> Result<Map<String, Value>, StoreError> {
@@ -120,6 +124,18 @@ impl Data {
             return Ok(value.clone());
         }
         T::deserialize(self.map()?).map_err(|e| StoreError::Codec(format!("{pk}/{sk}: {e}")))
+    }
+
+    /// The data as a domain type shared with the item, not copied, when the item holds one
+    /// (else decoded as [`Data::decode`] does): a read only looked at, such as an event's.
+    pub fn decode_shared<T>(&self, pk: &str, sk: &str) -> Result<Arc<T>, StoreError>
+    where
+        T: DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        if let Some(value) = self.typed.clone().and_then(|record| record.shared().downcast::<T>().ok()) {
+            return Ok(value);
+        }
+        self.decode(pk, sk).map(Arc::new)
     }
 
     fn holds_record(&self) -> bool {
@@ -501,6 +517,26 @@ mod tests {
     /// A typed item reads back as itself, and as the JSON object it serializes to for every
     /// other reader: a field, another type, a counter's change, and equality with the same
     /// data kept as a map.
+    #[test]
+    fn a_shared_read_is_the_value_itself_not_a_copy() {
+        let item = Item::typed("p", "s", seat()).unwrap();
+        let (a, b) = (
+            item.data.decode_shared::<Seat>("p", "s").unwrap(),
+            item.data.decode_shared::<Seat>("p", "s").unwrap(),
+        );
+        assert!(Arc::ptr_eq(&a, &b), "both reads share the item's value");
+        assert_eq!(*a, seat());
+        // Another type, or data kept as JSON, is decoded.
+        assert_eq!(*item.data.decode_shared::<RowOnly>("p", "s").unwrap(), RowOnly { row: 7 });
+        let as_map = Item::from_value("p", "s", &seat()).unwrap();
+        let (c, d) = (
+            as_map.data.decode_shared::<Seat>("p", "s").unwrap(),
+            as_map.data.decode_shared::<Seat>("p", "s").unwrap(),
+        );
+        assert_eq!((&*c, &*d), (&seat(), &seat()));
+        assert!(!Arc::ptr_eq(&c, &d));
+    }
+
     #[test]
     fn typed_data_reads_as_its_value_and_as_its_json() {
         let item = Item::typed("p", "s", seat()).unwrap();

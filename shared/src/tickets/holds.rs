@@ -105,12 +105,11 @@ fn index_sk(hold: &Hold) -> String {
     [state, "#", &hold.seat_id].concat()
 }
 
-/// The item for a hold at `version`.
-pub fn item(hold: &Hold, version: u64) -> Result<Item, StoreError> {
-    Ok(Item::typed(pk(&hold.event_id, &hold.seat_id), SK, hold.clone())?
-        .with_gsi1(index_pk(&hold.event_id, shard(&hold.seat_id)), index_sk(hold))
-        .with_ttl(hold.expires_at.map(|e| e.timestamp() + 60))
-        .with_version(version))
+/// The item for a hold at `version` (the hold moved into it).
+pub fn item(hold: Hold, version: u64) -> Result<Item, StoreError> {
+    let (key, index) = (pk(&hold.event_id, &hold.seat_id), index_pk(&hold.event_id, shard(&hold.seat_id)));
+    let (index_sk, ttl) = (index_sk(&hold), hold.expires_at.map(|e| e.timestamp() + 60));
+    Ok(Item::typed(key, SK, hold)?.with_gsi1(index, index_sk).with_ttl(ttl).with_version(version))
 }
 
 pub async fn get(app: &App, event_id: &str, seat_id: &str) -> ApiResult<Option<Stored>> {

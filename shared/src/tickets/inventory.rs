@@ -603,13 +603,13 @@ pub async fn put_event(app: &App, event: &Event, version: u64) -> Result<(), cra
     app.store.put(item, Cond::Version(version)).await
 }
 
-pub async fn get_event(app: &App, id: &str) -> ApiResult<Option<Event>> {
+pub async fn get_event(app: &App, id: &str) -> ApiResult<Option<std::sync::Arc<Event>>> {
     if check_id("event_id", id).is_err() {
         return Ok(None);
     }
     let pk = event_pk(id);
     Ok(match app.store.get_data(&pk, META).await? {
-        Some((_, data)) => Some(data.decode(&pk, META)?),
+        Some((_, data)) => Some(data.decode_shared(&pk, META)?),
         None => None,
     })
 }
@@ -680,7 +680,7 @@ pub struct SeatView {
 pub async fn seat_states(
     app: &App,
     event_id: &str,
-) -> ApiResult<(Event, Vec<(Located, Option<holds::HoldState>)>)> {
+) -> ApiResult<(std::sync::Arc<Event>, Vec<(Located, Option<holds::HoldState>)>)> {
     let event = get_event(app, event_id).await?.ok_or_else(|| ApiError::NotFound("event".into()))?;
     let (seats, holds) = tokio::try_join!(seats(app, event_id), holds::of_event(app, event_id))?;
     let now = app.clock.now();
@@ -696,7 +696,7 @@ pub async fn seat_states(
 }
 
 /// The seat list of an event with prices and whether each seat is free now.
-pub async fn seat_list(app: &App, event_id: &str) -> ApiResult<(Event, Vec<SeatView>)> {
+pub async fn seat_list(app: &App, event_id: &str) -> ApiResult<(std::sync::Arc<Event>, Vec<SeatView>)> {
     let (event, seats) = seat_states(app, event_id).await?;
     let prices: HashMap<&str, Decimal> =
         event.price_categories.iter().map(|c| (c.id.as_str(), c.price)).collect();

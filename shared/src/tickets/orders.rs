@@ -252,7 +252,7 @@ pub async fn online_checkout(
     app: &App,
     buyer: &Buyer,
     s: StoredPr,
-    event: Option<Event>,
+    event: Option<std::sync::Arc<Event>>,
     ledgers: Option<Vec<(crate::caps::Stored, crate::caps::Limit)>>,
 ) -> ApiResult<Checkout> {
     let gateway = app.config.payments.tickets_gateway;
@@ -311,7 +311,7 @@ struct Placement {
 async fn prepare(
     app: &App,
     s: &StoredPr,
-    event: Option<Event>,
+    event: Option<std::sync::Arc<Event>>,
     status: OrderStatus,
 ) -> ApiResult<(Order, Vec<(Ticket, Hold, u64)>)> {
     let pr = &s.pr;
@@ -411,7 +411,7 @@ fn placement(
     for (_, h, version) in held {
         let sold =
             Hold { state: HoldState::Sold, order_id: Some(order.id.clone()), expires_at: None, ..h.clone() };
-        ops.push(WriteOp::Put { item: holds::item(&sold, version + 1)?, cond: Cond::Version(*version) });
+        ops.push(WriteOp::Put { item: holds::item(sold, version + 1)?, cond: Cond::Version(*version) });
     }
     let first_barcode = ops.len();
     for t in &order.tickets {
@@ -458,7 +458,7 @@ pub async fn place(
     app: &App,
     buyer: &Buyer,
     s: &StoredPr,
-    event: Option<Event>,
+    event: Option<std::sync::Arc<Event>>,
     status: OrderStatus,
     ledgers: Option<Vec<(crate::caps::Stored, crate::caps::Limit)>>,
 ) -> ApiResult<Order> {
@@ -489,7 +489,7 @@ async fn prepare_capped(
     app: &App,
     buyer: &Buyer,
     s: &StoredPr,
-    event: Option<Event>,
+    event: Option<std::sync::Arc<Event>>,
     status: OrderStatus,
     early: Option<Vec<(crate::caps::Stored, crate::caps::Limit)>>,
 ) -> ApiResult<(Order, Vec<(Ticket, Hold, u64)>, Vec<crate::caps::Stored>)> {

@@ -5,6 +5,8 @@
 //! seat hold items it takes or frees. A lost race on the PR item is retried a few times
 //! from a fresh read; a lost race on a seat is a 409.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -192,7 +194,11 @@ pub async fn checked_out(app: &App, buyer: &Buyer, id: &str) -> ApiResult<Option
 }
 
 /// The caller's PR and its event, read together when the PR id names the event.
-pub async fn load_with_event(app: &App, buyer: &Buyer, id: &str) -> ApiResult<(StoredPr, Option<Event>)> {
+pub async fn load_with_event(
+    app: &App,
+    buyer: &Buyer,
+    id: &str,
+) -> ApiResult<(StoredPr, Option<Arc<Event>>)> {
     match event_of(id) {
         Some(event_id) => tokio::try_join!(load(app, buyer, id), inventory::get_event(app, event_id)),
         None => Ok((load(app, buyer, id).await?, None)),
@@ -222,7 +228,7 @@ async fn free_ops(app: &App, pr: &Reservation) -> ApiResult<Vec<WriteOp>> {
 pub struct Initialized {
     pub stored: StoredPr,
     /// Its event (read to check it exists).
-    pub event: Event,
+    pub event: Arc<Event>,
     /// A newly created PR (201) or the caller's live one (200).
     pub created: bool,
     /// The reservation token, for an anonymous caller.
@@ -344,7 +350,7 @@ fn taken(seat_id: &str) -> ApiError {
 /// Holds one seat for the PR; answers it with its event. Two store round trips one after the
 /// other: the PR, the event, the seat and its hold are read together (the PR id names the
 /// event), then one transaction writes the hold and the PR.
-pub async fn hold(app: &App, buyer: &Buyer, id: &str, seat_id: &str) -> ApiResult<(StoredPr, Event)> {
+pub async fn hold(app: &App, buyer: &Buyer, id: &str, seat_id: &str) -> ApiResult<(StoredPr, Arc<Event>)> {
     let held = optimistic("the reservation", || async {
         let inputs = hold_inputs(app, buyer, id, seat_id).await?;
         Ok(try_hold(app, inputs, seat_id).await?.map_or(Step::Again, Step::Done))
@@ -357,7 +363,7 @@ pub async fn hold(app: &App, buyer: &Buyer, id: &str, seat_id: &str) -> ApiResul
 /// What a hold decides on.
 struct HoldInputs {
     stored: StoredPr,
-    event: Event,
+    event: Arc<Event>,
     seat: Option<inventory::Seat>,
     /// The PR's live holds (with their seats).
     live: Vec<HeldSeat>,
@@ -445,7 +451,7 @@ fn plan_hold(
     }
 }
 
-async fn try_hold(app: &App, inputs: HoldInputs, seat_id: &str) -> ApiResult<Option<(StoredPr, Event)>> {
+async fn try_hold(app: &App, inputs: HoldInputs, seat_id: &str) -> ApiResult<Option<(StoredPr, Arc<Event>)>> {
     let HoldInputs { stored: StoredPr { mut pr, version }, event, seat, live, current, ledger, now } = inputs;
     let Some(seat) = seat else {
         return Err(ApiError::invalid("seat_id", "no such seat in this event"));
@@ -479,7 +485,7 @@ async fn try_hold(app: &App, inputs: HoldInputs, seat_id: &str) -> ApiResult<Opt
     });
     pr.updated_at = now;
     let mut ops =
-        vec![WriteOp::Put { item: holds::item(&hold, hold_version)?, cond }, put_pr(&pr, version + 1)?];
+        vec![WriteOp::Put { item: holds::item(hold, hold_version)?, cond }, put_pr(&pr, version + 1)?];
     // The caller's address may hold only so many seats (429 past it); its ledger is written
     // on its version, so a race of two of its reservations re-reads it.
     if let Some(ledger) = ledger {
@@ -502,7 +508,7 @@ pub async fn release(
     buyer: &Buyer,
     id: &str,
     seat_id: &str,
-) -> ApiResult<(StoredPr, Option<Event>)> {
+) -> ApiResult<(StoredPr, Option<Arc<Event>>)> {
     if super::check_id("seat_id", seat_id).is_err() {
         return Err(ApiError::NotFound("ticket".into()));
     }
@@ -630,8 +636,8 @@ pub struct ReservationView {
 pub async fn priced_with(
     app: &App,
     pr: &Reservation,
-    event: Option<Event>,
-) -> ApiResult<(Event, Vec<(HeldTicket, holds::Stored)>, Totals)> {
+    event: Option<Arc<Event>>,
+) -> ApiResult<(Arc<Event>, Vec<(HeldTicket, holds::Stored)>, Totals)> {
     let copies = cached_live(pr, app.clock.now()).and_then(|live| {
         live.into_iter().map(|h| h.hold_item(pr).map(|stored| (h, stored))).collect::<Option<Vec<_>>>()
     });
@@ -648,7 +654,7 @@ pub async fn priced_with(
 pub async fn priced(
     app: &App,
     pr: &Reservation,
-) -> ApiResult<(Event, Vec<(HeldTicket, holds::Stored)>, Totals)> {
+) -> ApiResult<(Arc<Event>, Vec<(HeldTicket, holds::Stored)>, Totals)> {
     let now = app.clock.now();
     let (event, live) = tokio::try_join!(inventory::get_event(app, &pr.event_id), live_seats(app, pr, now))?;
     let event = event.ok_or_else(|| ApiError::NotFound("event".into()))?;
@@ -674,8 +680,8 @@ async fn priced_cached(
     app: &App,
     pr: &Reservation,
     live: Vec<HeldSeat>,
-    event: Option<Event>,
-) -> ApiResult<(Event, Vec<HeldTicket>, Totals)> {
+    event: Option<Arc<Event>>,
+) -> ApiResult<(Arc<Event>, Vec<HeldTicket>, Totals)> {
     let event = match event {
         Some(e) => e,
         None => inventory::get_event(app, &pr.event_id)
@@ -713,7 +719,7 @@ pub async fn view(app: &App, s: &StoredPr) -> ApiResult<ReservationView> {
 }
 
 /// [`view`] with the PR's event when the caller has read it already.
-pub async fn view_with(app: &App, s: &StoredPr, event: Option<Event>) -> ApiResult<ReservationView> {
+pub async fn view_with(app: &App, s: &StoredPr, event: Option<Arc<Event>>) -> ApiResult<ReservationView> {
     let (event, tickets, totals) = match cached_live(&s.pr, app.clock.now()) {
         Some(live) => priced_cached(app, &s.pr, live, event).await?,
         None => {
@@ -725,7 +731,7 @@ pub async fn view_with(app: &App, s: &StoredPr, event: Option<Event>) -> ApiResu
     Ok(ReservationView {
         id: pr.id.clone(),
         event_id: pr.event_id.clone(),
-        event_title: event.title,
+        event_title: event.title.clone(),
         status: "reserved",
         expires_at: tickets.iter().filter_map(|t| t.held_until).min(),
         tickets,
