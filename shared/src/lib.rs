@@ -140,8 +140,12 @@ impl App {
         queue: Arc<dyn Queue>,
         local_queue: Option<Arc<MemoryQueue>>,
     ) -> App {
-        // A conditional write retried after a lost answer is told from a lost race.
-        let store: Arc<dyn Store> = Arc::new(store::own_writes::OwnWrites::new(store));
+        // A conditional write retried after a lost answer is told from a lost race (a store
+        // that answers every write, the embedded one, loses none).
+        let store: Arc<dyn Store> = match store.answers_every_write() {
+            true => store,
+            false => Arc::new(store::own_writes::OwnWrites::new(store)),
+        };
         let store: Arc<dyn Store> = match config.outbox_relay {
             config::Relay::Inline => Arc::new(Relaying::new(store, queue.clone())),
             config::Relay::Stream => store,

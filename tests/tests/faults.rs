@@ -651,3 +651,19 @@ async fn a_refund_survives_a_failure_at_every_step() {
         }
     }
 }
+
+/// Writes are stamped (to tell a retried write of one's own from a lost race) on a store whose
+/// answers can be lost, and not on the embedded store, which answers every write it applies.
+#[tokio::test]
+async fn writes_are_stamped_only_where_an_answer_can_be_lost() {
+    let item = || shared::store::Item::new("stamp#1", "x", serde_json::Map::new());
+    let memory = memory_store();
+    let app = shared::App::new(memory.clone(), shared::Config::for_tests());
+    app.store.put(item(), shared::store::Cond::NotExists).await.unwrap();
+    assert_eq!(memory.get("stamp#1", "x").await.unwrap().unwrap().stamp, None);
+
+    let under = memory_store();
+    let app = shared::App::new(Arc::new(FaultyStore::faulty(under.clone())), shared::Config::for_tests());
+    app.store.put(item(), shared::store::Cond::NotExists).await.unwrap();
+    assert!(under.get("stamp#1", "x").await.unwrap().unwrap().stamp.is_some());
+}

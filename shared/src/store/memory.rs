@@ -231,6 +231,11 @@ impl Store for MemoryStore {
         Ok(lookup(&self.lock(), pk, sk).cloned())
     }
 
+    /// A write is applied under the lock and answered from there.
+    fn answers_every_write(&self) -> bool {
+        true
+    }
+
     async fn get_data(&self, pk: &str, sk: &str) -> Result<Option<(u64, crate::store::Data)>, StoreError> {
         Ok(lookup(&self.lock(), pk, sk).map(|item| (item.version, item.data.clone())))
     }

@@ -379,6 +379,12 @@ pub trait Store: Send + Sync + 'static {
     /// Atomically adds `delta` to a numeric attribute (creating item and attribute at 0)
     /// within bounds; returns the new value. Out of bounds is a `Conflict`.
     async fn add(&self, c: Counter) -> Result<i64, StoreError>;
+    /// Whether every write this store applies is answered as applied: no network between the
+    /// caller and the data can lose the answer. Such a store needs no
+    /// [`own_writes::OwnWrites`] to tell a retried write of its own from a lost race.
+    fn answers_every_write(&self) -> bool {
+        false
+    }
 }
 
 /// A store wrapped around another that changes only its writes (put and transact) and
@@ -454,6 +460,9 @@ impl<L: WriteLayer> Store for L {
         's: 'a,
     {
         self.inner().add(c)
+    }
+    fn answers_every_write(&self) -> bool {
+        self.inner().answers_every_write()
     }
 }
 
