@@ -138,7 +138,9 @@ async fn hold(
     On { app, user: buyer, id }: On<Buyer, String>,
     JsonBody(req): JsonBody<HoldRequest>,
 ) -> ApiResult<Json<ReservationBody>> {
-    let (s, event) = reservations::hold(&app, &buyer, &id, &req.seat_id).await?;
+    // Boxed: the domain's future is large, and the handler's is moved whole several times
+    // (by axum, into its boxed future and its response mapping).
+    let (s, event) = Box::pin(reservations::hold(&app, &buyer, &id, &req.seat_id)).await?;
     let reservation = reservations::view_with(&app, &s, Some(event)).await?;
     Ok(Json(ReservationBody { reservation, token: None }))
 }
@@ -147,7 +149,7 @@ async fn release(
     On { app, user: buyer, id }: On<Buyer, String>,
     PathArg((_, seat_id)): PathArg<(String, String)>,
 ) -> ApiResult<Json<ReservationBody>> {
-    let (s, event) = reservations::release(&app, &buyer, &id, &seat_id).await?;
+    let (s, event) = Box::pin(reservations::release(&app, &buyer, &id, &seat_id)).await?;
     let reservation = reservations::view_with(&app, &s, event).await?;
     Ok(Json(ReservationBody { reservation, token: None }))
 }
