@@ -60,6 +60,18 @@ fn write(t: &DateTime<Utc>, buf: &mut [u8; MAX_LEN]) -> Option<usize> {
     Some(len + 1)
 }
 
+/// `t` to the second, as `chrono`'s `to_rfc3339_opts(SecondsFormat::Secs, true)` writes it
+/// (`2026-12-05T06:20:21Z`), without its formatting machinery.
+pub fn seconds(t: DateTime<Utc>) -> String {
+    use chrono::Timelike;
+    let whole = t.with_nanosecond(0).unwrap_or(t);
+    let mut buf = [0u8; MAX_LEN];
+    match write(&whole, &mut buf).and_then(|len| std::str::from_utf8(&buf[..len]).ok()) {
+        Some(text) if whole.nanosecond() == 0 => text.to_owned(),
+        _ => t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    }
+}
+
 /// Reads `YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z`, the form [`write`] writes; `None` for anything else.
 fn read(s: &str) -> Option<DateTime<Utc>> {
     let b = s.as_bytes();
@@ -206,6 +218,7 @@ mod tests {
         ) {
             let t = instant(secs, nanos);
             let maybe = some.then_some(t);
+            prop_assert_eq!(seconds(t), t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
             let fast = serde_json::to_string(&Fast { at: t, maybe }).unwrap();
             prop_assert_eq!(&fast, &serde_json::to_string(&Chrono { at: t, maybe }).unwrap());
             prop_assert_eq!(serde_json::from_str::<Fast>(&fast).unwrap(), Fast { at: t, maybe });

@@ -47,7 +47,7 @@ pub mod settle;
 
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use rand::Rng;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -238,7 +238,7 @@ fn inv_pk(inv_id: i64) -> String {
 
 /// RFC 3339 with a `Z`, fixed width, so that it sorts as text.
 pub fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+    crate::time::seconds(t)
 }
 
 /// One of `OPEN_SHARDS` index partitions, by a hash of the id.
@@ -299,8 +299,8 @@ impl Payment {
         let mut item = Item::typed(pk(&self.id), SK_PAYMENT, self.clone())?.with_version(self.version);
         if self.status.is_open() {
             item = item.with_gsi1(
-                format!("payments#open#{}", shard(&self.id)),
-                format!("{}#{}", ts(self.expires_at), self.id),
+                ["payments#open#", itoa::Buffer::new().format(shard(&self.id))].concat(),
+                [&ts(self.expires_at), "#", &self.id].concat(),
             );
         }
         Ok(item)
