@@ -30,26 +30,69 @@ pub fn format(v: Decimal) -> String {
 /// `2.9`, `100`), without the formatting machinery: answers write several amounts each, and
 /// `format!` through `Display` was most of a money field's cost.
 fn written(v: Decimal) -> String {
-    let mut buf = itoa::Buffer::new();
-    let digits = buf.format(v.mantissa().unsigned_abs());
-    let scale = v.scale() as usize;
-    let mut out = String::with_capacity(digits.len().max(scale + 1) + 2);
-    if v.is_sign_negative() {
-        out.push('-');
+    Digits::of(v).as_str().to_owned()
+}
+
+/// A decimal's text on the stack: at most a sign, 29 digits, a point and the zeros after it
+/// (`-0.000…1` with 28 decimals is 31 bytes).
+struct Digits {
+    buf: [u8; 40],
+    len: usize,
+}
+
+impl Digits {
+    fn of(v: Decimal) -> Digits {
+        let mut out = Digits { buf: [0; 40], len: 0 };
+        let mut ints = itoa::Buffer::new();
+        let digits = ints.format(v.mantissa().unsigned_abs());
+        let scale = v.scale() as usize;
+        if v.is_sign_negative() {
+            out.push(b"-");
+        }
+        if scale == 0 {
+            out.push(digits.as_bytes());
+        } else if digits.len() > scale {
+            let (int, frac) = digits.as_bytes().split_at(digits.len() - scale);
+            out.push(int);
+            out.push(b".");
+            out.push(frac);
+        } else {
+            out.push(b"0.");
+            for _ in digits.len()..scale {
+                out.push(b"0");
+            }
+            out.push(digits.as_bytes());
+        }
+        out
     }
-    if scale == 0 {
-        out.push_str(digits);
-    } else if digits.len() > scale {
-        let (int, frac) = digits.split_at(digits.len() - scale);
-        out.push_str(int);
-        out.push('.');
-        out.push_str(frac);
-    } else {
-        out.push_str("0.");
-        out.extend(std::iter::repeat_n('0', scale - digits.len()));
-        out.push_str(digits);
+
+    fn push(&mut self, bytes: &[u8]) {
+        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
     }
-    out
+
+    fn as_str(&self) -> &str {
+        // Only ASCII digits, `-` and `.` are pushed.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
+}
+
+/// JSON text written as it is into the answer: how `serde_json` writes its own `RawValue`
+/// (a struct and a field under its marker name), without `RawValue::from_string`'s allocation
+/// and its parse of text that is a number by construction. A serializer other than
+/// `serde_json`'s sees exactly what it sees for a `RawValue`. A test checks that `serde_json`
+/// still writes it as raw text.
+struct RawNumber<'a>(&'a str);
+
+const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
+
+impl serde::Serialize for RawNumber<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut raw = s.serialize_struct(RAW_VALUE_TOKEN, 1)?;
+        raw.serialize_field(RAW_VALUE_TOKEN, self.0)?;
+        raw.end()
+    }
 }
 
 /// Parses a strict money string: digits, a dot and exactly two decimals (`"2500.00"`).
@@ -67,8 +110,11 @@ pub mod number {
     use super::*;
 
     pub fn serialize<S: Serializer>(v: &Decimal, s: S) -> Result<S::Ok, S::Error> {
-        let raw = serde_json::value::RawValue::from_string(format(*v)).map_err(serde::ser::Error::custom)?;
-        serde::Serialize::serialize(&raw, s)
+        let r = round(*v);
+        if r.scale() != 2 {
+            return serde::Serialize::serialize(&RawNumber(&format(r)), s);
+        }
+        serde::Serialize::serialize(&RawNumber(Digits::of(r).as_str()), s)
     }
 
     /// Accepts a JSON number or a numeric string.
@@ -82,9 +128,7 @@ pub mod plain {
     use super::*;
 
     pub fn serialize<S: Serializer>(v: &Decimal, s: S) -> Result<S::Ok, S::Error> {
-        let raw = serde_json::value::RawValue::from_string(written(v.normalize()))
-            .map_err(serde::ser::Error::custom)?;
-        serde::Serialize::serialize(&raw, s)
+        serde::Serialize::serialize(&RawNumber(Digits::of(v.normalize()).as_str()), s)
     }
 }
 
@@ -169,6 +213,21 @@ mod tests {
         let big = dec!(-12345678901234567890123456.789);
         assert_eq!(json(big, big), format!(r#"{{"money":{},"none":null,"percent":{big}}}"#, format(big)));
         assert_eq!(format(big), "-12345678901234567890123456.79");
+    }
+
+    /// `RawNumber` is written by every serializer as `serde_json`'s own `RawValue` is: as raw
+    /// text into JSON, as the number it reads as into a `serde_json::Value`. Were the marker
+    /// name ever to change, the text would come out as an object instead.
+    #[test]
+    fn raw_numbers_are_written_as_raw_values_are() {
+        for text in ["0.00", "-0.01", "2.9", "10341450.00", "-12345678901234567890123456.79"] {
+            let ours = RawNumber(text);
+            let theirs = serde_json::value::RawValue::from_string(text.to_owned()).unwrap();
+            assert_eq!(serde_json::to_string(&ours).unwrap(), text);
+            assert_eq!(serde_json::to_string(&ours).unwrap(), serde_json::to_string(&theirs).unwrap());
+            assert_eq!(serde_json::to_value(&ours).unwrap(), serde_json::to_value(&theirs).unwrap());
+            assert!(serde_json::to_value(&ours).unwrap().is_number(), "{text}");
+        }
     }
 
     #[test]
