@@ -145,27 +145,34 @@ pub async fn not_found() -> ApiError {
 }
 
 /// Finishes a group's router for serving: JSON 404 for unknown routes, the body limit,
-/// the request id, and the state.
+/// the request id, a panic answered as a JSON 500, CORS when configured, and the state.
 ///
 /// The layers wrap the routed router once, as one service, instead of through
-/// `Router::layer`, which wraps every route in each layer and a boxed service of its own: a
-/// request then went through four boxed services (one allocation and a clone each) to reach its
-/// handler, and now through two.
-pub fn finish(router: axum::Router<crate::App>, app: crate::App) -> axum::Router {
+/// `Router::layer`, which wraps every route in each layer and a boxed service of its own; and
+/// the finished service is served as it is, not as the fallback of one more router (a route
+/// lookup, a boxed clone of the service and a response mapping per request). The request id's
+/// service also catches a handler's panic, so no layer has to box the answer's body.
+pub fn finish(router: axum::Router<crate::App>, app: crate::App) -> Api {
     use tower::ServiceBuilder;
     let cors = cors(&app.config.cors_origins);
     let limit = app.config.max_body_bytes;
     let routed = router.fallback(not_found).with_state(app);
-    let layered = ServiceBuilder::new()
+    ServiceBuilder::new()
         // Outermost: a preflight is answered before routing (no route has OPTIONS).
         .option_layer(cors)
         .layer(RequestIdLayer)
-        .map_response(axum::response::IntoResponse::into_response)
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .layer(axum::extract::DefaultBodyLimit::max(limit))
-        .service(routed);
-    axum::Router::new().fallback_service(layered)
+        .service(routed)
 }
+
+/// The finished API (see [`finish`]): a tower service from an HTTP request to its answer,
+/// served by `axum::serve` locally and by `lambda_http` on Lambda.
+pub type Api = tower::util::Either<
+    tower_http::cors::Cors<
+        RequestIdService<<axum::extract::DefaultBodyLimit as tower::Layer<axum::Router>>::Service>,
+    >,
+    RequestIdService<<axum::extract::DefaultBodyLimit as tower::Layer<axum::Router>>::Service>,
+>;
 
 /// The headers a browser front end sends beyond the simple ones.
 pub const CORS_ALLOW_HEADERS: [&str; 5] =
@@ -236,7 +243,9 @@ pub fn page_meta(page: usize, per: usize, total: usize, link: impl Fn(usize) -> 
 /// Every request runs in a span carrying its id, so that whatever it logs (an upstream
 /// failure's detail, say) can be found from the `x-request-id` header of its answer. The id
 /// is API Gateway's own when there is one (as in its access log), else a sane one the client
-/// sent, else a new one. A plain tower layer: no boxed future and no service clone per request.
+/// sent, else a new one. A handler that panics (a bug: nothing a client sends should get
+/// there) answers the usual JSON 500 instead of dropping the connection, and the panic is
+/// logged. A plain tower layer: no boxed future and no service clone per request.
 #[derive(Clone, Copy)]
 struct RequestIdLayer;
 
@@ -247,8 +256,9 @@ impl<S> tower::Layer<S> for RequestIdLayer {
     }
 }
 
+/// The service of [`RequestIdLayer`].
 #[derive(Clone)]
-struct RequestIdService<S>(S);
+pub struct RequestIdService<S>(S);
 
 impl<S> tower::Service<Request> for RequestIdService<S>
 where
@@ -269,13 +279,21 @@ where
         let id = request_id(&req);
         let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
         let header = axum::http::HeaderValue::from_str(&id).ok();
-        // The id is also the task's: what the request queues (emails, webhooks) carries it
-        // to the notifier's log lines (`telemetry::request_id`).
-        let inner = crate::telemetry::REQUEST_ID.scope(id, self.0.call(req).instrument(span));
-        WithRequestId { inner, header }
+        // A router makes its handler's future without running the handler; a panic while it
+        // does is caught all the same.
+        let called = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.0.call(req)));
+        let inner = match called {
+            // The id is also the task's: what the request queues (emails, webhooks) carries
+            // it to the notifier's log lines (`telemetry::request_id`).
+            Ok(inner) => Some(crate::telemetry::REQUEST_ID.scope(id, inner.instrument(span))),
+            Err(panic) => {
+                let _entered = span.enter();
+                return WithRequestId { inner: None, header, panicked: Some(panicked(panic)) };
+            }
+        };
+        WithRequestId { inner, header, panicked: None }
     }
 }
-
 /// The client's address: the source IP API Gateway reports, else the connection's peer (the
 /// local server). Never a header: a client could set any.
 pub fn client_address(parts: &axum::http::request::Parts) -> Option<String> {
@@ -338,11 +356,13 @@ fn request_id(req: &Request) -> String {
 }
 
 pin_project_lite::pin_project! {
-    /// The inner answer with the request id added.
-    struct WithRequestId<F> {
+    /// The inner answer with the request id added; a panic's JSON 500 instead of the answer
+    /// when the handler panicked.
+    pub struct WithRequestId<F> {
         #[pin]
-        inner: F,
+        inner: Option<F>,
         header: Option<axum::http::HeaderValue>,
+        panicked: Option<axum::response::Response>,
     }
 }
 
@@ -353,8 +373,19 @@ where
     type Output = F::Output;
 
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<F::Output> {
-        let this = self.project();
-        let mut res = std::task::ready!(this.inner.poll(cx))?;
+        let mut this = self.project();
+        let polled = match this.inner.as_mut().as_pin_mut() {
+            Some(inner) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))),
+            None => Ok(std::task::Poll::Ready(Ok(this.panicked.take().unwrap_or_else(gone)))),
+        };
+        let mut res = match polled {
+            Ok(polled) => std::task::ready!(polled)?,
+            Err(panic) => {
+                // A future that panicked is never polled again.
+                this.inner.set(None);
+                panicked(panic)
+            }
+        };
         if let Some(v) = this.header.take() {
             res.headers_mut().insert(REQUEST_ID, v);
         }
@@ -362,8 +393,12 @@ where
     }
 }
 
-/// A handler that panicked (a bug: nothing a client sends should get here) answers the usual
-/// JSON error with 500 instead of dropping the connection; the panic is logged.
+/// A panic's answer, polled for again after it was given (a caller's bug, never axum's).
+fn gone() -> axum::response::Response {
+    axum::response::IntoResponse::into_response(crate::ApiError::Internal("answer already given".into()))
+}
+
+/// A handler that panicked answers the usual JSON error with 500; the panic is logged.
 fn panicked(err: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
     let what = err
         .downcast_ref::<String>()
@@ -379,7 +414,10 @@ fn panicked(err: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Res
 /// development secret) stops here with one clear log line, before serving anything.
 pub async fn run_lambda(router: axum::Router<crate::App>) -> Result<(), lambda_http::Error> {
     let app = crate::App::start().await?;
-    lambda_http::run(finish(router, app)).await
+    let api = tower::ServiceBuilder::new()
+        .map_request(|req: lambda_http::Request| req.map(axum::body::Body::new))
+        .service(finish(router, app));
+    lambda_http::run(api).await
 }
 
 #[cfg(test)]
@@ -411,6 +449,44 @@ mod tests {
         for ip in ips {
             assert_eq!(ip_text(ip), ip.to_string());
         }
+    }
+
+    /// A panic while the inner service makes its future, and one while the future runs: each
+    /// answers a JSON 500 carrying the request's id, and the service answers the next request.
+    #[tokio::test]
+    async fn a_panic_is_a_json_500_with_the_request_id() {
+        use tower::{Service, ServiceExt};
+        async fn answer(res: axum::response::Response) -> (u16, Option<String>, serde_json::Value) {
+            let id = res.headers().get(REQUEST_ID).map(|v| v.to_str().unwrap().to_owned());
+            let status = res.status().as_u16();
+            let body = axum::body::to_bytes(res.into_body(), 1 << 16).await.unwrap();
+            (status, id, serde_json::from_slice(&body).unwrap_or_default())
+        }
+        let req = |path: &str| {
+            Request::get(path)
+                .header(REQUEST_ID, format!("id-{}", &path[1..]))
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+        let mut svc = RequestIdService(tower::service_fn(|req: Request| {
+            if req.uri().path() == "/at-call" {
+                panic!("at call");
+            }
+            async move {
+                if req.uri().path() == "/in-future" {
+                    panic!("in the future");
+                }
+                Ok::<_, std::convert::Infallible>(axum::response::IntoResponse::into_response("fine"))
+            }
+        }));
+        for path in ["/at-call", "/in-future"] {
+            let res = svc.ready().await.unwrap().call(req(path)).await.unwrap();
+            let (status, id, body) = answer(res).await;
+            assert_eq!((status, id.as_deref()), (500, Some(&*format!("id-{}", &path[1..]))), "{path}");
+            assert_eq!(body["error"]["code"], "internal_error", "{path}: {body}");
+        }
+        let (status, id, _) = answer(svc.ready().await.unwrap().call(req("/fine")).await.unwrap()).await;
+        assert_eq!((status, id.as_deref()), (200, Some("id-fine")));
     }
 
     #[derive(serde::Deserialize, Debug)]

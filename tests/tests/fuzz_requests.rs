@@ -187,7 +187,7 @@ const FORM_FIELDS: &[&str] = &[
 
 struct Harness {
     rt: tokio::runtime::Runtime,
-    router: axum::Router,
+    router: shared::http::Api,
     token: String,
     deal: i64,
 }

@@ -7,7 +7,7 @@ use axum::Router;
 use shared::App;
 
 /// Every endpoint group, finished for serving.
-pub fn router(app: App) -> Router {
+pub fn router(app: App) -> shared::http::Api {
     let groups = Router::new()
         .merge(health::router())
         .merge(deals::router())
@@ -69,6 +69,7 @@ pub fn with_demo_return_pages(config: &shared::Config) -> shared::Config {
 /// Serves the API on `listener` until the process ends.
 pub async fn serve(listener: tokio::net::TcpListener, app: App) -> std::io::Result<()> {
     // The peer's address is the client address the caps count (API Gateway's source IP on AWS).
+    use axum::ServiceExt;
     axum::serve(listener, router(app).into_make_service_with_connect_info::<std::net::SocketAddr>()).await
 }
 
