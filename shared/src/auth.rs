@@ -4,6 +4,7 @@
 //! rotation a token signed with `JWT_SECRET_PREVIOUS` is accepted too. Anything else is 401.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::request::Parts;
@@ -183,27 +184,35 @@ fn unauthorized(e: &jsonwebtoken::errors::Error) -> ApiError {
 /// maximum age; anything else is verified in full. Bounded: emptied when full. Hashed with
 /// foldhash (seeded per process) instead of SipHash, a tenth of the work on a 200-byte token:
 /// only tokens whose signature verified are kept, so no caller can choose keys that collide.
-type Verified = HashMap<String, (JwtRules, Claims), foldhash::fast::RandomState>;
+type Verified = HashMap<String, (JwtRules, Arc<Claims>), foldhash::fast::RandomState>;
 static VERIFIED: std::sync::LazyLock<std::sync::Mutex<Verified>> = std::sync::LazyLock::new(Default::default);
 const VERIFIED_MAX: usize = 4096;
 
-/// Verifies a token under `rules`: the current key, then the previous one.
-pub fn verify(rules: &JwtRules, token: &str) -> Result<Claims, ApiError> {
+/// Verifies a token under `rules`: the current key, then the previous one. The claims are
+/// shared with the cache, not copied for each request.
+pub fn verify(rules: &JwtRules, token: &str) -> Result<Arc<Claims>, ApiError> {
     let hit = {
         let cache = VERIFIED.lock().unwrap_or_else(|p| p.into_inner());
-        cache.get(token).filter(|(r, _)| r == rules).map(|(_, c)| c.clone())
+        cache.get(token).filter(|(r, _)| r == rules).map(|(_, c)| Arc::clone(c))
     };
-    let now = chrono::Utc::now().timestamp();
+    let now = now_secs();
     if let Some(claims) = hit.filter(|c| c.exp >= now - LEEWAY as i64) {
-        return within_max_age(claims, rules.max_age);
+        within_max_age(&claims, rules.max_age, now)?;
+        return Ok(claims);
     }
-    let claims = verify_signed(rules, token)?;
+    let claims = Arc::new(verify_signed(rules, token)?);
     let mut cache = VERIFIED.lock().unwrap_or_else(|p| p.into_inner());
     if cache.len() >= VERIFIED_MAX {
         cache.clear();
     }
-    cache.insert(token.to_owned(), (rules.clone(), claims.clone()));
+    cache.insert(token.to_owned(), (rules.clone(), Arc::clone(&claims)));
     Ok(claims)
+}
+
+/// Now in whole seconds since the epoch, as tokens count time (the clock read alone, without
+/// a calendar date made of it).
+fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 /// [`verify`] without the cache: the signature, the registered claims, the maximum age.
@@ -229,7 +238,7 @@ fn verify_signed(rules: &JwtRules, token: &str) -> Result<Claims, ApiError> {
     let mut last = ApiError::Unauthorized("token signature is invalid".into());
     for key in keys {
         match decode::<Claims>(token, &DecodingKey::from_secret(key.as_bytes()), &validation) {
-            Ok(d) => return within_max_age(d.claims, rules.max_age),
+            Ok(d) => return within_max_age(&d.claims, rules.max_age, now_secs()).map(|()| d.claims),
             Err(e) if *e.kind() == ErrorKind::InvalidSignature => last = unauthorized(&e),
             Err(e) => return Err(unauthorized(&e)),
         }
@@ -238,9 +247,8 @@ fn verify_signed(rules: &JwtRules, token: &str) -> Result<Claims, ApiError> {
 }
 
 /// No token lives longer than `max_age`: from its `iat` (which must not be in the future),
-/// or from now when it has none.
-fn within_max_age(c: Claims, max_age: Duration) -> Result<Claims, ApiError> {
-    let now = chrono::Utc::now().timestamp();
+/// or from `now` when it has none.
+fn within_max_age(c: &Claims, max_age: Duration, now: i64) -> Result<(), ApiError> {
     let (max, leeway) = (max_age.as_secs() as i64, LEEWAY as i64);
     let start = match c.iat {
         Some(iat) if iat > now + leeway => {
@@ -255,13 +263,13 @@ fn within_max_age(c: Claims, max_age: Duration) -> Result<Claims, ApiError> {
     if c.exp - start > max + leeway {
         return Err(ApiError::Unauthorized("token lives longer than JWT_MAX_AGE".into()));
     }
-    Ok(c)
+    Ok(())
 }
 
 /// The authenticated caller. Extracting it rejects the request with 401 unless a valid
 /// `Authorization: Bearer <JWT>` header is present.
 #[derive(Debug, Clone)]
-pub struct AuthUser(pub Claims);
+pub struct AuthUser(pub Arc<Claims>);
 
 impl AuthUser {
     pub async fn from_parts(parts: &Parts, app: &App) -> ApiResult<Self> {
@@ -286,7 +294,7 @@ impl AuthUser {
 
 /// A caller with the `admin` role (403 otherwise).
 #[derive(Debug, Clone)]
-pub struct AdminUser(pub Claims);
+pub struct AdminUser(pub Arc<Claims>);
 
 impl AdminUser {
     pub async fn from_parts(parts: &Parts, app: &App) -> ApiResult<Self> {
@@ -300,7 +308,7 @@ impl AdminUser {
 
 /// Staff at the door: a caller with the `gate` or the `admin` role (403 otherwise).
 #[derive(Debug, Clone)]
-pub struct GateUser(pub Claims);
+pub struct GateUser(pub Arc<Claims>);
 
 impl GateUser {
     pub async fn from_parts(parts: &Parts, app: &App) -> ApiResult<Self> {
@@ -396,7 +404,7 @@ mod tests {
     #[test]
     fn round_trips_a_valid_token() {
         let c = claims(now() + 60);
-        assert_eq!(verify(&rules(), &issue("k", &c)).unwrap(), c);
+        assert_eq!(*verify(&rules(), &issue("k", &c)).unwrap(), c);
     }
 
     #[test]
@@ -428,14 +436,14 @@ mod tests {
         // A remembered token past its expiry is refused as any expired token is.
         let lapsed = claims(now() - 3600);
         let token = issue("k", &lapsed);
-        VERIFIED.lock().unwrap().insert(token.clone(), (rules(), lapsed));
+        VERIFIED.lock().unwrap().insert(token.clone(), (rules(), Arc::new(lapsed)));
         assert_eq!(verify(&rules(), &token).unwrap_err(), ApiError::Unauthorized("token expired".into()));
         // Its maximum age too.
         let aged = Claims { iat: Some(now() - 7200), ..claims(now() + 60) };
         let token = issue("k", &aged);
         let mut hour = rules();
         hour.max_age = Duration::from_secs(3600);
-        VERIFIED.lock().unwrap().insert(token.clone(), (hour.clone(), aged));
+        VERIFIED.lock().unwrap().insert(token.clone(), (hour.clone(), Arc::new(aged)));
         assert!(matches!(verify(&hour, &token), Err(ApiError::Unauthorized(_))));
     }
 

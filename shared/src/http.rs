@@ -32,8 +32,12 @@ impl<S: Send + Sync> FromRequest<S> for RawJson {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let json_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(|v| {
-            let mime = v.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-            mime == "application/json" || mime.ends_with("+json")
+            // Compared without case and without a lowered copy of the header.
+            let mime = v.split(';').next().unwrap_or("").trim().as_bytes();
+            let suffix = |s: &str| {
+                mime.len() >= s.len() && mime[mime.len() - s.len()..].eq_ignore_ascii_case(s.as_bytes())
+            };
+            mime.eq_ignore_ascii_case(b"application/json") || suffix("+json")
         });
         if json_type == Some(false) {
             return Err(ApiError::UnsupportedMediaType);

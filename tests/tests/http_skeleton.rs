@@ -108,6 +108,27 @@ async fn malformed_json_is_4xx_never_500() {
         let json: serde_json::Value = res.json().await.unwrap();
         assert_eq!(json["error"]["field"], "body", "{json}");
     }
+    // The media type in any case, with parameters, or as a `+json` type; nothing else.
+    for (ctype, expected) in [
+        ("Application/JSON; charset=utf-8", 200),
+        ("application/vnd.api+json", 200),
+        (" APPLICATION/PROBLEM+JSON ;q=1", 200),
+        ("application/jsonx", 415),
+        ("application/x-json", 415),
+        ("json", 415),
+        ("text/json+plain", 415),
+    ] {
+        let res = srv
+            .http
+            .post(srv.url("/api/v1/orders/calc_commission"))
+            .header("authorization", &auth)
+            .header("content-type", ctype)
+            .body(r#"{"cost": 100, "commission_payer": "consumer"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), expected, "{ctype}");
+    }
     let t = token("21", &[]);
     for (body, field) in [
         (json!({"cost": 100}), "commission_payer"),

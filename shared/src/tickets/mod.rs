@@ -104,7 +104,7 @@ pub const TOKEN_HEADER: &str = "x-reservation-token";
 /// sent) and an optional reservation token.
 #[derive(Debug, Clone, Default)]
 pub struct Buyer {
-    pub user: Option<Claims>,
+    pub user: Option<std::sync::Arc<Claims>>,
     pub token: Option<String>,
     /// The client address (see [`crate::http::client_address`]), for the caps.
     pub client: Option<String>,
@@ -192,9 +192,9 @@ mod tests {
         let claims = |sub: &str| Claims::new(sub, chrono::Duration::minutes(5));
         let buyers = [
             Buyer::default(),
-            Buyer { user: Some(claims("12")), ..Default::default() },
+            Buyer { user: Some(claims("12").into()), ..Default::default() },
             Buyer { token: Some("t0k".into()), ..Default::default() },
-            Buyer { user: Some(claims("1")), token: Some("t0k".into()), client: None },
+            Buyer { user: Some(claims("1").into()), token: Some("t0k".into()), client: None },
         ];
         let owners = [
             "user:12".to_owned(),
