@@ -6,6 +6,10 @@ use serde::{Deserialize, Deserializer, Serializer};
 
 /// Rounds to kopecks, half away from zero (half-up for the positive amounts we handle).
 pub fn round(v: Decimal) -> Decimal {
+    if v.scale() == 2 {
+        // Already in kopecks (every amount this code computed): nothing to round.
+        return v;
+    }
     let mut r = v.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
     r.rescale(2);
     r
@@ -29,7 +33,7 @@ pub fn format(v: Decimal) -> String {
 /// A decimal as its digits with the point at its scale, as `Display` writes it (`-0.05`,
 /// `2.9`, `100`), without the formatting machinery: answers write several amounts each, and
 /// `format!` through `Display` was most of a money field's cost.
-fn written(v: Decimal) -> String {
+pub(crate) fn written(v: Decimal) -> String {
     Digits::of(v).as_str().to_owned()
 }
 

@@ -202,7 +202,11 @@ async fn calc_commission(
         mandarin_commission: c.mandarin_percent,
         gateway_commission: c.gateway_percent,
         supplier_receive: b.supplier_receive,
-        consumer_pay: ConsumerPay::of(&app, b.consumer_pay),
+        consumer_pay: ConsumerPay {
+            invoice: b.consumer_pay,
+            gateway: b.gateway_pay,
+            mandarin: b.mandarin_pay,
+        },
     }))
 }
 

@@ -75,7 +75,9 @@ impl Breakdown {
 
 /// A commission percent as the API writes it: "4%", "2.5%".
 pub fn describe(percent: Decimal) -> String {
-    format!("{}%", percent.normalize())
+    let mut text = money::written(percent.normalize());
+    text.push('%');
+    text
 }
 
 impl CommissionTable {
