@@ -123,8 +123,8 @@ async fn create(State(app): State<App>, AuthUser(who): AuthUser, req: Keyed) -> 
 }
 
 async fn show(On { app, user: AuthUser(who), id }: On<AuthUser, i64>) -> ApiResult<Json<OrderBody>> {
-    let (loaded, role) = deals::load_for(&app, &who, id).await?;
-    Ok(Json(OrderBody { order: view(&app, &loaded.deal, role).await? }))
+    let (deal, role) = deals::read_for(&app, &who, id).await?;
+    Ok(Json(OrderBody { order: view(&app, &deal, role).await? }))
 }
 
 async fn patch(

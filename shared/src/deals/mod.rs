@@ -22,6 +22,7 @@ pub mod payment_owner;
 pub mod view;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -120,14 +121,27 @@ pub async fn load(app: &App, id: i64) -> ApiResult<Option<Loaded>> {
     })
 }
 
+/// The deal as the caller may see it, shared with the store's item instead of copied: for a
+/// read that only answers it. A party or a manager; anyone else gets 404.
+pub async fn read_for(app: &App, who: &Claims, id: i64) -> ApiResult<(Arc<Deal>, Role)> {
+    let pk = deal_pk(id);
+    let deal: Arc<Deal> = match app.store.get_data(&pk, "deal").await? {
+        Some((_, data)) => data.decode_shared(&pk, "deal")?,
+        None => return Err(ApiError::NotFound(format!("order {id}"))),
+    };
+    let role = role_for(&deal, who).ok_or_else(|| ApiError::NotFound(format!("order {id}")))?;
+    Ok((deal, role))
+}
+
+/// The caller's role in a deal: a party's, or a manager's; `None` for anyone else.
+fn role_for(deal: &Deal, who: &Claims) -> Option<Role> {
+    deal.role_of(&who.sub).or_else(|| who.has_role("manager").then_some(Role::Manager))
+}
+
 /// The deal as the caller may see it: a party, or a manager. Anyone else gets 404.
 pub async fn load_for(app: &App, who: &Claims, id: i64) -> ApiResult<(Loaded, Role)> {
     let loaded = load(app, id).await?.ok_or_else(|| ApiError::NotFound(format!("order {id}")))?;
-    let role = match loaded.deal.role_of(&who.sub) {
-        Some(r) => r,
-        None if who.has_role("manager") => Role::Manager,
-        None => return Err(ApiError::NotFound(format!("order {id}"))),
-    };
+    let role = role_for(&loaded.deal, who).ok_or_else(|| ApiError::NotFound(format!("order {id}")))?;
     Ok((loaded, role))
 }
 
@@ -384,7 +398,7 @@ pub fn draft(
 /// A deal just made, with its parties' profiles (for the answer).
 pub struct Created {
     pub deal: Deal,
-    pub users: HashMap<String, User>,
+    pub users: HashMap<String, Arc<User>>,
 }
 
 /// `POST /orders`: two store round trips one after the other. The parties' profiles are read
@@ -416,8 +430,8 @@ pub async fn create(app: &App, who: &Claims, mut f: DealFields) -> ApiResult<Cre
         ops.push(WriteOp::Put { item: member_item(user, id), cond: Cond::Always });
     }
     let fresh = User::from_claims(who);
-    ops.extend(users::record_op(&fresh, users.get(&fresh.id))?);
-    users.insert(fresh.id.clone(), fresh);
+    ops.extend(users::record_op(&fresh, users.get(&fresh.id).map(|u| &**u))?);
+    users.insert(fresh.id.clone(), Arc::new(fresh));
     for party in std::iter::once(&deal.supplier_id).chain(deal.consumer_id.as_ref()) {
         if let Some(email) = users.get(party).and_then(|u| u.email.clone()) {
             deal.contacts.insert(party.clone(), email);
@@ -648,19 +662,23 @@ pub async fn list_in_state(
 }
 
 /// The user records of the parties of these deals.
-pub async fn parties(app: &App, deals: &[Deal]) -> ApiResult<HashMap<String, User>> {
+/// Each profile is shared with the store's item, not copied.
+pub async fn parties(app: &App, deals: &[Deal]) -> ApiResult<HashMap<String, Arc<User>>> {
     let mut keys: Vec<(String, String)> = Vec::new();
     for d in deals {
-        keys.push((format!("user#{}", d.supplier_id), "profile".into()));
+        keys.push((["user#", &d.supplier_id].concat(), "profile".into()));
         if let Some(c) = &d.consumer_id {
-            keys.push((format!("user#{c}"), "profile".into()));
+            keys.push((["user#", c].concat(), "profile".into()));
         }
     }
     if keys.is_empty() {
         return Ok(HashMap::new());
     }
     let items = app.store.batch_get(&keys).await?;
-    items.iter().map(|i| i.decode::<User>().map(|u| (u.id.clone(), u)).map_err(Into::into)).collect()
+    items
+        .iter()
+        .map(|i| i.data.decode_shared::<User>(&i.pk, &i.sk).map(|u| (u.id.clone(), u)).map_err(Into::into))
+        .collect()
 }
 
 /// Writes a move of the deal with its emails (to each party but the one moving it, `by`), in

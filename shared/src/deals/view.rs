@@ -1,6 +1,7 @@
 //! The deal JSON of seed 003 ("Возвращает" table), as seen by one caller.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -125,8 +126,8 @@ fn attachment(base: &str, deal: i64, a: &Attachment) -> AttachmentView {
 }
 
 impl DealView {
-    pub fn new(deal: &Deal, role: Role, users: &HashMap<String, User>, base_url: &str) -> DealView {
-        let user = |id: &str| users.get(id).map(User::view).unwrap_or_else(|| UserView::id_only(id));
+    pub fn new(deal: &Deal, role: Role, users: &HashMap<String, Arc<User>>, base_url: &str) -> DealView {
+        let user = |id: &str| users.get(id).map(|u| u.view()).unwrap_or_else(|| UserView::id_only(id));
         let billing_info = match role {
             Role::Supplier => deal.supplier_billing_info.clone(),
             Role::Consumer => deal.consumer_billing_info.clone(),
