@@ -22,43 +22,44 @@ impl User {
     }
 
     /// How the API shows this user (the id as a JSON number when it is one).
-    pub fn view(&self) -> UserView {
+    pub fn view(&self) -> UserView<'_> {
         UserView {
-            id: UserId(self.id.clone()),
-            email: self.email.clone(),
-            phone: self.phone.clone(),
-            name: self.name.clone(),
+            id: UserId(&self.id),
+            email: self.email.as_deref(),
+            phone: self.phone.as_deref(),
+            name: self.name.as_deref(),
         }
     }
 }
 
 /// A user id as the API shows it: a JSON number when it is one (the seed shows integer user
 /// ids), else a string.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserId(pub String);
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserId<'a>(pub &'a str);
 
-impl Serialize for UserId {
+impl Serialize for UserId<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self.0.parse::<i64>() {
             Ok(n) => s.serialize_i64(n),
-            Err(_) => s.serialize_str(&self.0),
+            Err(_) => s.serialize_str(self.0),
         }
     }
 }
 
 /// A user as answers show them: `{"id", "email", "phone", "name"}`, `null` for what is unknown.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct UserView {
-    pub id: UserId,
-    pub email: Option<String>,
-    pub phone: Option<String>,
-    pub name: Option<String>,
+/// Borrowed from the profile it shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct UserView<'a> {
+    pub id: UserId<'a>,
+    pub email: Option<&'a str>,
+    pub phone: Option<&'a str>,
+    pub name: Option<&'a str>,
 }
 
-impl UserView {
+impl UserView<'_> {
     /// A party whose profile was never recorded (they have not called the API yet).
-    pub fn id_only(id: &str) -> UserView {
-        UserView { id: UserId(id.to_owned()), email: None, phone: None, name: None }
+    pub fn id_only(id: &str) -> UserView<'_> {
+        UserView { id: UserId(id), email: None, phone: None, name: None }
     }
 }
 
@@ -112,7 +113,7 @@ mod tests {
         );
         // Past i64, an id stays a string rather than losing digits.
         assert_eq!(
-            serde_json::to_string(&UserId("92233720368547758070".into())).unwrap(),
+            serde_json::to_string(&UserId("92233720368547758070")).unwrap(),
             r#""92233720368547758070""#
         );
     }

@@ -5,6 +5,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -17,6 +20,7 @@ use shared::deals::{self, DealFields, Payer, PaymentRequest, Role};
 use shared::http::{JsonBody, On, PathArg, QueryArg, parse_json};
 use shared::idempotency::Keyed;
 use shared::payments::GatewayKind;
+use shared::users::User;
 use shared::{ApiError, ApiResult, App, idempotency, money, redirects, users};
 
 pub fn router() -> Router<App> {
@@ -90,19 +94,25 @@ async fn me(State(app): State<App>, AuthUser(claims): AuthUser) -> ApiResult<Jso
     Ok(Json(json!({ "user": user.view() })))
 }
 
-/// One deal as the caller sees it. The parties' profiles are decoration: when they cannot be
-/// read, the answer (often to a change already committed) shows their ids only rather than failing.
-async fn view(app: &App, deal: &deals::Deal, role: Role) -> ApiResult<DealView> {
-    let users = deals::parties(app, std::slice::from_ref(deal)).await.unwrap_or_else(|e| {
+/// One deal as the caller sees it: `{"order": ...}`, written as the answer's JSON. The
+/// parties' profiles are decoration: when they cannot be read, the answer (often to a change
+/// already committed) shows their ids only rather than failing.
+async fn view(app: &App, deal: &deals::Deal, role: Role) -> Response {
+    let users = parties_or_none(app, deal).await;
+    Json(OrderBody { order: DealView::new(deal, role, &users, &app.config.public_url) }).into_response()
+}
+
+/// The deal's parties' profiles, none when they cannot be read (see [`view`]).
+async fn parties_or_none(app: &App, deal: &deals::Deal) -> HashMap<String, Arc<User>> {
+    deals::parties(app, std::slice::from_ref(deal)).await.unwrap_or_else(|e| {
         tracing::warn!(deal = deal.id, error = %e, "party profiles unavailable");
         Default::default()
-    });
-    Ok(DealView::new(deal, role, &users, &app.config.public_url))
+    })
 }
 
 #[derive(Serialize)]
-struct OrderBody {
-    order: DealView,
+struct OrderBody<'a> {
+    order: DealView<'a>,
 }
 
 #[derive(Deserialize)]
@@ -122,18 +132,18 @@ async fn create(State(app): State<App>, AuthUser(who): AuthUser, req: Keyed) -> 
     .await
 }
 
-async fn show(On { app, user: AuthUser(who), id }: On<AuthUser, i64>) -> ApiResult<Json<OrderBody>> {
+async fn show(On { app, user: AuthUser(who), id }: On<AuthUser, i64>) -> ApiResult<Response> {
     let (deal, role) = deals::read_for(&app, &who, id).await?;
-    Ok(Json(OrderBody { order: view(&app, &deal, role).await? }))
+    Ok(view(&app, &deal, role).await)
 }
 
 async fn patch(
     On { app, user: AuthUser(who), id }: On<AuthUser, i64>,
     JsonBody(req): JsonBody<OrderRequest>,
-) -> ApiResult<Json<OrderBody>> {
+) -> ApiResult<Response> {
     let loaded = deals::patch(&app, &who, id, req.order).await?;
     let role = loaded.deal.role_of(&who.sub).unwrap_or(Role::Manager);
-    Ok(Json(OrderBody { order: view(&app, &loaded.deal, role).await? }))
+    Ok(view(&app, &loaded.deal, role).await)
 }
 
 #[derive(Deserialize)]
@@ -418,9 +428,9 @@ struct ClaimBody {
 async fn claim(
     On { app, user: AuthUser(who), id }: On<AuthUser, i64>,
     JsonBody(req): JsonBody<ClaimBody>,
-) -> ApiResult<Json<OrderBody>> {
+) -> ApiResult<Response> {
     let loaded = deals::claim(&app, &who, id, req.reason, req.description).await?;
-    Ok(Json(OrderBody { order: view(&app, &loaded.deal, Role::Consumer).await? }))
+    Ok(view(&app, &loaded.deal, Role::Consumer).await)
 }
 
 #[derive(Deserialize)]
@@ -450,7 +460,9 @@ async fn request_change(
         };
         let loaded = deals::request_change(&app, &who, id, change).await?;
         let role = loaded.deal.role_of(&who.sub).unwrap_or(Role::Manager);
-        idempotency::stored(StatusCode::CREATED, &OrderBody { order: view(&app, &loaded.deal, role).await? })
+        let users = parties_or_none(&app, &loaded.deal).await;
+        let order = DealView::new(&loaded.deal, role, &users, &app.config.public_url);
+        idempotency::stored(StatusCode::CREATED, &OrderBody { order })
     })
     .await
 }
@@ -459,10 +471,10 @@ async fn request_change(
 async fn answer<const ACCEPT: bool>(
     On { app, user: AuthUser(who), id }: On<AuthUser, i64>,
     PathArg((_, cid)): PathArg<(i64, i64)>,
-) -> ApiResult<Json<OrderBody>> {
+) -> ApiResult<Response> {
     let loaded = deals::answer_change(&app, &who, id, cid, ACCEPT).await?;
     let role = loaded.deal.role_of(&who.sub).unwrap_or(Role::Manager);
-    Ok(Json(OrderBody { order: view(&app, &loaded.deal, role).await? }))
+    Ok(view(&app, &loaded.deal, role).await)
 }
 
 async fn attachment(

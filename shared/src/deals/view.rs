@@ -16,10 +16,10 @@ use crate::money;
 use crate::users::{User, UserId, UserView};
 
 #[derive(Serialize)]
-pub struct AttachmentView {
-    pub id: String,
-    pub name: String,
-    pub content_type: String,
+pub struct AttachmentView<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub content_type: &'a str,
     pub size: usize,
     pub link: String,
 }
@@ -60,13 +60,14 @@ pub struct DealLocale {
     pub display_state: String,
 }
 
+/// Borrowed from the deal and the profiles it shows: an answer copies none of their text.
 #[derive(Serialize)]
-pub struct DealView {
+pub struct DealView<'a> {
     pub id: i64,
     pub state: &'static str,
-    pub title: Option<String>,
-    pub order_description: String,
-    pub supply_description: Option<String>,
+    pub title: Option<&'a str>,
+    pub order_description: &'a str,
+    pub supply_description: Option<&'a str>,
     #[serde(with = "money::number")]
     pub cost: Decimal,
     #[serde(with = "money::number_opt")]
@@ -85,60 +86,65 @@ pub struct DealView {
     pub supplier_receive: Decimal,
     #[serde(with = "money::number")]
     pub pay_back: Decimal,
-    pub owner_id: UserId,
-    pub supplier_id: UserId,
-    pub supplier: Option<UserView>,
-    pub consumer_id: Option<UserId>,
-    pub consumer: Option<UserView>,
-    pub client_data: Option<Value>,
+    pub owner_id: UserId<'a>,
+    pub supplier_id: UserId<'a>,
+    pub supplier: Option<UserView<'a>>,
+    pub consumer_id: Option<UserId<'a>>,
+    pub consumer: Option<UserView<'a>>,
+    pub client_data: Option<&'a Value>,
     #[serde(default, with = "crate::time::utc_opt")]
     pub end_of_protection: Option<DateTime<Utc>>,
     #[serde(default, with = "crate::time::utc_opt")]
     pub escalation_date: Option<DateTime<Utc>>,
-    pub attachments: Vec<AttachmentView>,
-    pub manager_comment: Option<String>,
+    pub attachments: Vec<AttachmentView<'a>>,
+    pub manager_comment: Option<&'a str>,
     pub role: &'static str,
-    pub billing_info: Option<Value>,
-    pub supplier_billing_info: Option<Value>,
-    pub consumer_billing_info: Option<Value>,
-    pub shipping_info: Option<Value>,
-    pub claim: Option<super::model::Claim>,
+    pub billing_info: Option<&'a Value>,
+    pub supplier_billing_info: Option<&'a Value>,
+    pub consumer_billing_info: Option<&'a Value>,
+    pub shipping_info: Option<&'a Value>,
+    pub claim: Option<&'a super::model::Claim>,
     pub allowed_changes: Vec<AllowedChange>,
     pub requested_change: Option<ChangeView>,
     pub transitions: Vec<TransitionInfo>,
     pub locale: DealLocale,
     /// Where the deal's webhook messages also go (see `webhooks`), when a party set it.
-    pub callback_url: Option<String>,
+    pub callback_url: Option<&'a str>,
     #[serde(with = "crate::time::utc")]
     pub created_at: DateTime<Utc>,
     #[serde(with = "crate::time::utc")]
     pub updated_at: DateTime<Utc>,
 }
 
-fn attachment(base: &str, deal: i64, a: &Attachment) -> AttachmentView {
+fn attachment<'a>(base: &str, deal: i64, a: &'a Attachment) -> AttachmentView<'a> {
     AttachmentView {
-        id: a.id.clone(),
-        name: a.name.clone(),
-        content_type: a.content_type.clone(),
+        id: &a.id,
+        name: &a.name,
+        content_type: &a.content_type,
         size: a.size,
         link: format!("{base}/api/v1/orders/{deal}/attachments/{}", a.id),
     }
 }
 
-impl DealView {
-    pub fn new(deal: &Deal, role: Role, users: &HashMap<String, Arc<User>>, base_url: &str) -> DealView {
-        let user = |id: &str| users.get(id).map(|u| u.view()).unwrap_or_else(|| UserView::id_only(id));
+impl<'a> DealView<'a> {
+    pub fn new(
+        deal: &'a Deal,
+        role: Role,
+        users: &'a HashMap<String, Arc<User>>,
+        base_url: &str,
+    ) -> DealView<'a> {
+        let user = |id: &'a str| users.get(id).map(|u| u.view()).unwrap_or_else(|| UserView::id_only(id));
         let billing_info = match role {
-            Role::Supplier => deal.supplier_billing_info.clone(),
-            Role::Consumer => deal.consumer_billing_info.clone(),
+            Role::Supplier => deal.supplier_billing_info.as_ref(),
+            Role::Consumer => deal.consumer_billing_info.as_ref(),
             Role::Manager => None,
         };
         DealView {
             id: deal.id,
             state: deal.state.as_str(),
-            title: deal.title.clone(),
-            order_description: deal.order_description.clone(),
-            supply_description: deal.supply_description.clone(),
+            title: deal.title.as_deref(),
+            order_description: &deal.order_description,
+            supply_description: deal.supply_description.as_deref(),
             cost: deal.cost,
             changed_cost: deal.changed_cost,
             supply_cost: deal.supply_cost,
@@ -150,22 +156,22 @@ impl DealView {
             consumer_pay: deal.consumer_pay,
             supplier_receive: deal.supplier_receive,
             pay_back: deal.pay_back,
-            owner_id: UserId(deal.owner_id.clone()),
-            supplier_id: UserId(deal.supplier_id.clone()),
+            owner_id: UserId(&deal.owner_id),
+            supplier_id: UserId(&deal.supplier_id),
             supplier: Some(user(&deal.supplier_id)),
-            consumer_id: deal.consumer_id.clone().map(UserId),
+            consumer_id: deal.consumer_id.as_deref().map(UserId),
             consumer: deal.consumer_id.as_deref().map(user),
-            client_data: deal.client_data.clone(),
+            client_data: deal.client_data.as_ref(),
             end_of_protection: deal.end_of_protection,
             escalation_date: deal.escalation_date,
             attachments: deal.attachments.iter().map(|a| attachment(base_url, deal.id, a)).collect(),
-            manager_comment: deal.manager_comment.clone(),
+            manager_comment: deal.manager_comment.as_deref(),
             role: role.as_str(),
             billing_info,
-            supplier_billing_info: deal.supplier_billing_info.clone(),
-            consumer_billing_info: deal.consumer_billing_info.clone(),
-            shipping_info: deal.shipping_info.clone(),
-            claim: deal.claim.clone(),
+            supplier_billing_info: deal.supplier_billing_info.as_ref(),
+            consumer_billing_info: deal.consumer_billing_info.as_ref(),
+            shipping_info: deal.shipping_info.as_ref(),
+            claim: deal.claim.as_ref(),
             allowed_changes: changes::allowed(deal, role),
             requested_change: deal.requested_change().map(ChangeView::of),
             transitions: machine::available(deal, Actor::of(role)),
@@ -173,7 +179,7 @@ impl DealView {
                 state: locale::state(deal.state),
                 display_state: locale::display_state(deal),
             },
-            callback_url: deal.callback_url.clone(),
+            callback_url: deal.callback_url.as_deref(),
             created_at: deal.created_at,
             updated_at: deal.updated_at,
         }
