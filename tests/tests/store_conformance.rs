@@ -192,6 +192,15 @@ pub async fn batch_get_many(s: Arc<dyn Store>) {
     got.sort();
     assert_eq!(got, (0..130).collect::<Vec<_>>());
     assert!(s.batch_get(&[]).await.unwrap().is_empty());
+    // The data alone: the same items, directly and through a layer as the functions stack them.
+    let layered: Arc<dyn Store> = Arc::new(shared::store::own_writes::OwnWrites::new(s.clone()));
+    for store in [&s, &layered] {
+        let mut data: Vec<i64> =
+            store.batch_get_data(&keys).await.unwrap().iter().map(|d| d["i"].as_i64().unwrap()).collect();
+        data.sort();
+        assert_eq!(data, got);
+        assert!(store.batch_get_data(&[]).await.unwrap().is_empty());
+    }
 }
 
 /// N concurrent read-then-conditional-update writers of one item, released together (on the

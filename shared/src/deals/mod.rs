@@ -674,10 +674,12 @@ pub async fn parties(app: &App, deals: &[Deal]) -> ApiResult<HashMap<String, Arc
     if keys.is_empty() {
         return Ok(HashMap::new());
     }
-    let items = app.store.batch_get(&keys).await?;
-    items
+    let profiles = app.store.batch_get_data(&keys).await?;
+    profiles
         .iter()
-        .map(|i| i.data.decode_shared::<User>(&i.pk, &i.sk).map(|u| (u.id.clone(), u)).map_err(Into::into))
+        .map(|data| {
+            data.decode_shared::<User>("user#", "profile").map(|u| (u.id.clone(), u)).map_err(Into::into)
+        })
         .collect()
 }
 

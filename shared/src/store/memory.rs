@@ -246,6 +246,12 @@ impl Store for MemoryStore {
         Ok(unique.into_iter().filter_map(|(pk, sk)| lookup(&map, pk, sk).cloned()).collect())
     }
 
+    async fn batch_get_data(&self, keys: &[(String, String)]) -> Result<Vec<crate::store::Data>, StoreError> {
+        let map = self.lock();
+        let unique: std::collections::BTreeSet<&(String, String)> = keys.iter().collect();
+        Ok(unique.into_iter().filter_map(|(pk, sk)| Some(lookup(&map, pk, sk)?.data.clone())).collect())
+    }
+
     async fn put(&self, item: Item, cond: Cond) -> Result<(), StoreError> {
         check_data(&item.data)?;
         let mut map = self.lock();

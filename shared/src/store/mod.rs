@@ -368,6 +368,12 @@ pub trait Store: Send + Sync + 'static {
     /// Several items by key in one round trip (per 100 keys); missing ones are left out,
     /// the order is unspecified. Duplicate keys are read once.
     async fn batch_get(&self, keys: &[(String, String)]) -> Result<Vec<Item>, StoreError>;
+    /// The data alone of the items [`Store::batch_get`] reads (the same round trips), for a
+    /// read that needs neither their keys nor their versions (the embedded store then copies
+    /// no strings).
+    async fn batch_get_data(&self, keys: &[(String, String)]) -> Result<Vec<Data>, StoreError> {
+        Ok(self.batch_get(keys).await?.into_iter().map(|item| item.data).collect())
+    }
     async fn put(&self, item: Item, cond: Cond) -> Result<(), StoreError>;
     async fn delete(&self, pk: &str, sk: &str, cond: Cond) -> Result<(), StoreError>;
     /// All ops succeed or none is applied. At most 100 ops, one per key.
@@ -426,6 +432,13 @@ impl<L: WriteLayer> Store for L {
         'k: 'a,
     {
         self.inner().batch_get(keys)
+    }
+    fn batch_get_data<'s, 'k, 'a>(&'s self, keys: &'k [(String, String)]) -> Answer<'a, Vec<Data>>
+    where
+        's: 'a,
+        'k: 'a,
+    {
+        self.inner().batch_get_data(keys)
     }
     async fn put(&self, item: Item, cond: Cond) -> Result<(), StoreError> {
         WriteLayer::put(self, item, cond).await
