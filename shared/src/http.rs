@@ -298,6 +298,7 @@ where
         WithRequestId { inner, header, panicked: None }
     }
 }
+
 /// The client's address: the source IP API Gateway reports, else the connection's peer (the
 /// local server). Never a header: a client could set any.
 pub fn client_address(parts: &axum::http::request::Parts) -> Option<String> {

@@ -22,19 +22,24 @@ pub fn percent_of(value: Decimal, percent: Decimal) -> Decimal {
 
 /// Formats with exactly two decimals: `2500.00`.
 pub fn format(v: Decimal) -> String {
+    in_kopecks(v, str::to_owned)
+}
+
+/// The amount rounded to kopecks as its text, handed to `f` from the stack.
+fn in_kopecks<R>(v: Decimal, f: impl FnOnce(&str) -> R) -> R {
     let r = round(v);
     if r.scale() != 2 {
         // Beyond what 96 bits hold with two decimals: never an amount of ours.
-        return format!("{r:.2}");
+        return f(&format!("{r:.2}"));
     }
-    written(r)
+    f(Digits::of(r).as_str())
 }
 
 /// A decimal as its digits with the point at its scale, as `Display` writes it (`-0.05`,
-/// `2.9`, `100`), without the formatting machinery: answers write several amounts each, and
-/// `format!` through `Display` was most of a money field's cost.
-pub(crate) fn written(v: Decimal) -> String {
-    Digits::of(v).as_str().to_owned()
+/// `2.9`, `100`), followed by `suffix`, without the formatting machinery: answers write
+/// several amounts each, and `format!` through `Display` was most of a money field's cost.
+pub(crate) fn written(v: Decimal, suffix: &str) -> String {
+    [Digits::of(v).as_str(), suffix].concat()
 }
 
 /// A decimal's text on the stack: at most a sign, 29 digits, a point and the zeros after it
@@ -114,11 +119,7 @@ pub mod number {
     use super::*;
 
     pub fn serialize<S: Serializer>(v: &Decimal, s: S) -> Result<S::Ok, S::Error> {
-        let r = round(*v);
-        if r.scale() != 2 {
-            return serde::Serialize::serialize(&RawNumber(&format(r)), s);
-        }
-        serde::Serialize::serialize(&RawNumber(Digits::of(r).as_str()), s)
+        in_kopecks(*v, |text| serde::Serialize::serialize(&RawNumber(text), s))
     }
 
     /// Accepts a JSON number or a numeric string.
@@ -189,8 +190,8 @@ mod tests {
             values.push(v);
         }
         for v in values {
-            assert_eq!(written(v), v.to_string(), "{v:?}");
-            assert_eq!(written(v.normalize()), v.normalize().to_string(), "{v:?}");
+            assert_eq!(written(v, ""), v.to_string(), "{v:?}");
+            assert_eq!(written(v.normalize(), "%"), format!("{}%", v.normalize()), "{v:?}");
             let r = round(v);
             if r.scale() == 2 {
                 assert_eq!(format(v), format!("{r:.2}"), "{v:?}");

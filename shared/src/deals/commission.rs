@@ -75,9 +75,7 @@ impl Breakdown {
 
 /// A commission percent as the API writes it: "4%", "2.5%".
 pub fn describe(percent: Decimal) -> String {
-    let mut text = money::written(percent.normalize());
-    text.push('%');
-    text
+    money::written(percent.normalize(), "%")
 }
 
 impl CommissionTable {

@@ -114,9 +114,14 @@ fn member_item(user: &str, id: i64) -> Item {
 }
 
 pub async fn load(app: &App, id: i64) -> ApiResult<Option<Loaded>> {
+    Ok(read(app, id).await?.map(|(version, deal)| Loaded { deal: Arc::unwrap_or_clone(deal), version }))
+}
+
+/// The deal and its version, shared with the store's item instead of copied.
+async fn read(app: &App, id: i64) -> ApiResult<Option<(u64, Arc<Deal>)>> {
     let pk = deal_pk(id);
     Ok(match app.store.get_data(&pk, "deal").await? {
-        Some((version, data)) => Some(Loaded { deal: data.decode(&pk, "deal")?, version }),
+        Some((version, data)) => Some((version, data.decode_shared(&pk, "deal")?)),
         None => None,
     })
 }
@@ -124,11 +129,7 @@ pub async fn load(app: &App, id: i64) -> ApiResult<Option<Loaded>> {
 /// The deal as the caller may see it, shared with the store's item instead of copied: for a
 /// read that only answers it. A party or a manager; anyone else gets 404.
 pub async fn read_for(app: &App, who: &Claims, id: i64) -> ApiResult<(Arc<Deal>, Role)> {
-    let pk = deal_pk(id);
-    let deal: Arc<Deal> = match app.store.get_data(&pk, "deal").await? {
-        Some((_, data)) => data.decode_shared(&pk, "deal")?,
-        None => return Err(ApiError::NotFound(format!("order {id}"))),
-    };
+    let (_, deal) = read(app, id).await?.ok_or_else(|| ApiError::NotFound(format!("order {id}")))?;
     let role = role_for(&deal, who).ok_or_else(|| ApiError::NotFound(format!("order {id}")))?;
     Ok((deal, role))
 }

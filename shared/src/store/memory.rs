@@ -169,6 +169,12 @@ fn lookup<'a>(map: &'a Items, pk: &str, sk: &str) -> Option<&'a Item> {
     map.get(pk)?.get(sk)
 }
 
+/// The items of a batch read: each key once, missing ones left out.
+fn found<'a>(map: &'a Items, keys: &'a [(String, String)]) -> impl Iterator<Item = &'a Item> {
+    let unique: std::collections::BTreeSet<&(String, String)> = keys.iter().collect();
+    unique.into_iter().filter_map(|(pk, sk)| lookup(map, pk, sk))
+}
+
 fn insert(map: &mut Items, item: Item) {
     // The partition's key is allocated only when the partition is new.
     match map.get_mut(item.pk.as_str()) {
@@ -241,15 +247,11 @@ impl Store for MemoryStore {
     }
 
     async fn batch_get(&self, keys: &[(String, String)]) -> Result<Vec<Item>, StoreError> {
-        let map = self.lock();
-        let unique: std::collections::BTreeSet<&(String, String)> = keys.iter().collect();
-        Ok(unique.into_iter().filter_map(|(pk, sk)| lookup(&map, pk, sk).cloned()).collect())
+        Ok(found(&self.lock(), keys).cloned().collect())
     }
 
     async fn batch_get_data(&self, keys: &[(String, String)]) -> Result<Vec<crate::store::Data>, StoreError> {
-        let map = self.lock();
-        let unique: std::collections::BTreeSet<&(String, String)> = keys.iter().collect();
-        Ok(unique.into_iter().filter_map(|(pk, sk)| Some(lookup(&map, pk, sk)?.data.clone())).collect())
+        Ok(found(&self.lock(), keys).map(|item| item.data.clone()).collect())
     }
 
     async fn put(&self, item: Item, cond: Cond) -> Result<(), StoreError> {
