@@ -254,22 +254,40 @@ def load_cases(api_port, hello_port=None):
     return cases
 
 
-def floor_run(cases, hello_rps):
-    """calc_commission's and GET deal's exact requests sent to the `floor` server, which answers
-    them with a constant body of the same size through the same framework: what each call would
-    reach if its handler cost nothing (a ratio to the same run's hello-world)."""
+def floor_run(cases, rows):
+    """Each call's exact requests sent to the `floor` server, which answers them with a constant
+    body of the same size through the same framework (the seat and zoo cases by the same wrk
+    script): what each call would reach if its handler cost nothing, as a ratio to the same run's
+    hello-world with the same wrk threads and connections as the call."""
     calc = next(c for c in cases if "calc_commission" in c[0])
     deal = next(c for c in cases if c[0].startswith("GET /api/v1/orders/"))
+    seat = next((c for c in cases if c[0].startswith("seat hold")), None)
+    zoo = next((c for c in cases if c[0].startswith("POST /v1/payments/sessions")), None)
+    hello = next(r[1] for r in rows if r[0] == "hello world (bare axum)")
+    hello8 = next((r[1] for r in rows if r[0].startswith("hello world (bare axum), 8")), hello)
     port = free_port()
     size = lambda case: str(len(call_raw(case[1], case[3], case[2], case[4], case[5])))
     env = {"FLOOR_POST_BYTES": size(calc), "FLOOR_GET_BYTES": size(deal)}
     floor, _ = start_server(os.path.join(REL, "floor"), port, env, path="/hello")
     try:
-        rows = run_cases([(f"floor of {calc[0]} ({env['FLOOR_POST_BYTES']}-byte answer)", port, "/floor", "POST", calc[4], calc[5]),
-                          (f"floor of GET /api/v1/orders/:id ({env['FLOOR_GET_BYTES']}-byte answer)", port, "/floor", "GET", deal[4], None)])
+        out = [(row, hello) for row in run_cases([
+            (f"floor of {calc[0]} ({env['FLOOR_POST_BYTES']}-byte answer)", port, "/floor", "POST", calc[4], calc[5]),
+            (f"floor of GET /api/v1/orders/:id ({env['FLOOR_GET_BYTES']}-byte answer)", port, "/floor", "GET", deal[4], None)])]
     finally:
         floor.kill()
-    return [(name, rps, p50, p99, rps / hello_rps, bad) for name, rps, p50, p99, _, bad in rows]
+    # The scripted calls: one floor each, its answer the call's size, sent the call's script.
+    for case, base, key in ((seat, hello8, "seat"), (zoo, hello, "zoo")):
+        if case is None or key not in ANSWER_BYTES:
+            continue
+        port = free_port()
+        floor, _ = start_server(os.path.join(REL, "floor"), port, {"FLOOR_ANY_BYTES": str(ANSWER_BYTES[key])}, path="/hello")
+        try:
+            name, _, path, method, tok, body, *custom = case
+            row = run_cases([(f"floor of {name} ({ANSWER_BYTES[key]}-byte answer)", port, path, method, tok, body, *custom)])[0]
+            out.append((row, base))
+        finally:
+            floor.kill()
+    return [(name, rps, p50, p99, rps / base, bad) for (name, rps, p50, p99, _, bad), base in out]
 
 
 # How many times each hello-world baseline runs: once before the calls, then again after them.
@@ -371,7 +389,7 @@ def main():
     try:
         cases = load_cases(api_port, hello_port)
         rows = run_cases(cases)
-        rows += floor_run(cases, rows[0][1])
+        rows += floor_run(cases, rows)
         starts.append(("local server (all groups)", api_ms, peak_rss_kib(api.pid)))
         starts.append(("hello world (bare axum)", hello_ms, peak_rss_kib(hello.pid)))
     finally:
@@ -443,6 +461,10 @@ end
 """
 
 
+# The answer sizes of the calls driven by a script, measured when their cases are made.
+ANSWER_BYTES = {}
+
+
 def extra_cases(port, hello_port=None):
     """Seat hold/release (one buyer per connection, each with its own seat: a buyer makes one
     request at a time), with the hello-world at the same concurrency first, and zoo session
@@ -456,6 +478,14 @@ def extra_cases(port, hello_port=None):
         pr = call(port, "POST", "/api/v1/reservations", tok, {"event_id": "demo-concert"})["reservation"]["id"]
         rows.append('{"%s","%s","%s"}' % (pr, seat, tok))
     hold = HOLD_RELEASE % ",".join(rows)
+    # The size of a hold's and a release's answer (the floor answers each with their mean), from
+    # one of each by a buyer of its own, whose seat is left free.
+    tok = token(str(5000 + buyers))
+    pr = call(port, "POST", "/api/v1/reservations", tok, {"event_id": "demo-concert"})["reservation"]["id"]
+    seat = [s["id"] for s in seats if s.get("free")][buyers]
+    held = call_raw(port, "POST", f"/api/v1/reservations/{pr}/tickets", tok, {"seat_id": seat})
+    freed = call_raw(port, "DELETE", f"/api/v1/reservations/{pr}/tickets/{seat}", tok)
+    ANSWER_BYTES["seat"] = (len(held) + len(freed)) // 2
     visit = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 30 * 86400))
     body = json.dumps({
         "session_id": "bench-%d", "order": {"order_id": "ZT-BENCH-%d",
@@ -466,6 +496,10 @@ def extra_cases(port, hello_port=None):
         "confirmation": {"type": "redirect", "return_url": "https://zooticket.ru/payment/success",
                          "cancel_url": "https://zooticket.ru/payment/cancel"}})
     session = SESSION % (json.dumps(body), token("7000"))
+    # A session's answer, from one created the way the script creates them (its numbers outside
+    # the script's range).
+    one = json.loads(body.replace("%d", "0"))
+    ANSWER_BYTES["zoo"] = len(call_raw(port, "POST", "/v1/payments/sessions", token("7000"), one))
     same = [(f"hello world (bare axum), {len(rows)} connections on {len(rows)} threads", hello_port, "/hello", "GET",
              None, None, None, len(rows), len(rows))] if hello_port else []
     return same + [

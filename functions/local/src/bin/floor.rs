@@ -2,7 +2,9 @@
 //! hello-world, answering `POST /floor` (its body read whole) and `GET /floor` with a constant
 //! JSON body of `FLOOR_POST_BYTES` / `FLOOR_GET_BYTES` bytes. The benchmarks send it a call's
 //! exact request and size its answer like the call's: what the call would cost if its handler
-//! did nothing, so that the rest of its cost is known to be the handler's own.
+//! did nothing, so that the rest of its cost is known to be the handler's own. Any other method
+//! and path (a seat hold's, a zoo session's, sent by the same wrk script as the call) is answered
+//! like `POST /floor` with `FLOOR_ANY_BYTES` bytes.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -23,14 +25,21 @@ fn size(var: &str) -> usize {
 async fn main() -> std::io::Result<()> {
     let port = std::env::var("PORT").unwrap_or_else(|_| "3002".into());
     let (post, got) = (body(size("FLOOR_POST_BYTES")), body(size("FLOOR_GET_BYTES")));
+    let any = body(size("FLOOR_ANY_BYTES"));
     let json = || [(CONTENT_TYPE, "application/json")];
-    let router = Router::new().route("/hello", get(|| async { "Hello, world!" })).route(
-        "/floor",
-        get(move || async move { (json(), got) }).post(move |b: Bytes| async move {
+    let router = Router::new()
+        .route("/hello", get(|| async { "Hello, world!" }))
+        .route(
+            "/floor",
+            get(move || async move { (json(), got) }).post(move |b: Bytes| async move {
+                drop(b);
+                (json(), post)
+            }),
+        )
+        .fallback(move |b: Bytes| async move {
             drop(b);
-            (json(), post)
-        }),
-    );
+            (json(), any)
+        });
     let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
     axum::serve(listener, router).await
 }
