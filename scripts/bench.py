@@ -255,38 +255,27 @@ def load_cases(api_port, hello_port=None):
 
 
 def floor_run(cases, rows):
-    """Each call's exact requests sent to the `floor` server, which answers them with a constant
-    body of the same size through the same framework (the seat and zoo cases by the same wrk
-    script): what each call would reach if its handler cost nothing, as a ratio to the same run's
-    hello-world with the same wrk threads and connections as the call."""
-    calc = next(c for c in cases if "calc_commission" in c[0])
-    deal = next(c for c in cases if c[0].startswith("GET /api/v1/orders/"))
-    seat = next((c for c in cases if c[0].startswith("seat hold")), None)
-    zoo = next((c for c in cases if c[0].startswith("POST /v1/payments/sessions")), None)
+    """Each call's exact requests (for a scripted case, its wrk script) sent to the `floor` server,
+    which answers every one with a constant body of the call's answer size through the same
+    framework: what each call would reach if its handler cost nothing, as a ratio to the same
+    run's hello-world with the call's wrk threads and connections."""
     hello = next(r[1] for r in rows if r[0] == "hello world (bare axum)")
     hello8 = next((r[1] for r in rows if r[0].startswith("hello world (bare axum), 8")), hello)
-    port = free_port()
-    size = lambda case: str(len(call_raw(case[1], case[3], case[2], case[4], case[5])))
-    env = {"FLOOR_POST_BYTES": size(calc), "FLOOR_GET_BYTES": size(deal)}
-    floor, _ = start_server(os.path.join(REL, "floor"), port, env, path="/hello")
-    try:
-        out = [(row, hello) for row in run_cases([
-            (f"floor of {calc[0]} ({env['FLOOR_POST_BYTES']}-byte answer)", port, "/floor", "POST", calc[4], calc[5]),
-            (f"floor of GET /api/v1/orders/:id ({env['FLOOR_GET_BYTES']}-byte answer)", port, "/floor", "GET", deal[4], None)])]
-    finally:
-        floor.kill()
-    # The scripted calls: one floor each, its answer the call's size, sent the call's script.
-    for case, base, key in ((seat, hello8, "seat"), (zoo, hello, "zoo")):
-        if case is None or key not in ANSWER_BYTES:
+    out = []
+    for prefix, base in (("POST /api/v1/orders/calc_commission", hello), ("GET /api/v1/orders/", hello),
+                         ("seat hold", hello8), ("POST /v1/payments/sessions", hello)):
+        case = next((c for c in cases if c[0].startswith(prefix)), None)
+        if case is None:
             continue
+        name, api_port, path, method, tok, body, *custom = case
+        size = ANSWER_BYTES.get(name) or len(call_raw(api_port, method, path, tok, body))
         port = free_port()
-        floor, _ = start_server(os.path.join(REL, "floor"), port, {"FLOOR_ANY_BYTES": str(ANSWER_BYTES[key])}, path="/hello")
+        floor, _ = start_server(os.path.join(REL, "floor"), port, {"FLOOR_BYTES": str(size)}, path="/hello")
         try:
-            name, _, path, method, tok, body, *custom = case
-            row = run_cases([(f"floor of {name} ({ANSWER_BYTES[key]}-byte answer)", port, path, method, tok, body, *custom)])[0]
-            out.append((row, base))
+            row = run_cases([(f"floor of {name} ({size}-byte answer)", port, path, method, tok, body, *custom)])[0]
         finally:
             floor.kill()
+        out.append((row, base))
     return [(name, rps, p50, p99, rps / base, bad) for (name, rps, p50, p99, _, bad), base in out]
 
 
@@ -461,8 +450,11 @@ end
 """
 
 
-# The answer sizes of the calls driven by a script, measured when their cases are made.
+# The answer sizes of the calls driven by a script (by case name), measured when their cases are
+# made; the floor answers with them.
 ANSWER_BYTES = {}
+SEAT_CASE = "seat hold / release (8 buyers)"
+ZOO_CASE = "POST /v1/payments/sessions"
 
 
 def extra_cases(port, hello_port=None):
@@ -485,7 +477,7 @@ def extra_cases(port, hello_port=None):
     seat = [s["id"] for s in seats if s.get("free")][buyers]
     held = call_raw(port, "POST", f"/api/v1/reservations/{pr}/tickets", tok, {"seat_id": seat})
     freed = call_raw(port, "DELETE", f"/api/v1/reservations/{pr}/tickets/{seat}", tok)
-    ANSWER_BYTES["seat"] = (len(held) + len(freed)) // 2
+    ANSWER_BYTES[SEAT_CASE] = (len(held) + len(freed)) // 2
     visit = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 30 * 86400))
     body = json.dumps({
         "session_id": "bench-%d", "order": {"order_id": "ZT-BENCH-%d",
@@ -499,12 +491,12 @@ def extra_cases(port, hello_port=None):
     # A session's answer, from one created the way the script creates them (its numbers outside
     # the script's range).
     one = json.loads(body.replace("%d", "0"))
-    ANSWER_BYTES["zoo"] = len(call_raw(port, "POST", "/v1/payments/sessions", token("7000"), one))
+    ANSWER_BYTES[ZOO_CASE] = len(call_raw(port, "POST", "/v1/payments/sessions", token("7000"), one))
     same = [(f"hello world (bare axum), {len(rows)} connections on {len(rows)} threads", hello_port, "/hello", "GET",
              None, None, None, len(rows), len(rows))] if hello_port else []
     return same + [
-        ("seat hold / release (8 buyers)", port, "/", "POST", None, None, hold, len(rows), len(rows)),
-        ("POST /v1/payments/sessions", port, "/v1/payments/sessions", "POST", None, None, session),
+        (SEAT_CASE, port, "/", "POST", None, None, hold, len(rows), len(rows)),
+        (ZOO_CASE, port, "/v1/payments/sessions", "POST", None, None, session),
     ]
 
 
