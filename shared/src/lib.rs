@@ -35,9 +35,10 @@ pub mod users;
 pub mod webhooks;
 pub mod zoo;
 
-/// The allocator every binary built on this crate declares (`#[global_allocator]` in its
+/// The allocator every binary that serves the API declares (`#[global_allocator]` in its
 /// `main.rs`): glibc's malloc and free were about a sixth of the server's time under load; the
 /// README's Performance section has what the switch, with the other hot-path changes, bought.
+/// The notifier keeps the system's (its `main.rs` says why).
 pub use mimalloc::MiMalloc as Allocator;
 
 use std::sync::Arc;
