@@ -263,7 +263,7 @@ def floor_run(cases, rows):
     hello8 = next((r[1] for r in rows if r[0].startswith("hello world (bare axum), 8")), hello)
     out = []
     for prefix, base in (("POST /api/v1/orders/calc_commission", hello), ("GET /api/v1/orders/", hello),
-                         ("seat hold", hello8), ("POST /v1/payments/sessions", hello)):
+                         (SEAT_CASE, hello8), (ZOO_CASE, hello)):
         case = next((c for c in cases if c[0].startswith(prefix)), None)
         if case is None:
             continue
@@ -487,11 +487,12 @@ def extra_cases(port, hello_port=None):
         "customer": {"email": "visitor@example.com", "phone": "+79991111111"},
         "confirmation": {"type": "redirect", "return_url": "https://zooticket.ru/payment/success",
                          "cancel_url": "https://zooticket.ru/payment/cancel"}})
-    session = SESSION % (json.dumps(body), token("7000"))
+    visitor = token("7000")
+    session = SESSION % (json.dumps(body), visitor)
     # A session's answer, from one created the way the script creates them (its numbers outside
     # the script's range).
     one = json.loads(body.replace("%d", "0"))
-    ANSWER_BYTES[ZOO_CASE] = len(call_raw(port, "POST", "/v1/payments/sessions", token("7000"), one))
+    ANSWER_BYTES[ZOO_CASE] = len(call_raw(port, "POST", "/v1/payments/sessions", visitor, one))
     same = [(f"hello world (bare axum), {len(rows)} connections on {len(rows)} threads", hello_port, "/hello", "GET",
              None, None, None, len(rows), len(rows))] if hello_port else []
     return same + [
