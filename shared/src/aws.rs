@@ -40,13 +40,22 @@ pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> SdkConfig {
         _ => Trust::Amazon,
     };
     let mut b = builder(trust);
-    b.set_region(var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")).map(Region::new));
+    b.set_region(region_from_vars(&var).map(Region::new));
     b.set_endpoint_url(endpoint);
-    if let (Some(key), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
-        let creds = Credentials::new(key, secret, var("AWS_SESSION_TOKEN"), None, "environment");
-        b.set_credentials_provider(Some(SharedCredentialsProvider::new(creds)));
-    }
+    b.set_credentials_provider(credentials_from_vars(&var));
     b.build()
+}
+
+/// The region: `AWS_REGION`, else `AWS_DEFAULT_REGION`.
+pub fn region_from_vars(var: &impl Fn(&str) -> Option<String>) -> Option<String> {
+    var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION"))
+}
+
+/// The credentials Lambda hands a function (its role's) in the environment, if there are any.
+pub fn credentials_from_vars(var: &impl Fn(&str) -> Option<String>) -> Option<SharedCredentialsProvider> {
+    let (key, secret) = (var("AWS_ACCESS_KEY_ID")?, var("AWS_SECRET_ACCESS_KEY")?);
+    let creds = Credentials::new(key, secret, var("AWS_SESSION_TOKEN"), None, "environment");
+    Some(SharedCredentialsProvider::new(creds))
 }
 
 /// What every configuration starts from: the latest behaviour, an HTTPS client trusting `trust`,

@@ -33,7 +33,7 @@ async fn env() -> Option<Env> {
     // moto only sends from a created identity; a second create is refused, which is fine.
     let _ = ses.create_email_identity().email_identity(FROM).send().await;
     let store = api_tests::dynamo_store().await.expect("moto is up");
-    let deps = Deps::new(store, Arc::new(SesMailer::new(ses, FROM)));
+    let deps = Deps::new(store, Arc::new(SesMailer::new(&conf, FROM)));
     Some(Env { sqs: aws_sdk_sqs::Client::new(&conf), deps, endpoint })
 }
 
@@ -283,10 +283,7 @@ async fn a_refused_send_is_retried_and_then_sent_once() {
     // SES refuses a sender that is not a verified identity: nothing is sent, the claim is
     // released, and a later delivery (here with the right sender) sends the email.
     let unverified = format!("nobody-{}@unverified.example", uuid::Uuid::new_v4().simple());
-    let refusing = Deps::new(
-        env.deps.store.clone(),
-        Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(&conf), unverified)),
-    );
+    let refusing = Deps::new(env.deps.store.clone(), Arc::new(SesMailer::new(&conf, unverified)));
     let q = queue(&env.sqs, 5).await;
     let to = recipient();
     let id = format!("refund-{}", uuid::Uuid::new_v4().simple());

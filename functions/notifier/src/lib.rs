@@ -108,8 +108,10 @@ impl Deps {
     pub async fn from_env() -> Result<Deps, String> {
         let app = shared::App::from_env().await?;
         let from = app.config.mail_from.clone();
-        let mailer = Arc::new(SesMailer::lazy(app.sdk.clone(), from));
-        mailer.warm();
+        let mailer = Arc::new(match &app.sdk {
+            Some(sdk) => SesMailer::new(sdk, from),
+            None => SesMailer::from_env(from),
+        });
         let mut deps = Deps::new(app.store.clone(), mailer);
         deps.queue = Some(app.queue.clone());
         Ok(deps)
