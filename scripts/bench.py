@@ -254,16 +254,13 @@ def load_cases(api_port, hello_port=None):
     return cases
 
 
-def floor_run(cases, rows):
+def floor_run(cases, bases):
     """Each call's exact requests (for a scripted case, its wrk script) sent to the `floor` server,
     which answers every one with a constant body of the call's answer size through the same
-    framework: what each call would reach if its handler cost nothing, as a ratio to the same
-    run's hello-world with the call's wrk threads and connections."""
-    hello = next(r[1] for r in rows if r[0] == "hello world (bare axum)")
-    hello8 = next((r[1] for r in rows if r[0].startswith("hello world (bare axum), 8")), hello)
+    framework: what each call would reach if its handler cost nothing, as a ratio to the
+    hello-world of the call's wrk threads and connections, run just before and after it."""
     out = []
-    for prefix, base in (("POST /api/v1/orders/calc_commission", hello), ("GET /api/v1/orders/", hello),
-                         (SEAT_CASE, hello8), (ZOO_CASE, hello)):
+    for prefix in ("POST /api/v1/orders/calc_commission", "GET /api/v1/orders/", SEAT_CASE, ZOO_CASE):
         case = next((c for c in cases if c[0].startswith(prefix)), None)
         if case is None:
             continue
@@ -272,50 +269,92 @@ def floor_run(cases, rows):
         port = free_port()
         floor, _ = start_server(os.path.join(REL, "floor"), port, {"FLOOR_BYTES": str(size)}, path="/hello")
         try:
-            row = run_cases([(f"floor of {name} ({size}-byte answer)", port, path, method, tok, body, *custom)])[0]
+            out += run_cases([(f"floor of {name} ({size}-byte answer)", port, path, method, tok, body, *custom)],
+                             bases=bases)
         finally:
             floor.kill()
-        out.append((row, base))
-    return [(name, rps, p50, p99, rps / base, bad) for (name, rps, p50, p99, _, bad), base in out]
+    return out
 
 
-# How many times each hello-world baseline runs: once before the calls, then again after them.
-# Its rate moves by a third within minutes on a shared VM (141,586 and 102,299 requests a second
-# in two runs of one build ten minutes apart), and one fast moment lowered every ratio of a run;
-# each ratio is to the median of its baseline's runs.
-BASE_RUNS = int(os.environ.get("BENCH_BASE_RUNS", "3"))
+class Baselines:
+    """The hello-world runs of each wrk group (threads, connections), interleaved with the calls:
+    each call's ratio is to the mean of the hello-world runs just before and just after it, so
+    that the machine's speed at that moment is in both sides of the ratio. The hello-world's own
+    rate moves by a third within minutes on a shared VM (141,586 and 102,299 requests a second in
+    two runs of one build ten minutes apart; medians of 97,557 and 125,989 in two benches of one
+    build twenty minutes apart), and a ratio to one run of it, or to the median of runs minutes away from
+    the call, moved with it. A group without a hello-world (the delayed run) is in ratio to its
+    first call."""
+
+    def __init__(self, cases, connections=CONNECTIONS):
+        self.cases, self.runs, self.first, self.last = {}, {}, {}, None
+        for case in cases:
+            if case[0].startswith("hello world"):
+                self.cases.setdefault(group_of(case, connections), case)
+        self.connections = connections
+
+    def run(self, group):
+        _, port, path, method, tok, body, *custom = self.cases[group]
+        script, threads, conns = (custom + [None, THREADS, self.connections][len(custom):])[:3]
+        result = wrk(port, path, method, tok, body, script, threads, conns)
+        self.runs.setdefault(group, []).append(result)
+        self.last = group
+        return result[0]
+
+    def measure(self, group, call):
+        """`call()`'s wrk result and its ratio: to the hello-world runs right before and after it
+        (the one before reused when it was the last thing run)."""
+        if group not in self.cases:
+            result = call()
+            return result, result[0] / self.first.setdefault(group, result[0])
+        before = self.runs[group][-1][0] if self.last == group else self.run(group)
+        result = call()
+        self.last = None
+        return result, result[0] / ((before + self.run(group)) / 2)
+
+    def median(self, group):
+        """A hello-world row: its median run (by rate)."""
+        ranked = sorted(self.runs[group], key=lambda r: r[0])
+        return ranked[len(ranked) // 2]
 
 
-def run_cases(cases, connections=CONNECTIONS):
-    """Each call under wrk; its ratio is to the hello-world run with the same wrk threads and
-    connections (a call with fewer connections keeps the cores idle more often, whatever it
-    does): the median of BASE_RUNS runs of it, the first before the calls, the others after.
-    Without a hello-world among the cases, to the first case."""
-    runs, order = {}, []
+def group_of(case, connections=CONNECTIONS):
+    _, _, _, _, _, _, *custom = case
+    _, threads, conns = (custom + [None, THREADS, connections][len(custom):])[:3]
+    return (str(threads), str(conns))
+
+
+def run_cases(cases, connections=CONNECTIONS, bases=None):
+    """Each call under wrk, with its ratio to the hello-world of its wrk group (see
+    [`Baselines`]; a call with fewer connections keeps the cores idle more often, whatever it
+    does, so it is compared with a hello-world loaded the same way). A hello-world's row is
+    placed where it is listed and given the median of all its runs by `finish`."""
+    bases = bases or Baselines(cases, connections)
+    rows = []
     for case in cases:
         name, port, path, method, tok, body, *custom = case
+        group = group_of(case, connections)
+        if name.startswith("hello world"):
+            if not bases.runs.get(group):
+                bases.run(group)
+            rows.append((name, group))
+            continue
         script, threads, conns = (custom + [None, THREADS, connections][len(custom):])[:3]
-        runs[name] = [wrk(port, path, method, tok, body, script, threads, conns)]
-        order.append((name, (str(threads), str(conns)), case))
-    bases = {}
-    for name, group, case in order:
-        if name.startswith("hello world") and group not in bases:
-            bases[group] = name
-    for _ in range(BASE_RUNS - 1):
-        for name in bases.values():
-            _, port, path, method, tok, body, *custom = next(c for n, _, c in order if n == name)
-            script, threads, conns = (custom + [None, THREADS, connections][len(custom):])[:3]
-            runs[name].append(wrk(port, path, method, tok, body, script, threads, conns))
-    # A baseline's row is its median run (by rate).
-    for name in bases.values():
-        ranked = sorted(runs[name], key=lambda r: r[0])
-        runs[name] = [ranked[len(ranked) // 2]]
-    rows, base = [], {}
-    for name, group, _ in order:
-        rps, p50, p99, bad = runs[name][0]
-        base.setdefault(group, runs[bases[group]][0][0] if group in bases else rps)
-        rows.append((name, rps, p50, p99, rps / base[group], bad))
+        (rps, p50, p99, bad), ratio = bases.measure(
+            group, lambda: wrk(port, path, method, tok, body, script, threads, conns))
+        rows.append((name, rps, p50, p99, ratio, bad))
     return rows
+
+
+def finish(rows, bases):
+    """The hello-world rows filled in with their median runs."""
+    out = []
+    for row in rows:
+        if len(row) == 2:
+            rps, p50, p99, bad = bases.median(row[1])
+            row = (row[0], rps, p50, p99, 1.0, bad)
+        out.append(row)
+    return out
 
 
 def delayed_run():
@@ -377,8 +416,9 @@ def main():
                                {"JOB_INTERVAL": "3600", "ZOO_SLOT_CAPACITY": "100000000", **CAPS_OFF})
     try:
         cases = load_cases(api_port, hello_port)
-        rows = run_cases(cases)
-        rows += floor_run(cases, rows)
+        bases = Baselines(cases)
+        rows = run_cases(cases, bases=bases)
+        rows = finish(rows + floor_run(cases, bases), bases)
         starts.append(("local server (all groups)", api_ms, peak_rss_kib(api.pid)))
         starts.append(("hello world (bare axum)", hello_ms, peak_rss_kib(hello.pid)))
     finally:
