@@ -3,6 +3,8 @@ CARGO ?= cargo
 PORT ?= 3000
 SUB ?= 1
 ROLES ?=
+# Every Lambda function: each package under functions/ with a binary, but the local server.
+FUNCTIONS := $(filter-out local,$(notdir $(patsubst %/src/main.rs,%,$(wildcard functions/*/src/main.rs))))
 
 .PHONY: run token test unit lint fmt venv cfn-lint build deploy clean bench fuzz breaks mutants
 
@@ -51,7 +53,11 @@ clean:
 ## bench: load on loopback (wrk) next to a bare axum hello-world; start time and peak RSS
 bench:
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
-	$(CARGO) build --release --workspace --bins
+	# The Lambda binaries as they ship (by package: without the local server's `local` feature of
+	# the domain crate, which a build of the whole workspace would turn on for all), then the
+	# local server.
+	$(CARGO) build --release $(addprefix -p ,$(FUNCTIONS)) --bins
+	$(CARGO) build --release -p local --bins
 	python3 scripts/bench.py
 
 ## fuzz: the request-parser fuzzers at scale (make test runs a short pass)

@@ -25,8 +25,11 @@ for dir in functions/*/; do
   name=$(basename "$dir")
   if [ "$name" != local ] && [ -f "$dir/src/main.rs" ]; then bins+=("$name"); fi
 done
+# By package, not by binary: with `--bin` alone cargo resolves the features of every workspace
+# member, and the local server's (`shared/local`: text logs, CORS in the process) and the tests'
+# would be built into every function.
 args=()
-for b in "${bins[@]}"; do args+=(--bin "$b"); done
+for b in "${bins[@]}"; do args+=(-p "$b"); done
 out=${CARGO_TARGET_DIR:-target}/lambda
 cargo lambda build --release --arm64 "${args[@]}"
 echo

@@ -179,7 +179,8 @@ fn hosts(list: &str) -> Vec<String> {
 }
 
 /// Whether logs are human-readable text (`LOG_FORMAT=text`) rather than JSON lines; read
-/// before anything else, to set up logging.
+/// before anything else, to set up logging (the local server's build only).
+#[cfg(feature = "local")]
 pub fn log_text() -> bool {
     Vars::process().get("LOG_FORMAT").is_some_and(|v| v.trim() == "text")
 }

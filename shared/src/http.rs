@@ -187,7 +187,9 @@ pub const CORS_EXPOSE_HEADERS: [&str; 3] = ["x-request-id", "retry-after", "loca
 
 /// CORS for browser front ends on their own origin (`CORS_ORIGINS`): the same rule as the
 /// HTTP API's `CorsConfiguration` in `template.yaml`. No credentials (cookies) are involved:
-/// the API's credentials are headers.
+/// the API's credentials are headers. Only in the local server's build (the `local` feature):
+/// deployed, API Gateway answers preflights and adds the grant.
+#[cfg(feature = "local")]
 fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
     use axum::http::{HeaderName, HeaderValue, Method};
     use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -207,6 +209,12 @@ fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
             .expose_headers(CORS_EXPOSE_HEADERS.map(HeaderName::from_static))
             .max_age(std::time::Duration::from_secs(600)),
     )
+}
+
+/// A deployed function's build: no CORS in the process (see above).
+#[cfg(not(feature = "local"))]
+fn cors(_: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    None
 }
 
 pub const REQUEST_ID: &str = "x-request-id";

@@ -1,4 +1,4 @@
-//! Logging: JSON lines (for CloudWatch) unless `LOG_FORMAT=text`; level from `RUST_LOG`
+//! Logging: JSON lines (for CloudWatch) unless `LOG_FORMAT=text` (the local server only); level from `RUST_LOG`
 //! (`info` by default; a level, or targets with levels: `warn,shared::payments=debug`).
 //! `RUST_LOG` is read as a list of targets, not as an `EnvFilter`: no regular expressions to
 //! compile at start and none in the binary.
@@ -22,11 +22,13 @@ pub fn init() {
         .and_then(|v| v.parse::<Targets>().ok())
         .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO));
     let layer = tracing_subscriber::fmt::layer().with_target(false);
-    // A second init (tests) is harmless.
-    let _ = if crate::config::log_text() {
-        tracing_subscriber::registry().with(layer.with_filter(filter)).try_init()
-    } else {
-        let json = layer.json().flatten_event(true).without_time();
-        tracing_subscriber::registry().with(json.with_filter(filter)).try_init()
-    };
+    // A second init (tests) is harmless. Text only in the local server's build (the `local`
+    // feature); a deployed function always writes JSON lines.
+    #[cfg(feature = "local")]
+    if crate::config::log_text() {
+        let _ = tracing_subscriber::registry().with(layer.with_filter(filter)).try_init();
+        return;
+    }
+    let json = layer.json().flatten_event(true).without_time();
+    let _ = tracing_subscriber::registry().with(json.with_filter(filter)).try_init();
 }
