@@ -27,19 +27,18 @@ use aws_types::sdk_config::{RetryConfig, SharedCredentialsProvider, TimeoutConfi
 
 /// The SDK configuration from the process environment (each function loads it once, at start).
 pub fn load() -> SdkConfig {
-    from_vars(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    from_vars(env_var)
+}
+
+/// A process environment variable, unset when empty.
+pub fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 /// The SDK configuration from the given variables.
 pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> SdkConfig {
     let endpoint = var("AWS_ENDPOINT_URL");
-    // Only a peer named by hand over HTTPS needs other roots; over plain HTTP (moto, a stand-in)
-    // none are used, and the client is built as on AWS.
-    let trust = match &endpoint {
-        Some(url) if url.starts_with("https://") => Trust::System,
-        _ => Trust::Amazon,
-    };
-    let mut b = builder(trust);
+    let mut b = builder(Trust::for_endpoint(endpoint.as_deref()));
     b.set_region(region_from_vars(&var).map(Region::new));
     b.set_endpoint_url(endpoint);
     b.set_credentials_provider(credentials_from_vars(&var));
@@ -86,6 +85,17 @@ pub enum Trust {
     Amazon,
     /// The system's bundle: a peer named by hand.
     System,
+}
+
+impl Trust {
+    /// For `AWS_ENDPOINT_URL`: only a peer named by hand over HTTPS needs other roots; over
+    /// plain HTTP (moto, a stand-in) none are used, and the client is built as on AWS.
+    pub fn for_endpoint(endpoint: Option<&str>) -> Trust {
+        match endpoint {
+            Some(url) if url.starts_with("https://") => Trust::System,
+            _ => Trust::Amazon,
+        }
+    }
 }
 
 /// An HTTPS client on rustls with ring, trusting `trust`.

@@ -52,11 +52,11 @@ impl SesMailer {
     /// From the environment as Lambda sets it (see [`shared::aws::load`]), without making the
     /// SDK's HTTP client that this adapter does not use.
     pub fn from_env(from: impl Into<String>) -> Self {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        use shared::aws::env_var;
         SesMailer {
-            region: shared::aws::region_from_vars(&var).unwrap_or_default(),
-            endpoint: var("AWS_ENDPOINT_URL"),
-            credentials: shared::aws::credentials_from_vars(&var),
+            region: shared::aws::region_from_vars(&env_var).unwrap_or_default(),
+            endpoint: env_var("AWS_ENDPOINT_URL"),
+            credentials: shared::aws::credentials_from_vars(&env_var),
             http: std::sync::OnceLock::new(),
             from: from.into(),
         }
@@ -80,12 +80,12 @@ impl SesMailer {
 
     fn http(&self) -> &reqwest::Client {
         self.http.get_or_init(|| {
-            let named = self.endpoint.as_deref().is_some_and(|e| e.starts_with("https://"));
+            let trust = shared::aws::Trust::for_endpoint(self.endpoint.as_deref());
             let mut b = reqwest::Client::builder()
                 .connect_timeout(Duration::from_millis(3100))
                 .timeout(Duration::from_secs(8))
                 .redirect(reqwest::redirect::Policy::none());
-            if !named {
+            if trust == shared::aws::Trust::Amazon {
                 // AWS's own roots (as every SDK client of this project trusts), not the system's bundle.
                 b = b.tls_built_in_root_certs(false);
                 for cert in
