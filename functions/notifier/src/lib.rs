@@ -56,6 +56,10 @@ pub enum SendError {
 #[async_trait]
 pub trait Mailer: Send + Sync + 'static {
     async fn send(&self, email: &Email) -> Result<(), SendError>;
+
+    /// Makes what a first send needs and can make before it has an email (SES's HTTP client
+    /// with its trusted roots). Nothing by default.
+    fn prepare(&self) {}
 }
 
 /// The MIME message for an email.
@@ -115,6 +119,15 @@ impl Deps {
         let mut deps = Deps::new(app.store.clone(), mailer);
         deps.queue = Some(app.queue.clone());
         Ok(deps)
+    }
+
+    /// Makes, ahead of the first message, what its email will need whatever it is: the mailer's
+    /// HTTP client and the base most HTML emails extend. `main` runs it while the runtime API is
+    /// asked for the first event (one thread: the task runs while that request waits), so a
+    /// cold start's first email does not wait for them.
+    pub fn prepare(&self) {
+        self.mailer.prepare();
+        self.renderer.prepare();
     }
 }
 

@@ -17,6 +17,15 @@ async fn main() -> Result<(), Error> {
             .await
             .inspect_err(|e| tracing::error!(error = %e, "refusing to start: configuration"))?,
     );
+    // What the first email needs, made while the runtime is asked for the first event.
+    let ahead = deps.clone();
+    tokio::spawn(async move {
+        // After the runtime has sent its request (tasks run in the order they were woken).
+        for _ in 0..3 {
+            tokio::task::yield_now().await;
+        }
+        ahead.prepare()
+    });
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let deps = deps.clone();
         async move { Ok::<SqsBatchResponse, Error>(notifier::handle(&deps, event.payload).await) }

@@ -104,6 +104,11 @@ impl Renderer {
         Renderer { env }
     }
 
+    /// Parses the base that most HTML emails extend (kept, as every parsed template).
+    pub fn prepare(&self) {
+        let _ = self.env.get_template(BASE.0);
+    }
+
     pub fn render(&self, n: &Notification) -> Result<Email, RenderError> {
         let template = n.template();
         if !plausible_email(&n.to) {
@@ -220,6 +225,15 @@ mod tests {
         }
         assert!(r.env.get_template("nonexistent.txt").is_err());
         assert_eq!(SOURCES.len(), TEMPLATES.len() * 3);
+    }
+
+    #[test]
+    fn a_prepared_renderer_renders_the_same_email() {
+        let prepared = Renderer::new();
+        prepared.prepare();
+        let email = prepared.render(&refund("x")).unwrap();
+        assert!(email.html.contains("</html>"), "the base's end: {}", email.html);
+        assert_eq!(email, Renderer::new().render(&refund("x")).unwrap());
     }
 
     #[test]

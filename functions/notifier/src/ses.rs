@@ -197,6 +197,10 @@ fn send_email_body(from: &str, to: &str, raw: &[u8]) -> Vec<u8> {
 
 #[async_trait]
 impl Mailer for SesMailer {
+    fn prepare(&self) {
+        self.http();
+    }
+
     async fn send(&self, email: &Email) -> Result<(), SendError> {
         let data = mime(&self.from, email).map_err(SendError::NotSent)?;
         let body = send_email_body(&self.from, &email.to, &data);
@@ -253,6 +257,15 @@ mod tests {
         assert_eq!(m.url(), "https://email.cn-north-1.amazonaws.com.cn/v2/email/outbound-emails");
         m.endpoint = Some("http://127.0.0.1:5000/".into());
         assert_eq!(m.url(), "http://127.0.0.1:5000/v2/email/outbound-emails");
+    }
+
+    #[test]
+    fn prepare_makes_the_client_a_send_then_uses() {
+        let m = mailer(None);
+        assert!(m.http.get().is_none(), "nothing made before it is asked for");
+        m.prepare();
+        let made = m.http.get().expect("the client is made ahead") as *const reqwest::Client;
+        assert_eq!(m.http() as *const reqwest::Client, made, "a send uses the one made ahead");
     }
 
     #[test]
