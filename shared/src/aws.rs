@@ -5,12 +5,12 @@
 //! half a MiB of every binary). A local run against a real account takes its credentials from
 //! the environment too (`aws configure export-credentials --format env`).
 //!
-//! Every client goes over the same TLS stack as the gateway client (rustls with ring): one TLS
-//! implementation in every binary. The AWS endpoints are trusted on the roots they chain to,
-//! Amazon Trust Services' four and the Starfield root that cross-signs them, built in
-//! (`aws/amazon-roots.pem`): a start reads and parses five certificates instead of the system's
-//! whole bundle (about 140, 1.5 ms or more before the first call), and a certificate from any
-//! other authority is refused for an AWS API. A peer named in `AWS_ENDPOINT_URL` over HTTPS is
+//! Every client goes over the same HTTP client as the gateway client (reqwest on rustls with
+//! ring, [`sdk_http`]): one HTTP client and one TLS implementation in every binary. The AWS
+//! endpoints are trusted on the roots they chain to, Amazon Trust Services' four and the
+//! Starfield root that cross-signs them, built in (`aws/amazon-roots.pem`): a start reads and
+//! parses five certificates instead of the system's whole bundle (about 140, 1.5 ms or more
+//! before the first call), and a certificate from any other authority is refused for an AWS API. A peer named in `AWS_ENDPOINT_URL` over HTTPS is
 //! trusted on the system's roots instead.
 
 use std::time::Duration;
@@ -19,11 +19,11 @@ use aws_credential_types::Credentials;
 use aws_sdk_dynamodb::config::BehaviorVersion;
 use aws_smithy_async::rt::sleep::TokioSleep;
 use aws_smithy_async::time::SystemTimeSource;
-use aws_smithy_http_client::Builder;
-use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore, rustls_provider::CryptoMode};
 pub use aws_types::SdkConfig;
 use aws_types::region::Region;
 use aws_types::sdk_config::{RetryConfig, SharedCredentialsProvider, TimeoutConfig};
+
+pub mod sdk_http;
 
 /// The SDK configuration from the process environment (each function loads it once, at start).
 pub fn load() -> SdkConfig {
@@ -98,18 +98,9 @@ impl Trust {
     }
 }
 
-/// An HTTPS client on rustls with ring, trusting `trust`.
+/// The SDK's HTTP client (reqwest on rustls with ring, see [`sdk_http`]), trusting `trust`.
 pub fn https_trusting(trust: Trust) -> aws_sdk_dynamodb::config::SharedHttpClient {
-    let store = match trust {
-        Trust::Amazon => TrustStore::empty().with_pem_certificate(AMAZON_ROOTS),
-        Trust::System => TrustStore::default(),
-    };
-    let builder = Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring));
-    match TlsContext::builder().with_trust_store(store).build() {
-        Ok(context) => builder.tls_context(context).build_https(),
-        // Not reached with the built-in roots (a test parses them); the system's roots as before.
-        Err(_) => builder.build_https(),
-    }
+    aws_sdk_dynamodb::config::SharedHttpClient::new(sdk_http::ReqwestHttpClient::new(trust))
 }
 
 #[cfg(test)]

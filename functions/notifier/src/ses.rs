@@ -81,20 +81,11 @@ impl SesMailer {
     fn http(&self) -> &reqwest::Client {
         self.http.get_or_init(|| {
             let trust = shared::aws::Trust::for_endpoint(self.endpoint.as_deref());
-            let mut b = reqwest::Client::builder()
+            shared::aws::sdk_http::trusting(trust)
                 .connect_timeout(Duration::from_millis(3100))
                 .timeout(Duration::from_secs(8))
-                .redirect(reqwest::redirect::Policy::none());
-            if trust == shared::aws::Trust::Amazon {
-                // AWS's own roots (as every SDK client of this project trusts), not the system's bundle.
-                b = b.tls_built_in_root_certs(false);
-                for cert in
-                    reqwest::Certificate::from_pem_bundle(shared::aws::AMAZON_ROOTS).unwrap_or_default()
-                {
-                    b = b.add_root_certificate(cert);
-                }
-            }
-            b.build().unwrap_or_else(|_| reqwest::Client::new())
+                .build()
+                .unwrap_or_else(|_| reqwest::Client::new())
         })
     }
 
