@@ -22,7 +22,6 @@ use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::retry::ErrorKind;
-use axum::body::Bytes;
 use axum::http;
 
 use super::Trust;
@@ -102,11 +101,10 @@ impl HttpConnector for ReqwestConnector {
 async fn send(http: &reqwest::Client, request: HttpRequest) -> Result<HttpResponse, ConnectorError> {
     let request = request.try_into_http1x().map_err(|e| ConnectorError::user(e.into()))?;
     let (parts, body) = request.into_parts();
-    // The SDK's requests to these services are JSON or form bodies held in memory.
-    let body = body
-        .bytes()
-        .map(Bytes::copy_from_slice)
-        .ok_or_else(|| ConnectorError::user("a streaming request body".into()))?;
+    // Read through the body's stream (not its bytes at once), as hyper reads it: the SDK's
+    // stalled-stream protection wraps it and takes a body never read for a stalled upload,
+    // failing a call whose answer takes more than a few seconds.
+    let body = http_body_util::BodyExt::collect(body).await.map_err(ConnectorError::user)?.to_bytes();
     let url = reqwest::Url::parse(&parts.uri.to_string()).map_err(|e| ConnectorError::user(e.into()))?;
     let mut req = reqwest::Request::new(parts.method, url);
     *req.headers_mut() = parts.headers;
@@ -168,6 +166,8 @@ mod tests {
     #[derive(Clone, Copy)]
     enum Then {
         Answer,
+        /// Answers after this long.
+        Slow(Duration),
         Hang,
         Close,
     }
@@ -210,8 +210,11 @@ mod tests {
                         s.lock().unwrap().push(text);
                         c.fetch_add(1, Ordering::SeqCst);
                         buf.clear();
+                        if let Then::Slow(wait) = then {
+                            tokio::time::sleep(wait).await;
+                        }
                         match then {
-                            Then::Answer => {
+                            Then::Answer | Then::Slow(_) => {
                                 let body = r#"{"TableNames":["deals"]}"#;
                                 let head = format!(
                                     "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\n\r\n",
@@ -242,6 +245,14 @@ mod tests {
     /// A DynamoDB client on this adapter with the standard retries (three attempts), and a
     /// read timeout of 300 ms.
     fn dynamo(url: &str) -> aws_sdk_dynamodb::Client {
+        dynamo_reading(url, Some(Duration::from_millis(300)))
+    }
+
+    /// The same with this read timeout, or none.
+    fn dynamo_reading(url: &str, read: Option<Duration>) -> aws_sdk_dynamodb::Client {
+        let mut timeouts = aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
+            .connect_timeout(Duration::from_millis(500));
+        timeouts.set_read_timeout(read);
         let conf = aws_sdk_dynamodb::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("eu-central-1"))
@@ -249,12 +260,7 @@ mod tests {
             .endpoint_url(url)
             .credentials_provider(Credentials::new("AKID", "secret", None, None, "test"))
             .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::standard())
-            .timeout_config(
-                aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_millis(500))
-                    .read_timeout(Duration::from_millis(300))
-                    .build(),
-            )
+            .timeout_config(timeouts.build())
             .sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new())
             .build();
         aws_sdk_dynamodb::Client::from_conf(conf)
@@ -355,6 +361,18 @@ mod tests {
         let SdkError::DispatchFailure(f) = &err else { panic!("{err:?}") };
         assert!(f.is_io(), "{err:?}");
     }
+
+    /// The SDK's stalled-stream protection watches the request body being read: a connector
+    /// that never reads it through the body's stream would have a slow answer (a busy service)
+    /// taken for a stalled upload and the call failed as a timeout, and retried.
+    #[tokio::test]
+    async fn a_slow_answer_is_waited_for() {
+        let Peer { url, count, .. } = peer(Then::Slow(Duration::from_secs(SLOW))).await;
+        let tables = dynamo_reading(&url, None).list_tables().limit(1).send().await.expect("the slow answer");
+        assert_eq!(tables.table_names(), ["deals"]);
+        assert_eq!(count.load(Ordering::SeqCst), 1, "sent once");
+    }
+    const SLOW: u64 = 7;
 
     #[tokio::test]
     async fn calls_share_one_connection() {
