@@ -10,8 +10,8 @@
 //! endpoints are trusted on the roots they chain to, Amazon Trust Services' four and the
 //! Starfield root that cross-signs them, built in (`aws/amazon-roots.pem`): a start reads and
 //! parses five certificates instead of the system's whole bundle (about 140, 1.5 ms or more
-//! before the first call), and a certificate from any other authority is refused for an AWS API. A peer named in `AWS_ENDPOINT_URL` over HTTPS is
-//! trusted on the system's roots instead.
+//! before the first call), and a certificate from any other authority is refused for an AWS
+//! API. A peer named in `AWS_ENDPOINT_URL` over HTTPS is trusted on the system's roots instead.
 
 use std::time::Duration;
 
@@ -24,6 +24,9 @@ use aws_types::region::Region;
 use aws_types::sdk_config::{RetryConfig, SharedCredentialsProvider, TimeoutConfig};
 
 pub mod sdk_http;
+
+/// How long a connection to an AWS API may take to open (as `aws-config` sets it).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
 
 /// The SDK configuration from the process environment (each function loads it once, at start).
 pub fn load() -> SdkConfig {
@@ -65,7 +68,7 @@ pub fn builder(trust: Trust) -> aws_types::sdk_config::Builder {
         .behavior_version(BehaviorVersion::latest())
         .http_client(https_trusting(trust))
         .retry_config(RetryConfig::standard())
-        .timeout_config(TimeoutConfig::builder().connect_timeout(Duration::from_millis(3100)).build())
+        .timeout_config(TimeoutConfig::builder().connect_timeout(CONNECT_TIMEOUT).build())
         .sleep_impl(TokioSleep::new())
         .time_source(SystemTimeSource::new())
 }

@@ -82,7 +82,7 @@ impl SesMailer {
         self.http.get_or_init(|| {
             let trust = shared::aws::Trust::for_endpoint(self.endpoint.as_deref());
             shared::aws::sdk_http::trusting(trust)
-                .connect_timeout(Duration::from_millis(3100))
+                .connect_timeout(shared::aws::CONNECT_TIMEOUT)
                 .timeout(Duration::from_secs(8))
                 .build()
                 .unwrap_or_else(|_| reqwest::Client::new())

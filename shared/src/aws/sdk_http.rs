@@ -11,7 +11,7 @@
 //! strategy, as the SDK's own client has them), anything else as not retryable.
 
 use std::error::Error as StdError;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use aws_smithy_runtime_api::client::http::{
@@ -54,8 +54,7 @@ impl HttpClient for ReqwestHttpClient {
         if let Some((_, c)) = made.iter().find(|(k, _)| *k == key) {
             return c.clone();
         }
-        let connector =
-            SharedHttpConnector::new(ReqwestConnector { http: Arc::new(client(self.trust, key.0, key.1)) });
+        let connector = SharedHttpConnector::new(ReqwestConnector { http: client(self.trust, key.0, key.1) });
         made.push((key, connector.clone()));
         connector
     }
@@ -88,7 +87,8 @@ pub fn trusting(trust: Trust) -> reqwest::ClientBuilder {
 
 #[derive(Debug)]
 struct ReqwestConnector {
-    http: Arc<reqwest::Client>,
+    /// One pool, shared by the connector's clones.
+    http: reqwest::Client,
 }
 
 impl HttpConnector for ReqwestConnector {
@@ -159,6 +159,8 @@ mod tests {
     use aws_sdk_dynamodb::error::SdkError;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
+
+    use std::sync::Arc;
 
     use super::*;
 
