@@ -385,4 +385,93 @@ mod tests {
         assert_eq!(count.load(Ordering::SeqCst), 2);
         assert_eq!(connections.load(Ordering::SeqCst), 1, "the second call on the first one's connection");
     }
+
+    /// A certificate for 127.0.0.1 from no public authority (self-signed, for this test only).
+    const PEER_CERT: &str = r"
+-----BEGIN CERTIFICATE-----
+MIIBrjCCAVSgAwIBAgIUFCArJuD4Ef9CtxP9gNJFcw+qF78wCgYIKoZIzj0EAwIw
+FDESMBAGA1UEAwwJbG9jYWxob3N0MCAXDTI2MTIwNjExMTQ1M1oYDzIxMjYxMTEy
+MTExNDUzWjAUMRIwEAYDVQQDDAlsb2NhbGhvc3QwWTATBgcqhkjOPQIBBggqhkjO
+PQMBBwNCAAQ8vBV0GxgtrfDwT/Yo2bDBfbWq/lD0ZV9N1O2Wx9gkZgVEqgRWbIn+
+c2i/4B88sC+aF6g4Obzec8kEHNZuvadDo4GBMH8wHQYDVR0OBBYEFBYScfRN1cl9
+VQ8TyK9Jala+lACfMB8GA1UdIwQYMBaAFBYScfRN1cl9VQ8TyK9Jala+lACfMBoG
+A1UdEQQTMBGHBH8AAAGCCWxvY2FsaG9zdDAMBgNVHRMBAf8EAjAAMBMGA1UdJQQM
+MAoGCCsGAQUFBwMBMAoGCCqGSM49BAMCA0gAMEUCIQCSUvhlP6Y0JbcIhlJcVpU4
+V/CNH/+LL7PFg/sFe1ajJAIgNKXJE7HaXWNQtVfpWM1xUsQ5QHkN7VFWm5Ox+ljU
+j08=
+-----END CERTIFICATE-----
+";
+    const PEER_KEY: &str = r"
+-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgG9bkGP96dlhLfc91
+sxnJHrF7LaUtbx7/jtoK96SDCPehRANCAAQ8vBV0GxgtrfDwT/Yo2bDBfbWq/lD0
+ZV9N1O2Wx9gkZgVEqgRWbIn+c2i/4B88sC+aF6g4Obzec8kEHNZuvadD
+-----END PRIVATE KEY-----
+";
+
+    /// An HTTPS peer with [`PEER_CERT`]: counts finished handshakes and answers `ListTables`.
+    async fn tls_peer() -> (String, Arc<AtomicUsize>) {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let cert = CertificateDer::from_pem_slice(PEER_CERT.as_bytes()).unwrap();
+        let key = PrivateKeyDer::from_pem_slice(PEER_KEY.as_bytes()).unwrap();
+        let config =
+            rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(vec![cert], key)
+                .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("https://{}", listener.local_addr().unwrap());
+        let handshakes = Arc::new(AtomicUsize::new(0));
+        let done = handshakes.clone();
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                let (acceptor, done) = (acceptor.clone(), done.clone());
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(sock).await else { return };
+                    done.fetch_add(1, Ordering::SeqCst);
+                    let mut chunk = [0u8; 4096];
+                    let _ = tls.read(&mut chunk).await;
+                    let body = r#"{"TableNames":["deals"]}"#;
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = tls.write_all(answer.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        (url, handshakes)
+    }
+
+    /// An AWS API is trusted on Amazon's roots only: a peer whose certificate chains to none of
+    /// them is refused in the handshake, before any request is sent. The same peer is
+    /// accepted by a client that trusts its certificate (it is the trust that refuses, not a
+    /// broken peer).
+    #[tokio::test]
+    async fn an_aws_api_with_a_certificate_from_another_authority_is_refused() {
+        let (url, handshakes) = tls_peer().await;
+        let trusting_it = trusting(Trust::Amazon)
+            .add_root_certificate(reqwest::Certificate::from_pem(PEER_CERT.as_bytes()).unwrap())
+            .build()
+            .unwrap();
+        let answer =
+            trusting_it.post(&url).body("{}").send().await.expect("a client that trusts it connects");
+        assert_eq!(answer.status(), 200);
+        assert_eq!(handshakes.load(Ordering::SeqCst), 1);
+
+        let err = dynamo(&url).list_tables().send().await.expect_err("refused");
+        let SdkError::DispatchFailure(f) = &err else { panic!("{err:?}") };
+        let text = format!("{:?}", aws_smithy_types::error::display::DisplayErrorContext(&err));
+        assert!(f.is_io() || f.is_other(), "{text}");
+        assert!(
+            text.contains("UnknownIssuer") || text.contains("certificate"),
+            "a certificate error: {text}"
+        );
+        assert_eq!(handshakes.load(Ordering::SeqCst), 1, "no handshake finished with the SDK's client");
+    }
 }
