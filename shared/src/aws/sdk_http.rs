@@ -105,10 +105,8 @@ async fn send(http: &reqwest::Client, request: HttpRequest) -> Result<HttpRespon
     // stalled-stream protection wraps it and takes a body never read for a stalled upload,
     // failing a call whose answer takes more than a few seconds.
     let body = http_body_util::BodyExt::collect(body).await.map_err(ConnectorError::user)?.to_bytes();
-    let url = reqwest::Url::parse(&parts.uri.to_string()).map_err(|e| ConnectorError::user(e.into()))?;
-    let mut req = reqwest::Request::new(parts.method, url);
-    *req.headers_mut() = parts.headers;
-    *req.body_mut() = Some(body.into());
+    let req = reqwest::Request::try_from(http::Request::from_parts(parts, body))
+        .map_err(|e| ConnectorError::user(e.into()))?;
     let res = http.execute(req).await.map_err(classify)?;
     let status = res.status();
     let headers = res.headers().clone();
