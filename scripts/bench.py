@@ -61,7 +61,22 @@ def start_server(binary, port, env_extra=None, path="/v1/health"):
             if proc.poll() is not None:
                 raise SystemExit(f"{binary} exited early")
             time.sleep(0.002)
+    SERVERS[port] = proc.pid
     return proc, (time.perf_counter() - t0) * 1000
+
+
+# The process serving each port (the server CPU column: `cpu_seconds`).
+SERVERS = {}
+
+
+def cpu_seconds(pid):
+    """User and system CPU time a process has used so far, in seconds."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def call_raw(port, method, path, token=None, body=None, headers=None):
@@ -103,12 +118,18 @@ def wrk(port, path, method="GET", tok=None, body=None, script=None, threads=THRE
             script = LUA.format(method=method, auth=auth, body=b)
         f.write(script)
         lua = f.name
+    pid = SERVERS.get(port)
+    cpu0 = cpu_seconds(pid) if pid else None
     out = subprocess.run(
         ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{DURATION}s", "--latency", "-s", lua,
          f"http://127.0.0.1:{port}{path}"],
         capture_output=True, text=True, check=True).stdout
     os.unlink(lua)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    cpu1 = cpu_seconds(pid) if cpu0 is not None else None
+    # The server's CPU time (all its threads, user and kernel) per request answered: what the
+    # call costs the server, whatever the load generator costs beside it on the same cores.
+    server_us = (cpu1 - cpu0) * 1e6 / (rps * float(DURATION)) if cpu1 is not None and rps else None
 
     def pct(p):
         m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out)
@@ -116,7 +137,7 @@ def wrk(port, path, method="GET", tok=None, body=None, script=None, threads=THRE
         return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
 
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return rps, pct(50), pct(99), int(non2xx.group(1)) if non2xx else 0
+    return rps, pct(50), pct(99), int(non2xx.group(1)) if non2xx else 0, server_us
 
 
 class FakeRuntime(BaseHTTPRequestHandler):
@@ -394,9 +415,9 @@ def run_cases(cases, connections=CONNECTIONS, bases=None):
             rows.append((name, group))
             continue
         script, threads, conns = (custom + [None, THREADS, connections][len(custom):])[:3]
-        (rps, p50, p99, bad), ratio = bases.measure(
+        (rps, p50, p99, bad, cpu), ratio = bases.measure(
             group, lambda: wrk(port, path, method, tok, body, script, threads, conns))
-        rows.append((name, rps, p50, p99, ratio, bad))
+        rows.append((name, rps, p50, p99, ratio, bad, cpu))
     return rows
 
 
@@ -405,8 +426,8 @@ def finish(rows, bases):
     out = []
     for row in rows:
         if len(row) == 2:
-            rps, p50, p99, bad = bases.median(row[1])
-            row = (row[0], rps, p50, p99, 1.0, bad)
+            rps, p50, p99, bad, cpu = bases.median(row[1])
+            row = (row[0], rps, p50, p99, 1.0, bad, cpu)
         out.append(row)
     return out
 
@@ -484,12 +505,13 @@ def main():
         + [(f"`{binary}`", os.path.join(REL, binary), event) for binary, event in lambda_binaries()])
     base_ms = lambdas[0][1]
 
-    out = ["| call | req/s | p50 ms | p99 ms | vs hello | non-2xx |", "|---|---:|---:|---:|---:|---:|"]
-    for name, rps, p50, p99, ratio, bad in rows:
-        out.append(f"| {name} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {ratio:.2f} | {bad} |")
+    out = ["| call | req/s | p50 ms | p99 ms | vs hello | server CPU µs/req | non-2xx |",
+           "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, rps, p50, p99, ratio, bad, cpu in rows:
+        out.append(f"| {name} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {ratio:.2f} | {fmt_us(cpu)} | {bad} |")
     out += ["", f"Every store round trip delayed by {DELAY_MS} ms (8 connections):", "",
             "| call | req/s | p50 ms | p99 ms | non-2xx |", "|---|---:|---:|---:|---:|"]
-    for name, rps, p50, p99, _, bad in delayed:
+    for name, rps, p50, p99, _, bad, _ in delayed:
         out.append(f"| {name} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {bad} |")
     out += ["", "| process | start to first response, ms | peak RSS, MiB |", "|---|---:|---:|"]
     for name, ms, rss in starts:
@@ -504,6 +526,10 @@ def main():
     print(text)
     with open(os.path.join(ROOT, "target", "bench.md"), "w") as f:
         f.write(text + "\n")
+
+
+def fmt_us(us):
+    return f"{us:.1f}" if us is not None else "?"
 
 
 def fmt_ms(ms):
@@ -522,24 +548,36 @@ function setup(thread)
   local b = buyers[n]
   thread:set("pr", b[1]); thread:set("seat", b[2]); thread:set("auth", b[3])
 end
+-- Each thread's two requests, made once: a request's text is the load generator's work on
+-- the same cores, not the server's.
+local hold, release
+function init(args)
+  local h = { ["content-type"] = "application/json", ["authorization"] = "Bearer " .. auth }
+  hold = wrk.format("POST", "/api/v1/reservations/" .. pr .. "/tickets", h, '{"seat_id":"' .. seat .. '"}')
+  release = wrk.format("DELETE", "/api/v1/reservations/" .. pr .. "/tickets/" .. seat, h, nil)
+end
 local held = false
 function request()
   held = not held
-  local h = { ["content-type"] = "application/json", ["authorization"] = "Bearer " .. auth }
-  if held then
-    return wrk.format("POST", "/api/v1/reservations/" .. pr .. "/tickets", h, '{"seat_id":"' .. seat .. '"}')
-  end
-  return wrk.format("DELETE", "/api/v1/reservations/" .. pr .. "/tickets/" .. seat, h, nil)
+  if held then return hold end
+  return release
 end
 """
 
 SESSION = """
 local n = 0
 local body = %s
+-- The request's head but its length, made once (as wrk.format would make it): each request
+-- is that head, its body's length and the body, whose numbers make each session new.
+local head
+function init(args)
+  head = "POST /v1/payments/sessions HTTP/1.1\\r\\nHost: " .. wrk.headers["Host"] ..
+    "\\r\\ncontent-type: application/json\\r\\nauthorization: Bearer %s\\r\\nContent-Length: "
+end
 function request()
   n = n + 1
-  local h = { ["content-type"] = "application/json", ["authorization"] = "Bearer %s" }
-  return wrk.format("POST", "/v1/payments/sessions", h, string.format(body, n, n))
+  local b = string.format(body, n, n)
+  return head .. #b .. "\\r\\n\\r\\n" .. b
 end
 """
 
