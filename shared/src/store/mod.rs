@@ -192,6 +192,18 @@ impl Item {
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
+        Item::typed_shared(pk, sk, Arc::new(value))
+    }
+
+    /// [`Item::typed`] of a value the caller keeps a share of (no copy is made for the item).
+    pub fn typed_shared<T>(
+        pk: impl Into<String>,
+        sk: impl Into<String>,
+        value: Arc<T>,
+    ) -> Result<Self, StoreError>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
         let (pk, sk) = (pk.into(), sk.into());
         if cfg!(debug_assertions) {
             let map = value.to_map()?;
@@ -206,7 +218,7 @@ impl Item {
             gsi1: None,
             ttl: None,
             stamp: None,
-            data: Data { typed: Some(Arc::new(value)), map: Default::default() },
+            data: Data { typed: Some(value), map: Default::default() },
         })
     }
 

@@ -96,7 +96,9 @@ fn cached_live(pr: &Reservation, now: DateTime<Utc>) -> Option<Vec<HeldSeat>> {
 
 #[derive(Debug, Clone)]
 pub struct StoredPr {
-    pub pr: Reservation,
+    /// Shared with the store's copy (memory store) until changed: a change copies it once
+    /// (`Arc::make_mut`) and the write takes the changed one without another copy.
+    pub pr: Arc<Reservation>,
     pub version: u64,
 }
 
@@ -125,11 +127,13 @@ fn day_after(t: DateTime<Utc>) -> Option<i64> {
     Some(t.timestamp() + 24 * 3600)
 }
 
-fn pr_item(pr: &Reservation, version: u64) -> Result<Item, StoreError> {
-    Ok(Item::typed(pk(&pr.id), SK, pr.clone())?.with_ttl(day_after(pr.updated_at)).with_version(version))
+fn pr_item(pr: &Arc<Reservation>, version: u64) -> Result<Item, StoreError> {
+    Ok(Item::typed_shared(pk(&pr.id), SK, Arc::clone(pr))?
+        .with_ttl(day_after(pr.updated_at))
+        .with_version(version))
 }
 
-fn put_pr(pr: &Reservation, version: u64) -> Result<WriteOp, StoreError> {
+fn put_pr(pr: &Arc<Reservation>, version: u64) -> Result<WriteOp, StoreError> {
     let cond = if version == 1 { Cond::NotExists } else { Cond::Version(version - 1) };
     Ok(WriteOp::Put { item: pr_item(pr, version)?, cond })
 }
@@ -162,7 +166,7 @@ async fn get_pr(app: &App, id: &str) -> ApiResult<Option<StoredPr>> {
     }
     let key = pk(id);
     Ok(match app.store.get_data(&key, SK).await? {
-        Some((version, data)) => Some(StoredPr { pr: data.decode(&key, SK)?, version }),
+        Some((version, data)) => Some(StoredPr { pr: data.decode_shared(&key, SK)?, version }),
         None => None,
     })
 }
@@ -267,7 +271,7 @@ pub async fn initialize(app: &App, buyer: &Buyer, event_id: &str) -> ApiResult<I
             }
         };
         let now = app.clock.now();
-        let pr = empty_pr(&owner, event_id, now);
+        let pr = Arc::new(empty_pr(&owner, event_id, now));
         let cart_version = cart.as_ref().map_or(1, |c| c.version + 1);
         let cart_item = Item::from_value(cart_pk(&owner), CART_SK, &Cart { reservation_id: pr.id.clone() })?
             .with_ttl(day_after(now))
@@ -452,17 +456,19 @@ fn plan_hold(
 }
 
 async fn try_hold(app: &App, inputs: HoldInputs, seat_id: &str) -> ApiResult<Option<(StoredPr, Arc<Event>)>> {
-    let HoldInputs { stored: StoredPr { mut pr, version }, event, seat, live, current, ledger, now } = inputs;
+    let HoldInputs { stored: StoredPr { pr: mut stored, version }, event, seat, live, current, ledger, now } =
+        inputs;
     let Some(seat) = seat else {
         return Err(ApiError::invalid("seat_id", "no such seat in this event"));
     };
     super::back_office::check_on_sale(&event)?;
     let (cond, hold_version) = match plan_hold(&live, current.as_ref(), seat_id, now)? {
-        HoldPlan::Mine => return Ok(Some((StoredPr { pr, version }, event))),
+        HoldPlan::Mine => return Ok(Some((StoredPr { pr: stored, version }, event))),
         HoldPlan::Take { cond, version } => (cond, version),
     };
     let expires_at =
         now + chrono::Duration::from_std(app.config.seat_timeout).unwrap_or(chrono::Duration::MAX);
+    let pr = Arc::make_mut(&mut stored);
     let hold = Hold {
         event_id: pr.event_id.clone(),
         seat_id: seat_id.to_owned(),
@@ -485,15 +491,15 @@ async fn try_hold(app: &App, inputs: HoldInputs, seat_id: &str) -> ApiResult<Opt
     });
     pr.updated_at = now;
     let mut ops =
-        vec![WriteOp::Put { item: holds::item(hold, hold_version)?, cond }, put_pr(&pr, version + 1)?];
+        vec![WriteOp::Put { item: holds::item(hold, hold_version)?, cond }, put_pr(&stored, version + 1)?];
     // The caller's address may hold only so many seats (429 past it); its ledger is written
     // on its version, so a race of two of its reservations re-reads it.
     if let Some(ledger) = ledger {
-        let entry = super::limits::holds_entry(&pr, now);
+        let entry = super::limits::holds_entry(&stored, now);
         ops.push(super::limits::admit_hold(app, ledger, &entry).await?.write(Some(&entry), now)?);
     }
     match app.store.transact(ops).await {
-        Ok(()) => Ok(Some((StoredPr { pr, version: version + 1 }, event))),
+        Ok(()) => Ok(Some((StoredPr { pr: stored, version: version + 1 }, event))),
         Err(StoreError::Conflict { index: Some(0) }) => Err(taken(seat_id)),
         Err(e) if e.is_conflict() => Ok(None),
         Err(e) => Err(e.into()),
@@ -536,10 +542,11 @@ async fn try_release(
     seat_id: &str,
     hold: Option<holds::Stored>,
 ) -> ApiResult<Option<StoredPr>> {
-    let StoredPr { mut pr, version } = s;
-    if !pr.seats.iter().any(|seat| seat == seat_id) {
+    let StoredPr { pr: mut stored, version } = s;
+    if !stored.seats.iter().any(|seat| seat == seat_id) {
         return Err(ApiError::NotFound("ticket".into()));
     }
+    let pr = Arc::make_mut(&mut stored);
     let mut ops = Vec::new();
     if let Some(h) = hold
         && h.hold.state == HoldState::Held
@@ -550,9 +557,9 @@ async fn try_release(
     pr.seats.retain(|seat| seat != seat_id);
     pr.held.retain(|h| h.seat_id != seat_id);
     pr.updated_at = app.clock.now();
-    ops.push(put_pr(&pr, version + 1)?);
+    ops.push(put_pr(&stored, version + 1)?);
     match app.store.transact(ops).await {
-        Ok(()) => Ok(Some(StoredPr { pr, version: version + 1 })),
+        Ok(()) => Ok(Some(StoredPr { pr: stored, version: version + 1 })),
         Err(e) if e.is_conflict() => Ok(None),
         Err(e) => Err(e.into()),
     }
@@ -585,12 +592,13 @@ pub async fn set_order_type(
     retrying(app, buyer, id, |s| {
         let customer = customer.clone();
         async move {
-            let StoredPr { mut pr, version } = s;
+            let StoredPr { pr: mut stored, version } = s;
+            let pr = Arc::make_mut(&mut stored);
             pr.order_type = Some(order_type);
             pr.customer = Some(customer);
             pr.updated_at = app.clock.now();
-            match app.store.transact(vec![put_pr(&pr, version + 1)?]).await {
-                Ok(()) => Ok(Some(StoredPr { pr, version: version + 1 })),
+            match app.store.transact(vec![put_pr(&stored, version + 1)?]).await {
+                Ok(()) => Ok(Some(StoredPr { pr: stored, version: version + 1 })),
                 Err(e) if e.is_conflict() => Ok(None),
                 Err(e) => Err(ApiError::from(e)),
             }
