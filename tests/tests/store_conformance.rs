@@ -203,6 +203,25 @@ pub async fn batch_get_many(s: Arc<dyn Store>) {
     }
 }
 
+/// Each key's version and data in the order asked, `None` where nothing is stored, directly and
+/// through a layer (the embedded store answers under one lock; DynamoDB with one batch read).
+pub async fn get_each_in_order(s: Arc<dyn Store>) {
+    s.put(item("e#1", "a", json!({"n": 1})), Cond::NotExists).await.unwrap();
+    s.put(item("e#1", "b", json!({"n": 2})), Cond::NotExists).await.unwrap();
+    s.put(item("e#2", "a", json!({"n": 3})).with_version(4), Cond::NotExists).await.unwrap();
+    let layered: Arc<dyn Store> = Arc::new(shared::store::own_writes::OwnWrites::new(s.clone()));
+    for store in [&s, &layered] {
+        let got = store
+            .get_each(&[("e#2", "a"), ("e#1", "nope"), ("e#1", "b"), ("e#3", "a"), ("e#1", "a")])
+            .await
+            .unwrap();
+        let seen: Vec<Option<(u64, i64)>> =
+            got.iter().map(|f| f.as_ref().map(|(v, d)| (*v, d["n"].as_i64().unwrap()))).collect();
+        assert_eq!(seen, vec![Some((4, 3)), None, Some((1, 2)), None, Some((1, 1))]);
+        assert!(store.get_each(&[]).await.unwrap().is_empty());
+    }
+}
+
 /// N concurrent read-then-conditional-update writers of one item, released together (on the
 /// embedded store with jitter between each read and write): each version is won once, and
 /// racers whose read went stale lose.
@@ -281,7 +300,7 @@ macro_rules! suite {
             suite!(@tests $make; get_missing_is_none, create_only_once, versioned_update,
                 conditional_delete, transaction_is_all_or_nothing, bounded_counter,
                 query_by_prefix_and_order, secondary_index, data_round_trips, race_one_winner,
-                race_same_version, race_counter, batch_get_many, data_and_version_alone);
+                race_same_version, race_counter, batch_get_many, data_and_version_alone, get_each_in_order);
         }
     };
     (@tests $make:expr; $($name:ident),*) => {

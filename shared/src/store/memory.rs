@@ -254,6 +254,17 @@ impl Store for MemoryStore {
         Ok(found(&self.lock(), keys).map(|item| item.data.clone()).collect())
     }
 
+    async fn get_each(
+        &self,
+        keys: &[(&str, &str)],
+    ) -> Result<Vec<Option<(u64, crate::store::Data)>>, StoreError> {
+        let map = self.lock();
+        Ok(keys
+            .iter()
+            .map(|&(pk, sk)| lookup(&map, pk, sk).map(|item| (item.version, item.data.clone())))
+            .collect())
+    }
+
     async fn put(&self, item: Item, cond: Cond) -> Result<(), StoreError> {
         check_data(&item.data)?;
         let mut map = self.lock();

@@ -307,9 +307,9 @@ pub fn event_pk(id: &str) -> String {
     ["event#", id].concat()
 }
 
-const META: &str = "meta";
+pub const META: &str = "meta";
 
-fn seat_sk(seat_id: &str) -> String {
+pub fn seat_sk(seat_id: &str) -> String {
     ["seat#", seat_id].concat()
 }
 

@@ -220,6 +220,50 @@ pub async fn load(app: &App, buyer: &Buyer, id: &str) -> ApiResult<StoredPr> {
     }
 }
 
+/// What a step on the caller's PR `id`, whose id names its event, reads in one round trip: the
+/// PR (404 as [`load`] answers it), the event, the seat's item (when `with_seat` and the seat id
+/// is well-formed) and the seat's hold item.
+async fn read_at_once(
+    app: &App,
+    buyer: &Buyer,
+    id: &str,
+    event_id: &str,
+    seat_id: &str,
+    with_seat: bool,
+) -> ApiResult<(StoredPr, Option<Arc<Event>>, Option<inventory::Seat>, Option<holds::Stored>)> {
+    if !is_pr_id(id) {
+        return Err(ApiError::NotFound("reservation".into()));
+    }
+    let (pr_pk, event_pk, hold_pk) = (pk(id), inventory::event_pk(event_id), holds::pk(event_id, seat_id));
+    let seat_sk =
+        (with_seat && super::check_id("seat_id", seat_id).is_ok()).then(|| inventory::seat_sk(seat_id));
+    let mut keys =
+        vec![(pr_pk.as_str(), SK), (event_pk.as_str(), inventory::META), (hold_pk.as_str(), holds::SK)];
+    if let Some(sk) = &seat_sk {
+        keys.push((event_pk.as_str(), sk.as_str()));
+    }
+    let mut found = app.store.get_each(&keys).await?.into_iter();
+    let mut next = || found.next().flatten();
+    let (pr, event, hold, seat) = (next(), next(), next(), next());
+    let stored = match pr {
+        Some((version, data)) => StoredPr { pr: data.decode_shared(&pr_pk, SK)?, version },
+        None => return Err(ApiError::NotFound("reservation".into())),
+    };
+    if !buyer.owns(&stored.pr.owner) || stored.pr.event_id != event_id {
+        return Err(ApiError::NotFound("reservation".into()));
+    }
+    let event = event.map(|(_, data)| data.decode_shared(&event_pk, inventory::META)).transpose()?;
+    let hold = match hold {
+        Some((version, data)) => Some(holds::Stored { hold: data.decode(&hold_pk, holds::SK)?, version }),
+        None => None,
+    };
+    let seat = match (seat, &seat_sk) {
+        (Some((_, data)), Some(sk)) => Some(data.decode::<inventory::Located>(&event_pk, sk)?.seat),
+        _ => None,
+    };
+    Ok((stored, event, seat, hold))
+}
+
 /// Ops that free every seat `pr` still holds (checked on each hold's version).
 async fn free_ops(app: &App, pr: &Reservation) -> ApiResult<Vec<WriteOp>> {
     holds::free_ops(app, &pr.event_id, &pr.seats, |h| {
@@ -383,13 +427,14 @@ struct HoldInputs {
 async fn hold_inputs(app: &App, buyer: &Buyer, id: &str, seat_id: &str) -> ApiResult<HoldInputs> {
     let now = app.clock.now();
     let (stored, event, seat, current, ledger) = match event_of(id) {
-        Some(event_id) => tokio::try_join!(
-            load(app, buyer, id),
-            inventory::get_event(app, event_id),
-            inventory::get_seat(app, event_id, seat_id),
-            holds::get(app, event_id, seat_id),
-            super::limits::read_holds(app, buyer, event_id),
-        )?,
+        Some(event_id) => {
+            let (at_once, ledger) = tokio::try_join!(
+                read_at_once(app, buyer, id, event_id, seat_id, true),
+                super::limits::read_holds(app, buyer, event_id),
+            )?;
+            let (stored, event, seat, current) = at_once;
+            (stored, event, seat, current, ledger)
+        }
         None => {
             let stored = load(app, buyer, id).await?;
             let event_id = stored.pr.event_id.clone();
@@ -520,11 +565,10 @@ pub async fn release(
     }
     optimistic("the reservation", || async {
         let (s, event, hold) = match event_of(id) {
-            Some(event_id) => tokio::try_join!(
-                load(app, buyer, id),
-                inventory::get_event(app, event_id),
-                holds::get(app, event_id, seat_id),
-            )?,
+            Some(event_id) => {
+                let (s, event, _, hold) = read_at_once(app, buyer, id, event_id, seat_id, false).await?;
+                (s, event, hold)
+            }
             None => {
                 let s = load(app, buyer, id).await?;
                 let hold = holds::get(app, &s.pr.event_id, seat_id).await?;
