@@ -197,16 +197,40 @@ pub async fn checked_out(app: &App, buyer: &Buyer, id: &str) -> ApiResult<Option
     Ok(buyer.owns(&c.owner).then_some(c.order_id))
 }
 
-/// The caller's PR and its event, read together when the PR id names the event.
+/// The caller's PR and its event, in one batch read when the PR id names the event.
 pub async fn load_with_event(
     app: &App,
     buyer: &Buyer,
     id: &str,
 ) -> ApiResult<(StoredPr, Option<Arc<Event>>)> {
-    match event_of(id) {
-        Some(event_id) => tokio::try_join!(load(app, buyer, id), inventory::get_event(app, event_id)),
-        None => Ok((load(app, buyer, id).await?, None)),
+    let Some(event_id) = event_of(id) else { return Ok((load(app, buyer, id).await?, None)) };
+    if !is_pr_id(id) {
+        return Err(ApiError::NotFound("reservation".into()));
     }
+    let (pr_pk, event_pk) = (pk(id), inventory::event_pk(event_id));
+    let mut found = app.store.get_each(&[(&pr_pk, SK), (&event_pk, inventory::META)]).await?.into_iter();
+    let stored = owned_pr(buyer, event_id, &pr_pk, found.next().flatten())?;
+    let event =
+        found.next().flatten().map(|(_, data)| data.decode_shared(&event_pk, inventory::META)).transpose()?;
+    Ok((stored, event))
+}
+
+/// The PR read at `pr_pk` if it is the caller's and of `event_id` (the event its id names);
+/// 404 otherwise, as [`load`] answers.
+fn owned_pr(
+    buyer: &Buyer,
+    event_id: &str,
+    pr_pk: &str,
+    found: Option<(u64, crate::store::Data)>,
+) -> ApiResult<StoredPr> {
+    let stored = match found {
+        Some((version, data)) => StoredPr { pr: data.decode_shared(pr_pk, SK)?, version },
+        None => return Err(ApiError::NotFound("reservation".into())),
+    };
+    if !buyer.owns(&stored.pr.owner) || stored.pr.event_id != event_id {
+        return Err(ApiError::NotFound("reservation".into()));
+    }
+    Ok(stored)
 }
 
 /// The caller's PR by id; someone else's (or none) is 404. A PR whose id names an event other
@@ -245,13 +269,7 @@ async fn read_at_once(
     let mut found = app.store.get_each(&keys).await?.into_iter();
     let mut next = || found.next().flatten();
     let (pr, event, hold, seat) = (next(), next(), next(), next());
-    let stored = match pr {
-        Some((version, data)) => StoredPr { pr: data.decode_shared(&pr_pk, SK)?, version },
-        None => return Err(ApiError::NotFound("reservation".into())),
-    };
-    if !buyer.owns(&stored.pr.owner) || stored.pr.event_id != event_id {
-        return Err(ApiError::NotFound("reservation".into()));
-    }
+    let stored = owned_pr(buyer, event_id, &pr_pk, pr)?;
     let event = event.map(|(_, data)| data.decode_shared(&event_pk, inventory::META)).transpose()?;
     let hold = match hold {
         Some((version, data)) => Some(holds::Stored { hold: data.decode(&hold_pk, holds::SK)?, version }),
