@@ -680,23 +680,7 @@ async fn write_session(
                 p
             }
         };
-        let held: Vec<Reservation> = asks.iter().flat_map(|a| a.plan.iter().cloned()).collect();
-        let session = draft_session(owner, req, valid, &p, &held);
-        // Sized once: a write is a few hundred bytes, and growing the list step by step moved
-        // it three times (2.5% of a session create).
-        let mut ops = Vec::with_capacity(3 + held.len() + ledgers.len());
-        ops.extend(payments::create_ops(&p)?);
-        ops.push(WriteOp::Put { item: session.into_item()?, cond: Cond::NotExists });
-        let mut owners = Vec::with_capacity(ops.capacity());
-        owners.resize(ops.len(), None);
-        for (k, a) in asks.iter().enumerate() {
-            let places = a.ops();
-            owners.extend(std::iter::repeat_n(Some(k), places.len()));
-            ops.extend(places);
-        }
-        // The caller's open sessions in these slots, on each ledger's version.
-        let capped = ops.len();
-        ops.extend(SessionCaps::writes(app, &ledgers, &p)?);
+        let (ops, owners, capped) = session_writes(app, owner, req, valid, &p, asks, &ledgers)?;
         match app.store.transact(ops).await {
             Ok(()) => return Ok((p, req.session_id.clone())),
             // A ledger changed meanwhile: read them again (429 if now full), same payment.
@@ -722,6 +706,37 @@ async fn write_session(
         }
     }
     Err(crate::retry::conflict("the visit slot"))
+}
+
+/// One attempt's transaction: the payment and its lookup, the session, each ask's slot places
+/// and the caller's cap ledgers (on each ledger's version). With it, the ask each write belongs
+/// to (`None` for the payment's and the session's) and where the ledgers' writes start.
+fn session_writes(
+    app: &App,
+    owner: &str,
+    req: &CreateSession,
+    valid: &Valid,
+    p: &Payment,
+    asks: &[slots::Ask],
+    ledgers: &[crate::caps::Stored],
+) -> ApiResult<(Vec<WriteOp>, Vec<Option<usize>>, usize)> {
+    let held: Vec<Reservation> = asks.iter().flat_map(|a| a.plan.iter().cloned()).collect();
+    let session = draft_session(owner, req, valid, p, &held);
+    // Sized once: a write is a few hundred bytes, and growing the list step by step moved it
+    // three times (2.5% of a session create).
+    let mut ops = Vec::with_capacity(3 + held.len() + ledgers.len());
+    ops.extend(payments::create_ops(p)?);
+    ops.push(WriteOp::Put { item: session.into_item()?, cond: Cond::NotExists });
+    let mut owners = Vec::with_capacity(ops.capacity());
+    owners.resize(ops.len(), None);
+    for (k, a) in asks.iter().enumerate() {
+        let places = a.ops();
+        owners.extend(std::iter::repeat_n(Some(k), places.len()));
+        ops.extend(places);
+    }
+    let capped = ops.len();
+    ops.extend(SessionCaps::writes(app, ledgers, p)?);
+    Ok((ops, owners, capped))
 }
 
 /// The payment as it will be written, with a new id (pure).
