@@ -203,77 +203,62 @@ pub async fn load_with_event(
     buyer: &Buyer,
     id: &str,
 ) -> ApiResult<(StoredPr, Option<Arc<Event>>)> {
-    let Some(event_id) = event_of(id) else { return Ok((load(app, buyer, id).await?, None)) };
-    if !is_pr_id(id) {
-        return Err(ApiError::NotFound("reservation".into()));
+    match event_of(id) {
+        Some(event_id) => read_at_once(app, buyer, id, event_id, None).await.map(|(s, event, ..)| (s, event)),
+        None => Ok((load(app, buyer, id).await?, None)),
     }
-    let (pr_pk, event_pk) = (pk(id), inventory::event_pk(event_id));
-    let mut found = app.store.get_each(&[(&pr_pk, SK), (&event_pk, inventory::META)]).await?.into_iter();
-    let stored = owned_pr(buyer, event_id, &pr_pk, found.next().flatten())?;
-    let event =
-        found.next().flatten().map(|(_, data)| data.decode_shared(&event_pk, inventory::META)).transpose()?;
-    Ok((stored, event))
-}
-
-/// The PR read at `pr_pk` if it is the caller's and of `event_id` (the event its id names);
-/// 404 otherwise, as [`load`] answers.
-fn owned_pr(
-    buyer: &Buyer,
-    event_id: &str,
-    pr_pk: &str,
-    found: Option<(u64, crate::store::Data)>,
-) -> ApiResult<StoredPr> {
-    let stored = match found {
-        Some((version, data)) => StoredPr { pr: data.decode_shared(pr_pk, SK)?, version },
-        None => return Err(ApiError::NotFound("reservation".into())),
-    };
-    if !buyer.owns(&stored.pr.owner) || stored.pr.event_id != event_id {
-        return Err(ApiError::NotFound("reservation".into()));
-    }
-    Ok(stored)
 }
 
 /// The caller's PR by id; someone else's (or none) is 404. A PR whose id names an event other
 /// than its own is 404 too: the reads made beside it by the id's event (its seat, its hold)
 /// must be of the PR's event.
 pub async fn load(app: &App, buyer: &Buyer, id: &str) -> ApiResult<StoredPr> {
-    let named = |s: &StoredPr| event_of(id).is_none_or(|e| e == s.pr.event_id);
-    match get_pr(app, id).await? {
-        Some(s) if buyer.owns(&s.pr.owner) && named(&s) => Ok(s),
+    callers(buyer, id, get_pr(app, id).await?)
+}
+
+/// The PR read for `id` if it is the caller's and of the event its id names (if it names one);
+/// 404 otherwise.
+fn callers(buyer: &Buyer, id: &str, read: Option<StoredPr>) -> ApiResult<StoredPr> {
+    match read {
+        Some(s) if buyer.owns(&s.pr.owner) && event_of(id).is_none_or(|e| e == s.pr.event_id) => Ok(s),
         _ => Err(ApiError::NotFound("reservation".into())),
     }
 }
 
-/// What a step on the caller's PR `id`, whose id names its event, reads in one round trip: the
-/// PR (404 as [`load`] answers it), the event, the seat's item (when `with_seat` and the seat id
-/// is well-formed) and the seat's hold item.
+/// What a step on the caller's PR `id`, whose id names its event `event_id`, reads in one
+/// round trip: the PR (404 as [`load`] answers it) and the event; with a seat, its hold item,
+/// and its seat item too when asked for (`(seat_id, true)`) and the seat id is well-formed.
 async fn read_at_once(
     app: &App,
     buyer: &Buyer,
     id: &str,
     event_id: &str,
-    seat_id: &str,
-    with_seat: bool,
+    seat: Option<(&str, bool)>,
 ) -> ApiResult<(StoredPr, Option<Arc<Event>>, Option<inventory::Seat>, Option<holds::Stored>)> {
     if !is_pr_id(id) {
         return Err(ApiError::NotFound("reservation".into()));
     }
-    let (pr_pk, event_pk, hold_pk) = (pk(id), inventory::event_pk(event_id), holds::pk(event_id, seat_id));
-    let seat_sk =
-        (with_seat && super::check_id("seat_id", seat_id).is_ok()).then(|| inventory::seat_sk(seat_id));
-    let mut keys =
-        vec![(pr_pk.as_str(), SK), (event_pk.as_str(), inventory::META), (hold_pk.as_str(), holds::SK)];
-    if let Some(sk) = &seat_sk {
-        keys.push((event_pk.as_str(), sk.as_str()));
-    }
+    let (pr_pk, event_pk) = (pk(id), inventory::event_pk(event_id));
+    let hold_pk = seat.map(|(seat_id, _)| holds::pk(event_id, seat_id));
+    let seat_sk = seat
+        .filter(|&(seat_id, with_seat)| with_seat && super::check_id("seat_id", seat_id).is_ok())
+        .map(|(seat_id, _)| inventory::seat_sk(seat_id));
+    let mut keys = vec![(pr_pk.as_str(), SK), (event_pk.as_str(), inventory::META)];
+    keys.extend(hold_pk.as_deref().map(|pk| (pk, holds::SK)));
+    keys.extend(seat_sk.as_deref().map(|sk| (event_pk.as_str(), sk)));
     let mut found = app.store.get_each(&keys).await?.into_iter();
     let mut next = || found.next().flatten();
-    let (pr, event, hold, seat) = (next(), next(), next(), next());
-    let stored = owned_pr(buyer, event_id, &pr_pk, pr)?;
+    let (pr, event) = (next(), next());
+    let (hold, seat) = (hold_pk.as_ref().and_then(|_| next()), seat_sk.as_ref().and_then(|_| next()));
+    let read = pr
+        .map(|(version, data)| Ok::<_, ApiError>(StoredPr { pr: data.decode_shared(&pr_pk, SK)?, version }));
+    let stored = callers(buyer, id, read.transpose()?)?;
     let event = event.map(|(_, data)| data.decode_shared(&event_pk, inventory::META)).transpose()?;
-    let hold = match hold {
-        Some((version, data)) => Some(holds::Stored { hold: data.decode(&hold_pk, holds::SK)?, version }),
-        None => None,
+    let hold = match (hold, &hold_pk) {
+        (Some((version, data)), Some(pk)) => {
+            Some(holds::Stored { hold: data.decode(pk, holds::SK)?, version })
+        }
+        _ => None,
     };
     let seat = match (seat, &seat_sk) {
         (Some((_, data)), Some(sk)) => Some(data.decode::<inventory::Located>(&event_pk, sk)?.seat),
@@ -447,7 +432,7 @@ async fn hold_inputs(app: &App, buyer: &Buyer, id: &str, seat_id: &str) -> ApiRe
     let (stored, event, seat, current, ledger) = match event_of(id) {
         Some(event_id) => {
             let (at_once, ledger) = tokio::try_join!(
-                read_at_once(app, buyer, id, event_id, seat_id, true),
+                read_at_once(app, buyer, id, event_id, Some((seat_id, true))),
                 super::limits::read_holds(app, buyer, event_id),
             )?;
             let (stored, event, seat, current) = at_once;
@@ -584,7 +569,8 @@ pub async fn release(
     optimistic("the reservation", || async {
         let (s, event, hold) = match event_of(id) {
             Some(event_id) => {
-                let (s, event, _, hold) = read_at_once(app, buyer, id, event_id, seat_id, false).await?;
+                let (s, event, _, hold) =
+                    read_at_once(app, buyer, id, event_id, Some((seat_id, false))).await?;
                 (s, event, hold)
             }
             None => {
