@@ -72,6 +72,11 @@ pub struct Stored {
 }
 
 impl Stored {
+    /// The hold of its item's version and data, read at `pk`.
+    pub fn from_data(pk: &str, version: u64, data: &crate::store::Data) -> ApiResult<Stored> {
+        Ok(Stored { hold: data.decode(pk, SK)?, version })
+    }
+
     /// Deletes the hold of `seat_id` if it is still this version.
     pub fn delete_op(&self, event_id: &str, seat_id: &str) -> WriteOp {
         WriteOp::Delete { pk: pk(event_id, seat_id), sk: SK.into(), cond: Cond::Version(self.version) }
@@ -114,10 +119,11 @@ pub fn item(hold: Hold, version: u64) -> Result<Item, StoreError> {
 
 pub async fn get(app: &App, event_id: &str, seat_id: &str) -> ApiResult<Option<Stored>> {
     let key = pk(event_id, seat_id);
-    Ok(match app.store.get_data(&key, SK).await? {
-        Some((version, data)) => Some(Stored { hold: data.decode(&key, SK)?, version }),
-        None => None,
-    })
+    app.store
+        .get_data(&key, SK)
+        .await?
+        .map(|(version, data)| Stored::from_data(&key, version, &data))
+        .transpose()
 }
 
 /// The hold items of several seats, read concurrently, in the order given.

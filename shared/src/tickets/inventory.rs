@@ -309,7 +309,7 @@ pub fn event_pk(id: &str) -> String {
 
 pub const META: &str = "meta";
 
-pub fn seat_sk(seat_id: &str) -> String {
+fn seat_sk(seat_id: &str) -> String {
     ["seat#", seat_id].concat()
 }
 
@@ -608,10 +608,12 @@ pub async fn get_event(app: &App, id: &str) -> ApiResult<Option<std::sync::Arc<E
         return Ok(None);
     }
     let pk = event_pk(id);
-    Ok(match app.store.get_data(&pk, META).await? {
-        Some((_, data)) => Some(data.decode_shared(&pk, META)?),
-        None => None,
-    })
+    app.store.get_data(&pk, META).await?.map(|(_, data)| event_from(&pk, &data)).transpose()
+}
+
+/// The event of its item's data, read at `pk` (shared with the store's copy when it is one).
+pub fn event_from(pk: &str, data: &crate::store::Data) -> ApiResult<std::sync::Arc<Event>> {
+    Ok(data.decode_shared(pk, META)?)
 }
 
 /// Every event, by start time.
@@ -621,14 +623,19 @@ pub async fn list_events(app: &App) -> ApiResult<Vec<Event>> {
 }
 
 pub async fn get_seat(app: &App, event_id: &str, seat_id: &str) -> ApiResult<Option<Seat>> {
-    if check_id("seat_id", seat_id).is_err() {
-        return Ok(None);
-    }
-    let (pk, sk) = (event_pk(event_id), seat_sk(seat_id));
-    Ok(match app.store.get_data(&pk, &sk).await? {
-        Some((_, data)) => Some(data.decode::<Located>(&pk, &sk)?.seat),
-        None => None,
-    })
+    let Some(sk) = seat_key(seat_id) else { return Ok(None) };
+    let pk = event_pk(event_id);
+    app.store.get_data(&pk, &sk).await?.map(|(_, data)| seat_from(&pk, &sk, &data)).transpose()
+}
+
+/// The sort key of a seat's item, if the seat id is well-formed (a malformed one names no seat).
+pub fn seat_key(seat_id: &str) -> Option<String> {
+    check_id("seat_id", seat_id).is_ok().then(|| seat_sk(seat_id))
+}
+
+/// The seat of its item's data, read at `pk`/`sk`.
+pub fn seat_from(pk: &str, sk: &str, data: &crate::store::Data) -> ApiResult<Seat> {
+    Ok(data.decode::<Located>(pk, sk)?.seat)
 }
 
 /// The seat of a seat item (read as the [`Located`] it is written as: the embedded store then

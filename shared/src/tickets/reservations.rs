@@ -103,6 +103,11 @@ pub struct StoredPr {
 }
 
 impl StoredPr {
+    /// The PR of its item's version and data, read at `pk` (shared with the store's copy).
+    fn from_data(pk: &str, version: u64, data: &crate::store::Data) -> ApiResult<StoredPr> {
+        Ok(StoredPr { pr: data.decode_shared(pk, SK)?, version })
+    }
+
     /// Deletes the PR if it is still this version.
     pub fn delete_op(&self) -> WriteOp {
         WriteOp::Delete { pk: pk(&self.pr.id), sk: SK.into(), cond: Cond::Version(self.version) }
@@ -165,10 +170,11 @@ async fn get_pr(app: &App, id: &str) -> ApiResult<Option<StoredPr>> {
         return Ok(None);
     }
     let key = pk(id);
-    Ok(match app.store.get_data(&key, SK).await? {
-        Some((version, data)) => Some(StoredPr { pr: data.decode_shared(&key, SK)?, version }),
-        None => None,
-    })
+    app.store
+        .get_data(&key, SK)
+        .await?
+        .map(|(version, data)| StoredPr::from_data(&key, version, &data))
+        .transpose()
 }
 
 /// Where a checked-out PR went. Checkout writes it in the transaction that deletes the PR, so
@@ -240,9 +246,8 @@ async fn read_at_once(
     }
     let (pr_pk, event_pk) = (pk(id), inventory::event_pk(event_id));
     let hold_pk = seat.map(|(seat_id, _)| holds::pk(event_id, seat_id));
-    let seat_sk = seat
-        .filter(|&(seat_id, with_seat)| with_seat && super::check_id("seat_id", seat_id).is_ok())
-        .map(|(seat_id, _)| inventory::seat_sk(seat_id));
+    let seat_sk =
+        seat.filter(|&(_, with_seat)| with_seat).and_then(|(seat_id, _)| inventory::seat_key(seat_id));
     let mut keys = vec![(pr_pk.as_str(), SK), (event_pk.as_str(), inventory::META)];
     keys.extend(hold_pk.as_deref().map(|pk| (pk, holds::SK)));
     keys.extend(seat_sk.as_deref().map(|sk| (event_pk.as_str(), sk)));
@@ -250,18 +255,15 @@ async fn read_at_once(
     let mut next = || found.next().flatten();
     let (pr, event) = (next(), next());
     let (hold, seat) = (hold_pk.as_ref().and_then(|_| next()), seat_sk.as_ref().and_then(|_| next()));
-    let read = pr
-        .map(|(version, data)| Ok::<_, ApiError>(StoredPr { pr: data.decode_shared(&pr_pk, SK)?, version }));
-    let stored = callers(buyer, id, read.transpose()?)?;
-    let event = event.map(|(_, data)| data.decode_shared(&event_pk, inventory::META)).transpose()?;
+    let read = pr.map(|(version, data)| StoredPr::from_data(&pr_pk, version, &data)).transpose()?;
+    let stored = callers(buyer, id, read)?;
+    let event = event.map(|(_, data)| inventory::event_from(&event_pk, &data)).transpose()?;
     let hold = match (hold, &hold_pk) {
-        (Some((version, data)), Some(pk)) => {
-            Some(holds::Stored { hold: data.decode(pk, holds::SK)?, version })
-        }
+        (Some((version, data)), Some(pk)) => Some(holds::Stored::from_data(pk, version, &data)?),
         _ => None,
     };
     let seat = match (seat, &seat_sk) {
-        (Some((_, data)), Some(sk)) => Some(data.decode::<inventory::Located>(&event_pk, sk)?.seat),
+        (Some((_, data)), Some(sk)) => Some(inventory::seat_from(&event_pk, sk, &data)?),
         _ => None,
     };
     Ok((stored, event, seat, hold))
