@@ -2,6 +2,7 @@
 //! embedded store and on DynamoDB (moto), through the sandbox gateway:
 //! - a zoo session's amount lowered by its buyer, prices and times that are not the tariff's;
 //! - a deal's terms changed after a payment link was taken, then the old link paid;
+//! - a deal handed to another consumer after the first had taken a link and set up an invoice;
 //! - the link of a cancelled ticket order paid late;
 //! - a correctly signed notice for a smaller sum;
 //! - a sandbox callback for a payment of another gateway, and the sandbox switched off.
@@ -112,6 +113,7 @@ macro_rules! on_both_stores {
 on_both_stores!(
     zoo_prices_and_amounts_are_the_tariffs,
     deal_terms_changed_after_the_link_was_taken,
+    a_deal_handed_to_another_consumer,
     a_cancelled_orders_link_paid_late,
     a_signed_notice_for_a_smaller_sum,
     the_sandbox_settles_only_its_own_payments,
@@ -330,6 +332,74 @@ async fn deal_terms_changed_after_the_link_was_taken(store: Arc<dyn Store>) {
     let (s, _) =
         srv.call(Method::PATCH, &deal, Some(&consumer), Some(&json!({"order": {"cost": "20"}}))).await;
     assert_eq!(s, 400);
+}
+
+/// The supplier hands a pending deal to another consumer after the first took a card link,
+/// created a bank invoice, set their refund details and their own callback URL: the first
+/// consumer's link pays nothing (the money goes back to them), and nothing they set up passes
+/// to the next consumer.
+async fn a_deal_handed_to_another_consumer(store: Arc<dyn Store>) {
+    let srv = server(store).await;
+    let (supplier, first, next) = (token("51", &[]), token("52", &[]), token("53", &[]));
+    let body = json!({"order": {"order_description": "Станок", "verify_days": 3, "commission_payer": "consumer",
+        "cost": "1000", "supplier_id": "51", "consumer_id": "52"}});
+    let (s, created) = srv.post("/api/v1/orders", Some(&supplier), &body).await;
+    assert_eq!(s, 201, "{created}");
+    let id = created["order"]["id"].as_i64().unwrap();
+    let deal = format!("/api/v1/orders/{id}");
+    assert_eq!(srv.get("/api/v1/me", Some(&first)).await.0, 200);
+
+    let back = "redirect_to=https%3A%2F%2Fshop.example%2Fback";
+    let (_, info) = srv.get(&format!("{deal}/payment_info?{back}"), Some(&first)).await;
+    let old_link = info["gateway_url"].as_str().unwrap().to_owned();
+    let old_pay = form(&srv, &old_link, "succeeded").await;
+    let invoice = json!({"payment": {"name": "ООО Первый", "payment_method": "invoice"}});
+    assert_eq!(srv.post(&format!("{deal}/payment"), Some(&first), &invoice).await.0, 201);
+    let own = json!({"order": {"consumer_billing_info": {"card": "5555"},
+        "callback_url": "https://first.example/hook"}});
+    let (s, b) = srv.call(Method::PATCH, &deal, Some(&first), Some(&own)).await;
+    assert_eq!(s, 200, "{b}");
+
+    let (s, b) =
+        srv.call(Method::PATCH, &deal, Some(&supplier), Some(&json!({"order": {"consumer_id": "53"}}))).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(srv.get(&deal, Some(&first)).await.0, 404, "the first consumer is no party any more");
+    let (_, d) = srv.get(&deal, Some(&next)).await;
+    let order = &d["order"];
+    assert_eq!(order["consumer_id"], json!(53), "{d}");
+    for field in ["consumer_billing_info", "callback_url"] {
+        assert!(order[field].is_null(), "{field} was the first consumer's: {d}");
+    }
+    assert_eq!(
+        srv.get(&format!("{deal}/payment"), Some(&next)).await.0,
+        404,
+        "the invoice was the first consumer's"
+    );
+    let html = srv.http.get(&old_link).send().await.unwrap().text().await.unwrap();
+    assert!(
+        html.contains("canceled") && !html.contains("Pay"),
+        "the first consumer's link is closed: {html}"
+    );
+
+    // The first consumer pays their kept page all the same: recorded and returned to them;
+    // the deal is not paid.
+    assert_eq!(submit(&srv, &old_pay).await.0, 303);
+    let (_, d) = srv.get(&deal, Some(&next)).await;
+    assert_eq!(d["order"]["state"], "pending", "{d}");
+    let pid = old_link.rsplit('/').next().unwrap();
+    let p = shared::payments::get(&srv.app, pid).await.unwrap();
+    assert_eq!(p.status, shared::payments::Status::Canceled);
+    assert_eq!(p.refunded_amount, p.amount, "returned through the sandbox");
+    let returned = sent(&srv, "payment_returned");
+    assert_eq!(returned.iter().map(|n| n.to.as_str()).collect::<Vec<_>>(), ["user52@example.com"]);
+
+    // The next consumer's own link pays the deal.
+    let (_, info) = srv.get(&format!("{deal}/payment_info?{back}"), Some(&next)).await;
+    let link = info["gateway_url"].as_str().unwrap().to_owned();
+    assert_ne!(link, old_link);
+    assert_eq!(submit(&srv, &form(&srv, &link, "succeeded").await).await.0, 303);
+    let (_, d) = srv.get(&deal, Some(&next)).await;
+    assert_eq!(d["order"]["state"], "paid", "{d}");
 }
 
 /// An online ticket order abandoned on the payment page is cancelled by the job; the buyer

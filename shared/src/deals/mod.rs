@@ -563,6 +563,15 @@ fn hand_over(
         ));
     }
     let old = deal.consumer_id.replace(c.clone());
+    // What the consumer handed away set up is theirs, not the next consumer's: their refund
+    // details, their bank invoice, their webhook endpoint (their open card links are cancelled
+    // with the change: `patch`).
+    deal.consumer_billing_info = None;
+    deal.payment = None;
+    if deal.callback_owner.is_some() && deal.callback_owner == old {
+        deal.callback_url = None;
+        deal.callback_owner = None;
+    }
     Ok(Some((old, c)))
 }
 
@@ -593,9 +602,11 @@ pub async fn patch(app: &App, who: &Claims, id: i64, mut f: DealFields) -> ApiRe
     let before = &loaded.deal;
     let money_terms = deal.consumer_pay != before.consumer_pay
         || deal.cost != before.cost
-        || deal.commission_payer != before.commission_payer;
+        || deal.commission_payer != before.commission_payer
+        || deal.consumer_id != before.consumer_id;
     if money_terms {
-        // A link taken for the old terms must not pay for the new ones.
+        // A link taken for the old terms (or by the consumer handed away) must not pay for
+        // the new ones.
         extra.extend(payment_owner::cancel_open_ops(app, id).await?);
     }
     users::sync(app, who).await?;
