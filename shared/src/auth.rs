@@ -251,16 +251,17 @@ fn verify_signed(rules: &JwtRules, token: &str) -> Result<Claims, ApiError> {
 fn within_max_age(c: &Claims, max_age: Duration, now: i64) -> Result<(), ApiError> {
     let (max, leeway) = (max_age.as_secs() as i64, LEEWAY as i64);
     let start = match c.iat {
-        Some(iat) if iat > now + leeway => {
+        Some(iat) if iat > now.saturating_add(leeway) => {
             return Err(ApiError::Unauthorized("token issued in the future (iat)".into()));
         }
-        Some(iat) if now - iat > max + leeway => {
+        // Saturating: an `iat` near `i64::MIN` must not wrap round to a young token.
+        Some(iat) if now.saturating_sub(iat) > max + leeway => {
             return Err(ApiError::Unauthorized("token is older than JWT_MAX_AGE".into()));
         }
         Some(iat) => iat,
         None => now,
     };
-    if c.exp - start > max + leeway {
+    if c.exp.saturating_sub(start) > max + leeway {
         return Err(ApiError::Unauthorized("token lives longer than JWT_MAX_AGE".into()));
     }
     Ok(())
@@ -493,6 +494,13 @@ mod tests {
         assert!(verify(&rules(), &fine).is_ok());
         let short = JwtRules { max_age: Duration::from_secs(600), ..rules() };
         assert!(verify(&short, &fine).is_err());
+        // Times at the ends of i64 do not wrap round into a short life.
+        for (iat, exp) in
+            [(i64::MIN, now() + 60), (i64::MIN, i64::MAX), (now(), i64::MAX), (i64::MIN + 1, now() + 60)]
+        {
+            let odd = raw("k", json!({"sub": "1", "iat": iat, "exp": exp}));
+            assert!(matches!(verify(&rules(), &odd), Err(ApiError::Unauthorized(_))), "iat {iat}, exp {exp}");
+        }
     }
 
     #[test]
