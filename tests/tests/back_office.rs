@@ -106,7 +106,7 @@ async fn back_office(srv: TestServer) {
     assert_eq!(r["orders"]["total"], 3);
     assert_eq!(r["orders"]["paid"], 2);
     assert_eq!(r["orders"]["by_type"], json!({"self_cash": 2, "self_online": 1}));
-    assert_eq!(r["orders"]["by_status"], json!({"approved": 2, "refunded": 1}));
+    assert_eq!(r["orders"]["by_status"], json!({"approved": 3}), "a partial refund keeps its order approved");
     // As CSV.
     let res = srv
         .http

@@ -236,8 +236,11 @@ async fn refunds(srv: TestServer) {
         .post(&path, Some(&admin()), &json!({"amount": "500.50", "reason": "место с плохим обзором"}))
         .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["order"]["status"], "refunded");
+    assert_eq!(body["order"]["status"], "approved", "a partial refund leaves the tickets valid: {body}");
     assert_eq!(body["order"]["refunded"], json!(500.5));
+    let codes: Vec<&Value> =
+        body["order"]["tickets"].as_array().unwrap().iter().map(|t| &t["bar_code"]).collect();
+    assert!(codes.len() == 2 && codes.iter().all(|c| c.is_string()), "{body}");
     assert_eq!(body["order"]["refunds"][0]["state"], "completed");
     assert_eq!(taken_seats(&srv, "jazz").await, ["s-1-3", "s-1-4"], "a partial refund keeps the seats");
     let sent = messages(&srv);
@@ -253,6 +256,8 @@ async fn refunds(srv: TestServer) {
     let (status, body) = srv.post(&path, Some(&admin()), &json!({"amount": 1559.50})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["order"]["refunded"], json!(2060.0));
+    assert_eq!(body["order"]["status"], "refunded");
+    assert!(body["order"]["tickets"].as_array().unwrap().iter().all(|t| t["bar_code"].is_null()), "{body}");
     assert_eq!(body["order"]["refunds"].as_array().unwrap().len(), 2);
     assert!(taken_seats(&srv, "jazz").await.is_empty(), "a full refund frees the seats");
     let (status, body) = srv.post(&path, Some(&admin()), &json!({"amount": "0.01"})).await;

@@ -100,6 +100,13 @@ impl Order {
         }
     }
 
+    /// A paid online order's status after its refunds: `refunded` once all it took is
+    /// refunded (or on its way back), else `approved`: a partial refund (a compensation)
+    /// leaves the tickets valid and the seats sold.
+    pub fn status_after_refunds(&self) -> OrderStatus {
+        if self.refunded >= self.totals.total { OrderStatus::Refunded } else { OrderStatus::Approved }
+    }
+
     /// Its tickets let people in: approved and paid. Bar codes and QR codes are shown and
     /// emailed only then.
     pub fn tickets_valid(&self) -> bool {
@@ -921,8 +928,8 @@ fn with_refund(
         ));
     }
     let mut next = o.clone();
-    next.status = OrderStatus::Refunded;
     next.refunded = money::round(o.refunded + amount);
+    next.status = next.status_after_refunds();
     next.updated_at = now;
     next.refunds.push(Refund {
         id: refund_id.to_owned(),
@@ -1018,12 +1025,15 @@ mod tests {
         let once = with_refund(&o, dec!(2000.00), "seat broken", "admin", "rf1", now).unwrap();
         assert_eq!(
             (once.status, once.refunded, once.refunds.len()),
-            (OrderStatus::Refunded, dec!(2000.00), 1)
+            (OrderStatus::Approved, dec!(2000.00), 1),
+            "part of it: the tickets stay valid"
         );
+        assert!(once.tickets_valid());
         let e = with_refund(&once, dec!(100.01), "more", "admin", "rf2", now).unwrap_err();
         assert_eq!(named(&e), "amount");
         let all = with_refund(&once, dec!(100.00), "the rest", "admin", "rf2", now).unwrap();
-        assert_eq!(all.refunded, all.totals.total);
+        assert_eq!((all.status, all.refunded), (OrderStatus::Refunded, all.totals.total));
+        assert!(!all.tickets_valid());
         assert_eq!(all.refunds.iter().map(|r| r.state.as_str()).collect::<Vec<_>>(), ["pending", "pending"]);
     }
 

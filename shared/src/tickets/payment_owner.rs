@@ -109,14 +109,12 @@ impl PaymentOwner for OrderPayments {
                     state: "completed".into(),
                 });
                 order.refunded = money::round(order.refunded + r.amount);
-                order.status = OrderStatus::Refunded;
+                order.status = order.status_after_refunds();
             }
             (Some(i), false) => {
                 let taken = order.refunds.remove(i);
                 order.refunded = money::round((order.refunded - taken.amount).max(Decimal::ZERO));
-                if order.refunds.is_empty() {
-                    order.status = OrderStatus::Approved;
-                }
+                order.status = order.status_after_refunds();
             }
             (None, false) => return Ok(vec![]),
         }
