@@ -5,6 +5,9 @@
 //!   the deal moves to `received`.
 //! - `purchase_return` (in `rejected`): `pay_back = cost`, the deal moves to `await_returning`.
 //!
+//! What is paid back comes out of what the supplier receives (never below nothing); the
+//! commission taken stays taken: `pay_back + supplier_receive ≤ consumer_pay` after either.
+//!
 //! The two money-returning changes need the consumer's billing details (`consumer_billing_info`).
 
 use chrono::{DateTime, Utc};
@@ -162,16 +165,22 @@ pub fn confirm(deal: &mut Deal, role: Role, id: i64, now: DateTime<Utc>) -> Resu
         ChangeType::ChangeConditions => {
             let new_cost = change.new_cost.unwrap_or(deal.cost);
             deal.changed_cost = Some(new_cost);
-            deal.pay_back = money::round(deal.cost - new_cost);
+            pay_back(deal, money::round(deal.cost - new_cost));
             machine::change_driven(deal, actor, State::Received, now)?;
         }
         ChangeType::PurchaseReturn => {
-            deal.pay_back = deal.cost;
+            pay_back(deal, deal.cost);
             machine::change_driven(deal, actor, State::AwaitReturning, now)?;
         }
     }
     deal.updated_at = now;
     Ok(())
+}
+
+/// `amount` goes back to the consumer, out of what the supplier receives.
+fn pay_back(deal: &mut Deal, amount: Decimal) {
+    deal.pay_back = amount;
+    deal.supplier_receive = (deal.supplier_receive - amount).max(Decimal::ZERO);
 }
 
 pub fn reject(deal: &mut Deal, role: Role, id: i64, now: DateTime<Utc>) -> Result<(), ApiError> {
@@ -185,6 +194,7 @@ pub fn reject(deal: &mut Deal, role: Role, id: i64, now: DateTime<Utc>) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::deals::commission::Payer;
     use crate::deals::fixture;
     use crate::error::named;
     use chrono::Duration;
@@ -258,6 +268,39 @@ mod tests {
         let id = request(&mut d, Role::Consumer, ask(ChangeType::PurchaseReturn), now).unwrap();
         confirm(&mut d, Role::Supplier, id, now).unwrap();
         assert_eq!((d.state, d.pay_back), (State::AwaitReturning, d.cost));
+        assert_eq!(d.supplier_receive, Decimal::ZERO);
+    }
+
+    /// After either money-returning change, what goes back and what the supplier gets add up
+    /// to what was paid less the commission (or less, when the supplier's share of the
+    /// commission is more than the new cost leaves them), for every payer.
+    #[test]
+    fn what_is_paid_back_comes_out_of_the_suppliers_share() {
+        let now = Utc::now();
+        let cases = [
+            (Payer::Consumer, Some(dec!(600)), dec!(400), dec!(600)),
+            (Payer::Supplier, Some(dec!(600)), dec!(400), dec!(560)),
+            (Payer::Half, Some(dec!(600)), dec!(400), dec!(580)),
+            (Payer::Supplier, Some(dec!(20)), dec!(980), dec!(0)),
+            (Payer::Supplier, Some(dec!(0)), dec!(1000), dec!(0)),
+            (Payer::Consumer, None, dec!(1000), dec!(0)),
+            (Payer::Supplier, None, dec!(1000), dec!(0)),
+        ];
+        for (payer, new_cost, back, supplier) in cases {
+            let mut d = fixture("s", State::Rejected);
+            d.commission_payer = payer;
+            d.reprice(&crate::deals::commission::CommissionTable::default());
+            let paid = d.consumer_pay;
+            let (t, by, answer) = match new_cost {
+                Some(_) => (ChangeType::ChangeConditions, Role::Supplier, Role::Consumer),
+                None => (ChangeType::PurchaseReturn, Role::Consumer, Role::Supplier),
+            };
+            let id = request(&mut d, by, ChangeRequest { new_cost, ..ask(t) }, now).unwrap();
+            confirm(&mut d, answer, id, now).unwrap();
+            assert_eq!((d.pay_back, d.supplier_receive), (back, supplier), "{payer:?} {new_cost:?}");
+            // The commission stays taken, or what is left of the payment when that is less.
+            assert_eq!(paid - d.pay_back - d.supplier_receive, d.commission.min(paid - d.pay_back));
+        }
     }
 
     #[test]
