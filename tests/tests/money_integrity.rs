@@ -4,6 +4,7 @@
 //! - a deal's terms changed after a payment link was taken, then the old link paid;
 //! - a deal handed to another consumer after the first had taken a link and set up an invoice;
 //! - the link of a cancelled ticket order paid late;
+//! - a zoo session's kept payment page paid after the session was deleted;
 //! - a correctly signed notice for a smaller sum;
 //! - a sandbox callback for a payment of another gateway, and the sandbox switched off.
 //!
@@ -115,6 +116,7 @@ on_both_stores!(
     deal_terms_changed_after_the_link_was_taken,
     a_deal_handed_to_another_consumer,
     a_cancelled_orders_link_paid_late,
+    a_deleted_sessions_page_paid_late,
     a_signed_notice_for_a_smaller_sum,
     the_sandbox_settles_only_its_own_payments,
 );
@@ -400,6 +402,39 @@ async fn a_deal_handed_to_another_consumer(store: Arc<dyn Store>) {
     assert_eq!(submit(&srv, &form(&srv, &link, "succeeded").await).await.0, 303);
     let (_, d) = srv.get(&deal, Some(&next)).await;
     assert_eq!(d["order"]["state"], "paid", "{d}");
+}
+
+/// A zoo session abandoned (cancelled by the job), then deleted by the shop; the buyer pays
+/// with the page kept open (or the gateway completes it after all): the money is recorded against the
+/// payment, returned, and the buyer told; the session stays gone.
+async fn a_deleted_sessions_page_paid_late(store: Arc<dyn Store>) {
+    let srv = server(store).await;
+    let tok = token("21", &[]);
+    let items = json!([item("adult", 1, "1000.00", "12:00")]);
+    let (s, created) = srv.post("/v1/payments/sessions", Some(&tok), &session(items, "1000.00")).await;
+    assert_eq!(s, 201, "{created}");
+    let id = created["data"]["payment_id"].as_str().unwrap().to_owned();
+    let page = created["data"]["confirmation_url"].as_str().unwrap().to_owned();
+    let kept = form(&srv, &page, "succeeded").await;
+    // Abandoned: the job cancels it when its time is up.
+    srv.app.clock.advance(chrono::Duration::minutes(16));
+    run(&srv.app, Job::Payments).await.unwrap();
+    assert_eq!(zoo(&srv, &tok, &id).await["status"], "canceled");
+    let path = format!("/v1/payments/{id}");
+    assert_eq!(srv.call(Method::DELETE, &path, Some(&tok), None).await.0, 200);
+    assert_eq!(srv.get(&path, Some(&tok)).await.0, 404);
+
+    assert!(submit(&srv, &kept).await.0 < 500);
+    assert_eq!(srv.get(&path, Some(&tok)).await.0, 404, "the session stays gone");
+    let p = shared::payments::get(&srv.app, &id).await.unwrap();
+    assert_eq!(p.anomaly.as_ref().map(|a| a.kind), Some(shared::payments::AnomalyKind::LatePayment), "{p:?}");
+    assert_eq!(p.refunded_amount.to_string(), "1000.00", "returned through the sandbox");
+    let returned = sent(&srv, "payment_returned");
+    assert_eq!(returned.iter().map(|n| n.to.as_str()).collect::<Vec<_>>(), ["visitor@example.com"]);
+    assert_eq!(reserved(&srv, "12:00").await, 0, "no place is taken for it");
+    // The same notice again changes nothing.
+    assert!(submit(&srv, &kept).await.0 < 500);
+    assert_eq!(sent(&srv, "payment_returned").len(), 1);
 }
 
 /// An online ticket order abandoned on the payment page is cancelled by the job; the buyer

@@ -375,14 +375,6 @@ pub async fn fence(app: &App, p: &Payment) -> ApiResult<bool> {
     }
 }
 
-/// Writes that delete a payment (at version `p.version`) and its lookup item.
-pub fn delete_ops(p: &Payment) -> Vec<WriteOp> {
-    vec![
-        WriteOp::Delete { pk: pk(&p.id), sk: SK_PAYMENT.into(), cond: Cond::Version(p.version) },
-        WriteOp::Delete { pk: inv_pk(p.inv_id), sk: "inv".into(), cond: Cond::Always },
-    ]
-}
-
 /// The write that cancels an open payment its owner no longer takes (the owner makes it in
 /// its own transaction, e.g. a deal whose terms changed). A success that still arrives for it
 /// is a late payment: recorded and refunded.

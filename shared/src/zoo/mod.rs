@@ -1081,7 +1081,10 @@ pub async fn update(
     Ok((np, ns))
 }
 
-/// DELETE: only a canceled or failed payment; afterwards it is gone (404).
+/// DELETE: only a canceled or failed payment; afterwards it is gone (404). The session goes;
+/// the payment's own record stays (unchanged since it was read), out of every view: money
+/// that still comes for it (a page kept open, a gateway that completes a payment after it was
+/// cancelled) is then recorded and returned as a late payment, never taken without a record.
 pub async fn delete(app: &App, who: &Claims, id: &str) -> ApiResult<chrono::DateTime<Utc>> {
     let (p, s) = load_for(app, who, id).await?;
     if !matches!(p.status, Status::Canceled | Status::Failed) {
@@ -1090,8 +1093,14 @@ pub async fn delete(app: &App, who: &Claims, id: &str) -> ApiResult<chrono::Date
             format!("only canceled or failed payments can be deleted; this one is {}", p.status.as_str()),
         ));
     }
-    let mut ops = payments::delete_ops(&p);
-    ops.push(WriteOp::Delete { pk: payments::pk(id), sk: SK_SESSION.into(), cond: Cond::Version(s.version) });
+    let ops = vec![
+        WriteOp::Check {
+            pk: payments::pk(id),
+            sk: payments::SK_PAYMENT.into(),
+            cond: Cond::Version(p.version),
+        },
+        WriteOp::Delete { pk: payments::pk(id), sk: SK_SESSION.into(), cond: Cond::Version(s.version) },
+    ];
     app.store.transact(ops).await?;
     Ok(app.clock.now())
 }
