@@ -488,6 +488,7 @@ async fn a_signed_notice_for_a_smaller_sum(store: Arc<dyn Store>) {
     ];
     let res = srv.http.post(srv.url("/api/v1/gateways/sandbox/callback")).form(&fields).send().await.unwrap();
     assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "https://zoo.example/cancel", "no success page for a wrong sum");
     let p = zoo(&srv, &tok, &id).await;
     assert_eq!(
         (p["status"].as_str(), p["refunded_amount"]["value"].as_str()),

@@ -55,10 +55,12 @@ async fn callback(app: &App, kind: GatewayKind, f: &Fields) -> ApiResult<(Callba
     Ok((event, settled))
 }
 
-/// Where the buyer's browser goes once the payment is final (or still open).
+/// Where the buyer's browser goes once the payment is final (or still open): the success page
+/// only when what was bought was paid (no anomaly: a wrong sum or a late payment is returned,
+/// and its buyer goes to the cancel page).
 fn back_url(app: &App, p: &payments::Payment) -> Option<String> {
     let url = match p.status {
-        Status::Succeeded | Status::Refunded => p.return_url.clone(),
+        Status::Succeeded | Status::Refunded if p.anomaly.is_none() => p.return_url.clone(),
         _ => p.cancel_url.clone().or(p.return_url.clone()),
     };
     // Checked again on the way out: a URL stored before the allow-list changed is not followed.
