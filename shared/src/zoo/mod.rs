@@ -861,6 +861,16 @@ fn money_json(v: Decimal) -> Value {
     json!({ "value": money::format(v), "currency": "RUB" })
 }
 
+/// The status the shop reads. `succeeded` means the tickets were issued (seed 004): money that
+/// came for a wrong sum is being returned, not a sale, so it reads `refunded` while its refund
+/// is still under way (a gateway that refunds slowly, or a person's hand).
+fn status_shown(p: &Payment) -> &'static str {
+    match p.status {
+        Status::Succeeded if p.anomaly.is_some() => Status::Refunded.as_str(),
+        other => other.as_str(),
+    }
+}
+
 /// The seed's payment shape.
 pub fn view(p: &Payment, s: &Session) -> Value {
     let ts = |t: Option<chrono::DateTime<Utc>>| t.map(payments::ts).map(Value::String).unwrap_or(Value::Null);
@@ -868,7 +878,7 @@ pub fn view(p: &Payment, s: &Session) -> Value {
         "payment_id": p.id,
         "session_id": s.session_id,
         "order_id": s.order_id,
-        "status": p.status.as_str(),
+        "status": status_shown(p),
         "amount": money_json(p.amount),
         "refunded_amount": money_json(p.refunded_amount),
         "payment_method": p.payment_method,
@@ -1110,6 +1120,38 @@ mod tests {
     use super::*;
     use crate::error::named;
     use rust_decimal_macros::dec;
+
+    #[test]
+    fn money_for_a_wrong_sum_never_reads_as_a_sale() {
+        let app = App::in_memory(crate::Config::for_tests());
+        let owner = payments::OwnerRef::new(OWNER_KIND, "ZT_1");
+        let p = Payment::new(
+            &app,
+            "ZT_1".into(),
+            1,
+            "21".into(),
+            owner,
+            payments::GatewayKind::Sandbox,
+            dec!(1000.00),
+            "x".into(),
+        );
+        let paid = Payment { status: Status::Succeeded, ..p.clone() };
+        assert_eq!(status_shown(&paid), "succeeded");
+        let anomaly = payments::Anomaly {
+            kind: payments::AnomalyKind::AmountMismatch,
+            received: dec!(1.00),
+            currency: "RUB".into(),
+            expected: Some(dec!(1000.00)),
+            at: Utc::now(),
+            refund_id: "rf".into(),
+        };
+        let wrong = Payment { anomaly: Some(anomaly), ..paid.clone() };
+        assert_eq!(status_shown(&wrong), "refunded", "its refund still under way");
+        assert_eq!(status_shown(&Payment { status: Status::Refunded, ..wrong }), "refunded");
+        for s in [Status::Pending, Status::Processing, Status::Failed, Status::Canceled] {
+            assert_eq!(status_shown(&Payment { status: s, ..p.clone() }), s.as_str());
+        }
+    }
 
     /// The visit date and time read by hand accept what chrono's `%Y-%m-%d` / `%H:%M` accept
     /// at exactly 10 and 5 characters, digits only: every day of some years, every minute, and
