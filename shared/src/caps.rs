@@ -45,6 +45,11 @@ pub struct CapsConfig {
     pub user_zoo_sessions: u32,
     /// The same per client address (`CAP_ADDRESS_ZOO_SESSIONS`, default 10).
     pub address_zoo_sessions: u32,
+    /// Places those open sessions hold in one visit slot, per user (`CAP_USER_ZOO_PLACES`,
+    /// default 50: one session of the most tickets a session takes).
+    pub user_zoo_places: u32,
+    /// The same per client address (`CAP_ADDRESS_ZOO_PLACES`, default 100).
+    pub address_zoo_places: u32,
 }
 
 impl Default for CapsConfig {
@@ -56,6 +61,8 @@ impl Default for CapsConfig {
             address_unpaid_orders: 10,
             user_zoo_sessions: 3,
             address_zoo_sessions: 10,
+            user_zoo_places: 50,
+            address_zoo_places: 100,
         }
     }
 }
@@ -70,6 +77,8 @@ impl CapsConfig {
             address_unpaid_orders: 0,
             user_zoo_sessions: 0,
             address_zoo_sessions: 0,
+            user_zoo_places: 0,
+            address_zoo_places: 0,
         }
     }
 
@@ -82,6 +91,8 @@ impl CapsConfig {
             address_unpaid_orders: v.parsed("CAP_ADDRESS_UNPAID_ORDERS", d.address_unpaid_orders)?,
             user_zoo_sessions: v.parsed("CAP_USER_ZOO_SESSIONS", d.user_zoo_sessions)?,
             address_zoo_sessions: v.parsed("CAP_ADDRESS_ZOO_SESSIONS", d.address_zoo_sessions)?,
+            user_zoo_places: v.parsed("CAP_USER_ZOO_PLACES", d.user_zoo_places)?,
+            address_zoo_places: v.parsed("CAP_ADDRESS_ZOO_PLACES", d.address_zoo_places)?,
         })
     }
 }

@@ -1,6 +1,6 @@
 //! No hoarding, over HTTP: one client address holds only so many seats and reservations in an
 //! event, one buyer (and one address) only so many unpaid orders, one user (and one address)
-//! only so many open zoo sessions per visit slot; past a cap, 429 with `Retry-After` and a JSON
+//! only so many open zoo sessions (and places in them) per visit slot; past a cap, 429 with `Retry-After` and a JSON
 //! error naming the field. Every request of these tests comes from 127.0.0.1: one address.
 
 mod tickets_support;
@@ -178,10 +178,15 @@ async fn unpaid(store: Arc<dyn Store>) {
 }
 
 fn session(id: &str, time: &str) -> Value {
+    places(id, time, 1)
+}
+
+/// A session of `n` adult tickets.
+fn places(id: &str, time: &str, n: u32) -> Value {
     let date = api_tests::emails::visit_date();
     json!({
-        "session_id": id, "order": {"order_id": format!("ZT-{id}"), "total_amount": {"value": "1000.00", "currency": "RUB"},
-        "items": [{"ticket_type": "adult", "quantity": 1, "unit_price": {"value": "1000.00", "currency": "RUB"},
+        "session_id": id, "order": {"order_id": format!("ZT-{id}"), "total_amount": {"value": format!("{}.00", 1000 * n), "currency": "RUB"},
+        "items": [{"ticket_type": "adult", "quantity": n, "unit_price": {"value": "1000.00", "currency": "RUB"},
                    "visit_date": date, "visit_time": time}]},
         "customer": {"email": "visitor@example.com"},
         "confirmation": {"type": "redirect", "return_url": "https://zoo.example/ok", "cancel_url": "https://zoo.example/no"}
@@ -223,4 +228,29 @@ async fn a_user_has_only_so_many_open_zoo_sessions_per_slot() {
     let url = first["data"]["confirmation_url"].as_str().unwrap();
     assert_eq!(api_tests::press(&srv, url, "succeeded").await.0, 303);
     assert_eq!(srv.post("/v1/payments/sessions", Some(&v), &session("b2", "10:00")).await.0, 201);
+}
+
+/// Places count, not only sessions: a few sessions of many tickets cannot take a slot.
+#[tokio::test]
+async fn a_user_and_an_address_hold_only_so_many_places_per_slot() {
+    let caps = CapsConfig { user_zoo_places: 10, address_zoo_places: 15, ..CapsConfig::off() };
+    let srv = server_on(memory_store(), caps).await;
+    let (u, v) = (token("41", &[]), token("42", &[]));
+    let (status, first) = srv.post("/v1/payments/sessions", Some(&u), &places("p0", "10:00", 8)).await;
+    assert_eq!(status, 201, "{first}");
+    let (status, body) = srv.post("/v1/payments/sessions", Some(&u), &places("p1", "10:00", 3)).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (429, Some("order.items")), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("at most 10 places"), "{body}");
+    assert_eq!(srv.post("/v1/payments/sessions", Some(&u), &places("p2", "10:00", 2)).await.0, 201);
+    // Another slot is another cap.
+    assert_eq!(srv.post("/v1/payments/sessions", Some(&u), &places("p3", "11:00", 10)).await.0, 201);
+    // Another user from the same address: 5 more places in the 10:00 slot, then it is full.
+    assert_eq!(srv.post("/v1/payments/sessions", Some(&v), &places("q0", "10:00", 5)).await.0, 201);
+    let (status, body) = srv.post("/v1/payments/sessions", Some(&v), &places("q1", "10:00", 1)).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("from one client address"), "{body}");
+    // Paid places no longer count.
+    let url = first["data"]["confirmation_url"].as_str().unwrap();
+    assert_eq!(api_tests::press(&srv, url, "succeeded").await.0, 303);
+    assert_eq!(srv.post("/v1/payments/sessions", Some(&v), &places("q2", "10:00", 5)).await.0, 201);
 }

@@ -532,7 +532,7 @@ pub async fn create_session(
     let base = if req.order.items.is_some() { "order.items" } else { "items" };
     // The ledgers named by the slots as asked (a date and a time of the right shape), read with
     // the tariff; used if validation keeps those slots (it copies them as given), else read anew.
-    let early = SessionCaps::new(app, owner, client, asked_slots(&req).iter(), base);
+    let early = SessionCaps::new(app, owner, client, asked_slots(&req).iter().map(|s| (s, 0)), base);
     let (tariff, read) = tokio::try_join!(tariff::current(app), early.read(app))?;
     let valid = validate(&app.config, app.clock.now(), &req, &tariff)?;
     // Places per slot, asked for in a fixed order.
@@ -547,7 +547,8 @@ pub async fn create_session(
             slots::Ask::new(app, date, time, *q, format!("{base}[{first}].quantity"))
         })
         .collect();
-    let caps = SessionCaps::new(app, owner, client, per_slot.keys(), base);
+    let places = per_slot.iter().map(|(slot, (q, _))| (slot, u32::try_from(*q).unwrap_or(u32::MAX)));
+    let caps = SessionCaps::new(app, owner, client, places, base);
     write_session(app, owner, &req, &valid, &mut asks, &caps, read).await
 }
 
@@ -568,53 +569,69 @@ fn asked_slots(req: &CreateSession) -> BTreeSet<(String, String)> {
     items.iter().map(|it| (it.visit_date.clone(), it.visit_time.clone())).collect()
 }
 
-/// The caps on open (unpaid) sessions per visit slot: per user and per client address (see
-/// [`crate::caps`]). A session counts in the ledger of each slot it holds places in, until
-/// its payment's expiry; the recount keeps only payments still open.
+/// The caps on open (unpaid) sessions per visit slot: their number and the places they hold,
+/// per user and per client address (see [`crate::caps`]). A session counts in the ledger of
+/// each slot it holds places in, weighing its places there, until its payment's expiry; the
+/// recount keeps only payments still open.
 struct SessionCaps {
-    /// Each ledger's key and cap.
-    ledgers: Vec<(String, crate::caps::Limit)>,
+    /// Each ledger's key, its cap, and the places the session holds in its slot.
+    ledgers: Vec<(String, crate::caps::Limit, u32)>,
 }
 
 impl SessionCaps {
+    /// `slots`: each visit slot with the places the session takes there (0 when only reading).
     fn new<'a>(
         app: &App,
         owner: &str,
         client: Option<&str>,
-        slots: impl Iterator<Item = &'a (String, String)>,
+        slots: impl Iterator<Item = (&'a (String, String), u32)>,
         field: &'static str,
     ) -> Self {
         use crate::caps::{Limit, address_key, pk};
         let c = &app.config.caps;
-        let limit = |count, count_what| Limit { weight: 0, count, field, weight_what: "", count_what };
+        let user = Limit {
+            weight: c.user_zoo_places,
+            count: c.user_zoo_sessions,
+            field,
+            weight_what: "places held unpaid per visit slot per user",
+            count_what: "open sessions per visit slot per user",
+        };
+        let address = Limit {
+            weight: c.address_zoo_places,
+            count: c.address_zoo_sessions,
+            field,
+            weight_what: "places held unpaid per visit slot from one client address",
+            count_what: "open sessions per visit slot from one client address",
+        };
         let mut ledgers = Vec::new();
-        for (date, time) in slots {
+        for ((date, time), places) in slots {
             let scope = format!("zoo#{date}#{time}");
-            if c.user_zoo_sessions > 0 {
-                ledgers.push((
-                    pk(&scope, &crate::tickets::user_owner(owner)),
-                    limit(c.user_zoo_sessions, "open sessions per visit slot per user"),
-                ));
+            if !user.is_off() {
+                ledgers.push((pk(&scope, &crate::tickets::user_owner(owner)), user, places));
             }
-            if let Some(addr) = client.filter(|_| c.address_zoo_sessions > 0) {
-                ledgers.push((
-                    pk(&scope, &address_key(addr)),
-                    limit(c.address_zoo_sessions, "open sessions per visit slot from one client address"),
-                ));
+            if let Some(addr) = client.filter(|_| !address.is_off()) {
+                ledgers.push((pk(&scope, &address_key(addr)), address, places));
             }
         }
         SessionCaps { ledgers }
     }
 
-    /// The ledgers' writes that count the session of payment `p` until it expires.
-    fn writes(app: &App, ledgers: &[crate::caps::Stored], p: &Payment) -> ApiResult<Vec<WriteOp>> {
-        let entry = crate::caps::Entry { id: p.id.clone(), weight: 1, until: p.expires_at };
-        ledgers.iter().map(|l| l.write(Some(&entry), app.clock.now())).collect()
+    /// The ledgers' writes that count the session of payment `p` (its places in each slot)
+    /// until it expires.
+    fn writes(&self, app: &App, ledgers: &[crate::caps::Stored], p: &Payment) -> ApiResult<Vec<WriteOp>> {
+        ledgers
+            .iter()
+            .zip(&self.ledgers)
+            .map(|(l, (_, _, places))| {
+                let entry = crate::caps::Entry { id: p.id.clone(), weight: *places, until: p.expires_at };
+                l.write(Some(&entry), app.clock.now())
+            })
+            .collect()
     }
 
     /// The ledgers' keys, in order.
     fn keys(&self) -> Vec<&str> {
-        self.ledgers.iter().map(|(pk, _)| pk.as_str()).collect()
+        self.ledgers.iter().map(|(pk, _, _)| pk.as_str()).collect()
     }
 
     /// Reads every ledger (none to read when the caps are off).
@@ -629,9 +646,9 @@ impl SessionCaps {
             true => read,
             false => self.read(app).await?,
         };
-        let probe = crate::caps::Entry { id: String::new(), weight: 1, until: app.clock.now() };
         let mut out = Vec::new();
-        for (ledger, (_, limit)) in read.into_iter().zip(&self.ledgers) {
+        for (ledger, (_, limit, places)) in read.into_iter().zip(&self.ledgers) {
+            let probe = crate::caps::Entry { id: String::new(), weight: *places, until: app.clock.now() };
             out.push(ledger.admit(app, limit, &probe, &OpenPayments).await?);
         }
         Ok(out)
@@ -680,7 +697,8 @@ async fn write_session(
                 p
             }
         };
-        let (ops, owners, capped) = session_writes(app, owner, req, valid, &p, asks, &ledgers)?;
+        let (ops, owners, capped) =
+            session_writes(owner, req, valid, &p, asks, caps.writes(app, &ledgers, &p)?)?;
         match app.store.transact(ops).await {
             Ok(()) => return Ok((p, req.session_id.clone())),
             // A ledger changed meanwhile: read them again (429 if now full), same payment.
@@ -709,22 +727,22 @@ async fn write_session(
 }
 
 /// One attempt's transaction: the payment and its lookup, the session, each ask's slot places
-/// and the caller's cap ledgers (on each ledger's version). With it, the ask each write belongs
-/// to (`None` for the payment's and the session's) and where the ledgers' writes start.
+/// and the caller's cap ledgers' writes (`counted`: [`SessionCaps::writes`]). With it, the ask
+/// each write belongs to (`None` for the payment's and the session's) and where the ledgers'
+/// writes start.
 fn session_writes(
-    app: &App,
     owner: &str,
     req: &CreateSession,
     valid: &Valid,
     p: &Payment,
     asks: &[slots::Ask],
-    ledgers: &[crate::caps::Stored],
+    counted: Vec<WriteOp>,
 ) -> ApiResult<(Vec<WriteOp>, Vec<Option<usize>>, usize)> {
     let held: Vec<Reservation> = asks.iter().flat_map(|a| a.plan.iter().cloned()).collect();
     let session = draft_session(owner, req, valid, p, &held);
     // Sized once: a write is a few hundred bytes, and growing the list step by step moved it
     // three times (2.5% of a session create).
-    let mut ops = Vec::with_capacity(3 + held.len() + ledgers.len());
+    let mut ops = Vec::with_capacity(3 + held.len() + counted.len());
     ops.extend(payments::create_ops(p)?);
     ops.push(WriteOp::Put { item: session.into_item()?, cond: Cond::NotExists });
     let mut owners = Vec::with_capacity(ops.capacity());
@@ -735,7 +753,7 @@ fn session_writes(
         ops.extend(places);
     }
     let capped = ops.len();
-    ops.extend(SessionCaps::writes(app, ledgers, p)?);
+    ops.extend(counted);
     Ok((ops, owners, capped))
 }
 
