@@ -21,7 +21,8 @@ DELAY_MS = os.environ.get("BENCH_STORE_DELAY_MS", "5")
 # Every request of a load run comes from 127.0.0.1 and one user opens every zoo session: the
 # caps on what one address or user holds unpaid (see No hoarding in the README) would answer 429.
 CAPS_OFF = {name: "0" for name in ("CAP_ADDRESS_SEATS", "CAP_ADDRESS_RESERVATIONS", "CAP_BUYER_UNPAID_ORDERS",
-                                   "CAP_ADDRESS_UNPAID_ORDERS", "CAP_USER_ZOO_SESSIONS", "CAP_ADDRESS_ZOO_SESSIONS")}
+                                   "CAP_ADDRESS_UNPAID_ORDERS", "CAP_USER_ZOO_SESSIONS", "CAP_ADDRESS_ZOO_SESSIONS",
+                                   "CAP_USER_ZOO_PLACES", "CAP_ADDRESS_ZOO_PLACES")}
 # The deployed functions read their root certificates from the runtime's one bundle
 # (SSL_CERT_FILE in template.yaml); this machine's equivalent of that file.
 CERT_BUNDLE = next((p for p in ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")
