@@ -78,6 +78,53 @@ async fn demo_event(srv: TestServer) {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["seats"].as_array().unwrap().len(), 218);
     assert_eq!(body["free_count"], 218);
+    // On sale whenever the local server starts: past its date, it moves to the next year's.
+    let (_, events) = srv.get("/api/v1/events", None).await;
+    let starts = events["events"][0]["starts_at"].as_str().unwrap();
+    let starts = chrono::DateTime::parse_from_rfc3339(starts).unwrap();
+    assert!(starts > srv.app.clock.now(), "{events}");
+    assert_eq!(starts.format("%m-%d %H:%M").to_string(), "12-30 19:00");
+}
+
+#[tokio::test]
+async fn the_demo_event_moves_on_once_its_date_has_passed() {
+    let srv = TestServer::memory().await;
+    srv.app.clock.advance(chrono::Duration::days(3 * 366));
+    shared::tickets::inventory::load_demo(&srv.app).await.unwrap();
+    let (_, events) = srv.get("/api/v1/events", None).await;
+    let starts =
+        chrono::DateTime::parse_from_rfc3339(events["events"][0]["starts_at"].as_str().unwrap()).unwrap();
+    let now = srv.app.clock.now();
+    assert!(starts > now && starts < now + chrono::Duration::days(366), "{events}");
+    let mut buyer = Buyer::anonymous(&srv);
+    let pr = buyer.init("demo-concert").await;
+    assert_eq!(buyer.hold(&pr, "parterre-1-1").await.0, 200);
+}
+
+/// No sale past an event's start: once it has started it leaves the public list, and holds
+/// and checkouts are refused naming the event.
+#[tokio::test]
+async fn a_started_event_is_not_sold() {
+    let srv = TestServer::memory().await;
+    create_event(&srv, "late").await;
+    let mut buyer = Buyer::anonymous(&srv);
+    let pr = buyer.init("late").await;
+    assert_eq!(buyer.hold(&pr, "s-1-1").await.0, 200);
+    let body = json!({"order_type": "self_cash", "customer": {"name": "Пётр", "email": "petr@example.com", "phone": "+79990000009"}});
+    let path = format!("/api/v1/reservations/{pr}/order_type");
+    assert_eq!(buyer.call(reqwest::Method::PUT, &path, Some(&body)).await.0, 200);
+    // The clock past its start (2030-05-01 19:00 +03:00).
+    let starts = chrono::DateTime::parse_from_rfc3339("2030-05-01T19:00:00+03:00").unwrap();
+    srv.app
+        .clock
+        .advance(starts.with_timezone(&chrono::Utc) - srv.app.clock.now() + chrono::Duration::minutes(1));
+    let (_, events) = srv.get("/api/v1/events", None).await;
+    assert_eq!(events["events"], json!([]), "{events}");
+    let (status, body) = buyer.hold(&pr, "s-1-2").await;
+    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("event_id")), "{body}");
+    let (status, body) = buyer.post(&format!("/api/v1/reservations/{pr}/checkout"), &json!({})).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("event_id")), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("has started"), "{body}");
 }
 
 #[tokio::test]

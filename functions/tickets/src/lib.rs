@@ -44,7 +44,10 @@ struct EventsBody {
 
 async fn list_events(State(app): State<App>) -> ApiResult<Json<EventsBody>> {
     let events = inventory::list_events(&app).await?;
-    Ok(Json(EventsBody { events: events.iter().filter(|e| e.on_sale).map(inventory::Event::view).collect() }))
+    let now = app.clock.now();
+    Ok(Json(EventsBody {
+        events: events.iter().filter(|e| e.selling(now)).map(inventory::Event::view).collect(),
+    }))
 }
 
 #[derive(Serialize)]

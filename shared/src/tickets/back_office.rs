@@ -329,13 +329,18 @@ pub async fn set_on_sale(app: &App, id: &str, on_sale: bool) -> ApiResult<Event>
     .await
 }
 
-/// Refuses a hold or checkout while the event's sales are stopped.
-pub fn check_on_sale(event: &Event) -> ApiResult<()> {
-    if event.on_sale {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request("event_id", format!("sales of event {} are stopped", event.id)))
+/// Refuses a hold or checkout while the event's sales are stopped, or once it has started.
+pub fn check_on_sale(event: &Event, now: DateTime<Utc>) -> ApiResult<()> {
+    if !event.on_sale {
+        return Err(ApiError::bad_request("event_id", format!("sales of event {} are stopped", event.id)));
     }
+    if event.started(now)? {
+        return Err(ApiError::bad_request(
+            "event_id",
+            format!("event {} has started: its sales are over", event.id),
+        ));
+    }
+    Ok(())
 }
 
 /// Who the job's refunds are recorded as made by.

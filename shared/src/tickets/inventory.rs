@@ -215,6 +215,18 @@ pub struct Cancellation {
 }
 
 impl Event {
+    /// It has started at `now` (no sale past its start).
+    pub fn started(&self, now: DateTime<Utc>) -> ApiResult<bool> {
+        let starts = DateTime::parse_from_rfc3339(&self.starts_at)
+            .map_err(|e| ApiError::Internal(format!("event {} start {:?}: {e}", self.id, self.starts_at)))?;
+        Ok(starts <= now)
+    }
+
+    /// On sale at `now`: its sales not stopped and it has not started.
+    pub fn selling(&self, now: DateTime<Utc>) -> bool {
+        self.on_sale && self.started(now) == Ok(false)
+    }
+
     pub fn price_of(&self, category: &str) -> Option<Decimal> {
         self.price_categories.iter().find(|c| c.id == category).map(|c| c.price)
     }
@@ -571,11 +583,29 @@ pub async fn create_event(app: &App, map: &SeatMap) -> ApiResult<Event> {
 
 /// Loads the demo event unless it exists already.
 pub async fn load_demo(app: &App) -> ApiResult<()> {
-    let map: SeatMap = crate::http::parse_json(DEMO_SEAT_MAP.as_bytes())?;
+    let mut map: SeatMap = crate::http::parse_json(DEMO_SEAT_MAP.as_bytes())?;
+    // No sale past an event's start: the demo moves on to its next year's date once its own
+    // has passed, so that a local run always has an event to sell.
+    map.starts_at = next_date(map.starts_at, app.clock.now());
     match create_event(app, &map).await {
         Ok(_) | Err(ApiError::Conflict(_)) => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// `at`, or the same day and time of the first later year when it is not after `now`.
+fn next_date(at: DateTime<FixedOffset>, now: DateTime<Utc>) -> DateTime<FixedOffset> {
+    use chrono::Datelike;
+    let mut next = at;
+    while next <= now {
+        // The demo's date (30 December) is in every year; a 29 February would end the loop
+        // where it cannot be moved, as it was.
+        match next.with_year(next.year() + 1) {
+            Some(later) => next = later,
+            None => break,
+        }
+    }
+    next
 }
 
 /// The event's item (listed by start time in the `events` index).

@@ -328,7 +328,7 @@ async fn prepare(
         (_, None) => return Err(ApiError::invalid("customer", "the buyer's details are required")),
     };
     let (event, tickets, totals) = reservations::priced_with(app, pr, event).await?;
-    super::back_office::check_on_sale(&event)?;
+    super::back_office::check_on_sale(&event, app.clock.now())?;
     if let Some(lost) = pr.seats.iter().find(|seat| !tickets.iter().any(|(t, _)| &t.seat_id == *seat)) {
         return Err(ApiError::Conflict(format!(
             "seat {lost} is no longer held by this reservation (its time ran out); add it again"

@@ -511,7 +511,7 @@ async fn try_hold(app: &App, inputs: HoldInputs, seat_id: &str) -> ApiResult<Opt
     let Some(seat) = seat else {
         return Err(ApiError::invalid("seat_id", "no such seat in this event"));
     };
-    super::back_office::check_on_sale(&event)?;
+    super::back_office::check_on_sale(&event, now)?;
     let (cond, hold_version) = match plan_hold(&live, current.as_ref(), seat_id, now)? {
         HoldPlan::Mine => return Ok(Some((StoredPr { pr: stored, version }, event))),
         HoldPlan::Take { cond, version } => (cond, version),
