@@ -132,6 +132,19 @@ pub async fn whole_deal_with_change_conditions(store: Arc<dyn Store>) {
     let (status, body) = srv.post(&path, Some(&p.consumer), &change).await;
     assert_eq!((status, &body["error"]["field"]), (400, &json!("consumer_billing_info")));
     assert_eq!(patch(&srv, id, &p.consumer, json!({"consumer_billing_info": {"card": "4276"}})).await.0, 200);
+    // Each party's payment details are theirs and the manager's; the other party reads null.
+    let (supplier, consumer, manager) = (
+        state_of(&srv, id, &p.supplier).await,
+        state_of(&srv, id, &p.consumer).await,
+        state_of(&srv, id, &p.manager).await,
+    );
+    let details = |o: &Value| {
+        (o["billing_info"].clone(), o["supplier_billing_info"].clone(), o["consumer_billing_info"].clone())
+    };
+    let (account, card) = (json!({"account": "40817"}), json!({"card": "4276"}));
+    assert_eq!(details(&supplier), (account.clone(), account.clone(), Value::Null), "{supplier}");
+    assert_eq!(details(&consumer), (card.clone(), Value::Null, card.clone()), "{consumer}");
+    assert_eq!(details(&manager), (Value::Null, account, card), "{manager}");
     let (status, body) = srv.post(&path, Some(&p.consumer), &change).await;
     assert_eq!(status, 201, "{body}");
     let requested = &body["order"]["requested_change"];

@@ -168,8 +168,10 @@ impl<'a> DealView<'a> {
             manager_comment: deal.manager_comment.as_deref(),
             role: role.as_str(),
             billing_info,
-            supplier_billing_info: deal.supplier_billing_info.as_ref(),
-            consumer_billing_info: deal.consumer_billing_info.as_ref(),
+            // A party's payment details are theirs (and the manager's, who pays out and
+            // returns): the other party reads `null`.
+            supplier_billing_info: deal.supplier_billing_info.as_ref().filter(|_| role != Role::Consumer),
+            consumer_billing_info: deal.consumer_billing_info.as_ref().filter(|_| role != Role::Supplier),
             shipping_info: deal.shipping_info.as_ref(),
             claim: deal.claim.as_ref(),
             allowed_changes: changes::allowed(deal, role),
