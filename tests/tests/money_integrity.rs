@@ -3,6 +3,8 @@
 //! - a zoo session's amount lowered by its buyer, prices and times that are not the tariff's;
 //! - a deal's terms changed after a payment link was taken, then the old link paid;
 //! - a deal handed to another consumer after the first had taken a link and set up an invoice;
+//! - a deal's second card link closing the first; a card link paid after the deal was paid by
+//!   invoice;
 //! - the link of a cancelled ticket order paid late;
 //! - a zoo session's kept payment page paid after the session was deleted;
 //! - a correctly signed notice for a smaller sum;
@@ -115,6 +117,7 @@ on_both_stores!(
     zoo_prices_and_amounts_are_the_tariffs,
     deal_terms_changed_after_the_link_was_taken,
     a_deal_handed_to_another_consumer,
+    a_card_link_paid_after_the_deal_was_paid_by_invoice,
     a_cancelled_orders_link_paid_late,
     a_deleted_sessions_page_paid_late,
     a_signed_notice_for_a_smaller_sum,
@@ -296,26 +299,30 @@ async fn deal_terms_changed_after_the_link_was_taken(store: Arc<dyn Store>) {
     assert!(submit(&srv, &old_pay).await.0 < 500);
     assert_eq!(sent(&srv, "payment_returned").len(), 1);
 
-    // The new terms' link pays the deal; afterwards no link is offered.
+    // The new terms' link, then a second for the same amount (another return page): the
+    // second closes the first, whose page kept open and paid only pays the money back.
     let (_, info) = srv.get(&format!("{deal}/payment_info?{back}"), Some(&consumer)).await;
     let new_link = info["gateway_url"].as_str().unwrap().to_owned();
     assert_ne!(new_link, old_link);
     let pay = form(&srv, &new_link, "succeeded").await;
     assert!(pay.1.contains(&("amount".into(), "529935.00".into())), "{:?}", pay.1);
-    // A second link for the same amount (another return page), kept open by the buyer.
     let (_, other) = srv
         .get(&format!("{deal}/payment_info?redirect_to=https%3A%2F%2Fother.example"), Some(&consumer))
         .await;
-    let second = form(&srv, other["gateway_url"].as_str().unwrap(), "succeeded").await;
+    let second_link = other["gateway_url"].as_str().unwrap().to_owned();
+    assert_ne!(second_link, new_link);
+    let second = form(&srv, &second_link, "succeeded").await;
+    let html = srv.http.get(&new_link).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("canceled") && !html.contains("Pay"), "the first link is closed: {html}");
     assert_eq!(submit(&srv, &pay).await.0, 303);
     let (_, d) = srv.get(&deal, Some(&consumer)).await;
-    assert_eq!(d["order"]["state"], "paid", "{d}");
-    // Paying the second one too: the deal takes no second payment; it goes back and the
-    // manager hears of it.
+    assert_eq!(d["order"]["state"], "pending", "{d}");
+    assert_eq!(sent(&srv, "payment_returned").len(), 2);
+    // The second pays the deal; the first paid again changes nothing more.
     assert_eq!(submit(&srv, &second).await.0, 303);
-    let mismatch = sent(&srv, "payment_mismatch");
-    assert_eq!(mismatch.len(), 1);
-    assert!(read(&mismatch[0]).0.contains("ожидалось ничего"), "{:?}", read(&mismatch[0]));
+    let (_, d) = srv.get(&deal, Some(&consumer)).await;
+    assert_eq!(d["order"]["state"], "paid", "{d}");
+    assert!(submit(&srv, &pay).await.0 < 500);
     assert_eq!(sent(&srv, "payment_returned").len(), 2);
     let history =
         srv.app.store.get(&format!("deal#{id}"), "deal").await.unwrap().unwrap().data["history"].clone();
@@ -334,6 +341,47 @@ async fn deal_terms_changed_after_the_link_was_taken(store: Arc<dyn Store>) {
     let (s, _) =
         srv.call(Method::PATCH, &deal, Some(&consumer), Some(&json!({"order": {"cost": "20"}}))).await;
     assert_eq!(s, 400);
+}
+
+/// The consumer takes a card link, then pays the deal by bank invoice instead (a manager
+/// confirms the money); the card page, paid later all the same, is money the deal no longer
+/// expects: returned, the manager told, the deal paid once.
+async fn a_card_link_paid_after_the_deal_was_paid_by_invoice(store: Arc<dyn Store>) {
+    let srv = server(store).await;
+    let (supplier, consumer, manager) = (token("61", &[]), token("62", &[]), token("69", &["manager"]));
+    let body = json!({"order": {"order_description": "Станок", "verify_days": 3, "commission_payer": "consumer",
+        "cost": "1000", "supplier_id": "61", "consumer_id": "62"}});
+    let (s, created) = srv.post("/api/v1/orders", Some(&supplier), &body).await;
+    assert_eq!(s, 201, "{created}");
+    let id = created["order"]["id"].as_i64().unwrap();
+    let deal = format!("/api/v1/orders/{id}");
+    assert_eq!(srv.get("/api/v1/me", Some(&consumer)).await.0, 200);
+    let back = "redirect_to=https%3A%2F%2Fshop.example%2Fback";
+    let (_, info) = srv.get(&format!("{deal}/payment_info?{back}"), Some(&consumer)).await;
+    let card = form(&srv, info["gateway_url"].as_str().unwrap(), "succeeded").await;
+
+    let invoice = json!({"payment": {"name": "ООО Покупатель", "payment_method": "invoice"}});
+    assert_eq!(srv.post(&format!("{deal}/payment"), Some(&consumer), &invoice).await.0, 201);
+    let to = |state: &str| json!({"transition": {"to_state": state}});
+    let moves = format!("{deal}/transitions");
+    assert_eq!(srv.post(&moves, Some(&consumer), &to("payment_verification")).await.0, 204);
+    assert_eq!(srv.post(&moves, Some(&manager), &to("paid")).await.0, 204);
+
+    assert_eq!(submit(&srv, &card).await.0, 303);
+    let (_, d) = srv.get(&deal, Some(&consumer)).await;
+    assert_eq!(d["order"]["state"], "paid", "{d}");
+    let mismatch = sent(&srv, "payment_mismatch");
+    assert_eq!(mismatch.len(), 1);
+    assert!(read(&mismatch[0]).0.contains("ожидалось ничего"), "{:?}", read(&mismatch[0]));
+    let returned = sent(&srv, "payment_returned");
+    assert_eq!(returned.iter().map(|n| n.to.as_str()).collect::<Vec<_>>(), ["user62@example.com"]);
+    let history =
+        srv.app.store.get(&format!("deal#{id}"), "deal").await.unwrap().unwrap().data["history"].clone();
+    assert_eq!(
+        history.as_array().unwrap().len(),
+        2,
+        "pending → payment_verification → paid, once: {history}"
+    );
 }
 
 /// The supplier hands a pending deal to another consumer after the first took a card link,

@@ -9,7 +9,8 @@
 //! [`super::patch`]), so a link taken before it can only end as a late payment, refunded.
 //!
 //! The deal keeps a pointer to its latest card payment per gateway:
-//! `pk = deal#<id>`, `sk = payment#<gateway>`.
+//! `pk = deal#<id>`, `sk = payment#<gateway>`. Only that one can be open: a new link closes the
+//! one before it (a page of it kept open then pays only money back).
 
 use async_trait::async_trait;
 use rust_decimal::Decimal;
@@ -55,9 +56,12 @@ pub async fn card_payment(app: &App, who: &Claims, deal: &Deal, req: CardPayment
     }
     let CardPayment { gateway, description, return_url, cancel_url } = req;
     let amount = card_amount(app, deal, gateway);
-    if let Some(ptr) = app.store.get(&deal_pk(deal.id), &pointer_sk(gateway)).await?
-        && let Some(pid) = ptr.data.get("payment_id").and_then(Value::as_str)
-        && let Some(p) = payments::load(app, pid).await?
+    let ptr = app.store.get(&deal_pk(deal.id), &pointer_sk(gateway)).await?;
+    let latest = match ptr.as_ref().and_then(|ptr| ptr.data.get("payment_id")).and_then(Value::as_str) {
+        Some(pid) => payments::load(app, pid).await?,
+        None => None,
+    };
+    if let Some(p) = &latest
         && p.amount == amount
         && p.return_url == return_url
         && p.cancel_url == cancel_url
@@ -79,12 +83,21 @@ pub async fn card_payment(app: &App, who: &Claims, deal: &Deal, req: CardPayment
     p.email = who.email.clone();
     p.return_url = return_url;
     p.cancel_url = cancel_url;
+    // One open link per gateway: the new one replaces the pointer as read (a concurrent
+    // request's link is not lost unpointed) and closes the one it pointed to, so that every
+    // open link of the deal is a pointed one, which a change of terms cancels.
     let pointer = Item::new(
         deal_pk(deal.id),
         pointer_sk(gateway),
         json!({ "payment_id": p.id }).as_object().cloned().unwrap_or_default(),
-    );
-    let p = payments::open(app, p, vec![WriteOp::Put { item: pointer, cond: Cond::Always }]).await?;
+    )
+    .with_version(ptr.as_ref().map_or(1, |ptr| ptr.version + 1));
+    let cond = ptr.as_ref().map_or(Cond::NotExists, |ptr| Cond::Version(ptr.version));
+    let mut writes = vec![WriteOp::Put { item: pointer, cond }];
+    if let Some(earlier) = latest.filter(|e| e.status.is_open()) {
+        writes.push(payments::cancel_op(app, &earlier, "a newer link of the deal replaced it")?);
+    }
+    let p = payments::open(app, p, writes).await?;
     p.confirmation_url.ok_or_else(|| ApiError::Gateway("the gateway gave no payment page".into()))
 }
 
