@@ -239,10 +239,43 @@ async fn deal_terms_changed_after_the_link_was_taken(store: Arc<dyn Store>) {
     // Both parties are known (their emails come from their tokens).
     assert_eq!(srv.get("/api/v1/me", Some(&consumer)).await.0, 200);
 
+    // The consumer lowers the cost of the supplier's deal: not payable until the supplier
+    // approves the new terms (no link, no invoice, no move to payment).
     let (s, b) =
         srv.call(Method::PATCH, &deal, Some(&consumer), Some(&json!({"order": {"cost": "20"}}))).await;
     assert_eq!(s, 200, "{b}");
+    let states = |o: &Value| -> Vec<String> {
+        o["transitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["to_state"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(states(&b["order"]), ["approved", "cancelled"], "the supplier's approval, no payment: {b}");
     let back = "redirect_to=https%3A%2F%2Fshop.example%2Fback";
+    let (_, info) = srv.get(&format!("{deal}/payment_info?{back}"), Some(&consumer)).await;
+    assert_eq!(
+        (info["gateway_url"].clone(), info["mandarin_url"].clone()),
+        (Value::Null, Value::Null),
+        "{info}"
+    );
+    let invoice = json!({"payment": {"name": "ООО Покупатель", "payment_method": "invoice"}});
+    assert_eq!(srv.post(&format!("{deal}/payment"), Some(&consumer), &invoice).await.0, 400);
+    let to = json!({"transition": {"to_state": "payment_verification"}});
+    assert_eq!(srv.post(&format!("{deal}/transitions"), Some(&consumer), &to).await.0, 400);
+    let (_, d) = srv.get(&deal, Some(&supplier)).await;
+    assert_eq!(states(&d["order"]), ["approved", "cancelled"], "{d}");
+    // The supplier sets the terms (the same low cost): the consumer confirms them by paying.
+    let (s, b) = srv
+        .call(
+            Method::PATCH,
+            &deal,
+            Some(&supplier),
+            Some(&json!({"order": {"cost": "20", "verify_days": 4}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
     let (_, info) = srv.get(&format!("{deal}/payment_info?{back}"), Some(&consumer)).await;
     assert_eq!(info["consumer_pay"]["gateway"], json!(21.40));
     let old_link = info["gateway_url"].as_str().unwrap().to_owned();
@@ -256,8 +289,8 @@ async fn deal_terms_changed_after_the_link_was_taken(store: Arc<dyn Store>) {
     assert_eq!(s, 200, "{b}");
     let told = sent(&srv, "deal_terms_changed");
     let to_consumer: Vec<_> = told.iter().filter(|n| n.to == "user42@example.com").collect();
-    assert_eq!(to_consumer.len(), 1, "{told:?}");
-    let (subject, text) = read(to_consumer[0]);
+    assert_eq!(to_consumer.len(), 2, "the supplier's two changes: {told:?}");
+    let (subject, text) = read(to_consumer[1]);
     assert!(subject.contains(&format!("№{id}")), "{subject}");
     assert!(text.contains("20.00") && text.contains("500000.00") && text.contains("отменены"), "{text}");
     let html = srv.http.get(&old_link).send().await.unwrap().text().await.unwrap();

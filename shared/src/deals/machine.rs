@@ -85,10 +85,11 @@ const RULES: &[Rule] = &[
 /// Whether the rule fits this deal at all (beyond who asks and which fields are filled).
 fn applies(deal: &Deal, r: &Rule) -> bool {
     match (r.from, r.to) {
-        // A consumer-created deal is approved by the supplier before it is paid; a
-        // supplier-created deal is confirmed by the consumer paying for it.
-        (Pending, Approved) => !deal.owner_is_supplier(),
-        (Pending, PaymentVerification) => deal.owner_is_supplier(),
+        // A consumer-created deal (or one whose terms the consumer changed) is approved by
+        // the supplier before it is paid; a supplier-created deal is confirmed by the
+        // consumer paying for it.
+        (Pending, Approved) => deal.awaits_supplier(),
+        (Pending, PaymentVerification) => !deal.awaits_supplier(),
         _ => true,
     }
 }

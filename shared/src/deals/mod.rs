@@ -389,6 +389,7 @@ pub fn draft(
         contacts: Default::default(),
         callback_url: None,
         callback_owner: None,
+        terms_by_consumer: false,
         created_at: now,
         updated_at: now,
     };
@@ -600,6 +601,11 @@ pub async fn patch(app: &App, who: &Claims, id: i64, mut f: DealFields) -> ApiRe
     deal.reprice(&app.config.commission);
     deal.updated_at = app.clock.now();
     let before = &loaded.deal;
+    if !deal.same_terms(before) {
+        // Whoever changed the terms last, the other party agrees to them: the consumer by
+        // paying, the supplier by approving.
+        deal.terms_by_consumer = role == Role::Consumer;
+    }
     let money_terms = deal.consumer_pay != before.consumer_pay
         || deal.cost != before.cost
         || deal.commission_payer != before.commission_payer
@@ -803,11 +809,11 @@ pub async fn create_payment(
         return Err(ApiError::Forbidden("only the consumer pays for the deal".into()));
     }
     let deal = &loaded.deal;
-    let payable = deal.state == State::Approved || (deal.state == State::Pending && deal.owner_is_supplier());
+    let payable = deal.state == State::Approved || (deal.state == State::Pending && !deal.awaits_supplier());
     if !payable {
         return Err(ApiError::bad_request(
             "payment",
-            "a payment can be created when the deal is approved (or pending, when the supplier created it)",
+            "a payment can be created when the deal is approved (or pending, with terms the supplier set)",
         ));
     }
     if deal.payment.is_some() {

@@ -216,6 +216,11 @@ pub struct Deal {
     pub callback_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_owner: Option<String>,
+    /// The consumer set the terms as they are now (changed them with `PATCH` since the
+    /// supplier last did): the supplier then approves them before the deal takes a payment,
+    /// even when the supplier created it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub terms_by_consumer: bool,
     #[serde(with = "crate::time::utc")]
     pub created_at: DateTime<Utc>,
     #[serde(with = "crate::time::utc")]
@@ -260,13 +265,34 @@ impl Deal {
         self.owner_id == self.supplier_id
     }
 
-    /// Whether the consumer can pay now: the deal is approved (or pending, when the supplier
-    /// created it: paying is how the consumer confirms), or waits for its payment, and has a
-    /// consumer. Payment links are offered, and card payments taken, only then.
+    /// Whether a pending deal waits for the supplier's approval (`pending → approved`) before
+    /// it takes a payment: the consumer created it, or set its terms since. Otherwise the
+    /// supplier set the terms, and the consumer confirms them by paying.
+    pub fn awaits_supplier(&self) -> bool {
+        !self.owner_is_supplier() || self.terms_by_consumer
+    }
+
+    /// The terms a party agrees to (what `PATCH` changes while pending, but the consumer):
+    /// the same in both.
+    pub fn same_terms(&self, other: &Deal) -> bool {
+        self.order_description == other.order_description
+            && self.title == other.title
+            && self.cost == other.cost
+            && self.commission_payer == other.commission_payer
+            && self.verify_days == other.verify_days
+            && self.supply_cost == other.supply_cost
+            && self.supply_description == other.supply_description
+            && self.supply_days == other.supply_days
+            && self.client_data == other.client_data
+    }
+
+    /// Whether the consumer can pay now: the deal is approved (or pending with terms the
+    /// supplier set: paying is how the consumer confirms them), or waits for its payment, and
+    /// has a consumer. Payment links are offered, and card payments taken, only then.
     pub fn payable(&self) -> bool {
         let state = match self.state {
             State::Approved | State::PaymentVerification => true,
-            State::Pending => self.owner_is_supplier(),
+            State::Pending => !self.awaits_supplier(),
             _ => false,
         };
         state && self.consumer_id.is_some()
