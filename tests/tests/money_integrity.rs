@@ -4,7 +4,7 @@
 //! - a deal's terms changed after a payment link was taken, then the old link paid;
 //! - a deal handed to another consumer after the first had taken a link and set up an invoice;
 //! - a deal's second card link closing the first; a card link paid after the deal was paid by
-//!   invoice;
+//!   invoice; a deal's link paid after the deal was cancelled;
 //! - the link of a cancelled ticket order paid late;
 //! - a zoo session's kept payment page paid after the session was deleted;
 //! - a correctly signed notice for a smaller sum;
@@ -118,6 +118,7 @@ on_both_stores!(
     deal_terms_changed_after_the_link_was_taken,
     a_deal_handed_to_another_consumer,
     a_card_link_paid_after_the_deal_was_paid_by_invoice,
+    a_cancelled_deals_link_paid_late,
     a_cancelled_orders_link_paid_late,
     a_deleted_sessions_page_paid_late,
     a_signed_notice_for_a_smaller_sum,
@@ -415,6 +416,36 @@ async fn a_card_link_paid_after_the_deal_was_paid_by_invoice(store: Arc<dyn Stor
         2,
         "pending → payment_verification → paid, once: {history}"
     );
+}
+
+/// The consumer takes a card link, then the supplier cancels the deal: the link closes with
+/// it, and its page paid all the same only pays the money back.
+async fn a_cancelled_deals_link_paid_late(store: Arc<dyn Store>) {
+    let srv = server(store).await;
+    let (supplier, consumer) = (token("71", &[]), token("72", &[]));
+    let body = json!({"order": {"order_description": "Станок", "verify_days": 3, "commission_payer": "consumer",
+        "cost": "1000", "supplier_id": "71", "consumer_id": "72"}});
+    let (s, created) = srv.post("/api/v1/orders", Some(&supplier), &body).await;
+    assert_eq!(s, 201, "{created}");
+    let deal = format!("/api/v1/orders/{}", created["order"]["id"]);
+    assert_eq!(srv.get("/api/v1/me", Some(&consumer)).await.0, 200);
+    let back = "redirect_to=https%3A%2F%2Fshop.example%2Fback";
+    let (_, info) = srv.get(&format!("{deal}/payment_info?{back}"), Some(&consumer)).await;
+    let link = info["gateway_url"].as_str().unwrap().to_owned();
+    let kept = form(&srv, &link, "succeeded").await;
+
+    let to = json!({"transition": {"to_state": "cancelled"}});
+    assert_eq!(srv.post(&format!("{deal}/transitions"), Some(&supplier), &to).await.0, 204);
+    let html = srv.http.get(&link).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("canceled") && !html.contains("Pay"), "the link closed with the deal: {html}");
+    assert_eq!(submit(&srv, &kept).await.0, 303);
+    let (_, d) = srv.get(&deal, Some(&consumer)).await;
+    assert_eq!(d["order"]["state"], "cancelled", "{d}");
+    let p = shared::payments::get(&srv.app, link.rsplit('/').next().unwrap()).await.unwrap();
+    assert_eq!(p.anomaly.as_ref().map(|a| a.kind), Some(shared::payments::AnomalyKind::LatePayment), "{p:?}");
+    assert_eq!(p.refunded_amount, p.amount, "returned through the sandbox");
+    let returned = sent(&srv, "payment_returned");
+    assert_eq!(returned.iter().map(|n| n.to.as_str()).collect::<Vec<_>>(), ["user72@example.com"]);
 }
 
 /// The supplier hands a pending deal to another consumer after the first took a card link,

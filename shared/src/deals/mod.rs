@@ -709,11 +709,24 @@ async fn save_move(
     deal: &mut Deal,
     by: Option<(Role, &Claims)>,
 ) -> ApiResult<u64> {
+    save_move_with(app, loaded, deal, by, vec![]).await
+}
+
+/// [`save_move`] with `extra` writes in its transaction.
+async fn save_move_with(
+    app: &App,
+    loaded: &Loaded,
+    deal: &mut Deal,
+    by: Option<(Role, &Claims)>,
+    extra: Vec<WriteOp>,
+) -> ApiResult<u64> {
     if let Some((_, who)) = by {
         deal.acted_by(who);
     }
     let told = notices::of_move(app, deal, loaded.version + 1, by.map(|(role, _)| role)).await?;
-    save(app, loaded, deal, crate::outbox::ops(app, &told)?).await
+    let mut ops = crate::outbox::ops(app, &told)?;
+    ops.extend(extra);
+    save(app, loaded, deal, ops).await
 }
 
 /// `POST /orders/:id/transitions`.
@@ -730,7 +743,13 @@ pub async fn transition(app: &App, who: &Claims, id: i64, to: &str) -> ApiResult
     }
     let mut deal = loaded.deal.clone();
     machine::transition(&mut deal, actor, to, app.clock.now())?;
-    save_move(app, &loaded, &mut deal, Some((role, who))).await?;
+    // A cancelled deal takes no payment: its open card links close with it (a page kept open
+    // then pays only money back).
+    let closed = match to {
+        State::Cancelled => payment_owner::cancel_open_ops(app, id).await?,
+        _ => vec![],
+    };
+    save_move_with(app, &loaded, &mut deal, Some((role, who)), closed).await?;
     Ok(())
 }
 
