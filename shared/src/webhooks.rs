@@ -60,7 +60,9 @@ fn refuse(why: impl Into<String>) -> ApiError {
 }
 
 /// Whether an address is one a webhook may reach in production: not loopback, private,
-/// link-local, unique-local, shared (CGNAT), unspecified, multicast or documentation space.
+/// link-local, unique-local, site-local, shared (CGNAT), benchmarking, reserved, IETF protocol
+/// assignments, unspecified, multicast or documentation space; an IPv6 address that carries an
+/// IPv4 one (mapped, compatible, NAT64, 6to4) is judged by that one.
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
@@ -73,10 +75,13 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || v4.is_multicast()
                 || v4.is_documentation()
                 || o[0] == 0
-                || (o[0] == 100 && (64..128).contains(&o[1])))
+                || (o[0] == 100 && (64..128).contains(&o[1]))
+                || (o[0] == 198 && (o[1] == 18 || o[1] == 19))
+                || (o[0] == 192 && o[1] == 0 && o[2] == 0)
+                || o[0] >= 240)
         }
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
+            if let Some(v4) = carried_v4(v6) {
                 return is_public(IpAddr::V4(v4));
             }
             let s = v6.segments();
@@ -85,8 +90,25 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || v6.is_multicast()
                 || (s[0] & 0xfe00) == 0xfc00
                 || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] & 0xffc0) == 0xfec0
                 || s[0] == 0x2001 && s[1] == 0x0db8)
         }
+    }
+}
+
+/// The IPv4 address an IPv6 one carries: IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible
+/// (`::a.b.c.d`), NAT64 (`64:ff9b::a.b.c.d`) or 6to4 (`2002:aabb:ccdd::`).
+fn carried_v4(v6: std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
+    let s = v6.segments();
+    let low = || std::net::Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+    match s {
+        [0, 0, 0, 0, 0, 0xffff, _, _] => Some(low()),
+        [0, 0, 0, 0, 0, 0, _, _] if !(s[6] == 0 && s[7] <= 1) => Some(low()),
+        [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(low()),
+        [0x2002, hi, lo, ..] => {
+            Some(std::net::Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8))
+        }
+        _ => None,
     }
 }
 
@@ -578,6 +600,14 @@ mod tests {
             "https://[::1]/hook",
             "https://[fd00::1]/hook",
             "https://100.64.0.1/hook",
+            "https://198.18.0.1/hook",
+            "https://192.0.0.8/hook",
+            "https://240.0.0.1/hook",
+            "https://[::ffff:10.0.0.5]/hook",
+            "https://[::10.0.0.5]/hook",
+            "https://[64:ff9b::a9fe:a9fe]/hook",
+            "https://[2002:a00:5::1]/hook",
+            "https://[fec0::1]/hook",
             "https://user:pw@example.com/hook",
             "ftp://example.com/hook",
         ] {
@@ -585,6 +615,13 @@ mod tests {
         }
         assert!(check_url("https://hooks.partner.example/in", false).is_ok());
         assert!(check_url("https://93.184.216.34/in", false).is_ok());
+        for good in [
+            "https://[2606:2800:220:1::1]/in",
+            "https://[64:ff9b::5db8:d822]/in",
+            "https://[2002:5db8:d822::1]/in",
+        ] {
+            assert!(check_url(good, false).is_ok(), "{good}");
+        }
         // The local server may reach a receiver on this machine.
         assert!(check_url("http://127.0.0.1:9000/hook", true).is_ok());
         assert!(check_url("http://10.0.0.5/hook", true).is_err());
