@@ -418,8 +418,9 @@ async fn a_card_link_paid_after_the_deal_was_paid_by_invoice(store: Arc<dyn Stor
     );
 }
 
-/// The consumer takes a card link, then the supplier cancels the deal: the link closes with
-/// it, and its page paid all the same only pays the money back.
+/// The consumer takes a card link, then the supplier cancels the deal: the link is offered no
+/// more, and its page paid all the same is money the deal no longer expects: returned, the
+/// buyer and the manager told, the deal still cancelled.
 async fn a_cancelled_deals_link_paid_late(store: Arc<dyn Store>) {
     let srv = server(store).await;
     let (supplier, consumer) = (token("71", &[]), token("72", &[]));
@@ -436,14 +437,24 @@ async fn a_cancelled_deals_link_paid_late(store: Arc<dyn Store>) {
 
     let to = json!({"transition": {"to_state": "cancelled"}});
     assert_eq!(srv.post(&format!("{deal}/transitions"), Some(&supplier), &to).await.0, 204);
-    let html = srv.http.get(&link).send().await.unwrap().text().await.unwrap();
-    assert!(html.contains("canceled") && !html.contains("Pay"), "the link closed with the deal: {html}");
+    let (_, info) = srv.get(&format!("{deal}/payment_info?{back}"), Some(&consumer)).await;
+    assert_eq!(
+        (info["gateway_url"].clone(), info["mandarin_url"].clone()),
+        (Value::Null, Value::Null),
+        "{info}"
+    );
     assert_eq!(submit(&srv, &kept).await.0, 303);
     let (_, d) = srv.get(&deal, Some(&consumer)).await;
     assert_eq!(d["order"]["state"], "cancelled", "{d}");
     let p = shared::payments::get(&srv.app, link.rsplit('/').next().unwrap()).await.unwrap();
-    assert_eq!(p.anomaly.as_ref().map(|a| a.kind), Some(shared::payments::AnomalyKind::LatePayment), "{p:?}");
+    assert_eq!(
+        p.anomaly.as_ref().map(|a| a.kind),
+        Some(shared::payments::AnomalyKind::AmountMismatch),
+        "{p:?}"
+    );
     assert_eq!(p.refunded_amount, p.amount, "returned through the sandbox");
+    let mismatch = sent(&srv, "payment_mismatch");
+    assert!(mismatch.len() == 1 && read(&mismatch[0]).0.contains("ожидалось ничего"), "{mismatch:?}");
     let returned = sent(&srv, "payment_returned");
     assert_eq!(returned.iter().map(|n| n.to.as_str()).collect::<Vec<_>>(), ["user72@example.com"]);
 }

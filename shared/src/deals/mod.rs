@@ -709,24 +709,11 @@ async fn save_move(
     deal: &mut Deal,
     by: Option<(Role, &Claims)>,
 ) -> ApiResult<u64> {
-    save_move_with(app, loaded, deal, by, vec![]).await
-}
-
-/// [`save_move`] with `extra` writes in its transaction.
-async fn save_move_with(
-    app: &App,
-    loaded: &Loaded,
-    deal: &mut Deal,
-    by: Option<(Role, &Claims)>,
-    extra: Vec<WriteOp>,
-) -> ApiResult<u64> {
     if let Some((_, who)) = by {
         deal.acted_by(who);
     }
     let told = notices::of_move(app, deal, loaded.version + 1, by.map(|(role, _)| role)).await?;
-    let mut ops = crate::outbox::ops(app, &told)?;
-    ops.extend(extra);
-    save(app, loaded, deal, ops).await
+    save(app, loaded, deal, crate::outbox::ops(app, &told)?).await
 }
 
 /// `POST /orders/:id/transitions`.
@@ -743,13 +730,10 @@ pub async fn transition(app: &App, who: &Claims, id: i64, to: &str) -> ApiResult
     }
     let mut deal = loaded.deal.clone();
     machine::transition(&mut deal, actor, to, app.clock.now())?;
-    // A cancelled deal takes no payment: its open card links close with it (a page kept open
-    // then pays only money back).
-    let closed = match to {
-        State::Cancelled => payment_owner::cancel_open_ops(app, id).await?,
-        _ => vec![],
-    };
-    save_move_with(app, &loaded, &mut deal, Some((role, who)), closed).await?;
+    // A card link still open when the deal is cancelled is left to run out: money paid through
+    // it is money the deal no longer expects, returned (closing it here would read the deal's
+    // payments: one more round trip on every move to `cancelled`).
+    save_move(app, &loaded, &mut deal, Some((role, who))).await?;
     Ok(())
 }
 
