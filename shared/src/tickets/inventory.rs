@@ -750,3 +750,33 @@ pub async fn seat_list(app: &App, event_id: &str) -> ApiResult<(std::sync::Arc<E
         .collect();
     Ok((event, views))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Started from its start on, and a start that cannot be read sells nothing.
+    #[test]
+    fn an_event_starts_at_its_start() {
+        let text = "2030-05-01T19:00:00+03:00";
+        let at = DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc);
+        let e = Event {
+            id: "e".into(),
+            title: "t".into(),
+            starts_at: text.into(),
+            venue: None,
+            description: None,
+            price_categories: vec![],
+            seat_count: 0,
+            on_sale: true,
+            created_at: at,
+            cancellation: None,
+            stage: None,
+        };
+        assert_eq!(e.started(at - chrono::Duration::milliseconds(1)), Ok(false));
+        assert_eq!(e.started(at), Ok(true));
+        assert!(e.selling(at - chrono::Duration::seconds(1)) && !e.selling(at));
+        let broken = Event { starts_at: "soon".into(), ..e };
+        assert!(broken.started(at).is_err() && !broken.selling(at));
+    }
+}
