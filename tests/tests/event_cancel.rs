@@ -42,6 +42,13 @@ async fn cancel(srv: &TestServer) {
     assert_eq!(body["event"]["cancellation"]["state"], "running", "{body}");
 }
 
+/// The cancellation's settling time passed (it keeps looking for orders for 5 minutes), and a
+/// run of the job after it: the cancellation is done unless something is left.
+async fn settle(srv: &TestServer) {
+    srv.app.clock.advance(chrono::Duration::minutes(5));
+    run(&srv.app, Job::Reservations).await.unwrap();
+}
+
 /// Everything the cancellation must leave, whatever interrupted it.
 async fn all_settled(srv: &TestServer, sale: &Sale) {
     for id in &sale.online {
@@ -98,6 +105,7 @@ async fn cancelled(store: Arc<dyn Store>) {
     assert_eq!((status, body["error"]["field"].as_str()), (400, Some("event_id")), "{body}");
     let report = run(&srv.app, Job::Reservations).await.unwrap();
     assert!(report.changed >= 3, "{report:?}");
+    settle(&srv).await;
     all_settled(&srv, &sale).await;
     // Done: later runs and a second cancel change nothing.
     assert_eq!(run(&srv.app, Job::Reservations).await.unwrap().changed, 0);
@@ -129,7 +137,64 @@ async fn an_interrupted_cancellation_finishes_on_the_next_run() {
         srv.app.clock.advance(chrono::Duration::minutes(2));
         run(&srv.app, Job::Payments).await.unwrap();
         run(&srv.app, Job::Reservations).await.unwrap();
+        settle(&srv).await;
         all_settled(&srv, &sale).await;
     }
     assert!(struck >= 10, "the fault landed inside the run {struck} times");
+}
+
+/// Before the next transaction, once: the event is cancelled and the reservations job runs
+/// (with nothing left to do), as they would between a checkout's read of the event and its
+/// write.
+struct CancelFirst {
+    app: std::sync::OnceLock<shared::App>,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl api_tests::hooked::Hook for CancelFirst {
+    async fn before(&self, op: api_tests::hooked::Op) -> Result<(), shared::store::StoreError> {
+        if op != api_tests::hooked::Op::Transact
+            || !self.armed.swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Ok(());
+        }
+        let app = self.app.get().expect("the app");
+        shared::tickets::back_office::cancel_event(app, "gone", "admin").await.expect("cancelled");
+        run(app, Job::Reservations).await.expect("a run");
+        Ok(())
+    }
+}
+
+/// A checkout that read the event on sale writes its order after the event was cancelled and
+/// the job's first run found nothing to do: a later run still finds the order and cancels it.
+#[tokio::test]
+async fn an_order_written_just_after_the_cancellation_is_cancelled_too() {
+    let hook = CancelFirst { app: Default::default(), armed: Default::default() };
+    let hooked = Arc::new(api_tests::hooked::Hooked::new(api_tests::memory_store(), hook));
+    let srv = TestServer::start(hooked.clone()).await;
+    let _ = hooked.app.set(srv.app.clone());
+    create_event(&srv, "gone").await;
+    let mut buyer = Buyer::anonymous(&srv);
+    let pr = buyer.init("gone").await;
+    assert_eq!(buyer.hold(&pr, "s-1-5").await.0, 200);
+    let customer = json!({"name": "Анна", "email": "late@example.com", "phone": "+79990000001"});
+    let body = json!({"order_type": "self_cash", "customer": customer});
+    let (status, answer) =
+        buyer.call(reqwest::Method::PUT, &format!("/api/v1/reservations/{pr}/order_type"), Some(&body)).await;
+    assert_eq!(status, 200, "{answer}");
+    hooked.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (status, body) = buyer.post(&format!("/api/v1/reservations/{pr}/checkout"), &json!({})).await;
+    assert_eq!(status, 201, "the checkout read the event on sale: {body}");
+    assert!(!hooked.armed.load(std::sync::atomic::Ordering::SeqCst), "the cancellation came first");
+    let id = body["order"]["id"].as_str().unwrap().to_owned();
+    let (_, events) = srv.get("/api/v1/admin/events", Some(&admin())).await;
+    assert_eq!(events["events"][0]["cancellation"]["state"], "running", "still looking: {events}");
+
+    settle(&srv).await;
+    let o = orders::get(&srv.app, &id).await.unwrap().order;
+    assert_eq!(o.status, OrderStatus::Cancelled, "{o:?}");
+    assert!(taken_seats(&srv, "gone").await.is_empty(), "its seat free");
+    let (_, events) = srv.get("/api/v1/admin/events", Some(&admin())).await;
+    assert_eq!(events["events"][0]["cancellation"]["state"], "done", "{events}");
 }

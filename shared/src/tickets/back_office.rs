@@ -464,7 +464,14 @@ async fn cancellation_pass(app: &App, event_id: &str) -> ApiResult<(usize, usize
     Ok((orders.len(), p.changed))
 }
 
-/// Writes the pass's progress on the event (`done` when nothing is left).
+/// How long after its start a cancellation keeps looking for orders, however few it found: a
+/// checkout that read the event on sale just before the cancellation writes its order after
+/// it (its transaction does not read the event again), within an API call's time limit (at
+/// most a minute, `template.yaml`); a pass after that finds it and cancels or refunds it.
+const CANCEL_SETTLE: chrono::Duration = chrono::Duration::minutes(5);
+
+/// Writes the pass's progress on the event (`done` when nothing is left, once the
+/// cancellation has settled: [`CANCEL_SETTLE`]).
 async fn record_progress(app: &App, event_id: &str, orders: usize, p: &Progress) -> ApiResult<()> {
     crate::retry::optimistic("the event", || async {
         let Some((mut event, version)) = inventory::get_versioned(app, event_id).await? else {
@@ -475,7 +482,7 @@ async fn record_progress(app: &App, event_id: &str, orders: usize, p: &Progress)
         (c.orders, c.refunded, c.cancelled, c.waiting, c.failed) =
             (orders, p.refunded, p.cancelled, p.waiting, p.failed);
         c.updated_at = now;
-        if p.waiting == 0 && p.failed == 0 {
+        if p.waiting == 0 && p.failed == 0 && now - c.started_at >= CANCEL_SETTLE {
             c.state = "done".into();
             c.finished_at = Some(now);
         }
