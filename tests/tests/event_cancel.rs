@@ -107,8 +107,12 @@ async fn cancelled(store: Arc<dyn Store>) {
     assert!(report.changed >= 3, "{report:?}");
     settle(&srv).await;
     all_settled(&srv, &sale).await;
-    // Done: later runs and a second cancel change nothing.
+    // Done: later runs and a second cancel change nothing; it never sells again.
     assert_eq!(run(&srv.app, Job::Reservations).await.unwrap().changed, 0);
+    let (status, body) = srv.post("/api/v1/admin/events/gone/resume_sales", Some(&admin()), &json!({})).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("event_id")), "{body}");
+    let (_, events) = srv.get("/api/v1/events", None).await;
+    assert!(!events["events"].as_array().unwrap().iter().any(|e| e["id"] == "gone"), "{events}");
     assert_eq!(srv.post("/api/v1/admin/events/gone/cancel", Some(&admin()), &json!({})).await.0, 202);
     assert_eq!(run(&srv.app, Job::Reservations).await.unwrap().changed, 0);
     all_settled(&srv, &sale).await;

@@ -310,9 +310,10 @@ impl Report {
 }
 
 /// A CSV field: quoted when it holds a comma, a quote or a line break; a leading `=`, `+`,
-/// `-` or `@` is prefixed with `'` so a spreadsheet never runs it as a formula.
+/// `-`, `@`, tab or carriage return is prefixed with `'` so a spreadsheet never runs it as a
+/// formula.
 fn field(v: &str) -> String {
-    let v = if v.starts_with(['=', '+', '-', '@']) { format!("'{v}") } else { v.to_owned() };
+    let v = if v.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{v}") } else { v.to_owned() };
     if v.contains([',', '"', '\n', '\r']) { format!("\"{}\"", v.replace('"', "\"\"")) } else { v }
 }
 
@@ -322,6 +323,10 @@ pub async fn set_on_sale(app: &App, id: &str, on_sale: bool) -> ApiResult<Event>
     crate::retry::optimistic("the event", || async {
         let (mut event, version) =
             inventory::get_versioned(app, id).await?.ok_or_else(|| ApiError::NotFound("event".into()))?;
+        if on_sale && event.cancellation.is_some() {
+            // Its orders are being (or were) refunded and cancelled: it never sells again.
+            return Err(ApiError::bad_request("event_id", format!("event {id} is cancelled")));
+        }
         event.on_sale = on_sale;
         Ok(crate::retry::again_on_conflict(inventory::put_event(app, &event, version).await)?
             .map(|()| event.clone()))
@@ -501,5 +506,7 @@ mod tests {
         assert_eq!(field("Партер, левая сторона"), "\"Партер, левая сторона\"");
         assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        assert_eq!(field("\t=1+1"), "'\t=1+1");
+        assert_eq!(field("\r=1+1"), "\"'\r=1+1\"");
     }
 }
