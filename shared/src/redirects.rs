@@ -32,6 +32,12 @@ impl Refused {
 /// cancel URLs with every session, and their two parses were 6% of a zoo session create: the
 /// URLs accepted lately are kept (see [`Accepted`]) and found again without a parse.
 pub fn check(config: &Config, raw: &str) -> Result<(), Refused> {
+    // As sent on, the URL is a `Location` header: visible ASCII only. A URL parser would drop
+    // a tab or line break, or encode a space or a non-ASCII letter, and accept the rest; the
+    // text as given then could not be a header (and a redirect to it would fail).
+    if !raw.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+        return Err(Refused::NotHttp);
+    }
     if raw.len() > Accepted::LONGEST {
         return check_parsed(config, raw);
     }
@@ -156,6 +162,21 @@ mod tests {
         assert_eq!(check(&open, "https://evil.example/x"), Ok(()));
         assert_eq!(check(&open, "javascript:alert(1)"), Err(Refused::NotHttp));
         assert_eq!(check(&open, "/relative"), Err(Refused::NotHttp));
+        // What a `Location` header cannot carry as given: control characters, spaces,
+        // non-ASCII letters (send them percent-encoded, or the host in punycode).
+        for bad in [
+            "https://shop.example/ok\n",
+            "https://shop.example/ok\r\n",
+            "https://shop.example/\tok",
+            "https://shop.example/o k",
+            " https://shop.example/ok",
+            "https://магазин.рф/ok",
+            "https://shop.example/заказ",
+            "https://shop.example/\u{7f}",
+        ] {
+            assert_eq!(check(&open, bad), Err(Refused::NotHttp), "{bad:?}");
+        }
+        assert_eq!(check(&open, "https://xn--80aj2abdcii.xn--p1ai/%D0%B7"), Ok(()));
         let c = config(Some(&["shop.example", "*.partner.example"]));
         for ok in [
             "https://shop.example/done?x=1",

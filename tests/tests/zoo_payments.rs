@@ -277,6 +277,10 @@ async fn validation_errors_name_the_field() {
             Box::new(|b| b["confirmation"]["return_url"] = json!("javascript:alert(1)")),
         ),
         ("confirmation.cancel_url", Box::new(|b| b["confirmation"]["cancel_url"] = json!("ftp://x.ru/"))),
+        (
+            "confirmation.return_url",
+            Box::new(|b| b["confirmation"]["return_url"] = json!("https://zooticket.ru/ok\r\n")),
+        ),
         ("confirmation.type", Box::new(|b| b["confirmation"]["type"] = json!("embedded"))),
         ("payment_methods[0]", Box::new(|b| b["payment_methods"] = json!(["cash"]))),
         (
