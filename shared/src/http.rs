@@ -42,10 +42,27 @@ impl<S: Send + Sync> FromRequest<S> for RawJson {
         if json_type == Some(false) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        Bytes::from_request(req, state).await.map(RawJson).map_err(|e| match e {
-            BytesRejection::FailedToBufferBody(_) => ApiError::PayloadTooLarge,
-            other => ApiError::bad_request("body", other.body_text()),
-        })
+        Bytes::from_request(req, state).await.map(RawJson).map_err(body_refused)
+    }
+}
+
+/// A body of any type (a gateway's form, its JSON), read whole up to the body limit, refused
+/// with the API's JSON errors (413 past the limit) rather than axum's text.
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Bytes::from_request(req, state).await.map(RawBody).map_err(body_refused)
+    }
+}
+
+/// A body that could not be read, as the API answers it.
+fn body_refused(e: BytesRejection) -> ApiError {
+    match e {
+        BytesRejection::FailedToBufferBody(_) => ApiError::PayloadTooLarge,
+        other => ApiError::bad_request("body", other.body_text()),
     }
 }
 

@@ -44,6 +44,11 @@ async fn the_demo_files_are_served_as_they_are() {
     }
     let (_, body) = srv.get("/demo/nope.js", None).await;
     assert_eq!(body["error"]["code"], "not_found");
+    // A name that is not UTF-8: the API's JSON 400, as on every other route.
+    for odd in ["/demo/%ff", "/docs/%C0%AF"] {
+        let (status, body) = srv.get(odd, None).await;
+        assert_eq!((status, body["error"]["field"].as_str()), (400, Some("path")), "{odd}: {body}");
+    }
 }
 
 /// Every `src` and `href` of the pages that is not an absolute URL names a served file, and

@@ -336,6 +336,17 @@ async fn validation_errors_name_the_field() {
     huge["description"] = json!("x".repeat(7 * 1024 * 1024));
     let (s, res) = create(&srv, &tok, &huge).await;
     assert_eq!((s, res["error"]["code"].as_str()), (413, Some("payload_too_large")));
+    // A gateway callback too: the same JSON 413.
+    let res = srv
+        .http
+        .post(srv.url("/api/v1/gateways/sandbox/callback"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(vec![b'a'; 7 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413);
+    assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "payload_too_large");
     // Items outside `order` are accepted as an alias.
     let mut body = session_body(&date, "12:00", 2);
     let items = body["order"].as_object_mut().unwrap().remove("items").unwrap();

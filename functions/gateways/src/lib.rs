@@ -2,12 +2,11 @@
 //! No JWT: each callback is verified by its gateway's own signature scheme.
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use shared::http::{PathArg, QueryArg};
+use shared::http::{PathArg, QueryArg, RawBody};
 use shared::money::Decimal;
 use shared::payments::gateway::{Fields, parse_form};
 use shared::payments::gateways::{self, sandbox, sngb};
@@ -79,7 +78,7 @@ async fn sandbox_page(State(app): State<App>, PathArg(id): PathArg<String>) -> A
     Ok(Html(sandbox::page(&app, &p)))
 }
 
-async fn sandbox_callback(State(app): State<App>, uri: Uri, body: Bytes) -> ApiResult<Response> {
+async fn sandbox_callback(State(app): State<App>, uri: Uri, RawBody(body): RawBody) -> ApiResult<Response> {
     let f = fields(&uri, &body);
     let event = gateways::for_kind(&app, GatewayKind::Sandbox)?.verify_callback(&app, &f).await?;
     let (outcome, amount) = match &event.remote {
@@ -97,7 +96,7 @@ async fn sandbox_callback(State(app): State<App>, uri: Uri, body: Bytes) -> ApiR
     Ok(redirect_back(&app, &p))
 }
 
-async fn robokassa_result(State(app): State<App>, uri: Uri, body: Bytes) -> ApiResult<Response> {
+async fn robokassa_result(State(app): State<App>, uri: Uri, RawBody(body): RawBody) -> ApiResult<Response> {
     let f = fields(&uri, &body);
     let (event, _) = callback(&app, GatewayKind::Robokassa, &f).await?;
     let p =
@@ -107,7 +106,7 @@ async fn robokassa_result(State(app): State<App>, uri: Uri, body: Bytes) -> ApiR
 
 /// The buyer's browser back from Robokassa (SuccessURL / FailURL): the status is asked
 /// of the gateway, never taken from the URL.
-async fn robokassa_return(State(app): State<App>, uri: Uri, body: Bytes) -> ApiResult<Response> {
+async fn robokassa_return(State(app): State<App>, uri: Uri, RawBody(body): RawBody) -> ApiResult<Response> {
     let f = fields(&uri, &body);
     let inv: i64 = f
         .get("InvId")
@@ -136,7 +135,7 @@ fn redirect_back(app: &App, p: &payments::Payment) -> Response {
     }
 }
 
-async fn mandarin_callback(State(app): State<App>, uri: Uri, body: Bytes) -> ApiResult<Response> {
+async fn mandarin_callback(State(app): State<App>, uri: Uri, RawBody(body): RawBody) -> ApiResult<Response> {
     let f = fields(&uri, &body);
     callback(&app, GatewayKind::Mandarin, &f).await?;
     Ok(text("OK".into()))
@@ -144,7 +143,7 @@ async fn mandarin_callback(State(app): State<App>, uri: Uri, body: Bytes) -> Api
 
 /// SNGB's payment notification (seed 000's `sngb_proxy`): answers `REDIRECT=<url>` with
 /// where the bank sends the buyer next.
-async fn sngb_notify(State(app): State<App>, uri: Uri, body: Bytes) -> ApiResult<Response> {
+async fn sngb_notify(State(app): State<App>, uri: Uri, RawBody(body): RawBody) -> ApiResult<Response> {
     let f = fields(&uri, &body);
     match callback(&app, GatewayKind::Sngb, &f).await {
         Ok((event, _)) => Ok(text(format!("REDIRECT={}", sngb::return_url(&app, &event.payment_id)))),
@@ -196,7 +195,7 @@ async fn sngb_error(State(app): State<App>, QueryArg(q): QueryArg<ErrorPage>) ->
 }
 
 /// SNGB's transaction notification (seed 000's `sngb_tran`): refunds and reversals.
-async fn sngb_tran(State(app): State<App>, uri: Uri, body: Bytes) -> ApiResult<Response> {
+async fn sngb_tran(State(app): State<App>, uri: Uri, RawBody(body): RawBody) -> ApiResult<Response> {
     let f = fields(&uri, &body);
     callback(&app, GatewayKind::Sngb, &f).await?;
     Ok((StatusCode::OK, text("OK".into())).into_response())

@@ -41,7 +41,7 @@ async fn demo_page() -> axum::response::Response {
     demo_file("index.html")
 }
 
-async fn demo_asset(axum::extract::Path(asset): axum::extract::Path<String>) -> axum::response::Response {
+async fn demo_asset(shared::http::PathArg(asset): shared::http::PathArg<String>) -> axum::response::Response {
     demo_file(&asset)
 }
 
@@ -114,7 +114,7 @@ async fn docs_page() -> impl axum::response::IntoResponse {
     )
 }
 
-async fn docs_asset(axum::extract::Path(asset): axum::extract::Path<String>) -> axum::response::Response {
+async fn docs_asset(shared::http::PathArg(asset): shared::http::PathArg<String>) -> axum::response::Response {
     use axum::response::IntoResponse;
     match DOCS_ASSETS.iter().find(|(name, _, _)| *name == asset) {
         Some((_, kind, bytes)) => ([(axum::http::header::CONTENT_TYPE, *kind)], *bytes).into_response(),
