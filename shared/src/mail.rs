@@ -238,6 +238,9 @@ pub struct TicketOrderCancelledMail {
     pub order: TicketOrderMail,
     /// Why, in Russian (shown to the buyer).
     pub reason: String,
+    /// The event itself is cancelled (the buyer is not asked to order again).
+    #[serde(default)]
+    pub event_cancelled: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -232,3 +232,51 @@ async fn two_sweeps_cancel_an_unpaid_order_once() {
     })
     .await;
 }
+
+/// A cash order paid at the box office, then cancelled there: what was paid is owed back and
+/// the books show it (the report counts it as paid and as refunded), the buyer reads that the
+/// box office returns the money; no order of an event being cancelled is marked paid, and its
+/// buyers are not asked to order again.
+#[tokio::test]
+async fn cash_paid_then_cancelled_is_owed_back() {
+    let srv = TestServer::memory().await;
+    create_event(&srv, "till").await;
+    let (_, order) = cash_order(&srv, "till", &["s-1-1"]).await;
+    let id = order["id"].as_str().unwrap().to_owned();
+    assert_eq!(mark_paid(&srv, &id).await.0, 200);
+    let (status, body) =
+        srv.post(&format!("/api/v1/admin/ticket_orders/{id}/cancel"), Some(&admin()), &json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["order"]["status"].as_str(), body["order"]["refunded"].as_f64()),
+        (Some("cancelled"), Some(1000.0)),
+        "{body}"
+    );
+    let (_, r) = srv.get("/api/v1/admin/events/till/report", Some(&admin())).await;
+    assert_eq!(r["revenue"]["tickets_amount"], json!(1000.0), "{r}");
+    assert_eq!(r["refunds"], json!({"orders": 1, "amount": 1000.0}), "{r}");
+    assert_eq!(r["revenue"]["net"], json!(0.0), "{r}");
+    let told = queued(&srv).into_iter().rfind(|n| n.template() == "ticket_order_cancelled").unwrap();
+    let email = read(&told);
+    assert!(
+        email.text.contains("вернут в кассе") && email.text.contains("оформите новый заказ"),
+        "{}",
+        email.text
+    );
+
+    // The event is cancelled: an order of it is not marked paid, and its buyer is not asked
+    // to order again.
+    let (_, unpaid) = cash_order(&srv, "till", &["s-1-2"]).await;
+    let unpaid = unpaid["id"].as_str().unwrap().to_owned();
+    assert_eq!(srv.post("/api/v1/admin/events/till/cancel", Some(&admin()), &json!({})).await.0, 202);
+    let (status, body) = mark_paid(&srv, &unpaid).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("event_id")), "{body}");
+    run(&srv.app, Job::Reservations).await.unwrap();
+    let told = queued(&srv).into_iter().rfind(|n| n.template() == "ticket_order_cancelled").unwrap();
+    let email = read(&told);
+    assert!(
+        email.text.contains("мероприятие отменено") && !email.text.contains("оформите новый заказ"),
+        "{}",
+        email.text
+    );
+}

@@ -105,7 +105,11 @@ pub fn cancelled(app: &App, o: &Order, event: &str, reason: &str) -> ApiResult<N
         .pay_by
         .filter(|_| reason == CANCELLED_UNPAID)
         .map(|t| t.with_timezone(order.event.starts_at.offset()));
-    let mail = TicketOrderCancelledMail { order, reason: reason.to_owned() };
+    let mail = TicketOrderCancelledMail {
+        order,
+        reason: reason.to_owned(),
+        event_cancelled: reason == CANCELLED_EVENT,
+    };
     Ok(Notification::new(
         format!("ticket-order-{}-{event}-buyer", o.id),
         &o.customer.email,

@@ -91,12 +91,13 @@ pub struct Order {
 
 impl Order {
     /// The buyer has paid: an online order once its payment went through (refunded ones
-    /// included), a cash order once the box office marked it paid.
+    /// included), a cash order once the box office marked it paid (cancelled ones included:
+    /// what they paid is owed back, in `refunds`).
     pub fn is_paid(&self) -> bool {
         if self.order_type.online() {
             matches!(self.status, OrderStatus::Approved | OrderStatus::Refunded)
         } else {
-            self.paid_at.is_some() && self.status != OrderStatus::Cancelled
+            self.paid_at.is_some()
         }
     }
 
@@ -691,6 +692,19 @@ async fn cancel_and_free(
     let mut ops = free_seat_ops(app, &order).await?;
     order.status = OrderStatus::Cancelled;
     order.updated_at = app.clock.now();
+    if !order.order_type.online() && order.paid_at.is_some() && order.refunded < order.totals.total {
+        // Cash taken at the box office goes back there: recorded, so that the books show it
+        // (the report's refunds) and the box office knows what it owes.
+        order.refunds.push(Refund {
+            id: refunds::new_id(),
+            amount: order.totals.total - order.refunded,
+            reason: "вернуть в кассе".into(),
+            by: "box office".into(),
+            at: order.updated_at,
+            state: "at_box_office".into(),
+        });
+        order.refunded = order.totals.total;
+    }
     ops.insert(0, WriteOp::Put { item: order_item(&order, s.version + 1)?, cond: Cond::Version(s.version) });
     ops.extend(crate::outbox::ops(app, &notices(&order)?)?);
     app.store.transact(ops).await?;
@@ -750,6 +764,10 @@ pub async fn mark_paid(app: &App, id: &str, by: &str) -> ApiResult<Order> {
     }
     if o.status != OrderStatus::Approved {
         return Err(ApiError::bad_request("status", format!("the order is {}", status_str(o.status))));
+    }
+    if super::inventory::get_event(app, &o.event_id).await?.is_some_and(|e| e.cancellation.is_some()) {
+        // The cancellation is cancelling this order: its money is not to be taken.
+        return Err(ApiError::bad_request("event_id", "the event is cancelled"));
     }
     let now = app.clock.now();
     if let Some(due) = o.pay_by
