@@ -138,6 +138,14 @@ async fn scan_seat(app: &App, bar_code: &str, named: Option<&str>, used: Use) ->
     if !order.tickets.iter().any(|t| t.bar_code == bar_code) {
         return Err(not_valid("no ticket has this bar code"));
     }
+    // An event being cancelled admits nobody (its orders are being refunded and cancelled;
+    // one paid just before the job reached it is refunded by its next run).
+    if crate::tickets::inventory::get_event(app, &order.event_id)
+        .await?
+        .is_some_and(|e| e.cancellation.is_some())
+    {
+        return Err(not_valid("the event is cancelled"));
+    }
     let starts = DateTime::<FixedOffset>::parse_from_rfc3339(&order.starts_at)
         .map_err(|e| ApiError::Internal(format!("stored event start {:?}: {e}", order.starts_at)))?;
     let today = used.used_at.with_timezone(starts.offset()).date_naive();

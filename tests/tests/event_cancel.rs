@@ -15,6 +15,11 @@ use shared::store::Store;
 use shared::tickets::orders::{self, OrderStatus};
 use tickets_support::{Buyer, admin, create_event, online_order, taken_seats};
 
+async fn kept_form(srv: &TestServer, page: &str) -> (String, Vec<(String, String)>) {
+    let html = srv.http.get(page).send().await.unwrap().text().await.unwrap();
+    api_tests::forms(&html).remove("succeeded").expect("a Pay button")
+}
+
 struct Sale {
     online: Vec<String>,
     cash: String,
@@ -199,6 +204,51 @@ async fn an_order_written_just_after_the_cancellation_is_cancelled_too() {
     let o = orders::get(&srv.app, &id).await.unwrap().order;
     assert_eq!(o.status, OrderStatus::Cancelled, "{o:?}");
     assert!(taken_seats(&srv, "gone").await.is_empty(), "its seat free");
+    let (_, events) = srv.get("/api/v1/admin/events", Some(&admin())).await;
+    assert_eq!(events["events"][0]["cancellation"]["state"], "done", "{events}");
+}
+
+/// Online orders still waiting for their payment when the event is cancelled: the job cancels
+/// their payments (the orders with them, seats freed), and a page kept open and paid later
+/// only brings the money back; one paid between the cancellation and the job's run is not
+/// admitted at the gate, and the job refunds it.
+#[tokio::test]
+async fn orders_waiting_for_their_payment_are_cancelled_with_the_event() {
+    let srv = TestServer::memory().await;
+    create_event(&srv, "gone").await;
+    let (waiting, page) = online_order(&srv, "gone", &["s-1-1"], "email_online").await;
+    let kept = kept_form(&srv, &page).await;
+    let (paid, paid_page) = online_order(&srv, "gone", &["s-1-2"], "email_online").await;
+    cancel(&srv).await;
+    assert_eq!(press(&srv, &paid_page, "succeeded").await.0, 303);
+    let o = orders::get(&srv.app, &paid).await.unwrap().order;
+    assert_eq!(o.status, OrderStatus::Approved, "paid before the job ran");
+    let gate = token("77", &["gate"]);
+    let (status, body) = srv
+        .post("/api/v1/admin/scans", Some(&gate), &json!({"code": o.tickets[0].bar_code, "gate": "north"}))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("cancelled"), "{body}");
+
+    run(&srv.app, Job::Reservations).await.unwrap();
+    let o = orders::get(&srv.app, &waiting).await.unwrap().order;
+    assert_eq!(o.status, OrderStatus::Cancelled, "{o:?}");
+    let o = orders::get(&srv.app, &paid).await.unwrap().order;
+    assert_eq!((o.status, o.refunded), (OrderStatus::Refunded, o.totals.total));
+    assert!(taken_seats(&srv, "gone").await.is_empty(), "every seat free");
+    // The page kept open, paid: recorded and returned.
+    let res = srv.http.post(&kept.0).form(&kept.1).send().await.unwrap();
+    assert!(res.status().as_u16() < 500);
+    let late = orders::get(&srv.app, &waiting).await.unwrap().order;
+    let lp = shared::payments::get(&srv.app, late.payment_id.as_deref().unwrap()).await.unwrap();
+    assert_eq!(
+        lp.anomaly.as_ref().map(|a| a.kind),
+        Some(shared::payments::AnomalyKind::LatePayment),
+        "{lp:?}"
+    );
+    assert_eq!(lp.refunded_amount, lp.amount);
+    assert_eq!(late.status, OrderStatus::Cancelled);
+    settle(&srv).await;
     let (_, events) = srv.get("/api/v1/admin/events", Some(&admin())).await;
     assert_eq!(events["events"][0]["cancellation"]["state"], "done", "{events}");
 }

@@ -410,7 +410,10 @@ enum Left {
     /// Refunded in full (every refund completed).
     Refunded,
     Cancelled,
-    /// Its online payment still open, or a refund not yet confirmed by the gateway.
+    /// Its online payment still open: cancelled now (the order with it, its seats freed; money
+    /// that still comes is a late payment, returned).
+    Abandon(String),
+    /// A refund not yet confirmed by the gateway, or a payment being settled.
     Waiting,
 }
 
@@ -422,6 +425,9 @@ fn left_to_do(o: &Order) -> Left {
         _ if paid_online && o.totals.total > o.refunded => Left::Refund(o.totals.total - o.refunded),
         _ if paid_online && o.refunds.iter().any(|r| r.state != "completed") => Left::Waiting,
         _ if paid_online => Left::Refunded,
+        OrderStatus::Ordered if o.payment_id.is_some() => {
+            Left::Abandon(o.payment_id.clone().unwrap_or_default())
+        }
         _ if o.order_type.online() => Left::Waiting,
         OrderStatus::Approved => Left::Cancel,
         _ => Left::Cancelled,
@@ -453,6 +459,19 @@ async fn cancellation_pass(app: &App, event_id: &str) -> ApiResult<(usize, usize
                     Ok((_, true)) => p.waiting += 1,
                     Err(e) => {
                         tracing::warn!(order = %o.id, error = %e, "event cancellation: refund failed; retried next run");
+                        p.failed += 1;
+                    }
+                }
+            }
+            // The payment cancelled, and with it the order (its settlement frees the seats
+            // and tells the buyer); a payment that went through meanwhile is refunded by the
+            // next pass. Waiting until the order shows it.
+            Left::Abandon(pid) => {
+                let outcome = crate::payments::Outcome::Canceled { reason: "the event is cancelled".into() };
+                match crate::payments::settle(app, &pid, outcome).await {
+                    Ok(_) => (p.waiting, p.changed) = (p.waiting + 1, p.changed + 1),
+                    Err(e) => {
+                        tracing::warn!(order = %o.id, error = %e, "event cancellation: payment not cancelled; retried next run");
                         p.failed += 1;
                     }
                 }
