@@ -162,21 +162,6 @@ mod tests {
         assert_eq!(check(&open, "https://evil.example/x"), Ok(()));
         assert_eq!(check(&open, "javascript:alert(1)"), Err(Refused::NotHttp));
         assert_eq!(check(&open, "/relative"), Err(Refused::NotHttp));
-        // What a `Location` header cannot carry as given: control characters, spaces,
-        // non-ASCII letters (send them percent-encoded, or the host in punycode).
-        for bad in [
-            "https://shop.example/ok\n",
-            "https://shop.example/ok\r\n",
-            "https://shop.example/\tok",
-            "https://shop.example/o k",
-            " https://shop.example/ok",
-            "https://магазин.рф/ok",
-            "https://shop.example/заказ",
-            "https://shop.example/\u{7f}",
-        ] {
-            assert_eq!(check(&open, bad), Err(Refused::NotHttp), "{bad:?}");
-        }
-        assert_eq!(check(&open, "https://xn--80aj2abdcii.xn--p1ai/%D0%B7"), Ok(()));
         let c = config(Some(&["shop.example", "*.partner.example"]));
         for ok in [
             "https://shop.example/done?x=1",
@@ -202,5 +187,25 @@ mod tests {
         let own = config(Some(&[]));
         assert!(check(&own, "https://api.tickets.example/x").is_ok());
         assert!(check(&own, "https://shop.example/").is_err());
+    }
+
+    /// What a `Location` header cannot carry as given is refused: control characters, spaces,
+    /// non-ASCII letters (sent percent-encoded, or the host in punycode, they pass).
+    #[test]
+    fn only_what_a_location_header_carries() {
+        let open = config(None);
+        for bad in [
+            "https://shop.example/ok\n",
+            "https://shop.example/ok\r\n",
+            "https://shop.example/\tok",
+            "https://shop.example/o k",
+            " https://shop.example/ok",
+            "https://магазин.рф/ok",
+            "https://shop.example/заказ",
+            "https://shop.example/\u{7f}",
+        ] {
+            assert_eq!(check(&open, bad), Err(Refused::NotHttp), "{bad:?}");
+        }
+        assert_eq!(check(&open, "https://xn--80aj2abdcii.xn--p1ai/%D0%B7"), Ok(()));
     }
 }

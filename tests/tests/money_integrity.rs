@@ -377,22 +377,38 @@ async fn deal_terms_changed_after_the_link_was_taken(store: Arc<dyn Store>) {
     assert_eq!(s, 400);
 }
 
+/// A supplier-created pending deal of 1000.00 between users `supplier` and `consumer` (the
+/// consumer known), and the consumer's card link for it with the Pay form of its page, kept as
+/// a browser would: (deal id, the deal's path, the link, the form).
+async fn deal_with_a_link(
+    srv: &TestServer,
+    supplier: &str,
+    consumer: &str,
+) -> (i64, String, String, (String, Vec<(String, String)>)) {
+    let body = json!({"order": {"order_description": "Станок", "verify_days": 3, "commission_payer": "consumer",
+        "cost": "1000", "supplier_id": supplier, "consumer_id": consumer}});
+    let (s, created) = srv.post("/api/v1/orders", Some(&token(supplier, &[])), &body).await;
+    assert_eq!(s, 201, "{created}");
+    let id = created["order"]["id"].as_i64().unwrap();
+    let deal = format!("/api/v1/orders/{id}");
+    let tok = token(consumer, &[]);
+    assert_eq!(srv.get("/api/v1/me", Some(&tok)).await.0, 200);
+    let (_, info) = srv.get(&format!("{deal}/payment_info?{BACK}"), Some(&tok)).await;
+    let link = info["gateway_url"].as_str().unwrap().to_owned();
+    let kept = form(srv, &link, "succeeded").await;
+    (id, deal, link, kept)
+}
+
+/// A return page for card links.
+const BACK: &str = "redirect_to=https%3A%2F%2Fshop.example%2Fback";
+
 /// The consumer takes a card link, then pays the deal by bank invoice instead (a manager
 /// confirms the money); the card page, paid later all the same, is money the deal no longer
 /// expects: returned, the manager told, the deal paid once.
 async fn a_card_link_paid_after_the_deal_was_paid_by_invoice(store: Arc<dyn Store>) {
     let srv = server(store).await;
-    let (supplier, consumer, manager) = (token("61", &[]), token("62", &[]), token("69", &["manager"]));
-    let body = json!({"order": {"order_description": "Станок", "verify_days": 3, "commission_payer": "consumer",
-        "cost": "1000", "supplier_id": "61", "consumer_id": "62"}});
-    let (s, created) = srv.post("/api/v1/orders", Some(&supplier), &body).await;
-    assert_eq!(s, 201, "{created}");
-    let id = created["order"]["id"].as_i64().unwrap();
-    let deal = format!("/api/v1/orders/{id}");
-    assert_eq!(srv.get("/api/v1/me", Some(&consumer)).await.0, 200);
-    let back = "redirect_to=https%3A%2F%2Fshop.example%2Fback";
-    let (_, info) = srv.get(&format!("{deal}/payment_info?{back}"), Some(&consumer)).await;
-    let card = form(&srv, info["gateway_url"].as_str().unwrap(), "succeeded").await;
+    let (consumer, manager) = (token("62", &[]), token("69", &["manager"]));
+    let (id, deal, _, card) = deal_with_a_link(&srv, "61", "62").await;
 
     let invoice = json!({"payment": {"name": "ООО Покупатель", "payment_method": "invoice"}});
     assert_eq!(srv.post(&format!("{deal}/payment"), Some(&consumer), &invoice).await.0, 201);
@@ -424,20 +440,11 @@ async fn a_card_link_paid_after_the_deal_was_paid_by_invoice(store: Arc<dyn Stor
 async fn a_cancelled_deals_link_paid_late(store: Arc<dyn Store>) {
     let srv = server(store).await;
     let (supplier, consumer) = (token("71", &[]), token("72", &[]));
-    let body = json!({"order": {"order_description": "Станок", "verify_days": 3, "commission_payer": "consumer",
-        "cost": "1000", "supplier_id": "71", "consumer_id": "72"}});
-    let (s, created) = srv.post("/api/v1/orders", Some(&supplier), &body).await;
-    assert_eq!(s, 201, "{created}");
-    let deal = format!("/api/v1/orders/{}", created["order"]["id"]);
-    assert_eq!(srv.get("/api/v1/me", Some(&consumer)).await.0, 200);
-    let back = "redirect_to=https%3A%2F%2Fshop.example%2Fback";
-    let (_, info) = srv.get(&format!("{deal}/payment_info?{back}"), Some(&consumer)).await;
-    let link = info["gateway_url"].as_str().unwrap().to_owned();
-    let kept = form(&srv, &link, "succeeded").await;
+    let (_, deal, link, kept) = deal_with_a_link(&srv, "71", "72").await;
 
     let to = json!({"transition": {"to_state": "cancelled"}});
     assert_eq!(srv.post(&format!("{deal}/transitions"), Some(&supplier), &to).await.0, 204);
-    let (_, info) = srv.get(&format!("{deal}/payment_info?{back}"), Some(&consumer)).await;
+    let (_, info) = srv.get(&format!("{deal}/payment_info?{BACK}"), Some(&consumer)).await;
     assert_eq!(
         (info["gateway_url"].clone(), info["mandarin_url"].clone()),
         (Value::Null, Value::Null),
@@ -466,18 +473,7 @@ async fn a_cancelled_deals_link_paid_late(store: Arc<dyn Store>) {
 async fn a_deal_handed_to_another_consumer(store: Arc<dyn Store>) {
     let srv = server(store).await;
     let (supplier, first, next) = (token("51", &[]), token("52", &[]), token("53", &[]));
-    let body = json!({"order": {"order_description": "Станок", "verify_days": 3, "commission_payer": "consumer",
-        "cost": "1000", "supplier_id": "51", "consumer_id": "52"}});
-    let (s, created) = srv.post("/api/v1/orders", Some(&supplier), &body).await;
-    assert_eq!(s, 201, "{created}");
-    let id = created["order"]["id"].as_i64().unwrap();
-    let deal = format!("/api/v1/orders/{id}");
-    assert_eq!(srv.get("/api/v1/me", Some(&first)).await.0, 200);
-
-    let back = "redirect_to=https%3A%2F%2Fshop.example%2Fback";
-    let (_, info) = srv.get(&format!("{deal}/payment_info?{back}"), Some(&first)).await;
-    let old_link = info["gateway_url"].as_str().unwrap().to_owned();
-    let old_pay = form(&srv, &old_link, "succeeded").await;
+    let (_, deal, old_link, old_pay) = deal_with_a_link(&srv, "51", "52").await;
     let invoice = json!({"payment": {"name": "ООО Первый", "payment_method": "invoice"}});
     assert_eq!(srv.post(&format!("{deal}/payment"), Some(&first), &invoice).await.0, 201);
     let own = json!({"order": {"consumer_billing_info": {"card": "5555"},
@@ -519,7 +515,7 @@ async fn a_deal_handed_to_another_consumer(store: Arc<dyn Store>) {
     assert_eq!(returned.iter().map(|n| n.to.as_str()).collect::<Vec<_>>(), ["user52@example.com"]);
 
     // The next consumer's own link pays the deal.
-    let (_, info) = srv.get(&format!("{deal}/payment_info?{back}"), Some(&next)).await;
+    let (_, info) = srv.get(&format!("{deal}/payment_info?{BACK}"), Some(&next)).await;
     let link = info["gateway_url"].as_str().unwrap().to_owned();
     assert_ne!(link, old_link);
     assert_eq!(submit(&srv, &form(&srv, &link, "succeeded").await).await.0, 303);
