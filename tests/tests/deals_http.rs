@@ -470,6 +470,21 @@ pub async fn attachments_upload_and_download(store: Arc<dyn Store>) {
     assert_eq!((status, &body["error"]["field"]), (422, &json!("order.attachments[0].content")));
     let bad = json!([{"name": "a.pdf", "content_type": "application/pdf", "content": "***"}]);
     assert_eq!(srv.post("/api/v1/orders", Some(&p.supplier), &order(bad)).await.0, 422);
+    // A name a header cannot carry is refused; any other downloads under its own name.
+    for odd in ["a\u{1}b.pdf", "x\u{7f}.pdf"] {
+        let att = json!([{"name": odd, "content_type": "application/pdf", "content": content}]);
+        let (status, body) = srv.post("/api/v1/orders", Some(&p.supplier), &order(att)).await;
+        assert_eq!((status, &body["error"]["field"]), (422, &json!("order.attachments[0].name")), "{odd:?}");
+    }
+    let named =
+        json!([{"name": "Договор \"№1\".pdf", "content_type": "application/pdf", "content": content}]);
+    let (status, body) = srv.post("/api/v1/orders", Some(&p.supplier), &order(named)).await;
+    assert_eq!(status, 201, "{body}");
+    let link = body["order"]["attachments"][0]["link"].as_str().unwrap();
+    let res = srv.http.get(link).bearer_auth(&p.supplier).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let disposition = String::from_utf8_lossy(res.headers()["content-disposition"].as_bytes()).into_owned();
+    assert_eq!(disposition, "attachment; filename=\"Договор _№1_.pdf\"");
 }
 
 /// Conflicting transitions at once (worker threads, a barrier, jitter around every store

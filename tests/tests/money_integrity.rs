@@ -488,8 +488,11 @@ async fn a_deal_handed_to_another_consumer(store: Arc<dyn Store>) {
     let (_, d) = srv.get(&deal, Some(&next)).await;
     let order = &d["order"];
     assert_eq!(order["consumer_id"], json!(53), "{d}");
-    for field in ["consumer_billing_info", "callback_url"] {
+    let stored =
+        srv.app.store.get(&deal.replace("/api/v1/orders/", "deal#"), "deal").await.unwrap().unwrap().data;
+    for field in ["consumer_billing_info", "callback_url", "callback_owner", "payment"] {
         assert!(order[field].is_null(), "{field} was the first consumer's: {d}");
+        assert!(stored.get(field).is_none_or(Value::is_null), "{field} kept: {stored:?}");
     }
     assert_eq!(
         srv.get(&format!("{deal}/payment"), Some(&next)).await.0,

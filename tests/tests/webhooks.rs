@@ -345,6 +345,11 @@ async fn a_deals_callback_url_gets_its_moves_and_payment_events() {
     assert!(shown["endpoint"]["url"].is_null(), "{shown}");
     let secret = shown["endpoint"]["secret"].as_str().unwrap().to_owned();
     assert!(secret.starts_with("whsec_"));
+    // The URL (which may carry the supplier's token) is the supplier's to read, not the consumer's.
+    let (_, seen) = srv.get(&format!("/api/v1/orders/{id}"), Some(&consumer)).await;
+    assert!(seen["order"]["callback_url"].is_null(), "{seen}");
+    let (_, seen) = srv.get(&format!("/api/v1/orders/{id}"), Some(&supplier)).await;
+    assert_eq!(seen["order"]["callback_url"], hook.as_str());
 
     // The consumer pays by card on the sandbox page; the gateway calls back twice.
     let (_, info) = srv.get(&format!("/api/v1/orders/{id}/payment_info"), Some(&consumer)).await;

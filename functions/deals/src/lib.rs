@@ -482,7 +482,10 @@ async fn attachment(
     PathArg((_, aid)): PathArg<(i64, String)>,
 ) -> ApiResult<Response> {
     let (name, content_type, bytes) = deals::attachment(&app, &who, id, &aid).await?;
-    let disposition = format!("attachment; filename=\"{}\"", name.replace(['"', '\r', '\n'], "_"));
+    // The name as a header carries it (one stored before control characters were refused
+    // included).
+    let name: String = name.chars().map(|c| if c == '"' || c.is_control() { '_' } else { c }).collect();
+    let disposition = format!("attachment; filename=\"{name}\"");
     Ok(([(header::CONTENT_TYPE, content_type), (header::CONTENT_DISPOSITION, disposition)], bytes)
         .into_response())
 }

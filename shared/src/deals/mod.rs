@@ -283,6 +283,10 @@ fn take_attachments(app: &App, deal: &mut Deal, uploads: Vec<AttachmentUpload>) 
     for (i, up) in uploads.into_iter().enumerate() {
         let field = |f: &str| format!("order.attachments[{i}].{f}");
         text(&field("name"), &Some(up.name.clone()), 255)?;
+        if up.name.chars().any(char::is_control) {
+            // A download names the file in a header, which cannot carry them.
+            return Err(ApiError::invalid(field("name"), "a file name has no control characters"));
+        }
         let content_type = up.content_type.trim().to_ascii_lowercase();
         if !ATTACHMENT_TYPES.contains(&content_type.as_str()) {
             return Err(ApiError::invalid(

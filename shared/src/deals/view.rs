@@ -181,7 +181,11 @@ impl<'a> DealView<'a> {
                 state: locale::state(deal.state),
                 display_state: locale::display_state(deal),
             },
-            callback_url: deal.callback_url.as_deref(),
+            // The URL may carry its owner's token: shown to them (and managers) only.
+            callback_url: deal.callback_url.as_deref().filter(|_| {
+                role == Role::Manager
+                    || deal.callback_owner.as_deref().and_then(|o| deal.role_of(o)) == Some(role)
+            }),
             created_at: deal.created_at,
             updated_at: deal.updated_at,
         }
