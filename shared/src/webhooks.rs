@@ -483,11 +483,14 @@ impl Dispatcher<'_> {
         }
         .into();
         d.next_attempt_at = retry_at;
-        let ttl = (m.occurred_at + chrono::Duration::days(30)).timestamp();
-        self.store.put(Item::from_value(pk, sk, &d)?.with_version(version).with_ttl(Some(ttl)), cond).await?;
+        // The next attempt is queued before this one is recorded: a queue that refuses it fails
+        // the message, which comes again and is tried again (its attempt not yet recorded).
+        // Recorded first, the message coming again would be a duplicate, and the retry lost.
         if let Some(at) = retry_at {
             self.queue_retry(n, m, at).await?;
         }
+        let ttl = (m.occurred_at + chrono::Duration::days(30)).timestamp();
+        self.store.put(Item::from_value(pk, sk, &d)?.with_version(version).with_ttl(Some(ttl)), cond).await?;
         tracing::info!(message = %n.id, owner = %n.to, attempt = m.attempt, ok, state = %d.state, "webhook attempt");
         crate::metrics::count("WebhookAttempts", &[("Outcome", d.state.as_str())]);
         Ok(if ok {

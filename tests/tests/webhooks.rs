@@ -458,3 +458,58 @@ async fn production_refuses_an_internal_callback_url() {
         );
     }
 }
+
+/// A queue that refuses its first delayed send (SQS unreachable for a moment).
+struct RefusesOnce {
+    inner: Arc<shared::outbox::MemoryQueue>,
+    refused: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl shared::outbox::Queue for RefusesOnce {
+    async fn send(&self, n: &shared::mail::Notification) -> Result<(), shared::ApiError> {
+        self.inner.send(n).await
+    }
+    async fn send_delayed(
+        &self,
+        n: &shared::mail::Notification,
+        delay: std::time::Duration,
+    ) -> Result<(), shared::ApiError> {
+        if !self.refused.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Err(shared::ApiError::Internal("the queue is unreachable".into()));
+        }
+        self.inner.send_delayed(n, delay).await
+    }
+}
+
+/// A failed attempt whose retry the queue did not take: the message fails and comes again
+/// (SQS), is tried again, and its retry is queued; it is not taken for a duplicate.
+#[tokio::test]
+async fn a_retry_the_queue_refused_is_not_lost() {
+    use shared::webhooks::Dispatched::*;
+    let srv = TestServer::memory().await;
+    let (url, inbox) = flaky_receiver(usize::MAX).await;
+    let supplier = token("21", &[]);
+    srv.call(reqwest::Method::PUT, "/api/v1/webhooks/endpoint", Some(&supplier), Some(&json!({"url": url})))
+        .await;
+    let id = api_tests::emails::deal_to_approve(&srv).await;
+    assert_eq!(api_tests::emails::approve(&srv, id).await, 204);
+    let q = srv.app.local_queue.clone().unwrap();
+    let n = q.webhooks().into_iter().find(|n| n.to == "21").expect("the supplier's message");
+    let shared::mail::Message::Webhook(m) = &n.message else { unreachable!() };
+    let refusing = RefusesOnce { inner: q.clone(), refused: Default::default() };
+    let d = shared::webhooks::Dispatcher {
+        store: srv.app.store.as_ref(),
+        queue: &refusing,
+        now: srv.app.clock.now(),
+        allow_loopback: true,
+    };
+    assert!(d.dispatch(&n, m).await.is_err(), "the retry was not queued: the message fails");
+    assert!(q.take_delayed().is_empty());
+    assert_eq!(d.dispatch(&n, m).await.unwrap(), Retrying, "the message again: tried again");
+    assert_eq!(inbox.lock().unwrap().len(), 2);
+    let retries = q.take_delayed();
+    assert_eq!(retries.len(), 1, "its retry queued");
+    let (_, body) = srv.get("/api/v1/webhooks/deliveries", Some(&supplier)).await;
+    assert_eq!(body["deliveries"][0]["state"], "retrying", "{body}");
+}
