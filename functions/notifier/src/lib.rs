@@ -269,9 +269,35 @@ pub async fn handle_message(deps: &Deps, msg: &SqsMessage) -> Result<Outcome, Fa
 
 /// The Lambda handler: every record on its own, failures reported for redelivery.
 pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
+    handle_until(deps, event, None).await
+}
+
+/// The longest one record can take: a webhook attempt's address lookup (3 s) and request
+/// (5 s), with room to spare.
+pub const ONE_RECORD: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// [`handle`] within the invocation's `deadline`: a record is started only while
+/// [`ONE_RECORD`] is left before it; the rest are reported as failures, to come again. A few
+/// slow receivers in one batch then delay the batch's other messages instead of timing the
+/// whole invocation out (which would make every record of it come again, and push a message
+/// whose send was cut short towards the dead-letter queue).
+pub async fn handle_until(
+    deps: &Deps,
+    event: SqsEvent,
+    deadline: Option<std::time::SystemTime>,
+) -> SqsBatchResponse {
     let mut failures = Vec::new();
     for msg in &event.records {
-        if handle_message(deps, msg).await.is_err() {
+        let late = deadline.is_some_and(|d| {
+            d.duration_since(std::time::SystemTime::now()).map_or(true, |left| left < ONE_RECORD)
+        });
+        if late {
+            tracing::warn!(
+                message_id = msg.message_id.as_deref().unwrap_or(""),
+                "left for the next invocation: the deadline is near"
+            );
+        }
+        if late || handle_message(deps, msg).await.is_err() {
             let mut item = BatchItemFailure::default();
             item.item_identifier = msg.message_id.clone().unwrap_or_default();
             failures.push(item);
@@ -381,6 +407,39 @@ mod tests {
         assert!(matches!(process(&deps, &bad).await, Err(Failure::Poison(_))));
         assert_eq!(deps.store.get("mail#p-1", "mail").await.unwrap(), None);
         assert!(mailer.sent().is_empty());
+    }
+
+    /// Records of a batch as SQS hands them over, one per notification.
+    fn batch(ids: &[&str]) -> SqsEvent {
+        let mut event = SqsEvent::default();
+        event.records = ids
+            .iter()
+            .map(|id| {
+                let mut m = SqsMessage::default();
+                m.message_id = Some(format!("m-{id}"));
+                m.body = Some(serde_json::to_string(&note(id)).unwrap());
+                m
+            })
+            .collect();
+        event
+    }
+
+    /// Near the invocation's deadline no record is started: each is reported to come again,
+    /// none sent (nor claimed); with time enough, all are handled.
+    #[tokio::test]
+    async fn records_are_left_for_later_near_the_deadline() {
+        let (deps, mailer) = setup();
+        let near = std::time::SystemTime::now() + ONE_RECORD / 2;
+        let response = handle_until(&deps, batch(&["d-1", "d-2"]), Some(near)).await;
+        let failed: Vec<&str> =
+            response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+        assert_eq!(failed, ["m-d-1", "m-d-2"]);
+        assert!(mailer.sent().is_empty());
+        assert_eq!(deps.store.get("mail#d-1", "mail").await.unwrap(), None, "not claimed");
+        let later = std::time::SystemTime::now() + 3 * ONE_RECORD;
+        let response = handle_until(&deps, batch(&["d-1", "d-2"]), Some(later)).await;
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!(mailer.sent().len(), 2);
     }
 
     #[test]

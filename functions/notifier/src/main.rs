@@ -28,7 +28,8 @@ async fn main() -> Result<(), Error> {
     });
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let deps = deps.clone();
-        async move { Ok::<SqsBatchResponse, Error>(notifier::handle(&deps, event.payload).await) }
+        let deadline = Some(event.context.deadline());
+        async move { Ok::<SqsBatchResponse, Error>(notifier::handle_until(&deps, event.payload, deadline).await) }
     }))
     .await
 }
