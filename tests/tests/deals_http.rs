@@ -235,6 +235,15 @@ pub async fn scheduler_escalates_and_ends_protection(store: Arc<dyn Store>) {
         assert_eq!(runs.iter().sum::<usize>() + c.changed, 3, "{runs:?} then {}", c.changed);
         lost |= store.conflicts() > lost_before;
         assert_eq!(state_of(&srv, claimed_id, &p.consumer).await["state"], "escalation");
+        // The manager decides the dispute: the goods go back, the cost to the consumer.
+        assert_eq!(to_state(&srv, claimed_id, &p.consumer, "await_returning").await, 403);
+        assert_eq!(to_state(&srv, claimed_id, &p.manager, "await_returning").await, 204);
+        let o = state_of(&srv, claimed_id, &p.consumer).await;
+        assert_eq!(
+            (o["state"].as_str(), &o["pay_back"], &o["supplier_receive"]),
+            (Some("await_returning"), &o["cost"], &json!(0.0)),
+            "{o}"
+        );
         // Protection over → received → payout initiated.
         assert_eq!(state_of(&srv, quiet_id, &p.consumer).await["state"], "payout_initiated");
         // Each email of the round is enqueued once, whichever run sent it.

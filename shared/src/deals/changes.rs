@@ -102,6 +102,9 @@ pub fn request(deal: &mut Deal, role: Role, req: ChangeRequest, now: DateTime<Ut
     Ok(id)
 }
 
+/// How far ahead a prolonged protection may end.
+pub const MAX_PROLONG_DAYS: i64 = 365;
+
 /// The new cost or the new end of protection the change asks for, checked.
 type Terms = (Option<Decimal>, Option<DateTime<Utc>>);
 
@@ -114,10 +117,19 @@ fn terms(deal: &Deal, req: &ChangeRequest, now: DateTime<Utc>) -> Result<Terms, 
                     "the new end of protection is required",
                 )
             })?;
+            if deal.end_of_protection.is_some_and(|end| end <= now) {
+                return Err(ApiError::bad_request("order_change", "the protection has ended"));
+            }
             if to <= deal.end_of_protection.unwrap_or(now) {
                 return Err(ApiError::invalid(
                     "order_change.prolong_protection_to",
                     "must be later than the current end of protection",
+                ));
+            }
+            if to > now + chrono::Duration::days(MAX_PROLONG_DAYS) {
+                return Err(ApiError::invalid(
+                    "order_change.prolong_protection_to",
+                    format!("at most {MAX_PROLONG_DAYS} days from now"),
                 ));
             }
             Ok((None, Some(to)))
@@ -178,7 +190,7 @@ pub fn confirm(deal: &mut Deal, role: Role, id: i64, now: DateTime<Utc>) -> Resu
 }
 
 /// `amount` goes back to the consumer, out of what the supplier receives.
-fn pay_back(deal: &mut Deal, amount: Decimal) {
+pub(super) fn pay_back(deal: &mut Deal, amount: Decimal) {
     deal.pay_back = amount;
     deal.supplier_receive = (deal.supplier_receive - amount).max(Decimal::ZERO);
 }
@@ -219,8 +231,20 @@ mod tests {
             named(&request(&mut d, Role::Consumer, early, now).unwrap_err()),
             "order_change.prolong_protection_to"
         );
+        let far = ChangeRequest {
+            prolong_protection_to: Some(now + Duration::days(MAX_PROLONG_DAYS + 1)),
+            ..ask(ChangeType::ProlongProtection)
+        };
+        assert_eq!(
+            named(&request(&mut d, Role::Consumer, far, now).unwrap_err()),
+            "order_change.prolong_protection_to"
+        );
         let to = now + Duration::days(9);
         let later = ChangeRequest { prolong_protection_to: Some(to), ..ask(ChangeType::ProlongProtection) };
+        // Once the protection has ended, nothing is prolonged.
+        let same = ChangeRequest { prolong_protection_to: Some(to), ..ask(ChangeType::ProlongProtection) };
+        let ended = request(&mut d.clone(), Role::Consumer, same, now + Duration::days(3)).unwrap_err();
+        assert_eq!(named(&ended), "order_change");
         let id = request(&mut d, Role::Consumer, later, now).unwrap();
         assert_eq!(
             named(&request(&mut d, Role::Supplier, ask(ChangeType::ProlongProtection), now).unwrap_err()),

@@ -73,6 +73,10 @@ const RULES: &[Rule] = &[
     Rule { from: Shipping, to: Rejected, by: &[Consumer], via: Via::Claim },
     rule(Rejected, Received, &[Consumer]),
     rule(Rejected, Escalation, &[Manager, System]),
+    // The manager decides an escalated dispute: for the supplier (received) or for the
+    // consumer (the goods go back and the cost is paid back).
+    rule(Escalation, Received, &[Manager]),
+    rule(Escalation, AwaitReturning, &[Manager]),
     Rule { from: Rejected, to: AwaitReturning, by: &[Supplier, Consumer], via: Via::Change },
     rule(AwaitReturning, Returned, &[Supplier]),
     rule(Received, PayoutInitiated, &[Manager, System]),
@@ -208,7 +212,13 @@ fn apply(deal: &mut Deal, actor: Actor, to: State, now: DateTime<Utc>) {
             deal.escalation_date = Some(now + Duration::days(super::ESCALATION_DAYS));
         }
         // Only a rejected deal has an escalation date; leaving it for either ends the wait.
-        Received | AwaitReturning => deal.escalation_date = None,
+        Received | AwaitReturning => {
+            deal.escalation_date = None;
+            if to == AwaitReturning && from == Escalation {
+                // The manager's return: as a confirmed purchase_return.
+                super::changes::pay_back(deal, deal.cost);
+            }
+        }
         _ => {}
     }
     // A change asked for in the old state no longer applies.
@@ -240,6 +250,13 @@ pub fn file_claim(
     let mut with_claim = deal.clone();
     with_claim.claim = Some(Claim { reason, description, created_at: now });
     check(&with_claim, actor, Rejected, Via::Claim)?;
+    if let Some(end) = deal.end_of_protection.filter(|end| *end <= now) {
+        // The deal is received (the scheduler moves it at its next run): too late to dispute.
+        return Err(ApiError::bad_request(
+            "claim",
+            format!("the protection ended at {}", end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        ));
+    }
     apply(&mut with_claim, actor, Rejected, now);
     *deal = with_claim;
     Ok(())
@@ -423,6 +440,11 @@ mod tests {
         transition(&mut d, Supplier, Shipping, now).unwrap();
         assert_eq!(d.end_of_protection, Some(now + Duration::days(5)));
         assert_eq!(d.changes[0].status, ChangeStatus::Rejected, "a change of the old state lapses");
+        let mut late = d.clone();
+        let after = now + Duration::days(5);
+        let e = file_claim(&mut late, Consumer, "broken".into(), None, after).unwrap_err();
+        assert_eq!(named(&e), "claim", "no claim once the protection ended");
+        assert_eq!(late.state, Shipping);
         file_claim(&mut d, Consumer, "broken".into(), None, now).unwrap();
         assert_eq!(d.end_of_protection, None);
         assert_eq!(d.escalation_date, Some(now + Duration::days(super::super::ESCALATION_DAYS)));
