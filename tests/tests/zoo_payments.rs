@@ -384,18 +384,25 @@ async fn owner_only_and_update_rules() {
     assert_eq!(res["data"]["customer"]["user_id"], "21");
     assert_eq!(res["data"]["metadata"]["updated_fields"], json!(["customer"]));
     assert!(res["data"]["updated_at"].is_string());
-    // A manager may set another amount, with a reason.
+    // A manager may lower the amount (a discount), with a reason; never raise it.
     let manager = token("31", &["manager"]);
-    let patch = json!({"amount": {"value": "2800.00", "currency": "RUB"}});
+    let patch = json!({"amount": {"value": "1800.00", "currency": "RUB"}});
     let (s, res) = srv.call(Method::PATCH, &path, Some(&manager), Some(&patch)).await;
     assert_eq!((s, res["error"]["field"].as_str()), (422, Some("amount_reason")), "{res}");
     let patch =
-        json!({"amount": {"value": "2800.00", "currency": "RUB"}, "amount_reason": "group visit surcharge"});
+        json!({"amount": {"value": "2000.01", "currency": "RUB"}, "amount_reason": "group visit surcharge"});
+    let (s, res) = srv.call(Method::PATCH, &path, Some(&manager), Some(&patch)).await;
+    assert_eq!(
+        (s, res["error"]["field"].as_str()),
+        (422, Some("amount")),
+        "more than the tickets cost: {res}"
+    );
+    let patch = json!({"amount": {"value": "1800.00", "currency": "RUB"}, "amount_reason": "group discount"});
     let (s, res) = srv.call(Method::PATCH, &path, Some(&manager), Some(&patch)).await;
     assert_eq!(s, 200, "{res}");
-    assert_eq!(res["data"]["amount"]["value"], "2800.00");
+    assert_eq!(res["data"]["amount"]["value"], "1800.00");
     assert_eq!(res["data"]["amount_override"]["tariff_total"]["value"], "2000.00");
-    assert_eq!(res["data"]["amount_override"]["reason"], "group visit surcharge");
+    assert_eq!(res["data"]["amount_override"]["reason"], "group discount");
     assert_eq!(res["data"]["metadata"]["updated_fields"], json!(["amount"]));
     // Bad values: 422 naming the field.
     for (body, field) in [
@@ -418,12 +425,12 @@ async fn owner_only_and_update_rules() {
             Method::PATCH,
             &path,
             Some(&manager),
-            Some(&json!({"amount": {"value": "3000.00", "currency": "RUB"}, "amount_reason": "late change"})),
+            Some(&json!({"amount": {"value": "1500.00", "currency": "RUB"}, "amount_reason": "late change"})),
         )
         .await;
     assert_eq!(s, 400, "{res}");
     assert_eq!(res["error"]["field"], "amount");
-    let put = json!({"amount": {"value": "2800.00", "currency": "RUB"}, "metadata": {"additional_info": "updated_data"}, "description": "Updated payment description"});
+    let put = json!({"amount": {"value": "1800.00", "currency": "RUB"}, "metadata": {"additional_info": "updated_data"}, "description": "Updated payment description"});
     let (s, res) = srv.call(Method::PUT, &path, Some(&alice), Some(&put)).await;
     assert_eq!(s, 200, "{res}");
     assert_eq!(res["data"]["status"], "processing");
@@ -432,7 +439,7 @@ async fn owner_only_and_update_rules() {
     assert_eq!(res["data"]["metadata"]["qr_codes_issued"], false);
     assert_eq!(res["data"]["metadata"]["updated_fields"], json!(["description", "metadata"]));
     // A PUT without metadata clears the user keys, keeps the system ones.
-    let put = json!({"amount": {"value": "2800.00", "currency": "RUB"}, "description": "Again"});
+    let put = json!({"amount": {"value": "1800.00", "currency": "RUB"}, "description": "Again"});
     let (s, res) = srv.call(Method::PUT, &path, Some(&alice), Some(&put)).await;
     assert_eq!(s, 200, "{res}");
     assert_eq!(

@@ -981,7 +981,8 @@ fn check_update(req: &UpdatePayment, full: bool) -> ApiResult<Option<Decimal>> {
 }
 
 /// The amount rule of an update: the session's amount is what it expects (the tariff total,
-/// or a manager's amount); a buyer may repeat it, a manager may change it with a reason.
+/// or a manager's amount); a buyer may repeat it, a manager may lower it (a discount) with a
+/// reason.
 fn apply_amount(
     now: DateTime<Utc>,
     who: &Claims,
@@ -999,6 +1000,13 @@ fn apply_amount(
                 "the amount is the tariff total of the items, {}; only a manager may set another",
                 money::format(s.amount_due())
             ),
+        ));
+    }
+    if asked > s.items_total() {
+        // A discount, never more than the tickets cost (a slip of the keyboard would charge it).
+        return Err(ApiError::invalid(
+            "amount",
+            format!("a manager's amount is at most the tariff total, {}", money::format(s.items_total())),
         ));
     }
     let reason = req
