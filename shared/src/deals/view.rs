@@ -126,6 +126,38 @@ fn attachment<'a>(base: &str, deal: i64, a: &'a Attachment) -> AttachmentView<'a
     }
 }
 
+/// What a party set for themselves (payment details; a callback URL, which may carry their
+/// token), as `role` reads it: theirs and the manager's to read, `null` for the other party.
+struct Own<'a> {
+    billing_info: Option<&'a Value>,
+    supplier_billing_info: Option<&'a Value>,
+    consumer_billing_info: Option<&'a Value>,
+    callback_url: Option<&'a str>,
+}
+
+impl<'a> Own<'a> {
+    fn of(deal: &'a Deal, role: Role) -> Own<'a> {
+        let reads = |owner: Option<Role>| role == Role::Manager || owner == Some(role);
+        let callback_owner = deal.callback_owner.as_deref().and_then(|o| deal.role_of(o));
+        Own {
+            billing_info: match role {
+                Role::Supplier => deal.supplier_billing_info.as_ref(),
+                Role::Consumer => deal.consumer_billing_info.as_ref(),
+                Role::Manager => None,
+            },
+            supplier_billing_info: deal
+                .supplier_billing_info
+                .as_ref()
+                .filter(|_| reads(Some(Role::Supplier))),
+            consumer_billing_info: deal
+                .consumer_billing_info
+                .as_ref()
+                .filter(|_| reads(Some(Role::Consumer))),
+            callback_url: deal.callback_url.as_deref().filter(|_| reads(callback_owner)),
+        }
+    }
+}
+
 impl<'a> DealView<'a> {
     pub fn new(
         deal: &'a Deal,
@@ -134,11 +166,7 @@ impl<'a> DealView<'a> {
         base_url: &str,
     ) -> DealView<'a> {
         let user = |id: &'a str| users.get(id).map(|u| u.view()).unwrap_or_else(|| UserView::id_only(id));
-        let billing_info = match role {
-            Role::Supplier => deal.supplier_billing_info.as_ref(),
-            Role::Consumer => deal.consumer_billing_info.as_ref(),
-            Role::Manager => None,
-        };
+        let own = Own::of(deal, role);
         DealView {
             id: deal.id,
             state: deal.state.as_str(),
@@ -167,11 +195,9 @@ impl<'a> DealView<'a> {
             attachments: deal.attachments.iter().map(|a| attachment(base_url, deal.id, a)).collect(),
             manager_comment: deal.manager_comment.as_deref(),
             role: role.as_str(),
-            billing_info,
-            // A party's payment details are theirs (and the manager's, who pays out and
-            // returns): the other party reads `null`.
-            supplier_billing_info: deal.supplier_billing_info.as_ref().filter(|_| role != Role::Consumer),
-            consumer_billing_info: deal.consumer_billing_info.as_ref().filter(|_| role != Role::Supplier),
+            billing_info: own.billing_info,
+            supplier_billing_info: own.supplier_billing_info,
+            consumer_billing_info: own.consumer_billing_info,
             shipping_info: deal.shipping_info.as_ref(),
             claim: deal.claim.as_ref(),
             allowed_changes: changes::allowed(deal, role),
@@ -181,11 +207,7 @@ impl<'a> DealView<'a> {
                 state: locale::state(deal.state),
                 display_state: locale::display_state(deal),
             },
-            // The URL may carry its owner's token: shown to them (and managers) only.
-            callback_url: deal.callback_url.as_deref().filter(|_| {
-                role == Role::Manager
-                    || deal.callback_owner.as_deref().and_then(|o| deal.role_of(o)) == Some(role)
-            }),
+            callback_url: own.callback_url,
             created_at: deal.created_at,
             updated_at: deal.updated_at,
         }
