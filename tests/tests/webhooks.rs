@@ -245,16 +245,25 @@ async fn a_deal_move_is_delivered_once_through_failures() {
     assert_eq!(inbox.lock().unwrap().len(), 3);
 }
 
+/// The supplier (21) with an endpoint whose receiver never answers 2xx: their token and
+/// what the receiver got.
+async fn supplier_refusing_everything(srv: &TestServer) -> (String, Inbox) {
+    let (url, inbox) = flaky_receiver(usize::MAX).await;
+    let supplier = token("21", &[]);
+    let (status, body) = srv
+        .call(reqwest::Method::PUT, "/api/v1/webhooks/endpoint", Some(&supplier), Some(&json!({"url": url})))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    (supplier, inbox)
+}
+
 /// A receiver that never answers 2xx: attempts with growing waits for three days, then the
 /// message is `failed` and nothing more is queued.
 #[tokio::test]
 async fn a_message_is_retried_for_three_days_then_failed() {
     use shared::webhooks::Dispatched::*;
     let srv = TestServer::memory().await;
-    let (url, inbox) = flaky_receiver(usize::MAX).await;
-    let supplier = token("21", &[]);
-    srv.call(reqwest::Method::PUT, "/api/v1/webhooks/endpoint", Some(&supplier), Some(&json!({"url": url})))
-        .await;
+    let (supplier, inbox) = supplier_refusing_everything(&srv).await;
     let id = api_tests::emails::deal_to_approve(&srv).await;
     let start = srv.app.clock.now();
     assert_eq!(api_tests::emails::approve(&srv, id).await, 204);
@@ -488,10 +497,7 @@ impl shared::outbox::Queue for RefusesOnce {
 async fn a_retry_the_queue_refused_is_not_lost() {
     use shared::webhooks::Dispatched::*;
     let srv = TestServer::memory().await;
-    let (url, inbox) = flaky_receiver(usize::MAX).await;
-    let supplier = token("21", &[]);
-    srv.call(reqwest::Method::PUT, "/api/v1/webhooks/endpoint", Some(&supplier), Some(&json!({"url": url})))
-        .await;
+    let (supplier, inbox) = supplier_refusing_everything(&srv).await;
     let id = api_tests::emails::deal_to_approve(&srv).await;
     assert_eq!(api_tests::emails::approve(&srv, id).await, 204);
     let q = srv.app.local_queue.clone().unwrap();
