@@ -2,7 +2,7 @@
 //! input is always a 4xx JSON answer.
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::CONTENT_TYPE;
 use serde::de::DeserializeOwned;
@@ -14,10 +14,10 @@ use crate::error::{ApiError, FieldError};
 /// body over the limit is 413.
 pub struct JsonBody<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+impl<T: DeserializeOwned> FromRequest<crate::App> for JsonBody<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &crate::App) -> Result<Self, Self::Rejection> {
         let RawJson(bytes) = RawJson::from_request(req, state).await?;
         parse_json(&bytes).map(JsonBody)
     }
@@ -27,10 +27,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 /// rejections as [`JsonBody`]: a non-JSON content type is 415, a body over the limit 413.
 pub struct RawJson(pub Bytes);
 
-impl<S: Send + Sync> FromRequest<S> for RawJson {
+impl FromRequest<crate::App> for RawJson {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, app: &crate::App) -> Result<Self, Self::Rejection> {
         let json_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(|v| {
             // Compared without case and without a lowered copy of the header.
             let mime = v.split(';').next().unwrap_or("").trim().as_bytes();
@@ -42,7 +42,7 @@ impl<S: Send + Sync> FromRequest<S> for RawJson {
         if json_type == Some(false) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        Bytes::from_request(req, state).await.map(RawJson).map_err(body_refused)
+        read_body(req, app.config.max_body_bytes).await.map(RawJson)
     }
 }
 
@@ -50,20 +50,47 @@ impl<S: Send + Sync> FromRequest<S> for RawJson {
 /// with the API's JSON errors (413 past the limit) rather than axum's text.
 pub struct RawBody(pub Bytes);
 
-impl<S: Send + Sync> FromRequest<S> for RawBody {
+impl FromRequest<crate::App> for RawBody {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        Bytes::from_request(req, state).await.map(RawBody).map_err(body_refused)
+    async fn from_request(req: Request, app: &crate::App) -> Result<Self, Self::Rejection> {
+        read_body(req, app.config.max_body_bytes).await.map(RawBody)
     }
 }
 
-/// A body that could not be read, as the API answers it.
-fn body_refused(e: BytesRejection) -> ApiError {
-    match e {
-        BytesRejection::FailedToBufferBody(_) => ApiError::PayloadTooLarge,
-        other => ApiError::bad_request("body", other.body_text()),
+/// A request's body, whole, at most `limit` bytes (413 past it, before any of it is read when
+/// its length says so). Its frames are read as they come: one frame (a body with a length,
+/// hyper's or Lambda's) is kept as it is, without a copy, and no buffer list or boxed limiting
+/// body is made for it, as `Bytes`' extractor does for every body (a tenth of a small call's
+/// own work).
+async fn read_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {
+    use axum::body::HttpBody;
+    let mut body = req.into_body();
+    if body.size_hint().lower() > limit as u64 {
+        return Err(ApiError::PayloadTooLarge);
     }
+    let mut whole = Bytes::new();
+    let mut more: Option<Vec<u8>> = None;
+    while let Some(frame) = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await {
+        let frame =
+            frame.map_err(|e| ApiError::bad_request("body", format!("the body could not be read: {e}")))?;
+        let Ok(data) = frame.into_data() else { continue };
+        let read = more.as_ref().map_or(whole.len(), Vec::len);
+        if read + data.len() > limit {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        match &mut more {
+            Some(buf) => buf.extend_from_slice(&data),
+            None if whole.is_empty() => whole = data,
+            None => {
+                let mut buf = Vec::with_capacity(whole.len() + data.len());
+                buf.extend_from_slice(&whole);
+                buf.extend_from_slice(&data);
+                more = Some(buf);
+            }
+        }
+    }
+    Ok(more.map_or(whole, Bytes::from))
 }
 
 /// Parses JSON with the failing field's path in the error.
@@ -236,6 +263,10 @@ fn cors(_: &[String]) -> Option<tower_http::cors::CorsLayer> {
 
 pub const REQUEST_ID: &str = "x-request-id";
 
+/// [`REQUEST_ID`] as a header name made once: looked up and set by name without parsing the
+/// text on every request.
+const REQUEST_ID_HEADER: axum::http::HeaderName = axum::http::HeaderName::from_static(REQUEST_ID);
+
 /// A page number and size from a list's query (`page` from 1, `per` 1 to 100, default 10).
 pub fn paging(page: Option<usize>, per: Option<usize>) -> crate::ApiResult<(usize, usize)> {
     let (page, per) = (page.unwrap_or(1), per.unwrap_or(10));
@@ -376,7 +407,7 @@ fn request_id(req: &Request) -> String {
         #[allow(unreachable_patterns)]
         _ => None,
     });
-    let from_client = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).filter(|v| {
+    let from_client = req.headers().get(&REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).filter(|v| {
         (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     });
     from_gateway.or_else(|| from_client.map(str::to_owned)).unwrap_or_else(|| {
@@ -417,7 +448,7 @@ where
             }
         };
         if let Some(v) = this.header.take() {
-            res.headers_mut().insert(REQUEST_ID, v);
+            res.headers_mut().insert(REQUEST_ID_HEADER, v);
         }
         std::task::Poll::Ready(Ok(res))
     }
@@ -517,6 +548,76 @@ mod tests {
         }
         let (status, id, _) = answer(svc.ready().await.unwrap().call(req("/fine")).await.unwrap()).await;
         assert_eq!((status, id.as_deref()), (200, Some("id-fine")));
+    }
+
+    /// A body as frames, with a size hint that need not be true; polled after its frames
+    /// it fails (`fail`) or ends. Polling one that `forbid`s it panics.
+    struct Frames {
+        parts: std::collections::VecDeque<Bytes>,
+        hint: hyper::body::SizeHint,
+        fail: bool,
+        forbid: bool,
+    }
+
+    impl axum::body::HttpBody for Frames {
+        type Data = Bytes;
+        type Error = std::io::Error;
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+            assert!(!self.forbid, "a body over the limit by its length is not read");
+            let next = match self.parts.pop_front() {
+                Some(part) => Some(Ok(hyper::body::Frame::data(part))),
+                None if self.fail => Some(Err(std::io::Error::other("connection reset"))),
+                None => None,
+            };
+            std::task::Poll::Ready(next)
+        }
+        fn size_hint(&self) -> hyper::body::SizeHint {
+            self.hint
+        }
+    }
+
+    fn frames(parts: &[&[u8]], hint: Option<u64>) -> Frames {
+        let hint = hint.map_or_else(hyper::body::SizeHint::new, hyper::body::SizeHint::with_exact);
+        Frames {
+            parts: parts.iter().map(|p| Bytes::copy_from_slice(p)).collect(),
+            hint,
+            fail: false,
+            forbid: false,
+        }
+    }
+
+    async fn read(body: Frames, limit: usize) -> Result<Bytes, ApiError> {
+        read_body(Request::new(axum::body::Body::new(body)), limit).await
+    }
+
+    /// A body is read whole however it comes in frames, one frame without a copy; past the
+    /// limit it is 413 whatever its length says (a chunked body says nothing), and before a
+    /// byte is read when its length is over; a body that fails to arrive is 400 naming it.
+    #[tokio::test]
+    async fn a_body_is_read_whole_up_to_its_limit() {
+        let one = frames(&[b"{\"cost\":1}"], Some(10));
+        let ptr = one.parts[0].as_ptr();
+        let got = read(one, 10).await.unwrap();
+        assert_eq!((&got[..], got.as_ptr()), (&b"{\"cost\":1}"[..], ptr));
+        let parts: [&[u8]; 4] = [b"{\"a\":", b"", b"12", b"3}"];
+        assert_eq!(&read(frames(&parts, None), 10).await.unwrap()[..], b"{\"a\":123}");
+        assert_eq!(&read(frames(&parts, None), 9).await.unwrap()[..], b"{\"a\":123}");
+        assert!(matches!(read(frames(&parts, None), 8).await, Err(ApiError::PayloadTooLarge)));
+        // A length that is not true is no way past the limit either.
+        assert!(matches!(read(frames(&parts, Some(3)), 8).await, Err(ApiError::PayloadTooLarge)));
+        let mut over = frames(&[b"x"], Some(11));
+        over.forbid = true;
+        assert!(matches!(read(over, 10).await, Err(ApiError::PayloadTooLarge)));
+        assert_eq!(&read(frames(&[], None), 10).await.unwrap()[..], b"");
+        let mut cut = frames(&[b"{\"a\""], None);
+        cut.fail = true;
+        match read(cut, 10).await {
+            Err(ApiError::BadRequest { field, .. }) => assert_eq!(field.as_deref(), Some("body")),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[derive(serde::Deserialize, Debug)]

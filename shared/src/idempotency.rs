@@ -73,10 +73,10 @@ pub struct Keyed {
     pub body: Bytes,
 }
 
-impl<S: Send + Sync> FromRequest<S> for Keyed {
+impl FromRequest<App> for Keyed {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &App) -> Result<Self, Self::Rejection> {
         let key = key_from(req.headers())?;
         let RawJson(body) = RawJson::from_request(req, state).await?;
         Ok(Keyed { key, body })
