@@ -15,6 +15,7 @@ pub mod freeform;
 pub mod http;
 pub mod idempotency;
 pub mod jobs;
+pub mod json;
 pub mod mail;
 pub mod metrics;
 pub mod money;

@@ -25,6 +25,16 @@ pub fn format(v: Decimal) -> String {
     in_kopecks(v, str::to_owned)
 }
 
+/// The amount rounded to kopecks, as [`number`] writes it, appended to `out`.
+pub fn write_kopecks(v: Decimal, out: &mut Vec<u8>) {
+    in_kopecks(v, |text| out.extend_from_slice(text.as_bytes()))
+}
+
+/// The decimal normalized, as [`plain`] writes it, appended to `out`.
+pub fn write_plain(v: Decimal, out: &mut Vec<u8>) {
+    out.extend_from_slice(Digits::of(v.normalize()).as_str().as_bytes())
+}
+
 /// The amount rounded to kopecks as its text, handed to `f` from the stack.
 fn in_kopecks<R>(v: Decimal, f: impl FnOnce(&str) -> R) -> R {
     let r = round(v);

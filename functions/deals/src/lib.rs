@@ -201,23 +201,24 @@ async fn calc_commission(
     State(app): State<App>,
     _user: AuthUser,
     JsonBody(req): JsonBody<CalcRequest>,
-) -> ApiResult<Json<CalcResponse>> {
+) -> ApiResult<shared::json::Object> {
     deals::check_cost("cost", req.cost)?;
     let c = &app.config.commission;
     let b = c.compute(req.cost, req.commission_payer);
-    Ok(Json(CalcResponse {
-        cost: b.cost,
-        commission: b.commission,
-        commission_description: b.description(),
-        mandarin_commission: c.mandarin_percent,
-        gateway_commission: c.gateway_percent,
-        supplier_receive: b.supplier_receive,
-        consumer_pay: ConsumerPay {
-            invoice: b.consumer_pay,
-            gateway: b.gateway_pay,
-            mandarin: b.mandarin_pay,
-        },
-    }))
+    // Written straight into the answer (`shared::json`): the call is made for every change
+    // of a form's amount. The members are the seed's, in its order.
+    let consumer_pay = shared::json::Object::with_capacity(64)
+        .money("invoice", b.consumer_pay)
+        .money("gateway", b.gateway_pay)
+        .money("mandarin", b.mandarin_pay);
+    Ok(shared::json::Object::with_capacity(256)
+        .money("cost", b.cost)
+        .money("commission", b.commission)
+        .percent("commission_description", b.percent)
+        .plain("mandarin_commission", c.mandarin_percent)
+        .plain("gateway_commission", c.gateway_percent)
+        .money("supplier_receive", b.supplier_receive)
+        .object("consumer_pay", consumer_pay))
 }
 
 /// Payment amounts by method (money as JSON numbers, never through a float).
@@ -236,22 +237,6 @@ impl ConsumerPay {
         let c = &app.config.commission;
         ConsumerPay { invoice, gateway: c.gateway_total(invoice), mandarin: c.mandarin_total(invoice) }
     }
-}
-
-#[derive(Serialize)]
-struct CalcResponse {
-    #[serde(with = "money::number")]
-    cost: Decimal,
-    #[serde(with = "money::number")]
-    commission: Decimal,
-    commission_description: String,
-    #[serde(with = "money::plain")]
-    mandarin_commission: Decimal,
-    #[serde(with = "money::plain")]
-    gateway_commission: Decimal,
-    #[serde(with = "money::number")]
-    supplier_receive: Decimal,
-    consumer_pay: ConsumerPay,
 }
 
 #[derive(Deserialize)]
