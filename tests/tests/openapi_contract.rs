@@ -1,6 +1,7 @@
 //! The OpenAPI document (`openapi/openapi.json`) against the code.
 //!
-//! The routes are read from the routers' source (`functions/*/src/**/*.rs` but `src/bin/`,
+//! The routes are read from the routers' source (`functions/*/src/**/*.rs` and
+//! `functions/*/*/src/**/*.rs` for a package inside a function's, but `src/bin/`,
 //! which holds benchmark baselines, not the API: every
 //! `.route("PATH", get(a).post(b))`); axum writes path parameters as `{id}`, like OpenAPI, so the
 //! paths compare as they are. Every routed operation must be documented and every documented
@@ -88,9 +89,23 @@ fn routes() -> BTreeMap<(String, String), Routed> {
     let method =
         Regex::new(r"(?:^|[^A-Za-z0-9_])(get|put|post|delete|options|head|patch|trace)\s*\(").unwrap();
     let mut found = BTreeMap::new();
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root().join("functions"))
-        .expect("functions/")
-        .map(|e| e.expect("dir entry").path().join("src"))
+    // Each function's package, and a package of its own inside one (the deals group's
+    // handlers, `functions/deals/api`).
+    let packages = |dir: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.expect("dir entry").path())
+            .filter(|p| p.join("Cargo.toml").is_file())
+            .collect()
+    };
+    let mut dirs: Vec<PathBuf> = packages(&root().join("functions"))
+        .into_iter()
+        .flat_map(|p| {
+            let mut inner = packages(&p);
+            inner.push(p);
+            inner
+        })
+        .map(|p| p.join("src"))
         .filter(|p| p.is_dir())
         .collect();
     dirs.sort();
