@@ -192,8 +192,10 @@ pub async fn not_found() -> ApiError {
     ApiError::NotFound("route".into())
 }
 
-/// Finishes a group's router for serving: JSON 404 for unknown routes, the body limit,
-/// the request id, a panic answered as a JSON 500, CORS when configured, and the state.
+/// Finishes a group's router for serving: JSON 404 for unknown routes, the request id, a panic
+/// answered as a JSON 500, CORS when configured, and the state. The body limit
+/// (`MAX_BODY_BYTES`) is the body extractors' own ([`JsonBody`], [`RawJson`], [`RawBody`]):
+/// every handler reads its body through one of them, so no layer marks each request with it.
 ///
 /// The layers wrap the routed router once, as one service, instead of through
 /// `Router::layer`, which wraps every route in each layer and a boxed service of its own; and
@@ -203,23 +205,19 @@ pub async fn not_found() -> ApiError {
 pub fn finish(router: axum::Router<crate::App>, app: crate::App) -> Api {
     use tower::ServiceBuilder;
     let cors = cors(&app.config.cors_origins);
-    let limit = app.config.max_body_bytes;
     let routed = router.fallback(not_found).with_state(app);
     ServiceBuilder::new()
         // Outermost: a preflight is answered before routing (no route has OPTIONS).
         .option_layer(cors)
         .layer(RequestIdLayer)
-        .layer(axum::extract::DefaultBodyLimit::max(limit))
         .service(routed)
 }
 
 /// The finished API (see [`finish`]): a tower service from an HTTP request to its answer,
 /// served by `axum::serve` locally and by `lambda_http` on Lambda.
 pub type Api = tower::util::Either<
-    tower_http::cors::Cors<
-        RequestIdService<<axum::extract::DefaultBodyLimit as tower::Layer<axum::Router>>::Service>,
-    >,
-    RequestIdService<<axum::extract::DefaultBodyLimit as tower::Layer<axum::Router>>::Service>,
+    tower_http::cors::Cors<RequestIdService<axum::Router>>,
+    RequestIdService<axum::Router>,
 >;
 
 /// The headers a browser front end sends beyond the simple ones.

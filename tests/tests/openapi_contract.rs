@@ -361,3 +361,72 @@ fn the_error_schema_matches_the_error_body() {
         assert_eq!(keys, required, "{}: body keys", e.code());
     }
 }
+
+/// Every documented operation that takes a body refuses one past `MAX_BODY_BYTES` with the
+/// API's JSON 413, whatever reads it (a JSON body, a gateway's form): the limit is the body
+/// extractors' own, so a handler reading its body any other way (axum's `Bytes`, whose refusal
+/// is plain text) fails here. Sent with a token of every role, path parameters at their first
+/// documented value (or `1`), the body announced by its length and, once more, chunked.
+#[tokio::test]
+async fn every_body_past_the_limit_is_a_json_413() {
+    let doc = document();
+    let mut config = shared::Config::for_tests();
+    config.jwt.secret = api_tests::SECRET.into();
+    config.max_body_bytes = 1024;
+    let srv = TestServer::start_with(shared::App::new(api_tests::memory_store(), config)).await;
+    let tok = api_tests::token("1", &["admin", "manager", "gate"]);
+    let param = Regex::new(r"\{([^}]+)\}").unwrap();
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for m in METHODS {
+            let Some(op) = item.get(m) else { continue };
+            let Some(body) = op.get("requestBody") else { continue };
+            let body = resolve(&doc, body);
+            let kind =
+                body["content"].as_object().and_then(|c| c.keys().next().cloned()).expect("a content type");
+            let params: Vec<Value> = [item.get("parameters"), op.get("parameters")]
+                .into_iter()
+                .flatten()
+                .flat_map(|p| p.as_array().cloned().unwrap_or_default())
+                .map(|p| resolve(&doc, &p).clone())
+                .collect();
+            let url = param.replace_all(path, |c: &regex_lite::Captures| {
+                params
+                    .iter()
+                    .find(|p| p["in"] == "path" && p["name"] == c[1])
+                    .and_then(|p| resolve(&doc, &p["schema"])["enum"][0].as_str().map(str::to_owned))
+                    .unwrap_or_else(|| "1".into())
+            });
+            for chunked in [false, true] {
+                let big = vec![b' '; 1025];
+                let req = srv
+                    .http
+                    .request(m.to_uppercase().parse().unwrap(), srv.url(&url))
+                    .bearer_auth(&tok)
+                    .header("content-type", &kind);
+                let req = if chunked {
+                    req.body(reqwest::Body::wrap_stream(futures_iter(big)))
+                } else {
+                    req.body(big)
+                };
+                let res = req.send().await.expect("request");
+                let status = res.status().as_u16();
+                let text = res.text().await.expect("body");
+                let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                assert_eq!(
+                    (status, json["error"]["code"].as_str()),
+                    (413, Some("payload_too_large")),
+                    "{m} {url} ({kind}, chunked: {chunked}): {text}"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "only {checked} operations take a body");
+}
+
+/// A body sent as a stream of two chunks (no length).
+fn futures_iter(bytes: Vec<u8>) -> impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    let (a, b) = bytes.split_at(bytes.len() / 2);
+    futures::stream::iter([Ok(a.to_vec()), Ok(b.to_vec())])
+}

@@ -2,7 +2,6 @@
 //! buyer's email, mark a cash order paid or cancel it, refunds; and the gates' ticket scans
 //! (role `gate` or `admin`).
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -10,7 +9,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use shared::auth::{AdminUser, GateUser};
-use shared::http::{On, PathArg, QueryArg, parse_json};
+use shared::http::{JsonBody, On, PathArg, QueryArg};
 use shared::payments::refunds::{self, Refund};
 use shared::tickets::back_office::{self, Search};
 use shared::tickets::inventory::EventView;
@@ -55,8 +54,11 @@ struct OrderBody {
 }
 
 /// Loads a seat map (the body) as a new event: 201 with the event, 409 if it exists.
-async fn create_event(State(app): State<App>, admin: AdminUser, body: Bytes) -> ApiResult<Response> {
-    let map: inventory::SeatMap = parse_json(&body)?;
+async fn create_event(
+    State(app): State<App>,
+    admin: AdminUser,
+    JsonBody(map): JsonBody<inventory::SeatMap>,
+) -> ApiResult<Response> {
     let event = inventory::create_event(&app, &map).await?;
     tracing::info!(event = %event.id, seats = event.seat_count, by = %admin.0.sub, "event created");
     Ok((StatusCode::CREATED, Json(EventBody { event: event.view() })).into_response())
@@ -177,9 +179,8 @@ struct ScanRequest {
 async fn scan(
     State(app): State<App>,
     GateUser(staff): GateUser,
-    body: Bytes,
+    JsonBody(req): JsonBody<ScanRequest>,
 ) -> ApiResult<Json<shared::scans::Admission>> {
-    let req: ScanRequest = parse_json(&body)?;
     let admission = shared::scans::scan(&app, &req.code, &req.gate, &staff.sub).await?;
     tracing::info!(ticket = %admission.ticket, order = %admission.order, gate = %req.gate, by = %staff.sub, "ticket admitted");
     Ok(Json(admission))
@@ -211,8 +212,10 @@ struct RefundRequest {
 /// Refunds part or all of an approved online order through its gateway: 200 when the
 /// gateway made it, 202 when its answer was lost (the refund stays pending on the order and
 /// the reconciliation job finishes it), 502 when it refused.
-async fn refund(On { app, user: admin, id }: On<AdminUser, String>, body: Bytes) -> ApiResult<Response> {
-    let req: RefundRequest = parse_json(&body)?;
+async fn refund(
+    On { app, user: admin, id }: On<AdminUser, String>,
+    JsonBody(req): JsonBody<RefundRequest>,
+) -> ApiResult<Response> {
     let amount = orders::parse_amount(req.amount.get())?;
     let (order, pending) =
         orders::refund(&app, &id, amount, req.reason.unwrap_or_default(), &admin.0.sub).await?;

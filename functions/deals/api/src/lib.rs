@@ -61,9 +61,8 @@ fn endpoint_body(e: &shared::webhooks::Endpoint) -> Json<Value> {
 async fn register_webhook(
     State(app): State<App>,
     AuthUser(who): AuthUser,
-    body: axum::body::Bytes,
+    JsonBody(req): JsonBody<EndpointRequest>,
 ) -> ApiResult<Json<Value>> {
-    let req: EndpointRequest = parse_json(&body)?;
     let e = shared::webhooks::register(&app, &who.sub, &req.url).await?;
     tracing::info!(owner = %who.sub, "webhook endpoint registered");
     Ok(endpoint_body(&e))
