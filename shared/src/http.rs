@@ -265,6 +265,28 @@ pub const REQUEST_ID: &str = "x-request-id";
 /// text on every request.
 const REQUEST_ID_HEADER: axum::http::HeaderName = axum::http::HeaderName::from_static(REQUEST_ID);
 
+/// A JSON answer, as `axum::Json` writes it (`application/json`, serde_json's bytes), into a
+/// buffer started at a size most answers fit: axum's starts at 128 bytes and doubles, so a
+/// seat hold's answer was copied twice on its way and a deal's four times. A value that does
+/// not serialise (a bug) is the usual JSON 500, not axum's plain-text one.
+pub struct Json<T>(pub T);
+
+/// The buffer a [`Json`] answer starts with.
+const ANSWER_CAPACITY: usize = 2048;
+
+impl<T: serde::Serialize> axum::response::IntoResponse for Json<T> {
+    fn into_response(self) -> axum::response::Response {
+        let mut out = Vec::with_capacity(ANSWER_CAPACITY);
+        match serde_json::to_writer(&mut out, &self.0) {
+            Ok(()) => {
+                let headers = [(CONTENT_TYPE, axum::http::HeaderValue::from_static("application/json"))];
+                (headers, out).into_response()
+            }
+            Err(e) => ApiError::Internal(format!("answer not written: {e}")).into_response(),
+        }
+    }
+}
+
 /// A page number and size from a list's query (`page` from 1, `per` 1 to 100, default 10).
 pub fn paging(page: Option<usize>, per: Option<usize>) -> crate::ApiResult<(usize, usize)> {
     let (page, per) = (page.unwrap_or(1), per.unwrap_or(10));
@@ -324,9 +346,7 @@ where
 {
     type Response = axum::response::Response;
     type Error = S::Error;
-    type Future = WithRequestId<
-        tokio::task::futures::TaskLocalFuture<String, tracing::instrument::Instrumented<S::Future>>,
-    >;
+    type Future = WithRequestId<tracing::instrument::Instrumented<S::Future>>;
 
     fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), S::Error>> {
         self.0.poll_ready(cx)
@@ -335,21 +355,25 @@ where
     fn call(&mut self, req: Request) -> Self::Future {
         use tracing::Instrument;
         let id = request_id(&req);
-        let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
-        let header = axum::http::HeaderValue::from_str(&id).ok();
+        let span = tracing::info_span!("request", request_id = id.to_str().unwrap_or_default(), method = %req.method(), path = %req.uri().path());
         // A router makes its handler's future without running the handler; a panic while it
         // does is caught all the same.
         let called = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.0.call(req)));
-        let inner = match called {
+        match called {
             // The id is also the task's: what the request queues (emails, webhooks) carries
-            // it to the notifier's log lines (`telemetry::request_id`).
-            Ok(inner) => Some(crate::telemetry::REQUEST_ID.scope(id, inner.instrument(span))),
+            // it to the notifier's log lines (`telemetry::request_id`). The answer gets it back
+            // from there for its header.
+            Ok(inner) => WithRequestId {
+                inner: Some(crate::telemetry::REQUEST_ID.scope(id, inner.instrument(span))),
+                panicked: None,
+            },
             Err(panic) => {
                 let _entered = span.enter();
-                return WithRequestId { inner: None, header, panicked: Some(panicked(panic)) };
+                let mut res = panicked(panic);
+                res.headers_mut().insert(REQUEST_ID_HEADER, id);
+                WithRequestId { inner: None, panicked: Some(res) }
             }
-        };
-        WithRequestId { inner, header, panicked: None }
+        }
     }
 }
 
@@ -397,21 +421,31 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddress {
     }
 }
 
-fn request_id(req: &Request) -> String {
+/// The request's id as its answer's header: API Gateway's, a sane one the client sent, or a
+/// new one (see [`RequestIdService`]).
+fn request_id(req: &Request) -> axum::http::HeaderValue {
     use lambda_http::RequestExt;
     let from_gateway = req.request_context_ref().and_then(|c| match c {
-        lambda_http::request::RequestContext::ApiGatewayV2(c) => c.request_id.clone(),
-        lambda_http::request::RequestContext::ApiGatewayV1(c) => c.request_id.clone(),
+        lambda_http::request::RequestContext::ApiGatewayV2(c) => c.request_id.as_deref(),
+        lambda_http::request::RequestContext::ApiGatewayV1(c) => c.request_id.as_deref(),
         #[allow(unreachable_patterns)]
         _ => None,
     });
-    let from_client = req.headers().get(&REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).filter(|v| {
-        (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    });
-    from_gateway.or_else(|| from_client.map(str::to_owned)).unwrap_or_else(|| {
-        let mut buf = uuid::Uuid::encode_buffer();
-        uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf).to_owned()
-    })
+    if let Some(id) = from_gateway.and_then(|id| axum::http::HeaderValue::from_str(id).ok()) {
+        return id;
+    }
+    let sane = |v: &&axum::http::HeaderValue| {
+        let v = v.as_bytes();
+        (1..=64).contains(&v.len()) && v.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+    };
+    if let Some(id) = req.headers().get(&REQUEST_ID_HEADER).filter(sane) {
+        // The request's own bytes, shared: no copy.
+        return id.clone();
+    }
+    let mut buf = uuid::Uuid::encode_buffer();
+    let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+    // A hyphenated UUID is always a valid header value.
+    axum::http::HeaderValue::from_str(id).unwrap_or(axum::http::HeaderValue::from_static("-"))
 }
 
 pin_project_lite::pin_project! {
@@ -419,8 +453,7 @@ pin_project_lite::pin_project! {
     /// when the handler panicked.
     pub struct WithRequestId<F> {
         #[pin]
-        inner: Option<F>,
-        header: Option<axum::http::HeaderValue>,
+        inner: Option<tokio::task::futures::TaskLocalFuture<axum::http::HeaderValue, F>>,
         panicked: Option<axum::response::Response>,
     }
 }
@@ -441,12 +474,17 @@ where
             Ok(polled) => std::task::ready!(polled)?,
             Err(panic) => {
                 // A future that panicked is never polled again.
+                let id = this.inner.as_mut().as_pin_mut().and_then(|inner| inner.take_value());
                 this.inner.set(None);
-                panicked(panic)
+                let mut res = panicked(panic);
+                if let Some(id) = id {
+                    res.headers_mut().insert(REQUEST_ID_HEADER, id);
+                }
+                return std::task::Poll::Ready(Ok(res));
             }
         };
-        if let Some(v) = this.header.take() {
-            res.headers_mut().insert(REQUEST_ID_HEADER, v);
+        if let Some(id) = this.inner.as_mut().as_pin_mut().and_then(|inner| inner.take_value()) {
+            res.headers_mut().insert(REQUEST_ID_HEADER, id);
         }
         std::task::Poll::Ready(Ok(res))
     }
@@ -546,6 +584,26 @@ mod tests {
         }
         let (status, id, _) = answer(svc.ready().await.unwrap().call(req("/fine")).await.unwrap()).await;
         assert_eq!((status, id.as_deref()), (200, Some("id-fine")));
+    }
+
+    /// An answer is serde_json's bytes as `application/json`, past the first buffer's size
+    /// too; a value serde_json refuses (a map with non-string keys) is the JSON 500.
+    #[tokio::test]
+    async fn a_json_answer_is_what_serde_json_writes() {
+        use axum::response::IntoResponse;
+        let long = "ё".repeat(super::ANSWER_CAPACITY);
+        for value in [serde_json::json!({"a": 1, "b": [true, null]}), serde_json::json!({"long": long})] {
+            let res = super::Json(&value).into_response();
+            assert_eq!(res.headers()[CONTENT_TYPE], "application/json");
+            let body = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
+            assert_eq!(body, serde_json::to_vec(&value).unwrap());
+        }
+        let refused: std::collections::BTreeMap<(u8, u8), u8> = [((1, 2), 3)].into();
+        let res = super::Json(refused).into_response();
+        assert_eq!(res.status(), 500);
+        let body = axum::body::to_bytes(res.into_body(), 1 << 16).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "internal_error", "{body}");
     }
 
     /// A body as frames, with a size hint that need not be true; polled after its frames

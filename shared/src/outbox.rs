@@ -221,7 +221,8 @@ impl WriteLayer for Relaying {
         self.inner.as_ref()
     }
     async fn put(&self, item: Item, cond: Cond) -> Result<(), StoreError> {
-        let written = outbox_items(&[WriteOp::Put { item: item.clone(), cond }]);
+        // Only an outbox message is copied (a put of anything else writes it as it is).
+        let written = if is_outbox_key(&item.pk) { vec![item.clone()] } else { Vec::new() };
         self.inner.put(item, cond).await?;
         self.relay_written(written).await;
         Ok(())

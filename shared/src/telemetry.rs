@@ -8,12 +8,12 @@ use tracing_subscriber::prelude::*;
 
 tokio::task_local! {
     /// The id of the HTTP request being served (set by `http::finish`'s request-id layer).
-    pub static REQUEST_ID: String;
+    pub static REQUEST_ID: axum::http::HeaderValue;
 }
 
 /// The id of the request this task serves, if it serves one.
 pub fn request_id() -> Option<String> {
-    REQUEST_ID.try_with(Clone::clone).ok()
+    REQUEST_ID.try_with(|id| id.to_str().ok().map(str::to_owned)).ok().flatten()
 }
 
 pub fn init() {

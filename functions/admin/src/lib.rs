@@ -2,13 +2,14 @@
 //! buyer's email, mark a cash order paid or cancel it, refunds; and the gates' ticket scans
 //! (role `gate` or `admin`).
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Serialize;
 use shared::auth::{AdminUser, GateUser};
+use shared::http::Json;
 use shared::http::{JsonBody, On, PathArg, QueryArg};
 use shared::payments::refunds::{self, Refund};
 use shared::tickets::back_office::{self, Search};

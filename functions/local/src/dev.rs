@@ -9,13 +9,14 @@
 //! - [`Delayed`]: a store whose every round trip waits `STORE_DELAY_MS` first (`make bench`'s
 //!   second run: what each call costs when a round trip takes as long as DynamoDB's).
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
-use axum::{Json, Router};
 use base64::Engine;
 use serde_json::{Value, json};
+use shared::http::Json;
 use shared::http::PathArg;
 use shared::jobs::{self, Job};
 use shared::mail::Notification;

@@ -2,14 +2,15 @@
 //! `{success, message, data}` envelope. Every route needs a bearer JWT; a payment belongs
 //! to the token's `sub` and is 404 for anyone else.
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use shared::auth::{AdminUser, AuthUser};
+use shared::http::Json;
 use shared::http::RawJson;
 use shared::http::{ClientAddress, PathArg, QueryArg, parse_json};
 use shared::idempotency::{self, Keyed};

@@ -1,13 +1,14 @@
 //! Seated-event ticket ordering (seed 000) over HTTP: events and seats, preliminary
 //! reservations, checkout and the step-3 order view.
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use shared::http::Json;
 use shared::http::{JsonBody, On, PathArg, parse_json};
 use shared::idempotency::{self, Keyed};
 use shared::tickets::inventory::{EventView, SeatView};

@@ -100,6 +100,9 @@ pub const MAX_SEATS: usize = 7;
 /// The header an anonymous buyer sends their reservation token in.
 pub const TOKEN_HEADER: &str = "x-reservation-token";
 
+/// [`TOKEN_HEADER`] as a header name made once (looked up on every buyer call).
+const TOKEN_HEADER_NAME: axum::http::HeaderName = axum::http::HeaderName::from_static(TOKEN_HEADER);
+
 /// The caller of a buyer route: an optional user (a bearer JWT, which must be valid when
 /// sent) and an optional reservation token.
 #[derive(Debug, Clone, Default)]
@@ -148,7 +151,7 @@ impl Buyer {
         } else {
             None
         };
-        let token = match parts.headers.get(TOKEN_HEADER) {
+        let token = match parts.headers.get(&TOKEN_HEADER_NAME) {
             None => None,
             Some(v) => {
                 let t = v.to_str().map(str::trim).unwrap_or("");

@@ -3,11 +3,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -17,6 +17,7 @@ use shared::deals::model::ChangeType;
 use shared::deals::payment_owner::{CardPayment, card_payment};
 use shared::deals::view::DealView;
 use shared::deals::{self, DealFields, Payer, PaymentRequest, Role};
+use shared::http::Json;
 use shared::http::{JsonBody, On, PathArg, QueryArg, parse_json};
 use shared::idempotency::Keyed;
 use shared::payments::GatewayKind;
@@ -206,7 +207,7 @@ async fn calc_commission(
     let b = c.compute(req.cost, req.commission_payer);
     // Written straight into the answer (`shared::json`): the call is made for every change
     // of a form's amount. The members are the seed's, in its order.
-    let consumer_pay = shared::json::Object::with_capacity(64)
+    let consumer_pay = shared::json::Object::with_capacity(128)
         .money("invoice", b.consumer_pay)
         .money("gateway", b.gateway_pay)
         .money("mandarin", b.mandarin_pay);
