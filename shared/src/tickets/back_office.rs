@@ -241,7 +241,7 @@ fn sales(event: &Event, orders: &[Order]) -> (Revenue, Refunds, OrderCounts) {
         commission += o.totals.commission;
         delivery += o.totals.delivery;
         for t in &o.tickets {
-            let e = by_cat.entry(t.place.price_category.clone()).or_default();
+            let e = by_cat.entry(t.place.price_category.to_string()).or_default();
             e.0 += 1;
             e.1 += t.price;
         }

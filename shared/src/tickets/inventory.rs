@@ -35,6 +35,7 @@
 //! `x` and `y` ([`Located`]); the seat list answers them.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, FixedOffset, Utc};
 use rust_decimal::Decimal;
@@ -278,26 +279,29 @@ pub struct PriceCategoryView {
 
 /// Where a seat is and its price category: what every ticket, hold and seat list shows of
 /// a seat (embedded flat, so the JSON and the stored items keep the seed's field names).
+/// Its texts are shared, not copied, by every hold, reservation and ticket that copies the
+/// seat (a seat hold copied the seat's six strings four times); the seats of an event share
+/// their sector's and row's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Place {
-    pub sector: String,
-    pub sector_name: String,
-    pub row: String,
-    pub seat: String,
-    pub price_category: String,
+    pub sector: Arc<str>,
+    pub sector_name: Arc<str>,
+    pub row: Arc<str>,
+    pub seat: Arc<str>,
+    pub price_category: Arc<str>,
 }
 
 impl Place {
     /// Natural order: sector, then row and seat numerically where they are numbers.
     pub fn order_key(&self) -> (&str, u64, &str, u64, &str) {
         let num = |s: &str| s.parse::<u64>().unwrap_or(u64::MAX);
-        (self.sector.as_str(), num(&self.row), self.row.as_str(), num(&self.seat), self.seat.as_str())
+        (&self.sector, num(&self.row), &self.row, num(&self.seat), &self.seat)
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Seat {
-    pub id: String,
+    pub id: Arc<str>,
     #[serde(flatten)]
     pub place: Place,
 }
@@ -390,6 +394,11 @@ fn row_seats(
     if !categories.contains(row.price_category.as_str()) {
         return Err(ApiError::invalid(format!("{at}.price_category"), "no such price category"));
     }
+    // The row's seats share these texts (see [`Place`]).
+    let (sector_id, sector_name): (Arc<str>, Arc<str>) =
+        (sector.id.as_str().into(), sector.name.as_str().into());
+    let (row_id, category): (Arc<str>, Arc<str>) =
+        (row.row.as_str().into(), row.price_category.as_str().into());
     for n in seat_numbers(&row.seats, at)? {
         check_id(&format!("{at}.seats"), &n)?;
         let id = format!("{}-{}-{}", sector.id, row.row, n);
@@ -397,13 +406,13 @@ fn row_seats(
             return Err(ApiError::invalid(format!("{at}.seats"), format!("duplicate seat {id}")));
         }
         let place = Place {
-            sector: sector.id.clone(),
-            sector_name: sector.name.clone(),
-            row: row.row.clone(),
-            seat: n,
-            price_category: row.price_category.clone(),
+            sector: sector_id.clone(),
+            sector_name: sector_name.clone(),
+            row: row_id.clone(),
+            seat: n.into(),
+            price_category: category.clone(),
         };
-        seats.push(Located { seat: Seat { id, place }, x: None, y: None });
+        seats.push(Located { seat: Seat { id: id.into(), place }, x: None, y: None });
     }
     Ok(())
 }
@@ -467,7 +476,7 @@ fn place_row(row: &RowSpec, at: &str, seats: &mut [Located]) -> ApiResult<()> {
     for (k, p) in row.seat_positions.iter().enumerate() {
         let at = field(&format!("seat_positions[{k}]"));
         let (x, y) = (coord(&format!("{at}.x"), p.x)?, coord(&format!("{at}.y"), p.y)?);
-        let seat = seats.iter_mut().find(|s| s.seat.place.seat == p.seat);
+        let seat = seats.iter_mut().find(|s| *s.seat.place.seat == *p.seat);
         let seat = seat.ok_or_else(|| ApiError::invalid(format!("{at}.seat"), "no such seat in this row"))?;
         (seat.x, seat.y) = (Some(x), Some(y));
     }
@@ -699,7 +708,7 @@ pub async fn seats(app: &App, event_id: &str) -> ApiResult<Vec<Located>> {
 
 #[derive(Serialize)]
 pub struct SeatView {
-    pub id: String,
+    pub id: Arc<str>,
     #[serde(flatten)]
     pub place: Place,
     #[serde(with = "money::number")]
@@ -724,7 +733,7 @@ pub async fn seat_states(
     let mut out: Vec<_> = seats
         .into_iter()
         .map(|s| {
-            let state = holds.get(&s.seat.id).filter(|h| h.hold.blocks(now)).map(|h| h.hold.state);
+            let state = holds.get(&*s.seat.id).filter(|h| h.hold.blocks(now)).map(|h| h.hold.state);
             (s, state)
         })
         .collect();
@@ -741,7 +750,7 @@ pub async fn seat_list(app: &App, event_id: &str) -> ApiResult<(std::sync::Arc<E
         .into_iter()
         .map(|(s, state)| SeatView {
             free: state.is_none(),
-            price: prices.get(s.seat.place.price_category.as_str()).copied().unwrap_or_default(),
+            price: prices.get(&*s.seat.place.price_category).copied().unwrap_or_default(),
             id: s.seat.id,
             place: s.seat.place,
             x: s.x,

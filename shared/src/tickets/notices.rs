@@ -47,9 +47,9 @@ pub fn order_mail(app: &App, o: &Order) -> ApiResult<TicketOrderMail> {
             .tickets
             .iter()
             .map(|t| SeatTicket {
-                sector: t.place.sector_name.clone(),
-                row: t.place.row.clone(),
-                seat: t.place.seat.clone(),
+                sector: t.place.sector_name.to_string(),
+                row: t.place.row.to_string(),
+                seat: t.place.seat.to_string(),
                 price: t.price.into(),
                 code: valid.then(|| t.bar_code.clone()),
                 qr_url: valid.then(|| qr_url(app, &o.id, &t.bar_code)),

@@ -163,7 +163,7 @@ fn draw_sectors(out: &mut String, seats: &[(&Located, SeatState)]) {
     let mut sectors: Vec<(&str, &str, u32, u32, u32)> = Vec::new();
     for (s, _) in seats {
         let (place, x, y) = (&s.seat.place, s.x.unwrap_or(0), s.y.unwrap_or(0));
-        match sectors.iter_mut().find(|(id, ..)| *id == place.sector) {
+        match sectors.iter_mut().find(|(id, ..)| **id == *place.sector) {
             Some((_, _, min_x, max_x, min_y)) => {
                 (*min_x, *max_x, *min_y) = ((*min_x).min(x), (*max_x).max(x), (*min_y).min(y));
             }
@@ -186,10 +186,10 @@ fn draw_rows(out: &mut String, seats: &[(&Located, SeatState)]) {
     let mut last: Option<(&str, &str)> = None;
     for (s, _) in seats {
         let place = &s.seat.place;
-        if last == Some((place.sector.as_str(), place.row.as_str())) {
+        if last == Some((&place.sector, &place.row)) {
             continue;
         }
-        last = Some((place.sector.as_str(), place.row.as_str()));
+        last = Some((&place.sector, &place.row));
         let (x, y) = (i64::from(s.x.unwrap_or(0)), i64::from(s.y.unwrap_or(0)));
         let _ = writeln!(
             out,
