@@ -280,7 +280,7 @@ pub struct PriceCategoryView {
 /// Where a seat is and its price category: what every ticket, hold and seat list shows of
 /// a seat (embedded flat, so the JSON and the stored items keep the seed's field names).
 /// Its texts are shared, not copied, by every hold, reservation and ticket that copies the
-/// seat (a seat hold copied the seat's six strings four times); the seats of an event share
+/// seat (a seat hold copied the seat's six strings several times); the seats of an event share
 /// their sector's and row's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Place {
