@@ -64,17 +64,18 @@ impl Hold {
     }
 }
 
-/// A hold as stored, with its version.
+/// A hold as stored, with its version. The hold is shared with the store's copy when the
+/// store keeps one (the embedded store), not copied for each read.
 #[derive(Debug, Clone)]
 pub struct Stored {
-    pub hold: Hold,
+    pub hold: std::sync::Arc<Hold>,
     pub version: u64,
 }
 
 impl Stored {
     /// The hold of its item's version and data, read at `pk`.
     pub fn from_data(pk: &str, version: u64, data: &crate::store::Data) -> ApiResult<Stored> {
-        Ok(Stored { hold: data.decode(pk, SK)?, version })
+        Ok(Stored { hold: data.decode_shared(pk, SK)?, version })
     }
 
     /// Deletes the hold of `seat_id` if it is still this version.
@@ -162,7 +163,7 @@ async fn indexed(app: &App, event_id: &str, opts: QueryOpts) -> ApiResult<HashMa
     while let Some(res) = tasks.join_next().await {
         let items = res.map_err(|e| crate::ApiError::Internal(e.to_string()))??;
         for item in items {
-            let hold: Hold = item.decode()?;
+            let hold: std::sync::Arc<Hold> = item.data.decode_shared(&item.pk, &item.sk)?;
             out.insert(hold.seat_id.clone(), Stored { hold, version: item.version });
         }
     }

@@ -349,7 +349,7 @@ async fn prepare(
                 price: t.price,
                 bar_code: String::new(),
             };
-            (ticket, h.hold.clone(), h.version)
+            (ticket, Hold::clone(&h.hold), h.version)
         })
         .collect();
     Ok((order, held))

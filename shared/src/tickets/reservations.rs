@@ -78,7 +78,7 @@ impl HeldSeat {
             expires_at: Some(self.expires_at),
             seat: Some(self.seat.clone()),
         };
-        Some(holds::Stored { hold, version: self.version? })
+        Some(holds::Stored { hold: hold.into(), version: self.version? })
     }
 }
 
@@ -462,7 +462,7 @@ async fn hold_inputs(app: &App, buyer: &Buyer, id: &str, seat_id: &str) -> ApiRe
                 Some(HeldSeat {
                     seat_id,
                     expires_at: h.hold.expires_at?,
-                    seat: h.hold.seat?,
+                    seat: h.hold.seat.clone()?,
                     held_at: Some(h.hold.held_at),
                     version: Some(h.version),
                 })
@@ -848,7 +848,7 @@ mod tests {
             expires_at,
             seat: None,
         };
-        holds::Stored { hold, version }
+        holds::Stored { hold: hold.into(), version }
     }
 
     #[test]
