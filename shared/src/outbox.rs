@@ -206,10 +206,15 @@ impl Relaying {
     }
 }
 
+/// A copy of `item` to relay when it is an outbox message (nothing else is copied).
+fn outbox_copy(item: &Item) -> Option<Item> {
+    is_outbox_key(&item.pk).then(|| item.clone())
+}
+
 fn outbox_items(ops: &[WriteOp]) -> Vec<Item> {
     ops.iter()
         .filter_map(|op| match op {
-            WriteOp::Put { item, .. } if is_outbox_key(&item.pk) => Some(item.clone()),
+            WriteOp::Put { item, .. } => outbox_copy(item),
             _ => None,
         })
         .collect()
@@ -221,8 +226,7 @@ impl WriteLayer for Relaying {
         self.inner.as_ref()
     }
     async fn put(&self, item: Item, cond: Cond) -> Result<(), StoreError> {
-        // Only an outbox message is copied (a put of anything else writes it as it is).
-        let written = if is_outbox_key(&item.pk) { vec![item.clone()] } else { Vec::new() };
+        let written: Vec<Item> = outbox_copy(&item).into_iter().collect();
         self.inner.put(item, cond).await?;
         self.relay_written(written).await;
         Ok(())

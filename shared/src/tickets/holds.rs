@@ -139,7 +139,7 @@ pub async fn get_many(app: &App, event_id: &str, seat_ids: &[String]) -> ApiResu
     while let Some(res) = tasks.join_next().await {
         let (i, item) = res.map_err(|e| crate::ApiError::Internal(e.to_string()))?;
         if let Some(item) = item? {
-            out[i] = Some(Stored { hold: item.decode()?, version: item.version });
+            out[i] = Some(Stored::from_data(&item.pk, item.version, &item.data)?);
         }
     }
     Ok(out)
@@ -163,8 +163,8 @@ async fn indexed(app: &App, event_id: &str, opts: QueryOpts) -> ApiResult<HashMa
     while let Some(res) = tasks.join_next().await {
         let items = res.map_err(|e| crate::ApiError::Internal(e.to_string()))??;
         for item in items {
-            let hold: std::sync::Arc<Hold> = item.data.decode_shared(&item.pk, &item.sk)?;
-            out.insert(hold.seat_id.clone(), Stored { hold, version: item.version });
+            let stored = Stored::from_data(&item.pk, item.version, &item.data)?;
+            out.insert(stored.hold.seat_id.clone(), stored);
         }
     }
     Ok(out)
