@@ -280,11 +280,22 @@ impl<T: serde::Serialize> axum::response::IntoResponse for Json<T> {
         match serde_json::to_writer(&mut out, &self.0) {
             Ok(()) => {
                 let headers = [(CONTENT_TYPE, axum::http::HeaderValue::from_static("application/json"))];
-                (headers, out).into_response()
+                (headers, fitted(out)).into_response()
             }
             Err(e) => ApiError::Internal(format!("answer not written: {e}")).into_response(),
         }
     }
+}
+
+/// An answer's bytes, made exactly as long as they are when that costs no copy (the
+/// allocator keeps a block shrunk by at most half where it is): a body made from a buffer
+/// with room left over needs an allocation of its own to share it by (`bytes::Bytes`), one
+/// made from an exact buffer does not.
+pub(crate) fn fitted(mut out: Vec<u8>) -> Vec<u8> {
+    if out.len() >= out.capacity() / 2 {
+        out.shrink_to_fit();
+    }
+    out
 }
 
 /// A page number and size from a list's query (`page` from 1, `per` 1 to 100, default 10).

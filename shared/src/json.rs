@@ -26,7 +26,8 @@ impl Object {
             !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
             "a key written as it is: {key:?}"
         );
-        if self.0.len() > 1 {
+        // The first member of an object (or of an object within it) follows its `{`.
+        if self.0.last() != Some(&b'{') {
             self.0.push(b',');
         }
         self.0.push(b'"');
@@ -66,11 +67,14 @@ impl Object {
         self
     }
 
-    /// An object as a member.
-    pub fn object(mut self, key: &'static str, inner: Object) -> Object {
+    /// An object as a member, its members written by `members` in place (no buffer of its own
+    /// to copy from).
+    pub fn object(mut self, key: &'static str, members: impl FnOnce(Object) -> Object) -> Object {
         self.key(key);
-        self.0.extend_from_slice(&inner.finish());
-        self
+        self.0.push(b'{');
+        let mut out = members(self);
+        out.0.push(b'}');
+        out
     }
 
     /// The object's bytes.
@@ -83,7 +87,8 @@ impl Object {
 impl IntoResponse for Object {
     /// A 200 with the object, as axum's `Json` answers it.
     fn into_response(self) -> Response {
-        ([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], self.finish()).into_response()
+        let body = crate::http::fitted(self.finish());
+        ([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
     }
 }
 
@@ -100,7 +105,12 @@ mod tests {
         struct Inner {
             #[serde(with = "crate::money::number")]
             a: Decimal,
+            b: Empty,
+            #[serde(with = "crate::money::plain")]
+            c: Decimal,
         }
+        #[derive(serde::Serialize)]
+        struct Empty {}
         #[derive(serde::Serialize)]
         struct Outer {
             #[serde(with = "crate::money::number")]
@@ -121,7 +131,7 @@ mod tests {
                 cost,
                 text: text.into(),
                 percent,
-                inner: Inner { a: cost },
+                inner: Inner { a: cost, b: Empty {}, c: percent },
                 last: dec!(0.1),
             })
             .unwrap();
@@ -129,7 +139,7 @@ mod tests {
                 .money("cost", cost)
                 .str("text", text)
                 .plain("percent", percent)
-                .object("inner", Object::with_capacity(8).money("a", cost))
+                .object("inner", |o| o.money("a", cost).object("b", |o| o).plain("c", percent))
                 .money("last", dec!(0.1))
                 .finish();
             assert_eq!(String::from_utf8(got).unwrap(), String::from_utf8(want).unwrap());

@@ -17,7 +17,27 @@ pub fn round(v: Decimal) -> Decimal {
 
 /// `value × percent / 100`, rounded to kopecks.
 pub fn percent_of(value: Decimal, percent: Decimal) -> Decimal {
-    round(value * percent / Decimal::ONE_HUNDRED)
+    round(shifted(value * percent, 2))
+}
+
+/// Half of `v`, as `v / 2` computes it: five times `v` with the point one place left (exact
+/// while five times the digits fit, as every amount's do), else the division.
+pub fn half(v: Decimal) -> Decimal {
+    if u64::try_from(v.mantissa().unsigned_abs()).is_ok() {
+        return shifted(v * Decimal::from(5), 1);
+    }
+    v / Decimal::TWO
+}
+
+/// `v / 10^places`, exactly: the same digits with the point `places` further left, which is
+/// what the division computes, at a tenth of its cost (every commission takes three). A
+/// decimal already at the largest scale is divided.
+fn shifted(v: Decimal, places: u32) -> Decimal {
+    let mut r = v;
+    match r.set_scale(v.scale() + places) {
+        Ok(()) => r,
+        Err(_) => v / Decimal::from(10u64.pow(places)),
+    }
 }
 
 /// Formats with exactly two decimals: `2500.00`.
@@ -27,12 +47,16 @@ pub fn format(v: Decimal) -> String {
 
 /// The amount rounded to kopecks, as [`number`] writes it, appended to `out`.
 pub fn write_kopecks(v: Decimal, out: &mut Vec<u8>) {
-    in_kopecks(v, |text| out.extend_from_slice(text.as_bytes()))
+    let r = round(v);
+    if r.scale() != 2 {
+        return in_kopecks(r, |text| out.extend_from_slice(text.as_bytes()));
+    }
+    out.extend_from_slice(Digits::of(r).as_bytes())
 }
 
 /// The decimal normalized, as [`plain`] writes it, appended to `out`.
 pub fn write_plain(v: Decimal, out: &mut Vec<u8>) {
-    out.extend_from_slice(Digits::of(v.normalize()).as_str().as_bytes())
+    out.extend_from_slice(Digits::of(v.normalize()).as_bytes())
 }
 
 /// The amount rounded to kopecks as its text, handed to `f` from the stack.
@@ -63,7 +87,12 @@ impl Digits {
     fn of(v: Decimal) -> Digits {
         let mut out = Digits { buf: [0; 40], len: 0 };
         let mut ints = itoa::Buffer::new();
-        let digits = ints.format(v.mantissa().unsigned_abs());
+        let abs = v.mantissa().unsigned_abs();
+        // Every amount fits 64 bits, whose digits cost a fraction of 128 bits'.
+        let digits = match u64::try_from(abs) {
+            Ok(small) => ints.format(small),
+            Err(_) => ints.format(abs),
+        };
         let scale = v.scale() as usize;
         if v.is_sign_negative() {
             out.push(b"-");
@@ -88,6 +117,10 @@ impl Digits {
     fn push(&mut self, bytes: &[u8]) {
         self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
         self.len += bytes.len();
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
     }
 
     fn as_str(&self) -> &str {
@@ -258,6 +291,27 @@ mod tests {
         assert_eq!(parse_strict("2500.00"), Some(dec!(2500.00)));
         for bad in ["2500", "2500.0", "2500.000", "-1.00", "1e3.00", ".50", "12.5a", ""] {
             assert_eq!(parse_strict(bad), None, "{bad}");
+        }
+    }
+
+    /// The point moved left is the division it replaces, digit for digit, for amounts and
+    /// percents of every size and scale (the largest scale included, where it divides).
+    #[test]
+    fn shifting_the_point_is_dividing() {
+        use proptest::prelude::*;
+        let decimal = (any::<i64>(), 0u32..=28).prop_map(|(m, s)| Decimal::new(m, s));
+        let small = (0i64..100_000, 0u32..=3).prop_map(|(m, s)| Decimal::new(m, s));
+        proptest!(|(v in decimal, p in small)| {
+            prop_assert_eq!(percent_of(v, p), round(v * p / Decimal::ONE_HUNDRED));
+            prop_assert_eq!(half(v), v / Decimal::TWO);
+            prop_assert_eq!(round(half(v)), round(v / Decimal::TWO));
+            let shifted_once = shifted(v, 2);
+            prop_assert_eq!(shifted_once, v / Decimal::ONE_HUNDRED);
+        });
+        let max_scale = Decimal::new(12345, 28);
+        assert_eq!(shifted(max_scale, 2), max_scale / Decimal::ONE_HUNDRED);
+        for big in [Decimal::MAX, Decimal::MIN, Decimal::new(i64::MAX, 28), Decimal::new(-7, 28)] {
+            assert_eq!(half(big), big / Decimal::TWO);
         }
     }
 }

@@ -128,7 +128,7 @@ impl CommissionTable {
             Payer::Supplier => (Decimal::ZERO, commission),
             Payer::Half => {
                 // The consumer's half takes the odd kopeck, so the halves add up exactly.
-                let consumer_half = round(commission / Decimal::TWO);
+                let consumer_half = round(money::half(commission));
                 (consumer_half, commission - consumer_half)
             }
         };

@@ -206,18 +206,18 @@ async fn calc_commission(
     let b = c.compute(req.cost, req.commission_payer);
     // Written straight into the answer (`shared::json`): the call is made for every change
     // of a form's amount. The members are the seed's, in its order.
-    let consumer_pay = shared::json::Object::with_capacity(128)
-        .money("invoice", b.consumer_pay)
-        .money("gateway", b.gateway_pay)
-        .money("mandarin", b.mandarin_pay);
-    Ok(shared::json::Object::with_capacity(256)
+    Ok(shared::json::Object::with_capacity(384)
         .money("cost", b.cost)
         .money("commission", b.commission)
         .percent("commission_description", b.percent)
         .plain("mandarin_commission", c.mandarin_percent)
         .plain("gateway_commission", c.gateway_percent)
         .money("supplier_receive", b.supplier_receive)
-        .object("consumer_pay", consumer_pay))
+        .object("consumer_pay", |o| {
+            o.money("invoice", b.consumer_pay)
+                .money("gateway", b.gateway_pay)
+                .money("mandarin", b.mandarin_pay)
+        }))
 }
 
 /// Payment amounts by method (money as JSON numbers, never through a float).
