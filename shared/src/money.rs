@@ -10,6 +10,12 @@ pub fn round(v: Decimal) -> Decimal {
         // Already in kopecks (every amount this code computed): nothing to round.
         return v;
     }
+    if v.scale() < 2 {
+        // Whole roubles or tens of kopecks (a cost as a client sends it): only the scale to set.
+        let mut r = v;
+        r.rescale(2);
+        return r;
+    }
     let mut r = v.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
     r.rescale(2);
     r
@@ -48,6 +54,19 @@ pub fn format(v: Decimal) -> String {
 /// The amount rounded to kopecks, as [`number`] writes it, appended to `out`.
 pub fn write_kopecks(v: Decimal, out: &mut Vec<u8>) {
     let r = round(v);
+    if r.scale() == 2
+        && let Ok(kopecks) = u64::try_from(r.mantissa())
+        && kopecks >= 100
+    {
+        // A rouble or more (the amounts of an answer): the digits written once, into `out`.
+        let mut digits = itoa::Buffer::new();
+        let digits = digits.format(kopecks).as_bytes();
+        let (roubles, cents) = digits.split_at(digits.len() - 2);
+        out.extend_from_slice(roubles);
+        out.push(b'.');
+        out.extend_from_slice(cents);
+        return;
+    }
     if r.scale() != 2 {
         return in_kopecks(r, |text| out.extend_from_slice(text.as_bytes()));
     }
@@ -56,6 +75,30 @@ pub fn write_kopecks(v: Decimal, out: &mut Vec<u8>) {
 
 /// The decimal normalized, as [`plain`] writes it, appended to `out`.
 pub fn write_plain(v: Decimal, out: &mut Vec<u8>) {
+    // Not negative and within 64 bits (a percent, an amount): its trailing zeros dropped with
+    // machine divisions and its digits written once, straight into `out`.
+    if let Ok(mut digits) = u64::try_from(v.mantissa()) {
+        let mut scale = v.scale() as usize;
+        while scale > 0 && digits % 10 == 0 {
+            digits /= 10;
+            scale -= 1;
+        }
+        let mut text = itoa::Buffer::new();
+        let text = text.format(digits).as_bytes();
+        if scale == 0 {
+            out.extend_from_slice(text);
+        } else if text.len() > scale {
+            let (int, frac) = text.split_at(text.len() - scale);
+            out.extend_from_slice(int);
+            out.push(b'.');
+            out.extend_from_slice(frac);
+        } else {
+            out.extend_from_slice(b"0.");
+            out.resize(out.len() + scale - text.len(), b'0');
+            out.extend_from_slice(text);
+        }
+        return;
+    }
     out.extend_from_slice(Digits::of(v.normalize()).as_bytes())
 }
 
@@ -295,7 +338,8 @@ mod tests {
     }
 
     /// The point moved left is the division it replaces, digit for digit, for amounts and
-    /// percents of every size and scale (the largest scale included, where it divides).
+    /// percents of every size and scale (the largest scale included, where it divides); a
+    /// rounding's shortcuts are the rounding.
     #[test]
     fn shifting_the_point_is_dividing() {
         use proptest::prelude::*;
@@ -305,11 +349,41 @@ mod tests {
             prop_assert_eq!(percent_of(v, p), round(v * p / Decimal::ONE_HUNDRED));
             prop_assert_eq!(half(v), v / Decimal::TWO);
             prop_assert_eq!(round(half(v)), round(v / Decimal::TWO));
+            let mut rounded = v.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+            rounded.rescale(2);
+            prop_assert_eq!(format!("{:?}", round(v)), format!("{rounded:?}"));
+            let mut written = Vec::new();
+            write_kopecks(v, &mut written);
+            prop_assert_eq!(String::from_utf8(written).unwrap(), format(v));
+            let mut written = Vec::new();
+            write_plain(v, &mut written);
+            prop_assert_eq!(String::from_utf8(written).unwrap(), v.normalize().to_string());
             let shifted_once = shifted(v, 2);
             prop_assert_eq!(shifted_once, v / Decimal::ONE_HUNDRED);
         });
         let max_scale = Decimal::new(12345, 28);
         assert_eq!(shifted(max_scale, 2), max_scale / Decimal::ONE_HUNDRED);
+        for v in
+            [dec!(0), dec!(0.99), dec!(0.995), dec!(1), dec!(1.00), dec!(-1.00), dec!(10.5), dec!(99.999)]
+        {
+            let mut written = Vec::new();
+            write_kopecks(v, &mut written);
+            assert_eq!(String::from_utf8(written).unwrap(), format(v));
+        }
+        for v in [
+            dec!(0),
+            dec!(0.000),
+            dec!(-0.0),
+            dec!(2.90),
+            dec!(100),
+            dec!(100.00),
+            dec!(0.0012300),
+            dec!(-2.50),
+        ] {
+            let mut written = Vec::new();
+            write_plain(v, &mut written);
+            assert_eq!(String::from_utf8(written).unwrap(), v.normalize().to_string(), "{v:?}");
+        }
         for big in [Decimal::MAX, Decimal::MIN, Decimal::new(i64::MAX, 28), Decimal::new(-7, 28)] {
             assert_eq!(half(big), big / Decimal::TWO);
         }

@@ -162,6 +162,18 @@ async fn calc_commission_reproduces_the_seed() {
     assert_eq!(body["consumer_pay"]["gateway"], json!(10341450.0));
     assert_eq!(body["gateway_commission"], json!(2.9));
     assert_eq!(body["mandarin_commission"], json!(2.4));
+    assert_eq!(body["consumer_pay"]["mandarin"], json!(10291200.0));
+    // The seed's members, no others.
+    let keys = |v: &serde_json::Value| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>());
+    let mut want = ["commission", "commission_description", "consumer_pay", "cost", "gateway_commission"]
+        .map(String::from)
+        .to_vec();
+    want.extend(["mandarin_commission", "supplier_receive"].map(String::from));
+    assert_eq!(keys(&body), Some(want));
+    assert_eq!(
+        keys(&body["consumer_pay"]),
+        Some(["gateway", "invoice", "mandarin"].map(String::from).to_vec())
+    );
 }
 
 /// A handler that panics (a bug) answers a JSON 500 and the server keeps serving.

@@ -119,6 +119,12 @@ impl CommissionTable {
     pub fn compute(&self, cost: Decimal, payer: Payer) -> Breakdown {
         let cost = round(cost);
         let tier = self.tier(cost);
+        self.in_kopecks(cost, tier, payer).unwrap_or_else(|| self.in_decimals(cost, tier, payer))
+    }
+
+    /// The breakdown with `Decimal` arithmetic: the definition, and the way for what
+    /// [`Self::in_kopecks`] does not take.
+    fn in_decimals(&self, cost: Decimal, tier: &Tier, payer: Payer) -> Breakdown {
         let mut commission = percent_of(cost, tier.percent);
         if let Some(min) = tier.min {
             commission = commission.max(round(min));
@@ -142,6 +148,61 @@ impl CommissionTable {
             gateway_pay: self.gateway_total(consumer_pay),
             mandarin_pay: self.mandarin_total(consumer_pay),
         }
+    }
+
+    /// The same breakdown counted in whole kopecks (`i128`), for an amount in kopecks and
+    /// percents of at most four decimals, none negative: every product is exact there, as it
+    /// is in `Decimal`, and each rounding is the same half away from zero, so the amounts are
+    /// the same to the digit (a property test compares the two). A `Decimal` product and
+    /// division cost ten times the integers' (the call is made for every change of a form's
+    /// amount). `None` for anything else.
+    fn in_kopecks(&self, cost: Decimal, tier: &Tier, payer: Payer) -> Option<Breakdown> {
+        /// Kopecks of a non-negative amount with two decimals.
+        fn kopecks(v: Decimal) -> Option<i128> {
+            (v.scale() == 2 && !v.is_sign_negative()).then(|| v.mantissa())
+        }
+        /// `amount × percent / 100` rounded to kopecks, half up (nothing here is negative).
+        fn percent_of(amount: i128, percent: Decimal) -> Option<i128> {
+            if percent.is_sign_negative() || percent.scale() > 4 {
+                return None;
+            }
+            let product = amount.checked_mul(percent.mantissa())?;
+            // Within what a `Decimal` holds exactly (96 bits).
+            if product >= 1i128 << 95 {
+                return None;
+            }
+            let per = 10u64.pow(percent.scale() + 2);
+            // In 64 bits (a machine division) whenever the product fits, as an amount's does.
+            let Ok(product) = u64::try_from(product) else {
+                let per = i128::from(per);
+                return Some(product / per + i128::from(2 * (product % per) >= per));
+            };
+            Some(i128::from(product / per + u64::from(2 * (product % per) >= per)))
+        }
+        let cost_k = kopecks(cost)?;
+        let mut commission = percent_of(cost_k, tier.percent)?;
+        if let Some(min) = tier.min {
+            commission = commission.max(kopecks(round(min))?);
+        }
+        let (consumer_part, supplier_part) = match payer {
+            Payer::Consumer => (commission, 0),
+            Payer::Supplier => (0, commission),
+            // The consumer's half takes the odd kopeck.
+            Payer::Half => ((commission + 1) / 2, commission - (commission + 1) / 2),
+        };
+        let consumer_pay = cost_k + consumer_part;
+        let gateway_pay = consumer_pay + percent_of(consumer_pay, self.gateway_percent)?;
+        let mandarin_pay = consumer_pay + percent_of(consumer_pay, self.mandarin_percent)?;
+        let amount = |k: i128| Decimal::try_from_i128_with_scale(k, 2).ok();
+        Some(Breakdown {
+            cost,
+            percent: tier.percent,
+            commission: amount(commission)?,
+            consumer_pay: amount(consumer_pay)?,
+            supplier_receive: amount(cost_k - supplier_part)?,
+            gateway_pay: amount(gateway_pay)?,
+            mandarin_pay: amount(mandarin_pay)?,
+        })
     }
 }
 
@@ -206,6 +267,41 @@ mod tests {
             }
             prop_assert!(b.consumer_pay >= cost && b.supplier_receive <= cost);
             prop_assert!(b.gateway_pay >= b.consumer_pay && b.mandarin_pay >= b.consumer_pay);
+        }
+    }
+
+    /// Counting in kopecks gives what `Decimal` arithmetic gives, digit for digit and sign
+    /// for sign, for any cost, tier percent (up to six decimals: past four it is `Decimal`'s
+    /// own way), minimum and surcharge, every payer; and it is the way taken for amounts.
+    #[test]
+    fn kopecks_are_decimals() {
+        let decimal = |max: i64, scales: std::ops::RangeInclusive<u32>| {
+            (0..=max, scales).prop_map(|(m, s)| Decimal::new(m, s))
+        };
+        let table = (
+            decimal(10_000_000, 0..=6),
+            proptest::option::of(decimal(1_000_000, 0..=3)),
+            decimal(100_000, 0..=6),
+            decimal(100_000, 0..=4),
+        )
+            .prop_map(|(percent, min, gateway, mandarin)| CommissionTable {
+                tiers: vec![Tier { from: Decimal::ZERO, percent, min }],
+                gateway_percent: gateway,
+                mandarin_percent: mandarin,
+            });
+        let cost = prop_oneof![decimal(i64::MAX, 0..=4), decimal(100_000_000_000_000, 0..=2)];
+        proptest!(ProptestConfig::with_cases(20_000), |(t in table, cost in cost, payer in payer())| {
+            let rounded = round(cost);
+            let tier = t.tier(rounded);
+            let want = t.in_decimals(rounded, tier, payer);
+            let got = t.compute(cost, payer);
+            prop_assert_eq!(format!("{got:?}"), format!("{want:?}"));
+            prop_assert_eq!(&got, &want);
+        });
+        // Amounts, the seed's percents and the default table: the kopecks' way.
+        let t = CommissionTable::default();
+        for cost in [dec!(20), dec!(99999.99), dec!(10000000), dec!(1000000000000)] {
+            assert!(t.in_kopecks(round(cost), t.tier(cost), Payer::Half).is_some(), "{cost}");
         }
     }
 }

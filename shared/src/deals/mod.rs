@@ -170,7 +170,10 @@ pub fn check_cost(field: &str, cost: Decimal) -> ApiResult<()> {
     if cost < MIN_COST {
         return Err(ApiError::invalid(field, "cost must be at least 20.00"));
     }
-    if cost.normalize().scale() > 2 {
+    // More than two decimals that are not zeros (`20.000` is 20.00); no `normalize`, which
+    // divides by ten once for every trailing zero of every cost.
+    let scale = cost.scale();
+    if scale > 2 && cost.mantissa() % 10i128.pow(scale - 2) != 0 {
         return Err(ApiError::invalid(field, "cost has more than two decimals"));
     }
     if cost > Decimal::from(1_000_000_000_000i64) {
@@ -1024,5 +1027,22 @@ mod tests {
         assert_eq!(d.consumer_id.as_deref(), Some("z"));
         // The same consumer again changes nothing.
         assert_eq!(apply_patch(&mut d, Role::Supplier, to("z")).unwrap().consumer, None);
+    }
+}
+
+#[cfg(test)]
+mod cost_tests {
+    use super::*;
+    use rust_decimal_macros::dec;
+
+    /// At least 20.00, at most a trillion, two decimals at most (trailing zeros aside).
+    #[test]
+    fn a_cost_is_checked_to_the_kopeck() {
+        for ok in [dec!(20), dec!(20.00), dec!(20.000), dec!(20.10), dec!(20.1000000), dec!(1000000000000)] {
+            assert!(check_cost("cost", ok).is_ok(), "{ok}");
+        }
+        for bad in [dec!(19.99), dec!(20.001), dec!(20.0000001), dec!(1000000000000.01), dec!(-20)] {
+            assert!(check_cost("cost", bad).is_err(), "{bad}");
+        }
     }
 }

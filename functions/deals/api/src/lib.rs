@@ -200,24 +200,32 @@ async fn calc_commission(
     State(app): State<App>,
     _user: AuthUser,
     JsonBody(req): JsonBody<CalcRequest>,
-) -> ApiResult<shared::json::Object> {
+) -> ApiResult<shared::json::Text> {
     deals::check_cost("cost", req.cost)?;
     let c = &app.config.commission;
     let b = c.compute(req.cost, req.commission_payer);
     // Written straight into the answer (`shared::json`): the call is made for every change
     // of a form's amount. The members are the seed's, in its order.
-    Ok(shared::json::Object::with_capacity(384)
-        .money("cost", b.cost)
-        .money("commission", b.commission)
-        .percent("commission_description", b.percent)
-        .plain("mandarin_commission", c.mandarin_percent)
-        .plain("gateway_commission", c.gateway_percent)
-        .money("supplier_receive", b.supplier_receive)
-        .object("consumer_pay", |o| {
-            o.money("invoice", b.consumer_pay)
-                .money("gateway", b.gateway_pay)
-                .money("mandarin", b.mandarin_pay)
-        }))
+    Ok(shared::json::Text::with_capacity(384)
+        .raw(r#"{"cost":"#)
+        .money(b.cost)
+        .raw(r#","commission":"#)
+        .money(b.commission)
+        .raw(r#","commission_description":""#)
+        .plain(b.percent)
+        .raw(r#"%","mandarin_commission":"#)
+        .plain(c.mandarin_percent)
+        .raw(r#","gateway_commission":"#)
+        .plain(c.gateway_percent)
+        .raw(r#","supplier_receive":"#)
+        .money(b.supplier_receive)
+        .raw(r#","consumer_pay":{"invoice":"#)
+        .money(b.consumer_pay)
+        .raw(r#","gateway":"#)
+        .money(b.gateway_pay)
+        .raw(r#","mandarin":"#)
+        .money(b.mandarin_pay)
+        .raw("}}"))
 }
 
 /// Payment amounts by method (money as JSON numbers, never through a float).
