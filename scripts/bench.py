@@ -14,6 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REL = os.path.join(ROOT, "target", os.environ.get("BENCH_PROFILE", "release"))
 DURATION = os.environ.get("BENCH_SECONDS", "8")
+# Each call's DURATION is run in this many slices, each between two hello-world slices.
+SLICES = int(os.environ.get("BENCH_SLICES", "4"))
 CONNECTIONS = os.environ.get("BENCH_CONNECTIONS", "32")
 THREADS = "2"
 STARTS = int(os.environ.get("BENCH_STARTS", "5"))
@@ -111,7 +113,9 @@ wrk.headers["content-type"] = "application/json"
 """
 
 
-def wrk(port, path, method="GET", tok=None, body=None, script=None, threads=THREADS, connections=CONNECTIONS):
+def wrk(port, path, method="GET", tok=None, body=None, script=None, threads=THREADS, connections=CONNECTIONS,
+        duration=None):
+    duration = duration or DURATION
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         if script is None:
             auth = f'wrk.headers["authorization"] = "Bearer {tok}"' if tok else ""
@@ -122,7 +126,7 @@ def wrk(port, path, method="GET", tok=None, body=None, script=None, threads=THRE
     pid = SERVERS.get(port)
     cpu0 = cpu_seconds(pid) if pid else None
     out = subprocess.run(
-        ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{DURATION}s", "--latency", "-s", lua,
+        ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--latency", "-s", lua,
          f"http://127.0.0.1:{port}{path}"],
         capture_output=True, text=True, check=True).stdout
     os.unlink(lua)
@@ -130,7 +134,7 @@ def wrk(port, path, method="GET", tok=None, body=None, script=None, threads=THRE
     cpu1 = cpu_seconds(pid) if cpu0 is not None else None
     # The server's CPU time (all its threads, user and kernel) per request answered: what the
     # call costs the server, whatever the load generator costs beside it on the same cores.
-    server_us = (cpu1 - cpu0) * 1e6 / (rps * float(DURATION)) if cpu1 is not None and rps else None
+    server_us = (cpu1 - cpu0) * 1e6 / (rps * float(duration)) if cpu1 is not None and rps else None
 
     def pct(p):
         m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out)
@@ -354,13 +358,16 @@ def floor_run(cases, bases):
 
 class Baselines:
     """The hello-world runs of each wrk group (threads, connections), interleaved with the calls:
-    each call's ratio is to the mean of the hello-world runs just before and just after it, so
-    that the machine's speed at that moment is in both sides of the ratio. The hello-world's own
+    each call runs in SLICES slices (its DURATION in all), each between two hello-world slices,
+    and its ratio is the median of its slices' rates, each over the mean of the hello-world
+    slices beside it, so that the machine's speed at that moment is in both sides of the ratio. The hello-world's own
     rate moves by a third within minutes on a shared VM (141,586 and 102,299 requests a second in
     two runs of one build ten minutes apart; medians of 97,557 and 125,989 in two benches of one
-    build twenty minutes apart), and a ratio to one run of it, or to the median of runs minutes away from
-    the call, moved with it. A group without a hello-world (the delayed run) is in ratio to its
-    first call."""
+    build twenty minutes apart), and spells shorter than a minute: a ratio to one run of it, to
+    the median of runs minutes away from the call, or to one 8-second run on either side of the
+    call (until 2026-12-06 23:00; two runs of one build then gave calc_commission 0.61 and 0.69,
+    GET deal 0.56 and 0.48) moved with them. A group without a hello-world (the delayed run) is in
+    ratio to its first call."""
 
     def __init__(self, cases, connections=CONNECTIONS):
         self.cases, self.runs, self.first, self.last = {}, {}, {}, None
@@ -372,26 +379,46 @@ class Baselines:
     def run(self, group):
         _, port, path, method, tok, body, *custom = self.cases[group]
         script, threads, conns = (custom + [None, THREADS, self.connections][len(custom):])[:3]
-        result = wrk(port, path, method, tok, body, script, threads, conns)
+        result = wrk(port, path, method, tok, body, script, threads, conns, duration=slice_seconds())
         self.runs.setdefault(group, []).append(result)
         self.last = group
         return result[0]
 
     def measure(self, group, call):
-        """`call()`'s wrk result and its ratio: to the hello-world runs right before and after it
-        (the one before reused when it was the last thing run)."""
+        """`call(duration)`'s wrk result (its slices together: the mean rate, the median p50, the
+        worst p99, every non-2xx answer, the server's CPU per request over all of them) and its
+        ratio: the median of its slices' rates, each over the hello-world slices right before and
+        after it (the one before the first reused when it was the last thing run)."""
         if group not in self.cases:
-            result = call()
+            result = call(None)
             return result, result[0] / self.first.setdefault(group, result[0])
-        before = self.runs[group][-1][0] if self.last == group else self.run(group)
-        result = call()
-        self.last = None
-        return result, result[0] / ((before + self.run(group)) / 2)
+        hellos = [self.runs[group][-1][0] if self.last == group else self.run(group)]
+        parts = []
+        for _ in range(SLICES):
+            parts.append(call(slice_seconds()))
+            self.last = None
+            hellos.append(self.run(group))
+        rates = [p[0] for p in parts]
+        # Each slice over the mean of the hello-world slices on either side of it; the median of
+        # those: a burst of the machine (a hello-world slice of 150,000 a second among ones of
+        # 105,000, seen) moves one slice's ratio, not the call's.
+        ratios = [r / ((a + b) / 2) for r, a, b in zip(rates, hellos, hellos[1:])]
+        cpu = [p[4] for p in parts]
+        per_request = (sum(c * r for c, r in zip(cpu, rates)) / sum(rates)
+                       if None not in cpu and sum(rates) else None)
+        result = (statistics.mean(rates), statistics.median(p[1] for p in parts), max(p[2] for p in parts),
+                  sum(p[3] for p in parts), per_request)
+        return result, statistics.median(ratios)
 
     def median(self, group):
         """A hello-world row: its median run (by rate)."""
         ranked = sorted(self.runs[group], key=lambda r: r[0])
         return ranked[len(ranked) // 2]
+
+
+def slice_seconds():
+    """The length of one slice of a call (or of a hello-world run beside it)."""
+    return f"{float(DURATION) / SLICES:g}"
 
 
 def group_of(case, connections=CONNECTIONS):
@@ -417,7 +444,7 @@ def run_cases(cases, connections=CONNECTIONS, bases=None):
             continue
         script, threads, conns = (custom + [None, THREADS, connections][len(custom):])[:3]
         (rps, p50, p99, bad, cpu), ratio = bases.measure(
-            group, lambda: wrk(port, path, method, tok, body, script, threads, conns))
+            group, lambda duration: wrk(port, path, method, tok, body, script, threads, conns, duration))
         rows.append((name, rps, p50, p99, ratio, bad, cpu))
     return rows
 
