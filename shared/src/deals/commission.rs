@@ -162,7 +162,7 @@ impl CommissionTable {
             (v.scale() == 2 && !v.is_sign_negative()).then(|| v.mantissa())
         }
         /// `amount × percent / 100` rounded to kopecks, half up (nothing here is negative).
-        fn percent_of(amount: i128, percent: Decimal) -> Option<i128> {
+        fn share(amount: i128, percent: Decimal) -> Option<i128> {
             if percent.is_sign_negative() || percent.scale() > 4 {
                 return None;
             }
@@ -180,7 +180,7 @@ impl CommissionTable {
             Some(i128::from(product / per + u64::from(2 * (product % per) >= per)))
         }
         let cost_k = kopecks(cost)?;
-        let mut commission = percent_of(cost_k, tier.percent)?;
+        let mut commission = share(cost_k, tier.percent)?;
         if let Some(min) = tier.min {
             commission = commission.max(kopecks(round(min))?);
         }
@@ -191,8 +191,8 @@ impl CommissionTable {
             Payer::Half => ((commission + 1) / 2, commission - (commission + 1) / 2),
         };
         let consumer_pay = cost_k + consumer_part;
-        let gateway_pay = consumer_pay + percent_of(consumer_pay, self.gateway_percent)?;
-        let mandarin_pay = consumer_pay + percent_of(consumer_pay, self.mandarin_percent)?;
+        let gateway_pay = consumer_pay + share(consumer_pay, self.gateway_percent)?;
+        let mandarin_pay = consumer_pay + share(consumer_pay, self.mandarin_percent)?;
         let amount = |k: i128| Decimal::try_from_i128_with_scale(k, 2).ok();
         Some(Breakdown {
             cost,
