@@ -54,52 +54,29 @@ pub fn format(v: Decimal) -> String {
 /// The amount rounded to kopecks, as [`number`] writes it, appended to `out`.
 pub fn write_kopecks(v: Decimal, out: &mut Vec<u8>) {
     let r = round(v);
-    if r.scale() == 2
-        && let Ok(kopecks) = u64::try_from(r.mantissa())
-        && kopecks >= 100
-    {
-        // A rouble or more (the amounts of an answer): the digits written once, into `out`.
-        let mut digits = itoa::Buffer::new();
-        let digits = digits.format(kopecks).as_bytes();
-        let (roubles, cents) = digits.split_at(digits.len() - 2);
-        out.extend_from_slice(roubles);
-        out.push(b'.');
-        out.extend_from_slice(cents);
-        return;
-    }
     if r.scale() != 2 {
         return in_kopecks(r, |text| out.extend_from_slice(text.as_bytes()));
     }
-    out.extend_from_slice(Digits::of(r).as_bytes())
+    // Straight into `out`: no buffer of its own to copy from.
+    write_digits(r, |bytes| out.extend_from_slice(bytes))
 }
 
 /// The decimal normalized, as [`plain`] writes it, appended to `out`.
 pub fn write_plain(v: Decimal, out: &mut Vec<u8>) {
     // Not negative and within 64 bits (a percent, an amount): its trailing zeros dropped with
-    // machine divisions and its digits written once, straight into `out`.
-    if let Ok(mut digits) = u64::try_from(v.mantissa()) {
-        let mut scale = v.scale() as usize;
-        while scale > 0 && digits % 10 == 0 {
-            digits /= 10;
-            scale -= 1;
+    // machine divisions, where `normalize` divides 96 bits by ten for each of them.
+    let normalized = match u64::try_from(v.mantissa()) {
+        Ok(mut digits) => {
+            let mut scale = v.scale();
+            while scale > 0 && digits % 10 == 0 {
+                digits /= 10;
+                scale -= 1;
+            }
+            Decimal::from_i128_with_scale(i128::from(digits), scale)
         }
-        let mut text = itoa::Buffer::new();
-        let text = text.format(digits).as_bytes();
-        if scale == 0 {
-            out.extend_from_slice(text);
-        } else if text.len() > scale {
-            let (int, frac) = text.split_at(text.len() - scale);
-            out.extend_from_slice(int);
-            out.push(b'.');
-            out.extend_from_slice(frac);
-        } else {
-            out.extend_from_slice(b"0.");
-            out.resize(out.len() + scale - text.len(), b'0');
-            out.extend_from_slice(text);
-        }
-        return;
-    }
-    out.extend_from_slice(Digits::of(v.normalize()).as_bytes())
+        Err(_) => v.normalize(),
+    };
+    write_digits(normalized, |bytes| out.extend_from_slice(bytes))
 }
 
 /// The amount rounded to kopecks as its text, handed to `f` from the stack.
@@ -119,6 +96,37 @@ pub(crate) fn written(v: Decimal, suffix: &str) -> String {
     [Digits::of(v).as_str(), suffix].concat()
 }
 
+/// A decimal's digits with the point at its scale, as `Display` writes it, handed to `push`
+/// piece by piece.
+fn write_digits(v: Decimal, mut push: impl FnMut(&[u8])) {
+    let mut ints = itoa::Buffer::new();
+    let abs = v.mantissa().unsigned_abs();
+    // Every amount fits 64 bits, whose digits cost a fraction of 128 bits'.
+    let digits = match u64::try_from(abs) {
+        Ok(small) => ints.format(small),
+        Err(_) => ints.format(abs),
+    }
+    .as_bytes();
+    let scale = v.scale() as usize;
+    if v.is_sign_negative() {
+        push(b"-");
+    }
+    if scale == 0 {
+        push(digits);
+    } else if digits.len() > scale {
+        let (int, frac) = digits.split_at(digits.len() - scale);
+        push(int);
+        push(b".");
+        push(frac);
+    } else {
+        push(b"0.");
+        for _ in digits.len()..scale {
+            push(b"0");
+        }
+        push(digits);
+    }
+}
+
 /// A decimal's text on the stack: at most a sign, 29 digits, a point and the zeros after it
 /// (`-0.000…1` with 28 decimals is 31 bytes).
 struct Digits {
@@ -129,41 +137,13 @@ struct Digits {
 impl Digits {
     fn of(v: Decimal) -> Digits {
         let mut out = Digits { buf: [0; 40], len: 0 };
-        let mut ints = itoa::Buffer::new();
-        let abs = v.mantissa().unsigned_abs();
-        // Every amount fits 64 bits, whose digits cost a fraction of 128 bits'.
-        let digits = match u64::try_from(abs) {
-            Ok(small) => ints.format(small),
-            Err(_) => ints.format(abs),
-        };
-        let scale = v.scale() as usize;
-        if v.is_sign_negative() {
-            out.push(b"-");
-        }
-        if scale == 0 {
-            out.push(digits.as_bytes());
-        } else if digits.len() > scale {
-            let (int, frac) = digits.as_bytes().split_at(digits.len() - scale);
-            out.push(int);
-            out.push(b".");
-            out.push(frac);
-        } else {
-            out.push(b"0.");
-            for _ in digits.len()..scale {
-                out.push(b"0");
-            }
-            out.push(digits.as_bytes());
-        }
+        write_digits(v, |bytes| out.push(bytes));
         out
     }
 
     fn push(&mut self, bytes: &[u8]) {
         self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
         self.len += bytes.len();
-    }
-
-    fn as_bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
     }
 
     fn as_str(&self) -> &str {
