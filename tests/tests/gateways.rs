@@ -678,6 +678,45 @@ async fn dynamo_mandarin() {
     mandarin(store).await;
 }
 
+/// A refund the gateway reports for an order that never took its money (a reversal made in
+/// Mandarin's own back office for a payment it declined): recorded, but the order stays
+/// cancelled, its tickets invalid and its seats free.
+#[tokio::test]
+async fn a_reported_refund_does_not_revive_a_cancelled_order() {
+    let (srv, peer) = start(mandarin_peer(), api_tests::memory_store(), mandarin_config).await;
+    create_event(&srv, "mr").await;
+    let (order, url) = online_order(&srv, "mr", &["s-1-5", "s-1-6"], "self_online").await;
+    let tx = url.split("transaction=").nth(1).unwrap().to_owned();
+    assert_eq!(post_to(format!("{}/test/settle/{tx}/failed", peer.me)).await, (200, "OK".to_owned()));
+    assert_eq!(admin_order(&srv, &order).await["status"], "cancelled");
+    assert!(taken_seats(&srv, "mr").await.is_empty());
+
+    let payment = payment_of(&srv, &order).await;
+    let mut fields = pairs(&[
+        ("transaction", "reversal-1"),
+        ("status", "success"),
+        ("action", "reversal"),
+        ("merchantId", MD_MERCHANT),
+        ("price", "100.00"),
+        ("orderId", &payment),
+    ]);
+    let sign = mandarin_sign(&fields);
+    fields.push(("sign".into(), sign));
+    let cb = srv.url("/api/v1/gateways/mandarin/callback");
+    for _ in 0..2 {
+        assert_eq!(post_form(&cb, &fields).await, (200, "OK".to_owned()));
+    }
+    let o = admin_order(&srv, &order).await;
+    assert_eq!(o["status"], "cancelled", "{o}");
+    assert!(o["tickets"].as_array().unwrap().iter().all(|t| t["bar_code"].is_null()), "{o}");
+    let stored = shared::tickets::orders::get(&srv.app, &order).await.unwrap().order;
+    assert!(!stored.tickets_valid());
+    assert!(taken_seats(&srv, "mr").await.is_empty());
+    // The money that went back is on record, once.
+    let refunds = shared::payments::refunds::of_payment(&srv.app, &payment).await.unwrap();
+    assert_eq!(refunds.iter().map(|r| r.amount).collect::<Vec<_>>(), [dec("100.00")]);
+}
+
 /// A gateway's settlement callback on the critical path: the payment, the owner's record
 /// (the zoo session), then one transaction (payment, session, tickets, the email).
 #[tokio::test]

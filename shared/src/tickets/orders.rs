@@ -103,8 +103,14 @@ impl Order {
 
     /// A paid online order's status after its refunds: `refunded` once all it took is
     /// refunded (or on its way back), else `approved`: a partial refund (a compensation)
-    /// leaves the tickets valid and the seats sold.
+    /// leaves the tickets valid and the seats sold. An order that never took its money (one
+    /// cancelled, or still waiting for its payment) keeps its status: a refund the gateway
+    /// reports for it (a reversal made in the gateway's own back office) is money going back,
+    /// never a payment, and must not make its tickets valid again.
     pub fn status_after_refunds(&self) -> OrderStatus {
+        if !matches!(self.status, OrderStatus::Approved | OrderStatus::Refunded) {
+            return self.status;
+        }
         if self.refunded >= self.totals.total { OrderStatus::Refunded } else { OrderStatus::Approved }
     }
 
