@@ -296,6 +296,73 @@ async fn a_refused_hold_is_unavailable_not_retried() {
     assert!(taken_seats(&srv, "down").await.is_empty());
 }
 
+/// Once armed, the next delete waits: it tells the test it has been reached, and goes on when
+/// the test lets it.
+#[derive(Default)]
+struct PauseDelete {
+    armed: std::sync::atomic::AtomicBool,
+    reached: tokio::sync::Notify,
+    go: tokio::sync::Notify,
+}
+
+#[async_trait::async_trait]
+impl api_tests::hooked::Hook for PauseDelete {
+    async fn before(&self, op: api_tests::hooked::Op) -> Result<(), shared::store::StoreError> {
+        if op == api_tests::hooked::Op::Delete && self.armed.swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            self.reached.notify_one();
+            self.go.notified().await;
+        }
+        Ok(())
+    }
+}
+
+/// A sweep that read an expired hold and is slow to delete it (another run of the job, which
+/// may overlap it, deletes it first; the seat is held again and sold) deletes on the version
+/// it read: that must never be the sold seat's item. A freed seat's item is deleted, and until
+/// 2026-12-07 its next life counted from 1 again: the sale (the new life's second version)
+/// matched the sweep's condition (the expired hold's second version, a takeover) and was
+/// deleted, the seat free to be sold twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_sweep_never_frees_a_seat_sold_since() {
+    let hooked = Arc::new(api_tests::hooked::Hooked::new(api_tests::memory_store(), PauseDelete::default()));
+    let srv = server(hooked.clone(), 120).await;
+    create_event(&srv, "aba").await;
+    // One buyer holds the seat and lets it expire; another takes it over, and lets it expire.
+    let mut first = Buyer::anonymous(&srv);
+    let pr1 = first.init("aba").await;
+    assert_eq!(first.hold(&pr1, "s-1-1").await.0, 200);
+    srv.app.clock.advance(minutes(3));
+    let mut second = Buyer::anonymous(&srv);
+    let pr2 = second.init("aba").await;
+    assert_eq!(second.hold(&pr2, "s-1-1").await.0, 200);
+    srv.app.clock.advance(minutes(3));
+
+    // A sweep reads the expired hold and stops before its delete.
+    hooked.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let app = srv.app.clone();
+    let late = tokio::spawn(async move { holds::sweep(&app).await });
+    hooked.reached.notified().await;
+    // Meanwhile another run deletes it, and a third buyer holds the seat and buys it.
+    assert_eq!(holds::sweep(&srv.app).await.unwrap(), (1, 1));
+    let mut third = Buyer::anonymous(&srv);
+    let pr3 = third.init("aba").await;
+    assert_eq!(third.hold(&pr3, "s-1-1").await.0, 200);
+    choose(&third, &pr3, "self_cash").await;
+    let (status, body) = third.post(&format!("/api/v1/reservations/{pr3}/checkout"), &json!({})).await;
+    assert_eq!(status, 201, "{body}");
+    let order = body["order"]["id"].as_str().unwrap().to_owned();
+
+    hooked.go.notify_one();
+    assert_eq!(late.await.unwrap().unwrap(), (1, 0), "the late delete lost its condition");
+    let h = holds::get(&srv.app, "aba", "s-1-1").await.unwrap().expect("the sold seat's item");
+    assert_eq!((h.hold.state, h.hold.order_id.as_deref()), (HoldState::Sold, Some(order.as_str())));
+    assert_eq!(taken_seats(&srv, "aba").await, ["s-1-1"]);
+    let mut fourth = Buyer::anonymous(&srv);
+    let pr4 = fourth.init("aba").await;
+    assert_eq!(fourth.hold(&pr4, "s-1-1").await.0, 409, "sold once");
+}
+
 /// Before the next transaction, once: the reservation `key` is written again (its version moves
 /// on), as a second tab of the same buyer would.
 struct Bump {

@@ -111,6 +111,17 @@ fn index_sk(hold: &Hold) -> String {
     [state, "#", &hold.seat_id].concat()
 }
 
+/// The version a seat's hold item starts at when the seat is held from free. A freed seat's
+/// item is deleted, so counting from 1 again would repeat its earlier lives' versions, and a
+/// write on a version read before the seat was freed (the sweep's delete of an expired hold
+/// read a moment before, from the index or by an overlapping run; a release's or a deleted
+/// reservation's, read before theirs) would match the new life's item: it could delete a hold,
+/// or a sale, made since. A random start from 2^32 to 2^52 (exact as a JSON or DynamoDB
+/// number, and far from any count a life reaches) never meets an earlier life's versions.
+pub fn first_version() -> u64 {
+    rand::random_range(1u64 << 32..1u64 << 52)
+}
+
 /// The item for a hold at `version` (the hold moved into it).
 pub fn item(hold: Hold, version: u64) -> Result<Item, StoreError> {
     let (key, index) = (pk(&hold.event_id, &hold.seat_id), index_pk(&hold.event_id, shard(&hold.seat_id)));

@@ -499,7 +499,7 @@ fn plan_hold(
         ));
     }
     match current {
-        None => Ok(HoldPlan::Take { cond: Cond::NotExists, version: 1 }),
+        None => Ok(HoldPlan::Take { cond: Cond::NotExists, version: holds::first_version() }),
         Some(h) if h.hold.blocks(now) => Err(taken(seat_id)),
         Some(h) => Ok(HoldPlan::Take { cond: Cond::Version(h.version), version: h.version + 1 }),
     }
@@ -854,10 +854,19 @@ mod tests {
     #[test]
     fn a_free_seat_is_taken_only_if_nobody_wrote_it_meanwhile() {
         let now = Utc::now();
-        assert_eq!(
-            plan_hold(&[], None, "s1", now).unwrap(),
-            HoldPlan::Take { cond: Cond::NotExists, version: 1 }
-        );
+        let versions: Vec<u64> = (0..64)
+            .map(|_| match plan_hold(&[], None, "s1", now).unwrap() {
+                HoldPlan::Take { cond: Cond::NotExists, version } => version,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        // A new life of the seat's item never starts where an earlier one counted: not at 1,
+        // and not twice at the same version.
+        assert!(versions.iter().all(|v| (1u64 << 32..1u64 << 52).contains(v)), "{versions:?}");
+        let mut distinct = versions.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), versions.len());
     }
 
     #[test]
