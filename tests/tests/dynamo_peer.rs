@@ -97,3 +97,25 @@ async fn another_cancellation_is_not_tried_again_and_is_no_conflict() {
     assert!(matches!(transact(&s).await, Err(StoreError::Unavailable(_))));
     assert_eq!(seen.load(Ordering::SeqCst), 1);
 }
+
+/// A read of a key no item can have (past DynamoDB's key limits: a client's overlong id) finds
+/// nothing without a request, which DynamoDB would refuse; a key within them is asked for.
+#[tokio::test]
+async fn a_key_past_the_limits_is_read_as_absent_without_a_request() {
+    let (s, seen) = store(vec![], 0).await;
+    let (long_pk, long_sk) = ("p".repeat(2049), "s".repeat(1025));
+    assert_eq!(s.get(&long_pk, "s").await, Ok(None));
+    assert_eq!(s.get("p", &long_sk).await, Ok(None));
+    assert_eq!(s.get("", "s").await, Ok(None));
+    assert_eq!(
+        s.batch_get(&[(long_pk.clone(), "s".into()), ("p".into(), long_sk.clone())]).await,
+        Ok(vec![])
+    );
+    assert_eq!(s.query(&long_pk, Default::default()).await, Ok(vec![]));
+    assert_eq!(s.query_gsi1(&long_pk, Default::default()).await, Ok(vec![]));
+    assert_eq!(seen.load(Ordering::SeqCst), 0);
+    // At the limits, the peer is asked (and has nothing).
+    assert_eq!(s.get(&"p".repeat(2048), &"s".repeat(1024)).await, Ok(None));
+    assert_eq!(s.batch_get(&[(long_pk, "s".into()), ("p".into(), "s".into())]).await, Ok(vec![]));
+    assert_eq!(seen.load(Ordering::SeqCst), 2);
+}

@@ -462,3 +462,88 @@ async fn secrets_come_from_parameter_store() {
     .unwrap();
     assert!(e.contains(&format!("{empty}/jwt-secret")), "{e}");
 }
+
+/// An id in a path (or a callback's field) longer than a key may hold: DynamoDB refuses a key
+/// over 2,048 bytes, and the table's refusal must not reach the client as a 5xx. Every route
+/// that takes an id is asked with one of 3,000 characters, by a buyer, an admin and nobody.
+async fn overlong_ids_are_the_clients_mistake(store: Arc<dyn Store>) {
+    let srv = TestServer::start(store).await;
+    let long = "a".repeat(3000);
+    let (user, admin) = (token("31", &[]), token("1", &["admin"]));
+    let paths = [
+        ("GET", format!("/v1/payments/{long}")),
+        ("PATCH", format!("/v1/payments/{long}")),
+        ("DELETE", format!("/v1/payments/{long}")),
+        ("GET", format!("/api/v1/gateways/return/{long}")),
+        ("GET", format!("/api/v1/gateways/sandbox/pay/{long}")),
+        ("GET", format!("/api/v1/events/{long}/seats")),
+        ("GET", format!("/api/v1/events/{long}/seatmap.svg")),
+        ("GET", format!("/api/v1/reservations/{long}")),
+        ("DELETE", format!("/api/v1/reservations/{long}")),
+        ("POST", format!("/api/v1/reservations/{long}/tickets")),
+        ("DELETE", format!("/api/v1/reservations/{long}/tickets/{long}")),
+        ("PUT", format!("/api/v1/reservations/{long}/order_type")),
+        ("POST", format!("/api/v1/reservations/{long}/checkout")),
+        ("GET", format!("/api/v1/ticket_orders/{long}")),
+        ("GET", format!("/api/v1/ticket_orders/{long}/tickets/{long}/qr")),
+        ("GET", format!("/api/v1/ticket_orders/{long}/payment_return")),
+        ("GET", format!("/api/v1/admin/ticket_orders/{long}")),
+        ("POST", format!("/api/v1/admin/ticket_orders/{long}/resend_email")),
+        ("POST", format!("/api/v1/admin/ticket_orders/{long}/cancel")),
+        ("POST", format!("/api/v1/admin/ticket_orders/{long}/paid")),
+        ("POST", format!("/api/v1/admin/ticket_orders/{long}/refund")),
+        ("GET", format!("/api/v1/admin/events/{long}/report")),
+        ("POST", format!("/api/v1/admin/events/{long}/stop_sales")),
+        ("POST", format!("/api/v1/admin/refunds/{long}/{long}/completed")),
+        ("GET", format!("/api/v1/gateways/sngb/notify?trackid={long}&udf5=x&paymentid=1&result=CAPTURED")),
+        ("GET", format!("/api/v1/gateways/robokassa/result?InvId={long}&OutSum=1.00&SignatureValue=x")),
+        ("GET", format!("/api/v1/gateways/robokassa/success?InvId={long}&OutSum=1.00&SignatureValue=x")),
+    ];
+    let mut failures = Vec::new();
+    for (method, path) in &paths {
+        for auth in [None, Some(&user), Some(&admin)] {
+            let mut req = srv
+                .http
+                .request(method.parse().unwrap(), srv.url(path))
+                .header("Idempotency-Key", "0123456789abcdef0123456789abcdef")
+                .header("X-Reservation-Token", long.as_str());
+            if let Some(t) = auth {
+                req = req.bearer_auth(t);
+            }
+            if *method != "GET" && *method != "DELETE" {
+                req = req.json(&serde_json::json!({"seat_id": long, "amount": "1.00", "reason": "x"}));
+            }
+            let res = req.send().await.unwrap();
+            if res.status().is_server_error() {
+                failures.push(format!(
+                    "{method} {} as {auth:?}: {}",
+                    &path[..60.min(path.len())],
+                    res.status()
+                ));
+            }
+        }
+    }
+    for form in [
+        vec![("payment_id", long.clone()), ("outcome", "success".to_owned()), ("signature", "x".to_owned())],
+        vec![("orderId", long.clone()), ("status", "success".to_owned()), ("sign", "x".to_owned())],
+    ] {
+        for cb in ["/api/v1/gateways/sandbox/callback", "/api/v1/gateways/mandarin/callback"] {
+            let res = srv.http.post(srv.url(cb)).form(&form).send().await.unwrap();
+            if res.status().is_server_error() {
+                failures.push(format!("POST {cb}: {}", res.status()));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[tokio::test]
+async fn memory_overlong_ids_are_the_clients_mistake() {
+    overlong_ids_are_the_clients_mistake(api_tests::memory_store()).await;
+}
+
+#[tokio::test]
+async fn dynamo_overlong_ids_are_the_clients_mistake() {
+    let Some(store) = api_tests::dynamo_store().await else { return };
+    overlong_ids_are_the_clients_mistake(store).await;
+}

@@ -537,3 +537,42 @@ async fn a_reservation_id_must_name_its_own_event() {
     assert!(taken_seats(&srv, "eb").await.is_empty());
     assert_eq!(buyer.hold(&pr, "s-1-1").await.0, 200);
 }
+
+/// Ids longer than a key may hold (DynamoDB refuses a key over 2,048 bytes) are the client's
+/// mistake, named, on either store: a seat id in a hold's body is 422 naming `seat_id`, a
+/// reservation id in a checkout's path is 404 (with an `Idempotency-Key`, whose record's key
+/// carries the id), never the table's refusal answered as 503.
+async fn overlong_ids(store: std::sync::Arc<dyn shared::store::Store>) {
+    let srv = TestServer::start(store).await;
+    create_event(&srv, "long").await;
+    let mut buyer = Buyer::anonymous(&srv);
+    let pr = buyer.init("long").await;
+    let (status, body) = buyer.hold(&pr, &"a".repeat(3000)).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (422, Some("seat_id")), "{body}");
+    // Refused as malformed before any read (its hold's key is never made), not looked up.
+    assert!(body["message"].as_str().unwrap().contains("1 to 64 characters"), "{body}");
+    let long = format!("{pr}{}", "a".repeat(3000));
+    let res = buyer
+        .http
+        .post(format!("{}/api/v1/reservations/{long}/checkout", buyer.base))
+        .header("X-Reservation-Token", buyer.token.clone().unwrap())
+        .header("Idempotency-Key", "0123456789abcdef0123456789abcdef")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 404, "{}", res.text().await.unwrap());
+    // The reservation itself is untouched: a seat is still held as usual.
+    assert_eq!(buyer.hold(&pr, "s-1-1").await.0, 200);
+}
+
+#[tokio::test]
+async fn memory_overlong_ids() {
+    overlong_ids(api_tests::memory_store()).await;
+}
+
+#[tokio::test]
+async fn dynamo_overlong_ids() {
+    let Some(store) = api_tests::dynamo_store().await else { return };
+    overlong_ids(store).await;
+}

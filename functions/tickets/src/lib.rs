@@ -173,9 +173,13 @@ async fn order_type(
 }
 
 async fn checkout(On { app, user: buyer, id }: On<Buyer, String>, req: Keyed) -> ApiResult<Response> {
-    let caller = idempotency_caller(&buyer);
     // The PR id is part of the scope: one key checks out one reservation. The body carries
-    // nothing, but a different body with the same key is still refused.
+    // nothing, but a different body with the same key is still refused. An id no reservation
+    // can have is 404 at once: in the key record's key it could pass what a key may hold.
+    if !reservations::is_pr_id(&id) {
+        return Err(ApiError::NotFound("reservation".into()));
+    }
+    let caller = idempotency_caller(&buyer);
     req.answer(&app, &format!("ticket-checkout#{id}"), &caller, || async {
         let done = orders::checkout(&app, &buyer, &id).await?;
         let status = if done.repeated { StatusCode::OK } else { StatusCode::CREATED };

@@ -92,6 +92,18 @@ fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
+/// DynamoDB's limits on a key's attributes, in UTF-8 bytes: a partition key of 1 to 2,048, a
+/// sort key of 1 to 1,024.
+const PK_MAX: usize = 2048;
+const SK_MAX: usize = 1024;
+
+/// Whether an item can have this key. No item has a key past DynamoDB's limits, so a read of
+/// one finds nothing without asking: DynamoDB would refuse the request (a `ValidationException`,
+/// an outage to the caller), and such a key comes from what a client sent (an id in a path).
+fn storable(pk: &str, sk: &str) -> bool {
+    (1..=PK_MAX).contains(&pk.len()) && (1..=SK_MAX).contains(&sk.len())
+}
+
 fn key_attrs(pk: &str, sk: &str) -> Attrs {
     HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
 }
@@ -350,6 +362,9 @@ impl DynamoStore {
         opts: QueryOpts,
     ) -> Result<Vec<Item>, StoreError> {
         validate_query(&opts)?;
+        if !(1..=PK_MAX).contains(&pk.len()) || opts.sk_prefix.as_ref().is_some_and(|p| p.len() > SK_MAX) {
+            return Ok(Vec::new());
+        }
         let (pk_name, sk_name) = match index {
             Some(_) => ("gsi1pk", "gsi1sk"),
             None => ("pk", "sk"),
@@ -395,6 +410,9 @@ impl DynamoStore {
 #[async_trait]
 impl Store for DynamoStore {
     async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
+        if !storable(pk, sk) {
+            return Ok(None);
+        }
         let out = self
             .client
             .get_item()
@@ -408,7 +426,8 @@ impl Store for DynamoStore {
     }
 
     async fn batch_get(&self, keys: &[(String, String)]) -> Result<Vec<Item>, StoreError> {
-        let unique: std::collections::BTreeSet<&(String, String)> = keys.iter().collect();
+        let unique: std::collections::BTreeSet<&(String, String)> =
+            keys.iter().filter(|(pk, sk)| storable(pk, sk)).collect();
         let unique: Vec<_> = unique.into_iter().collect();
         let mut out = Vec::with_capacity(unique.len());
         for chunk in unique.chunks(100) {

@@ -156,7 +156,7 @@ pub(super) fn event_of(id: &str) -> Option<&str> {
 }
 
 /// A well-formed PR id: 1 to 100 characters of A-Z, a-z, 0-9, _ and -.
-fn is_pr_id(id: &str) -> bool {
+pub fn is_pr_id(id: &str) -> bool {
     (1..=100).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
@@ -404,6 +404,9 @@ fn taken(seat_id: &str) -> ApiError {
 /// other: the PR, the event, the seat and its hold are read together (the PR id names the
 /// event), then one transaction writes the hold and the PR.
 pub async fn hold(app: &App, buyer: &Buyer, id: &str, seat_id: &str) -> ApiResult<(StoredPr, Arc<Event>)> {
+    // Before any read: the seat id is part of its hold's key, which a malformed or overlong
+    // one must not reach (DynamoDB refuses a key over 2,048 bytes: a 503, not the client's 422).
+    super::check_id("seat_id", seat_id)?;
     let held = optimistic("the reservation", || async {
         let inputs = hold_inputs(app, buyer, id, seat_id).await?;
         Ok(try_hold(app, inputs, seat_id).await?.map_or(Step::Again, Step::Done))
