@@ -1002,6 +1002,13 @@ fn sngb_peer() -> Router<Peer> {
         }
         let tranid = sn_tranid(&p);
         sn_credit(&p, &f["paymentid"], &tranid, &f["amt"], &f["udf5"]);
+        if p.get("#no_tranid").is_some() {
+            // An answer that leaves the credit's tranid out (its notice names it).
+            return format!(
+                "result=CAPTURED&responsecode=00&paymentid={}&trackid={}",
+                f["paymentid"], f["trackid"]
+            );
+        }
         format!(
             "result=CAPTURED&responsecode=00&paymentid={}&trackid={}&tranid={tranid}",
             f["paymentid"], f["trackid"]
@@ -1101,6 +1108,48 @@ async fn dynamo_sngb() {
 }
 
 /// The bank's payment id of a payment page URL.
+/// A refund completed without the bank's reference for its credit (an answer without the
+/// `tranid`; a refund marked done by hand) is the one the bank's notice of that credit reports:
+/// it takes the reference, and nothing is counted twice; another credit of the same amount is a
+/// refund of its own.
+#[tokio::test]
+async fn a_refund_completed_without_its_reference_is_not_counted_twice() {
+    let (srv, peer) = start(sngb_peer(), api_tests::memory_store(), sngb_config).await;
+    create_event(&srv, "sr").await;
+    let (order, url) = online_order(&srv, "sr", &["s-1-1", "s-1-2"], "email_online").await;
+    let pid = sn_pid(&url);
+    assert_eq!(post_to(format!("{}/test/notify/{pid}/CAPTURED", peer.me)).await.0, 200);
+    assert_eq!(admin_order(&srv, &order).await["status"], "approved");
+    peer.set("#no_tranid", json!(true));
+    let (status, body) = refund(&srv, &order, "100.00").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(peer.get(&pid).unwrap()["refunded"], "100.00");
+    // The bank's notice of that credit (its last), twice.
+    for _ in 0..2 {
+        let (s, body) = post_to(format!("{}/test/notify/{pid}/CAPTURED?action=2", peer.me)).await;
+        assert_eq!((s, body.as_str()), (200, "OK"));
+    }
+    let o = admin_order(&srv, &order).await;
+    assert_eq!(
+        (o["status"].as_str(), dec(&o["refunded"].to_string()), o["refunds"].as_array().unwrap().len()),
+        (Some("approved"), dec("100.00"), 1),
+        "{o}"
+    );
+    let payment = payment_of(&srv, &order).await;
+    let p = shared::payments::get(&srv.app, &payment).await.unwrap();
+    assert_eq!(p.refunded_amount, dec("100.00"));
+    assert_eq!(taken_seats(&srv, "sr").await.len(), 2);
+    // Another credit made at the bank, of the same amount: a refund of its own.
+    let path = format!("{}/test/notify/{pid}/CAPTURED?action=2&amt=100.00&tranid=T7", peer.me);
+    assert_eq!(post_to(path).await.0, 200);
+    let o = admin_order(&srv, &order).await;
+    assert_eq!(
+        (dec(&o["refunded"].to_string()), o["refunds"].as_array().unwrap().len()),
+        (dec("200.00"), 2),
+        "{o}"
+    );
+}
+
 fn sn_pid(url: &str) -> String {
     url.split("PaymentID=").nth(1).unwrap().to_owned()
 }

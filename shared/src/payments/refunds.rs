@@ -458,6 +458,28 @@ pub async fn reported(
         complete(app, &p.id, &r.id, gateway_ref).await?;
         return Ok(());
     }
+    // A refund completed without the gateway's reference (answered without one, or marked
+    // done by hand) is the one a notice of the same amount reports: it takes the reference,
+    // so that it answers one notice only, and nothing is counted twice. Another notice of the
+    // same amount, with another reference, is then a refund of its own.
+    let unreferenced = refunds.iter().find(|r| {
+        r.state == RefundState::Completed
+            && r.gateway_ref.is_none()
+            && amount.is_some_and(|a| crate::money::round(a) == r.amount)
+    });
+    if let (Some(r), Some(gref)) = (unreferenced, &gateway_ref) {
+        let mut nr = r.next(app, RefundState::Completed);
+        nr.gateway_ref = Some(gref.clone());
+        return match app.store.transact(vec![nr.write()?]).await {
+            Ok(()) => {
+                tracing::info!(payment = %p.id, refund = %r.id, reference = %gref, "a refund completed before took the gateway's reference");
+                Ok(())
+            }
+            // Another notice took it meanwhile: this one is read again against the records.
+            Err(StoreError::Conflict { .. }) => Box::pin(reported(app, p, amount, gateway_ref)).await,
+            Err(e) => Err(e.into()),
+        };
+    }
     let gref = gateway_ref
         .ok_or_else(|| ApiError::bad_request("tranid", "a refund notification must name its transaction"))?;
     let id = format!("gw-{}", gref.chars().filter(char::is_ascii_alphanumeric).take(40).collect::<String>());
