@@ -678,6 +678,49 @@ async fn dynamo_mandarin() {
     mandarin(store).await;
 }
 
+/// A manager's discount makes a new Mandarin transaction; the buyer pays the first one anyway.
+/// Its callback (the old price) is a wrong sum: recorded, and reversed on the transaction that
+/// was paid, not on the new one (which was never paid and could not be reversed).
+#[tokio::test]
+async fn mandarin_a_transaction_paid_from_before_a_discount_is_reversed() {
+    let (srv, peer) = start(mandarin_peer(), api_tests::memory_store(), mandarin_config).await;
+    let tok = token("21", &[]);
+    let (s, created) = srv.post("/v1/payments/sessions", Some(&tok), &session_body(2, "10:00")).await;
+    assert_eq!(s, 201, "{created}");
+    let id = created["data"]["payment_id"].as_str().unwrap().to_owned();
+    let first = created["data"]["confirmation_url"]
+        .as_str()
+        .unwrap()
+        .split("transaction=")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let discount =
+        json!({"amount": {"value": "1500.00", "currency": "RUB"}, "amount_reason": "group discount"});
+    let res = srv
+        .http
+        .patch(srv.url(&format!("/v1/payments/{id}")))
+        .bearer_auth(token("31", &["manager"]))
+        .json(&discount)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let second = shared::payments::get(&srv.app, &id).await.unwrap().gateway_ref.unwrap();
+    assert_ne!(second, first);
+    assert_eq!(post_to(format!("{}/test/settle/{first}/success", peer.me)).await, (200, "OK".to_owned()));
+    let p = shared::payments::get(&srv.app, &id).await.unwrap();
+    assert!(p.anomaly.is_some(), "a wrong sum: {p:?}");
+    let refunds = shared::payments::refunds::of_payment(&srv.app, &id).await.unwrap();
+    assert_eq!(
+        refunds.iter().map(|r| (r.amount, r.state)).collect::<Vec<_>>(),
+        [(dec("2000.00"), shared::payments::refunds::RefundState::Completed)]
+    );
+    assert_eq!(peer.get(&first).unwrap()["refunded"], "2000.00");
+    assert_eq!(peer.get(&second).unwrap()["refunded"], "0.00");
+    assert_eq!(sent(&srv, "payment_mismatch").len(), 1);
+}
+
 /// A refund the gateway reports for an order that never took its money (a reversal made in
 /// Mandarin's own back office for a payment it declined): recorded, but the order stays
 /// cancelled, its tickets invalid and its seats free.
@@ -1148,6 +1191,80 @@ async fn a_refund_completed_without_its_reference_is_not_counted_twice() {
         (dec("200.00"), 2),
         "{o}"
     );
+}
+
+/// A manager's discount registers an SNGB payment again (a new bank page for the new amount);
+/// the buyer pays the first page anyway. The bank's notice of it (its `udf5` signed for the old
+/// amount) is taken, not refused as forged: the money is recorded as a wrong sum and returned
+/// through the page it was paid on, the manager told.
+#[tokio::test]
+async fn sngb_a_page_paid_from_before_a_discount_is_recorded_and_returned() {
+    let (srv, peer) = start(sngb_peer(), api_tests::memory_store(), sngb_config).await;
+    let tok = token("21", &[]);
+    let (s, created) = srv.post("/v1/payments/sessions", Some(&tok), &session_body(2, "10:00")).await;
+    assert_eq!(s, 201, "{created}");
+    let id = created["data"]["payment_id"].as_str().unwrap().to_owned();
+    let first = sn_pid(created["data"]["confirmation_url"].as_str().unwrap());
+    let manager = token("31", &["manager"]);
+    let discount =
+        json!({"amount": {"value": "1500.00", "currency": "RUB"}, "amount_reason": "group discount"});
+    let res = srv
+        .http
+        .patch(srv.url(&format!("/v1/payments/{id}")))
+        .bearer_auth(&manager)
+        .json(&discount)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let second = shared::payments::get(&srv.app, &id).await.unwrap();
+    assert_eq!(second.amount, dec("1500.00"));
+    assert_ne!(second.gateway_ref.as_deref(), Some(first.as_str()), "a new page");
+
+    // Paid on the first page (2000.00), twice notified.
+    for _ in 0..2 {
+        let (s, body) = post_to(format!("{}/test/notify/{first}/CAPTURED", peer.me)).await;
+        assert_eq!(s, 200, "taken, not refused as forged: {body}");
+    }
+    let p = shared::payments::get(&srv.app, &id).await.unwrap();
+    assert!(p.anomaly.is_some(), "recorded as a wrong sum: {p:?}");
+    let refunds = shared::payments::refunds::of_payment(&srv.app, &id).await.unwrap();
+    assert_eq!(
+        refunds.iter().map(|r| (r.amount, r.state)).collect::<Vec<_>>(),
+        [(dec("2000.00"), shared::payments::refunds::RefundState::Completed)],
+        "returned through the page it was paid on, once"
+    );
+    assert_eq!(peer.get(&first).unwrap()["refunded"], "2000.00");
+    assert_eq!(sent(&srv, "payment_mismatch").len(), 1);
+    assert_eq!(sent(&srv, "zoo_tickets").len(), 0, "no tickets for a wrong sum");
+
+    // Paid on the page from before a discount, the notice lost: when the payment's time is up,
+    // the reconciliation job asks the bank about that page too.
+    let (s, other) = srv.post("/v1/payments/sessions", Some(&tok), &session_body(1, "12:00")).await;
+    assert_eq!(s, 201, "{other}");
+    let other_id = other["data"]["payment_id"].as_str().unwrap().to_owned();
+    let other_first = sn_pid(other["data"]["confirmation_url"].as_str().unwrap());
+    let discount = json!({"amount": {"value": "900.00", "currency": "RUB"}, "amount_reason": "member"});
+    let res = srv
+        .http
+        .patch(srv.url(&format!("/v1/payments/{other_id}")))
+        .bearer_auth(&manager)
+        .json(&discount)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    sn_capture(&peer, &other_first, None);
+    srv.app.clock.advance(chrono::Duration::minutes(16));
+    run(&srv.app, Job::Payments).await.unwrap();
+    let p = shared::payments::get(&srv.app, &other_id).await.unwrap();
+    assert!(p.anomaly.is_some(), "recorded as a wrong sum: {p:?}");
+    let refunds = shared::payments::refunds::of_payment(&srv.app, &other_id).await.unwrap();
+    assert_eq!(
+        refunds.iter().map(|r| (r.amount, r.state)).collect::<Vec<_>>(),
+        [(dec("1000.00"), shared::payments::refunds::RefundState::Completed)]
+    );
+    assert_eq!(peer.get(&other_first).unwrap()["refunded"], "1000.00");
 }
 
 fn sn_pid(url: &str) -> String {

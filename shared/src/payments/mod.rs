@@ -174,6 +174,17 @@ pub struct Anomaly {
     pub refund_id: String,
 }
 
+/// An earlier registration of a payment with its gateway: the page made for another amount
+/// before a manager's discount registered the payment again. The gateway may keep that page
+/// payable; money paid there is then this payment's, for the amount of that page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Registration {
+    #[serde(default)]
+    pub gateway_ref: Option<String>,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub amount: Decimal,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Payment {
     pub id: String,
@@ -207,6 +218,9 @@ pub struct Payment {
     /// The gateway's own id for the payment, when it has one.
     #[serde(default)]
     pub gateway_ref: Option<String>,
+    /// Its earlier registrations, oldest first (see [`Registration`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier: Vec<Registration>,
     #[serde(default)]
     pub payment_method: Option<String>,
     #[serde(default)]
@@ -283,6 +297,7 @@ impl Payment {
             cancel_url: None,
             confirmation_url: None,
             gateway_ref: None,
+            earlier: Vec::new(),
             payment_method: None,
             failure_reason: None,
             anomaly: None,
@@ -392,6 +407,17 @@ pub async fn register(app: &App, p: &mut Payment) -> ApiResult<()> {
     let redirect = gateways::for_kind(app, p.gateway)?.create(app, p).await?;
     p.confirmation_url = Some(redirect.url);
     p.gateway_ref = redirect.gateway_ref;
+    Ok(())
+}
+
+/// Registers `next` (the payment `was`, its amount changed) with its gateway again, keeping
+/// the registration it replaces among its earlier ones when the gateway made a page of its own
+/// for it (SNGB's `PaymentID`, Mandarin's transaction): that page may still be paid.
+pub async fn register_again(app: &App, was: &Payment, next: &mut Payment) -> ApiResult<()> {
+    register(app, next).await?;
+    if was.gateway_ref.is_some() && was.gateway_ref != next.gateway_ref {
+        next.earlier.push(Registration { gateway_ref: was.gateway_ref.clone(), amount: was.amount });
+    }
     Ok(())
 }
 

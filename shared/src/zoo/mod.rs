@@ -1109,8 +1109,8 @@ pub async fn update(
     }
     ns.metadata.insert("updated_fields".into(), json!(changed));
     if np.amount != p.amount {
-        // The gateway's page must ask for the new amount.
-        payments::register(app, &mut np).await?;
+        // The gateway's page must ask for the new amount; the page before it is kept in mind.
+        payments::register_again(app, &p, &mut np).await?;
     }
     let ops = vec![np.write()?, WriteOp::Put { item: ns.to_item()?, cond: Cond::Version(s.version) }];
     app.store.transact(ops).await?;

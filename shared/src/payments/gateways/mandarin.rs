@@ -101,6 +101,53 @@ impl Mandarin {
         }
         Ok(body)
     }
+
+    /// A transaction's status (`GET /api/transactions/{id}`) as a payment's remote state.
+    async fn transaction(&self, c: &Config, id: &str) -> ApiResult<Remote> {
+        let res =
+            self.call(http().get(format!("{}/api/transactions/{id}", c.base_url)), "Mandarin status").await?;
+        Ok(match res["status"].as_str() {
+            Some("success") => Remote::Paid {
+                method: Some("bank_card".into()),
+                amount: res["price"]
+                    .as_str()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| ApiError::Gateway("Mandarin status: no price".into()))?,
+                currency: None,
+            },
+            Some("failed") => Remote::Declined { reason: "declined by Mandarin".into() },
+            _ => Remote::Pending,
+        })
+    }
+
+    /// A reversal of `r.amount` of transaction `id`: the reversal's own transaction id.
+    async fn reverse(
+        &self,
+        c: &Config,
+        p: &Payment,
+        r: &Refund,
+        id: &str,
+    ) -> Result<Option<String>, RefundError> {
+        let body = json!({
+            "payment": { "orderId": p.id, "action": "reversal", "price": crate::money::format(r.amount) },
+            "target": { "transaction": id },
+        });
+        let what = "Mandarin refund";
+        let res = http()
+            .post(format!("{}/api/transactions", c.base_url))
+            .header("X-Auth", self.auth(c))
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| refund_transport_err(what, e))?;
+        let status = res.status();
+        let text = res.text().await.map_err(|e| RefundError::Unknown(format!("{what}: {e}")))?;
+        if let Some(e) = refund_status_err(what, status, &text) {
+            return Err(e);
+        }
+        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Ok(body["id"].as_str().map(str::to_owned))
+    }
 }
 
 #[async_trait]
@@ -166,47 +213,42 @@ impl Gateway for Mandarin {
     async fn query_status(&self, _app: &App, p: &Payment) -> ApiResult<Remote> {
         let c = self.configured()?;
         let Some(id) = &p.gateway_ref else { return Ok(Remote::Pending) };
-        let res =
-            self.call(http().get(format!("{}/api/transactions/{id}", c.base_url)), "Mandarin status").await?;
-        Ok(match res["status"].as_str() {
-            Some("success") => Remote::Paid {
-                method: Some("bank_card".into()),
-                amount: res["price"]
-                    .as_str()
-                    .and_then(|v| v.parse().ok())
-                    .ok_or_else(|| ApiError::Gateway("Mandarin status: no price".into()))?,
-                currency: None,
-            },
-            Some("failed") => Remote::Declined { reason: "declined by Mandarin".into() },
-            _ => Remote::Pending,
-        })
+        let now = self.transaction(c, id).await?;
+        if matches!(now, Remote::Paid { .. }) {
+            return Ok(now);
+        }
+        // A transaction from before a discount, paid: the money is this payment's (for that
+        // transaction's price, which settlement then finds is not what is owed).
+        for earlier in p.earlier.iter().rev().filter_map(|r| r.gateway_ref.as_deref()) {
+            if let paid @ Remote::Paid { .. } = self.transaction(c, earlier).await? {
+                return Ok(paid);
+            }
+        }
+        Ok(now)
     }
 
     async fn refund(&self, _app: &App, p: &Payment, r: &Refund) -> Result<Option<String>, RefundError> {
         let c = self.configured().map_err(|e| RefundError::Refused(e.to_string()))?;
-        let id = p
+        let current = p
             .gateway_ref
             .as_deref()
             .ok_or_else(|| RefundError::Refused("no Mandarin transaction to refund".into()))?;
-        let body = json!({
-            "payment": { "orderId": p.id, "action": "reversal", "price": crate::money::format(r.amount) },
-            "target": { "transaction": id },
-        });
-        let what = "Mandarin refund";
-        let res = http()
-            .post(format!("{}/api/transactions", c.base_url))
-            .header("X-Auth", self.auth(c))
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| refund_transport_err(what, e))?;
-        let status = res.status();
-        let text = res.text().await.map_err(|e| RefundError::Unknown(format!("{what}: {e}")))?;
-        if let Some(e) = refund_status_err(what, status, &text) {
-            return Err(e);
+        // The transaction that was paid: the payment's own, unless it has earlier ones (from
+        // before a discount), which are asked in turn when its own was not paid.
+        let mut id = current;
+        if !p.earlier.is_empty() {
+            let unknown =
+                |e: ApiError| RefundError::Refused(format!("the paid Mandarin transaction is unknown: {e}"));
+            if !matches!(self.transaction(c, current).await.map_err(unknown)?, Remote::Paid { .. }) {
+                for earlier in p.earlier.iter().rev().filter_map(|r| r.gateway_ref.as_deref()) {
+                    if matches!(self.transaction(c, earlier).await.map_err(unknown)?, Remote::Paid { .. }) {
+                        id = earlier;
+                        break;
+                    }
+                }
+            }
         }
-        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Ok(body["id"].as_str().map(str::to_owned))
+        self.reverse(c, p, r, id).await
     }
 
     async fn refund_status(&self, _app: &App, _p: &Payment, r: &Refund) -> ApiResult<RefundRemote> {

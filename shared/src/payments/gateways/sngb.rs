@@ -385,6 +385,14 @@ fn paymentid<'a>(p: &'a Payment, f: Option<&'a Fields>) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
+/// The bank's payment a purchase notice names when that is one of the payment's earlier
+/// registrations (a page from before a discount): its record is the one to read. The bank's
+/// record is checked to be this payment's (its `track`) before anything is taken from it.
+fn earlier_paymentid<'a>(p: &'a Payment, f: &'a Fields) -> Option<&'a str> {
+    let named = f.get("paymentid").map(|s| s.trim()).filter(|s| !s.is_empty())?;
+    p.earlier.iter().any(|r| r.gateway_ref.as_deref() == Some(named)).then_some(named)
+}
+
 /// POSTs a form to one of the bank's servlets: the status and the body.
 async fn post_servlet(
     c: &Config,
@@ -462,15 +470,19 @@ impl Gateway for Sngb {
             .filter(|p| p.gateway == GatewayKind::Sngb)
             .ok_or_else(forged)?;
         let credit = f.get("action").is_some_and(|a| a.trim() == CREDIT);
-        let amt = crate::money::format(p.amount);
-        let genuine = same_signature(udf5, &init_sign(&c.terminal_id, &amt, &p.id, PURCHASE, &c.secret))
-            || (credit
-                && f.get("amt")
-                    .is_some_and(|a| same_signature(udf5, &tran_sign(&c.terminal_id, a, &p.id, &c.secret))));
+        // Signed at init for the payment's amount, or for an earlier registration's (a page
+        // from before a discount, which the bank may still take money on).
+        let genuine = std::iter::once(p.amount).chain(p.earlier.iter().map(|r| r.amount)).any(|a| {
+            let amt = crate::money::format(a);
+            same_signature(udf5, &init_sign(&c.terminal_id, &amt, &p.id, PURCHASE, &c.secret))
+        }) || (credit
+            && f.get("amt")
+                .is_some_and(|a| same_signature(udf5, &tran_sign(&c.terminal_id, a, &p.id, &c.secret))));
         if !genuine {
             return Err(forged());
         }
-        let Some(paymentid) = paymentid(&p, Some(f)) else {
+        let earlier = if credit { None } else { earlier_paymentid(&p, f) };
+        let Some(paymentid) = earlier.or_else(|| paymentid(&p, Some(f))) else {
             return Ok(CallbackEvent { payment_id: p.id.clone(), remote: Remote::Pending });
         };
         let remote = if credit {
@@ -484,24 +496,49 @@ impl Gateway for Sngb {
     async fn query_status(&self, _app: &App, p: &Payment) -> ApiResult<Remote> {
         let c = self.configured()?;
         let Some(paymentid) = paymentid(p, None) else { return Ok(Remote::Pending) };
-        match self.record(c, p, paymentid).await? {
-            Some(r) => r.remote(),
-            None => Ok(Remote::Pending),
+        let now = match self.record(c, p, paymentid).await? {
+            Some(r) => r.remote()?,
+            None => Remote::Pending,
+        };
+        if matches!(now, Remote::Paid { .. }) {
+            return Ok(now);
         }
+        // A page from before a discount, paid: the money is this payment's (for that page's
+        // amount, which settlement then finds is not what is owed).
+        for earlier in p.earlier.iter().rev().filter_map(|r| r.gateway_ref.as_deref()) {
+            if let Some(r) = self.record(c, p, earlier).await?
+                && let paid @ Remote::Paid { .. } = r.remote()?
+            {
+                return Ok(paid);
+            }
+        }
+        Ok(now)
     }
 
     async fn refund(&self, _app: &App, p: &Payment, r: &Refund) -> Result<Option<String>, RefundError> {
         let c = self.configured().map_err(|e| RefundError::Refused(e.to_string()))?;
-        let paymentid =
+        let current =
             paymentid(p, None).ok_or_else(|| RefundError::Refused("no SNGB payment to refund".into()))?;
-        let tranid = match self.captured_tranid(c, p, paymentid).await {
-            Ok(Some(t)) => t,
-            Ok(None) => {
-                return Err(RefundError::Refused("SNGB shows no captured transaction to refund".into()));
+        // The page that was paid: the payment's own, else one from before a discount.
+        let pages =
+            std::iter::once(current).chain(p.earlier.iter().rev().filter_map(|r| r.gateway_ref.as_deref()));
+        let mut captured = None;
+        for paymentid in pages {
+            match self.captured_tranid(c, p, paymentid).await {
+                Ok(Some(t)) => {
+                    captured = Some((paymentid, t));
+                    break;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(RefundError::Refused(format!(
+                        "the SNGB captured transaction is unknown: {e}"
+                    )));
+                }
             }
-            Err(e) => {
-                return Err(RefundError::Refused(format!("the SNGB captured transaction is unknown: {e}")));
-            }
+        }
+        let Some((paymentid, tranid)) = captured else {
+            return Err(RefundError::Refused("SNGB shows no captured transaction to refund".into()));
         };
         let amt = crate::money::format(r.amount);
         let udf5 = tran_sign(&c.terminal_id, &amt, &p.id, &c.secret);
