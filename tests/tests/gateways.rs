@@ -113,6 +113,20 @@ async fn start(
     (srv, peer)
 }
 
+/// A manager's discount of zoo session `id` to `amount` (PATCH, with a reason): 200.
+async fn discount(srv: &TestServer, id: &str, amount: &str) {
+    let body = json!({"amount": {"value": amount, "currency": "RUB"}, "amount_reason": "discount"});
+    let res = srv
+        .http
+        .patch(srv.url(&format!("/v1/payments/{id}")))
+        .bearer_auth(token("31", &["manager"]))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
 async fn post_form(url: &str, fields: &[(String, String)]) -> (u16, String) {
     let res = reqwest::Client::new().post(url).form(fields).send().await.unwrap();
     (res.status().as_u16(), res.text().await.unwrap())
@@ -695,17 +709,7 @@ async fn mandarin_a_transaction_paid_from_before_a_discount_is_reversed() {
         .nth(1)
         .unwrap()
         .to_owned();
-    let discount =
-        json!({"amount": {"value": "1500.00", "currency": "RUB"}, "amount_reason": "group discount"});
-    let res = srv
-        .http
-        .patch(srv.url(&format!("/v1/payments/{id}")))
-        .bearer_auth(token("31", &["manager"]))
-        .json(&discount)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    discount(&srv, &id, "1500.00").await;
     let second = shared::payments::get(&srv.app, &id).await.unwrap().gateway_ref.unwrap();
     assert_ne!(second, first);
     assert_eq!(post_to(format!("{}/test/settle/{first}/success", peer.me)).await, (200, "OK".to_owned()));
@@ -1205,18 +1209,7 @@ async fn sngb_a_page_paid_from_before_a_discount_is_recorded_and_returned() {
     assert_eq!(s, 201, "{created}");
     let id = created["data"]["payment_id"].as_str().unwrap().to_owned();
     let first = sn_pid(created["data"]["confirmation_url"].as_str().unwrap());
-    let manager = token("31", &["manager"]);
-    let discount =
-        json!({"amount": {"value": "1500.00", "currency": "RUB"}, "amount_reason": "group discount"});
-    let res = srv
-        .http
-        .patch(srv.url(&format!("/v1/payments/{id}")))
-        .bearer_auth(&manager)
-        .json(&discount)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    discount(&srv, &id, "1500.00").await;
     let second = shared::payments::get(&srv.app, &id).await.unwrap();
     assert_eq!(second.amount, dec("1500.00"));
     assert_ne!(second.gateway_ref.as_deref(), Some(first.as_str()), "a new page");
@@ -1244,16 +1237,7 @@ async fn sngb_a_page_paid_from_before_a_discount_is_recorded_and_returned() {
     assert_eq!(s, 201, "{other}");
     let other_id = other["data"]["payment_id"].as_str().unwrap().to_owned();
     let other_first = sn_pid(other["data"]["confirmation_url"].as_str().unwrap());
-    let discount = json!({"amount": {"value": "900.00", "currency": "RUB"}, "amount_reason": "member"});
-    let res = srv
-        .http
-        .patch(srv.url(&format!("/v1/payments/{other_id}")))
-        .bearer_auth(&manager)
-        .json(&discount)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    discount(&srv, &other_id, "900.00").await;
     sn_capture(&peer, &other_first, None);
     srv.app.clock.advance(chrono::Duration::minutes(16));
     run(&srv.app, Job::Payments).await.unwrap();

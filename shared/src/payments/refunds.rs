@@ -458,27 +458,13 @@ pub async fn reported(
         complete(app, &p.id, &r.id, gateway_ref).await?;
         return Ok(());
     }
-    // A refund completed without the gateway's reference (answered without one, or marked
-    // done by hand) is the one a notice of the same amount reports: it takes the reference,
-    // so that it answers one notice only, and nothing is counted twice. Another notice of the
-    // same amount, with another reference, is then a refund of its own.
-    let unreferenced = refunds.iter().find(|r| {
-        r.state == RefundState::Completed
-            && r.gateway_ref.is_none()
-            && amount.is_some_and(|a| crate::money::round(a) == r.amount)
-    });
-    if let (Some(r), Some(gref)) = (unreferenced, &gateway_ref) {
-        let mut nr = r.next(app, RefundState::Completed);
-        nr.gateway_ref = Some(gref.clone());
-        return match app.store.transact(vec![nr.write()?]).await {
-            Ok(()) => {
-                tracing::info!(payment = %p.id, refund = %r.id, reference = %gref, "a refund completed before took the gateway's reference");
-                Ok(())
-            }
+    if let Some(gref) = &gateway_ref {
+        match stamp_unreferenced(app, p, &refunds, amount, gref).await? {
+            Stamp::Taken => return Ok(()),
             // Another notice took it meanwhile: this one is read again against the records.
-            Err(StoreError::Conflict { .. }) => Box::pin(reported(app, p, amount, gateway_ref)).await,
-            Err(e) => Err(e.into()),
-        };
+            Stamp::Raced => return Box::pin(reported(app, p, amount, gateway_ref)).await,
+            Stamp::NoneLeft => {}
+        }
     }
     let gref = gateway_ref
         .ok_or_else(|| ApiError::bad_request("tranid", "a refund notification must name its transaction"))?;
@@ -513,6 +499,45 @@ pub async fn reported(
         tracing::info!(payment = %p.id, refund = %r.id, amount = %r.amount, "refund reported by the gateway recorded");
     }
     Ok(())
+}
+
+/// What became of a reported refund's search for a refund completed without a reference.
+enum Stamp {
+    /// One took the reference: the notice is that refund's.
+    Taken,
+    /// One was written by someone else meanwhile.
+    Raced,
+    /// None of that amount is left without a reference.
+    NoneLeft,
+}
+
+/// A refund completed without the gateway's reference (answered without one, or marked done
+/// by hand) is the one a notice of the same amount reports: it takes the reference, so that it
+/// answers one notice only, and nothing is counted twice. Another notice of the same amount,
+/// with another reference, is then a refund of its own.
+async fn stamp_unreferenced(
+    app: &App,
+    p: &Payment,
+    refunds: &[Refund],
+    amount: Option<Decimal>,
+    gref: &str,
+) -> ApiResult<Stamp> {
+    let unreferenced = refunds.iter().find(|r| {
+        r.state == RefundState::Completed
+            && r.gateway_ref.is_none()
+            && amount.is_some_and(|a| crate::money::round(a) == r.amount)
+    });
+    let Some(r) = unreferenced else { return Ok(Stamp::NoneLeft) };
+    let mut nr = r.next(app, RefundState::Completed);
+    nr.gateway_ref = Some(gref.to_owned());
+    match app.store.transact(vec![nr.write()?]).await {
+        Ok(()) => {
+            tracing::info!(payment = %p.id, refund = %r.id, reference = %gref, "a refund completed before took the gateway's reference");
+            Ok(Stamp::Taken)
+        }
+        Err(StoreError::Conflict { .. }) => Ok(Stamp::Raced),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The reconciliation job's pass over open refunds older than a minute: queued ones are
