@@ -870,6 +870,25 @@ async fn mandarin(store: Arc<dyn Store>) {
     let deal = created["order"]["id"].as_i64().unwrap();
     let info = format!("/api/v1/orders/{deal}/payment_info?return=https%3A%2F%2Fshop.example%2Fback");
     let (_, info) = srv.get(&info, Some(&consumer)).await;
+    // A callback signed with Mandarin's secret speaks only for Mandarin's payments: one naming
+    // the deal's payment through the other gateway (its `gateway_url`) settles nothing.
+    let other =
+        shared::payments::get(&srv.app, info["gateway_url"].as_str().unwrap().rsplit('/').next().unwrap())
+            .await
+            .unwrap();
+    assert_ne!(other.gateway, GatewayKind::Mandarin);
+    let mut fields = pairs(&[
+        ("transaction", "elsewhere"),
+        ("status", "success"),
+        ("action", "pay"),
+        ("merchantId", MD_MERCHANT),
+        ("price", &money(other.amount)),
+        ("orderId", &other.id),
+    ]);
+    let sign = mandarin_sign(&fields);
+    fields.push(("sign".into(), sign));
+    assert_eq!(post_form(&srv.url("/api/v1/gateways/mandarin/callback"), &fields).await.0, 403);
+    assert_eq!(shared::payments::get(&srv.app, &other.id).await.unwrap().status, other.status);
     let link = info["mandarin_url"].as_str().expect("a Mandarin link for a consumer with an email");
     let deal_tx = link.split("transaction=").nth(1).unwrap().to_owned();
     assert_eq!(peer.get(&deal_tx).unwrap()["price"], info["consumer_pay"]["mandarin"].to_string().as_str());

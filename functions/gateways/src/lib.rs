@@ -50,7 +50,7 @@ async fn callback(app: &App, kind: GatewayKind, f: &Fields) -> ApiResult<(Callba
             ApiError::Gateway(m) => ApiError::NotFound(format!("gateway ({m})")),
             other => other,
         })?;
-    let settled = payments::apply_callback(app, &event).await?;
+    let settled = payments::apply_callback(app, kind, &event).await?;
     Ok((event, settled))
 }
 
@@ -88,7 +88,8 @@ async fn sandbox_callback(State(app): State<App>, uri: Uri, RawBody(body): RawBo
     // The bank's record decides (a second press cannot change the first).
     let record = sandbox::record(&app, &event.payment_id, outcome, amount).await?;
     let remote = sandbox::remote(&record);
-    let settled = payments::apply_callback(&app, &CallbackEvent { remote, ..event }).await?;
+    let settled =
+        payments::apply_callback(&app, GatewayKind::Sandbox, &CallbackEvent { remote, ..event }).await?;
     let p = match settled {
         Some(s) => s.payment().clone(),
         None => payments::get(&app, &f["payment_id"]).await?,

@@ -10,9 +10,9 @@ use serde_json::json;
 use super::gateway::{CallbackEvent, Remote};
 use super::owner::Settlement;
 use super::refunds;
-use super::{Anomaly, AnomalyKind, Payment, Status, gateways, get, notices, shard, ts};
+use super::{Anomaly, AnomalyKind, GatewayKind, Payment, Status, gateways, get, notices, shard, ts};
 use crate::App;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::retry::{Step, again_on_conflict, optimistic};
 use crate::store::{Cond, Item, WriteOp};
 
@@ -277,8 +277,17 @@ async fn dispatch(app: &App, p: &Payment) -> ApiResult<()> {
 
 /// Handles a verified gateway callback: settles the payment, or records a refund the gateway
 /// reports. Unknown payments are 404.
-pub async fn apply_callback(app: &App, event: &CallbackEvent) -> ApiResult<Option<Settled>> {
+pub async fn apply_callback(
+    app: &App,
+    from: GatewayKind,
+    event: &CallbackEvent,
+) -> ApiResult<Option<Settled>> {
     let p = get(app, &event.payment_id).await?;
+    // A gateway speaks only for its own payments: a callback verified with one gateway's
+    // secret never settles or refunds a payment made through another.
+    if p.gateway != from {
+        return Err(ApiError::Forbidden("the callback is for a payment of another gateway".into()));
+    }
     match &event.remote {
         Remote::Refunded { amount, gateway_ref } => {
             refunds::reported(app, &p, *amount, gateway_ref.clone()).await?;
