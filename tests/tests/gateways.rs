@@ -585,6 +585,19 @@ fn mandarin_sign(fields: &[(String, String)]) -> String {
     sha256(&format!("{}-{MD_SECRET}", values.join("-")))
 }
 
+/// `fields` with their Mandarin `sign`, as Mandarin posts a callback.
+fn mandarin_signed(mut fields: Vec<(String, String)>) -> Vec<(String, String)> {
+    let sign = mandarin_sign(&fields);
+    fields.push(("sign".into(), sign));
+    fields
+}
+
+/// A payment's refunds: (amount, state) each.
+async fn refund_states(srv: &TestServer, id: &str) -> Vec<(Decimal, shared::payments::refunds::RefundState)> {
+    let refunds = shared::payments::refunds::of_payment(&srv.app, id).await.unwrap();
+    refunds.iter().map(|r| (r.amount, r.state)).collect()
+}
+
 fn mandarin_peer() -> Router<Peer> {
     fn authorized(h: &HeaderMap) -> bool {
         let Some(auth) = h.get("X-Auth").and_then(|v| v.to_str().ok()) else { return false };
@@ -651,7 +664,7 @@ fn mandarin_peer() -> Router<Peer> {
         if uri.query() == Some("notify=0") {
             return (StatusCode::OK, String::new());
         }
-        let mut fields = pairs(&[
+        let fields = mandarin_signed(pairs(&[
             ("transaction", &tx),
             ("status", &outcome),
             ("action", "pay"),
@@ -659,9 +672,7 @@ fn mandarin_peer() -> Router<Peer> {
             ("price", r["price"].as_str().unwrap()),
             ("orderId", r["orderId"].as_str().unwrap()),
             ("customer_email", r["email"].as_str().unwrap()),
-        ]);
-        let sign = mandarin_sign(&fields);
-        fields.push(("sign".into(), sign));
+        ]));
         let (s, body) = post_form(&format!("{}/api/v1/gateways/mandarin/callback", p.ours()), &fields).await;
         (StatusCode::from_u16(s).unwrap(), body)
     }
@@ -715,9 +726,8 @@ async fn mandarin_a_transaction_paid_from_before_a_discount_is_reversed() {
     assert_eq!(post_to(format!("{}/test/settle/{first}/success", peer.me)).await, (200, "OK".to_owned()));
     let p = shared::payments::get(&srv.app, &id).await.unwrap();
     assert!(p.anomaly.is_some(), "a wrong sum: {p:?}");
-    let refunds = shared::payments::refunds::of_payment(&srv.app, &id).await.unwrap();
     assert_eq!(
-        refunds.iter().map(|r| (r.amount, r.state)).collect::<Vec<_>>(),
+        refund_states(&srv, &id).await,
         [(dec("2000.00"), shared::payments::refunds::RefundState::Completed)]
     );
     assert_eq!(peer.get(&first).unwrap()["refunded"], "2000.00");
@@ -739,16 +749,14 @@ async fn a_reported_refund_does_not_revive_a_cancelled_order() {
     assert!(taken_seats(&srv, "mr").await.is_empty());
 
     let payment = payment_of(&srv, &order).await;
-    let mut fields = pairs(&[
+    let fields = mandarin_signed(pairs(&[
         ("transaction", "reversal-1"),
         ("status", "success"),
         ("action", "reversal"),
         ("merchantId", MD_MERCHANT),
         ("price", "100.00"),
         ("orderId", &payment),
-    ]);
-    let sign = mandarin_sign(&fields);
-    fields.push(("sign".into(), sign));
+    ]));
     let cb = srv.url("/api/v1/gateways/mandarin/callback");
     for _ in 0..2 {
         assert_eq!(post_form(&cb, &fields).await, (200, "OK".to_owned()));
@@ -877,16 +885,14 @@ async fn mandarin(store: Arc<dyn Store>) {
             .await
             .unwrap();
     assert_ne!(other.gateway, GatewayKind::Mandarin);
-    let mut fields = pairs(&[
+    let fields = mandarin_signed(pairs(&[
         ("transaction", "elsewhere"),
         ("status", "success"),
         ("action", "pay"),
         ("merchantId", MD_MERCHANT),
         ("price", &money(other.amount)),
         ("orderId", &other.id),
-    ]);
-    let sign = mandarin_sign(&fields);
-    fields.push(("sign".into(), sign));
+    ]));
     assert_eq!(post_form(&srv.url("/api/v1/gateways/mandarin/callback"), &fields).await.0, 403);
     assert_eq!(shared::payments::get(&srv.app, &other.id).await.unwrap().status, other.status);
     let link = info["mandarin_url"].as_str().expect("a Mandarin link for a consumer with an email");
@@ -1240,9 +1246,8 @@ async fn sngb_a_page_paid_from_before_a_discount_is_recorded_and_returned() {
     }
     let p = shared::payments::get(&srv.app, &id).await.unwrap();
     assert!(p.anomaly.is_some(), "recorded as a wrong sum: {p:?}");
-    let refunds = shared::payments::refunds::of_payment(&srv.app, &id).await.unwrap();
     assert_eq!(
-        refunds.iter().map(|r| (r.amount, r.state)).collect::<Vec<_>>(),
+        refund_states(&srv, &id).await,
         [(dec("2000.00"), shared::payments::refunds::RefundState::Completed)],
         "returned through the page it was paid on, once"
     );
@@ -1262,9 +1267,8 @@ async fn sngb_a_page_paid_from_before_a_discount_is_recorded_and_returned() {
     run(&srv.app, Job::Payments).await.unwrap();
     let p = shared::payments::get(&srv.app, &other_id).await.unwrap();
     assert!(p.anomaly.is_some(), "recorded as a wrong sum: {p:?}");
-    let refunds = shared::payments::refunds::of_payment(&srv.app, &other_id).await.unwrap();
     assert_eq!(
-        refunds.iter().map(|r| (r.amount, r.state)).collect::<Vec<_>>(),
+        refund_states(&srv, &other_id).await,
         [(dec("1000.00"), shared::payments::refunds::RefundState::Completed)]
     );
     assert_eq!(peer.get(&other_first).unwrap()["refunded"], "1000.00");

@@ -197,6 +197,17 @@ pub fn refund_status_err(what: &str, status: reqwest::StatusCode, body: &str) ->
     }
 }
 
+/// A refund request's answer body, once its status says the gateway took the request (see
+/// [`refund_status_err`]); a body that cannot be read leaves the refund unknown.
+pub async fn refund_answer(what: &str, res: reqwest::Response) -> Result<String, RefundError> {
+    let status = res.status();
+    let text = res.text().await.map_err(|e| RefundError::Unknown(format!("{what}: {e}")))?;
+    match refund_status_err(what, status, &text) {
+        Some(e) => Err(e),
+        None => Ok(text),
+    }
+}
+
 /// A callback for a gateway this deployment has not configured: nobody it deals with can
 /// have sent it, and nothing upstream failed, so it is 404, not a 502.
 pub fn not_enabled(_: ApiError) -> ApiError {

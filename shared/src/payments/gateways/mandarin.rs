@@ -32,7 +32,7 @@ use crate::App;
 use crate::error::{ApiError, ApiResult};
 use crate::payments::gateway::{
     CallbackEvent, Fields, Gateway, Redirect, RefundError, RefundRemote, Remote, amount_field, field,
-    gateway_err, http, refund_status_err, refund_transport_err, same_signature,
+    gateway_err, http, refund_answer, refund_transport_err, same_signature,
 };
 use crate::payments::refunds::Refund;
 use crate::payments::{GatewayKind, Payment};
@@ -140,11 +140,7 @@ impl Mandarin {
             .send()
             .await
             .map_err(|e| refund_transport_err(what, e))?;
-        let status = res.status();
-        let text = res.text().await.map_err(|e| RefundError::Unknown(format!("{what}: {e}")))?;
-        if let Some(e) = refund_status_err(what, status, &text) {
-            return Err(e);
-        }
+        let text = refund_answer(what, res).await?;
         let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         Ok(body["id"].as_str().map(str::to_owned))
     }
