@@ -113,3 +113,33 @@ async fn zoo_session_create_round_trips() {
         .await;
     assert_eq!(ledgers.expect("the user's ledger").len(), 1, "the session is counted in its user's ledger");
 }
+
+/// An email's delivery: its claim taken by one conditional write (no read first), the send,
+/// the claim marked sent. A repeat of it: the claim refused, then read, no send.
+#[tokio::test]
+async fn an_email_delivery_round_trips() {
+    let counting = Arc::new(CountingStore::counting(memory_store()));
+    let counts = counting.counts.clone();
+    let mailer = Arc::new(notifier::MemoryMailer::default());
+    let deps = notifier::Deps::new(counting, mailer.clone());
+    let hundred = shared::mail::Rub(rust_decimal::Decimal::new(10000, 2));
+    let mail = shared::mail::RefundMail {
+        subject: "Заказ №8".into(),
+        customer_name: None,
+        amount: hundred,
+        reason: String::new(),
+        refunded: hundred,
+        total: hundred,
+    };
+    let n =
+        shared::mail::Notification::new("depth-1", "buyer@example.com", shared::mail::Message::Refund(mail));
+    counts.reset();
+    assert_eq!(notifier::process(&deps, &n).await, Ok(notifier::Outcome::Sent));
+    let reads = counts.reads.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!((reads, counts.total(), counts.depth()), (0, 2, 2), "the claim, then sent");
+    counts.reset();
+    assert_eq!(notifier::process(&deps, &n).await, Ok(notifier::Outcome::Duplicate));
+    let reads = counts.reads.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!((reads, counts.total(), counts.depth()), (1, 2, 2), "the claim refused, then read");
+    assert_eq!(mailer.sent().len(), 1);
+}

@@ -195,22 +195,25 @@ pub async fn process(deps: &Deps, n: &Notification) -> Result<Outcome, Failure> 
     let email = deps.renderer.render(n).map_err(|e| Failure::Poison(e.to_string()))?;
     let (pk, sk) = claim_key(&n.id);
     let unavailable = |e: StoreError| Failure::Retry(format!("store: {e}"));
-    if let Some(existing) = deps.store.get(&pk, &sk).await.map_err(unavailable)? {
-        return match existing.data.get("state").and_then(|s| s.as_str()) {
-            Some("sent") => Ok(Outcome::Duplicate),
-            _ => Err(Failure::Retry(format!("{} is being sent or its outcome is unknown", n.id))),
-        };
-    }
     let now = deps.clock.now();
     let claim = |state: &str| {
         let data = json!({ "state": state, "template": n.template(), "to": n.to, "at": now.to_rfc3339() });
         Item::from_value(&pk, &sk, &data).map(|i| i.with_ttl(Some(now.timestamp() + CLAIM_TTL_SECS)))
     };
+    // The claim first, without reading it: a delivery of a new notification (nearly every one)
+    // takes one conditional write before its send. Only a claim already there is read, to
+    // tell a repeat of a sent email from one still being sent by another delivery.
     let claimed = claim("sending").map_err(unavailable)?;
     match deps.store.put(claimed, Cond::NotExists).await {
         Ok(()) => {}
         Err(StoreError::Conflict { .. }) => {
-            return Err(Failure::Retry(format!("{} claimed by a concurrent delivery", n.id)));
+            let existing = deps.store.get(&pk, &sk).await.map_err(unavailable)?;
+            return match existing.as_ref().and_then(|e| e.data.get("state")).and_then(|s| s.as_str()) {
+                Some("sent") => Ok(Outcome::Duplicate),
+                Some(_) => Err(Failure::Retry(format!("{} is being sent or its outcome is unknown", n.id))),
+                // Released between the two calls (a send refused): the next delivery sends it.
+                None => Err(Failure::Retry(format!("{} was released by a concurrent delivery", n.id))),
+            };
         }
         Err(e) => return Err(unavailable(e)),
     }
