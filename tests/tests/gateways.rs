@@ -127,6 +127,15 @@ async fn discount(srv: &TestServer, id: &str, amount: &str) {
     assert_eq!(res.status(), 200);
 }
 
+/// A zoo session of two tickets at 10:00 opened with `tok`: its payment id and the gateway page
+/// its answer sends the buyer to.
+async fn open_session(srv: &TestServer, tok: &str) -> (String, String) {
+    let (s, created) = srv.post("/v1/payments/sessions", Some(tok), &session_body(2, "10:00")).await;
+    assert_eq!(s, 201, "{created}");
+    let field = |name: &str| created["data"][name].as_str().unwrap().to_owned();
+    (field("payment_id"), field("confirmation_url"))
+}
+
 async fn post_form(url: &str, fields: &[(String, String)]) -> (u16, String) {
     let res = reqwest::Client::new().post(url).form(fields).send().await.unwrap();
     (res.status().as_u16(), res.text().await.unwrap())
@@ -710,16 +719,8 @@ async fn dynamo_mandarin() {
 async fn mandarin_a_transaction_paid_from_before_a_discount_is_reversed() {
     let (srv, peer) = start(mandarin_peer(), api_tests::memory_store(), mandarin_config).await;
     let tok = token("21", &[]);
-    let (s, created) = srv.post("/v1/payments/sessions", Some(&tok), &session_body(2, "10:00")).await;
-    assert_eq!(s, 201, "{created}");
-    let id = created["data"]["payment_id"].as_str().unwrap().to_owned();
-    let first = created["data"]["confirmation_url"]
-        .as_str()
-        .unwrap()
-        .split("transaction=")
-        .nth(1)
-        .unwrap()
-        .to_owned();
+    let (id, url) = open_session(&srv, &tok).await;
+    let first = url.split("transaction=").nth(1).unwrap().to_owned();
     discount(&srv, &id, "1500.00").await;
     let second = shared::payments::get(&srv.app, &id).await.unwrap().gateway_ref.unwrap();
     assert_ne!(second, first);
@@ -785,25 +786,19 @@ async fn mandarin_settlement_round_trips() {
     };
     let (srv, peer) = start(mandarin_peer(), counting, config).await;
     let tok = token("21", &[]);
-    let (s, created) = srv.post("/v1/payments/sessions", Some(&tok), &session_body(2, "10:00")).await;
-    assert_eq!(s, 201, "{created}");
-    let url = created["data"]["confirmation_url"].as_str().unwrap();
+    let (id, url) = open_session(&srv, &tok).await;
     let tx = url.split("transaction=").nth(1).expect("the peer's userWebLink").to_owned();
     counts.reset();
     assert_eq!(post_to(format!("{}/test/settle/{tx}/success", peer.me)).await, (200, "OK".to_owned()));
     println!("mandarin settlement: {} round trips, {} one after another", counts.total(), counts.depth());
     assert_eq!((counts.total(), counts.depth()), (3, 3));
-    let id = created["data"]["payment_id"].as_str().unwrap();
-    assert_eq!(status_of(&srv, &tok, id).await["status"], "succeeded");
+    assert_eq!(status_of(&srv, &tok, &id).await["status"], "succeeded");
 }
 
 async fn mandarin(store: Arc<dyn Store>) {
     let (srv, peer) = start(mandarin_peer(), store, mandarin_config).await;
     let tok = token("21", &[]);
-    let (s, created) = srv.post("/v1/payments/sessions", Some(&tok), &session_body(2, "10:00")).await;
-    assert_eq!(s, 201, "{created}");
-    let id = created["data"]["payment_id"].as_str().unwrap().to_owned();
-    let url = created["data"]["confirmation_url"].as_str().unwrap();
+    let (id, url) = open_session(&srv, &tok).await;
     let tx = url.split("transaction=").nth(1).expect("the peer's userWebLink").to_owned();
     assert_eq!(peer.get(&tx).unwrap()["orderId"], id.as_str());
     assert_eq!(peer.get(&tx).unwrap()["price"], "2000.00");
@@ -1230,10 +1225,8 @@ async fn a_refund_completed_without_its_reference_is_not_counted_twice() {
 async fn sngb_a_page_paid_from_before_a_discount_is_recorded_and_returned() {
     let (srv, peer) = start(sngb_peer(), api_tests::memory_store(), sngb_config).await;
     let tok = token("21", &[]);
-    let (s, created) = srv.post("/v1/payments/sessions", Some(&tok), &session_body(2, "10:00")).await;
-    assert_eq!(s, 201, "{created}");
-    let id = created["data"]["payment_id"].as_str().unwrap().to_owned();
-    let first = sn_pid(created["data"]["confirmation_url"].as_str().unwrap());
+    let (id, url) = open_session(&srv, &tok).await;
+    let first = sn_pid(&url);
     discount(&srv, &id, "1500.00").await;
     let second = shared::payments::get(&srv.app, &id).await.unwrap();
     assert_eq!(second.amount, dec("1500.00"));
@@ -1281,12 +1274,9 @@ fn sn_pid(url: &str) -> String {
 async fn sngb(store: Arc<dyn Store>) {
     let (srv, peer) = start(sngb_peer(), store, sngb_config).await;
     let tok = token("21", &[]);
-    let (s, created) = srv.post("/v1/payments/sessions", Some(&tok), &session_body(2, "10:00")).await;
-    assert_eq!(s, 201, "{created}");
-    let id = created["data"]["payment_id"].as_str().unwrap().to_owned();
-    let url = created["data"]["confirmation_url"].as_str().unwrap();
+    let (id, url) = open_session(&srv, &tok).await;
     assert!(url.starts_with(&format!("{}/ECommerce/hppaction?formAction=", peer.me)), "{url}");
-    let pid = sn_pid(url);
+    let pid = sn_pid(&url);
     let r = peer.get(&pid).unwrap();
     assert_eq!((r["trackid"].as_str(), r["amt"].as_str()), (Some(id.as_str()), Some("2000.00")));
     let udf5 = sn_init_sign(SN_TERMINAL, "2000.00", &id, "1", SN_SECRET);

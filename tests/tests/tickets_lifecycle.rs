@@ -35,6 +35,18 @@ async fn choose(buyer: &Buyer, pr: &str, order_type: &str) {
     assert_eq!(status, 200, "{body}");
 }
 
+/// A new anonymous buyer holds `seat` of `event` and checks it out for cash: the checkout's
+/// answer (the order).
+async fn bought(srv: &TestServer, event: &str, seat: &str) -> serde_json::Value {
+    let mut buyer = Buyer::anonymous(srv);
+    let pr = buyer.init(event).await;
+    assert_eq!(buyer.hold(&pr, seat).await.0, 200);
+    choose(&buyer, &pr, "self_cash").await;
+    let (status, body) = buyer.post(&format!("/api/v1/reservations/{pr}/checkout"), &json!({})).await;
+    assert_eq!(status, 201, "{body}");
+    body
+}
+
 async fn expiry(store: Arc<dyn Store>) {
     let srv = server(store, 120).await;
     create_event(&srv, "exp").await;
@@ -43,12 +55,7 @@ async fn expiry(store: Arc<dyn Store>) {
     assert_eq!(first.hold(&pr1, "s-1-1").await.0, 200);
     assert_eq!(first.hold(&pr1, "s-1-2").await.0, 200);
     // A sold seat: checked out before anything expires.
-    let mut payer = Buyer::anonymous(&srv);
-    let pr3 = payer.init("exp").await;
-    assert_eq!(payer.hold(&pr3, "s-2-1").await.0, 200);
-    choose(&payer, &pr3, "self_cash").await;
-    let (status, body) = payer.post(&format!("/api/v1/reservations/{pr3}/checkout"), &json!({})).await;
-    assert_eq!(status, 201, "{body}");
+    bought(&srv, "exp", "s-2-1").await;
 
     srv.app.clock.advance(minutes(1));
     assert_eq!(taken_seats(&srv, "exp").await.len(), 3, "not yet");
@@ -345,12 +352,7 @@ async fn a_late_sweep_never_frees_a_seat_sold_since() {
     hooked.reached.notified().await;
     // Meanwhile another run deletes it, and a third buyer holds the seat and buys it.
     assert_eq!(holds::sweep(&srv.app).await.unwrap(), (1, 1));
-    let mut third = Buyer::anonymous(&srv);
-    let pr3 = third.init("aba").await;
-    assert_eq!(third.hold(&pr3, "s-1-1").await.0, 200);
-    choose(&third, &pr3, "self_cash").await;
-    let (status, body) = third.post(&format!("/api/v1/reservations/{pr3}/checkout"), &json!({})).await;
-    assert_eq!(status, 201, "{body}");
+    let body = bought(&srv, "aba", "s-1-1").await;
     let order = body["order"]["id"].as_str().unwrap().to_owned();
 
     hooked.go.notify_one();
